@@ -1,0 +1,122 @@
+/* kernels/backend.h — the op table that every backend fills: the only seam between host/ and a
+ * device. Every pointer handed to an op is a device pointer from alloc(); host code never
+ * dereferences one and moves bytes only through upload/download.
+ * Conventions: float32, NCHW activations, OIHW conv weights, [out,in] linear weights (PyTorch's).
+ * Every backward op ACCUMULATES (+=) into its gradient outputs, so a tensor read by several nodes
+ * gets the sum of their gradients; the caller zeroes gradients before a backward walk. */
+#ifndef DG_BACKEND_H
+#define DG_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dg_conv_desc {
+    int n, c, h, w;   /* input */
+    int k, r, s;      /* k filters of c×r×s */
+    int stride, pad;  /* the same in both spatial dimensions */
+    int oh, ow;       /* output size, set by dg_conv_desc_init */
+} dg_conv_desc;
+
+typedef struct dg_pool_desc {
+    int n, c, h, w;
+    int k, stride, pad; /* square window */
+    int oh, ow;         /* set by dg_pool_desc_init (floor mode, as PyTorch's default) */
+} dg_pool_desc;
+
+/* Fill oh/ow; return 0, or -1 when the geometry is impossible (output smaller than 1). */
+static inline int dg_conv_desc_init(dg_conv_desc *d) {
+    if (d->stride < 1 || d->pad < 0 || d->r < 1 || d->s < 1) return -1;
+    d->oh = (d->h + 2 * d->pad - d->r) / d->stride + 1;
+    d->ow = (d->w + 2 * d->pad - d->s) / d->stride + 1;
+    return (d->h + 2 * d->pad < d->r || d->w + 2 * d->pad < d->s) ? -1 : 0;
+}
+static inline int dg_pool_desc_init(dg_pool_desc *d) {
+    if (d->stride < 1 || d->pad < 0 || d->k < 1 || 2 * d->pad > d->k) return -1;
+    d->oh = (d->h + 2 * d->pad - d->k) / d->stride + 1;
+    d->ow = (d->w + 2 * d->pad - d->k) / d->stride + 1;
+    return (d->h + 2 * d->pad < d->k || d->w + 2 * d->pad < d->k) ? -1 : 0;
+}
+
+typedef struct dg_backend {
+    const char *name;
+
+    /* memory: alloc returns zero-filled, 64-byte aligned device memory, NULL on failure */
+    void *(*alloc)(size_t bytes);
+    void (*free)(void *p);
+    void (*upload)(void *dst, const void *src_host, size_t bytes);
+    void (*download)(void *dst_host, const void *src, size_t bytes);
+    void (*copy)(void *dst, const void *src, size_t bytes);
+    void (*zero)(void *dst, size_t bytes);
+    void (*sync)(void);
+
+    /* convolution without bias (bias_fwd adds it). ws: conv_workspace_bytes(d) bytes. */
+    size_t (*conv_workspace_bytes)(const dg_conv_desc *d);
+    void (*conv_fwd)(const dg_conv_desc *d, const float *x, const float *w, float *y, void *ws);
+    void (*conv_bwd_data)(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws);
+    void (*conv_bwd_filter)(const dg_conv_desc *d, const float *x, const float *dy, float *dw, void *ws);
+
+    /* per-channel bias on [n, c, hw]: y += b;  db += Σ_{n,hw} dy */
+    void (*bias_fwd)(int n, int c, int hw, const float *b, float *y);
+    void (*bias_bwd)(int n, int c, int hw, const float *dy, float *db);
+
+    /* linear: y[n,out] = x[n,in]·w[out,in]ᵀ + b (b may be NULL);
+     * backward: dx += dy·w, dw += dyᵀ·x, db += Σ_n dy (dx, db may be NULL) */
+    void (*linear_fwd)(int n, int in, int out, const float *x, const float *w, const float *b, float *y);
+    void (*linear_bwd)(int n, int in, int out, const float *x, const float *w, const float *dy,
+                       float *dx, float *dw, float *db);
+
+    /* relu: y = max(x, 0); dx += dy·[y > 0] */
+    void (*relu_fwd)(size_t n, const float *x, float *y);
+    void (*relu_bwd)(size_t n, const float *y, const float *dy, float *dx);
+
+    /* max pool keeps the winner's flat input index (within its n,c plane) for backward;
+     * padding never wins. avg pool counts padding (PyTorch's count_include_pad=True). */
+    void (*maxpool_fwd)(const dg_pool_desc *d, const float *x, float *y, int32_t *argmax);
+    void (*maxpool_bwd)(const dg_pool_desc *d, const int32_t *argmax, const float *dy, float *dx);
+    void (*avgpool_fwd)(const dg_pool_desc *d, const float *x, float *y);
+    void (*avgpool_bwd)(const dg_pool_desc *d, const float *dy, float *dx);
+
+    /* batch norm over [n, c, hw]. Training: batch statistics (biased variance normalises,
+     * unbiased variance updates running_var, as PyTorch), running += momentum·(batch − running);
+     * saves mean and 1/sqrt(var+eps) for backward. Eval: running statistics. */
+    void (*bn_fwd_train)(int n, int c, int hw, const float *x, const float *gamma, const float *beta,
+                         float *running_mean, float *running_var, float momentum, float eps,
+                         float *y, float *save_mean, float *save_invstd);
+    void (*bn_fwd_eval)(int n, int c, int hw, const float *x, const float *gamma, const float *beta,
+                        const float *running_mean, const float *running_var, float eps, float *y);
+    void (*bn_bwd)(int n, int c, int hw, const float *x, const float *gamma, const float *save_mean,
+                   const float *save_invstd, const float *dy, float *dx, float *dgamma, float *dbeta);
+    /* eval-mode backward, running statistics held constant: dx += γ·dy/sqrt(running_var + eps);
+     * dgamma += Σ dy·x̂ and dbeta += Σ dy unless NULL */
+    void (*bn_bwd_eval)(int n, int c, int hw, const float *x, const float *gamma, const float *running_mean,
+                        const float *running_var, float eps, const float *dy, float *dx, float *dgamma,
+                        float *dbeta);
+
+    /* inverted dropout: mask[i] = keep ? 1/(1−p) : 0 from dg_rng (seed, i); y = x·mask */
+    void (*dropout_fwd)(size_t n, float p, uint64_t seed, const float *x, float *y, float *mask);
+    void (*dropout_bwd)(size_t n, const float *mask, const float *dy, float *dx);
+
+    /* elementwise */
+    void (*add)(size_t n, const float *a, const float *b, float *y); /* y = a + b */
+    void (*axpy)(size_t n, float alpha, const float *x, float *y);   /* y += alpha·x */
+
+    /* fused softmax cross-entropy over [n, k] logits and int32 labels:
+     * probs = softmax(logits); loss[i] = −log probs[i, label_i];
+     * dlogits = grad_scale·(probs − onehot) (written, not accumulated; may be NULL) */
+    void (*softmax_xent)(int n, int k, const float *logits, const int32_t *labels, float *probs,
+                         float *loss, float *dlogits, float grad_scale);
+
+    /* optimizer updates, PyTorch's formulas (torch.optim.SGD / Adam with L2 weight_decay):
+     * SGD: g' = g + wd·w; buf = momentum·buf + g' (buf = g' when first); step = nesterov ? g' + momentum·buf : buf; w −= lr·step
+     * Adam (step t ≥ 1): g' = g + wd·w; m = β1 m + (1−β1) g'; v = β2 v + (1−β2) g'²;
+     *                    w −= lr · (m / (1−β1ᵗ)) / (sqrt(v / (1−β2ᵗ)) + eps) */
+    void (*sgd_step)(size_t n, float *w, const float *g, float *buf, float lr, float momentum,
+                     float weight_decay, int nesterov, int first);
+    void (*adam_step)(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1,
+                      float beta2, float eps, float weight_decay, int t);
+} dg_backend;
+
+/* Backends compiled into this binary. dg_backend_cpu() always exists. */
+const dg_backend *dg_backend_cpu(void);
+
+#endif

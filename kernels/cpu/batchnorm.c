@@ -1,0 +1,121 @@
+/* kernels/cpu/batchnorm.c — CPU batch norm over [n, c, hw]: training forward (batch statistics,
+ * running-statistics update), eval forward, backward (+=). One channel per OpenMP iteration, each
+ * channel's sums taken in double in a fixed order, so results do not depend on the thread count. */
+#include <math.h>
+#include "cpu.h"
+#include "../math/batchnorm.h"
+
+/* x[i, ch, j] for the NCHW layout flattened to [n, c, hw] */
+#define DG_BN_PLANE(p, i, ch) ((p) + ((size_t)(i) * (size_t)c + (size_t)(ch)) * (size_t)hw)
+
+void dg_cpu_bn_fwd_train(int n, int c, int hw, const float *x, const float *gamma, const float *beta,
+                         float *running_mean, float *running_var, float momentum, float eps,
+                         float *y, float *save_mean, float *save_invstd) {
+    const double count = (double)n * (double)hw;
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        /* two passes (mean, then Σ(x − mean)²) in double: no cancellation for large means */
+        double sum = 0.0;
+        for (int i = 0; i < n; i++) {
+            const float *xp = DG_BN_PLANE(x, i, ch);
+            for (int j = 0; j < hw; j++) sum += xp[j];
+        }
+        const double mean = sum / count;
+        double ssd = 0.0;
+        for (int i = 0; i < n; i++) {
+            const float *xp = DG_BN_PLANE(x, i, ch);
+            for (int j = 0; j < hw; j++) {
+                double d = (double)xp[j] - mean;
+                ssd += d * d;
+            }
+        }
+        const double var = ssd / count; /* biased: what normalises */
+        const float mean_f = (float)mean;
+        const float invstd_f = (float)dg_bn_invstd(var, (double)eps);
+        save_mean[ch] = mean_f;
+        save_invstd[ch] = invstd_f;
+        running_mean[ch] = (float)dg_bn_running(running_mean[ch], mean, (double)momentum);
+        running_var[ch] = (float)dg_bn_running(running_var[ch], dg_bn_unbiased(var, count),
+                                               (double)momentum);
+
+        const float g = gamma[ch], b = beta[ch];
+        for (int i = 0; i < n; i++) {
+            const float *xp = DG_BN_PLANE(x, i, ch);
+            float *yp = DG_BN_PLANE(y, i, ch);
+            for (int j = 0; j < hw; j++) yp[j] = dg_bn_apply(xp[j], mean_f, invstd_f, g, b);
+        }
+    }
+}
+
+void dg_cpu_bn_fwd_eval(int n, int c, int hw, const float *x, const float *gamma, const float *beta,
+                        const float *running_mean, const float *running_var, float eps, float *y) {
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        const float mean = running_mean[ch];
+        const float invstd = (float)dg_bn_invstd((double)running_var[ch], (double)eps);
+        const float g = gamma[ch], b = beta[ch];
+        for (int i = 0; i < n; i++) {
+            const float *xp = DG_BN_PLANE(x, i, ch);
+            float *yp = DG_BN_PLANE(y, i, ch);
+            for (int j = 0; j < hw; j++) yp[j] = dg_bn_apply(xp[j], mean, invstd, g, b);
+        }
+    }
+}
+
+/* Uses the statistics saved by the training forward; x̂ is recomputed rather than stored. */
+void dg_cpu_bn_bwd(int n, int c, int hw, const float *x, const float *gamma, const float *save_mean,
+                   const float *save_invstd, const float *dy, float *dx, float *dgamma, float *dbeta) {
+    const double count = (double)n * (double)hw;
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        const float mean = save_mean[ch], invstd = save_invstd[ch];
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (int i = 0; i < n; i++) {
+            const float *xp = DG_BN_PLANE(x, i, ch);
+            const float *dyp = DG_BN_PLANE(dy, i, ch);
+            for (int j = 0; j < hw; j++) {
+                sum_dy += dyp[j];
+                sum_dy_xhat += (double)dyp[j] * (double)dg_bn_xhat(xp[j], mean, invstd);
+            }
+        }
+        dbeta[ch] += (float)sum_dy;
+        dgamma[ch] += (float)sum_dy_xhat;
+
+        const float gi = gamma[ch] * invstd;
+        const float mdy = (float)(sum_dy / count), mdyx = (float)(sum_dy_xhat / count);
+        for (int i = 0; i < n; i++) {
+            const float *xp = DG_BN_PLANE(x, i, ch);
+            const float *dyp = DG_BN_PLANE(dy, i, ch);
+            float *dxp = DG_BN_PLANE(dx, i, ch);
+            for (int j = 0; j < hw; j++)
+                dxp[j] += dg_bn_bwd_dx(dyp[j], dg_bn_xhat(xp[j], mean, invstd), gi, mdy, mdyx);
+        }
+    }
+}
+
+/* Eval-mode backward (running statistics are constants): dx += γ·invstd·dy; dγ += Σ dy·x̂ and
+ * dβ += Σ dy when asked (NULL skips them). Gradients to the input of a frozen net — C&W
+ * fingerprints, relevance checks — flow through here. */
+void dg_cpu_bn_bwd_eval(int n, int c, int hw, const float *x, const float *gamma, const float *running_mean,
+                        const float *running_var, float eps, const float *dy, float *dx, float *dgamma,
+                        float *dbeta) {
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        const float mean = running_mean[ch];
+        const float invstd = (float)dg_bn_invstd((double)running_var[ch], (double)eps);
+        const float gi = gamma[ch] * invstd;
+        double sum_dy = 0.0, sum_dy_xhat = 0.0;
+        for (int i = 0; i < n; i++) {
+            const float *xp = DG_BN_PLANE(x, i, ch);
+            const float *dyp = DG_BN_PLANE(dy, i, ch);
+            float *dxp = DG_BN_PLANE(dx, i, ch);
+            for (int j = 0; j < hw; j++) {
+                dxp[j] += gi * dyp[j];
+                sum_dy += dyp[j];
+                sum_dy_xhat += (double)dyp[j] * (double)dg_bn_xhat(xp[j], mean, invstd);
+            }
+        }
+        if (dbeta) dbeta[ch] += (float)sum_dy;
+        if (dgamma) dgamma[ch] += (float)sum_dy_xhat;
+    }
+}

@@ -1,0 +1,70 @@
+/* kernels/cpu/cpu.h — the CPU backend's functions, one group per file; backend_cpu.c puts them in
+ * the op table. Plain C loops with OpenMP, GEMMs through OpenBLAS. Knows nothing of nets or files. */
+#ifndef DG_CPU_H
+#define DG_CPU_H
+
+#include "../backend.h"
+
+/* Below this many elements (or taps) a loop runs on one thread: waking an OpenMP team costs more
+ * than it saves, and on busy cores it can cost far more. */
+#define DG_CPU_PAR_MIN 32768
+
+/* memory.c */
+void *dg_cpu_alloc(size_t bytes);
+void dg_cpu_free(void *p);
+void dg_cpu_upload(void *dst, const void *src_host, size_t bytes);
+void dg_cpu_download(void *dst_host, const void *src, size_t bytes);
+void dg_cpu_copy(void *dst, const void *src, size_t bytes);
+void dg_cpu_zero(void *dst, size_t bytes);
+void dg_cpu_sync(void);
+
+/* conv.c */
+size_t dg_cpu_conv_workspace_bytes(const dg_conv_desc *d);
+void dg_cpu_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, float *y, void *ws);
+void dg_cpu_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws);
+void dg_cpu_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw, void *ws);
+void dg_cpu_bias_fwd(int n, int c, int hw, const float *b, float *y);
+void dg_cpu_bias_bwd(int n, int c, int hw, const float *dy, float *db);
+
+/* linear.c */
+void dg_cpu_linear_fwd(int n, int in, int out, const float *x, const float *w, const float *b, float *y);
+void dg_cpu_linear_bwd(int n, int in, int out, const float *x, const float *w, const float *dy,
+                       float *dx, float *dw, float *db);
+
+/* pool.c */
+void dg_cpu_maxpool_fwd(const dg_pool_desc *d, const float *x, float *y, int32_t *argmax);
+void dg_cpu_maxpool_bwd(const dg_pool_desc *d, const int32_t *argmax, const float *dy, float *dx);
+void dg_cpu_avgpool_fwd(const dg_pool_desc *d, const float *x, float *y);
+void dg_cpu_avgpool_bwd(const dg_pool_desc *d, const float *dy, float *dx);
+
+/* elementwise.c */
+void dg_cpu_relu_fwd(size_t n, const float *x, float *y);
+void dg_cpu_relu_bwd(size_t n, const float *y, const float *dy, float *dx);
+void dg_cpu_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float *y, float *mask);
+void dg_cpu_dropout_bwd(size_t n, const float *mask, const float *dy, float *dx);
+void dg_cpu_add(size_t n, const float *a, const float *b, float *y);
+void dg_cpu_axpy(size_t n, float alpha, const float *x, float *y);
+
+/* batchnorm.c */
+void dg_cpu_bn_fwd_train(int n, int c, int hw, const float *x, const float *gamma, const float *beta,
+                         float *running_mean, float *running_var, float momentum, float eps,
+                         float *y, float *save_mean, float *save_invstd);
+void dg_cpu_bn_fwd_eval(int n, int c, int hw, const float *x, const float *gamma, const float *beta,
+                        const float *running_mean, const float *running_var, float eps, float *y);
+void dg_cpu_bn_bwd(int n, int c, int hw, const float *x, const float *gamma, const float *save_mean,
+                   const float *save_invstd, const float *dy, float *dx, float *dgamma, float *dbeta);
+void dg_cpu_bn_bwd_eval(int n, int c, int hw, const float *x, const float *gamma, const float *running_mean,
+                        const float *running_var, float eps, const float *dy, float *dx, float *dgamma,
+                        float *dbeta);
+
+/* loss.c */
+void dg_cpu_softmax_xent(int n, int k, const float *logits, const int32_t *labels, float *probs,
+                         float *loss, float *dlogits, float grad_scale);
+
+/* optim.c */
+void dg_cpu_sgd_step(size_t n, float *w, const float *g, float *buf, float lr, float momentum,
+                     float weight_decay, int nesterov, int first);
+void dg_cpu_adam_step(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1,
+                      float beta2, float eps, float weight_decay, int t);
+
+#endif

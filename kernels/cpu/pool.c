@@ -1,0 +1,104 @@
+/* kernels/cpu/pool.c — CPU max and average pooling (square windows, padding, floor mode), OpenMP
+ * over the n·c planes; each plane is owned by one thread, so backward's overlapping windows need
+ * no atomics. Touches only the buffers it is handed. */
+#include <math.h>
+#include "cpu.h"
+
+/* Below this many window taps a parallel region costs more than it saves. */
+static int pool_team(const dg_pool_desc *d) {
+    return (size_t)d->n * d->c * d->oh * d->ow * d->k * d->k >= DG_CPU_PAR_MIN;
+}
+
+/* The window of output (oy, ox) clipped to the input: rows [*y0, *y1), columns [*x0, *x1).
+ * pad ≤ k/2 (dg_pool_desc_init) keeps every clipped window non-empty. */
+static void window(const dg_pool_desc *d, int oy, int ox, int *y0, int *y1, int *x0, int *x1) {
+    int ys = oy * d->stride - d->pad, xs = ox * d->stride - d->pad;
+    int ye = ys + d->k, xe = xs + d->k;
+    *y0 = ys < 0 ? 0 : ys;
+    *x0 = xs < 0 ? 0 : xs;
+    *y1 = ye > d->h ? d->h : ye;
+    *x1 = xe > d->w ? d->w : xe;
+}
+
+/* As PyTorch: the first maximum in row-major window order wins, a NaN always takes over, and a
+ * window of −inf keeps its first input element (never a padding position). */
+void dg_cpu_maxpool_fwd(const dg_pool_desc *d, const float *x, float *y, int32_t *argmax) {
+    const size_t in = (size_t)d->h * d->w, out = (size_t)d->oh * d->ow;
+#pragma omp parallel for schedule(static) if (pool_team(d))
+    for (long pl = 0; pl < (long)d->n * d->c; pl++) {
+        const float *xp = x + (size_t)pl * in;
+        float *yp = y + (size_t)pl * out;
+        int32_t *ap = argmax + (size_t)pl * out;
+        for (int oy = 0; oy < d->oh; oy++) {
+            for (int ox = 0; ox < d->ow; ox++) {
+                int y0, y1, x0, x1;
+                window(d, oy, ox, &y0, &y1, &x0, &x1);
+                int best = y0 * d->w + x0;
+                float m = -INFINITY;
+                for (int iy = y0; iy < y1; iy++) {
+                    for (int ix = x0; ix < x1; ix++) {
+                        float v = xp[iy * d->w + ix];
+                        if (v > m || isnan(v)) {
+                            m = v;
+                            best = iy * d->w + ix;
+                        }
+                    }
+                }
+                yp[oy * d->ow + ox] = m;
+                ap[oy * d->ow + ox] = best;
+            }
+        }
+    }
+}
+
+void dg_cpu_maxpool_bwd(const dg_pool_desc *d, const int32_t *argmax, const float *dy, float *dx) {
+    const size_t in = (size_t)d->h * d->w, out = (size_t)d->oh * d->ow;
+#pragma omp parallel for schedule(static) if (pool_team(d))
+    for (long pl = 0; pl < (long)d->n * d->c; pl++) {
+        const int32_t *ap = argmax + (size_t)pl * out;
+        const float *dyp = dy + (size_t)pl * out;
+        float *dxp = dx + (size_t)pl * in;
+        for (size_t o = 0; o < out; o++) dxp[ap[o]] += dyp[o];
+    }
+}
+
+/* count_include_pad=True: the divisor is always k·k (in floor mode no window reaches past the
+ * padding, so PyTorch's clipped-to-padded-input window size is k·k too). */
+void dg_cpu_avgpool_fwd(const dg_pool_desc *d, const float *x, float *y) {
+    const size_t in = (size_t)d->h * d->w, out = (size_t)d->oh * d->ow;
+    const float div = (float)(d->k * d->k); /* divided, not multiplied: as PyTorch rounds */
+#pragma omp parallel for schedule(static) if (pool_team(d))
+    for (long pl = 0; pl < (long)d->n * d->c; pl++) {
+        const float *xp = x + (size_t)pl * in;
+        float *yp = y + (size_t)pl * out;
+        for (int oy = 0; oy < d->oh; oy++) {
+            for (int ox = 0; ox < d->ow; ox++) {
+                int y0, y1, x0, x1;
+                window(d, oy, ox, &y0, &y1, &x0, &x1);
+                float s = 0.0f;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) s += xp[iy * d->w + ix];
+                yp[oy * d->ow + ox] = s / div;
+            }
+        }
+    }
+}
+
+void dg_cpu_avgpool_bwd(const dg_pool_desc *d, const float *dy, float *dx) {
+    const size_t in = (size_t)d->h * d->w, out = (size_t)d->oh * d->ow;
+    const float div = (float)(d->k * d->k);
+#pragma omp parallel for schedule(static) if (pool_team(d))
+    for (long pl = 0; pl < (long)d->n * d->c; pl++) {
+        const float *dyp = dy + (size_t)pl * out;
+        float *dxp = dx + (size_t)pl * in;
+        for (int oy = 0; oy < d->oh; oy++) {
+            for (int ox = 0; ox < d->ow; ox++) {
+                int y0, y1, x0, x1;
+                window(d, oy, ox, &y0, &y1, &x0, &x1);
+                float g = dyp[oy * d->ow + ox] / div;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) dxp[iy * d->w + ix] += g;
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+/* kernels/math/common.h — the qualifier that lets one inline function serve the CPU loops and the
+ * CUDA kernels alike. Files in kernels/math/ hold per-element formulas only: no loops, no memory. */
+#ifndef DG_MATH_COMMON_H
+#define DG_MATH_COMMON_H
+
+#ifdef __CUDACC__
+#define DG_HD __host__ __device__ __forceinline__
+#else
+#define DG_HD static inline
+#endif
+
+#endif
