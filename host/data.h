@@ -1,0 +1,50 @@
+/* host/data.h — image classification data sets held in memory as uint8: MNIST and Fashion-MNIST
+ * (IDX), CIFAR-10 (binary batches), raw or gzip'd, every size checked; plus a SYNTHETIC set of
+ * pseudo-random pixels for benchmarks. Host memory only: no augmentation, batching or devices. */
+#ifndef DG_DATA_H
+#define DG_DATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    char name[32];       /* "mnist", "fashion-mnist", "cifar10", "synthetic" */
+    int n, c, h, w, classes;
+    uint8_t *images;     /* n·c·h·w bytes, NCHW per image */
+    uint8_t *labels;     /* n bytes, each < classes */
+    float mean[3], std[3]; /* per channel, on [0,1] pixels; channels ≥ c repeat channel 0 */
+} dg_dataset;
+
+/* Default location of Debian's dataset-fashion-mnist package. */
+#define DG_FASHION_MNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/* spec:
+ *   "mnist:DIR", "fashion-mnist:DIR" — IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte,
+ *       t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each NAME or NAME.gz); "fashion-mnist"
+ *       alone reads DG_FASHION_MNIST_DIR.
+ *   "cifar10:DIR" — data_batch_1..5.bin (train) or test_batch.bin (test), each NAME or NAME.gz.
+ *   "synthetic:C,H,W,K[,N]" — NOT REAL DATA: N (default 256) images of C×H×W deterministic
+ *       pseudo-random pixels (fixed seed; the test split uses another seed than the train split)
+ *       with labels i % K, mean 0.5 std 0.25 per channel; for benchmarks and framework comparisons
+ *       where no real data set of that shape is at hand (e.g. "synthetic:3,224,224,1000" for
+ *       ImageNet-size nets). Nothing in it is learnable. C ≤ 3, K ≤ 100000; classes = K, but as
+ *       labels are uint8, K > 256 gives labels i % 256 (all valid classes of a K-way net).
+ * A file is decompressed when it starts with the gzip magic; a .gz name must hold gzip. Gzip
+ * streams must be complete (CRC and length checked; concatenated members allowed, other trailing
+ * bytes are an error). IDX payloads must match their header exactly; labels must be < 10.
+ * train: 1 = training split, 0 = test split.
+ * Returns 0, or -1 with err "<file>: <problem>" (out zeroed; dg_data_free on it is harmless). */
+int dg_data_load(const char *spec, int train, dg_dataset *out, char *err, size_t err_len);
+
+void dg_data_free(dg_dataset *d);
+
+/* Keep `count` (1..n) images chosen without replacement by a partial Fisher–Yates shuffle driven
+ * by the counter-based RNG (kernels/math/rng.h) from seed, in place; the kept images are in the
+ * order drawn. Same seed, same subset. 0 ok; -1 with err. */
+int dg_data_subset(dg_dataset *d, int count, uint64_t seed, char *err, size_t err_len);
+
+/* Normalised float image i into out[c·h·w]: (pixel/255 − mean[ch]) / std[ch].
+ * An index out of range fills out with zeros. */
+void dg_data_image_f32(const dg_dataset *d, int i, float *out);
+
+#endif

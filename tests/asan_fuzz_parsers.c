@@ -1,0 +1,573 @@
+/* tests/asan_fuzz_parsers.c — a deterministic mutation fuzzer for the file parsers (safetensors,
+ * IDX, CIFAR-10; raw and gzip), built with ASan/UBSan: a few thousand mutants of valid files must
+ * each load or fail cleanly, and what loads must be readable in bounds. Touches only a temp dir.
+ * Build with -DDG_LIBFUZZER -fsanitize=fuzzer for a libFuzzer target instead of main(). */
+#include <dirent.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "check.h"
+#include "host/data.h"
+#include "host/safetensors.h"
+
+#define TIME_BUDGET_S 20.0
+
+static char tmpdir[512], dir_raw[600], dir_gz[600], st_path[600];
+static char errbuf[2048];
+
+/* ------------------------------------------------------------------------------------------- */
+/* deterministic randomness                                                                      */
+
+static uint64_t rng_state = 0x243F6A8885A308D3ull;
+static uint64_t rnd(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static size_t rnd_below(size_t n) { return n ? (size_t)(rnd() % n) : 0; }
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* byte buffers                                                                                  */
+
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+} buf;
+
+static void buf_reserve(buf *b, size_t n) {
+    if (n <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < n) cap *= 2;
+    b->p = realloc(b->p, cap);
+    if (!b->p) {
+        fprintf(stderr, "out of memory\n");
+        exit(2);
+    }
+    b->cap = cap;
+}
+static void buf_set(buf *b, const void *p, size_t n) {
+    buf_reserve(b, n + 1);
+    if (n) memcpy(b->p, p, n);
+    b->n = n;
+}
+static void buf_insert(buf *b, size_t at, const void *p, size_t n) {
+    if (at > b->n) at = b->n;
+    buf_reserve(b, b->n + n + 1);
+    memmove(b->p + at + n, b->p + at, b->n - at);
+    memcpy(b->p + at, p, n);
+    b->n += n;
+}
+static void buf_erase(buf *b, size_t at, size_t n) {
+    if (at >= b->n) return;
+    if (n > b->n - at) n = b->n - at;
+    memmove(b->p + at, b->p + at + n, b->n - at - n);
+    b->n -= n;
+}
+
+static void write_bytes(const char *path, const uint8_t *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f || (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0) {
+        fprintf(stderr, "cannot write %s\n", path);
+        exit(2);
+    }
+}
+
+static void gzip_bytes(const uint8_t *p, size_t n, buf *out) {
+    uLongf cap = compressBound((uLong)n) + 64;
+    buf_reserve(out, cap);
+    z_stream s;
+    memset(&s, 0, sizeof s);
+    if (deflateInit2(&s, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) exit(2);
+    s.next_in = (Bytef *)(uintptr_t)p;
+    s.avail_in = (uInt)n;
+    s.next_out = out->p;
+    s.avail_out = (uInt)cap;
+    if (deflate(&s, Z_FINISH) != Z_STREAM_END) exit(2);
+    out->n = s.total_out;
+    deflateEnd(&s);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* generic mutations                                                                             */
+
+static const uint8_t interesting8[] = {0, 1, 2, 7, 8, 9, 10, 0x7f, 0x80, 0xfe, 0xff, '"', '{', '}', '[', ']', ',',
+                                       ':', '-', '.', 'e', '0', '9', ' ', '\\', 0xc3, 0xed};
+static const uint32_t interesting32[] = {0, 1, 2, 3, 9, 10, 28, 4095, 4096, 4097, 0x7fff, 0x8000, 0xffff, 0x10000,
+                                         0x7fffffff, 0x80000000u, 0xfffffffeu, 0xffffffffu, 0x803, 0x801};
+
+/* bias: positions < bias_len are chosen half of the time (the header) */
+static size_t pick_pos(const buf *b, size_t bias_len) {
+    if (b->n == 0) return 0;
+    if (bias_len && bias_len < b->n && (rnd() & 1)) return rnd_below(bias_len);
+    return rnd_below(b->n);
+}
+
+static void mutate_bytes(buf *b, size_t bias_len) {
+    switch (rnd_below(6)) {
+    case 0: /* bit flip */
+        if (b->n) {
+            size_t at = pick_pos(b, bias_len);
+            b->p[at] ^= (uint8_t)(1u << rnd_below(8));
+        }
+        break;
+    case 1: /* interesting byte */
+        if (b->n) b->p[pick_pos(b, bias_len)] = interesting8[rnd_below(sizeof interesting8)];
+        break;
+    case 2: /* truncate */
+        b->n = rnd_below(b->n + 1);
+        break;
+    case 3: { /* append random bytes */
+        uint8_t extra[64];
+        size_t k = 1 + rnd_below(sizeof extra);
+        for (size_t i = 0; i < k; i++) extra[i] = (uint8_t)rnd();
+        buf_insert(b, b->n, extra, k);
+        break;
+    }
+    case 4: /* random byte */
+        if (b->n) b->p[pick_pos(b, bias_len)] = (uint8_t)rnd();
+        break;
+    default: /* interesting big-endian u32 (IDX header fields) */
+        if (b->n >= 4) {
+            size_t at = rnd_below(bias_len && bias_len <= b->n ? bias_len : b->n);
+            if (at > b->n - 4) at = b->n - 4;
+            at &= ~(size_t)3;
+            uint32_t v = interesting32[rnd_below(sizeof interesting32 / sizeof interesting32[0])];
+            if (rnd() & 1) v += (uint32_t)rnd_below(3) - 1u;
+            b->p[at] = (uint8_t)(v >> 24);
+            b->p[at + 1] = (uint8_t)(v >> 16);
+            b->p[at + 2] = (uint8_t)(v >> 8);
+            b->p[at + 3] = (uint8_t)v;
+        }
+        break;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* safetensors                                                                                   */
+
+static const char *const json_tokens[] = {
+    "-1", "0", "1", "1.5", "1e3", "1e300", "-0", "4294967296", "9007199254740993", "18446744073709551616", "null",
+    "true", "false", "[]", "{}", "[0]", "[0,0]", "[1,2,3,4,5,6,7,8,9]", "\"F32\"", "\"F16\"", "\"BF16\"", "\"F64\"",
+    "\"I64\"", "\"BOOL\"", "\"U8\"", "\"X\"", "\"\"", "\"dtype\"", "\"shape\"", "\"data_offsets\"", "\"__metadata__\"",
+    "\"a\"", ",", ":", "{", "}", "[", "]", "\"\\u0000\"", "\"\\ud800\"", "\"\xc3\xa9\"", "\"\xff\"", " ", "",
+    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", "[0,8]", "[8,0]", "[0,1e300]", "[2,3]", "[0]"};
+
+static uint64_t get_hlen(const buf *b) {
+    uint64_t h = 0;
+    for (int i = 7; i >= 0; i--) h = (h << 8) | b->p[i];
+    return h;
+}
+static void set_hlen(buf *b, uint64_t h) {
+    for (int i = 0; i < 8; i++) b->p[i] = (uint8_t)(h >> (8 * i));
+}
+
+static int is_tok(uint8_t c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' || c == '-' ||
+           c == '+' || c == '_';
+}
+
+/* Replace one JSON token inside the header; keep the length prefix right most of the time. */
+static void mutate_json(buf *b) {
+    if (b->n < 8) return;
+    uint64_t h = get_hlen(b);
+    if (h > b->n - 8 || h == 0) return;
+    size_t hs = 8, he = 8 + (size_t)h;
+    size_t at = hs + rnd_below((size_t)h);
+    size_t s = at, e = at + 1;
+    if (b->p[at] == '"') { /* a whole string */
+        e = at + 1;
+        while (e < he && b->p[e] != '"') e++;
+        if (e < he) e++;
+    } else if (is_tok(b->p[at])) {
+        while (s > hs && is_tok(b->p[s - 1])) s--;
+        while (e < he && is_tok(b->p[e])) e++;
+    }
+    const char *tok = json_tokens[rnd_below(sizeof json_tokens / sizeof json_tokens[0])];
+    size_t tl = strlen(tok);
+    int op = (int)rnd_below(4);
+    if (op == 0) { /* insert instead of replace */
+        buf_insert(b, s, tok, tl);
+        h += tl;
+    } else if (op == 1 && e - s < (size_t)h) { /* duplicate the token */
+        buf tmp = {0};
+        buf_set(&tmp, b->p + s, e - s);
+        buf_insert(b, e, tmp.p, tmp.n);
+        h += tmp.n;
+        free(tmp.p);
+    } else {
+        buf_erase(b, s, e - s);
+        buf_insert(b, s, tok, tl);
+        h = h - (e - s) + tl;
+    }
+    if (rnd_below(10) < 8) set_hlen(b, h);
+}
+
+static void mutate_hlen(buf *b) {
+    if (b->n < 8) return;
+    uint64_t h = get_hlen(b);
+    switch (rnd_below(5)) {
+    case 0: h += rnd_below(17) - 8; break;
+    case 1: h = rnd(); break;
+    case 2: h = b->n - 8 + rnd_below(3); break;
+    case 3: h = rnd_below(b->n + 1); break;
+    default: h = (uint64_t)100 * 1000 * 1000 + rnd_below(3) - 1; break;
+    }
+    set_hlen(b, h);
+}
+
+static int st_ok = 0, st_rejected = 0;
+
+static void run_safetensors(const buf *b) {
+    write_bytes(st_path, b->p, b->n);
+    dg_st_file f;
+    errbuf[0] = 0;
+    int rc = dg_st_open(st_path, &f, errbuf, sizeof errbuf);
+    if (rc != 0) {
+        st_rejected++;
+        CHECK(rc == -1 && strncmp(errbuf, st_path, strlen(st_path)) == 0 && strlen(errbuf) > strlen(st_path) + 2,
+              "rejection without a message naming the file: rc %d '%s'", rc, errbuf);
+        CHECK(f.bytes == NULL && f.tensors == NULL, "struct not cleared after failure");
+        dg_st_close(&f);
+        return;
+    }
+    st_ok++;
+    for (int i = 0; i < f.n_tensors; i++) {
+        const dg_st_tensor *t = &f.tensors[i];
+        CHECK(t->ndim >= 0 && t->ndim <= 8, "ndim %d", t->ndim);
+        CHECK(t->begin <= t->end && t->end <= f.size - f.data_start, "tensor %d span [%zu,%zu) beyond %zu", i, t->begin,
+              t->end, f.size - f.data_start);
+        CHECK(t->end - t->begin == t->numel * dg_st_dtype_size(t->dtype), "tensor %d size", i);
+        float *out = malloc(t->numel ? t->numel * sizeof(float) : 1); /* exact: ASan sees any overrun */
+        if (!out) continue;
+        int r = dg_st_read_f32(&f, i, out, t->numel, errbuf, sizeof errbuf);
+        CHECK(r == 0, "reading accepted tensor %d: %s", i, errbuf);
+        r = dg_st_read_f32(&f, i, out, t->numel + 1, errbuf, sizeof errbuf);
+        CHECK(r == -1, "wrong numel accepted");
+        free(out);
+        int j = dg_st_find(&f, t->name);
+        CHECK(j == i, "find('%s') = %d, want %d", t->name, j, i);
+    }
+    for (int m = 0; m < f.n_meta; m++) CHECK(dg_st_meta(&f, f.meta_keys[m]) == f.meta_values[m], "meta lookup");
+    dg_st_close(&f);
+}
+
+static void make_st_seeds(buf *seeds, int *n_seeds) {
+    float f32[6] = {1, -2, 3.5f, 0, 1e-3f, 7};
+    uint16_t f16[4] = {0x3c00, 0x0001, 0x7c00, 0xfe00};
+    uint16_t bf16[3] = {0x3f80, 0x0001, 0xff80};
+    double f64[2] = {0.1, -1e300};
+    int64_t i64[2] = {-1, INT64_MAX};
+    int32_t i32[1] = {-5};
+    int16_t i16[2] = {-1, 2};
+    int8_t i8[2] = {-128, 127};
+    uint8_t u8[3] = {0, 128, 255};
+    float sc = 2.5f;
+    dg_st_entry e[] = {
+        {"conv1.weight", DG_ST_F32, 4, {1, 2, 3, 1}, f32}, {"h", DG_ST_F16, 2, {2, 2}, f16}, {"b", DG_ST_BF16, 1, {3}, bf16},
+        {"d", DG_ST_F64, 1, {2}, f64}, {"l", DG_ST_I64, 1, {2}, i64}, {"i", DG_ST_I32, 0, {0}, i32},
+        {"s", DG_ST_I16, 1, {2}, i16}, {"c", DG_ST_I8, 2, {1, 2}, i8}, {"u", DG_ST_U8, 1, {3}, u8},
+        {"t", DG_ST_BOOL, 1, {3}, u8}, {"scalar", DG_ST_F32, 0, {0}, &sc}, {"empty", DG_ST_F32, 2, {0, 3}, NULL},
+    };
+    const char *mk[] = {"format", "epoch"}, *mv[] = {"pt", "3"};
+    char err[512];
+    int n = 0;
+    for (int v = 0; v < 3; v++) {
+        int ne = v == 0 ? (int)(sizeof e / sizeof e[0]) : v == 1 ? 2 : 1;
+        if (dg_st_write(st_path, e, ne, mk, mv, v == 2 ? 0 : 2, err, sizeof err) != 0) {
+            fprintf(stderr, "seed write: %s\n", err);
+            exit(2);
+        }
+        FILE *fp = fopen(st_path, "rb");
+        fseek(fp, 0, SEEK_END);
+        long len = ftell(fp);
+        fseek(fp, 0, SEEK_SET);
+        buf_reserve(&seeds[n], (size_t)len + 1);
+        seeds[n].n = fread(seeds[n].p, 1, (size_t)len, fp);
+        fclose(fp);
+        n++;
+    }
+    /* a hand-written one with whitespace, gaps, unknown keys and a null __metadata__ */
+    const char *hdr = "{ \"__metadata__\" : null ,\n \"x\" : { \"shape\" : [ 2 ] , \"dtype\" : \"F32\" , "
+                      "\"data_offsets\" : [ 8 , 16 ], \"extra\": {\"k\": [1, 2]} },\"y\":{\"dtype\":\"U8\",\"shape\":[],"
+                      "\"data_offsets\":[0,1]}}";
+    size_t hl = strlen(hdr);
+    buf_reserve(&seeds[n], 8 + hl + 24);
+    seeds[n].n = 0;
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++) le[i] = (uint8_t)((uint64_t)hl >> (8 * i));
+    buf_insert(&seeds[n], 0, le, 8);
+    buf_insert(&seeds[n], 8, hdr, hl);
+    uint8_t data[24] = {7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x3f, 0, 0, 0, 0x40};
+    buf_insert(&seeds[n], 8 + hl, data, sizeof data);
+    n++;
+    *n_seeds = n;
+}
+
+static void fuzz_safetensors(int iterations, double deadline, int *done) {
+    buf seeds[4] = {{0}};
+    int n_seeds;
+    make_st_seeds(seeds, &n_seeds);
+    for (int s = 0; s < n_seeds; s++) run_safetensors(&seeds[s]);
+    CHECK(st_ok == n_seeds, "seed files rejected (%d of %d accepted): %s", st_ok, n_seeds, errbuf);
+    buf b = {0};
+    int it = 0;
+    for (; it < iterations && now_s() < deadline; it++) {
+        const buf *seed = &seeds[rnd_below((size_t)n_seeds)];
+        buf_set(&b, seed->p, seed->n);
+        int k = 1 + (int)rnd_below(4);
+        for (int m = 0; m < k; m++) {
+            size_t hl = b.n >= 8 ? (size_t)get_hlen(&b) + 8 : 8;
+            switch (rnd_below(8)) {
+            case 0: case 1: case 2: mutate_json(&b); break;
+            case 3: mutate_hlen(&b); break;
+            default: mutate_bytes(&b, hl < b.n ? hl : b.n); break;
+            }
+        }
+        run_safetensors(&b);
+    }
+    *done = it;
+    free(b.p);
+    for (int s = 0; s < n_seeds; s++) free(seeds[s].p);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* IDX and CIFAR-10                                                                              */
+
+static int data_ok = 0, data_rejected = 0;
+
+static void run_data(const char *spec, int train) {
+    dg_dataset d;
+    errbuf[0] = 0;
+    int rc = dg_data_load(spec, train, &d, errbuf, sizeof errbuf);
+    if (rc != 0) {
+        data_rejected++;
+        CHECK(rc == -1 && errbuf[0] == '/' && strstr(errbuf, ": "), "rejection without a message naming the file: '%s'",
+              errbuf);
+        CHECK(d.images == NULL && d.labels == NULL, "struct not cleared after failure");
+        dg_data_free(&d);
+        return;
+    }
+    data_ok++;
+    CHECK(d.n > 0 && d.c >= 1 && d.c <= 3 && d.h >= 1 && d.w >= 1 && d.classes == 10, "accepted dims %d %d %d %d", d.n,
+          d.c, d.h, d.w);
+    size_t per = (size_t)d.c * d.h * d.w;
+    float *img = malloc(per * sizeof(float));
+    if (img) {
+        dg_data_image_f32(&d, 0, img);
+        dg_data_image_f32(&d, d.n - 1, img); /* the last image: ASan sees an images array too short */
+        dg_data_image_f32(&d, d.n, img);
+        free(img);
+    }
+    int bad = 0;
+    for (int i = 0; i < d.n; i++) bad += d.labels[i] >= d.classes;
+    CHECK(bad == 0, "%d labels out of range accepted", bad);
+    char err[256];
+    CHECK(dg_data_subset(&d, d.n / 2 + 1, 5, err, sizeof err) == 0, "subset: %s", err);
+    dg_data_free(&d);
+}
+
+static void fuzz_idx(int iterations, double deadline, int *done) {
+    enum { N = 6, H = 5, W = 4 };
+    uint8_t img[16 + N * H * W], lab[8 + N];
+    img[0] = img[1] = 0;
+    img[2] = 8;
+    img[3] = 3;
+    uint32_t dims[3] = {N, H, W};
+    for (int k = 0; k < 3; k++)
+        for (int j = 0; j < 4; j++) img[4 + 4 * k + j] = (uint8_t)(dims[k] >> (24 - 8 * j));
+    for (int i = 0; i < N * H * W; i++) img[16 + i] = (uint8_t)(i * 37);
+    memcpy(lab, "\0\0\x08\x01\0\0\0\x06", 8);
+    for (int i = 0; i < N; i++) lab[8 + i] = (uint8_t)(i * 3 % 10);
+
+    char img_raw[700], lab_raw[700], img_gz[700], lab_gz[700], spec_raw[700], spec_gz[700];
+    snprintf(img_raw, sizeof img_raw, "%s/t10k-images-idx3-ubyte", dir_raw);
+    snprintf(lab_raw, sizeof lab_raw, "%s/t10k-labels-idx1-ubyte", dir_raw);
+    snprintf(img_gz, sizeof img_gz, "%s/t10k-images-idx3-ubyte.gz", dir_gz);
+    snprintf(lab_gz, sizeof lab_gz, "%s/t10k-labels-idx1-ubyte.gz", dir_gz);
+    snprintf(spec_raw, sizeof spec_raw, "mnist:%s", dir_raw);
+    snprintf(spec_gz, sizeof spec_gz, "fashion-mnist:%s", dir_gz);
+
+    buf bi = {0}, bl = {0}, z = {0};
+    /* seeds load */
+    write_bytes(img_raw, img, sizeof img);
+    write_bytes(lab_raw, lab, sizeof lab);
+    run_data(spec_raw, 0);
+    gzip_bytes(img, sizeof img, &z);
+    write_bytes(img_gz, z.p, z.n);
+    gzip_bytes(lab, sizeof lab, &z);
+    write_bytes(lab_gz, z.p, z.n);
+    run_data(spec_gz, 0);
+    CHECK(data_ok == 2, "IDX seeds rejected: %s", errbuf);
+
+    int it = 0;
+    for (; it < iterations && now_s() < deadline; it++) {
+        buf_set(&bi, img, sizeof img);
+        buf_set(&bl, lab, sizeof lab);
+        int k = 1 + (int)rnd_below(3);
+        int mode = (int)rnd_below(3); /* 0 raw, 1 mutate then gzip, 2 gzip then mutate */
+        for (int m = 0; m < k; m++) {
+            buf *t = rnd() & 1 ? &bi : &bl;
+            if (mode != 2) mutate_bytes(t, t == &bi ? 16 : 8);
+        }
+        if (mode == 0) {
+            write_bytes(img_raw, bi.p, bi.n);
+            write_bytes(lab_raw, bl.p, bl.n);
+            run_data(spec_raw, 0);
+        } else {
+            gzip_bytes(bi.p, bi.n, &z);
+            buf zi = {0};
+            buf_set(&zi, z.p, z.n);
+            gzip_bytes(bl.p, bl.n, &z);
+            if (mode == 2)
+                for (int m = 0; m < k; m++) mutate_bytes(rnd() & 1 ? &zi : &z, 12);
+            write_bytes(img_gz, zi.p, zi.n);
+            write_bytes(lab_gz, z.p, z.n);
+            free(zi.p);
+            run_data(spec_gz, 0);
+        }
+    }
+    *done = it;
+    free(bi.p);
+    free(bl.p);
+    free(z.p);
+    unlink(img_raw);
+    unlink(lab_raw);
+    unlink(img_gz);
+    unlink(lab_gz);
+}
+
+static void fuzz_cifar(int iterations, double deadline, int *done) {
+    enum { R = 3073, N = 3 };
+    uint8_t *rec = malloc((size_t)N * R);
+    for (int r = 0; r < N; r++) {
+        rec[(size_t)r * R] = (uint8_t)(r * 4);
+        for (int k = 1; k < R; k++) rec[(size_t)r * R + k] = (uint8_t)(r * 5 + k);
+    }
+    char p_raw[700], p_gz[700], spec_raw[700], spec_gz[700];
+    snprintf(p_raw, sizeof p_raw, "%s/test_batch.bin", dir_raw);
+    snprintf(p_gz, sizeof p_gz, "%s/test_batch.bin.gz", dir_gz);
+    snprintf(spec_raw, sizeof spec_raw, "cifar10:%s", dir_raw);
+    snprintf(spec_gz, sizeof spec_gz, "cifar10:%s", dir_gz);
+    buf b = {0}, z = {0};
+    int it = 0;
+    for (; it < iterations && now_s() < deadline; it++) {
+        buf_set(&b, rec, (size_t)N * R);
+        int k = 1 + (int)rnd_below(3);
+        int mode = (int)rnd_below(3);
+        for (int m = 0; m < k && mode != 2; m++) {
+            if (rnd_below(3) == 0 && b.n) b.p[rnd_below(b.n / R + 1) * R % (b.n ? b.n : 1)] = (uint8_t)rnd_below(12);
+            else mutate_bytes(&b, 0);
+        }
+        if (mode == 0) {
+            write_bytes(p_raw, b.p, b.n);
+            run_data(spec_raw, 0);
+        } else {
+            gzip_bytes(b.p, b.n, &z);
+            if (mode == 2)
+                for (int m = 0; m < k; m++) mutate_bytes(&z, 12);
+            write_bytes(p_gz, z.p, z.n);
+            run_data(spec_gz, 0);
+        }
+    }
+    *done = it;
+    free(b.p);
+    free(z.p);
+    free(rec);
+    unlink(p_raw);
+    unlink(p_gz);
+}
+
+static void setup_dirs(void) {
+    const char *base = getenv("TMPDIR");
+    snprintf(tmpdir, sizeof tmpdir, "%s/dg_fuzz_XXXXXX", base && *base ? base : "/tmp");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        exit(2);
+    }
+    snprintf(dir_raw, sizeof dir_raw, "%s/raw", tmpdir);
+    snprintf(dir_gz, sizeof dir_gz, "%s/gz", tmpdir);
+    snprintf(st_path, sizeof st_path, "%s/f.safetensors", tmpdir);
+    mkdir(dir_raw, 0700);
+    mkdir(dir_gz, 0700);
+}
+
+static void remove_dirs(void) {
+    unlink(st_path);
+    rmdir(dir_raw);
+    rmdir(dir_gz);
+    rmdir(tmpdir);
+}
+
+#ifdef DG_LIBFUZZER
+/* libFuzzer: the first byte picks the parser, the rest is the file. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    static int ready = 0;
+    (void)fuzz_safetensors; /* the built-in mutator's parts, unused here */
+    (void)fuzz_idx;
+    (void)fuzz_cifar;
+    (void)remove_dirs;
+    if (!ready) {
+        setup_dirs();
+        ready = 1;
+    }
+    if (size < 1) return 0;
+    char p[800];
+    switch (data[0] % 3) {
+    case 0: {
+        buf b = {0};
+        buf_set(&b, data + 1, size - 1);
+        run_safetensors(&b);
+        free(b.p);
+        break;
+    }
+    case 1:
+        snprintf(p, sizeof p, "%s/t10k-images-idx3-ubyte", dir_raw);
+        write_bytes(p, data + 1, size - 1);
+        snprintf(p, sizeof p, "%s/t10k-labels-idx1-ubyte", dir_raw);
+        write_bytes(p, (const uint8_t *)"\0\0\x08\x01\0\0\0\x02\x01\x02", 10);
+        snprintf(p, sizeof p, "mnist:%s", dir_raw);
+        run_data(p, 0);
+        break;
+    default:
+        snprintf(p, sizeof p, "%s/test_batch.bin.gz", dir_gz);
+        write_bytes(p, data + 1, size - 1);
+        snprintf(p, sizeof p, "cifar10:%s", dir_gz);
+        run_data(p, 0);
+        break;
+    }
+    if (dg_test_failures) abort();
+    return 0;
+}
+#else
+int main(int argc, char **argv) {
+    int scale = argc > 1 ? atoi(argv[1]) : 1; /* `asan_fuzz_parsers 10`: ten times the mutants */
+    if (scale < 1) scale = 1;
+    setup_dirs();
+    double t0 = now_s();
+    int n_st = 0, n_idx = 0, n_cifar = 0;
+    fuzz_safetensors(12000 * scale, t0 + TIME_BUDGET_S * 0.6 * scale, &n_st);
+    double t1 = now_s();
+    fuzz_idx(4000 * scale, t0 + TIME_BUDGET_S * 0.85 * scale, &n_idx);
+    double t2 = now_s();
+    fuzz_cifar(1500 * scale, t0 + TIME_BUDGET_S * scale, &n_cifar);
+    remove_dirs();
+    printf("safetensors: %d mutants (%d accepted, %d rejected); IDX: %d, CIFAR-10: %d mutants (%d accepted, %d "
+           "rejected); %.1f s (%.1f + %.1f + %.1f)\n",
+           n_st, st_ok, st_rejected, n_idx, n_cifar, data_ok, data_rejected, now_s() - t0, t1 - t0, t2 - t1, now_s() - t2);
+    return dg_test_done("asan_fuzz_parsers");
+}
+#endif
