@@ -1,0 +1,121 @@
+/* host/cli.c — option parsing and backend choice shared by the subcommands (see cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void dg_cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("dnnguard: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+void dg_json_string(FILE *out, const char *s) {
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(out, "\\%c", *p);
+        else if (*p < 0x20) fprintf(out, "\\u%04x", *p);
+        else fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+static int parse_value(const char *command, const dg_opt *o, const char *text) {
+    char *end = NULL;
+    errno = 0;
+    switch (o->type) {
+    case DG_OPT_STR: *(const char **)o->dst = text; return 0;
+    case DG_OPT_INT: {
+        long v = strtol(text, &end, 10);
+        if (errno || end == text || *end || v < -2147483647L || v > 2147483647L) break;
+        *(int *)o->dst = (int)v;
+        return 0;
+    }
+    case DG_OPT_U64: {
+        if (text[0] == '-') break;
+        unsigned long long v = strtoull(text, &end, 10);
+        if (errno || end == text || *end) break;
+        *(uint64_t *)o->dst = (uint64_t)v;
+        return 0;
+    }
+    case DG_OPT_FLOAT: {
+        float v = strtof(text, &end);
+        if (errno || end == text || *end || v != v) break;
+        *(float *)o->dst = v;
+        return 0;
+    }
+    case DG_OPT_FLAG: return 0;
+    }
+    dg_cli_error("%s: --%s: '%s' is not a valid value", command, o->name, text);
+    return -1;
+}
+
+static void print_help(const char *command, const dg_opt *opts, int n_opts) {
+    printf("usage: dnnguard %s [options]\n", command);
+    for (int i = 0; i < n_opts; i++)
+        printf("  --%-16s %s%s\n", opts[i].name, opts[i].type == DG_OPT_FLAG ? "" : "VALUE  ", opts[i].help);
+}
+
+int dg_cli_parse(const char *command, int argc, char **argv, const dg_opt *opts, int n_opts) {
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            print_help(command, opts, n_opts);
+            return 1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            dg_cli_error("%s: unexpected argument '%s' (see dnnguard %s --help)", command, arg, command);
+            return -1;
+        }
+        const dg_opt *o = NULL;
+        for (int k = 0; k < n_opts && !o; k++)
+            if (strcmp(arg + 2, opts[k].name) == 0) o = &opts[k];
+        if (!o) {
+            dg_cli_error("%s: unknown option '%s' (see dnnguard %s --help)", command, arg, command);
+            return -1;
+        }
+        if (o->type == DG_OPT_FLAG) {
+            *(int *)o->dst = 1;
+            continue;
+        }
+        if (i + 1 >= argc) {
+            dg_cli_error("%s: --%s needs a value", command, o->name);
+            return -1;
+        }
+        if (parse_value(command, o, argv[++i]) != 0) return -1;
+    }
+    return 0;
+}
+
+#ifdef DNNGUARD_HAVE_CUDA
+const dg_backend *dg_backend_cuda(void); /* NULL when no device is present */
+#endif
+
+const dg_backend *dg_cli_backend(const char *name) {
+    if (!name || strcmp(name, "auto") == 0) {
+#ifdef DNNGUARD_HAVE_CUDA
+        const dg_backend *cuda = dg_backend_cuda();
+        if (cuda) return cuda;
+#endif
+        return dg_backend_cpu();
+    }
+    if (strcmp(name, "cpu") == 0) return dg_backend_cpu();
+    if (strcmp(name, "cuda") == 0) {
+#ifdef DNNGUARD_HAVE_CUDA
+        const dg_backend *cuda = dg_backend_cuda();
+        if (cuda) return cuda;
+        dg_cli_error("--backend cuda: no CUDA device is present on this machine");
+#else
+        dg_cli_error("--backend cuda: this binary was built without the CUDA backend (cmake -DDNNGUARD_CUDA=ON)");
+#endif
+        return NULL;
+    }
+    dg_cli_error("--backend: unknown backend '%s' (cpu, cuda or auto)", name);
+    return NULL;
+}

@@ -1,0 +1,35 @@
+/* host/cli.h — what every subcommand shares: declarative option parsing (--name value), backend
+ * choice, and the exit-code convention (0 success/yes, 1 a negative verdict, 2 bad input). */
+#ifndef DG_CLI_H
+#define DG_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include "../kernels/backend.h"
+
+enum { DG_EXIT_OK = 0, DG_EXIT_NO = 1, DG_EXIT_BAD_INPUT = 2, DG_EXIT_STOPPED = 3 };
+
+typedef enum { DG_OPT_STR, DG_OPT_INT, DG_OPT_FLOAT, DG_OPT_U64, DG_OPT_FLAG } dg_opt_type;
+
+typedef struct dg_opt {
+    const char *name; /* without the leading "--" */
+    dg_opt_type type;
+    void *dst;        /* const char **, int *, float *, uint64_t *, int * (flag: set to 1) */
+    const char *help;
+} dg_opt;
+
+/* Parse argv[0..argc) against opts; prints one line and returns -1 on an unknown option, a
+ * missing value or a malformed number. "--help" prints the options and returns 1. */
+int dg_cli_parse(const char *command, int argc, char **argv, const dg_opt *opts, int n_opts);
+
+/* "cpu", "cuda" or "auto" (CUDA when compiled in and a device is present). NULL + message when
+ * the backend cannot be had. */
+const dg_backend *dg_cli_backend(const char *name);
+
+/* Writes s as a JSON string literal (quoted, escaped). */
+void dg_json_string(FILE *out, const char *s);
+
+/* Prints "dnnguard: <message>" on stderr. */
+void dg_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,62 @@
+/* host/cmd_eval.c — `dnnguard eval`: accuracy, mean loss and per-class accuracy of a weight file
+ * on a data split, as JSON on stdout. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "session.h"
+
+int dg_cmd_eval(int argc, char **argv) {
+    const char *net_name = NULL, *model = NULL, *data = NULL, *split = "test", *backend = "auto";
+    int batch = 256, limit = 0;
+    const dg_opt opts[] = {
+        {"net", DG_OPT_STR, &net_name, "net name"},
+        {"model", DG_OPT_STR, &model, "weights (safetensors)"},
+        {"data", DG_OPT_STR, &data, "data set spec, as for train"},
+        {"split", DG_OPT_STR, &split, "test | train (default test)"},
+        {"batch", DG_OPT_INT, &batch, "batch size (default 256)"},
+        {"limit", DG_OPT_INT, &limit, "only the first N images"},
+        {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
+    };
+    int rc = dg_cli_parse("eval", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
+    if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
+    if (!model) {
+        dg_cli_error("eval: --model FILE is required");
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
+        dg_cli_error("eval: --split must be test or train, not '%s'", split);
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (batch < 1) {
+        dg_cli_error("eval: --batch must be ≥ 1");
+        return DG_EXIT_BAD_INPUT;
+    }
+    const dg_backend *be = dg_cli_backend(backend);
+    if (!be) return DG_EXIT_BAD_INPUT;
+    dg_dataset ds;
+    if (dg_session_data(data, strcmp(split, "train") == 0, &ds) != 0) return DG_EXIT_BAD_INPUT;
+    dg_net *net = dg_session_net(net_name, &ds, be, batch, model);
+    dg_eval_result r;
+    rc = DG_EXIT_BAD_INPUT;
+    if (net && dg_evaluate(net, &ds, limit, &r) == 0) {
+        printf("{\"model\": ");
+        dg_json_string(stdout, model);
+        printf(", \"net\": ");
+        dg_json_string(stdout, net_name);
+        printf(", \"data\": ");
+        dg_json_string(stdout, data);
+        printf(", \"split\": \"%s\", \"images\": %d, \"accuracy\": %.6f, \"loss\": %.6f, \"per_class_accuracy\": [",
+               split, r.images, r.accuracy, r.loss);
+        for (int k = 0; k < r.classes; k++)
+            printf(k ? ", %.6f" : "%.6f", r.count[k] ? (double)r.correct[k] / r.count[k] : 0.0);
+        printf("], \"per_class_count\": [");
+        for (int k = 0; k < r.classes; k++) printf(k ? ", %d" : "%d", r.count[k]);
+        printf("]}\n");
+        rc = DG_EXIT_OK;
+    }
+    dg_net_free(net);
+    dg_data_free(&ds);
+    return rc;
+}

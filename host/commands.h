@@ -1,0 +1,11 @@
+/* host/commands.h — the subcommands of the dnnguard binary; each takes the arguments after its
+ * name and returns the process exit code (see cli.h). */
+#ifndef DG_COMMANDS_H
+#define DG_COMMANDS_H
+
+int dg_cmd_train(int argc, char **argv);
+int dg_cmd_eval(int argc, char **argv);
+int dg_cmd_info(int argc, char **argv);
+int dg_cmd_grad(int argc, char **argv);
+
+#endif

@@ -1,0 +1,44 @@
+/* host/main.c — the dnnguard command line: dispatches to the subcommands in host/cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"train", dg_cmd_train, "train a net on a data set and write its weights (safetensors)"},
+    {"eval", dg_cmd_eval, "accuracy, loss and per-class accuracy of weights on a data split (JSON)"},
+    {"info", dg_cmd_info, "tensors of a weight file, or the parameters of a named net"},
+    {"grad", dg_cmd_grad, "one batch's loss and every gradient, for checking against another framework"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: dnnguard COMMAND [options]   (dnnguard COMMAND --help for its options)\n\n");
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return DG_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("dnnguard 0.1\n");
+        return DG_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 2, argv + 2);
+    dg_cli_error("unknown command '%s' (dnnguard --help lists them)", argv[1]);
+    return DG_EXIT_BAD_INPUT;
+}

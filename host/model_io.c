@@ -1,0 +1,113 @@
+/* host/model_io.c — safetensors ⇄ net parameters. Loading is strict (every name present, every
+ * shape equal, nothing unexpected) so that a weight file for another net fails loudly instead of
+ * half-loading. Knows nothing of training or optimizers beyond writing tensors it is handed. */
+#include "model_io.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t ls = strlen(s), lx = strlen(suffix);
+    return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
+}
+
+static void shape_text(char *buf, size_t len, int ndim, const int64_t *shape) {
+    size_t used = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < ndim && used < len; i++)
+        used += (size_t)snprintf(buf + used, len - used, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (used < len) snprintf(buf + used, len - used, "]");
+}
+
+int dg_model_load_file(dg_net *net, const dg_st_file *f, char *err, size_t err_len) {
+    for (int t = 0; t < f->n_tensors; t++) {
+        const char *name = f->tensors[t].name;
+        if (ends_with(name, ".num_batches_tracked") || strncmp(name, "optim.", 6) == 0) continue;
+        if (dg_net_find_param(net, name) < 0) {
+            snprintf(err, err_len, "%s: unexpected tensor '%s' for net %s", f->path, name, net->name);
+            return -1;
+        }
+    }
+    float *host = calloc(net->n_param_floats ? net->n_param_floats : 1, sizeof(float));
+    if (!host) {
+        snprintf(err, err_len, "%s: out of memory", f->path);
+        return -1;
+    }
+    for (int i = 0; i < net->n_params; i++) {
+        const dg_param *p = &net->params[i];
+        int t = dg_st_find(f, p->name);
+        if (t < 0) {
+            snprintf(err, err_len, "%s: missing tensor '%s' for net %s", f->path, p->name, net->name);
+            free(host);
+            return -1;
+        }
+        const dg_st_tensor *st = &f->tensors[t];
+        int same = st->ndim == p->ndim;
+        for (int d = 0; same && d < p->ndim; d++) same = st->shape[d] == p->shape[d];
+        if (!same) {
+            int64_t want[4];
+            for (int d = 0; d < p->ndim; d++) want[d] = p->shape[d];
+            char got_s[96], want_s[96];
+            shape_text(got_s, sizeof got_s, st->ndim, st->shape);
+            shape_text(want_s, sizeof want_s, p->ndim, want);
+            snprintf(err, err_len, "%s: tensor '%s' has shape %s, net %s needs %s", f->path, p->name, got_s,
+                     net->name, want_s);
+            free(host);
+            return -1;
+        }
+        if (dg_st_read_f32(f, t, host + p->offset, p->numel, err, err_len) != 0) {
+            free(host);
+            return -1;
+        }
+    }
+    net->be->upload(net->param_arena, host, sizeof(float) * net->n_param_floats);
+    free(host);
+    return 0;
+}
+
+int dg_model_load(dg_net *net, const char *path, char *err, size_t err_len) {
+    dg_st_file f;
+    if (dg_st_open(path, &f, err, err_len) != 0) return -1;
+    int rc = dg_model_load_file(net, &f, err, err_len);
+    dg_st_close(&f);
+    return rc;
+}
+
+float *dg_model_download(const dg_net *net) {
+    float *host = malloc(sizeof(float) * (net->n_param_floats ? net->n_param_floats : 1));
+    if (host) net->be->download(host, net->param_arena, sizeof(float) * net->n_param_floats);
+    return host;
+}
+
+int dg_model_save(const dg_net *net, const char *path, const dg_extra_tensor *extras, int n_extras,
+                  const char *const *meta_keys, const char *const *meta_values, int n_meta, char *err,
+                  size_t err_len) {
+    float *host = dg_model_download(net);
+    dg_st_entry *entries = calloc((size_t)(net->n_params + n_extras), sizeof *entries);
+    if (!host || !entries) {
+        free(host);
+        free(entries);
+        snprintf(err, err_len, "%s: out of memory", path);
+        return -1;
+    }
+    for (int i = 0; i < net->n_params; i++) {
+        const dg_param *p = &net->params[i];
+        entries[i].name = p->name;
+        entries[i].dtype = DG_ST_F32;
+        entries[i].ndim = p->ndim;
+        for (int d = 0; d < p->ndim; d++) entries[i].shape[d] = p->shape[d];
+        entries[i].data = host + p->offset;
+    }
+    for (int e = 0; e < n_extras; e++) {
+        dg_st_entry *out = &entries[net->n_params + e];
+        out->name = extras[e].name;
+        out->dtype = DG_ST_F32;
+        out->ndim = extras[e].ndim;
+        for (int d = 0; d < extras[e].ndim; d++) out->shape[d] = extras[e].shape[d];
+        out->data = extras[e].data;
+    }
+    int rc = dg_st_write(path, entries, net->n_params + n_extras, meta_keys, meta_values, n_meta, err, err_len);
+    free(entries);
+    free(host);
+    return rc;
+}

@@ -1,0 +1,36 @@
+/* host/model_io.h — moving a net's parameters between safetensors files and the device: strict
+ * loading by PyTorch state-dict names (shape checked, any float dtype converted), saving as F32
+ * with optional extra tensors (optimizer state, gradients) and string metadata. */
+#ifndef DG_MODEL_IO_H
+#define DG_MODEL_IO_H
+
+#include <stddef.h>
+#include "net.h"
+#include "safetensors.h"
+
+/* Load every parameter of net (set up on a backend) from path. Tensors named
+ * "*.num_batches_tracked" and "optim.*" are ignored; any other tensor the net lacks, or a missing
+ * or misshapen one, is an error. Returns 0, or -1 with err "<path>: <problem>". */
+int dg_model_load(dg_net *net, const char *path, char *err, size_t err_len);
+
+/* The same from an open file (lets a caller read metadata and optimizer state from one parse). */
+int dg_model_load_file(dg_net *net, const dg_st_file *f, char *err, size_t err_len);
+
+/* One extra tensor to write beside the parameters: host data. */
+typedef struct dg_extra_tensor {
+    char name[DG_NAME_MAX + 32];
+    int ndim;
+    int64_t shape[8];
+    const float *data;
+} dg_extra_tensor;
+
+/* Write the net's parameters (downloaded from the device) plus extras and metadata to path,
+ * atomically. Returns 0 or -1 with err. */
+int dg_model_save(const dg_net *net, const char *path, const dg_extra_tensor *extras, int n_extras,
+                  const char *const *meta_keys, const char *const *meta_values, int n_meta, char *err,
+                  size_t err_len);
+
+/* Download the net's parameters into a new host buffer [n_param_floats] (NULL when out of memory). */
+float *dg_model_download(const dg_net *net);
+
+#endif

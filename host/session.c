@@ -1,0 +1,117 @@
+/* host/session.c — shared set-up for the subcommands and whole-split evaluation (see session.h). */
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "loader.h"
+#include "model_io.h"
+#include "../nets/registry.h"
+
+int dg_session_data(const char *spec, int train, dg_dataset *ds) {
+    char err[512];
+    if (!spec) {
+        dg_cli_error("--data is required (mnist:DIR, fashion-mnist:DIR, cifar10:DIR, synthetic:C,H,W,K)");
+        return -1;
+    }
+    if (dg_data_load(spec, train, ds, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+dg_net *dg_session_net(const char *name, const dg_dataset *ds, const dg_backend *be, int batch, const char *model) {
+    char err[512];
+    if (!name) {
+        dg_cli_error("--net is required (dnnguard info --nets lists the known nets)");
+        return NULL;
+    }
+    int c, h, w, classes;
+    if (dg_net_default_shape(name, &c, &h, &w, &classes) != 0) {
+        dg_cli_error("unknown net '%s' (dnnguard info --nets lists the known nets)", name);
+        return NULL;
+    }
+    if (ds) {
+        c = ds->c;
+        h = ds->h;
+        w = ds->w;
+        classes = ds->classes;
+    }
+    dg_net *net = dg_net_create(name, classes, c, h, w, err, sizeof err);
+    if (!net) {
+        dg_cli_error("%s", err);
+        return NULL;
+    }
+    if (dg_net_setup(net, be, batch) != 0) {
+        dg_net_free(net);
+        return NULL;
+    }
+    if (model && dg_model_load(net, model, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        dg_net_free(net);
+        return NULL;
+    }
+    return net;
+}
+
+void dg_argmax_rows(const float *rows, int n, int k, int *out) {
+    for (int i = 0; i < n; i++) {
+        const float *r = rows + (size_t)i * k;
+        int best = 0;
+        for (int j = 1; j < k; j++)
+            if (r[j] > r[best]) best = j;
+        out[i] = best;
+    }
+}
+
+int dg_evaluate(dg_net *net, const dg_dataset *ds, int limit, dg_eval_result *r) {
+    memset(r, 0, sizeof *r);
+    r->classes = net->classes;
+    if (net->classes > 1000) {
+        dg_cli_error("evaluation supports at most 1000 classes");
+        return -1;
+    }
+    dg_dataset view = *ds;
+    if (limit > 0 && limit < view.n) view.n = limit;
+    dg_loader *loader = dg_loader_new(&view, net->batch, 0, 0, 0);
+    float *probs = malloc(sizeof(float) * (size_t)net->batch * net->classes);
+    int *pred = malloc(sizeof(int) * (size_t)net->batch);
+    if (!loader || !probs || !pred) {
+        dg_cli_error("out of memory");
+        dg_loader_free(loader);
+        free(probs);
+        free(pred);
+        return -1;
+    }
+    const dg_backend *be = net->be;
+    size_t per = (size_t)ds->c * ds->h * ds->w;
+    double loss_sum = 0.0;
+    dg_loader_begin(loader, 0, 0);
+    const float *x;
+    const int32_t *labels;
+    int n;
+    while ((n = dg_loader_next(loader, &x, &labels)) > 0) {
+        be->upload(net->nodes[0].y, x, sizeof(float) * per * (size_t)n);
+        be->upload(net->labels, labels, sizeof(int32_t) * (size_t)n);
+        dg_net_forward(net, net->nodes[0].y, n, DG_MODE_EVAL);
+        loss_sum += dg_net_loss(net, n) * n;
+        be->download(probs, net->probs, sizeof(float) * (size_t)n * net->classes);
+        dg_argmax_rows(probs, n, net->classes, pred);
+        for (int i = 0; i < n; i++) {
+            r->count[labels[i]]++;
+            r->correct[labels[i]] += pred[i] == labels[i];
+        }
+        r->images += n;
+    }
+    int correct = 0;
+    for (int k = 0; k < net->classes; k++) correct += r->correct[k];
+    r->loss = r->images ? loss_sum / r->images : 0.0;
+    r->accuracy = r->images ? (double)correct / r->images : 0.0;
+    dg_loader_free(loader);
+    free(probs);
+    free(pred);
+    return 0;
+}

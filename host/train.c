@@ -1,0 +1,448 @@
+/* host/train.c — the training loop behind `dnnguard train` (see train.h). The state that makes a
+ * run resumable bit for bit is: parameters and running statistics, optimizer buffers, the global
+ * step, and the position in the epoch; everything random is a function of (seed, epoch, step). */
+#include "train.h"
+
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../kernels/math/rng.h"
+#include "cli.h"
+#include "loader.h"
+#include "model_io.h"
+#include "session.h"
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+void dg_train_defaults(dg_train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->opt = "sgd";
+    o->schedule = "const";
+    o->backend = "auto";
+    o->epochs = 10;
+    o->batch = 128;
+    o->lr = 0.1f;
+    o->momentum = 0.9f;
+    o->gamma = 0.1f;
+    o->beta1 = 0.9f;
+    o->beta2 = 0.999f;
+    o->adam_eps = 1e-8f;
+    o->step_size = 30;
+    o->eval_every = 1;
+    o->augment = -1;
+    o->seed = 1;
+}
+
+static int parse_milestones(const char *text, int *out, int cap) {
+    int n = 0;
+    while (text && *text) {
+        char *end;
+        long v = strtol(text, &end, 10);
+        if (end == text || v < 0 || n == cap) return -1;
+        out[n++] = (int)v;
+        text = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return -1;
+    }
+    return n;
+}
+
+double dg_train_lr(const dg_train_opts *o, int epoch) {
+    double lr = o->lr;
+    if (strcmp(o->schedule, "step") == 0) return lr * pow(o->gamma, epoch / (o->step_size > 0 ? o->step_size : 1));
+    if (strcmp(o->schedule, "multistep") == 0) {
+        int m[32], n = parse_milestones(o->milestones, m, 32), passed = 0;
+        for (int i = 0; i < n; i++) passed += epoch >= m[i];
+        return lr * pow(o->gamma, passed);
+    }
+    if (strcmp(o->schedule, "cosine") == 0) return lr * 0.5 * (1.0 + cos(M_PI * epoch / o->epochs));
+    return lr;
+}
+
+static volatile sig_atomic_t stop_signal = 0;
+static void on_signal(int sig) { stop_signal = sig; }
+
+/* Optimizer state: host copies are only made when checkpointing. */
+typedef struct optim_state {
+    int adam;
+    float *a, *b;      /* device: momentum buffer | Adam exp_avg, exp_avg_sq (b NULL for SGD) */
+    long global_step;  /* optimizer steps taken */
+} optim_state;
+
+static void optim_step(dg_net *net, const dg_train_opts *o, optim_state *s, float lr) {
+    const dg_backend *be = net->be;
+    s->global_step++;
+    for (int i = 0; i < net->n_params; i++) {
+        const dg_param *p = &net->params[i];
+        if (p->role == DG_PARAM_RUNNING) continue;
+        float *w = net->param_arena + p->offset, *g = net->grad_arena + p->offset;
+        if (s->adam)
+            be->adam_step(p->numel, w, g, s->a + p->offset, s->b + p->offset, lr, o->beta1, o->beta2, o->adam_eps,
+                          o->weight_decay, (int)s->global_step);
+        else
+            be->sgd_step(p->numel, w, g, s->a + p->offset, lr, o->momentum, o->weight_decay, o->nesterov,
+                         s->global_step == 1);
+    }
+}
+
+/* Running sums of one epoch, kept in checkpoints so a resumed epoch reports the same figures. */
+typedef struct epoch_sums {
+    double loss_sum;
+    long correct, seen;
+} epoch_sums;
+
+static char *derive_checkpoint_path(const char *out) {
+    size_t n = strlen(out);
+    const char *ext = ".safetensors";
+    size_t le = strlen(ext);
+    char *path = malloc(n + 32);
+    if (!path) return NULL;
+    if (n > le && strcmp(out + n - le, ext) == 0)
+        snprintf(path, n + 32, "%.*s.ckpt.safetensors", (int)(n - le), out);
+    else
+        snprintf(path, n + 32, "%s.ckpt.safetensors", out);
+    return path;
+}
+
+static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const optim_state *s, const char *path,
+                           int epoch, int step_in_epoch, const epoch_sums *sums) {
+    char err[512];
+    int n_buffers = s->adam ? 2 : 1;
+    size_t floats = net->n_param_floats;
+    float *host = malloc(sizeof(float) * (floats ? floats : 1) * (size_t)n_buffers);
+    dg_extra_tensor *extras = calloc((size_t)net->n_params * (size_t)n_buffers, sizeof *extras);
+    if (!host || !extras) {
+        free(host);
+        free(extras);
+        dg_cli_error("%s: out of memory while checkpointing", path);
+        return -1;
+    }
+    net->be->download(host, s->a, sizeof(float) * floats);
+    if (s->adam) net->be->download(host + floats, s->b, sizeof(float) * floats);
+    int n_extras = 0;
+    for (int k = 0; k < n_buffers; k++) {
+        const char *kind = s->adam ? (k ? "exp_avg_sq" : "exp_avg") : "momentum_buffer";
+        for (int i = 0; i < net->n_params; i++) {
+            const dg_param *p = &net->params[i];
+            if (p->role == DG_PARAM_RUNNING) continue;
+            dg_extra_tensor *e = &extras[n_extras++];
+            snprintf(e->name, sizeof e->name, "optim.%s.%s", kind, p->name);
+            e->ndim = p->ndim;
+            for (int d = 0; d < p->ndim; d++) e->shape[d] = p->shape[d];
+            e->data = host + (size_t)k * floats + p->offset;
+        }
+    }
+    char v_epoch[32], v_step[32], v_global[32], v_seed[32], v_batch[32], v_loss[64], v_correct[32], v_seen[32];
+    snprintf(v_epoch, sizeof v_epoch, "%d", epoch);
+    snprintf(v_step, sizeof v_step, "%d", step_in_epoch);
+    snprintf(v_global, sizeof v_global, "%ld", s->global_step);
+    snprintf(v_seed, sizeof v_seed, "%llu", (unsigned long long)o->seed);
+    snprintf(v_batch, sizeof v_batch, "%d", o->batch);
+    snprintf(v_loss, sizeof v_loss, "%.17g", sums->loss_sum);
+    snprintf(v_correct, sizeof v_correct, "%ld", sums->correct);
+    snprintf(v_seen, sizeof v_seen, "%ld", sums->seen);
+    const char *keys[] = {"format", "net", "data", "opt", "epoch", "step_in_epoch", "global_step", "seed", "batch",
+                          "epoch_loss_sum", "epoch_correct", "epoch_seen"};
+    const char *values[] = {"dnnguard-checkpoint-1", o->net, o->data, o->opt, v_epoch, v_step, v_global, v_seed,
+                            v_batch, v_loss, v_correct, v_seen};
+    int rc = dg_model_save(net, path, extras, n_extras, keys, values, (int)(sizeof keys / sizeof *keys), err,
+                           sizeof err);
+    if (rc != 0) dg_cli_error("%s", err);
+    free(host);
+    free(extras);
+    return rc;
+}
+
+/* Restore parameters, optimizer buffers and position from a checkpoint written by this run's
+ * configuration; a checkpoint of another net, data set, optimizer, seed or batch is refused. */
+static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, const char *path, int *epoch,
+                           int *step_in_epoch, epoch_sums *sums) {
+    char err[512];
+    dg_st_file f;
+    if (dg_st_open(path, &f, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        return -1;
+    }
+    int rc = -1;
+    char seed_text[32], batch_text[32];
+    snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)o->seed);
+    snprintf(batch_text, sizeof batch_text, "%d", o->batch);
+    const char *must[][2] = {{"format", "dnnguard-checkpoint-1"}, {"net", o->net}, {"data", o->data},
+                             {"opt", o->opt}, {"seed", seed_text}, {"batch", batch_text}};
+    for (size_t i = 0; i < sizeof must / sizeof *must; i++) {
+        const char *have = dg_st_meta(&f, must[i][0]);
+        if (!have || strcmp(have, must[i][1]) != 0) {
+            dg_cli_error("%s: checkpoint has %s '%s' but this run has '%s'", path, must[i][0], have ? have : "(none)",
+                         must[i][1]);
+            goto done;
+        }
+    }
+    const char *e = dg_st_meta(&f, "epoch"), *st = dg_st_meta(&f, "step_in_epoch"), *g = dg_st_meta(&f, "global_step");
+    const char *ls = dg_st_meta(&f, "epoch_loss_sum"), *ec = dg_st_meta(&f, "epoch_correct"),
+               *es = dg_st_meta(&f, "epoch_seen");
+    if (!e || !st || !g || !ls || !ec || !es) {
+        dg_cli_error("%s: checkpoint metadata is incomplete", path);
+        goto done;
+    }
+    *epoch = atoi(e);
+    *step_in_epoch = atoi(st);
+    s->global_step = atol(g);
+    sums->loss_sum = strtod(ls, NULL);
+    sums->correct = atol(ec);
+    sums->seen = atol(es);
+    if (*epoch < 0 || *step_in_epoch < 0 || s->global_step < 0) {
+        dg_cli_error("%s: checkpoint position is negative", path);
+        goto done;
+    }
+    if (dg_model_load_file(net, &f, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        goto done;
+    }
+    size_t floats = net->n_param_floats;
+    float *host = calloc(floats ? floats : 1, sizeof(float));
+    if (!host) goto done;
+    for (int k = 0; k < (s->adam ? 2 : 1); k++) {
+        const char *kind = s->adam ? (k ? "exp_avg_sq" : "exp_avg") : "momentum_buffer";
+        for (int i = 0; i < net->n_params; i++) {
+            const dg_param *p = &net->params[i];
+            if (p->role == DG_PARAM_RUNNING) continue;
+            char name[DG_NAME_MAX + 32];
+            snprintf(name, sizeof name, "optim.%s.%s", kind, p->name);
+            int t = dg_st_find(&f, name);
+            if (t < 0) {
+                dg_cli_error("%s: checkpoint lacks optimizer tensor '%s'", path, name);
+                free(host);
+                goto done;
+            }
+            if (dg_st_read_f32(&f, t, host + p->offset, p->numel, err, sizeof err) != 0) {
+                dg_cli_error("%s", err);
+                free(host);
+                goto done;
+            }
+        }
+        net->be->upload(k ? s->b : s->a, host, sizeof(float) * floats);
+    }
+    free(host);
+    rc = 0;
+done:
+    dg_st_close(&f);
+    return rc;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int check_opts(const dg_train_opts *o) {
+    if (!o->out) {
+        dg_cli_error("train: --out FILE is required");
+        return -1;
+    }
+    if (o->epochs < 1 || o->batch < 1 || !(o->lr > 0.0f) || o->weight_decay < 0.0f || o->momentum < 0.0f) {
+        dg_cli_error("train: --epochs and --batch must be ≥ 1, --lr > 0, --wd and --momentum ≥ 0");
+        return -1;
+    }
+    if (strcmp(o->opt, "sgd") != 0 && strcmp(o->opt, "adam") != 0) {
+        dg_cli_error("train: --opt must be sgd or adam, not '%s'", o->opt);
+        return -1;
+    }
+    const char *schedules[] = {"const", "step", "multistep", "cosine"};
+    int known = 0;
+    for (int i = 0; i < 4; i++) known |= strcmp(o->schedule, schedules[i]) == 0;
+    if (!known) {
+        dg_cli_error("train: --schedule must be const, step, multistep or cosine, not '%s'", o->schedule);
+        return -1;
+    }
+    int m[32];
+    if (strcmp(o->schedule, "multistep") == 0 && (!o->milestones || parse_milestones(o->milestones, m, 32) <= 0)) {
+        dg_cli_error("train: --schedule multistep needs --milestones E1,E2,... (epochs)");
+        return -1;
+    }
+    return 0;
+}
+
+int dg_train(const dg_train_opts *o) {
+    if (check_opts(o) != 0) return DG_EXIT_BAD_INPUT;
+    const dg_backend *be = dg_cli_backend(o->backend);
+    if (!be) return DG_EXIT_BAD_INPUT;
+    dg_dataset train = {0}, test = {0};
+    if (dg_session_data(o->data, 1, &train) != 0) return DG_EXIT_BAD_INPUT;
+    char err[512];
+    if (o->subset > 0 && dg_data_subset(&train, o->subset, o->seed, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        dg_data_free(&train);
+        return DG_EXIT_BAD_INPUT;
+    }
+    int have_test = o->eval_every > 0 && dg_data_load(o->data, 0, &test, err, sizeof err) == 0;
+    int rc = DG_EXIT_BAD_INPUT;
+    dg_net *net = dg_session_net(o->net, &train, be, o->batch, NULL);
+    dg_loader *loader = NULL;
+    char *ckpt_path = o->checkpoint ? strdup(o->checkpoint) : derive_checkpoint_path(o->out);
+    FILE *log = NULL;
+    float *probs = NULL;
+    int *pred = NULL;
+    optim_state s = {.adam = strcmp(o->opt, "adam") == 0};
+    if (!net || !ckpt_path) goto done;
+
+    /* initial weights: --init FILE, else PyTorch-style init from the seed */
+    if (o->init) {
+        if (dg_model_load(net, o->init, err, sizeof err) != 0) {
+            dg_cli_error("%s", err);
+            goto done;
+        }
+    } else {
+        float *host = malloc(sizeof(float) * (net->n_param_floats ? net->n_param_floats : 1));
+        if (!host) goto done;
+        dg_net_init_host(net, o->seed, host);
+        be->upload(net->param_arena, host, sizeof(float) * net->n_param_floats);
+        free(host);
+    }
+    s.a = be->alloc(sizeof(float) * net->n_param_floats);
+    s.b = s.adam ? be->alloc(sizeof(float) * net->n_param_floats) : NULL;
+    probs = malloc(sizeof(float) * (size_t)o->batch * net->classes);
+    pred = malloc(sizeof(int) * (size_t)o->batch);
+    int augment = o->augment >= 0 ? o->augment : strncmp(o->data, "cifar10:", 8) == 0;
+    loader = dg_loader_new(&train, o->batch, o->seed, 1, augment);
+    if (!s.a || (s.adam && !s.b) || !probs || !pred || !loader) {
+        dg_cli_error("train: out of memory");
+        goto done;
+    }
+
+    int start_epoch = 0, start_step = 0;
+    epoch_sums sums = {0};
+    if (o->resume) {
+        struct stat st;
+        if (stat(ckpt_path, &st) == 0) {
+            if (load_checkpoint(net, o, &s, ckpt_path, &start_epoch, &start_step, &sums) != 0) goto done;
+            fprintf(stderr, "dnnguard: resuming from %s at epoch %d, step %d\n", ckpt_path, start_epoch + 1,
+                    start_step);
+        } else {
+            fprintf(stderr, "dnnguard: no checkpoint at %s yet, starting from the beginning\n", ckpt_path);
+        }
+    }
+    if (o->log) {
+        log = fopen(o->log, start_epoch || start_step ? "a" : "w");
+        if (!log) {
+            dg_cli_error("%s: cannot open the log for writing", o->log);
+            goto done;
+        }
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+
+    int tty = isatty(STDERR_FILENO);
+    size_t per = (size_t)train.c * train.h * train.w;
+    int steps = dg_loader_steps(loader);
+    uint64_t dropout_stream = dg_rng_stream(o->seed, 0xd50ull);
+    dg_eval_result result = {0};
+    for (int epoch = start_epoch; epoch < o->epochs; epoch++) {
+        float lr = (float)dg_train_lr(o, epoch);
+        int first = epoch == start_epoch ? start_step : 0;
+        if (first == 0) memset(&sums, 0, sizeof sums);
+        dg_loader_begin(loader, epoch, first);
+        double t0 = now_s(), last_print = 0.0;
+        long images_timed = 0;
+        const float *x;
+        const int32_t *labels;
+        int n, step = first;
+        while ((n = dg_loader_next(loader, &x, &labels)) > 0) {
+            be->upload(net->nodes[0].y, x, sizeof(float) * per * (size_t)n);
+            be->upload(net->labels, labels, sizeof(int32_t) * (size_t)n);
+            net->dropout_seed = dg_rng_stream(dropout_stream, (uint64_t)s.global_step);
+            dg_net_zero_grad(net, n);
+            dg_net_forward(net, net->nodes[0].y, n, DG_MODE_TRAIN);
+            double loss = dg_net_loss(net, n); /* also writes dlogits into the output's dy */
+            dg_net_backward(net, n, NULL);
+            optim_step(net, o, &s, lr);
+            be->download(probs, net->probs, sizeof(float) * (size_t)n * net->classes);
+            dg_argmax_rows(probs, n, net->classes, pred);
+            for (int i = 0; i < n; i++) sums.correct += pred[i] == labels[i];
+            sums.loss_sum += loss * n;
+            sums.seen += n;
+            images_timed += n;
+            step++;
+            if (!isfinite(loss)) {
+                dg_cli_error("train: the loss is %g at epoch %d step %d; lower --lr", loss, epoch + 1, step);
+                goto done;
+            }
+            double t = now_s();
+            if (tty && t - last_print > 0.25) {
+                fprintf(stderr, "\repoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  %.0f img/s   ", epoch + 1,
+                        o->epochs, step, steps, sums.loss_sum / sums.seen, 100.0 * sums.correct / sums.seen,
+                        images_timed / (t - t0));
+                last_print = t;
+            }
+            int want_ckpt = o->ckpt_every > 0 && s.global_step % o->ckpt_every == 0 && step < steps;
+            if (o->stop_after > 0 && s.global_step == o->stop_after) stop_signal = SIGUSR1;
+            if (stop_signal || want_ckpt) {
+                if (save_checkpoint(net, o, &s, ckpt_path, epoch, step, &sums) != 0) goto done;
+                if (stop_signal) {
+                    if (tty) fputc('\n', stderr);
+                    fprintf(stderr, "dnnguard: signal %d: checkpoint written to %s (epoch %d, step %d); "
+                            "continue with --resume\n", (int)stop_signal, ckpt_path, epoch + 1, step);
+                    rc = DG_EXIT_STOPPED;
+                    goto done;
+                }
+            }
+        }
+        double seconds = now_s() - t0;
+        if (tty) fputc('\r', stderr);
+        int evaluate = have_test && ((epoch + 1) % o->eval_every == 0 || epoch + 1 == o->epochs);
+        if (evaluate && dg_evaluate(net, &test, 0, &result) != 0) goto done;
+        char line[512];
+        int len = snprintf(line, sizeof line,
+                           "{\"epoch\": %d, \"step\": %ld, \"lr\": %.6g, \"train_loss\": %.6f, \"train_acc\": %.6f, "
+                           "\"images_per_s\": %.1f, \"seconds\": %.3f",
+                           epoch + 1, s.global_step, lr, sums.loss_sum / sums.seen, (double)sums.correct / sums.seen,
+                           images_timed / seconds, seconds);
+        if (evaluate)
+            len += snprintf(line + len, sizeof line - (size_t)len, ", \"test_loss\": %.6f, \"test_acc\": %.6f",
+                            result.loss, result.accuracy);
+        snprintf(line + len, sizeof line - (size_t)len, "}");
+        fprintf(stderr, "%s\n", line);
+        if (log) {
+            fprintf(log, "%s\n", line);
+            fflush(log);
+        }
+        epoch_sums cleared = {0};
+        if (save_checkpoint(net, o, &s, ckpt_path, epoch + 1, 0, &cleared) != 0) goto done;
+    }
+    if (dg_model_save(net, o->out, NULL, 0, NULL, NULL, 0, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        goto done;
+    }
+    printf("{\"out\": ");
+    dg_json_string(stdout, o->out);
+    printf(", \"net\": ");
+    dg_json_string(stdout, o->net);
+    printf(", \"epochs\": %d, \"steps\": %ld", o->epochs, s.global_step);
+    if (have_test && result.images) printf(", \"test_acc\": %.6f, \"test_loss\": %.6f", result.accuracy, result.loss);
+    printf("}\n");
+    rc = DG_EXIT_OK;
+done:
+    if (log) fclose(log);
+    dg_loader_free(loader);
+    if (net) {
+        be->free(s.a);
+        be->free(s.b);
+    }
+    dg_net_free(net);
+    dg_data_free(&train);
+    if (have_test) dg_data_free(&test);
+    free(ckpt_path);
+    free(probs);
+    free(pred);
+    return rc;
+}

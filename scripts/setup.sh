@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# scripts/setup.sh — install what dnnguard needs on Debian 12 and build it (Release) in build/.
+#   scripts/setup.sh          build dependencies + Fashion-MNIST (the embedded default data set)
+#   scripts/setup.sh --test   also PyTorch (the test oracle) and the sanitizer runtime
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packages=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev zlib1g-dev dataset-fashion-mnist)
+if [ "${1:-}" = "--test" ]; then
+  packages+=(python3-torch python3-numpy)
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+cmake -B build -S . -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j "$(nproc)"
