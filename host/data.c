@@ -2,6 +2,7 @@
  * uint8, raw or gzip'd, with every header field, size and label checked; the synthetic set; the
  * seeded subset. Host memory and files only: no batching, augmentation or device code. */
 #include "data.h"
+#include "error.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,16 +26,6 @@
 /* The synthetic set's pixel bytes are bounded too. */
 #define SYNTH_MAX_BYTES ((size_t)1 << 33)
 
-static void set_err(char *err, size_t err_len, const char *file, const char *fmt, ...) {
-    if (!err || err_len == 0) return;
-    int used = snprintf(err, err_len, "%s: ", file ? file : "(null)");
-    if (used < 0) used = 0;
-    if ((size_t)used >= err_len) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err + used, err_len - (size_t)used, fmt, ap);
-    va_end(ap);
-}
 
 /* ------------------------------------------------------------------------------------------ */
 /* one input file, raw or gzip. Gzip is decoded with inflate() directly rather than gzread():   */
@@ -63,7 +54,7 @@ static int src_fill(src_file *s, char *err, size_t err_len) {
         ssize_t r = read(s->fd, s->in, SRC_IN_BYTES);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
-            set_err(err, err_len, s->path, "read error: %s", strerror(errno));
+            dg_err_set(err, err_len, s->path, "read error: %s", strerror(errno));
             return -1;
         }
         if (r == 0) s->in_eof = 1;
@@ -91,12 +82,12 @@ static int src_open(src_file *s, const char *dir, const char *name, char *err, s
     for (int attempt = 0; attempt < 2 && s->fd < 0; attempt++) {
         int len = snprintf(s->path, sizeof s->path, "%s/%s%s", dir, name, attempt ? ".gz" : "");
         if (len < 0 || (size_t)len >= sizeof s->path) {
-            set_err(err, err_len, dir, "path too long");
+            dg_err_set(err, err_len, dir, "path too long");
             return -1;
         }
         s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
         if (s->fd < 0 && errno != ENOENT) {
-            set_err(err, err_len, s->path, "cannot open: %s", strerror(errno));
+            dg_err_set(err, err_len, s->path, "cannot open: %s", strerror(errno));
             return -1;
         }
         gz_name = attempt == 1;
@@ -104,18 +95,18 @@ static int src_open(src_file *s, const char *dir, const char *name, char *err, s
     if (s->fd < 0) {
         char shown[PATH_MAX + 8];
         snprintf(shown, sizeof shown, "%s/%s[.gz]", dir, name);
-        set_err(err, err_len, shown, "no such file");
+        dg_err_set(err, err_len, shown, "no such file");
         return -1;
     }
     struct stat st;
     if (fstat(s->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        set_err(err, err_len, s->path, "not a regular file");
+        dg_err_set(err, err_len, s->path, "not a regular file");
         src_close(s);
         return -1;
     }
     s->in = malloc(SRC_IN_BYTES);
     if (!s->in) {
-        set_err(err, err_len, s->path, "out of memory");
+        dg_err_set(err, err_len, s->path, "out of memory");
         src_close(s);
         return -1;
     }
@@ -125,13 +116,13 @@ static int src_open(src_file *s, const char *dir, const char *name, char *err, s
     }
     s->gz = s->avail >= 2 && s->next[0] == 0x1f && s->next[1] == 0x8b;
     if (gz_name && !s->gz) {
-        set_err(err, err_len, s->path, "not in gzip format");
+        dg_err_set(err, err_len, s->path, "not in gzip format");
         src_close(s);
         return -1;
     }
     if (s->gz) {
         if (inflateInit2(&s->zs, 16 + MAX_WBITS) != Z_OK) {
-            set_err(err, err_len, s->path, "cannot start gzip decoding (out of memory)");
+            dg_err_set(err, err_len, s->path, "cannot start gzip decoding (out of memory)");
             src_close(s);
             return -1;
         }
@@ -165,7 +156,7 @@ static int src_read(src_file *s, void *buf, size_t len, size_t *got, char *err, 
             ssize_t r = read(s->fd, out + *got, want);
             if (r < 0 && errno == EINTR) continue;
             if (r < 0) {
-                set_err(err, err_len, s->path, "read error: %s", strerror(errno));
+                dg_err_set(err, err_len, s->path, "read error: %s", strerror(errno));
                 return -1;
             }
             if (r == 0) s->in_eof = 1;
@@ -176,7 +167,7 @@ static int src_read(src_file *s, void *buf, size_t len, size_t *got, char *err, 
     while (*got < len && !s->gz_done) {
         if (src_fill(s, err, err_len) != 0) return -1;
         if (s->avail == 0) {
-            set_err(err, err_len, s->path, "gzip stream ends early (truncated file)");
+            dg_err_set(err, err_len, s->path, "gzip stream ends early (truncated file)");
             return -1;
         }
         size_t in_now = s->avail < ((size_t)1 << 30) ? s->avail : ((size_t)1 << 30);
@@ -198,14 +189,14 @@ static int src_read(src_file *s, void *buf, size_t len, size_t *got, char *err, 
             } else if (s->next[0] == 0x1f) {
                 inflateReset(&s->zs);
             } else {
-                set_err(err, err_len, s->path, "trailing bytes after the gzip stream");
+                dg_err_set(err, err_len, s->path, "trailing bytes after the gzip stream");
                 return -1;
             }
         } else if (ret == Z_MEM_ERROR) {
-            set_err(err, err_len, s->path, "out of memory while decompressing");
+            dg_err_set(err, err_len, s->path, "out of memory while decompressing");
             return -1;
         } else if (ret != Z_OK && !(ret == Z_BUF_ERROR && used == 0 && s->zs.avail_out == out_now && s->avail == 0)) {
-            set_err(err, err_len, s->path, "corrupt gzip stream (%s)", s->zs.msg ? s->zs.msg : "unknown error");
+            dg_err_set(err, err_len, s->path, "corrupt gzip stream (%s)", s->zs.msg ? s->zs.msg : "unknown error");
             return -1;
         }
     }
@@ -221,7 +212,7 @@ static int src_read_exact(src_file *s, size_t len, uint8_t **out, const char *wh
     size_t cap = len < ((size_t)16 << 20) ? len : ((size_t)16 << 20);
     uint8_t *buf = malloc(cap ? cap : 1);
     if (!buf) {
-        set_err(err, err_len, s->path, "out of memory");
+        dg_err_set(err, err_len, s->path, "out of memory");
         return -1;
     }
     size_t have = 0;
@@ -231,7 +222,7 @@ static int src_read_exact(src_file *s, size_t len, uint8_t **out, const char *wh
             uint8_t *nb = realloc(buf, ncap);
             if (!nb) {
                 free(buf);
-                set_err(err, err_len, s->path, "out of memory (%zu bytes)", ncap);
+                dg_err_set(err, err_len, s->path, "out of memory (%zu bytes)", ncap);
                 return -1;
             }
             buf = nb;
@@ -244,7 +235,7 @@ static int src_read_exact(src_file *s, size_t len, uint8_t **out, const char *wh
         }
         have += got;
         if (got < want) { /* end of file before all the announced bytes came */
-            set_err(err, err_len, s->path, "truncated: the header announces %zu %s bytes, the file holds %zu", len,
+            dg_err_set(err, err_len, s->path, "truncated: the header announces %zu %s bytes, the file holds %zu", len,
                     what, have);
             free(buf);
             return -1;
@@ -270,7 +261,7 @@ static int src_read_exact(src_file *s, size_t len, uint8_t **out, const char *wh
                 drained += got;
             }
         }
-        set_err(err, err_len, s->path, "longer than its header announces (%zu bytes expected)", header_bytes + len);
+        dg_err_set(err, err_len, s->path, "longer than its header announces (%zu bytes expected)", header_bytes + len);
         free(buf);
         return -1;
     }
@@ -296,25 +287,25 @@ static int load_idx(const char *dir, int train, dg_dataset *d, char *err, size_t
     if (src_open(&si, dir, img_name, err, err_len) != 0) return -1;
     if (src_read(&si, hdr, 16, &got, err, err_len) != 0) goto fail_img;
     if (got < 16) {
-        set_err(err, err_len, si.path, "%zu bytes, too short for an IDX image header (16 bytes)", got);
+        dg_err_set(err, err_len, si.path, "%zu bytes, too short for an IDX image header (16 bytes)", got);
         goto fail_img;
     }
     if (be32(hdr) != 0x00000803u) {
-        set_err(err, err_len, si.path, "bad magic 0x%08x (an IDX file of unsigned bytes with 3 dims has 0x00000803)",
+        dg_err_set(err, err_len, si.path, "bad magic 0x%08x (an IDX file of unsigned bytes with 3 dims has 0x00000803)",
                 be32(hdr));
         goto fail_img;
     }
     uint32_t n = be32(hdr + 4), h = be32(hdr + 8), w = be32(hdr + 12);
     if (n == 0 || n > (uint32_t)INT_MAX) {
-        set_err(err, err_len, si.path, "image count %u out of range (1..%d)", n, INT_MAX);
+        dg_err_set(err, err_len, si.path, "image count %u out of range (1..%d)", n, INT_MAX);
         goto fail_img;
     }
     if (h == 0 || w == 0 || h > IDX_MAX_SIDE || w > IDX_MAX_SIDE) {
-        set_err(err, err_len, si.path, "image size %ux%u out of range (1..%d per side)", h, w, IDX_MAX_SIDE);
+        dg_err_set(err, err_len, si.path, "image size %ux%u out of range (1..%d per side)", h, w, IDX_MAX_SIDE);
         goto fail_img;
     }
     if ((size_t)n > SIZE_MAX / ((size_t)h * w)) {
-        set_err(err, err_len, si.path, "%u images of %ux%u do not fit in memory", n, h, w);
+        dg_err_set(err, err_len, si.path, "%u images of %ux%u do not fit in memory", n, h, w);
         goto fail_img;
     }
     size_t pixels = (size_t)n * h * w;
@@ -325,24 +316,24 @@ static int load_idx(const char *dir, int train, dg_dataset *d, char *err, size_t
     if (src_open(&sl, dir, lab_name, err, err_len) != 0) return -1;
     if (src_read(&sl, hdr, 8, &got, err, err_len) != 0) goto fail_lab;
     if (got < 8) {
-        set_err(err, err_len, sl.path, "%zu bytes, too short for an IDX label header (8 bytes)", got);
+        dg_err_set(err, err_len, sl.path, "%zu bytes, too short for an IDX label header (8 bytes)", got);
         goto fail_lab;
     }
     if (be32(hdr) != 0x00000801u) {
-        set_err(err, err_len, sl.path, "bad magic 0x%08x (an IDX file of unsigned bytes with 1 dim has 0x00000801)",
+        dg_err_set(err, err_len, sl.path, "bad magic 0x%08x (an IDX file of unsigned bytes with 1 dim has 0x00000801)",
                 be32(hdr));
         goto fail_lab;
     }
     uint32_t nl = be32(hdr + 4);
     if (nl != n) {
-        set_err(err, err_len, sl.path, "holds %u labels, but %s/%s[.gz] holds %u images", nl, dir, img_name, n);
+        dg_err_set(err, err_len, sl.path, "holds %u labels, but %s/%s[.gz] holds %u images", nl, dir, img_name, n);
         goto fail_lab;
     }
     if (src_read_exact(&sl, n, &d->labels, "label", 8, err, err_len) != 0) goto fail_lab;
     src_close(&sl);
     for (uint32_t i = 0; i < n; i++)
         if (d->labels[i] >= 10) {
-            set_err(err, err_len, sl.path, "label %u at index %u is out of range (0..9)", d->labels[i], i);
+            dg_err_set(err, err_len, sl.path, "label %u at index %u is out of range (0..9)", d->labels[i], i);
             return -1;
         }
     d->n = (int)n;
@@ -368,13 +359,13 @@ static int src_read_all(src_file *s, size_t limit, uint8_t **out, size_t *len, c
     size_t cap = (size_t)1 << 20, have = 0; /* grown by doubling: a small file costs little */
     uint8_t *buf = malloc(cap);
     if (!buf) {
-        set_err(err, err_len, s->path, "out of memory");
+        dg_err_set(err, err_len, s->path, "out of memory");
         return -1;
     }
     for (;;) {
         if (have == cap) {
             if (cap >= limit) {
-                set_err(err, err_len, s->path, "larger than %zu bytes: not a CIFAR-10 batch", limit);
+                dg_err_set(err, err_len, s->path, "larger than %zu bytes: not a CIFAR-10 batch", limit);
                 free(buf);
                 return -1;
             }
@@ -382,7 +373,7 @@ static int src_read_all(src_file *s, size_t limit, uint8_t **out, size_t *len, c
             uint8_t *nb = realloc(buf, ncap);
             if (!nb) {
                 free(buf);
-                set_err(err, err_len, s->path, "out of memory");
+                dg_err_set(err, err_len, s->path, "out of memory");
                 return -1;
             }
             buf = nb;
@@ -417,20 +408,20 @@ static int load_cifar10(const char *dir, int train, dg_dataset *d, char *err, si
         src_close(&s);
         if (rc != 0) return -1;
         if (len == 0 || len % CIFAR_RECORD != 0) {
-            set_err(err, err_len, s.path, "%zu bytes, not a positive multiple of the %d-byte CIFAR-10 record%s", len,
+            dg_err_set(err, err_len, s.path, "%zu bytes, not a positive multiple of the %d-byte CIFAR-10 record%s", len,
                     CIFAR_RECORD, len % CIFAR_RECORD ? " (truncated or extra bytes)" : "");
             free(buf);
             return -1;
         }
         size_t recs = len / CIFAR_RECORD;
         if (total + recs > (size_t)INT_MAX) {
-            set_err(err, err_len, s.path, "too many records");
+            dg_err_set(err, err_len, s.path, "too many records");
             free(buf);
             return -1;
         }
         for (size_t r = 0; r < recs; r++)
             if (buf[r * CIFAR_RECORD] >= 10) {
-                set_err(err, err_len, s.path, "label %u of record %zu is out of range (0..9)", buf[r * CIFAR_RECORD], r);
+                dg_err_set(err, err_len, s.path, "label %u of record %zu is out of range (0..9)", buf[r * CIFAR_RECORD], r);
                 free(buf);
                 return -1;
             }
@@ -439,7 +430,7 @@ static int load_cifar10(const char *dir, int train, dg_dataset *d, char *err, si
         uint8_t *nl = ni ? realloc(d->labels, total + recs) : NULL;
         if (nl) d->labels = nl;
         if (!ni || !nl) {
-            set_err(err, err_len, s.path, "out of memory");
+            dg_err_set(err, err_len, s.path, "out of memory");
             free(buf);
             return -1;
         }
@@ -487,24 +478,24 @@ static int load_synthetic(const char *spec, const char *args, int train, dg_data
     int k = 0;
     for (; k < 5 && *p; k++)
         if (parse_int(&p, lo[k], hi[k], &v[k]) != 0) {
-            set_err(err, err_len, spec, "bad %s; expected synthetic:C,H,W,K[,N]", what[k]);
+            dg_err_set(err, err_len, spec, "bad %s; expected synthetic:C,H,W,K[,N]", what[k]);
             return -1;
         }
     size_t alen = strlen(args);
     if (k < 4 || *p || (alen && args[alen - 1] == ',')) {
-        set_err(err, err_len, spec, "expected synthetic:C,H,W,K[,N]");
+        dg_err_set(err, err_len, spec, "expected synthetic:C,H,W,K[,N]");
         return -1;
     }
     size_t per = (size_t)v[0] * (size_t)v[1] * (size_t)v[2];
     if ((size_t)v[4] > SYNTH_MAX_BYTES / per) {
-        set_err(err, err_len, spec, "more than %zu pixel bytes", SYNTH_MAX_BYTES);
+        dg_err_set(err, err_len, spec, "more than %zu pixel bytes", SYNTH_MAX_BYTES);
         return -1;
     }
     size_t bytes = per * (size_t)v[4];
     d->images = malloc(bytes);
     d->labels = malloc((size_t)v[4]);
     if (!d->images || !d->labels) {
-        set_err(err, err_len, spec, "out of memory");
+        dg_err_set(err, err_len, spec, "out of memory");
         return -1;
     }
     uint64_t seed = train ? 0x53594e5448545241ull /* "SYNTHTRA" */ : 0x53594e5448545354ull /* "SYNTHTST" */;
@@ -547,12 +538,12 @@ static void set_norm(dg_dataset *d, const float *mean, const float *std, int c) 
 int dg_data_load(const char *spec, int train, dg_dataset *out, char *err, size_t err_len) {
     if (err && err_len) err[0] = 0;
     if (!out) {
-        set_err(err, err_len, spec, "no data set struct given");
+        dg_err_set(err, err_len, spec, "no data set struct given");
         return -1;
     }
     memset(out, 0, sizeof *out);
     if (!spec) {
-        set_err(err, err_len, "(null)", "no data set given");
+        dg_err_set(err, err_len, "(null)", "no data set given");
         return -1;
     }
     const char *colon = strchr(spec, ':');
@@ -563,7 +554,7 @@ int dg_data_load(const char *spec, int train, dg_dataset *out, char *err, size_t
     if (KIND_IS("fashion-mnist") && !colon) dir = DG_FASHION_MNIST_DIR;
     if (KIND_IS("mnist") || KIND_IS("fashion-mnist") || KIND_IS("cifar10")) {
         if (!dir || !*dir) {
-            set_err(err, err_len, spec, "no directory given (expected %.*s:DIR)", (int)kind_len, spec);
+            dg_err_set(err, err_len, spec, "no directory given (expected %.*s:DIR)", (int)kind_len, spec);
             return -1;
         }
         if (KIND_IS("cifar10")) {
@@ -574,7 +565,7 @@ int dg_data_load(const char *spec, int train, dg_dataset *out, char *err, size_t
     } else if (KIND_IS("synthetic")) {
         rc = load_synthetic(spec, dir ? dir : "", train, out, err, err_len);
     } else {
-        set_err(err, err_len, spec,
+        dg_err_set(err, err_len, spec,
                 "unknown data set (expected mnist:DIR, fashion-mnist[:DIR], cifar10:DIR or synthetic:C,H,W,K[,N])");
         return -1;
     }
@@ -606,17 +597,17 @@ int dg_data_load(const char *spec, int train, dg_dataset *out, char *err, size_t
 int dg_data_subset(dg_dataset *d, int count, uint64_t seed, char *err, size_t err_len) {
     if (err && err_len) err[0] = 0;
     if (!d || !d->images || !d->labels || d->n <= 0) {
-        set_err(err, err_len, d ? d->name : "(null)", "subset of an empty data set");
+        dg_err_set(err, err_len, d ? d->name : "(null)", "subset of an empty data set");
         return -1;
     }
     if (count < 1 || count > d->n) {
-        set_err(err, err_len, d->name, "subset of %d images asked from %d", count, d->n);
+        dg_err_set(err, err_len, d->name, "subset of %d images asked from %d", count, d->n);
         return -1;
     }
     size_t per = (size_t)d->c * d->h * d->w;
     uint8_t *tmp = malloc(per ? per : 1);
     if (!tmp) {
-        set_err(err, err_len, d->name, "out of memory");
+        dg_err_set(err, err_len, d->name, "out of memory");
         return -1;
     }
     uint64_t stream = dg_rng_stream(seed, 0x7375627365742131ull /* "subset!1" */);

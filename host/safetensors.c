@@ -2,6 +2,7 @@
  * and JSON type checked before use) and the atomic writer (temp file, fsync, rename).
  * Host memory and files only: no nets, no devices, no knowledge of what the tensors mean. */
 #include "safetensors.h"
+#include "error.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -19,16 +20,6 @@
 /* ------------------------------------------------------------------------------------------ */
 /* small helpers                                                                               */
 
-static void set_err(char *err, size_t err_len, const char *path, const char *fmt, ...) {
-    if (!err || err_len == 0) return;
-    int used = snprintf(err, err_len, "%s: ", path ? path : "(null)");
-    if (used < 0) used = 0;
-    if ((size_t)used >= err_len) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err + used, err_len - (size_t)used, fmt, ap);
-    va_end(ap);
-}
 
 /* A name from a hostile file made safe for one line of stderr: printable ASCII kept, other bytes
  * as \xNN, at most ~80 visible characters. */
@@ -158,29 +149,29 @@ static int read_whole_file(const char *path, uint8_t **bytes, size_t *size, char
     *size = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        set_err(err, err_len, path, "cannot open: %s", strerror(errno));
+        dg_err_set(err, err_len, path, "cannot open: %s", strerror(errno));
         return -1;
     }
     struct stat st;
     if (fstat(fd, &st) != 0) {
-        set_err(err, err_len, path, "cannot stat: %s", strerror(errno));
+        dg_err_set(err, err_len, path, "cannot stat: %s", strerror(errno));
         close(fd);
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
-        set_err(err, err_len, path, "not a regular file");
+        dg_err_set(err, err_len, path, "not a regular file");
         close(fd);
         return -1;
     }
     if (st.st_size < 0 || (uintmax_t)st.st_size > (uintmax_t)SIZE_MAX - 1) {
-        set_err(err, err_len, path, "file too large");
+        dg_err_set(err, err_len, path, "file too large");
         close(fd);
         return -1;
     }
     size_t cap = (size_t)st.st_size;
     uint8_t *buf = malloc(cap ? cap : 1);
     if (!buf) {
-        set_err(err, err_len, path, "out of memory reading %zu bytes", cap);
+        dg_err_set(err, err_len, path, "out of memory reading %zu bytes", cap);
         close(fd);
         return -1;
     }
@@ -191,7 +182,7 @@ static int read_whole_file(const char *path, uint8_t **bytes, size_t *size, char
         ssize_t r = read(fd, buf + got, want);
         if (r < 0) {
             if (errno == EINTR) continue;
-            set_err(err, err_len, path, "read error: %s", strerror(errno));
+            dg_err_set(err, err_len, path, "read error: %s", strerror(errno));
             free(buf);
             close(fd);
             return -1;
@@ -232,7 +223,7 @@ static int cmp_span(const void *a, const void *b) {
 static int parse_metadata(dg_st_file *f, const cJSON *meta, char *err, size_t err_len) {
     if (cJSON_IsNull(meta)) return 0;
     if (!cJSON_IsObject(meta)) {
-        set_err(err, err_len, f->path, "__metadata__ is %s, not an object", json_type_name(meta));
+        dg_err_set(err, err_len, f->path, "__metadata__ is %s, not an object", json_type_name(meta));
         return -1;
     }
     int n = cJSON_GetArraySize(meta);
@@ -240,20 +231,20 @@ static int parse_metadata(dg_st_file *f, const cJSON *meta, char *err, size_t er
     f->meta_keys = calloc((size_t)n, sizeof(char *));
     f->meta_values = calloc((size_t)n, sizeof(char *));
     if (!f->meta_keys || !f->meta_values) {
-        set_err(err, err_len, f->path, "out of memory");
+        dg_err_set(err, err_len, f->path, "out of memory");
         return -1;
     }
     const cJSON *kv;
     cJSON_ArrayForEach(kv, meta) {
         const char *key = kv->string ? kv->string : "";
         if (!cJSON_IsString(kv) || !kv->valuestring) {
-            set_err(err, err_len, f->path, "__metadata__ value for '%s' is %s, not a string", sanitize(key).s,
+            dg_err_set(err, err_len, f->path, "__metadata__ value for '%s' is %s, not a string", sanitize(key).s,
                     json_type_name(kv));
             return -1;
         }
         for (int j = 0; j < f->n_meta; j++)
             if (strcmp(f->meta_keys[j], key) == 0) {
-                set_err(err, err_len, f->path, "__metadata__ has key '%s' twice", sanitize(key).s);
+                dg_err_set(err, err_len, f->path, "__metadata__ has key '%s' twice", sanitize(key).s);
                 return -1;
             }
         if (f->n_meta >= n) break; /* cannot happen: n counted the same list */
@@ -261,7 +252,7 @@ static int parse_metadata(dg_st_file *f, const cJSON *meta, char *err, size_t er
         if (!k || !v) {
             free(k);
             free(v);
-            set_err(err, err_len, f->path, "out of memory");
+            dg_err_set(err, err_len, f->path, "out of memory");
             return -1;
         }
         f->meta_keys[f->n_meta] = k;
@@ -276,7 +267,7 @@ static int parse_tensor(dg_st_file *f, const cJSON *item, size_t data_size, char
     const char *name = item->string ? item->string : "";
     safe_name sn = sanitize(name);
     if (!cJSON_IsObject(item)) {
-        set_err(err, err_len, f->path, "tensor '%s': entry is %s, not an object", sn.s, json_type_name(item));
+        dg_err_set(err, err_len, f->path, "tensor '%s': entry is %s, not an object", sn.s, json_type_name(item));
         return -1;
     }
     const cJSON *jd = NULL, *js = NULL, *jo = NULL, *child;
@@ -286,32 +277,32 @@ static int parse_tensor(dg_st_file *f, const cJSON *item, size_t data_size, char
                            : strcmp(k, "data_offsets") == 0 ? &jo : NULL;
         if (!slot) continue; /* unknown keys are tolerated, as the reference does */
         if (*slot) {
-            set_err(err, err_len, f->path, "tensor '%s': key '%s' appears twice", sn.s, k);
+            dg_err_set(err, err_len, f->path, "tensor '%s': key '%s' appears twice", sn.s, k);
             return -1;
         }
         *slot = child;
     }
     if (!jd || !js || !jo) {
-        set_err(err, err_len, f->path, "tensor '%s': no '%s'", sn.s, !jd ? "dtype" : !js ? "shape" : "data_offsets");
+        dg_err_set(err, err_len, f->path, "tensor '%s': no '%s'", sn.s, !jd ? "dtype" : !js ? "shape" : "data_offsets");
         return -1;
     }
     dg_st_tensor *t = &f->tensors[f->n_tensors];
     if (!cJSON_IsString(jd) || !jd->valuestring) {
-        set_err(err, err_len, f->path, "tensor '%s': dtype is %s, not a string", sn.s, json_type_name(jd));
+        dg_err_set(err, err_len, f->path, "tensor '%s': dtype is %s, not a string", sn.s, json_type_name(jd));
         return -1;
     }
     if (dtype_from_name(jd->valuestring, &t->dtype) != 0) {
-        set_err(err, err_len, f->path, "tensor '%s': unknown or unsupported dtype '%s'", sn.s,
+        dg_err_set(err, err_len, f->path, "tensor '%s': unknown or unsupported dtype '%s'", sn.s,
                 sanitize(jd->valuestring).s);
         return -1;
     }
     if (!cJSON_IsArray(js)) {
-        set_err(err, err_len, f->path, "tensor '%s': shape is %s, not an array", sn.s, json_type_name(js));
+        dg_err_set(err, err_len, f->path, "tensor '%s': shape is %s, not an array", sn.s, json_type_name(js));
         return -1;
     }
     int ndim = cJSON_GetArraySize(js);
     if (ndim > DG_ST_MAX_DIMS) {
-        set_err(err, err_len, f->path, "tensor '%s': %d dims, at most %d supported", sn.s, ndim, DG_ST_MAX_DIMS);
+        dg_err_set(err, err_len, f->path, "tensor '%s': %d dims, at most %d supported", sn.s, ndim, DG_ST_MAX_DIMS);
         return -1;
     }
     size_t numel = 1;
@@ -320,10 +311,10 @@ static int parse_tensor(dg_st_file *f, const cJSON *item, size_t data_size, char
         double v;
         if (!json_uint(child, &v)) {
             if (cJSON_IsNumber(child))
-                set_err(err, err_len, f->path, "tensor '%s': shape[%d] = %g is not a non-negative integer", sn.s, d,
+                dg_err_set(err, err_len, f->path, "tensor '%s': shape[%d] = %g is not a non-negative integer", sn.s, d,
                         child->valuedouble);
             else
-                set_err(err, err_len, f->path, "tensor '%s': shape[%d] is %s, not a non-negative integer", sn.s, d,
+                dg_err_set(err, err_len, f->path, "tensor '%s': shape[%d] is %s, not a non-negative integer", sn.s, d,
                         json_type_name(child));
             return -1;
         }
@@ -338,38 +329,38 @@ static int parse_tensor(dg_st_file *f, const cJSON *item, size_t data_size, char
         if (t->shape[k] == 0) overflow = 0, numel = 0;
     size_t esize = dtype_sizes[t->dtype];
     if (overflow || numel > SIZE_MAX / esize) {
-        set_err(err, err_len, f->path, "tensor '%s': element count overflows", sn.s);
+        dg_err_set(err, err_len, f->path, "tensor '%s': element count overflows", sn.s);
         return -1;
     }
     t->numel = numel;
     if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2) {
-        set_err(err, err_len, f->path, "tensor '%s': data_offsets is not an array of two integers", sn.s);
+        dg_err_set(err, err_len, f->path, "tensor '%s': data_offsets is not an array of two integers", sn.s);
         return -1;
     }
     double b, e;
     if (!json_uint(cJSON_GetArrayItem(jo, 0), &b) || !json_uint(cJSON_GetArrayItem(jo, 1), &e)) {
-        set_err(err, err_len, f->path, "tensor '%s': data_offsets are not non-negative integers", sn.s);
+        dg_err_set(err, err_len, f->path, "tensor '%s': data_offsets are not non-negative integers", sn.s);
         return -1;
     }
     if (b > e) {
-        set_err(err, err_len, f->path, "tensor '%s': data_offsets begin %.0f > end %.0f", sn.s, b, e);
+        dg_err_set(err, err_len, f->path, "tensor '%s': data_offsets begin %.0f > end %.0f", sn.s, b, e);
         return -1;
     }
     if (e > (double)data_size) {
-        set_err(err, err_len, f->path, "tensor '%s': data_offsets end %.0f beyond the data (%zu bytes; file truncated?)",
+        dg_err_set(err, err_len, f->path, "tensor '%s': data_offsets end %.0f beyond the data (%zu bytes; file truncated?)",
                 sn.s, e, data_size);
         return -1;
     }
     t->begin = (size_t)b;
     t->end = (size_t)e;
     if (t->end - t->begin != numel * esize) {
-        set_err(err, err_len, f->path, "tensor '%s': %zu data bytes, but %zu elements of %s need %zu", sn.s,
+        dg_err_set(err, err_len, f->path, "tensor '%s': %zu data bytes, but %zu elements of %s need %zu", sn.s,
                 t->end - t->begin, numel, dtype_names[t->dtype], numel * esize);
         return -1;
     }
     t->name = dup_str(name);
     if (!t->name) {
-        set_err(err, err_len, f->path, "out of memory");
+        dg_err_set(err, err_len, f->path, "out of memory");
         return -1;
     }
     f->n_tensors++;
@@ -384,7 +375,7 @@ static int check_names_and_overlaps(dg_st_file *f, char *err, size_t err_len) {
     if (!ni || !sp || !f->by_name) {
         free(ni);
         free(sp);
-        set_err(err, err_len, f->path, "out of memory");
+        dg_err_set(err, err_len, f->path, "out of memory");
         return -1;
     }
     for (int i = 0; i < n; i++) {
@@ -394,7 +385,7 @@ static int check_names_and_overlaps(dg_st_file *f, char *err, size_t err_len) {
     qsort(ni, (size_t)n, sizeof *ni, cmp_name_idx);
     for (int i = 1; i < n; i++)
         if (strcmp(ni[i - 1].name, ni[i].name) == 0) {
-            set_err(err, err_len, f->path, "tensor name '%s' appears twice", sanitize(ni[i].name).s);
+            dg_err_set(err, err_len, f->path, "tensor name '%s' appears twice", sanitize(ni[i].name).s);
             free(ni);
             free(sp);
             return -1;
@@ -413,7 +404,7 @@ static int check_names_and_overlaps(dg_st_file *f, char *err, size_t err_len) {
     qsort(sp, (size_t)m, sizeof *sp, cmp_span);
     for (int i = 1; i < m; i++)
         if (sp[i].begin < sp[i - 1].end) {
-            set_err(err, err_len, f->path, "tensors '%s' and '%s' overlap in the data",
+            dg_err_set(err, err_len, f->path, "tensors '%s' and '%s' overlap in the data",
                     sanitize(f->tensors[sp[i - 1].idx].name).s, sanitize(f->tensors[sp[i].idx].name).s);
             free(sp);
             return -1;
@@ -424,33 +415,33 @@ static int check_names_and_overlaps(dg_st_file *f, char *err, size_t err_len) {
 
 static int parse_file(dg_st_file *f, char *err, size_t err_len) {
     if (f->size < 8) {
-        set_err(err, err_len, f->path, "%zu bytes, shorter than the 8-byte header length", f->size);
+        dg_err_set(err, err_len, f->path, "%zu bytes, shorter than the 8-byte header length", f->size);
         return -1;
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | f->bytes[i];
     if (hlen > DG_ST_MAX_HEADER_BYTES) {
-        set_err(err, err_len, f->path, "header length %llu is absurd (limit %u bytes); not a safetensors file?",
+        dg_err_set(err, err_len, f->path, "header length %llu is absurd (limit %u bytes); not a safetensors file?",
                 (unsigned long long)hlen, (unsigned)DG_ST_MAX_HEADER_BYTES);
         return -1;
     }
     if (hlen > f->size - 8) {
-        set_err(err, err_len, f->path, "header length %llu is larger than the rest of the file (%zu bytes)",
+        dg_err_set(err, err_len, f->path, "header length %llu is larger than the rest of the file (%zu bytes)",
                 (unsigned long long)hlen, f->size - 8);
         return -1;
     }
     if (hlen < 2) {
-        set_err(err, err_len, f->path, "header of %llu bytes cannot hold a JSON object", (unsigned long long)hlen);
+        dg_err_set(err, err_len, f->path, "header of %llu bytes cannot hold a JSON object", (unsigned long long)hlen);
         return -1;
     }
     const char *hdr = (const char *)f->bytes + 8;
     size_t bad = utf8_check((const unsigned char *)hdr, (size_t)hlen);
     if (bad != (size_t)hlen) {
-        set_err(err, err_len, f->path, "header is not valid UTF-8 (byte %zu of the header)", bad);
+        dg_err_set(err, err_len, f->path, "header is not valid UTF-8 (byte %zu of the header)", bad);
         return -1;
     }
     if (memchr(hdr, 0, (size_t)hlen)) {
-        set_err(err, err_len, f->path, "header contains a NUL byte");
+        dg_err_set(err, err_len, f->path, "header contains a NUL byte");
         return -1;
     }
     f->data_start = 8 + (size_t)hlen;
@@ -460,26 +451,26 @@ static int parse_file(dg_st_file *f, char *err, size_t err_len) {
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
     if (!root) {
         size_t at = end && end >= hdr && end <= hdr + hlen ? (size_t)(end - hdr) : 0;
-        set_err(err, err_len, f->path, "header is not valid JSON (error near byte %zu of the header)", at);
+        dg_err_set(err, err_len, f->path, "header is not valid JSON (error near byte %zu of the header)", at);
         return -1;
     }
     if (end)
         for (const char *p = end; p < hdr + hlen; p++)
             if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
-                set_err(err, err_len, f->path, "header has trailing bytes after the JSON (at byte %zu of the header)",
+                dg_err_set(err, err_len, f->path, "header has trailing bytes after the JSON (at byte %zu of the header)",
                         (size_t)(p - hdr));
                 cJSON_Delete(root);
                 return -1;
             }
     if (!cJSON_IsObject(root)) {
-        set_err(err, err_len, f->path, "header is %s, not a JSON object", json_type_name(root));
+        dg_err_set(err, err_len, f->path, "header is %s, not a JSON object", json_type_name(root));
         cJSON_Delete(root);
         return -1;
     }
     int total = cJSON_GetArraySize(root);
     f->tensors = calloc((size_t)(total > 0 ? total : 1), sizeof *f->tensors);
     if (!f->tensors) {
-        set_err(err, err_len, f->path, "out of memory");
+        dg_err_set(err, err_len, f->path, "out of memory");
         cJSON_Delete(root);
         return -1;
     }
@@ -489,13 +480,13 @@ static int parse_file(dg_st_file *f, char *err, size_t err_len) {
         const char *key = item->string ? item->string : "";
         if (strcmp(key, "__metadata__") == 0) {
             if (seen_meta++) {
-                set_err(err, err_len, f->path, "__metadata__ appears twice");
+                dg_err_set(err, err_len, f->path, "__metadata__ appears twice");
                 rc = -1;
             } else {
                 rc = parse_metadata(f, item, err, err_len);
             }
         } else if (f->n_tensors >= total) {
-            set_err(err, err_len, f->path, "internal error: header changed while parsed");
+            dg_err_set(err, err_len, f->path, "internal error: header changed while parsed");
             rc = -1;
         } else {
             rc = parse_tensor(f, item, data_size, err, err_len);
@@ -510,17 +501,17 @@ static int parse_file(dg_st_file *f, char *err, size_t err_len) {
 int dg_st_open(const char *path, dg_st_file *f, char *err, size_t err_len) {
     if (err && err_len) err[0] = 0;
     if (!f) {
-        set_err(err, err_len, path, "no file struct given");
+        dg_err_set(err, err_len, path, "no file struct given");
         return -1;
     }
     memset(f, 0, sizeof *f);
     if (!path) {
-        set_err(err, err_len, "(null)", "no path given");
+        dg_err_set(err, err_len, "(null)", "no path given");
         return -1;
     }
     f->path = dup_str(path);
     if (!f->path) {
-        set_err(err, err_len, path, "out of memory");
+        dg_err_set(err, err_len, path, "out of memory");
         return -1;
     }
     if (read_whole_file(path, &f->bytes, &f->size, err, err_len) != 0 || parse_file(f, err, err_len) != 0) {
@@ -584,23 +575,23 @@ static uint64_t load_le(const uint8_t *p, int n) {
 
 int dg_st_read_f32(const dg_st_file *f, int i, float *out, size_t expect_numel, char *err, size_t err_len) {
     if (!f || !f->bytes || i < 0 || i >= f->n_tensors) {
-        set_err(err, err_len, f && f->path ? f->path : "(null)", "no tensor number %d", i);
+        dg_err_set(err, err_len, f && f->path ? f->path : "(null)", "no tensor number %d", i);
         return -1;
     }
     const dg_st_tensor *t = &f->tensors[i];
     if (t->numel != expect_numel) {
-        set_err(err, err_len, f->path, "tensor '%s' has %zu elements, %zu expected", sanitize(t->name).s, t->numel,
+        dg_err_set(err, err_len, f->path, "tensor '%s' has %zu elements, %zu expected", sanitize(t->name).s, t->numel,
                 expect_numel);
         return -1;
     }
     size_t esize = dtype_sizes[t->dtype];
     /* re-check what dg_st_open established, so that a struct changed by a caller cannot read out of bounds */
     if (t->begin > t->end || t->end > f->size - f->data_start || t->end - t->begin != t->numel * esize) {
-        set_err(err, err_len, f->path, "tensor '%s' has inconsistent offsets", sanitize(t->name).s);
+        dg_err_set(err, err_len, f->path, "tensor '%s' has inconsistent offsets", sanitize(t->name).s);
         return -1;
     }
     if (t->numel && !out) {
-        set_err(err, err_len, f->path, "tensor '%s': no output buffer", sanitize(t->name).s);
+        dg_err_set(err, err_len, f->path, "tensor '%s': no output buffer", sanitize(t->name).s);
         return -1;
     }
     const uint8_t *p = f->bytes + f->data_start + t->begin;
@@ -655,7 +646,7 @@ int dg_st_read_f32(const dg_st_file *f, int i, float *out, size_t expect_numel, 
         for (size_t k = 0; k < n; k++) out[k] = p[k] ? 1.0f : 0.0f;
         break;
     default:
-        set_err(err, err_len, f->path, "tensor '%s' has an unknown dtype", sanitize(t->name).s);
+        dg_err_set(err, err_len, f->path, "tensor '%s' has an unknown dtype", sanitize(t->name).s);
         return -1;
     }
     return 0;
@@ -704,30 +695,30 @@ int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char 
                 const char *const *meta_values, int n_meta, char *err, size_t err_len) {
     if (err && err_len) err[0] = 0;
     if (!path || !*path) {
-        set_err(err, err_len, "(null)", "no output path given");
+        dg_err_set(err, err_len, "(null)", "no output path given");
         return -1;
     }
     if (n < 0 || (n > 0 && !entries)) {
-        set_err(err, err_len, path, "bad tensor list (%d entries)", n);
+        dg_err_set(err, err_len, path, "bad tensor list (%d entries)", n);
         return -1;
     }
     if (n_meta < 0 || (n_meta > 0 && (!meta_keys || !meta_values))) {
-        set_err(err, err_len, path, "bad metadata list (%d pairs)", n_meta);
+        dg_err_set(err, err_len, path, "bad metadata list (%d pairs)", n_meta);
         return -1;
     }
     for (int m = 0; m < n_meta; m++) {
         if (!meta_keys[m] || !meta_values[m]) {
-            set_err(err, err_len, path, "metadata pair %d has a NULL key or value", m);
+            dg_err_set(err, err_len, path, "metadata pair %d has a NULL key or value", m);
             return -1;
         }
         if (utf8_check((const unsigned char *)meta_keys[m], strlen(meta_keys[m])) != strlen(meta_keys[m]) ||
             utf8_check((const unsigned char *)meta_values[m], strlen(meta_values[m])) != strlen(meta_values[m])) {
-            set_err(err, err_len, path, "metadata '%s' is not valid UTF-8", sanitize(meta_keys[m]).s);
+            dg_err_set(err, err_len, path, "metadata '%s' is not valid UTF-8", sanitize(meta_keys[m]).s);
             return -1;
         }
         for (int j = 0; j < m; j++)
             if (strcmp(meta_keys[j], meta_keys[m]) == 0) {
-                set_err(err, err_len, path, "metadata key '%s' given twice", sanitize(meta_keys[m]).s);
+                dg_err_set(err, err_len, path, "metadata key '%s' given twice", sanitize(meta_keys[m]).s);
                 return -1;
             }
     }
@@ -736,7 +727,7 @@ int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char 
     if (!nbytes || !ni) {
         free(nbytes);
         free(ni);
-        set_err(err, err_len, path, "out of memory");
+        dg_err_set(err, err_len, path, "out of memory");
         return -1;
     }
     size_t total = 0;
@@ -745,15 +736,15 @@ int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char 
         const dg_st_entry *e = &entries[i];
         bad = 1;
         if (!e->name || !*e->name) {
-            set_err(err, err_len, path, "tensor %d has no name", i);
+            dg_err_set(err, err_len, path, "tensor %d has no name", i);
         } else if (utf8_check((const unsigned char *)e->name, strlen(e->name)) != strlen(e->name)) {
-            set_err(err, err_len, path, "tensor name '%s' is not valid UTF-8", sanitize(e->name).s);
+            dg_err_set(err, err_len, path, "tensor name '%s' is not valid UTF-8", sanitize(e->name).s);
         } else if (strcmp(e->name, "__metadata__") == 0) {
-            set_err(err, err_len, path, "a tensor cannot be called __metadata__");
+            dg_err_set(err, err_len, path, "a tensor cannot be called __metadata__");
         } else if (dg_st_dtype_size(e->dtype) == 0) {
-            set_err(err, err_len, path, "tensor '%s': unknown dtype %d", sanitize(e->name).s, (int)e->dtype);
+            dg_err_set(err, err_len, path, "tensor '%s': unknown dtype %d", sanitize(e->name).s, (int)e->dtype);
         } else if (e->ndim < 0 || e->ndim > DG_ST_MAX_DIMS) {
-            set_err(err, err_len, path, "tensor '%s': %d dims (0..%d allowed)", sanitize(e->name).s, e->ndim,
+            dg_err_set(err, err_len, path, "tensor '%s': %d dims (0..%d allowed)", sanitize(e->name).s, e->ndim,
                     DG_ST_MAX_DIMS);
         } else {
             size_t numel = 1;
@@ -771,9 +762,9 @@ int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char 
             size_t es = dg_st_dtype_size(e->dtype);
             if (!ok || numel > SIZE_MAX / es || numel * es > SIZE_MAX - total ||
                 (double)(total + numel * es) > MAX_EXACT_INT) {
-                set_err(err, err_len, path, "tensor '%s': negative or too large shape", sanitize(e->name).s);
+                dg_err_set(err, err_len, path, "tensor '%s': negative or too large shape", sanitize(e->name).s);
             } else if (numel && !e->data) {
-                set_err(err, err_len, path, "tensor '%s': no data", sanitize(e->name).s);
+                dg_err_set(err, err_len, path, "tensor '%s': no data", sanitize(e->name).s);
             } else {
                 nbytes[i] = numel * es;
                 total += nbytes[i];
@@ -787,7 +778,7 @@ int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char 
         qsort(ni, (size_t)n, sizeof *ni, cmp_name_idx);
         for (int i = 1; i < n && !bad; i++)
             if (strcmp(ni[i - 1].name, ni[i].name) == 0) {
-                set_err(err, err_len, path, "tensor name '%s' given twice", sanitize(ni[i].name).s);
+                dg_err_set(err, err_len, path, "tensor name '%s' given twice", sanitize(ni[i].name).s);
                 bad = 1;
             }
     }
@@ -829,7 +820,7 @@ int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char 
     cJSON_Delete(root);
     if (!json) {
         free(nbytes);
-        set_err(err, err_len, path, "out of memory building the header");
+        dg_err_set(err, err_len, path, "out of memory building the header");
         return -1;
     }
     size_t jlen = strlen(json);
@@ -837,14 +828,14 @@ int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char 
     if (hlen > DG_ST_MAX_HEADER_BYTES) {
         free(json);
         free(nbytes);
-        set_err(err, err_len, path, "header of %zu bytes is larger than readers accept", hlen);
+        dg_err_set(err, err_len, path, "header of %zu bytes is larger than readers accept", hlen);
         return -1;
     }
     uint8_t *head = malloc(8 + hlen);
     if (!head) {
         free(json);
         free(nbytes);
-        set_err(err, err_len, path, "out of memory");
+        dg_err_set(err, err_len, path, "out of memory");
         return -1;
     }
     for (int i = 0; i < 8; i++) head[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
@@ -858,13 +849,13 @@ int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char 
     if (!tmp) {
         free(head);
         free(nbytes);
-        set_err(err, err_len, path, "out of memory");
+        dg_err_set(err, err_len, path, "out of memory");
         return -1;
     }
     snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        set_err(err, err_len, path, "cannot create %s: %s", tmp, strerror(errno));
+        dg_err_set(err, err_len, path, "cannot create %s: %s", tmp, strerror(errno));
         free(tmp);
         free(head);
         free(nbytes);
@@ -887,7 +878,7 @@ int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char 
     }
     if (what) {
         unlink(tmp);
-        set_err(err, err_len, path, "%s failed: %s", what, strerror(saved));
+        dg_err_set(err, err_len, path, "%s failed: %s", what, strerror(saved));
     } else {
         fsync_parent_dir(path);
     }

@@ -1,0 +1,12 @@
+/* host/error.h — the error-message convention of the file parsers: "<file>: <what is wrong>"
+ * written into a caller's buffer, which the CLI prints as one line. */
+#ifndef DG_ERROR_H
+#define DG_ERROR_H
+
+#include <stddef.h>
+
+/* err = "<file>: " + printf(fmt, ...), truncated to err_len; does nothing when err is NULL. */
+void dg_err_set(char *err, size_t err_len, const char *file, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#endif
