@@ -102,14 +102,14 @@ static int add_param(dg_net *net, int node, const char *module, const char *suff
 
 int dg_net_conv(dg_net *net, const char *name, int in, int out, int k, int stride, int pad, int bias) {
     if (bad_input(net, in) || out < 1 || k < 1 || stride < 1 || pad < 0) {
-        fprintf(stderr, "dnnguard: net %s: bad convolution %s\n", net->name, name);
+        snprintf(net->error, sizeof net->error, "bad convolution %s", name);
         return -1;
     }
     dg_node n = node_from(net, DG_NODE_CONV, name, in);
     dg_conv_desc d = {.n = 1, .c = n.c, .h = n.h, .w = n.w, .k = out, .r = k, .s = k, .stride = stride, .pad = pad};
     if (dg_conv_desc_init(&d) != 0) {
-        fprintf(stderr, "dnnguard: net %s: convolution %s (%d×%d kernel) does not fit its %d×%d input\n",
-                net->name, name, k, k, n.h, n.w);
+        snprintf(net->error, sizeof net->error, "convolution %s (%d×%d kernel) does not fit its %d×%d input",
+                name, k, k, n.h, n.w);
         return -1;
     }
     n.out = out;
@@ -154,7 +154,7 @@ static int add_pool(dg_net *net, dg_node_kind kind, int in, int k, int stride, i
     dg_node n = node_from(net, kind, NULL, in);
     dg_pool_desc d = {.n = 1, .c = n.c, .h = n.h, .w = n.w, .k = k, .stride = stride, .pad = pad};
     if (dg_pool_desc_init(&d) != 0) {
-        fprintf(stderr, "dnnguard: net %s: %d×%d pooling does not fit its %d×%d input\n", net->name, k, k, n.h,
+        snprintf(net->error, sizeof net->error, "%d×%d pooling does not fit its %d×%d input", k, k, n.h,
                 n.w);
         return -1;
     }
@@ -174,7 +174,7 @@ int dg_net_avgpool(dg_net *net, int in, int k, int stride) {
     if (bad_input(net, in)) return -1;
     if (k == 0) { /* global average */
         if (net->nodes[in].h != net->nodes[in].w) {
-            fprintf(stderr, "dnnguard: net %s: global average pool needs a square input\n", net->name);
+            snprintf(net->error, sizeof net->error, "global average pool needs a square input");
             return -1;
         }
         k = stride = net->nodes[in].h;
@@ -202,7 +202,7 @@ int dg_net_add(dg_net *net, int a, int b) {
     if (bad_input(net, a) || bad_input(net, b)) return -1;
     const dg_node *na = &net->nodes[a], *nb = &net->nodes[b];
     if (na->c != nb->c || na->h != nb->h || na->w != nb->w) {
-        fprintf(stderr, "dnnguard: net %s: residual add of %d×%d×%d and %d×%d×%d\n", net->name, na->c, na->h,
+        snprintf(net->error, sizeof net->error, "residual add of %d×%d×%d and %d×%d×%d", na->c, na->h,
                 na->w, nb->c, nb->h, nb->w);
         return -1;
     }

@@ -67,6 +67,7 @@ typedef struct dg_net {
     dg_param *params;
     int n_params, cap_params;
     size_t n_param_floats;
+    char error[192];        /* why the last dg_net_* builder call returned -1 ("" when none did) */
 
     /* runtime, set by dg_net_setup */
     const dg_backend *be;
@@ -86,7 +87,7 @@ typedef struct dg_net {
 /* ---- building (nets/ uses these) ---- */
 dg_net *dg_net_new(const char *name, int in_c, int in_h, int in_w, int classes);
 void dg_net_free(dg_net *net);
-/* Each returns the new node's index, or -1 (with a message on stderr) on a bad shape. */
+/* Each returns the new node's index, or -1 on a bad shape, with the reason in net->error. */
 int dg_net_conv(dg_net *net, const char *name, int in, int out, int k, int stride, int pad, int bias);
 int dg_net_bn(dg_net *net, const char *name, int in);
 int dg_net_relu(dg_net *net, int in);

@@ -15,8 +15,11 @@ dg_net *dg_nets_fail(dg_net *net, char *err, size_t err_len, const char *fmt, ..
     if (err && err_len) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
+        int used = vsnprintf(err, err_len, fmt, ap);
         va_end(ap);
+        /* the builder call that failed said why */
+        if (net && net->error[0] && used >= 0 && (size_t)used < err_len)
+            snprintf(err + used, err_len - (size_t)used, " (%s)", net->error);
     }
     dg_net_free(net);
     return NULL;

@@ -61,7 +61,8 @@ dg_net *dg_build_vgg16(const char *spec, int classes, int c, int h, int w, char 
                             "%s: a %dx%dx%d input gives a %dx%d feature map; the adaptive 7x7 pool needs a square "
                             "multiple of 7 (input 224x224, 448x448, ...)",
                             spec, c, h, w, fh, fw);
-    if (fh > 7 && (x = dg_net_avgpool(net, x, fh / 7, fh / 7)) < 0) return dg_nets_fail(net, err, err_len, "%s: pool", spec);
+    if (fh > 7 && (x = dg_net_avgpool(net, x, fh / 7, fh / 7)) < 0)
+        return dg_nets_fail(net, err, err_len, "%s: cannot pool the %dx%d feature map to 7x7", spec, fh, fw);
     if ((x = dg_net_flatten(net, x)) < 0 || (x = dg_net_linear(net, "classifier.0", x, 4096, 1)) < 0 ||
         (x = dg_net_relu(net, x)) < 0 || (x = dg_net_dropout(net, x, 0.5f)) < 0 ||
         (x = dg_net_linear(net, "classifier.3", x, 4096, 1)) < 0 || (x = dg_net_relu(net, x)) < 0 ||

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev zlib1g-dev dataset-fashion-mnist)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(python3-torch python3-numpy)
+  packages+=(python3-torch python3-torchvision python3-numpy)
 fi
 missing=()
 for p in "${packages[@]}"; do

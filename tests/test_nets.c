@@ -62,7 +62,8 @@ static void check_counts(void) {
               dg_net_trainable_count(net), e->trainable);
         CHECK(state_count(net) == e->state, "%s/%d: state %zu, PyTorch %zu", e->name, e->classes, state_count(net),
               e->state);
-        if (e->tensors) CHECK(net->n_params == e->tensors, "%s: %d tensors, PyTorch %d", e->name, net->n_params, e->tensors);
+        if (e->tensors)
+            CHECK(net->n_params == e->tensors, "%s: %d tensors, PyTorch %d", e->name, net->n_params, e->tensors);
         const dg_node *out = &net->nodes[dg_net_output(net)];
         CHECK(out->kind == DG_NODE_LINEAR && out->c == e->classes && out->h == 1 && out->w == 1,
               "%s: output node kind %d shape %dx%dx%d", e->name, (int)out->kind, out->c, out->h, out->w);
@@ -109,8 +110,8 @@ static void check_names(void) {
     net = dg_net_create("wrn-16-1", 10, 3, 32, 32, err, sizeof err);
     CHECK(net != NULL, "wrn-16-1: %s", err);
     if (net) {
-        CHECK(dg_net_find_param(net, "block1.layer.0.convShortcut.weight") < 0, "wrn-16-1: 16 → 16 has no shortcut conv");
-        CHECK(has_param(net, "block2.layer.0.convShortcut.weight", 4, (int[]){32, 16, 1, 1}), "wrn-16-1 block2 shortcut");
+        CHECK(dg_net_find_param(net, "block1.layer.0.convShortcut.weight") < 0, "wrn-16-1: 16 → 16, no shortcut");
+        CHECK(has_param(net, "block2.layer.0.convShortcut.weight", 4, (int[]){32, 16, 1, 1}), "wrn-16-1 shortcut");
         CHECK(dg_net_find_param(net, "block2.layer.1.convShortcut.weight") < 0, "wrn-16-1 block2.layer.1");
         dg_net_free(net);
     }

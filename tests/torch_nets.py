@@ -161,7 +161,8 @@ class ResNet18(nn.Module):
         inplanes = 64
         for i, planes in enumerate([64, 128, 256, 512]):
             stride = 1 if i == 0 else 2
-            setattr(self, f"layer{i + 1}", nn.Sequential(BasicBlock(inplanes, planes, stride), BasicBlock(planes, planes)))
+            blocks = nn.Sequential(BasicBlock(inplanes, planes, stride), BasicBlock(planes, planes))
+            setattr(self, f"layer{i + 1}", blocks)
             inplanes = planes
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512, classes)
