@@ -55,6 +55,12 @@ int dg_model_load_file(dg_net *net, const dg_st_file *f, char *err, size_t err_l
             free(host);
             return -1;
         }
+        if (st->dtype != DG_ST_F32 && st->dtype != DG_ST_F16 && st->dtype != DG_ST_BF16 && st->dtype != DG_ST_F64) {
+            snprintf(err, err_len, "%s: tensor '%s' has dtype %s; weights must be F32, F16, BF16 or F64", f->path,
+                     p->name, dg_st_dtype_name(st->dtype));
+            free(host);
+            return -1;
+        }
         if (dg_st_read_f32(f, t, host + p->offset, p->numel, err, err_len) != 0) {
             free(host);
             return -1;

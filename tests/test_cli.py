@@ -147,6 +147,24 @@ expect_bad(["eval", "--net", "lenet5", "--model", P("nonexistent.safetensors"), 
            "nonexistent.safetensors", "missing weights file")
 expect_bad(["eval", "--net", "resnet18-cifar", "--model", P("a.safetensors"), "--data", MNIST], "a.safetensors",
            "weights of another net")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import numpy as np  # noqa: E402
+import st_io  # noqa: E402
+weights = st_io.read(P("a.safetensors"))
+misshapen = dict(weights, **{"fc1.weight": weights["fc1.weight"].reshape(60, 800)})
+st_io.write(P("misshapen.safetensors"), misshapen)
+expect_bad(["eval", "--net", "lenet5", "--model", P("misshapen.safetensors"), "--data", MNIST], "fc1.weight",
+           "a tensor of the wrong shape")
+integer = dict(weights, **{"conv1.bias": weights["conv1.bias"].astype(np.int64)})
+st_io.write(P("integer.safetensors"), integer)
+expect_bad(["eval", "--net", "lenet5", "--model", P("integer.safetensors"), "--data", MNIST], "dtype",
+           "an integer tensor as weights")
+half = {k: v.astype(np.float16) for k, v in weights.items()}
+st_io.write(P("half.safetensors"), half)
+r = run("eval", "--net", "lenet5", "--model", P("half.safetensors"), "--data", MNIST, "--limit", "500")
+r32 = run("eval", "--net", "lenet5", "--model", P("a.safetensors"), "--data", MNIST, "--limit", "500")
+check(r.returncode == 0 and abs(json.loads(r.stdout)["accuracy"] - json.loads(r32.stdout)["accuracy"]) <= 0.01,
+      "F16 weights load, converted, with the F32 model's accuracy")
 expect_bad(["eval", "--net", "nosuchnet", "--model", P("a.safetensors"), "--data", MNIST], "nosuchnet", "unknown net")
 expect_bad(["eval", "--net", "lenet5", "--model", P("a.safetensors"), "--data", "mnist:" + P("badidx")], "badidx",
            "IDX file with a wrong magic")
