@@ -7,5 +7,6 @@ int dg_cmd_train(int argc, char **argv);
 int dg_cmd_eval(int argc, char **argv);
 int dg_cmd_info(int argc, char **argv);
 int dg_cmd_grad(int argc, char **argv);
+int dg_cmd_selftest(int argc, char **argv);
 
 #endif
