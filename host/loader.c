@@ -108,6 +108,18 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+/* Free everything but the (joined or never started) worker thread. */
+static void release(dg_loader *l) {
+    for (int s = 0; s < SLOTS; s++) {
+        free(l->x[s]);
+        free(l->labels[s]);
+    }
+    free(l->order);
+    pthread_mutex_destroy(&l->lock);
+    pthread_cond_destroy(&l->cond);
+    free(l);
+}
+
 dg_loader *dg_loader_new(const dg_dataset *ds, int batch, uint64_t seed, int shuffle, int augment) {
     if (batch < 1 || ds->n < 1) return NULL;
     dg_loader *l = calloc(1, sizeof *l);
@@ -132,14 +144,7 @@ dg_loader *dg_loader_new(const dg_dataset *ds, int batch, uint64_t seed, int shu
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->cond, NULL);
     if (!ok || pthread_create(&l->thread, NULL, worker, l) != 0) {
-        for (int s = 0; s < SLOTS; s++) {
-            free(l->x[s]);
-            free(l->labels[s]);
-        }
-        free(l->order);
-        pthread_mutex_destroy(&l->lock);
-        pthread_cond_destroy(&l->cond);
-        free(l);
+        release(l);
         return NULL;
     }
     return l;
@@ -156,14 +161,7 @@ void dg_loader_free(dg_loader *l) {
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
     pthread_join(l->thread, NULL);
-    for (int s = 0; s < SLOTS; s++) {
-        free(l->x[s]);
-        free(l->labels[s]);
-    }
-    free(l->order);
-    pthread_mutex_destroy(&l->lock);
-    pthread_cond_destroy(&l->cond);
-    free(l);
+    release(l);
 }
 
 int dg_loader_steps(const dg_loader *l) { return l->steps; }

@@ -25,6 +25,17 @@ dg_net *dg_nets_fail(dg_net *net, char *err, size_t err_len, const char *fmt, ..
     return NULL;
 }
 
+dg_net *dg_nets_pool_fc_head(dg_net *net, int x, int classes, const char *spec, int c, int h, int w, char *err,
+                             size_t err_len) {
+    if (net->nodes[x].h != net->nodes[x].w)
+        return dg_nets_fail(net, err, err_len, "%s: a %dx%dx%d input gives a non-square %dx%d final map", spec, c,
+                            h, w, net->nodes[x].h, net->nodes[x].w);
+    if ((x = dg_net_avgpool(net, x, 0, 0)) < 0 || (x = dg_net_flatten(net, x)) < 0 ||
+        dg_net_linear(net, "fc", x, classes, 1) < 0)
+        return dg_nets_fail(net, err, err_len, "%s: does not fit a %dx%dx%d input", spec, c, h, w);
+    return net;
+}
+
 /* A non-empty run of decimal digits (no sign, no spaces) at *s; advances *s. -1 when none or too big. */
 static int parse_uint(const char **s) {
     const char *p = *s;

@@ -29,6 +29,10 @@ dg_net *dg_build_vgg16(const char *spec, int classes, int c, int h, int w, char 
 dg_net *dg_build_resnet18(const char *spec, int cifar_stem, int classes, int c, int h, int w, char *err,
                           size_t err_len);
 /* Free net (may be NULL), write "spec: <message>" into err, return NULL. */
+/* The ResNet/WRN classifier head after node x: global average pool (the map must be square), flatten,
+ * linear "fc". Returns the logits node, or NULL after dg_nets_fail with the reason. */
+dg_net *dg_nets_pool_fc_head(dg_net *net, int x, int classes, const char *spec, int c, int h, int w, char *err,
+                             size_t err_len);
 dg_net *dg_nets_fail(dg_net *net, char *err, size_t err_len, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

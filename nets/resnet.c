@@ -45,13 +45,7 @@ dg_net *dg_build_resnet18(const char *spec, int cifar_stem, int classes, int c, 
         }
     }
     /* AdaptiveAvgPool2d((1, 1)): a global average over a square map */
-    if (net->nodes[x].h != net->nodes[x].w)
-        return dg_nets_fail(net, err, err_len, "%s: a %dx%dx%d input gives a non-square %dx%d final map", spec, c,
-                            h, w, net->nodes[x].h, net->nodes[x].w);
-    if ((x = dg_net_avgpool(net, x, 0, 0)) < 0 || (x = dg_net_flatten(net, x)) < 0 ||
-        (x = dg_net_linear(net, "fc", x, classes, 1)) < 0)
-        goto too_small;
-    return net;
+    return dg_nets_pool_fc_head(net, x, classes, spec, c, h, w, err, err_len);
 too_small:
     return dg_nets_fail(net, err, err_len, "%s: does not fit a %dx%dx%d input", spec, c, h, w);
 }
