@@ -489,7 +489,8 @@ static void pool_case(dg_pool_desc d) {
 static void test_pool(void) {
     /* n, c, h, w, k, stride, pad */
     static const int cases[][7] = {
-        {2, 3, 8, 8, 2, 2, 0},    /* VGG / LeNet 2×2 */
+        {2, 3, 8, 8, 2, 2, 0},    /* VGG / LeNet 2×2 (the fast path) */
+        {1, 3, 7, 9, 2, 2, 0},    /* 2×2 fast path, odd sizes: floor mode drops the last row/column */
         {1, 2, 7, 9, 3, 2, 1},    /* ResNet stem 3×3/2 pad 1, non-square */
         {3, 2, 5, 6, 3, 1, 1},    /* stride 1 */
         {2, 2, 9, 7, 3, 3, 0},
