@@ -3,10 +3,14 @@
 #ifndef DG_TEST_CHECK_H
 #define DG_TEST_CHECK_H
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static int dg_test_failures = 0;
 static int dg_test_checks = 0;
@@ -26,6 +30,22 @@ static int dg_test_checks = 0;
 static inline int dg_test_done(const char *name) {
     printf("%s: %d checks, %d failed\n", name, dg_test_checks, dg_test_failures);
     return dg_test_failures ? 1 : 0;
+}
+
+/* Remove every file (and empty sub-folder) inside dir, leaving dir itself. */
+static inline void dg_test_empty_dir(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    char p[1024];
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            struct stat st;
+            if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) rmdir(p);
+            else unlink(p);
+        }
+    closedir(d);
 }
 
 /* Deterministic test data in [lo, hi). */

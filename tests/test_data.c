@@ -24,19 +24,6 @@ static double now_s(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void clear_tmpdir(void) {
-    DIR *d = opendir(tmpdir);
-    if (!d) return;
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-            unlink(p);
-        }
-    closedir(d);
-}
-
 static void put_be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24);
     p[1] = (uint8_t)(v >> 16);
@@ -126,7 +113,7 @@ static void test_bad_idx(void) {
 
     /* sanity: the good pair loads, raw and gzip'd */
     for (int gz = 0; gz < 2; gz++) {
-        clear_tmpdir();
+        dg_test_empty_dir(tmpdir);
         write_idx(&good, 0, gz);
         char spec[700];
         snprintf(spec, sizeof spec, "mnist:%s", tmpdir);
@@ -147,68 +134,68 @@ static void test_bad_idx(void) {
         dg_data_free(&d);
     }
 
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     p = good;
     p.img[3] = 0x02;
     write_idx(&p, 0, 0);
     expect_fail("image magic", "mnist", 0, "t10k-images-idx3-ubyte", "bad magic 0x00000802");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     p = good;
     p.lab[2] = 0x09;
     write_idx(&p, 0, 1);
     expect_fail("label magic (gz)", "mnist", 0, "t10k-labels-idx1-ubyte.gz", "bad magic");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     p = good;
     p.img_len -= 7;
     write_idx(&p, 0, 0);
     expect_fail("truncated images", "mnist", 0, "t10k-images-idx3-ubyte", "truncated");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     p = good;
     p.img_len -= 1;
     write_idx(&p, 0, 1);
     expect_fail("truncated images (gz)", "mnist", 0, "t10k-images-idx3-ubyte.gz", "truncated");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     p = good;
     p.img_len = 10;
     write_idx(&p, 0, 0);
     expect_fail("short header", "mnist", 0, "t10k-images-idx3-ubyte", "too short");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     p = good;
     p.img[p.img_len++] = 0;
     write_idx(&p, 0, 0);
     expect_fail("extra image bytes", "mnist", 0, "t10k-images-idx3-ubyte", "longer than");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     p = good;
     p.lab[p.lab_len++] = 0;
     write_idx(&p, 0, 1);
     expect_fail("extra label bytes (gz)", "mnist", 0, "t10k-labels-idx1-ubyte.gz", "longer than");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     p = good;
     p.lab[8 + 5] = 10;
     write_idx(&p, 1, 0);
     expect_fail("label out of range", "mnist", 1, "train-labels-idx1-ubyte", "label 10 at index 5");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     p = good;
     put_be32(p.lab + 4, 11);
     p.lab_len--;
     write_idx(&p, 0, 0);
     expect_fail("count mismatch", "mnist", 0, "t10k-labels-idx1-ubyte", "11 labels");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     p = good;
     put_be32(p.img + 8, 5000);
     write_idx(&p, 0, 0);
     expect_fail("image too tall", "fashion-mnist", 0, "t10k-images-idx3-ubyte", "out of range");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     p = good;
     put_be32(p.img + 4, 0);
     write_idx(&p, 0, 0);
     expect_fail("zero images", "mnist", 0, "t10k-images-idx3-ubyte", "count 0");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     p = good;
     put_be32(p.img + 4, 0xffffffffu);
     write_idx(&p, 0, 0);
     expect_fail("absurd count", "mnist", 0, "t10k-images-idx3-ubyte", "out of range");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     p = good;
     put_be32(p.img + 4, 0x7fffffffu); /* announces ~2 GB, holds 360 bytes: no giant allocation */
     put_be32(p.img + 8, 4096);
@@ -217,14 +204,14 @@ static void test_bad_idx(void) {
     expect_fail("lying count (gz)", "mnist", 0, "t10k-images-idx3-ubyte.gz", "truncated");
 
     /* missing files */
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     write_file("t10k-images-idx3-ubyte", good.img, good.img_len, 0);
     expect_fail("missing labels", "mnist", 0, "t10k-labels-idx1-ubyte[.gz]", "no such file");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     expect_fail("missing images", "mnist", 1, "train-images-idx3-ubyte[.gz]", "no such file");
 
     /* corrupt gzip: a flipped byte in the deflate data, a cut stream, a .gz that is not gzip */
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     write_idx(&good, 0, 1);
     size_t len;
     uint8_t *gzb = read_file("t10k-images-idx3-ubyte.gz", &len);
@@ -263,7 +250,7 @@ static void test_bad_idx(void) {
     free(gzb);
     write_file("t10k-images-idx3-ubyte.gz", good.img, good.img_len, 0); /* raw bytes under a .gz name */
     expect_fail("gz name, not gzip", "mnist", 0, "t10k-images-idx3-ubyte.gz", "not in gzip format");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
 
     /* a directory where the file should be */
     char sub[700];
@@ -292,7 +279,7 @@ static void test_damaged_real_gzip(const char *shared) {
     uint8_t lab[8192];
     size_t lab_len = f ? fread(lab, 1, sizeof lab, f) : 0;
     if (f) fclose(f);
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     write_file("t10k-labels-idx1-ubyte.gz", lab, lab_len, 0);
     write_file("t10k-images-idx3-ubyte.gz", gz, len, 0);
     char spec[700];
@@ -313,7 +300,7 @@ static void test_damaged_real_gzip(const char *shared) {
     expect_fail("real gzip cut at 60%", "mnist", 0, "t10k-images-idx3-ubyte.gz", "gzip stream ends early");
     write_file("t10k-images-idx3-ubyte.gz", gz, len - 4, 0); /* the length field of the trailer cut */
     expect_fail("real gzip without ISIZE", "mnist", 0, "t10k-images-idx3-ubyte.gz", "gzip");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     free(gz);
 }
 
@@ -327,7 +314,7 @@ static void test_bad_cifar(void) {
     char spec[700];
     snprintf(spec, sizeof spec, "cifar10:%s", tmpdir);
     for (int gz = 0; gz < 2; gz++) {
-        clear_tmpdir();
+        dg_test_empty_dir(tmpdir);
         write_file("test_batch.bin", rec, 3 * R, gz);
         dg_dataset d;
         int rc = dg_data_load(spec, 0, &d, errbuf, sizeof errbuf);
@@ -338,21 +325,21 @@ static void test_bad_cifar(void) {
         }
         dg_data_free(&d);
     }
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     write_file("test_batch.bin", rec, 3 * R - 1, 1);
     expect_fail("cifar short", "cifar10", 0, "test_batch.bin.gz", "multiple");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     write_file("test_batch.bin", rec, 3 * R + 1, 0);
     expect_fail("cifar extra", "cifar10", 0, "test_batch.bin", "multiple");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     write_file("test_batch.bin", rec, 0, 0);
     expect_fail("cifar empty", "cifar10", 0, "test_batch.bin", "0 bytes");
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     rec[(size_t)1 * R] = 10;
     write_file("test_batch.bin", rec, 3 * R, 0);
     expect_fail("cifar label", "cifar10", 0, "test_batch.bin", "label 10 of record 1");
     rec[(size_t)1 * R] = 3;
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     write_file("data_batch_1.bin", rec, 3 * R, 0);
     write_file("data_batch_2.bin", rec, 3 * R, 1);
     expect_fail("cifar train missing batch", "cifar10", 1, "data_batch_3.bin[.gz]", "no such file");
@@ -364,7 +351,7 @@ static void test_bad_cifar(void) {
     CHECK(rc == 0 && d.n == 3 + 3 + 3 + 2 + 4, "cifar train of 5 small batches: rc %d n %d %s", rc, d.n, errbuf);
     if (rc == 0) CHECK(d.labels[11] == 0 && d.labels[14] == 9, "cifar concatenation order");
     dg_data_free(&d);
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     free(rec);
 }
 
@@ -607,7 +594,7 @@ int main(void) {
 
     const char *shared = getenv("DG_SHARED_DATA");
     if (shared && *shared) test_damaged_real_gzip(shared);
-    clear_tmpdir();
+    dg_test_empty_dir(tmpdir);
     rmdir(tmpdir);
     if (shared && *shared) {
         test_mnist(shared);

@@ -29,18 +29,7 @@ static void make_tmpdir(void) {
 }
 
 static void remove_tmpdir(void) {
-    DIR *d = opendir(tmpdir);
-    if (!d) return;
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d)))
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-            snprintf(p, sizeof p, "%s/%s", tmpdir, e->d_name);
-            struct stat st;
-            if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) rmdir(p);
-            else unlink(p);
-        }
-    closedir(d);
+    dg_test_empty_dir(tmpdir);
     rmdir(tmpdir);
 }
 
