@@ -165,6 +165,12 @@ r = run("eval", "--net", "lenet5", "--model", P("half.safetensors"), "--data", M
 r32 = run("eval", "--net", "lenet5", "--model", P("a.safetensors"), "--data", MNIST, "--limit", "500")
 check(r.returncode == 0 and abs(json.loads(r.stdout)["accuracy"] - json.loads(r32.stdout)["accuracy"]) <= 0.01,
       "F16 weights load, converted, with the F32 model's accuracy")
+with open(P("corrupt.ckpt.safetensors"), "wb") as f:
+    f.write(good[:100])
+expect_bad([*common, "--seed", "5", "--out", P("corrupt.safetensors"), "--resume"], "corrupt.ckpt.safetensors",
+           "resuming from a truncated checkpoint")
+expect_bad([*common, "--seed", "5", "--out", P("x.safetensors"), "--log", P("nodir/log.jsonl")], "log.jsonl",
+           "a log that cannot be written")
 expect_bad(["eval", "--net", "nosuchnet", "--model", P("a.safetensors"), "--data", MNIST], "nosuchnet", "unknown net")
 expect_bad(["eval", "--net", "lenet5", "--model", P("a.safetensors"), "--data", "mnist:" + P("badidx")], "badidx",
            "IDX file with a wrong magic")
