@@ -6,6 +6,7 @@
 #include "selftest.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -135,6 +136,35 @@ static dg_selftest_row *new_row(ctx *x, const char *op, const char *shape) {
 }
 
 static int wanted(const ctx *x, const char *op) { return !x->o->only || strcmp(x->o->only, op) == 0; }
+
+/* Start case c of op, run by run, named by the printf-style fmt; 0 (and c untouched) when --only
+ * leaves op out. The caller then adds the buffers and parameters and hands c to check_case. */
+static int begin_case(const ctx *x, tcase *c, const char *op, run_fn run, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static int begin_case(const ctx *x, tcase *c, const char *op, run_fn run, const char *fmt, ...) {
+    if (!wanted(x, op)) return 0;
+    memset(c, 0, sizeof *c);
+    c->op = op;
+    c->run = run;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->shape, sizeof c->shape, fmt, ap);
+    va_end(ap);
+    return 1;
+}
+
+/* An input (checked unchanged) or accumulated buffer of n values drawn uniformly from [lo, hi). */
+static void rnd_in(ctx *x, tcase *c, const char *name, size_t n, uint64_t seed, float lo, float hi) {
+    add_in(c, name, rnd(x, n, seed, lo, hi), n);
+}
+static void rnd_inout(ctx *x, tcase *c, const char *name, size_t n, uint64_t seed, float lo, float hi) {
+    add_inout(c, name, rnd(x, n, seed, lo, hi), n);
+}
+
+static void set_ms(dg_selftest_row *row, int k, double ms) {
+    if (k == 0) row->ms_ref = ms;
+    else row->ms_test = ms;
+}
 
 /* ---- running one case on one backend ---- */
 
@@ -341,8 +371,7 @@ static void check_case(ctx *x, tcase *c) {
             for (int r = 0; r < o->reps; r++) ms += timed_run(be[k], c, &s[k]);
             ms /= o->reps;
         }
-        if (k == 0) row->ms_ref = ms;
-        else row->ms_test = ms;
+        set_ms(row, k, ms);
     }
 done:
     for (int k = 0; k < 2; k++) release_side(be[k], c, &s[k]);
@@ -351,23 +380,18 @@ done:
 
 /* ---- memory ops ---- */
 
-static void run_upload(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->upload((float *)p[0] + c->offset, c->host, c->count * sizeof(float));
-}
-static void run_download(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->download(c->host, (const float *)p[0] + c->offset, c->count * sizeof(float));
-    be->upload((float *)p[1] + 1, c->host, c->count * sizeof(float));
-}
-static void run_copy(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->copy((float *)p[1] + 5, (const float *)p[0] + c->offset, c->count * sizeof(float));
-}
-static void run_zero(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->zero((float *)p[0] + c->offset, c->count * sizeof(float));
-}
+/* A run function: one call through the op table on the case's buffers p[] (ws: the conv workspace). */
+#define RUN_FN(name, ...)                                                                  \
+    static void name(const dg_backend *be, const tcase *c, void *const *p, void *ws) { \
+        (void)ws;                                                                          \
+        __VA_ARGS__;                                                                       \
+    }
+
+RUN_FN(run_upload, be->upload((float *)p[0] + c->offset, c->host, c->count * sizeof(float)))
+RUN_FN(run_download, be->download(c->host, (const float *)p[0] + c->offset, c->count * sizeof(float));
+       be->upload((float *)p[1] + 1, c->host, c->count * sizeof(float)))
+RUN_FN(run_copy, be->copy((float *)p[1] + 5, (const float *)p[0] + c->offset, c->count * sizeof(float)))
+RUN_FN(run_zero, be->zero((float *)p[0] + c->offset, c->count * sizeof(float)))
 
 /* alloc: zero-filled and 64-byte aligned, on the tested backend (and the reference, for symmetry) */
 static void check_alloc(ctx *x) {
@@ -398,8 +422,7 @@ static void check_alloc(ctx *x) {
             for (size_t i = 0; i < sizes[t]; i++) nonzero[k] += h[i] != 0;
             be[k]->free(p);
             free(h);
-            if (k == 0) row->ms_ref = ms;
-            else row->ms_test = ms;
+            set_ms(row, k, ms);
         }
         row->error = (double)(nonzero[0] + nonzero[1]) / (double)sizes[t];
         row->pass = row->error == 0.0 && aligned[0] && aligned[1];
@@ -411,51 +434,31 @@ static void check_alloc(ctx *x) {
 static void memory_cases(ctx *x) {
     const size_t counts[] = {1 + 7, 1001, 65543};
     for (size_t t = 0; t < sizeof counts / sizeof *counts; t++) {
-        size_t n = counts[t];
+        size_t n = counts[t], m = n - 7; /* m floats moved, inside buffers of n */
         tcase c;
-        if (wanted(x, "upload")) {
-            memset(&c, 0, sizeof c);
-            c.op = "upload";
-            c.count = n - 7;
-            c.offset = 3;
-            snprintf(c.shape, sizeof c.shape, "%zu floats at +3", c.count);
-            add_inout(&c, "dst", rnd(x, n, 1000 + t, -1, 1), n);
-            c.host = rnd(x, c.count, 1100 + t, -1, 1);
-            c.run = run_upload;
+        if (begin_case(x, &c, "upload", run_upload, "%zu floats at +3", m)) {
+            c.count = m, c.offset = 3;
+            rnd_inout(x, &c, "dst", n, 1000 + t, -1, 1);
+            c.host = rnd(x, m, 1100 + t, -1, 1);
             check_case(x, &c);
         }
-        if (wanted(x, "download")) {
-            memset(&c, 0, sizeof c);
-            c.op = "download";
-            c.count = n - 7;
-            c.offset = 2;
-            snprintf(c.shape, sizeof c.shape, "%zu floats from +2", c.count);
-            add_in(&c, "src", rnd(x, n, 1200 + t, -1, 1), n);
-            add_inout(&c, "dst", rnd(x, n, 1300 + t, -1, 1), n);
-            c.host = malloc(c.count * sizeof(float));
+        if (begin_case(x, &c, "download", run_download, "%zu floats from +2", m)) {
+            c.count = m, c.offset = 2;
+            rnd_in(x, &c, "src", n, 1200 + t, -1, 1);
+            rnd_inout(x, &c, "dst", n, 1300 + t, -1, 1);
+            c.host = malloc(m * sizeof(float));
             if (!c.host) x->oom = 1;
-            c.run = run_download;
             check_case(x, &c);
         }
-        if (wanted(x, "copy")) {
-            memset(&c, 0, sizeof c);
-            c.op = "copy";
-            c.count = n - 7;
-            c.offset = 2;
-            snprintf(c.shape, sizeof c.shape, "%zu floats +2 -> +5", c.count);
-            add_in(&c, "src", rnd(x, n, 1400 + t, -1, 1), n);
-            add_inout(&c, "dst", rnd(x, n + 3, 1500 + t, -1, 1), n + 3);
-            c.run = run_copy;
+        if (begin_case(x, &c, "copy", run_copy, "%zu floats +2 -> +5", m)) {
+            c.count = m, c.offset = 2;
+            rnd_in(x, &c, "src", n, 1400 + t, -1, 1);
+            rnd_inout(x, &c, "dst", n + 3, 1500 + t, -1, 1);
             check_case(x, &c);
         }
-        if (wanted(x, "zero")) {
-            memset(&c, 0, sizeof c);
-            c.op = "zero";
-            c.count = n - 7;
-            c.offset = 3;
-            snprintf(c.shape, sizeof c.shape, "%zu floats at +3", c.count);
-            add_inout(&c, "buf", rnd(x, n, 1600 + t, -1, 1), n);
-            c.run = run_zero;
+        if (begin_case(x, &c, "zero", run_zero, "%zu floats at +3", m)) {
+            c.count = m, c.offset = 3;
+            rnd_inout(x, &c, "buf", n, 1600 + t, -1, 1);
             check_case(x, &c);
         }
     }
@@ -463,23 +466,11 @@ static void memory_cases(ctx *x) {
 
 /* ---- convolution and bias ---- */
 
-static void run_conv_fwd(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    be->conv_fwd(&c->conv, p[0], p[1], p[2], ws);
-}
-static void run_conv_bwd_data(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    be->conv_bwd_data(&c->conv, p[0], p[1], p[2], ws);
-}
-static void run_conv_bwd_filter(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    be->conv_bwd_filter(&c->conv, p[0], p[1], p[2], ws);
-}
-static void run_bias_fwd(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->bias_fwd(c->n, c->c, c->hw, p[0], p[1]);
-}
-static void run_bias_bwd(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->bias_bwd(c->n, c->c, c->hw, p[0], p[1]);
-}
+RUN_FN(run_conv_fwd, be->conv_fwd(&c->conv, p[0], p[1], p[2], ws))
+RUN_FN(run_conv_bwd_data, be->conv_bwd_data(&c->conv, p[0], p[1], p[2], ws))
+RUN_FN(run_conv_bwd_filter, be->conv_bwd_filter(&c->conv, p[0], p[1], p[2], ws))
+RUN_FN(run_bias_fwd, be->bias_fwd(c->n, c->c, c->hw, p[0], p[1]))
+RUN_FN(run_bias_bwd, be->bias_bwd(c->n, c->c, c->hw, p[0], p[1]))
 
 static void conv_cases(ctx *x) {
     static const int shapes[][8] = {
@@ -489,6 +480,11 @@ static void conv_cases(ctx *x) {
         {1, 5, 6, 9, 7, 3, 2, 0},    {3, 6, 5, 5, 7, 3, 1, 2},   {8, 1, 28, 28, 6, 5, 1, 2},
         {1, 8, 4, 4, 8, 1, 2, 0},    {2, 4, 11, 11, 4, 7, 1, 3}, {8, 32, 16, 16, 32, 3, 1, 1},
     };
+    const struct {
+        const char *op;
+        run_fn run;
+    } ops[3] = {{"conv_fwd", run_conv_fwd}, {"conv_bwd_data", run_conv_bwd_data},
+                {"conv_bwd_filter", run_conv_bwd_filter}};
     for (size_t t = 0; t < sizeof shapes / sizeof *shapes; t++) {
         const int *s = shapes[t];
         dg_conv_desc d = {.n = s[0], .c = s[1], .h = s[2], .w = s[3], .k = s[4], .r = s[5], .s = s[5],
@@ -496,37 +492,27 @@ static void conv_cases(ctx *x) {
         if (dg_conv_desc_init(&d) != 0) continue;
         size_t nx = (size_t)d.n * d.c * d.h * d.w, nw = (size_t)d.k * d.c * d.r * d.s,
                ny = (size_t)d.n * d.k * d.oh * d.ow;
-        char shape[96];
-        snprintf(shape, sizeof shape, "n%d c%d %dx%d k%d %dx%d s%d p%d", d.n, d.c, d.h, d.w, d.k, d.r, d.s, d.stride,
-                 d.pad);
         uint64_t seed = 2000 + 10 * t;
         tcase c;
-        const struct {
-            const char *op;
-            run_fn run;
-        } ops[3] = {{"conv_fwd", run_conv_fwd}, {"conv_bwd_data", run_conv_bwd_data},
-                    {"conv_bwd_filter", run_conv_bwd_filter}};
         for (int k = 0; k < 3; k++) {
-            if (!wanted(x, ops[k].op)) continue;
-            memset(&c, 0, sizeof c);
-            c.op = ops[k].op;
-            snprintf(c.shape, sizeof c.shape, "%s", shape);
+            if (!begin_case(x, &c, ops[k].op, ops[k].run, "n%d c%d %dx%d k%d %dx%d s%d p%d", d.n, d.c, d.h, d.w,
+                            d.k, d.r, d.s, d.stride, d.pad))
+                continue;
             c.conv = d;
             c.conv_ws = 1;
             c.tf32_sensitive = 1;
-            c.run = ops[k].run;
             if (k == 0) {
-                add_in(&c, "x", rnd(x, nx, seed, -1, 1), nx);
-                add_in(&c, "w", rnd(x, nw, seed + 1, -0.5f, 0.5f), nw);
+                rnd_in(x, &c, "x", nx, seed, -1, 1);
+                rnd_in(x, &c, "w", nw, seed + 1, -0.5f, 0.5f);
                 add_out(&c, "y", ny);
             } else if (k == 1) {
-                add_in(&c, "dy", rnd(x, ny, seed + 2, -1, 1), ny);
-                add_in(&c, "w", rnd(x, nw, seed + 1, -0.5f, 0.5f), nw);
-                add_inout(&c, "dx", rnd(x, nx, seed + 3, -1, 1), nx); /* += onto existing values */
+                rnd_in(x, &c, "dy", ny, seed + 2, -1, 1);
+                rnd_in(x, &c, "w", nw, seed + 1, -0.5f, 0.5f);
+                rnd_inout(x, &c, "dx", nx, seed + 3, -1, 1); /* += onto existing values */
             } else {
-                add_in(&c, "x", rnd(x, nx, seed, -1, 1), nx);
-                add_in(&c, "dy", rnd(x, ny, seed + 2, -1, 1), ny);
-                add_inout(&c, "dw", rnd(x, nw, seed + 4, -1, 1), nw);
+                rnd_in(x, &c, "x", nx, seed, -1, 1);
+                rnd_in(x, &c, "dy", ny, seed + 2, -1, 1);
+                rnd_inout(x, &c, "dw", nw, seed + 4, -1, 1);
             }
             check_case(x, &c);
         }
@@ -537,24 +523,16 @@ static void conv_cases(ctx *x) {
         size_t total = (size_t)n * ch * hw;
         uint64_t seed = 2500 + 10 * t;
         tcase c;
-        if (wanted(x, "bias_fwd")) {
-            memset(&c, 0, sizeof c);
-            c.op = "bias_fwd";
-            snprintf(c.shape, sizeof c.shape, "n%d c%d hw%d", n, ch, hw);
+        if (begin_case(x, &c, "bias_fwd", run_bias_fwd, "n%d c%d hw%d", n, ch, hw)) {
             c.n = n, c.c = ch, c.hw = hw;
-            add_in(&c, "b", rnd(x, (size_t)ch, seed, -1, 1), (size_t)ch);
-            add_inout(&c, "y", rnd(x, total, seed + 1, -1, 1), total);
-            c.run = run_bias_fwd;
+            rnd_in(x, &c, "b", (size_t)ch, seed, -1, 1);
+            rnd_inout(x, &c, "y", total, seed + 1, -1, 1);
             check_case(x, &c);
         }
-        if (wanted(x, "bias_bwd")) {
-            memset(&c, 0, sizeof c);
-            c.op = "bias_bwd";
-            snprintf(c.shape, sizeof c.shape, "n%d c%d hw%d", n, ch, hw);
+        if (begin_case(x, &c, "bias_bwd", run_bias_bwd, "n%d c%d hw%d", n, ch, hw)) {
             c.n = n, c.c = ch, c.hw = hw;
-            add_in(&c, "dy", rnd(x, total, seed + 2, -1, 1), total);
-            add_inout(&c, "db", rnd(x, (size_t)ch, seed + 3, -1, 1), (size_t)ch);
-            c.run = run_bias_bwd;
+            rnd_in(x, &c, "dy", total, seed + 2, -1, 1);
+            rnd_inout(x, &c, "db", (size_t)ch, seed + 3, -1, 1);
             check_case(x, &c);
         }
     }
@@ -562,14 +540,8 @@ static void conv_cases(ctx *x) {
 
 /* ---- linear ---- */
 
-static void run_linear_fwd(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->linear_fwd(c->n, c->in, c->out, p[0], p[1], p[2], p[3]);
-}
-static void run_linear_bwd(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->linear_bwd(c->n, c->in, c->out, p[0], p[1], p[2], p[3], p[4], p[5]);
-}
+RUN_FN(run_linear_fwd, be->linear_fwd(c->n, c->in, c->out, p[0], p[1], p[2], p[3]))
+RUN_FN(run_linear_bwd, be->linear_bwd(c->n, c->in, c->out, p[0], p[1], p[2], p[3], p[4], p[5]))
 
 static void linear_cases(ctx *x) {
     static const int shapes[][5] = {/* n in out bias dx */
@@ -582,35 +554,27 @@ static void linear_cases(ctx *x) {
         tcase c;
         char shape[96];
         snprintf(shape, sizeof shape, "n%d in%d out%d%s%s", n, in, out, bias ? "" : " no bias", want_dx ? "" : " no dx/db");
-        if (wanted(x, "linear_fwd")) {
-            memset(&c, 0, sizeof c);
-            c.op = "linear_fwd";
-            snprintf(c.shape, sizeof c.shape, "%s", shape);
+        if (begin_case(x, &c, "linear_fwd", run_linear_fwd, "%s", shape)) {
             c.n = n, c.in = in, c.out = out;
             c.tf32_sensitive = 1;
-            add_in(&c, "x", rnd(x, nx, seed, -1, 1), nx);
-            add_in(&c, "w", rnd(x, nw, seed + 1, -0.2f, 0.2f), nw);
-            if (bias) add_in(&c, "b", rnd(x, (size_t)out, seed + 2, -1, 1), (size_t)out);
+            rnd_in(x, &c, "x", nx, seed, -1, 1);
+            rnd_in(x, &c, "w", nw, seed + 1, -0.2f, 0.2f);
+            if (bias) rnd_in(x, &c, "b", (size_t)out, seed + 2, -1, 1);
             else add_null(&c, "b");
             add_out(&c, "y", ny);
-            c.run = run_linear_fwd;
             check_case(x, &c);
         }
-        if (wanted(x, "linear_bwd")) {
-            memset(&c, 0, sizeof c);
-            c.op = "linear_bwd";
-            snprintf(c.shape, sizeof c.shape, "%s", shape);
+        if (begin_case(x, &c, "linear_bwd", run_linear_bwd, "%s", shape)) {
             c.n = n, c.in = in, c.out = out;
             c.tf32_sensitive = 1;
-            add_in(&c, "x", rnd(x, nx, seed, -1, 1), nx);
-            add_in(&c, "w", rnd(x, nw, seed + 1, -0.2f, 0.2f), nw);
-            add_in(&c, "dy", rnd(x, ny, seed + 3, -1, 1), ny);
-            if (want_dx) add_inout(&c, "dx", rnd(x, nx, seed + 4, -1, 1), nx);
+            rnd_in(x, &c, "x", nx, seed, -1, 1);
+            rnd_in(x, &c, "w", nw, seed + 1, -0.2f, 0.2f);
+            rnd_in(x, &c, "dy", ny, seed + 3, -1, 1);
+            if (want_dx) rnd_inout(x, &c, "dx", nx, seed + 4, -1, 1);
             else add_null(&c, "dx");
-            add_inout(&c, "dw", rnd(x, nw, seed + 5, -1, 1), nw);
-            if (want_dx && bias) add_inout(&c, "db", rnd(x, (size_t)out, seed + 6, -1, 1), (size_t)out);
+            rnd_inout(x, &c, "dw", nw, seed + 5, -1, 1);
+            if (want_dx && bias) rnd_inout(x, &c, "db", (size_t)out, seed + 6, -1, 1);
             else add_null(&c, "db");
-            c.run = run_linear_bwd;
             check_case(x, &c);
         }
     }
@@ -618,30 +582,12 @@ static void linear_cases(ctx *x) {
 
 /* ---- element-wise ---- */
 
-static void run_relu_fwd(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->relu_fwd(c->count, p[0], p[1]);
-}
-static void run_relu_bwd(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->relu_bwd(c->count, p[0], p[1], p[2]);
-}
-static void run_dropout_fwd(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->dropout_fwd(c->count, c->f[0], c->seed, p[0], p[1], p[2]);
-}
-static void run_dropout_bwd(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->dropout_bwd(c->count, p[0], p[1], p[2]);
-}
-static void run_add(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->add(c->count, p[0], p[1], p[2]);
-}
-static void run_axpy(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->axpy(c->count, c->f[0], p[0], p[1]);
-}
+RUN_FN(run_relu_fwd, be->relu_fwd(c->count, p[0], p[1]))
+RUN_FN(run_relu_bwd, be->relu_bwd(c->count, p[0], p[1], p[2]))
+RUN_FN(run_dropout_fwd, be->dropout_fwd(c->count, c->f[0], c->seed, p[0], p[1], p[2]))
+RUN_FN(run_dropout_bwd, be->dropout_bwd(c->count, p[0], p[1], p[2]))
+RUN_FN(run_add, be->add(c->count, p[0], p[1], p[2]))
+RUN_FN(run_axpy, be->axpy(c->count, c->f[0], p[0], p[1]))
 
 static void elementwise_cases(ctx *x) {
     const size_t counts[] = {1, 1000, 100003};
@@ -649,55 +595,37 @@ static void elementwise_cases(ctx *x) {
         size_t n = counts[t];
         uint64_t seed = 4000 + 10 * t;
         tcase c;
-        char shape[64];
-        snprintf(shape, sizeof shape, "%zu elements", n);
-        if (wanted(x, "relu_fwd")) {
-            memset(&c, 0, sizeof c);
-            c.op = "relu_fwd";
-            snprintf(c.shape, sizeof c.shape, "%s", shape);
+        if (begin_case(x, &c, "relu_fwd", run_relu_fwd, "%zu elements", n)) {
             c.count = n;
             float *v = rnd(x, n, seed, -1, 1);
             if (v)
                 for (size_t i = 0; i < n; i += 7) v[i] = (i / 7) % 2 ? 0.0f : -0.0f; /* exact zeros both ways */
             add_in(&c, "x", v, n);
             add_out(&c, "y", n);
-            c.run = run_relu_fwd;
             check_case(x, &c);
         }
-        if (wanted(x, "relu_bwd")) {
-            memset(&c, 0, sizeof c);
-            c.op = "relu_bwd";
-            snprintf(c.shape, sizeof c.shape, "%s", shape);
+        if (begin_case(x, &c, "relu_bwd", run_relu_bwd, "%zu elements", n)) {
             c.count = n;
             float *y = rnd(x, n, seed, -1, 1);
             if (y)
                 for (size_t i = 0; i < n; i++) y[i] = y[i] < 0.0f ? 0.0f : y[i];
             add_in(&c, "y", y, n);
-            add_in(&c, "dy", rnd(x, n, seed + 1, -1, 1), n);
-            add_inout(&c, "dx", rnd(x, n, seed + 2, -1, 1), n);
-            c.run = run_relu_bwd;
+            rnd_in(x, &c, "dy", n, seed + 1, -1, 1);
+            rnd_inout(x, &c, "dx", n, seed + 2, -1, 1);
             check_case(x, &c);
         }
-        if (wanted(x, "add")) {
-            memset(&c, 0, sizeof c);
-            c.op = "add";
-            snprintf(c.shape, sizeof c.shape, "%s", shape);
+        if (begin_case(x, &c, "add", run_add, "%zu elements", n)) {
             c.count = n;
-            add_in(&c, "a", rnd(x, n, seed + 3, -1, 1), n);
-            add_in(&c, "b", rnd(x, n, seed + 4, -1, 1), n);
+            rnd_in(x, &c, "a", n, seed + 3, -1, 1);
+            rnd_in(x, &c, "b", n, seed + 4, -1, 1);
             add_out(&c, "y", n);
-            c.run = run_add;
             check_case(x, &c);
         }
-        if (wanted(x, "axpy")) {
-            memset(&c, 0, sizeof c);
-            c.op = "axpy";
-            snprintf(c.shape, sizeof c.shape, "%s alpha -0.37", shape);
+        if (begin_case(x, &c, "axpy", run_axpy, "%zu elements alpha -0.37", n)) {
             c.count = n;
             c.f[0] = -0.37f;
-            add_in(&c, "x", rnd(x, n, seed + 5, -1, 1), n);
-            add_inout(&c, "y", rnd(x, n, seed + 6, -1, 1), n);
-            c.run = run_axpy;
+            rnd_in(x, &c, "x", n, seed + 5, -1, 1);
+            rnd_inout(x, &c, "y", n, seed + 6, -1, 1);
             check_case(x, &c);
         }
     }
@@ -711,25 +639,16 @@ static void elementwise_cases(ctx *x) {
         uint64_t seed = 4500 + 10 * t;
         uint64_t mask_seed = dg_rng_stream(x->o->seed, seed + 9);
         tcase c;
-        char shape[64];
-        snprintf(shape, sizeof shape, "%zu elements p=%.2f", n, (double)p);
-        if (wanted(x, "dropout_fwd")) {
-            memset(&c, 0, sizeof c);
-            c.op = "dropout_fwd";
-            snprintf(c.shape, sizeof c.shape, "%s", shape);
+        if (begin_case(x, &c, "dropout_fwd", run_dropout_fwd, "%zu elements p=%.2f", n, (double)p)) {
             c.count = n;
             c.f[0] = p;
             c.seed = mask_seed;
-            add_in(&c, "x", rnd(x, n, seed, -1, 1), n);
+            rnd_in(x, &c, "x", n, seed, -1, 1);
             add_out(&c, "y", n);
             add_out(&c, "mask", n);
-            c.run = run_dropout_fwd;
             check_case(x, &c);
         }
-        if (wanted(x, "dropout_bwd")) {
-            memset(&c, 0, sizeof c);
-            c.op = "dropout_bwd";
-            snprintf(c.shape, sizeof c.shape, "%s", shape);
+        if (begin_case(x, &c, "dropout_bwd", run_dropout_bwd, "%zu elements p=%.2f", n, (double)p)) {
             c.count = n;
             float *mask = malloc(n * sizeof *mask);
             if (mask) {
@@ -739,9 +658,8 @@ static void elementwise_cases(ctx *x) {
                 x->oom = 1;
             }
             add_in(&c, "mask", mask, n);
-            add_in(&c, "dy", rnd(x, n, seed + 1, -1, 1), n);
-            add_inout(&c, "dx", rnd(x, n, seed + 2, -1, 1), n);
-            c.run = run_dropout_bwd;
+            rnd_in(x, &c, "dy", n, seed + 1, -1, 1);
+            rnd_inout(x, &c, "dx", n, seed + 2, -1, 1);
             check_case(x, &c);
         }
     }
@@ -749,22 +667,10 @@ static void elementwise_cases(ctx *x) {
 
 /* ---- pooling ---- */
 
-static void run_maxpool_fwd(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->maxpool_fwd(&c->pool, p[0], p[1], p[2]);
-}
-static void run_maxpool_bwd(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->maxpool_bwd(&c->pool, p[0], p[1], p[2]);
-}
-static void run_avgpool_fwd(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->avgpool_fwd(&c->pool, p[0], p[1]);
-}
-static void run_avgpool_bwd(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->avgpool_bwd(&c->pool, p[0], p[1]);
-}
+RUN_FN(run_maxpool_fwd, be->maxpool_fwd(&c->pool, p[0], p[1], p[2]))
+RUN_FN(run_maxpool_bwd, be->maxpool_bwd(&c->pool, p[0], p[1], p[2]))
+RUN_FN(run_avgpool_fwd, be->avgpool_fwd(&c->pool, p[0], p[1]))
+RUN_FN(run_avgpool_bwd, be->avgpool_bwd(&c->pool, p[0], p[1]))
 
 /* The reference's argmax for input x (the max-pool backward's input). */
 static int32_t *ref_argmax(ctx *x, const dg_pool_desc *d, const float *xin, size_t nx, size_t ny) {
@@ -804,10 +710,7 @@ static void pool_cases(ctx *x) {
         snprintf(shape, sizeof shape, "n%d c%d %dx%d k%d s%d p%d%s", d.n, d.c, d.h, d.w, d.k, d.stride, d.pad,
                  s[7] ? " negative" : "");
         tcase c;
-        if (wanted(x, "maxpool_fwd")) {
-            memset(&c, 0, sizeof c);
-            c.op = "maxpool_fwd";
-            snprintf(c.shape, sizeof c.shape, "%s", shape);
+        if (begin_case(x, &c, "maxpool_fwd", run_maxpool_fwd, "%s", shape)) {
             c.pool = d;
             float *v = rnd(x, nx, seed, lo, hi);
             if (v)
@@ -815,42 +718,29 @@ static void pool_cases(ctx *x) {
             add_in(&c, "x", v, nx);
             add_out(&c, "y", ny);
             add_buf(&c, "argmax", ST_OUT, 1, ny, NULL);
-            c.run = run_maxpool_fwd;
             check_case(x, &c);
         }
-        if (wanted(x, "maxpool_bwd")) {
-            memset(&c, 0, sizeof c);
-            c.op = "maxpool_bwd";
-            snprintf(c.shape, sizeof c.shape, "%s", shape);
+        if (begin_case(x, &c, "maxpool_bwd", run_maxpool_bwd, "%s", shape)) {
             c.pool = d;
             float *v = rnd(x, nx, seed, lo, hi);
             int32_t *am = v ? ref_argmax(x, &d, v, nx, ny) : NULL;
             free(v);
             add_buf(&c, "argmax", ST_IN, 1, ny, am);
-            add_in(&c, "dy", rnd(x, ny, seed + 1, -1, 1), ny);
-            add_inout(&c, "dx", rnd(x, nx, seed + 2, -1, 1), nx);
-            c.run = run_maxpool_bwd;
+            rnd_in(x, &c, "dy", ny, seed + 1, -1, 1);
+            rnd_inout(x, &c, "dx", nx, seed + 2, -1, 1);
             check_case(x, &c);
         }
         if (s[7]) continue; /* the negative case is about max pooling */
-        if (wanted(x, "avgpool_fwd")) {
-            memset(&c, 0, sizeof c);
-            c.op = "avgpool_fwd";
-            snprintf(c.shape, sizeof c.shape, "%s", shape);
+        if (begin_case(x, &c, "avgpool_fwd", run_avgpool_fwd, "%s", shape)) {
             c.pool = d;
-            add_in(&c, "x", rnd(x, nx, seed + 3, -1, 1), nx);
+            rnd_in(x, &c, "x", nx, seed + 3, -1, 1);
             add_out(&c, "y", ny);
-            c.run = run_avgpool_fwd;
             check_case(x, &c);
         }
-        if (wanted(x, "avgpool_bwd")) {
-            memset(&c, 0, sizeof c);
-            c.op = "avgpool_bwd";
-            snprintf(c.shape, sizeof c.shape, "%s", shape);
+        if (begin_case(x, &c, "avgpool_bwd", run_avgpool_bwd, "%s", shape)) {
             c.pool = d;
-            add_in(&c, "dy", rnd(x, ny, seed + 4, -1, 1), ny);
-            add_inout(&c, "dx", rnd(x, nx, seed + 5, -1, 1), nx);
-            c.run = run_avgpool_bwd;
+            rnd_in(x, &c, "dy", ny, seed + 4, -1, 1);
+            rnd_inout(x, &c, "dx", nx, seed + 5, -1, 1);
             check_case(x, &c);
         }
     }
@@ -858,22 +748,11 @@ static void pool_cases(ctx *x) {
 
 /* ---- batch norm ---- */
 
-static void run_bn_fwd_train(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->bn_fwd_train(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], p[4], c->f[0], c->f[1], p[5], p[6], p[7]);
-}
-static void run_bn_fwd_eval(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->bn_fwd_eval(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], p[4], c->f[1], p[5]);
-}
-static void run_bn_bwd(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->bn_bwd(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
-}
-static void run_bn_bwd_eval(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->bn_bwd_eval(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], c->f[1], p[4], p[5], p[6], p[7]);
-}
+RUN_FN(run_bn_fwd_train,
+       be->bn_fwd_train(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], p[4], c->f[0], c->f[1], p[5], p[6], p[7]))
+RUN_FN(run_bn_fwd_eval, be->bn_fwd_eval(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], p[4], c->f[1], p[5]))
+RUN_FN(run_bn_bwd, be->bn_bwd(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]))
+RUN_FN(run_bn_bwd_eval, be->bn_bwd_eval(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], c->f[1], p[4], p[5], p[6], p[7]))
 
 /* The reference's saved mean and 1/std for x (the training backward's inputs). */
 static void ref_bn_stats(ctx *x, int n, int ch, int hw, const float *xin, float **mean, float **invstd) {
@@ -920,78 +799,64 @@ static void bn_cases(ctx *x) {
         char shape[96];
         snprintf(shape, sizeof shape, "n%d c%d hw%d%s", n, ch, hw, off != 0.0f ? " mean 100" : "");
         tcase c;
-        if (wanted(x, "bn_fwd_train")) {
-            memset(&c, 0, sizeof c);
-            c.op = "bn_fwd_train";
-            snprintf(c.shape, sizeof c.shape, "%s", shape);
+        if (begin_case(x, &c, "bn_fwd_train", run_bn_fwd_train, "%s", shape)) {
             c.n = n, c.c = ch, c.hw = hw;
             c.f[0] = 0.1f;
             c.f[1] = 1e-5f;
-            add_in(&c, "x", rnd(x, total, seed, off - 1.0f, off + 2.0f), total);
-            add_in(&c, "gamma", rnd(x, cn, seed + 1, 0.5f, 1.5f), cn);
-            add_in(&c, "beta", rnd(x, cn, seed + 2, -0.5f, 0.5f), cn);
-            add_inout(&c, "running_mean", rnd(x, cn, seed + 3, -0.2f, 0.2f), cn);
-            add_inout(&c, "running_var", rnd(x, cn, seed + 4, 0.5f, 2.0f), cn);
+            rnd_in(x, &c, "x", total, seed, off - 1.0f, off + 2.0f);
+            rnd_in(x, &c, "gamma", cn, seed + 1, 0.5f, 1.5f);
+            rnd_in(x, &c, "beta", cn, seed + 2, -0.5f, 0.5f);
+            rnd_inout(x, &c, "running_mean", cn, seed + 3, -0.2f, 0.2f);
+            rnd_inout(x, &c, "running_var", cn, seed + 4, 0.5f, 2.0f);
             add_out(&c, "y", total);
             add_out(&c, "save_mean", cn);
             add_out(&c, "save_invstd", cn);
-            c.run = run_bn_fwd_train;
             check_case(x, &c);
         }
-        if (wanted(x, "bn_fwd_eval")) {
-            memset(&c, 0, sizeof c);
-            c.op = "bn_fwd_eval";
-            snprintf(c.shape, sizeof c.shape, "%s", shape);
+        if (begin_case(x, &c, "bn_fwd_eval", run_bn_fwd_eval, "%s", shape)) {
             c.n = n, c.c = ch, c.hw = hw;
             c.f[1] = 1e-5f;
-            add_in(&c, "x", rnd(x, total, seed, off - 1.0f, off + 2.0f), total);
-            add_in(&c, "gamma", rnd(x, cn, seed + 1, 0.5f, 1.5f), cn);
-            add_in(&c, "beta", rnd(x, cn, seed + 2, -0.5f, 0.5f), cn);
-            add_in(&c, "running_mean", rnd(x, cn, seed + 3, off - 0.2f, off + 0.2f), cn);
-            add_in(&c, "running_var", rnd(x, cn, seed + 4, 0.5f, 2.0f), cn);
+            rnd_in(x, &c, "x", total, seed, off - 1.0f, off + 2.0f);
+            rnd_in(x, &c, "gamma", cn, seed + 1, 0.5f, 1.5f);
+            rnd_in(x, &c, "beta", cn, seed + 2, -0.5f, 0.5f);
+            rnd_in(x, &c, "running_mean", cn, seed + 3, off - 0.2f, off + 0.2f);
+            rnd_in(x, &c, "running_var", cn, seed + 4, 0.5f, 2.0f);
             add_out(&c, "y", total);
-            c.run = run_bn_fwd_eval;
             check_case(x, &c);
         }
-        if (wanted(x, "bn_bwd")) {
-            memset(&c, 0, sizeof c);
-            c.op = "bn_bwd";
-            snprintf(c.shape, sizeof c.shape, "%s", shape);
+        if (begin_case(x, &c, "bn_bwd", run_bn_bwd, "%s", shape)) {
             c.n = n, c.c = ch, c.hw = hw;
             float *xv = rnd(x, total, seed, off - 1.0f, off + 2.0f), *mean = NULL, *invstd = NULL;
             if (xv) ref_bn_stats(x, n, ch, hw, xv, &mean, &invstd);
             add_in(&c, "x", xv, total);
-            add_in(&c, "gamma", rnd(x, cn, seed + 1, 0.5f, 1.5f), cn);
+            rnd_in(x, &c, "gamma", cn, seed + 1, 0.5f, 1.5f);
             add_in(&c, "save_mean", mean, cn);
             add_in(&c, "save_invstd", invstd, cn);
-            add_in(&c, "dy", rnd(x, total, seed + 5, -1, 1), total);
-            add_inout(&c, "dx", rnd(x, total, seed + 6, -1, 1), total);
-            add_inout(&c, "dgamma", rnd(x, cn, seed + 7, -1, 1), cn);
-            add_inout(&c, "dbeta", rnd(x, cn, seed + 8, -1, 1), cn);
-            c.run = run_bn_bwd;
+            rnd_in(x, &c, "dy", total, seed + 5, -1, 1);
+            rnd_inout(x, &c, "dx", total, seed + 6, -1, 1);
+            rnd_inout(x, &c, "dgamma", cn, seed + 7, -1, 1);
+            rnd_inout(x, &c, "dbeta", cn, seed + 8, -1, 1);
             check_case(x, &c);
         }
         for (int with_params = 1; with_params >= 0; with_params--) {
-            if (!wanted(x, "bn_bwd_eval")) break;
-            memset(&c, 0, sizeof c);
-            c.op = "bn_bwd_eval";
-            snprintf(c.shape, sizeof c.shape, "%.60s%s", shape, with_params ? "" : " no dgamma/dbeta");
+            if (!begin_case(x, &c, "bn_bwd_eval", run_bn_bwd_eval, "%.60s%s", shape,
+                            with_params ? "" : " no dgamma/dbeta"))
+                break;
             c.n = n, c.c = ch, c.hw = hw;
             c.f[1] = 1e-5f;
-            add_in(&c, "x", rnd(x, total, seed, off - 1.0f, off + 2.0f), total);
-            add_in(&c, "gamma", rnd(x, cn, seed + 1, 0.5f, 1.5f), cn);
-            add_in(&c, "running_mean", rnd(x, cn, seed + 3, off - 0.2f, off + 0.2f), cn);
-            add_in(&c, "running_var", rnd(x, cn, seed + 4, 0.5f, 2.0f), cn);
-            add_in(&c, "dy", rnd(x, total, seed + 5, -1, 1), total);
-            add_inout(&c, "dx", rnd(x, total, seed + 6, -1, 1), total);
+            rnd_in(x, &c, "x", total, seed, off - 1.0f, off + 2.0f);
+            rnd_in(x, &c, "gamma", cn, seed + 1, 0.5f, 1.5f);
+            rnd_in(x, &c, "running_mean", cn, seed + 3, off - 0.2f, off + 0.2f);
+            rnd_in(x, &c, "running_var", cn, seed + 4, 0.5f, 2.0f);
+            rnd_in(x, &c, "dy", total, seed + 5, -1, 1);
+            rnd_inout(x, &c, "dx", total, seed + 6, -1, 1);
             if (with_params) {
-                add_inout(&c, "dgamma", rnd(x, cn, seed + 7, -1, 1), cn);
-                add_inout(&c, "dbeta", rnd(x, cn, seed + 8, -1, 1), cn);
+                rnd_inout(x, &c, "dgamma", cn, seed + 7, -1, 1);
+                rnd_inout(x, &c, "dbeta", cn, seed + 8, -1, 1);
             } else {
                 add_null(&c, "dgamma");
                 add_null(&c, "dbeta");
             }
-            c.run = run_bn_bwd_eval;
             check_case(x, &c);
         }
     }
@@ -999,31 +864,23 @@ static void bn_cases(ctx *x) {
 
 /* ---- loss and optimizers ---- */
 
-static void run_softmax_xent(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->softmax_xent(c->n, c->out, p[0], p[1], p[2], p[3], p[4], c->f[0]);
-}
-static void run_sgd(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->sgd_step(c->count, p[0], p[1], p[2], c->f[0], c->f[1], c->f[2], c->iv[0], c->iv[1]);
-}
-static void run_adam(const dg_backend *be, const tcase *c, void *const *p, void *ws) {
-    (void)ws;
-    be->adam_step(c->count, p[0], p[1], p[2], p[3], c->f[0], c->f[1], c->f[2], c->f[3], c->f[4], c->iv[0]);
-}
+RUN_FN(run_softmax_xent, be->softmax_xent(c->n, c->out, p[0], p[1], p[2], p[3], p[4], c->f[0]))
+RUN_FN(run_sgd, be->sgd_step(c->count, p[0], p[1], p[2], c->f[0], c->f[1], c->f[2], c->iv[0], c->iv[1]))
+RUN_FN(run_adam,
+       be->adam_step(c->count, p[0], p[1], p[2], p[3], c->f[0], c->f[1], c->f[2], c->f[3], c->f[4], c->iv[0]))
 
 static void loss_optim_cases(ctx *x) {
     static const int shapes[][4] = {/* n k with-dlogits logit-scale */
                                     {1, 2, 1, 1}, {8, 10, 1, 3}, {3, 1000, 1, 5}, {5, 7, 0, 1}, {4, 10, 1, 50}};
-    for (size_t t = 0; t < sizeof shapes / sizeof *shapes && wanted(x, "softmax_xent"); t++) {
+    for (size_t t = 0; t < sizeof shapes / sizeof *shapes; t++) {
         int n = shapes[t][0], k = shapes[t][1], with_d = shapes[t][2];
         float scale = (float)shapes[t][3];
         size_t nl = (size_t)n * k;
         uint64_t seed = 7000 + 10 * t;
         tcase c;
-        memset(&c, 0, sizeof c);
-        c.op = "softmax_xent";
-        snprintf(c.shape, sizeof c.shape, "n%d k%d logits +-%g%s", n, k, (double)scale, with_d ? "" : " no dlogits");
+        if (!begin_case(x, &c, "softmax_xent", run_softmax_xent, "n%d k%d logits +-%g%s", n, k, (double)scale,
+                        with_d ? "" : " no dlogits"))
+            break;
         c.n = n, c.out = k;
         c.f[0] = 1.0f / (float)n;
         int32_t *labels = malloc((size_t)n * sizeof *labels);
@@ -1033,13 +890,12 @@ static void loss_optim_cases(ctx *x) {
         } else {
             x->oom = 1;
         }
-        add_in(&c, "logits", rnd(x, nl, seed, -scale, scale), nl);
+        rnd_in(x, &c, "logits", nl, seed, -scale, scale);
         add_buf(&c, "labels", ST_IN, 1, (size_t)n, labels);
         add_out(&c, "probs", nl);
         add_out(&c, "loss", (size_t)n);
         if (with_d) add_out(&c, "dlogits", nl);
         else add_null(&c, "dlogits");
-        c.run = run_softmax_xent;
         check_case(x, &c);
     }
     const size_t n = 1237;
@@ -1047,36 +903,32 @@ static void loss_optim_cases(ctx *x) {
         float momentum, wd;
         int nesterov, first;
     } sgd[] = {{0.0f, 0.0f, 0, 1}, {0.9f, 5e-4f, 0, 1}, {0.9f, 5e-4f, 0, 0}, {0.9f, 5e-4f, 1, 0}};
-    for (size_t t = 0; t < sizeof sgd / sizeof *sgd && wanted(x, "sgd_step"); t++) {
+    for (size_t t = 0; t < sizeof sgd / sizeof *sgd; t++) {
         uint64_t seed = 7500 + 10 * t;
         tcase c;
-        memset(&c, 0, sizeof c);
-        c.op = "sgd_step";
-        snprintf(c.shape, sizeof c.shape, "%zu momentum %.1f wd %g%s%s", n, (double)sgd[t].momentum,
-                 (double)sgd[t].wd, sgd[t].nesterov ? " nesterov" : "", sgd[t].first ? " first" : "");
+        if (!begin_case(x, &c, "sgd_step", run_sgd, "%zu momentum %.1f wd %g%s%s", n, (double)sgd[t].momentum,
+                        (double)sgd[t].wd, sgd[t].nesterov ? " nesterov" : "", sgd[t].first ? " first" : ""))
+            break;
         c.count = n;
         c.f[0] = 0.1f;
         c.f[1] = sgd[t].momentum;
         c.f[2] = sgd[t].wd;
         c.iv[0] = sgd[t].nesterov;
         c.iv[1] = sgd[t].first;
-        add_inout(&c, "w", rnd(x, n, seed, -1, 1), n);
-        add_in(&c, "g", rnd(x, n, seed + 1, -1, 1), n);
-        if (sgd[t].momentum != 0.0f) add_inout(&c, "buf", rnd(x, n, seed + 2, -1, 1), n);
+        rnd_inout(x, &c, "w", n, seed, -1, 1);
+        rnd_in(x, &c, "g", n, seed + 1, -1, 1);
+        if (sgd[t].momentum != 0.0f) rnd_inout(x, &c, "buf", n, seed + 2, -1, 1);
         else add_null(&c, "buf");
-        c.run = run_sgd;
         check_case(x, &c);
     }
     const struct {
         int t;
         float wd;
     } adam[] = {{1, 0.0f}, {10, 5e-4f}, {1000, 0.0f}};
-    for (size_t t = 0; t < sizeof adam / sizeof *adam && wanted(x, "adam_step"); t++) {
+    for (size_t t = 0; t < sizeof adam / sizeof *adam; t++) {
         uint64_t seed = 7800 + 10 * t;
         tcase c;
-        memset(&c, 0, sizeof c);
-        c.op = "adam_step";
-        snprintf(c.shape, sizeof c.shape, "%zu step %d wd %g", n, adam[t].t, (double)adam[t].wd);
+        if (!begin_case(x, &c, "adam_step", run_adam, "%zu step %d wd %g", n, adam[t].t, (double)adam[t].wd)) break;
         c.count = n;
         c.f[0] = 1e-3f;
         c.f[1] = 0.9f;
@@ -1084,11 +936,10 @@ static void loss_optim_cases(ctx *x) {
         c.f[3] = 1e-8f;
         c.f[4] = adam[t].wd;
         c.iv[0] = adam[t].t;
-        add_inout(&c, "w", rnd(x, n, seed, -1, 1), n);
-        add_in(&c, "g", rnd(x, n, seed + 1, -1, 1), n);
-        add_inout(&c, "m", rnd(x, n, seed + 2, -0.1f, 0.1f), n);
-        add_inout(&c, "v", rnd(x, n, seed + 3, 0.0f, 0.01f), n);
-        c.run = run_adam;
+        rnd_inout(x, &c, "w", n, seed, -1, 1);
+        rnd_in(x, &c, "g", n, seed + 1, -1, 1);
+        rnd_inout(x, &c, "m", n, seed + 2, -0.1f, 0.1f);
+        rnd_inout(x, &c, "v", n, seed + 3, 0.0f, 0.01f);
         check_case(x, &c);
     }
 }
