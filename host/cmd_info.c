@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "model_io.h"
 #include "net.h"
 #include "safetensors.h"
 #include "../nets/registry.h"
@@ -14,17 +15,9 @@ static const char *dtype_name(dg_st_dtype t) {
     return (unsigned)t < sizeof names / sizeof *names ? names[t] : "?";
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t ls = strlen(s), lx = strlen(suffix);
-    return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
-}
-
 /* A tensor that PyTorch's parameters() would count: not running statistics, not
  * num_batches_tracked, not optimizer state. */
-static int is_parameter(const char *name) {
-    return !ends_with(name, ".running_mean") && !ends_with(name, ".running_var") &&
-           !ends_with(name, ".num_batches_tracked") && strncmp(name, "optim.", 6) != 0;
-}
+static int is_parameter(const char *name) { return !dg_model_running_stat(name) && !dg_model_ignored_tensor(name); }
 
 static int info_model(const char *path, int json) {
     char err[512];

@@ -12,6 +12,14 @@ static int ends_with(const char *s, const char *suffix) {
     return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
 }
 
+int dg_model_ignored_tensor(const char *name) {
+    return ends_with(name, ".num_batches_tracked") || strncmp(name, "optim.", 6) == 0;
+}
+
+int dg_model_running_stat(const char *name) {
+    return ends_with(name, ".running_mean") || ends_with(name, ".running_var");
+}
+
 static void shape_text(char *buf, size_t len, int ndim, const int64_t *shape) {
     size_t used = (size_t)snprintf(buf, len, "[");
     for (int i = 0; i < ndim && used < len; i++)
@@ -22,7 +30,7 @@ static void shape_text(char *buf, size_t len, int ndim, const int64_t *shape) {
 int dg_model_load_file(dg_net *net, const dg_st_file *f, char *err, size_t err_len) {
     for (int t = 0; t < f->n_tensors; t++) {
         const char *name = f->tensors[t].name;
-        if (ends_with(name, ".num_batches_tracked") || strncmp(name, "optim.", 6) == 0) continue;
+        if (dg_model_ignored_tensor(name)) continue;
         if (dg_net_find_param(net, name) < 0) {
             snprintf(err, err_len, "%s: unexpected tensor '%s' for net %s", f->path, name, net->name);
             return -1;

@@ -8,6 +8,12 @@
 #include "net.h"
 #include "safetensors.h"
 
+/* Tensors of a weight file that are not the net's state and that loading ignores:
+ * "*.num_batches_tracked" (PyTorch's batch-norm counter) and "optim.*" (optimizer state). */
+int dg_model_ignored_tensor(const char *name);
+/* Batch-norm running statistics: state, but not parameters in PyTorch's sense. */
+int dg_model_running_stat(const char *name);
+
 /* Load every parameter of net (set up on a backend) from path. Tensors named
  * "*.num_batches_tracked" and "optim.*" are ignored; any other tensor the net lacks, or a missing
  * or misshapen one, is an error. Returns 0, or -1 with err "<path>: <problem>". */

@@ -76,6 +76,12 @@ typedef struct optim_state {
     long global_step;  /* optimizer steps taken */
 } optim_state;
 
+/* Optimizer buffers as torch.optim names them: checkpoints hold "optim.<kind>.<parameter>". */
+static int optim_buffers(const optim_state *s) { return s->adam ? 2 : 1; }
+static const char *optim_kind(const optim_state *s, int k) {
+    return s->adam ? (k ? "exp_avg_sq" : "exp_avg") : "momentum_buffer";
+}
+
 static void optim_step(dg_net *net, const dg_train_opts *o, optim_state *s, float lr) {
     const dg_backend *be = net->be;
     s->global_step++;
@@ -114,7 +120,7 @@ static char *derive_checkpoint_path(const char *out) {
 static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const optim_state *s, const char *path,
                            int epoch, int step_in_epoch, const epoch_sums *sums) {
     char err[512];
-    int n_buffers = s->adam ? 2 : 1;
+    int n_buffers = optim_buffers(s);
     size_t floats = net->n_param_floats;
     float *host = malloc(sizeof(float) * (floats ? floats : 1) * (size_t)n_buffers);
     dg_extra_tensor *extras = calloc((size_t)net->n_params * (size_t)n_buffers, sizeof *extras);
@@ -128,7 +134,7 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
     if (s->adam) net->be->download(host + floats, s->b, sizeof(float) * floats);
     int n_extras = 0;
     for (int k = 0; k < n_buffers; k++) {
-        const char *kind = s->adam ? (k ? "exp_avg_sq" : "exp_avg") : "momentum_buffer";
+        const char *kind = optim_kind(s, k);
         for (int i = 0; i < net->n_params; i++) {
             const dg_param *p = &net->params[i];
             if (p->role == DG_PARAM_RUNNING) continue;
@@ -208,8 +214,8 @@ static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, 
     size_t floats = net->n_param_floats;
     float *host = calloc(floats ? floats : 1, sizeof(float));
     if (!host) goto done;
-    for (int k = 0; k < (s->adam ? 2 : 1); k++) {
-        const char *kind = s->adam ? (k ? "exp_avg_sq" : "exp_avg") : "momentum_buffer";
+    for (int k = 0; k < optim_buffers(s); k++) {
+        const char *kind = optim_kind(s, k);
         for (int i = 0; i < net->n_params; i++) {
             const dg_param *p = &net->params[i];
             if (p->role == DG_PARAM_RUNNING) continue;
