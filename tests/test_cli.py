@@ -171,6 +171,10 @@ expect_bad([*common, "--seed", "5", "--out", P("corrupt.safetensors"), "--resume
            "resuming from a truncated checkpoint")
 expect_bad([*common, "--seed", "5", "--out", P("x.safetensors"), "--log", P("nodir/log.jsonl")], "log.jsonl",
            "a log that cannot be written")
+expect_bad([*common, "--seed", "5", "--out", P("x.safetensors"), "--schedule", "linear"], "--schedule",
+           "an unknown learning-rate schedule")
+expect_bad([*common, "--seed", "5", "--out", P("x.safetensors"), "--schedule", "multistep"], "--milestones",
+           "multistep without milestones")
 expect_bad(["eval", "--net", "nosuchnet", "--model", P("a.safetensors"), "--data", MNIST], "nosuchnet", "unknown net")
 expect_bad(["eval", "--net", "lenet5", "--model", P("a.safetensors"), "--data", "mnist:" + P("badidx")], "badidx",
            "IDX file with a wrong magic")
