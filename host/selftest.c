@@ -30,7 +30,7 @@ static const char *const op_names[] = {
     "maxpool_fwd", "maxpool_bwd", "avgpool_fwd", "avgpool_bwd",
     "bn_fwd_train", "bn_fwd_eval", "bn_bwd", "bn_bwd_eval",
     "dropout_fwd", "dropout_bwd", "add", "axpy", "softmax_xent", "sgd_step", "adam_step",
-    "net_step", NULL,
+    "wm_reg", "net_step", NULL,
 };
 
 const char *const *dg_selftest_op_names(void) { return op_names; }
@@ -866,8 +866,47 @@ static void bn_cases(ctx *x) {
 
 RUN_FN(run_softmax_xent, be->softmax_xent(c->n, c->out, p[0], p[1], p[2], p[3], p[4], c->f[0]))
 RUN_FN(run_sgd, be->sgd_step(c->count, p[0], p[1], p[2], c->f[0], c->f[1], c->f[2], c->iv[0], c->iv[1]))
+RUN_FN(run_wm_reg, be->wm_reg(c->n, p[0], p[1], p[2], c->f[0], c->f[1], c->f[2], p[3], p[4]))
 RUN_FN(run_adam,
        be->adam_step(c->count, p[0], p[1], p[2], p[3], c->f[0], c->f[1], c->f[2], c->f[3], c->f[4], c->iv[0]))
+
+/* the watermark regularizer: n distinct positions (a seeded partial shuffle) in a tensor of
+ * `size` weights, with and without the gradient */
+static void wm_cases(ctx *x) {
+    static const int shapes[][3] = {/* n size with-dw */ {1, 25, 1}, {13, 2400, 1}, {13, 2400, 0}, {300, 4096, 1}};
+    for (size_t t = 0; t < sizeof shapes / sizeof *shapes; t++) {
+        int n = shapes[t][0], size = shapes[t][1], with_dw = shapes[t][2];
+        uint64_t seed = 7900 + 10 * t;
+        tcase c;
+        if (!begin_case(x, &c, "wm_reg", run_wm_reg, "n%d in %d%s", n, size, with_dw ? "" : " no dw")) break;
+        c.n = n;
+        c.f[0] = 9.0f / 0.6f; /* a: [-0.3, 0.3] onto [0, 9] */
+        c.f[1] = 4.5f;
+        c.f[2] = 0.01f;
+        int32_t *idx = malloc((size_t)size * sizeof *idx);
+        float *digits = malloc((size_t)n * sizeof *digits);
+        if (idx && digits) {
+            uint64_t s = dg_rng_stream(x->o->seed, seed + 1);
+            for (int i = 0; i < size; i++) idx[i] = i;
+            for (int i = 0; i < n; i++) { /* the first n of a Fisher–Yates shuffle */
+                int j = i + (int)(dg_rng_u64(s, (uint64_t)i) % (uint64_t)(size - i));
+                int32_t keep = idx[i];
+                idx[i] = idx[j];
+                idx[j] = keep;
+                digits[i] = (float)(dg_rng_u64(s, (uint64_t)(size + i)) % 10u);
+            }
+        } else {
+            x->oom = 1;
+        }
+        rnd_in(x, &c, "w", (size_t)size, seed, -0.3f, 0.3f);
+        add_buf(&c, "idx", ST_IN, 1, (size_t)n, idx);
+        add_in(&c, "digits", digits, (size_t)n);
+        add_out(&c, "mapped", (size_t)n);
+        if (with_dw) rnd_inout(x, &c, "dw", (size_t)size, seed + 2, -1, 1);
+        else add_null(&c, "dw");
+        check_case(x, &c);
+    }
+}
 
 static void loss_optim_cases(ctx *x) {
     static const int shapes[][4] = {/* n k with-dlogits logit-scale */
@@ -942,6 +981,7 @@ static void loss_optim_cases(ctx *x) {
         rnd_inout(x, &c, "v", n, seed + 3, 0.0f, 0.01f);
         check_case(x, &c);
     }
+    wm_cases(x);
 }
 
 /* ---- one training step of a whole net ---- */

@@ -114,6 +114,12 @@ typedef struct dg_backend {
                      float weight_decay, int nesterov, int first);
     void (*adam_step)(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1,
                       float beta2, float eps, float weight_decay, int t);
+
+    /* ActiveGuard watermark regularizer L = λ·(1/n)·Σ_k (digits[k] − (a·w[idx[k]] + b))²:
+     * mapped[k] = a·w[idx[k]] + b (written); dw[idx[k]] += ∂L/∂w (dw may be NULL: extraction only).
+     * The n indices are distinct flat positions in w; the host sums L from mapped. */
+    void (*wm_reg)(int n, const float *w, const int32_t *idx, const float *digits, float a, float b,
+                   float lambda, float *mapped, float *dw);
 } dg_backend;
 
 /* Backends compiled into this binary. dg_backend_cpu() always exists. */

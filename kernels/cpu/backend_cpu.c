@@ -36,6 +36,7 @@ static const dg_backend cpu_backend = {
     .softmax_xent = dg_cpu_softmax_xent,
     .sgd_step = dg_cpu_sgd_step,
     .adam_step = dg_cpu_adam_step,
+    .wm_reg = dg_cpu_wm_reg,
 };
 
 const dg_backend *dg_backend_cpu(void) { return &cpu_backend; }

@@ -67,4 +67,8 @@ void dg_cpu_sgd_step(size_t n, float *w, const float *g, float *buf, float lr, f
 void dg_cpu_adam_step(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1,
                       float beta2, float eps, float weight_decay, int t);
 
+/* watermark.c */
+void dg_cpu_wm_reg(int n, const float *w, const int32_t *idx, const float *digits, float a, float b, float lambda,
+                   float *mapped, float *dw);
+
 #endif

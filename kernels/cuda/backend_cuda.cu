@@ -66,6 +66,7 @@ void fill_table(dg_backend *t) {
     t->softmax_xent = dg_cuda_softmax_xent;
     t->sgd_step = dg_cuda_sgd_step;
     t->adam_step = dg_cuda_adam_step;
+    t->wm_reg = dg_cuda_wm_reg;
 }
 
 void shutdown_backend(void) {

@@ -90,6 +90,10 @@ void dg_cuda_sgd_step(size_t n, float *w, const float *g, float *buf, float lr, 
 void dg_cuda_adam_step(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1, float beta2,
                        float eps, float weight_decay, int t);
 
+/* watermark.cu */
+void dg_cuda_wm_reg(int n, const float *w, const int32_t *idx, const float *digits, float a, float b, float lambda,
+                    float *mapped, float *dw);
+
 /* Stops with one line naming the op when a shape cannot run on this backend (a caller bug). */
 [[noreturn]] void dg_cuda_bad_shape(const char *op, const char *why);
 

@@ -1,0 +1,20 @@
+/* kernels/math/watermark.h — the ActiveGuard watermark regularizer per key position: the linear
+ * map from a weight to the digit scale, d = a·v + b, and the gradient of λ·(1/n)·(d_k − map(v))²
+ * with respect to v. Formulas only: no loops, no memory. */
+#ifndef DG_MATH_WATERMARK_H
+#define DG_MATH_WATERMARK_H
+
+#include <math.h>
+#include "common.h"
+
+/* a weight on the digit scale: [w_min, w_max] of the clean filter maps onto [0, 9] */
+DG_HD float dg_wm_map(float v, float a, float b) { return a * v + b; }
+
+/* the digit a mapped weight extracts as: round half up (may lie outside 0..9) */
+DG_HD int dg_wm_digit(float mapped) { return (int)floorf(mapped + 0.5f); }
+
+/* ∂/∂v of scale·(digit − map(v))² / 2 with scale = 2λ/n, i.e. of λ/n·(digit − a·v − b)²:
+ * (2λ/n)·a·(map(v) − digit) */
+DG_HD float dg_wm_grad(float mapped, float digit, float a, float scale) { return scale * a * (mapped - digit); }
+
+#endif
