@@ -8,5 +8,8 @@ int dg_cmd_eval(int argc, char **argv);
 int dg_cmd_info(int argc, char **argv);
 int dg_cmd_grad(int argc, char **argv);
 int dg_cmd_selftest(int argc, char **argv);
+int dg_cmd_wm(int argc, char **argv);                /* wm keygen | verify */
+int dg_cmd_attack(int argc, char **argv);            /* attack prune | finetune | permute */
+int dg_cmd_attack_finetune(int argc, char **argv);   /* attack finetune (host/cmd_train.c) */
 
 #endif

@@ -17,6 +17,7 @@
 #include "loader.h"
 #include "model_io.h"
 #include "session.h"
+#include "watermark.h"
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -39,6 +40,8 @@ void dg_train_defaults(dg_train_opts *o) {
     o->eval_every = 1;
     o->augment = -1;
     o->seed = 1;
+    o->split = "train";
+    o->wm_lambda = 0.01f;
 }
 
 static int parse_milestones(const char *text, int *out, int cap) {
@@ -101,6 +104,7 @@ static void optim_step(dg_net *net, const dg_train_opts *o, optim_state *s, floa
 /* Running sums of one epoch, kept in checkpoints so a resumed epoch reports the same figures. */
 typedef struct epoch_sums {
     double loss_sum;
+    double wm_sum;     /* the watermark regularizer, summed over steps (not images) */
     long correct, seen;
 } epoch_sums;
 
@@ -117,8 +121,22 @@ static char *derive_checkpoint_path(const char *out) {
     return path;
 }
 
+/* What a checkpoint records of the watermark being embedded, so a resume with another key (or
+ * none) is refused: "none", or layer/filter/digits/λ. */
+static void wm_signature(const dg_train_opts *o, const dg_wm_key *key, char *out, size_t len) {
+    if (!o->wm) {
+        snprintf(out, len, "none");
+        return;
+    }
+    char digits[DG_WM_MAX_DIGITS + 1];
+    for (int k = 0; k < key->n; k++) digits[k] = (char)('0' + key->digits[k]);
+    digits[key->n] = 0;
+    snprintf(out, len, "%s/%d/%.64s%s/%.9g", key->layer, key->filter, digits, key->n > 64 ? "..." : "",
+             (double)o->wm_lambda);
+}
+
 static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const optim_state *s, const char *path,
-                           int epoch, int step_in_epoch, const epoch_sums *sums) {
+                           int epoch, int step_in_epoch, const epoch_sums *sums, const char *wm_sig) {
     char err[512];
     int n_buffers = optim_buffers(s);
     size_t floats = net->n_param_floats;
@@ -145,19 +163,21 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
             e->data = host + (size_t)k * floats + p->offset;
         }
     }
-    char v_epoch[32], v_step[32], v_global[32], v_seed[32], v_batch[32], v_loss[64], v_correct[32], v_seen[32];
+    char v_epoch[32], v_step[32], v_global[32], v_seed[32], v_batch[32], v_loss[64], v_wm[64], v_correct[32],
+        v_seen[32];
     snprintf(v_epoch, sizeof v_epoch, "%d", epoch);
     snprintf(v_step, sizeof v_step, "%d", step_in_epoch);
     snprintf(v_global, sizeof v_global, "%ld", s->global_step);
     snprintf(v_seed, sizeof v_seed, "%llu", (unsigned long long)o->seed);
     snprintf(v_batch, sizeof v_batch, "%d", o->batch);
     snprintf(v_loss, sizeof v_loss, "%.17g", sums->loss_sum);
+    snprintf(v_wm, sizeof v_wm, "%.17g", sums->wm_sum);
     snprintf(v_correct, sizeof v_correct, "%ld", sums->correct);
     snprintf(v_seen, sizeof v_seen, "%ld", sums->seen);
-    const char *keys[] = {"format", "net", "data", "opt", "epoch", "step_in_epoch", "global_step", "seed", "batch",
-                          "epoch_loss_sum", "epoch_correct", "epoch_seen"};
-    const char *values[] = {"dnnguard-checkpoint-1", o->net, o->data, o->opt, v_epoch, v_step, v_global, v_seed,
-                            v_batch, v_loss, v_correct, v_seen};
+    const char *keys[] = {"format", "net", "data", "split", "opt", "wm", "epoch", "step_in_epoch", "global_step",
+                          "seed", "batch", "epoch_loss_sum", "epoch_wm_sum", "epoch_correct", "epoch_seen"};
+    const char *values[] = {"dnnguard-checkpoint-1", o->net, o->data, o->split, o->opt, wm_sig, v_epoch, v_step,
+                            v_global, v_seed, v_batch, v_loss, v_wm, v_correct, v_seen};
     int rc = dg_model_save(net, path, extras, n_extras, keys, values, (int)(sizeof keys / sizeof *keys), err,
                            sizeof err);
     if (rc != 0) dg_cli_error("%s", err);
@@ -169,7 +189,7 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
 /* Restore parameters, optimizer buffers and position from a checkpoint written by this run's
  * configuration; a checkpoint of another net, data set, optimizer, seed or batch is refused. */
 static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, const char *path, int *epoch,
-                           int *step_in_epoch, epoch_sums *sums) {
+                           int *step_in_epoch, epoch_sums *sums, const char *wm_sig) {
     char err[512];
     dg_st_file f;
     if (dg_st_open(path, &f, err, sizeof err) != 0) {
@@ -181,7 +201,8 @@ static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, 
     snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)o->seed);
     snprintf(batch_text, sizeof batch_text, "%d", o->batch);
     const char *must[][2] = {{"format", "dnnguard-checkpoint-1"}, {"net", o->net}, {"data", o->data},
-                             {"opt", o->opt}, {"seed", seed_text}, {"batch", batch_text}};
+                             {"split", o->split}, {"opt", o->opt}, {"wm", wm_sig}, {"seed", seed_text},
+                             {"batch", batch_text}};
     for (size_t i = 0; i < sizeof must / sizeof *must; i++) {
         const char *have = dg_st_meta(&f, must[i][0]);
         if (!have || strcmp(have, must[i][1]) != 0) {
@@ -191,9 +212,10 @@ static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, 
         }
     }
     const char *e = dg_st_meta(&f, "epoch"), *st = dg_st_meta(&f, "step_in_epoch"), *g = dg_st_meta(&f, "global_step");
+    const char *wms = dg_st_meta(&f, "epoch_wm_sum");
     const char *ls = dg_st_meta(&f, "epoch_loss_sum"), *ec = dg_st_meta(&f, "epoch_correct"),
                *es = dg_st_meta(&f, "epoch_seen");
-    if (!e || !st || !g || !ls || !ec || !es) {
+    if (!e || !st || !g || !ls || !wms || !ec || !es) {
         dg_cli_error("%s: checkpoint metadata is incomplete", path);
         goto done;
     }
@@ -201,6 +223,7 @@ static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, 
     *step_in_epoch = atoi(st);
     s->global_step = atol(g);
     sums->loss_sum = strtod(ls, NULL);
+    sums->wm_sum = strtod(wms, NULL);
     sums->correct = atol(ec);
     sums->seen = atol(es);
     if (*epoch < 0 || *step_in_epoch < 0 || s->global_step < 0) {
@@ -257,6 +280,10 @@ static int check_opts(const dg_train_opts *o) {
         dg_cli_error("train: --epochs and --batch must be ≥ 1, --lr > 0, --wd and --momentum ≥ 0");
         return -1;
     }
+    if (strcmp(o->split, "train") != 0 && strcmp(o->split, "test") != 0) {
+        dg_cli_error("train: --split must be train or test, not '%s'", o->split);
+        return -1;
+    }
     if (strcmp(o->opt, "sgd") != 0 && strcmp(o->opt, "adam") != 0) {
         dg_cli_error("train: --opt must be sgd or adam, not '%s'", o->opt);
         return -1;
@@ -281,7 +308,8 @@ int dg_train(const dg_train_opts *o) {
     const dg_backend *be = dg_cli_backend(o->backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     dg_dataset train = {0}, test = {0};
-    if (dg_session_data(o->data, 1, &train) != 0) return DG_EXIT_BAD_INPUT;
+    int on_train_split = strcmp(o->split, "train") == 0;
+    if (dg_session_data(o->data, on_train_split, &train) != 0) return DG_EXIT_BAD_INPUT;
     char err[512];
     if (o->subset > 0 && dg_data_subset(&train, o->subset, o->seed, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
@@ -297,6 +325,9 @@ int dg_train(const dg_train_opts *o) {
     float *probs = NULL;
     int *pred = NULL;
     optim_state s = {.adam = strcmp(o->opt, "adam") == 0};
+    dg_wm_key *key = NULL;
+    dg_wm_embed wm = {0};
+    char wm_sig[256];
     if (!net || !ckpt_path) goto done;
 
     /* initial weights: --init FILE, else PyTorch-style init from the seed */
@@ -312,6 +343,15 @@ int dg_train(const dg_train_opts *o) {
         be->upload(net->param_arena, host, sizeof(float) * net->n_param_floats);
         free(host);
     }
+    if (o->wm) {
+        key = malloc(sizeof *key);
+        if (!key || dg_wm_key_read(o->wm, key, err, sizeof err) != 0 ||
+            dg_wm_embed_init(&wm, key, o->wm_lambda, net, err, sizeof err) != 0) {
+            dg_cli_error("%s", key ? err : "train: out of memory");
+            goto done;
+        }
+    }
+    wm_signature(o, key, wm_sig, sizeof wm_sig);
     s.a = be->alloc(sizeof(float) * net->n_param_floats);
     s.b = s.adam ? be->alloc(sizeof(float) * net->n_param_floats) : NULL;
     probs = malloc(sizeof(float) * (size_t)o->batch * net->classes);
@@ -328,7 +368,7 @@ int dg_train(const dg_train_opts *o) {
     if (o->resume) {
         struct stat st;
         if (stat(ckpt_path, &st) == 0) {
-            if (load_checkpoint(net, o, &s, ckpt_path, &start_epoch, &start_step, &sums) != 0) goto done;
+            if (load_checkpoint(net, o, &s, ckpt_path, &start_epoch, &start_step, &sums, wm_sig) != 0) goto done;
             fprintf(stderr, "dnnguard: resuming from %s at epoch %d, step %d\n", ckpt_path, start_epoch + 1,
                     start_step);
         } else {
@@ -371,6 +411,8 @@ int dg_train(const dg_train_opts *o) {
             dg_net_forward(net, net->nodes[0].y, n, DG_MODE_TRAIN);
             double loss = dg_net_loss(net, n); /* also writes dlogits into the output's dy */
             dg_net_backward(net, n, NULL);
+            int wm_matches = 0;
+            if (key) sums.wm_sum += dg_wm_embed_step(&wm, be, 1, &wm_matches);
             optim_step(net, o, &s, lr);
             be->download(probs, net->probs, sizeof(float) * (size_t)n * net->classes);
             dg_argmax_rows(probs, n, net->classes, pred);
@@ -393,7 +435,7 @@ int dg_train(const dg_train_opts *o) {
             int want_ckpt = o->ckpt_every > 0 && s.global_step % o->ckpt_every == 0 && step < steps;
             if (o->stop_after > 0 && s.global_step == o->stop_after) stop_signal = SIGUSR1;
             if (stop_signal || want_ckpt) {
-                if (save_checkpoint(net, o, &s, ckpt_path, epoch, step, &sums) != 0) goto done;
+                if (save_checkpoint(net, o, &s, ckpt_path, epoch, step, &sums, wm_sig) != 0) goto done;
                 if (stop_signal) {
                     if (tty) fputc('\n', stderr);
                     fprintf(stderr, "dnnguard: signal %d: checkpoint written to %s (epoch %d, step %d); "
@@ -416,6 +458,12 @@ int dg_train(const dg_train_opts *o) {
         if (evaluate)
             len += snprintf(line + len, sizeof line - (size_t)len, ", \"test_loss\": %.6f, \"test_acc\": %.6f",
                             result.loss, result.accuracy);
+        if (key) { /* the regularizer's mean over the epoch's steps; digits extracting right at its end */
+            int matches;
+            dg_wm_embed_step(&wm, be, 0, &matches);
+            len += snprintf(line + len, sizeof line - (size_t)len, ", \"wm_reg\": %.6g, \"wm_match\": %d, \"wm_digits\": %d",
+                            sums.wm_sum / (step > 0 ? step : 1), matches, key->n);
+        }
         snprintf(line + len, sizeof line - (size_t)len, "}");
         fprintf(stderr, "%s\n", line);
         if (log) {
@@ -423,7 +471,7 @@ int dg_train(const dg_train_opts *o) {
             fflush(log);
         }
         epoch_sums cleared = {0};
-        if (save_checkpoint(net, o, &s, ckpt_path, epoch + 1, 0, &cleared) != 0) goto done;
+        if (save_checkpoint(net, o, &s, ckpt_path, epoch + 1, 0, &cleared, wm_sig) != 0) goto done;
     }
     if (dg_model_save(net, o->out, NULL, 0, NULL, NULL, 0, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
@@ -438,6 +486,8 @@ int dg_train(const dg_train_opts *o) {
     printf("}\n");
     rc = DG_EXIT_OK;
 done:
+    if (key) dg_wm_embed_free(&wm, be);
+    free(key);
     if (log) fclose(log);
     dg_loader_free(loader);
     if (net) {

@@ -11,6 +11,9 @@ typedef struct dg_train_opts {
     const char *opt;        /* "sgd" | "adam" */
     const char *schedule;   /* "const" | "step" | "multistep" | "cosine" */
     const char *milestones; /* "60,120,160" for multistep */
+    const char *split;      /* the split trained on: "train" (default) or "test" (fine-tuning attacks) */
+    const char *wm;         /* watermark key (JSON) whose regularizer is added to the loss, or NULL */
+    float wm_lambda;        /* its weight λ (default 0.01) */
     int epochs, batch, ckpt_every, nesterov, resume, eval_every, subset;
     int stop_after;         /* act as if signalled after this many optimizer steps (tests, preemption drills) */
     int augment;            /* -1: on for CIFAR-10, off otherwise */

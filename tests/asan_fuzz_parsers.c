@@ -1,5 +1,5 @@
 /* tests/asan_fuzz_parsers.c — a deterministic mutation fuzzer for the file parsers (safetensors,
- * IDX, CIFAR-10; raw and gzip), built with ASan/UBSan: a few thousand mutants of valid files must
+ * IDX, CIFAR-10; raw and gzip; watermark keys), built with ASan/UBSan: a few thousand mutants of valid files must
  * each load or fail cleanly, and what loads must be readable in bounds. Touches only a temp dir.
  * Build with -DDG_LIBFUZZER -fsanitize=fuzzer for a libFuzzer target instead of main(). */
 #include <dirent.h>
@@ -15,6 +15,7 @@
 #include "check.h"
 #include "host/data.h"
 #include "host/safetensors.h"
+#include "host/watermark.h"
 
 #define TIME_BUDGET_S 20.0
 
@@ -163,7 +164,10 @@ static const char *const json_tokens[] = {
     "true", "false", "[]", "{}", "[0]", "[0,0]", "[1,2,3,4,5,6,7,8,9]", "\"F32\"", "\"F16\"", "\"BF16\"", "\"F64\"",
     "\"I64\"", "\"BOOL\"", "\"U8\"", "\"X\"", "\"\"", "\"dtype\"", "\"shape\"", "\"data_offsets\"", "\"__metadata__\"",
     "\"a\"", ",", ":", "{", "}", "[", "]", "\"\\u0000\"", "\"\\ud800\"", "\"\xc3\xa9\"", "\"\xff\"", " ", "",
-    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", "[0,8]", "[8,0]", "[0,1e300]", "[2,3]", "[0]"};
+    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", "[0,8]", "[8,0]", "[0,1e300]", "[2,3]", "[0]",
+    /* watermark keys */
+    "\"dnnguard-wmkey-1\"", "\"positions\"", "\"digits\"", "\"filter\"", "\"1234567890\"", "\"0\"", "16", "149",
+    "150", "2147483648", "1e-45", "[16,6,5,5]", "[1,1,1,1]", "[0,1,2,3,4,5,6,7,8,9,10,11,12]"};
 
 static uint64_t get_hlen(const buf *b) {
     uint64_t h = 0;
@@ -490,6 +494,78 @@ static void fuzz_cifar(int iterations, double deadline, int *done) {
     unlink(p_gz);
 }
 
+/* ---- watermark keys: JSON text behind the same 8-byte length prefix, so mutate_json applies ---- */
+
+static int key_ok = 0, key_rejected = 0;
+
+static void run_key(const buf *b) {
+    static dg_wm_key key;
+    static dg_wm_result r;
+    errbuf[0] = 0;
+    int rc = dg_wm_key_parse((const char *)b->p + 8, b->n - 8, "key.json", &key, errbuf, sizeof errbuf);
+    if (rc != 0) {
+        key_rejected++;
+        CHECK(rc == -1 && strncmp(errbuf, "key.json: ", 10) == 0, "key rejection without a message: '%s'", errbuf);
+        return;
+    }
+    key_ok++;
+    long per = (long)key.shape[1] * key.shape[2] * key.shape[3];
+    int sane = key.n >= 1 && key.n <= per && key.filter >= 0 && key.filter < key.shape[0] && key.a > 0.0f;
+    for (int k = 0; k < key.n && sane; k++) sane = key.positions[k] >= 0 && key.positions[k] < per && key.digits[k] <= 9;
+    CHECK(sane, "an accepted key breaks its own invariants");
+    /* verify reads the layer through the key's positions: run it where the layer is small */
+    double numel = (double)key.shape[0] * (double)per;
+    if (sane && numel <= 1e6) {
+        float *w = malloc(sizeof(float) * (size_t)numel); /* exact: ASan sees any overrun */
+        if (!w) return;
+        for (size_t j = 0; j < (size_t)numel; j++) w[j] = (float)((j * 2654435761u) % 1000) / 1000.0f - 0.5f;
+        dg_wm_verify(&key, w, DG_WM_SEARCH_CHANNELS, key.n, &r);
+        CHECK(r.filter >= 0 && r.filter < key.shape[0] && r.p_chance >= 0.0 && r.p_chance <= 1.0,
+              "verify on a fuzzed key: filter %d, chance %g", r.filter, r.p_chance);
+        free(w);
+    }
+}
+
+static void fuzz_keys(int iterations, double deadline, int *done) {
+    float w[16 * 150];
+    for (int j = 0; j < 16 * 150; j++) w[j] = (float)((j * 40503u) % 997) / 997.0f - 0.5f;
+    static dg_wm_key key;
+    char path[700], err[512];
+    const int shape[4] = {16, 6, 5, 5};
+    snprintf(path, sizeof path, "%s/key.json", tmpdir);
+    if (dg_wm_keygen(w, shape, "conv2.weight", "1234567890210", 7, &key, err, sizeof err) != 0 ||
+        dg_wm_key_write(&key, path, err, sizeof err) != 0) {
+        fprintf(stderr, "key seed: %s\n", err);
+        exit(2);
+    }
+    FILE *fp = fopen(path, "rb");
+    char text[4096];
+    size_t len = fread(text, 1, sizeof text, fp);
+    fclose(fp);
+    unlink(path);
+    buf seed = {0}, b = {0};
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++) le[i] = (uint8_t)((uint64_t)len >> (8 * i));
+    buf_insert(&seed, 0, le, 8);
+    buf_insert(&seed, 8, text, len);
+    run_key(&seed);
+    CHECK(key_ok == 1, "the seed key is rejected: %s", errbuf);
+    int it = 0;
+    for (; it < iterations && now_s() < deadline; it++) {
+        buf_set(&b, seed.p, seed.n);
+        int k = 1 + (int)rnd_below(4);
+        for (int m = 0; m < k; m++) {
+            if (rnd_below(5) == 0) mutate_bytes(&b, 0);
+            else mutate_json(&b);
+        }
+        if (b.n < 8) continue;
+        run_key(&b);
+    }
+    *done = it;
+    free(seed.p);
+    free(b.p);
+}
+
 static void setup_dirs(void) {
     const char *base = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/dg_fuzz_XXXXXX", base && *base ? base : "/tmp");
@@ -519,6 +595,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     (void)fuzz_safetensors; /* the built-in mutator's parts, unused here */
     (void)fuzz_idx;
     (void)fuzz_cifar;
+    (void)fuzz_keys;
     (void)remove_dirs;
     if (!ready) {
         setup_dirs();
@@ -526,7 +603,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (size < 1) return 0;
     char p[800];
-    switch (data[0] % 3) {
+    switch (data[0] % 4) {
+    case 3: {
+        buf b = {0};
+        uint8_t le[8] = {0};
+        buf_insert(&b, 0, le, 8);
+        buf_insert(&b, 8, data + 1, size - 1);
+        run_key(&b);
+        free(b.p);
+        break;
+    }
     case 0: {
         buf b = {0};
         buf_set(&b, data + 1, size - 1);
@@ -558,16 +644,19 @@ int main(int argc, char **argv) {
     if (scale < 1) scale = 1;
     setup_dirs();
     double t0 = now_s();
-    int n_st = 0, n_idx = 0, n_cifar = 0;
-    fuzz_safetensors(12000 * scale, t0 + TIME_BUDGET_S * 0.6 * scale, &n_st);
+    int n_st = 0, n_idx = 0, n_cifar = 0, n_key = 0;
+    fuzz_safetensors(12000 * scale, t0 + TIME_BUDGET_S * 0.55 * scale, &n_st);
     double t1 = now_s();
-    fuzz_idx(4000 * scale, t0 + TIME_BUDGET_S * 0.85 * scale, &n_idx);
+    fuzz_idx(4000 * scale, t0 + TIME_BUDGET_S * 0.75 * scale, &n_idx);
     double t2 = now_s();
-    fuzz_cifar(1500 * scale, t0 + TIME_BUDGET_S * scale, &n_cifar);
+    fuzz_cifar(1500 * scale, t0 + TIME_BUDGET_S * 0.9 * scale, &n_cifar);
+    double t3 = now_s();
+    fuzz_keys(6000 * scale, t0 + TIME_BUDGET_S * scale, &n_key);
     remove_dirs();
     printf("safetensors: %d mutants (%d accepted, %d rejected); IDX: %d, CIFAR-10: %d mutants (%d accepted, %d "
-           "rejected); %.1f s (%.1f + %.1f + %.1f)\n",
-           n_st, st_ok, st_rejected, n_idx, n_cifar, data_ok, data_rejected, now_s() - t0, t1 - t0, t2 - t1, now_s() - t2);
+           "rejected); keys: %d mutants (%d accepted, %d rejected); %.1f s (%.1f + %.1f + %.1f + %.1f)\n",
+           n_st, st_ok, st_rejected, n_idx, n_cifar, data_ok, data_rejected, n_key, key_ok, key_rejected,
+           now_s() - t0, t1 - t0, t2 - t1, t3 - t2, now_s() - t3);
     return dg_test_done("asan_fuzz_parsers");
 }
 #endif

@@ -11,33 +11,10 @@ import sys
 import tempfile
 import time
 
-DNNGUARD = os.environ.get("DNNGUARD", "build/dnnguard")
-SHARED = os.environ.get("DG_SHARED_DATA", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
-MNIST = "mnist:" + os.path.join(SHARED, "mnist")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli_check import DNNGUARD, MNIST, check, done, expect_bad, run  # noqa: E402
+
 FASHION = "fashion-mnist"
-
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-        print("ok   " + what)
-    else:
-        failed += 1
-        print("FAIL " + what)
-
-
-def run(*args, timeout=900):
-    return subprocess.run([DNNGUARD, *args], capture_output=True, text=True, timeout=timeout)
-
-
-def expect_bad(args, must_mention, what):
-    r = run(*args)
-    lines = [l for l in r.stderr.splitlines() if l.strip()]
-    ok = r.returncode == 2 and len(lines) == 1 and must_mention in lines[0]
-    check(ok, f"bad input: {what} -> exit {r.returncode}, stderr {r.stderr.strip()!r}")
 
 
 tmp = tempfile.mkdtemp(prefix="dg-cli-")
@@ -187,5 +164,4 @@ expect_bad(["train", "--net", "lenet5", "--data", MNIST, "--out", P("x.safetenso
 expect_bad(["eval", "--net", "lenet5", "--model", P("a.safetensors"), "--data", MNIST, "--backend", "tpu"], "tpu",
            "unknown backend")
 
-print(f"{passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+done()

@@ -1,0 +1,204 @@
+/* host/cmd_wm.c — `dnnguard wm keygen` (a key from a clean model's conv layer) and `dnnguard wm
+ * verify` (Algorithm 1 on any safetensors file, JSON on stdout, the verdict as the exit code). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "safetensors.h"
+#include "session.h"
+#include "sha256.h"
+#include "watermark.h"
+
+/* The layer tensor from a weight file, checked to be a 4-d conv weight (and, when want is not
+ * NULL, of that shape). Host memory the caller frees, or NULL with the message printed. */
+static float *read_layer(const char *path, const char *layer, const int *want, int shape[4]) {
+    char err[512];
+    dg_st_file f;
+    if (dg_st_open(path, &f, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        return NULL;
+    }
+    float *w = NULL;
+    int t = dg_st_find(&f, layer);
+    if (t < 0) {
+        dg_cli_error("%s: no tensor '%s'", path, layer);
+    } else if (f.tensors[t].ndim != 4 || f.tensors[t].numel == 0) {
+        dg_cli_error("%s: '%s' is not a conv weight (it has %d dimensions, not O, I, R, S)", path, layer,
+                     f.tensors[t].ndim);
+    } else {
+        int same = 1;
+        for (int d = 0; d < 4; d++) {
+            shape[d] = (int)f.tensors[t].shape[d];
+            same &= !want || want[d] == shape[d];
+            same &= f.tensors[t].shape[d] < (1 << 24);
+        }
+        if (!same) {
+            dg_cli_error("%s: '%s' is %dx%dx%dx%d but the key's layer is %dx%dx%dx%d", path, layer, shape[0], shape[1],
+                         shape[2], shape[3], want[0], want[1], want[2], want[3]);
+        } else if (!(w = malloc(sizeof(float) * f.tensors[t].numel))) {
+            dg_cli_error("%s: out of memory", path);
+        } else if (dg_st_read_f32(&f, t, w, f.tensors[t].numel, err, sizeof err) != 0) {
+            dg_cli_error("%s", err);
+            free(w);
+            w = NULL;
+        }
+    }
+    dg_st_close(&f);
+    return w;
+}
+
+static int keygen(int argc, char **argv) {
+    const char *model = NULL, *net_name = NULL, *layer = NULL, *digits = NULL, *out = NULL;
+    uint64_t seed = 1;
+    int force = 0;
+    const dg_opt opts[] = {
+        {"model", DG_OPT_STR, &model, "the clean model (safetensors)"},
+        {"net", DG_OPT_STR, &net_name, "its net: then the model must load into it and the layer be one of its convs"},
+        {"layer", DG_OPT_STR, &layer, "the conv weight to carry the watermark, e.g. conv2.weight"},
+        {"digits", DG_OPT_STR, &digits, "the watermark, a string of digits 0-9, e.g. 1234567890210"},
+        {"seed", DG_OPT_U64, &seed, "draws the positions (default 1)"},
+        {"out", DG_OPT_STR, &out, "the key file to write (JSON, mode 0600)"},
+        {"force", DG_OPT_FLAG, &force, "replace an existing key file"},
+    };
+    int rc = dg_cli_parse("wm keygen", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
+    if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
+    if (!model || !layer || !digits || !out) {
+        dg_cli_error("wm keygen: --model, --layer, --digits and --out are required");
+        return DG_EXIT_BAD_INPUT;
+    }
+    struct stat st;
+    if (!force && stat(out, &st) == 0) {
+        dg_cli_error("%s: a key is already there (a key is a secret: --force replaces it)", out);
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (net_name) { /* the model must be a whole, loadable model of that net, and the layer one of its convs */
+        dg_net *net = dg_session_net(net_name, NULL, dg_backend_cpu(), 1, model);
+        if (!net) return DG_EXIT_BAD_INPUT;
+        int p = dg_net_find_param(net, layer);
+        int conv = p >= 0 && net->nodes[net->params[p].node].kind == DG_NODE_CONV &&
+                   net->params[p].role == DG_PARAM_WEIGHT;
+        dg_net_free(net);
+        if (!conv) {
+            dg_cli_error("wm keygen: '%s' is not a conv weight of %s", layer, net_name);
+            return DG_EXIT_BAD_INPUT;
+        }
+    }
+    int shape[4];
+    float *w = read_layer(model, layer, NULL, shape);
+    if (!w) return DG_EXIT_BAD_INPUT;
+    char err[512];
+    dg_wm_key *key = malloc(sizeof *key);
+    rc = DG_EXIT_BAD_INPUT;
+    if (!key) {
+        dg_cli_error("wm keygen: out of memory");
+    } else if (dg_wm_keygen(w, shape, layer, digits, seed, key, err, sizeof err) != 0) {
+        dg_cli_error("wm keygen: %s", err);
+    } else if (dg_sha256_file(model, key->model_sha256, err, sizeof err) != 0 ||
+               dg_wm_key_write(key, out, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+    } else {
+        printf("{\"key\": ");
+        dg_json_string(stdout, out);
+        printf(", \"model\": ");
+        dg_json_string(stdout, model);
+        printf(", \"model_sha256\": \"%s\", \"layer\": ", key->model_sha256);
+        dg_json_string(stdout, layer);
+        printf(", \"shape\": [%d, %d, %d, %d], \"filter\": %d, \"n_digits\": %d, \"w_min\": %.9g, \"w_max\": %.9g, "
+               "\"a\": %.9g, \"b\": %.9g}\n",
+               shape[0], shape[1], shape[2], shape[3], key->filter, key->n, (double)key->w_min, (double)key->w_max,
+               (double)key->a, (double)key->b);
+        rc = DG_EXIT_OK;
+    }
+    free(key);
+    free(w);
+    return rc;
+}
+
+static int verify(int argc, char **argv) {
+    const char *model = NULL, *key_path = NULL, *search_name = "filters";
+    int need = 0;
+    const dg_opt opts[] = {
+        {"model", DG_OPT_STR, &model, "the suspect model (safetensors, any trainer)"},
+        {"key", DG_OPT_STR, &key_path, "the owner's key (wm keygen)"},
+        {"search", DG_OPT_STR, &search_name,
+         "key | filters | channels: read only the key's filter; also every output filter (default: survives an "
+         "output-channel permutation); also any input-channel assignment"},
+        {"min-match", DG_OPT_INT, &need, "digits that must match (default: all, as Algorithm 1)"},
+    };
+    int rc = dg_cli_parse("wm verify", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
+    if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
+    if (!model || !key_path) {
+        dg_cli_error("wm verify: --model and --key are required");
+        return DG_EXIT_BAD_INPUT;
+    }
+    dg_wm_search search;
+    if (strcmp(search_name, "key") == 0) search = DG_WM_SEARCH_KEY;
+    else if (strcmp(search_name, "filters") == 0) search = DG_WM_SEARCH_FILTERS;
+    else if (strcmp(search_name, "channels") == 0) search = DG_WM_SEARCH_CHANNELS;
+    else {
+        dg_cli_error("wm verify: --search must be key, filters or channels, not '%s'", search_name);
+        return DG_EXIT_BAD_INPUT;
+    }
+    char err[512];
+    dg_wm_key *key = malloc(sizeof *key);
+    dg_wm_result *r = malloc(sizeof *r);
+    float *w = NULL;
+    rc = DG_EXIT_BAD_INPUT;
+    if (!key || !r) {
+        dg_cli_error("wm verify: out of memory");
+        goto done;
+    }
+    if (dg_wm_key_read(key_path, key, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        goto done;
+    }
+    if (need == 0) need = key->n;
+    if (need < 1 || need > key->n) {
+        dg_cli_error("wm verify: --min-match must be from 1 to the key's %d digits", key->n);
+        goto done;
+    }
+    int shape[4];
+    char sha[65];
+    if (!(w = read_layer(model, key->layer, key->shape, shape))) goto done;
+    if (dg_sha256_file(model, sha, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        goto done;
+    }
+    dg_wm_verify(key, w, search, need, r);
+    printf("{\"model\": ");
+    dg_json_string(stdout, model);
+    printf(", \"model_sha256\": \"%s\", \"key\": ", sha);
+    dg_json_string(stdout, key_path);
+    printf(", \"layer\": ");
+    dg_json_string(stdout, key->layer);
+    printf(", \"search\": \"%s\", \"key_filter\": %d, \"filter\": %d, \"input_permuted\": %s, \"digits\": \"",
+           search_name, key->filter, r->filter, r->input_permuted ? "true" : "false");
+    for (int k = 0; k < key->n; k++) putchar('0' + key->digits[k]);
+    printf("\", \"extracted\": [");
+    for (int k = 0; k < key->n; k++) printf(k ? ", %d" : "%d", r->extracted[k]);
+    printf("], \"residual\": [");
+    for (int k = 0; k < key->n; k++) printf(k ? ", %.4f" : "%.4f", (double)r->residual[k]);
+    printf("], \"matches\": %d, \"n\": %d, \"need\": %d, \"p_chance\": %.3g, \"verified\": %s}\n", r->matches, key->n,
+           need, r->p_chance, r->verified ? "true" : "false");
+    rc = r->verified ? DG_EXIT_OK : DG_EXIT_NO;
+done:
+    free(key);
+    free(r);
+    free(w);
+    return rc;
+}
+
+int dg_cmd_wm(int argc, char **argv) {
+    if (argc >= 1 && strcmp(argv[0], "keygen") == 0) return keygen(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "verify") == 0) return verify(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "--help") == 0) {
+        printf("usage: dnnguard wm keygen|verify [options]   (--help after the subcommand lists its options)\n");
+        return DG_EXIT_OK;
+    }
+    dg_cli_error("wm: expected keygen or verify%s%s", argc ? ", not " : "", argc ? argv[0] : "");
+    return DG_EXIT_BAD_INPUT;
+}

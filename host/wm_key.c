@@ -1,0 +1,282 @@
+/* host/wm_key.c — watermark keys: generation from the clean layer (largest-norm filter, seeded
+ * positions, the linear digit map) and the JSON key file, written 0600 and read with every field
+ * checked. No device memory, no training. */
+#include "watermark.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../kernels/math/rng.h"
+
+#define KEY_FORMAT "dnnguard-wmkey-1"
+
+int dg_wm_keygen(const float *w, const int shape[4], const char *layer, const char *digits, uint64_t seed,
+                 dg_wm_key *key, char *err, size_t err_len) {
+    memset(key, 0, sizeof *key);
+    size_t n = strlen(digits);
+    long per_filter = (long)shape[1] * shape[2] * shape[3];
+    if (n == 0) {
+        snprintf(err, err_len, "the watermark needs at least one digit");
+        return -1;
+    }
+    for (size_t k = 0; k < n; k++)
+        if (digits[k] < '0' || digits[k] > '9') {
+            snprintf(err, err_len, "watermark digit %zu is '%c': digits must be 0-9", k + 1, digits[k]);
+            return -1;
+        }
+    if ((long)n > per_filter || n > DG_WM_MAX_DIGITS) {
+        snprintf(err, err_len, "%zu digits do not fit: a filter of %s holds %ld weights (I·R·S)%s", n, layer,
+                 per_filter, n > DG_WM_MAX_DIGITS ? ", and a key holds at most 4096 digits" : "");
+        return -1;
+    }
+    /* the filter with the largest L2 norm (the lowest index among equals) */
+    double best = -1.0;
+    for (int o = 0; o < shape[0]; o++) {
+        double norm = 0.0;
+        for (long j = 0; j < per_filter; j++) norm += (double)w[o * per_filter + j] * w[o * per_filter + j];
+        if (norm > best) best = norm, key->filter = o;
+    }
+    const float *f = w + key->filter * per_filter;
+    float lo = f[0], hi = f[0];
+    for (long j = 1; j < per_filter; j++) lo = f[j] < lo ? f[j] : lo, hi = f[j] > hi ? f[j] : hi;
+    if (!(hi > lo)) {
+        snprintf(err, err_len, "filter %d of %s is constant: no range to map the digits onto", key->filter, layer);
+        return -1;
+    }
+    /* n distinct positions: the first n steps of a Fisher–Yates shuffle driven by the seed */
+    int32_t *order = malloc(sizeof(int32_t) * (size_t)per_filter);
+    if (!order) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    for (long j = 0; j < per_filter; j++) order[j] = (int32_t)j;
+    uint64_t stream = dg_rng_stream(seed, 0x77a7e2ull);
+    for (size_t k = 0; k < n; k++) {
+        long j = (long)k + (long)(dg_rng_u64(stream, k) % (uint64_t)(per_filter - (long)k));
+        int32_t t = order[k];
+        order[k] = order[j];
+        order[j] = t;
+        key->positions[k] = order[k];
+        key->digits[k] = (uint8_t)(digits[k] - '0');
+    }
+    free(order);
+    snprintf(key->layer, sizeof key->layer, "%s", layer);
+    memcpy(key->shape, shape, sizeof key->shape);
+    key->n = (int)n;
+    key->w_min = lo;
+    key->w_max = hi;
+    key->a = 9.0f / (hi - lo);
+    key->b = -key->a * lo;
+    key->seed = seed;
+    return 0;
+}
+
+/* ---- the file ---- */
+
+int dg_wm_key_write(const dg_wm_key *key, const char *path, char *err, size_t err_len) {
+    cJSON *root = cJSON_CreateObject(), *shape = cJSON_CreateArray(), *pos = cJSON_CreateArray();
+    char digits[DG_WM_MAX_DIGITS + 1], num[64];
+    for (int k = 0; k < key->n; k++) digits[k] = (char)('0' + key->digits[k]);
+    digits[key->n] = 0;
+    cJSON_AddStringToObject(root, "format", KEY_FORMAT);
+    cJSON_AddStringToObject(root, "layer", key->layer);
+    for (int d = 0; d < 4; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber(key->shape[d]));
+    cJSON_AddItemToObject(root, "shape", shape);
+    cJSON_AddNumberToObject(root, "filter", key->filter);
+    cJSON_AddStringToObject(root, "digits", digits);
+    for (int k = 0; k < key->n; k++) cJSON_AddItemToArray(pos, cJSON_CreateNumber(key->positions[k]));
+    cJSON_AddItemToObject(root, "positions", pos);
+    /* float32 values printed with 9 significant digits read back to the same float */
+    const struct { const char *name; float v; } reals[] = {
+        {"a", key->a}, {"b", key->b}, {"w_min", key->w_min}, {"w_max", key->w_max}};
+    for (size_t i = 0; i < sizeof reals / sizeof *reals; i++) {
+        snprintf(num, sizeof num, "%.9g", (double)reals[i].v);
+        cJSON_AddRawToObject(root, reals[i].name, num);
+    }
+    snprintf(num, sizeof num, "%llu", (unsigned long long)key->seed);
+    cJSON_AddStringToObject(root, "seed", num); /* a string: JSON numbers lose 64-bit integers */
+    cJSON_AddStringToObject(root, "model_sha256", key->model_sha256);
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        return -1;
+    }
+    /* write to a temporary name created 0600, then rename over the target */
+    size_t len = strlen(path);
+    char *tmp = malloc(len + 16);
+    int rc = -1;
+    if (tmp) {
+        snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
+        int fd = mkstemp(tmp); /* mode 0600 */
+        if (fd < 0) {
+            snprintf(err, err_len, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
+        } else {
+            FILE *f = fdopen(fd, "w");
+            int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+            ok = (f ? fclose(f) == 0 : (close(fd), 0)) && ok;
+            if (!ok || rename(tmp, path) != 0) {
+                snprintf(err, err_len, "%s: cannot write: %s", path, strerror(errno));
+                unlink(tmp);
+            } else {
+                rc = 0;
+            }
+        }
+    } else {
+        snprintf(err, err_len, "%s: out of memory", path);
+    }
+    free(tmp);
+    cJSON_free(text);
+    return rc;
+}
+
+static int json_int(const cJSON *v, long lo, long hi, long *out) {
+    if (!cJSON_IsNumber(v)) return -1;
+    double d = v->valuedouble;
+    if (!(d >= (double)lo && d <= (double)hi) || d != floor(d)) return -1;
+    *out = (long)d;
+    return 0;
+}
+
+static int json_float(const cJSON *v, float *out) {
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) || fabs(v->valuedouble) > 3.0e38) return -1;
+    *out = (float)v->valuedouble;
+    return 0;
+}
+
+int dg_wm_key_parse(const char *json, size_t len, const char *name, dg_wm_key *key, char *err, size_t err_len) {
+    memset(key, 0, sizeof *key);
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root) {
+        snprintf(err, err_len, "%s: not a JSON document", name);
+        return -1;
+    }
+    int rc = -1;
+    const char *why = NULL;
+    const cJSON *format = cJSON_GetObjectItemCaseSensitive(root, "format");
+    const cJSON *layer = cJSON_GetObjectItemCaseSensitive(root, "layer");
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(root, "shape");
+    const cJSON *filter = cJSON_GetObjectItemCaseSensitive(root, "filter");
+    const cJSON *digits = cJSON_GetObjectItemCaseSensitive(root, "digits");
+    const cJSON *positions = cJSON_GetObjectItemCaseSensitive(root, "positions");
+    const cJSON *seed = cJSON_GetObjectItemCaseSensitive(root, "seed");
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(root, "model_sha256");
+    long v;
+    if (!cJSON_IsObject(root) || !cJSON_IsString(format) || strcmp(format->valuestring, KEY_FORMAT) != 0) {
+        why = "not a dnnguard watermark key (format \"" KEY_FORMAT "\")";
+        goto done;
+    }
+    if (!cJSON_IsString(layer) || !layer->valuestring[0] || strlen(layer->valuestring) >= sizeof key->layer) {
+        why = "\"layer\" must be a tensor name";
+        goto done;
+    }
+    snprintf(key->layer, sizeof key->layer, "%s", layer->valuestring);
+    if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) != 4) {
+        why = "\"shape\" must be the conv weight's [O, I, R, S]";
+        goto done;
+    }
+    double numel = 1.0;
+    for (int d = 0; d < 4; d++) {
+        if (json_int(cJSON_GetArrayItem(shape, d), 1, 1L << 24, &v) != 0) {
+            why = "\"shape\" entries must be integers from 1 to 2^24";
+            goto done;
+        }
+        key->shape[d] = (int)v;
+        numel *= (double)v;
+    }
+    if (numel > 2147483647.0) {
+        why = "\"shape\" describes more than 2^31 weights";
+        goto done;
+    }
+    long per_filter = (long)key->shape[1] * key->shape[2] * key->shape[3];
+    if (json_int(filter, 0, key->shape[0] - 1, &v) != 0) {
+        why = "\"filter\" must be an output filter index inside the shape";
+        goto done;
+    }
+    key->filter = (int)v;
+    if (!cJSON_IsString(digits)) {
+        why = "\"digits\" must be a string of digits";
+        goto done;
+    }
+    size_t n = strlen(digits->valuestring);
+    if (n == 0 || n > DG_WM_MAX_DIGITS || (long)n > per_filter) {
+        why = "\"digits\" must hold 1 to min(4096, I·R·S) digits";
+        goto done;
+    }
+    key->n = (int)n;
+    for (size_t k = 0; k < n; k++) {
+        char c = digits->valuestring[k];
+        if (c < '0' || c > '9') {
+            why = "\"digits\" may hold only 0-9";
+            goto done;
+        }
+        key->digits[k] = (uint8_t)(c - '0');
+    }
+    if (!cJSON_IsArray(positions) || cJSON_GetArraySize(positions) != (int)n) {
+        why = "\"positions\" must be an array with one position per digit";
+        goto done;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (json_int(cJSON_GetArrayItem(positions, (int)k), 0, per_filter - 1, &v) != 0) {
+            why = "\"positions\" must be integers inside the filter (0 ≤ p < I·R·S)";
+            goto done;
+        }
+        key->positions[k] = (int32_t)v;
+        for (size_t j = 0; j < k; j++)
+            if (key->positions[j] == key->positions[k]) {
+                why = "\"positions\" must be distinct";
+                goto done;
+            }
+    }
+    if (json_float(cJSON_GetObjectItemCaseSensitive(root, "a"), &key->a) != 0 || !(key->a > 0.0f) ||
+        json_float(cJSON_GetObjectItemCaseSensitive(root, "b"), &key->b) != 0 ||
+        json_float(cJSON_GetObjectItemCaseSensitive(root, "w_min"), &key->w_min) != 0 ||
+        json_float(cJSON_GetObjectItemCaseSensitive(root, "w_max"), &key->w_max) != 0 || !(key->w_max > key->w_min)) {
+        why = "\"a\" (> 0), \"b\", \"w_min\" < \"w_max\" must be finite numbers";
+        goto done;
+    }
+    if (cJSON_IsString(seed)) {
+        char *end;
+        errno = 0;
+        key->seed = strtoull(seed->valuestring, &end, 10);
+        if (errno || end == seed->valuestring || *end) {
+            why = "\"seed\" must be a decimal string";
+            goto done;
+        }
+    }
+    if (cJSON_IsString(sha) && strlen(sha->valuestring) < sizeof key->model_sha256)
+        snprintf(key->model_sha256, sizeof key->model_sha256, "%s", sha->valuestring);
+    rc = 0;
+done:
+    if (why) snprintf(err, err_len, "%s: %s", name, why);
+    cJSON_Delete(root);
+    return rc;
+}
+
+int dg_wm_key_read(const char *path, dg_wm_key *key, char *err, size_t err_len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    /* a key is small: refuse anything past 1 MiB instead of reading it */
+    char *text = malloc(1 << 20);
+    size_t got = text ? fread(text, 1, 1 << 20, f) : 0;
+    int too_big = text && got == (1 << 20);
+    int bad = ferror(f);
+    fclose(f);
+    if (!text || bad || too_big) {
+        snprintf(err, err_len, "%s: %s", path, !text ? "out of memory" : bad ? "read error" : "too large for a key");
+        free(text);
+        return -1;
+    }
+    int rc = dg_wm_key_parse(text, got, path, key, err, err_len);
+    free(text);
+    return rc;
+}
