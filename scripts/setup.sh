@@ -4,7 +4,7 @@
 #   scripts/setup.sh --test   also PyTorch (the test oracle) and the sanitizer runtime
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev zlib1g-dev dataset-fashion-mnist)
+packages=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev libpng-dev zlib1g-dev dataset-fashion-mnist)
 if [ "${1:-}" = "--test" ]; then
   packages+=(python3-torch python3-torchvision python3-numpy)
 fi

@@ -1,5 +1,5 @@
 /* tests/asan_fuzz_parsers.c — a deterministic mutation fuzzer for the file parsers (safetensors,
- * IDX, CIFAR-10; raw and gzip; watermark keys), built with ASan/UBSan: a few thousand mutants of valid files must
+ * IDX, CIFAR-10; raw and gzip; watermark keys; PNG), built with ASan/UBSan: a few thousand mutants of valid files must
  * each load or fail cleanly, and what loads must be readable in bounds. Touches only a temp dir.
  * Build with -DDG_LIBFUZZER -fsanitize=fuzzer for a libFuzzer target instead of main(). */
 #include <dirent.h>
@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "host/data.h"
+#include "host/png.h"
 #include "host/safetensors.h"
 #include "host/watermark.h"
 
@@ -566,6 +567,286 @@ static void fuzz_keys(int iterations, double deadline, int *done) {
     free(b.p);
 }
 
+/* ---- PNG: seeds written by dg_png_write (grey, RGB) and hand-made ones (palette + tRNS, 16-bit
+ * grey+alpha and RGBA under Adam7, 1-bit grey); byte mutations and chunk-aware ones (IHDR fields,
+ * lengths, types, order, new chunks, the inflated image data), the CRC of a mutated chunk fixed up
+ * most of the time so that the mutation reaches the decoder rather than the CRC check ---- */
+
+static int png_ok = 0, png_rejected = 0;
+static char png_path[600];
+
+static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]; }
+static void put_be32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* want: 0, 1 or 3; via_file: through dg_png_read and a file instead of memory */
+static void run_png(const buf *b, int want, int via_file) {
+    dg_image im;
+    const char *name = via_file ? png_path : "fuzz.png";
+    errbuf[0] = 0;
+    int rc;
+    if (via_file) {
+        write_bytes(png_path, b->p, b->n);
+        rc = dg_png_read(png_path, &im, want, errbuf, sizeof errbuf);
+    } else {
+        rc = dg_png_decode(b->p, b->n, name, &im, want, errbuf, sizeof errbuf);
+    }
+    size_t nl = strlen(name);
+    if (rc != 0) {
+        png_rejected++;
+        CHECK(rc == -1 && strncmp(errbuf, name, nl) == 0 && errbuf[nl] == ':' && strlen(errbuf) > nl + 2,
+              "PNG rejection without a message naming the file: rc %d '%s'", rc, errbuf);
+        CHECK(im.pixels == NULL && im.w == 0 && im.h == 0, "image not cleared after failure");
+        return;
+    }
+    png_ok++;
+    int sane = im.w >= 1 && im.h >= 1 && im.w <= DG_PNG_MAX_SIDE && im.h <= DG_PNG_MAX_SIDE &&
+               (want ? im.channels == want : (im.channels == 1 || im.channels == 3)) && im.pixels &&
+               (uint64_t)im.w * (uint64_t)im.h * (uint64_t)im.channels <= DG_PNG_MAX_DECODED_BYTES;
+    CHECK(sane, "accepted PNG: %dx%d, %d channels", im.w, im.h, im.channels);
+    if (!sane) return;
+    size_t n = (size_t)im.w * im.h * im.channels;
+    uint64_t sum = 0;
+    for (size_t i = 0; i < n; i++) sum += im.pixels[i]; /* ASan sees a buffer shorter than w·h·c */
+    CHECK(sum <= 255u * (uint64_t)n, "pixel sum");
+    if (n <= 4096 && rnd_below(8) == 0) { /* what we accept we can write, and read back exactly */
+        dg_image back;
+        int ok = dg_png_write(png_path, &im, errbuf, sizeof errbuf) == 0 &&
+                 dg_png_read(png_path, &back, 0, errbuf, sizeof errbuf) == 0;
+        CHECK(ok && back.w == im.w && back.h == im.h && back.channels == im.channels && memcmp(back.pixels, im.pixels, n) == 0,
+              "accepted PNG does not survive write + read: %s", errbuf);
+        if (ok) dg_image_free(&back);
+    }
+    dg_image_free(&im);
+}
+
+/* A chunk at offset at (its length field); keeps the buffer's bytes after it. */
+static void png_insert_chunk(buf *b, size_t at, const char *type, const uint8_t *data, uint32_t len) {
+    uint8_t head[8];
+    put_be32(head, len);
+    memcpy(head + 4, type, 4);
+    buf_insert(b, at, head, 8);
+    if (len) buf_insert(b, at + 8, data, len);
+    uint8_t crc[4];
+    uLong c = crc32(0, (const Bytef *)type, 4);
+    if (len) c = crc32(c, data, len); /* zlib's crc32 of a NULL buffer is its initial value, not a no-op */
+    put_be32(crc, (uint32_t)c);
+    buf_insert(b, at + 8 + len, crc, 4);
+}
+
+static void png_fix_crc(buf *b, size_t at) {
+    if (at + 12 > b->n) return;
+    uint32_t len = be32(b->p + at);
+    if (len > b->n - at - 12) return;
+    put_be32(b->p + at + 8 + len, (uint32_t)crc32(0, b->p + at + 4, len + 4));
+}
+
+/* The chunks' offsets (while their lengths stay inside the buffer). */
+static int png_chunks(const buf *b, size_t *at, int max) {
+    int n = 0;
+    for (size_t p = 8; n < max && p + 12 <= b->n;) {
+        uint32_t len = be32(b->p + p);
+        if (len > b->n - p - 12) break;
+        at[n++] = p;
+        p += 12 + (size_t)len;
+    }
+    return n;
+}
+
+/* A valid PNG of any colour type, depth and interlacing, with filter bytes 0..4 and random samples. */
+static void make_png_seed(buf *b, uint32_t w, uint32_t h, int depth, int ctype, int interlace) {
+    static const int chans[7] = {1, 0, 3, 1, 2, 0, 4};
+    static const int a7[7][4] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4}, {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};
+    b->n = 0;
+    buf_insert(b, 0, "\x89PNG\r\n\x1a\n", 8);
+    uint8_t ihdr[13] = {0};
+    put_be32(ihdr, w);
+    put_be32(ihdr + 4, h);
+    ihdr[8] = (uint8_t)depth;
+    ihdr[9] = (uint8_t)ctype;
+    ihdr[12] = (uint8_t)interlace;
+    png_insert_chunk(b, b->n, "IHDR", ihdr, 13);
+    if (ctype == 3) {
+        uint8_t plte[3 * 16], trns[3] = {0, 128, 255};
+        for (int i = 0; i < 48; i++) plte[i] = (uint8_t)(i * 37);
+        png_insert_chunk(b, b->n, "PLTE", plte, 3u * (1u << depth));
+        png_insert_chunk(b, b->n, "tRNS", trns, 3);
+    }
+    png_insert_chunk(b, b->n, "tEXt", (const uint8_t *)"Comment\0seed", 12);
+    buf raw = {0};
+    int bpp_bits = depth * chans[ctype];
+    for (int pass = 0; pass < (interlace ? 7 : 1); pass++) {
+        const int *p = interlace ? a7[pass] : (const int[4]){0, 0, 1, 1};
+        if (w <= (uint32_t)p[0] || h <= (uint32_t)p[1]) continue; /* an empty pass has no rows at all */
+        uint32_t pw = (w - (uint32_t)p[0] + (uint32_t)p[2] - 1) / (uint32_t)p[2];
+        uint32_t ph = (h - (uint32_t)p[1] + (uint32_t)p[3] - 1) / (uint32_t)p[3];
+        size_t rb = ((size_t)pw * (size_t)bpp_bits + 7) / 8;
+        for (uint32_t y = 0; y < ph; y++) {
+            uint8_t f = (uint8_t)rnd_below(5);
+            buf_insert(&raw, raw.n, &f, 1);
+            for (size_t k = 0; k < rb; k++) {
+                uint8_t v = (uint8_t)rnd();
+                buf_insert(&raw, raw.n, &v, 1);
+            }
+        }
+    }
+    uLongf zn = compressBound((uLong)raw.n);
+    uint8_t *z = malloc(zn);
+    if (!z || compress(z, &zn, raw.p, (uLong)raw.n) != Z_OK) exit(2);
+    png_insert_chunk(b, b->n, "IDAT", z, (uint32_t)zn);
+    png_insert_chunk(b, b->n, "IEND", NULL, 0);
+    free(z);
+    free(raw.p);
+}
+
+/* Inflate chunk at's data, mutate the raw image bytes (filter types, rows, length), deflate it back. */
+static void mutate_idat(buf *b, size_t at) {
+    uint32_t len = be32(b->p + at);
+    uLongf rn = 1 << 16;
+    uint8_t *raw = malloc(rn);
+    if (!raw || uncompress(raw, &rn, b->p + at + 8, len) != Z_OK) {
+        free(raw);
+        return;
+    }
+    buf r = {0};
+    buf_set(&r, raw, rn);
+    free(raw);
+    if (rnd() & 1 && r.n) r.p[rnd_below(r.n)] = (uint8_t)rnd_below(7); /* a filter type, or one past them */
+    else mutate_bytes(&r, 0);
+    uLongf zn = compressBound((uLong)r.n);
+    uint8_t *z = malloc(zn);
+    if (z && compress(z, &zn, r.p, (uLong)r.n) == Z_OK) {
+        buf_erase(b, at, 12 + (size_t)len);
+        png_insert_chunk(b, at, "IDAT", z, (uint32_t)zn);
+    }
+    free(z);
+    free(r.p);
+}
+
+static void mutate_png(buf *b) {
+    static const char *const types[] = {"IHDR", "PLTE", "IDAT", "IEND", "tRNS", "gAMA", "cHRM", "sRGB", "iCCP", "sBIT",
+                                        "bKGD", "hIST", "pHYs", "sPLT", "tIME", "tEXt", "zTXt", "iTXt", "eXIf", "acTL",
+                                        "fcTL", "xyzw", "IDAx", "ihdr"};
+    static const uint8_t depths[] = {0, 1, 2, 3, 4, 8, 16, 255};
+    size_t at[64];
+    int nc = png_chunks(b, at, 64);
+    if (nc == 0 || rnd_below(8) == 0) {
+        mutate_bytes(b, 33); /* signature + IHDR */
+        return;
+    }
+    size_t k = at[rnd_below((size_t)nc)];
+    uint32_t len = be32(b->p + k);
+    int fix = rnd_below(8) != 0;
+    /* where a chunk goes: after IHDR most of the time, else the file fails before its data */
+    size_t to = nc > 1 && rnd_below(8) ? at[1 + rnd_below((size_t)nc - 1)] : at[rnd_below((size_t)nc)];
+    switch (rnd_below(9)) {
+    case 0: /* one data byte */
+        if (len) b->p[k + 8 + rnd_below(len)] = rnd() & 1 ? interesting8[rnd_below(sizeof interesting8)] : (uint8_t)rnd();
+        break;
+    case 1: case 2: /* an IHDR field */
+        k = at[0];
+        if (be32(b->p + k) != 13) break;
+        switch (rnd_below(5)) {
+        case 0: case 1: {
+            uint32_t v = interesting32[rnd_below(sizeof interesting32 / sizeof interesting32[0])];
+            if (rnd() & 1) v = (uint32_t)rnd_below(40) + (rnd() & 1 ? 16370 : 0);
+            put_be32(b->p + k + 8 + 4 * rnd_below(2), v);
+            break;
+        }
+        case 2: b->p[k + 16] = depths[rnd_below(sizeof depths)]; break;
+        case 3: b->p[k + 17] = (uint8_t)rnd_below(8); break;
+        default: b->p[k + 18 + rnd_below(3)] = (uint8_t)rnd_below(3); break;
+        }
+        break;
+    case 3: /* the length field */
+        put_be32(b->p + k, rnd() & 1 ? interesting32[rnd_below(sizeof interesting32 / sizeof interesting32[0])]
+                                     : len + (uint32_t)rnd_below(9) - 4u);
+        break;
+    case 4: /* the type */
+        memcpy(b->p + k + 4, types[rnd_below(sizeof types / sizeof *types)], 4);
+        break;
+    case 5: /* drop a chunk */
+        buf_erase(b, k, 12 + (size_t)len);
+        fix = 0;
+        break;
+    case 6: { /* copy a chunk somewhere else */
+        buf tmp = {0};
+        buf_set(&tmp, b->p + k, 12 + (size_t)len);
+        buf_insert(b, to, tmp.p, tmp.n);
+        free(tmp.p);
+        fix = 0;
+        break;
+    }
+    case 7: { /* a new chunk */
+        uint8_t data[48];
+        uint32_t n = (uint32_t)rnd_below(sizeof data + 1);
+        for (uint32_t i = 0; i < n; i++) data[i] = rnd() & 1 ? (uint8_t)rnd() : (uint8_t)rnd_below(3);
+        png_insert_chunk(b, to, types[rnd_below(sizeof types / sizeof *types)], data, n);
+        fix = 0;
+        break;
+    }
+    default: /* the image data itself */
+        for (int i = 0; i < nc; i++)
+            if (memcmp(b->p + at[i] + 4, "IDAT", 4) == 0) {
+                mutate_idat(b, at[i]);
+                break;
+            }
+        fix = 0;
+        break;
+    }
+    if (fix) png_fix_crc(b, k);
+}
+
+static void make_png_seeds(buf *seeds, int *n_seeds) {
+    char err[512];
+    int n = 0;
+    for (int c = 1; c <= 3; c += 2) {
+        dg_image im = {c == 1 ? 7 : 9, c == 1 ? 5 : 4, c, malloc(64 * 3)};
+        for (int i = 0; i < 64 * 3; i++) im.pixels[i] = (uint8_t)(i * 29);
+        if (dg_png_write(png_path, &im, err, sizeof err) != 0) {
+            fprintf(stderr, "PNG seed: %s\n", err);
+            exit(2);
+        }
+        free(im.pixels);
+        FILE *fp = fopen(png_path, "rb");
+        uint8_t tmp[4096];
+        size_t len = fread(tmp, 1, sizeof tmp, fp);
+        fclose(fp);
+        buf_set(&seeds[n++], tmp, len);
+    }
+    make_png_seed(&seeds[n++], 6, 3, 2, 3, 0);  /* 2-bit palette with tRNS */
+    make_png_seed(&seeds[n++], 11, 7, 16, 4, 1); /* 16-bit grey+alpha, Adam7 */
+    make_png_seed(&seeds[n++], 5, 9, 8, 6, 1);   /* RGBA, Adam7 */
+    make_png_seed(&seeds[n++], 17, 2, 1, 0, 0);  /* 1-bit grey */
+    *n_seeds = n;
+}
+
+static void fuzz_png(int iterations, double deadline, int *done) {
+    buf seeds[6] = {{0}};
+    int n_seeds;
+    make_png_seeds(seeds, &n_seeds);
+    for (int s = 0; s < n_seeds; s++) run_png(&seeds[s], 0, 0);
+    CHECK(png_ok == n_seeds, "PNG seeds rejected (%d of %d accepted): %s", png_ok, n_seeds, errbuf);
+    buf b = {0};
+    int it = 0;
+    for (; it < iterations && now_s() < deadline; it++) {
+        const buf *seed = &seeds[rnd_below((size_t)n_seeds)];
+        buf_set(&b, seed->p, seed->n);
+        int k = 1 + (int)rnd_below(3);
+        for (int m = 0; m < k; m++) mutate_png(&b);
+        static const int wants[3] = {0, 1, 3};
+        run_png(&b, wants[rnd_below(3)], rnd_below(16) == 0);
+    }
+    *done = it;
+    free(b.p);
+    for (int s = 0; s < n_seeds; s++) free(seeds[s].p);
+    unlink(png_path);
+}
+
 static void setup_dirs(void) {
     const char *base = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/dg_fuzz_XXXXXX", base && *base ? base : "/tmp");
@@ -576,12 +857,14 @@ static void setup_dirs(void) {
     snprintf(dir_raw, sizeof dir_raw, "%s/raw", tmpdir);
     snprintf(dir_gz, sizeof dir_gz, "%s/gz", tmpdir);
     snprintf(st_path, sizeof st_path, "%s/f.safetensors", tmpdir);
+    snprintf(png_path, sizeof png_path, "%s/f.png", tmpdir);
     mkdir(dir_raw, 0700);
     mkdir(dir_gz, 0700);
 }
 
 static void remove_dirs(void) {
     unlink(st_path);
+    unlink(png_path);
     rmdir(dir_raw);
     rmdir(dir_gz);
     rmdir(tmpdir);
@@ -596,6 +879,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     (void)fuzz_idx;
     (void)fuzz_cifar;
     (void)fuzz_keys;
+    (void)fuzz_png;
     (void)remove_dirs;
     if (!ready) {
         setup_dirs();
@@ -603,7 +887,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (size < 1) return 0;
     char p[800];
-    switch (data[0] % 4) {
+    switch (data[0] % 5) {
+    case 4: {
+        static const int wants[3] = {0, 1, 3};
+        buf b = {0};
+        buf_set(&b, data + 1, size - 1);
+        run_png(&b, wants[size % 3], 0);
+        free(b.p);
+        break;
+    }
     case 3: {
         buf b = {0};
         uint8_t le[8] = {0};
@@ -644,19 +936,22 @@ int main(int argc, char **argv) {
     if (scale < 1) scale = 1;
     setup_dirs();
     double t0 = now_s();
-    int n_st = 0, n_idx = 0, n_cifar = 0, n_key = 0;
-    fuzz_safetensors(12000 * scale, t0 + TIME_BUDGET_S * 0.55 * scale, &n_st);
+    int n_st = 0, n_idx = 0, n_cifar = 0, n_key = 0, n_png = 0;
+    fuzz_safetensors(12000 * scale, t0 + TIME_BUDGET_S * 0.45 * scale, &n_st);
     double t1 = now_s();
-    fuzz_idx(4000 * scale, t0 + TIME_BUDGET_S * 0.75 * scale, &n_idx);
+    fuzz_idx(4000 * scale, t0 + TIME_BUDGET_S * 0.62 * scale, &n_idx);
     double t2 = now_s();
-    fuzz_cifar(1500 * scale, t0 + TIME_BUDGET_S * 0.9 * scale, &n_cifar);
+    fuzz_cifar(1500 * scale, t0 + TIME_BUDGET_S * 0.75 * scale, &n_cifar);
     double t3 = now_s();
-    fuzz_keys(6000 * scale, t0 + TIME_BUDGET_S * scale, &n_key);
+    fuzz_keys(6000 * scale, t0 + TIME_BUDGET_S * 0.85 * scale, &n_key);
+    double t4 = now_s();
+    fuzz_png(8000 * scale, t0 + TIME_BUDGET_S * scale, &n_png);
     remove_dirs();
     printf("safetensors: %d mutants (%d accepted, %d rejected); IDX: %d, CIFAR-10: %d mutants (%d accepted, %d "
-           "rejected); keys: %d mutants (%d accepted, %d rejected); %.1f s (%.1f + %.1f + %.1f + %.1f)\n",
-           n_st, st_ok, st_rejected, n_idx, n_cifar, data_ok, data_rejected, n_key, key_ok, key_rejected,
-           now_s() - t0, t1 - t0, t2 - t1, t3 - t2, now_s() - t3);
+           "rejected); keys: %d mutants (%d accepted, %d rejected); PNG: %d mutants (%d accepted, %d rejected); "
+           "%.1f s (%.1f + %.1f + %.1f + %.1f + %.1f)\n",
+           n_st, st_ok, st_rejected, n_idx, n_cifar, data_ok, data_rejected, n_key, key_ok, key_rejected, n_png, png_ok,
+           png_rejected, now_s() - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3, now_s() - t4);
     return dg_test_done("asan_fuzz_parsers");
 }
 #endif

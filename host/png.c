@@ -1,0 +1,398 @@
+/* host/png.c — PNG reading and writing through libpng (see png.h): libpng's errors caught with
+ * setjmp/longjmp into a message, its limits set for hostile files, every format normalised to 8-bit
+ * grey or RGB. Host memory and files only; no nets, no fingerprints, nothing printed. */
+#include "png.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <png.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+
+/* ------------------------------------------------------------------------------------------- */
+/* libpng's error and warning functions: nothing printed, the message kept for the caller         */
+
+typedef struct {
+    char msg[256];  /* the error (ours, set before png_error, or libpng's) */
+    char warn[200]; /* libpng's warnings, "; "-separated, appended to an error they may explain */
+} png_messages;
+
+static void on_error(png_structp png, png_const_charp msg) {
+    png_messages *m = png_get_error_ptr(png);
+    if (!m->msg[0]) snprintf(m->msg, sizeof m->msg, "%s", msg ? msg : "libpng error");
+    png_longjmp(png, 1);
+}
+
+static void on_warning(png_structp png, png_const_charp msg) {
+    png_messages *m = png_get_error_ptr(png);
+    size_t used = strlen(m->warn);
+    if (msg && used + 3 < sizeof m->warn) snprintf(m->warn + used, sizeof m->warn - used, "%s%s", used ? "; " : "", msg);
+}
+
+/* "<name>: <error>[ (<warnings>)]" */
+static void report(const png_messages *m, const char *name, char *err, size_t err_len) {
+    const char *msg = m->msg[0] ? m->msg : "libpng error";
+    if (m->warn[0] && strcmp(m->warn, msg) != 0) dg_err_set(err, err_len, name, "%s (%s)", msg, m->warn);
+    else dg_err_set(err, err_len, name, "%s", msg);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* reading                                                                                        */
+
+/* All the decoder's state lives here, not in locals of the function that calls setjmp, so a
+ * longjmp clobbers nothing: the caller frees whatever is set, on every path. */
+typedef struct {
+    png_messages m;
+    const uint8_t *bytes;
+    size_t n, pos;
+    int want;
+    png_structp png;
+    png_infop info;
+    uint8_t *raw;     /* libpng's output when it is not already the wanted layout */
+    png_bytep *rows;
+    dg_image img;
+} decoder;
+
+static void read_fn(png_structp png, png_bytep out, size_t len) {
+    decoder *d = png_get_io_ptr(png);
+    if (len > d->n - d->pos) {
+        if (!d->m.msg[0]) snprintf(d->m.msg, sizeof d->m.msg, "truncated: the file ends after %zu bytes", d->n);
+        png_error(png, "truncated");
+    }
+    memcpy(out, d->bytes + d->pos, len);
+    d->pos += len;
+}
+
+/* Our own error, through libpng's path (the longjmp below). */
+static void fail(decoder *d, const char *msg) {
+    if (!d->m.msg[0]) snprintf(d->m.msg, sizeof d->m.msg, "%s", msg);
+    png_error(d->png, msg);
+}
+
+/* Converts n pixels of sc channels (1 G, 2 GA, 3 RGB, 4 RGBA) into dc channels (1 or 3). */
+static void convert_pixels(const uint8_t *src, int sc, uint8_t *dst, int dc, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *s = src + i * (size_t)sc;
+        if (sc <= 2) { /* grey (alpha ignored) */
+            if (dc == 1) dst[i] = s[0];
+            else dst[3 * i] = dst[3 * i + 1] = dst[3 * i + 2] = s[0];
+        } else if (dc == 3) { /* RGB (alpha ignored) */
+            memcpy(dst + 3 * i, s, 3);
+        } else { /* BT.601 luma, PIL's fixed point: the weights sum to 65536 */
+            dst[i] = (uint8_t)((19595u * s[0] + 38470u * s[1] + 7471u * s[2] + 32768u) >> 16);
+        }
+    }
+}
+
+static int run_decoder(decoder *d) {
+    if (setjmp(png_jmpbuf(d->png))) return -1;
+    png_set_user_limits(d->png, DG_PNG_MAX_SIDE, DG_PNG_MAX_SIDE);
+    png_set_chunk_malloc_max(d->png, DG_PNG_MAX_CHUNK_BYTES);
+    /* a CRC mismatch in any chunk is an error: a fingerprint image must be the file it was */
+    png_set_crc_action(d->png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
+    png_set_read_fn(d->png, d, read_fn);
+    png_set_sig_bytes(d->png, 8);
+    d->pos = 8;
+    png_read_info(d->png, d->info);
+
+    png_uint_32 w = png_get_image_width(d->png, d->info), h = png_get_image_height(d->png, d->info);
+    int stored = (png_get_color_type(d->png, d->info) & PNG_COLOR_MASK_COLOR) ? 3 : 1;
+    int outc = d->want ? d->want : stored;
+    png_set_expand(d->png);   /* palette → RGB, grey of 1/2/4 bits → 8, tRNS → alpha (then ignored) */
+    png_set_scale_16(d->png); /* 16 → 8 bits, round(v·255/65535) */
+    (void)png_set_interlace_handling(d->png);
+    png_read_update_info(d->png, d->info);
+
+    int ch = png_get_channels(d->png, d->info);
+    size_t rowbytes = png_get_rowbytes(d->png, d->info);
+    if (w < 1 || h < 1 || w > DG_PNG_MAX_SIDE || h > DG_PNG_MAX_SIDE || ch < 1 || ch > 4 ||
+        png_get_bit_depth(d->png, d->info) != 8 || rowbytes != (size_t)w * (size_t)ch)
+        fail(d, "unexpected pixel layout after conversion to 8 bits");
+    int widest = ch > outc ? ch : outc;
+    uint64_t need = (uint64_t)w * h * (uint64_t)widest;
+    if (need > DG_PNG_MAX_DECODED_BYTES) {
+        snprintf(d->m.msg, sizeof d->m.msg, "%lux%lu pixels x %d channels = %llu bytes decoded, over the %zu MiB limit",
+                 (unsigned long)w, (unsigned long)h, widest, (unsigned long long)need, DG_PNG_MAX_DECODED_BYTES >> 20);
+        fail(d, d->m.msg);
+    }
+    size_t npix = (size_t)w * h;
+    d->img.pixels = malloc(npix * (size_t)outc);
+    d->raw = ch == outc ? NULL : malloc(npix * (size_t)ch);
+    d->rows = malloc(sizeof(png_bytep) * h);
+    if (!d->img.pixels || (ch != outc && !d->raw) || !d->rows) fail(d, "out of memory");
+    uint8_t *base = ch == outc ? d->img.pixels : d->raw;
+    for (png_uint_32 y = 0; y < h; y++) d->rows[y] = base + (size_t)y * rowbytes;
+    png_read_image(d->png, d->rows);
+    png_read_end(d->png, NULL); /* the chunks after the image, their CRCs, and IEND */
+    if (ch != outc) convert_pixels(d->raw, ch, d->img.pixels, outc, npix);
+    d->img.w = (int)w;
+    d->img.h = (int)h;
+    d->img.channels = outc;
+    return 0;
+}
+
+int dg_png_decode(const uint8_t *bytes, size_t n, const char *name, dg_image *img, int want_channels, char *err,
+                  size_t err_len) {
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (err && err_len) err[0] = 0;
+    if (!name) name = "(png)";
+    if (!img) {
+        dg_err_set(err, err_len, name, "no image to decode into");
+        return -1;
+    }
+    memset(img, 0, sizeof *img);
+    if (want_channels != 0 && want_channels != 1 && want_channels != 3) {
+        dg_err_set(err, err_len, name, "%d channels asked for (0, 1 or 3)", want_channels);
+        return -1;
+    }
+    if (!bytes || n == 0) {
+        dg_err_set(err, err_len, name, "empty file, not a PNG");
+        return -1;
+    }
+    if (memcmp(bytes, sig, n < 8 ? n : 8) != 0) {
+        dg_err_set(err, err_len, name, "not a PNG file (bad signature)");
+        return -1;
+    }
+    if (n < 8) {
+        dg_err_set(err, err_len, name, "truncated: the file ends inside the PNG signature (%zu bytes)", n);
+        return -1;
+    }
+    decoder *d = calloc(1, sizeof *d);
+    if (!d) {
+        dg_err_set(err, err_len, name, "out of memory");
+        return -1;
+    }
+    d->bytes = bytes;
+    d->n = n;
+    d->want = want_channels;
+    d->png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &d->m, on_error, on_warning);
+    d->info = d->png ? png_create_info_struct(d->png) : NULL;
+    int rc = -1;
+    if (!d->info) snprintf(d->m.msg, sizeof d->m.msg, "cannot start libpng (out of memory?)");
+    else rc = run_decoder(d);
+    if (rc == 0) *img = d->img;
+    else {
+        free(d->img.pixels);
+        report(&d->m, name, err, err_len);
+    }
+    png_destroy_read_struct(d->png ? &d->png : NULL, d->info ? &d->info : NULL, NULL);
+    free(d->raw);
+    free(d->rows);
+    free(d);
+    return rc;
+}
+
+int dg_png_read(const char *path, dg_image *img, int want_channels, char *err, size_t err_len) {
+    if (img) memset(img, 0, sizeof *img);
+    if (!path || !*path) {
+        dg_err_set(err, err_len, "(null)", "no input path given");
+        return -1;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        dg_err_set(err, err_len, path, "%s", strerror(errno));
+        return -1;
+    }
+    uint8_t *bytes = NULL;
+    size_t n = 0, cap = 0;
+    const char *problem = NULL;
+    int saved = 0;
+    for (;;) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : (size_t)1 << 16;
+            if (ncap > DG_PNG_MAX_FILE_BYTES + 1) ncap = DG_PNG_MAX_FILE_BYTES + 1;
+            if (ncap == cap) {
+                problem = "file is larger than the PNG reader accepts";
+                break;
+            }
+            uint8_t *nb = realloc(bytes, ncap);
+            if (!nb) {
+                problem = "out of memory";
+                break;
+            }
+            bytes = nb;
+            cap = ncap;
+        }
+        size_t got = fread(bytes + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                saved = errno;
+                problem = "read error";
+            }
+            break;
+        }
+    }
+    fclose(f);
+    int rc = -1;
+    if (problem && saved) dg_err_set(err, err_len, path, "%s: %s", problem, strerror(saved));
+    else if (problem) dg_err_set(err, err_len, path, "%s (%zu MiB)", problem, DG_PNG_MAX_FILE_BYTES >> 20);
+    else rc = dg_png_decode(bytes, n, path, img, want_channels, err, err_len);
+    free(bytes);
+    return rc;
+}
+
+void dg_image_free(dg_image *img) {
+    if (!img) return;
+    free(img->pixels);
+    memset(img, 0, sizeof *img);
+}
+
+/* ------------------------------------------------------------------------------------------- */
+/* writing: encode into memory, then one atomic file write                                       */
+
+typedef struct {
+    png_messages m;
+    const dg_image *img;
+    png_structp png;
+    png_infop info;
+    png_bytep *rows;
+    uint8_t *p;
+    size_t n, cap;
+} encoder;
+
+static void write_fn(png_structp png, png_bytep data, size_t len) {
+    encoder *e = png_get_io_ptr(png);
+    if (len > e->cap - e->n) {
+        size_t cap = e->cap ? e->cap : 4096;
+        while (cap - e->n < len) {
+            if (cap > SIZE_MAX / 2) png_error(png, "out of memory");
+            cap *= 2;
+        }
+        uint8_t *np = realloc(e->p, cap);
+        if (!np) png_error(png, "out of memory");
+        e->p = np;
+        e->cap = cap;
+    }
+    memcpy(e->p + e->n, data, len);
+    e->n += len;
+}
+
+static void flush_fn(png_structp png) { (void)png; }
+
+static int run_encoder(encoder *e) {
+    if (setjmp(png_jmpbuf(e->png))) return -1;
+    const dg_image *img = e->img;
+    png_set_write_fn(e->png, e, write_fn, flush_fn);
+    png_set_IHDR(e->png, e->info, (png_uint_32)img->w, (png_uint_32)img->h, 8,
+                 img->channels == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    e->rows = malloc(sizeof(png_bytep) * (size_t)img->h);
+    if (!e->rows) png_error(e->png, "out of memory");
+    size_t stride = (size_t)img->w * (size_t)img->channels;
+    for (int y = 0; y < img->h; y++) e->rows[y] = (png_bytep)(img->pixels + (size_t)y * stride);
+    png_write_info(e->png, e->info);
+    png_write_image(e->png, e->rows);
+    png_write_end(e->png, NULL);
+    return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t len) {
+    while (len) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            if (w == 0) errno = EIO;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static void fsync_dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = NULL;
+    if (slash) {
+        size_t n = slash == path ? 1 : (size_t)(slash - path);
+        dir = malloc(n + 1);
+        if (!dir) return;
+        memcpy(dir, path, n);
+        dir[n] = 0;
+    }
+    int fd = open(dir ? dir : ".", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd); /* not every file system can; the rename is done either way */
+        close(fd);
+    }
+    free(dir);
+}
+
+/* bytes → "<path>.tmp.<pid>.<k>", fsync, rename over path; no temporary left on failure. */
+static int write_atomic(const char *path, const uint8_t *bytes, size_t n, char *err, size_t err_len) {
+    static atomic_uint counter;
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 48);
+    if (!tmp) {
+        dg_err_set(err, err_len, path, "out of memory");
+        return -1;
+    }
+    snprintf(tmp, plen + 48, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1u));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        dg_err_set(err, err_len, path, "cannot create %s: %s", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    const char *what = NULL;
+    int saved = 0;
+    if (write_all(fd, bytes, n) != 0) what = "write";
+    else if (fsync(fd) != 0) what = "fsync";
+    if (what) saved = errno;
+    if (close(fd) != 0 && !what) {
+        what = "close";
+        saved = errno;
+    }
+    if (!what && rename(tmp, path) != 0) {
+        what = "rename";
+        saved = errno;
+    }
+    if (what) {
+        unlink(tmp);
+        dg_err_set(err, err_len, path, "%s failed: %s", what, strerror(saved));
+    } else {
+        fsync_dir_of(path);
+    }
+    free(tmp);
+    return what ? -1 : 0;
+}
+
+int dg_png_write(const char *path, const dg_image *img, char *err, size_t err_len) {
+    if (err && err_len) err[0] = 0;
+    if (!path || !*path) {
+        dg_err_set(err, err_len, "(null)", "no output path given");
+        return -1;
+    }
+    if (!img || !img->pixels || (img->channels != 1 && img->channels != 3) || img->w < 1 || img->h < 1 ||
+        img->w > DG_PNG_MAX_SIDE || img->h > DG_PNG_MAX_SIDE ||
+        (uint64_t)img->w * (uint64_t)img->h * (uint64_t)img->channels > DG_PNG_MAX_DECODED_BYTES) {
+        dg_err_set(err, err_len, path, "cannot write a %dx%d image of %d channels (1 or 3 channels, sides 1..%d)",
+                   img ? img->w : 0, img ? img->h : 0, img ? img->channels : 0, DG_PNG_MAX_SIDE);
+        return -1;
+    }
+    encoder *e = calloc(1, sizeof *e);
+    if (!e) {
+        dg_err_set(err, err_len, path, "out of memory");
+        return -1;
+    }
+    e->img = img;
+    e->png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &e->m, on_error, on_warning);
+    e->info = e->png ? png_create_info_struct(e->png) : NULL;
+    int rc = -1;
+    if (!e->info) snprintf(e->m.msg, sizeof e->m.msg, "cannot start libpng (out of memory?)");
+    else rc = run_encoder(e);
+    png_destroy_write_struct(e->png ? &e->png : NULL, e->info ? &e->info : NULL);
+    if (rc != 0) report(&e->m, path, err, err_len);
+    else rc = write_atomic(path, e->p, e->n, err, err_len);
+    free(e->rows);
+    free(e->p);
+    free(e);
+    return rc;
+}
