@@ -2,6 +2,8 @@
  * uint8, raw or gzip'd, with every header field, size and label checked; the synthetic set; the
  * seeded subset. Host memory and files only: no batching, augmentation or device code. */
 #include "data.h"
+
+#include "../kernels/math/pixel.h"
 #include "error.h"
 
 #include <errno.h>
@@ -644,9 +646,9 @@ void dg_data_image_f32(const dg_dataset *d, int i, float *out) {
     const uint8_t *px = d->images + (size_t)i * per;
     for (int ch = 0; ch < d->c; ch++) {
         int cc = ch < 3 ? ch : 0;
-        float scale = 1.0f / (255.0f * d->std[cc]), shift = -d->mean[cc] / d->std[cc];
+        float scale = dg_pixel_scale(d->std[cc]), shift = dg_pixel_shift(d->mean[cc], d->std[cc]);
         const uint8_t *src = px + (size_t)ch * plane;
         float *dst = out + (size_t)ch * plane;
-        for (size_t k = 0; k < plane; k++) dst[k] = (float)src[k] * scale + shift;
+        for (size_t k = 0; k < plane; k++) dst[k] = dg_pixel_normalize((float)src[k], scale, shift);
     }
 }

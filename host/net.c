@@ -438,7 +438,7 @@ double dg_net_loss(dg_net *net, int n) {
 void dg_net_zero_grad(dg_net *net, int n) {
     (void)n; /* the gradients of a smaller batch are a prefix; clearing all is simpler and cheap */
     net->be->zero((char *)net->act_arena + net->grad_begin, net->grad_end - net->grad_begin);
-    net->be->zero(net->grad_arena, sizeof(float) * net->n_param_floats);
+    if (!net->frozen) net->be->zero(net->grad_arena, sizeof(float) * net->n_param_floats);
 }
 
 void dg_net_backward(dg_net *net, int n, float *dx_input) {
@@ -453,14 +453,20 @@ void dg_net_backward(dg_net *net, int n, float *dx_input) {
         switch (node->kind) {
         case DG_NODE_CONV: {
             dg_conv_desc d = conv_desc(net, node, n);
-            if (node->has_bias) be->bias_bwd(n, node->c, node->h * node->w, node->dy, grad(net, node->pb));
-            be->conv_bwd_filter(&d, in->y, node->dy, grad(net, node->pw), net->ws);
+            if (!net->frozen) {
+                if (node->has_bias) be->bias_bwd(n, node->c, node->h * node->w, node->dy, grad(net, node->pb));
+                be->conv_bwd_filter(&d, in->y, node->dy, grad(net, node->pw), net->ws);
+            }
             if (dx) be->conv_bwd_data(&d, node->dy, param(net, node->pw), dx, net->ws);
             break;
         }
         case DG_NODE_BN:
             /* γ and β need the full backward even when nobody wants dx */
-            if (net->last_mode & DG_MODE_BN_BATCH)
+            if (net->frozen) {
+                if (dx)
+                    be->bn_bwd_eval(n, node->c, node->h * node->w, in->y, param(net, node->pw), param(net, node->pm),
+                                    param(net, node->pv), node->eps, node->dy, dx, NULL, NULL);
+            } else if (net->last_mode & DG_MODE_BN_BATCH)
                 be->bn_bwd(n, node->c, node->h * node->w, in->y, param(net, node->pw), node->save_mean,
                            node->save_invstd, node->dy, dx ? dx : in->dy, grad(net, node->pw), grad(net, node->pb));
             else
@@ -484,8 +490,13 @@ void dg_net_backward(dg_net *net, int n, float *dx_input) {
             }
             break;
         case DG_NODE_LINEAR:
-            be->linear_bwd(n, in->c * in->h * in->w, node->out, in->y, param(net, node->pw), node->dy, dx,
-                           grad(net, node->pw), grad(net, node->pb));
+            if (net->frozen) {
+                if (dx) be->linear_bwd(n, in->c * in->h * in->w, node->out, in->y, param(net, node->pw), node->dy, dx,
+                                       NULL, NULL);
+            } else {
+                be->linear_bwd(n, in->c * in->h * in->w, node->out, in->y, param(net, node->pw), node->dy, dx,
+                               grad(net, node->pw), grad(net, node->pb));
+            }
             break;
         case DG_NODE_ADD: {
             float *dx1 = node->in1 == 0 ? dx_input : nodes[node->in1].dy;

@@ -82,6 +82,8 @@ typedef struct dg_net {
     float *probs, *loss;    /* [batch, classes], [batch] */
     uint64_t dropout_seed;  /* stream for dropout masks; set per step by the trainer */
     int last_mode;          /* the mode of the last forward, which backward follows */
+    int frozen;             /* backward computes activation and input gradients only, no parameter
+                               gradients (C&W fingerprints, attacks on a fixed model); eval mode only */
 } dg_net;
 
 /* ---- building (nets/ uses these) ---- */

@@ -30,7 +30,7 @@ static const char *const op_names[] = {
     "maxpool_fwd", "maxpool_bwd", "avgpool_fwd", "avgpool_bwd",
     "bn_fwd_train", "bn_fwd_eval", "bn_bwd", "bn_bwd_eval",
     "dropout_fwd", "dropout_bwd", "add", "axpy", "softmax_xent", "sgd_step", "adam_step",
-    "wm_reg", "net_step", NULL,
+    "wm_reg", "cw_box_fwd", "cw_box_bwd", "cw_logits", "net_step", NULL,
 };
 
 const char *const *dg_selftest_op_names(void) { return op_names; }
@@ -867,6 +867,9 @@ static void bn_cases(ctx *x) {
 RUN_FN(run_softmax_xent, be->softmax_xent(c->n, c->out, p[0], p[1], p[2], p[3], p[4], c->f[0]))
 RUN_FN(run_sgd, be->sgd_step(c->count, p[0], p[1], p[2], c->f[0], c->f[1], c->f[2], c->iv[0], c->iv[1]))
 RUN_FN(run_wm_reg, be->wm_reg(c->n, p[0], p[1], p[2], c->f[0], c->f[1], c->f[2], p[3], p[4]))
+RUN_FN(run_cw_box_fwd, be->cw_box_fwd(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], c->iv[0], p[4], p[5]))
+RUN_FN(run_cw_box_bwd, be->cw_box_bwd(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], p[4]))
+RUN_FN(run_cw_logits, be->cw_logits(c->n, c->out, p[0], p[1], p[2], p[3], c->f[0], p[4], p[5], p[6]))
 RUN_FN(run_adam,
        be->adam_step(c->count, p[0], p[1], p[2], p[3], c->f[0], c->f[1], c->f[2], c->f[3], c->f[4], c->iv[0]))
 
@@ -904,6 +907,62 @@ static void wm_cases(ctx *x) {
         add_out(&c, "mapped", (size_t)n);
         if (with_dw) rnd_inout(x, &c, "dw", (size_t)size, seed + 2, -1, 1);
         else add_null(&c, "dw");
+        check_case(x, &c);
+    }
+}
+
+/* fingerprint generation: the tanh box (odd sizes, 1 and 3 channels, batch 1) and the logit terms
+ * (targets anywhere, including 0 and k−1, logits with ties) */
+static void cw_cases(ctx *x) {
+    static const int boxes[][4] = {/* n c hw quantize */ {1, 1, 784, 0}, {7, 3, 1024, 1}, {3, 1, 5, 0}, {2, 3, 9, 1}};
+    for (size_t t = 0; t < sizeof boxes / sizeof *boxes; t++) {
+        int n = boxes[t][0], ch = boxes[t][1], hw = boxes[t][2], quantize = boxes[t][3];
+        size_t total = (size_t)n * ch * hw;
+        uint64_t seed = 8100 + 10 * t;
+        for (int bwd = 0; bwd < 2; bwd++) {
+            tcase c;
+            if (bwd && quantize) continue; /* the backward has no quantized form */
+            if (!begin_case(x, &c, bwd ? "cw_box_bwd" : "cw_box_fwd", bwd ? run_cw_box_bwd : run_cw_box_fwd,
+                            "n%d c%d hw%d%s", n, ch, hw, quantize ? " 8-bit" : ""))
+                continue;
+            c.n = n, c.c = ch, c.hw = hw;
+            c.iv[0] = quantize;
+            rnd_in(x, &c, "delta", total, seed, -3.0f, 3.0f);
+            rnd_in(x, &c, "x0", total, seed + 1, 0.0f, 1.0f);
+            if (!bwd) rnd_in(x, &c, "mean", (size_t)ch, seed + 2, 0.1f, 0.6f);
+            rnd_in(x, &c, "std", (size_t)ch, seed + 3, 0.2f, 0.4f);
+            if (bwd) {
+                rnd_in(x, &c, "du", total, seed + 4, -1.0f, 1.0f);
+                add_out(&c, "ddelta", total);
+            } else {
+                add_out(&c, "u", total);
+                add_out(&c, "dist", (size_t)n);
+            }
+            check_case(x, &c);
+        }
+    }
+    static const int rows[][2] = {/* n k */ {1, 2}, {30, 10}, {5, 1000}};
+    for (size_t t = 0; t < sizeof rows / sizeof *rows; t++) {
+        int n = rows[t][0], k = rows[t][1];
+        uint64_t seed = 8300 + 10 * t;
+        tcase c;
+        if (!begin_case(x, &c, "cw_logits", run_cw_logits, "n%d k%d", n, k)) break;
+        c.n = n, c.out = k;
+        c.f[0] = 10.0f;
+        int32_t *targets = malloc((size_t)n * sizeof *targets);
+        if (targets)
+            for (int i = 0; i < n; i++) targets[i] = (int32_t)((i * 7) % k);
+        else
+            x->oom = 1;
+        float *logits = rnd(x, (size_t)n * k, seed, -4.0f, 4.0f);
+        if (logits && k > 2) logits[2] = logits[1]; /* a tie for the strongest other class */
+        add_in(&c, "logits", logits, (size_t)n * k);
+        add_buf(&c, "targets", ST_IN, 1, (size_t)n, targets);
+        rnd_in(x, &c, "conf", (size_t)n, seed + 1, 0.1f, 0.9f);
+        rnd_in(x, &c, "alpha", (size_t)n, seed + 2, 0.5f, 40.0f);
+        add_out(&c, "probs", (size_t)n * k);
+        add_out(&c, "loss", (size_t)n);
+        add_out(&c, "dlogits", (size_t)n * k);
         check_case(x, &c);
     }
 }
@@ -982,6 +1041,7 @@ static void loss_optim_cases(ctx *x) {
         check_case(x, &c);
     }
     wm_cases(x);
+    cw_cases(x);
 }
 
 /* ---- one training step of a whole net ---- */

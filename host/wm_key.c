@@ -5,14 +5,13 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../kernels/math/rng.h"
+#include "private_file.h"
 
 #define KEY_FORMAT "dnnguard-wmkey-1"
 
@@ -108,30 +107,7 @@ int dg_wm_key_write(const dg_wm_key *key, const char *path, char *err, size_t er
         snprintf(err, err_len, "%s: out of memory", path);
         return -1;
     }
-    /* write to a temporary name created 0600, then rename over the target */
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
-    int rc = -1;
-    if (tmp) {
-        snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
-        int fd = mkstemp(tmp); /* mode 0600 */
-        if (fd < 0) {
-            snprintf(err, err_len, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
-        } else {
-            FILE *f = fdopen(fd, "w");
-            int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF;
-            ok = (f ? fclose(f) == 0 : (close(fd), 0)) && ok;
-            if (!ok || rename(tmp, path) != 0) {
-                snprintf(err, err_len, "%s: cannot write: %s", path, strerror(errno));
-                unlink(tmp);
-            } else {
-                rc = 0;
-            }
-        }
-    } else {
-        snprintf(err, err_len, "%s: out of memory", path);
-    }
-    free(tmp);
+    int rc = dg_write_private_text(path, text, err, err_len);
     cJSON_free(text);
     return rc;
 }
@@ -260,23 +236,10 @@ done:
 }
 
 int dg_wm_key_read(const char *path, dg_wm_key *key, char *err, size_t err_len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, err_len, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    /* a key is small: refuse anything past 1 MiB instead of reading it */
-    char *text = malloc(1 << 20);
-    size_t got = text ? fread(text, 1, 1 << 20, f) : 0;
-    int too_big = text && got == (1 << 20);
-    int bad = ferror(f);
-    fclose(f);
-    if (!text || bad || too_big) {
-        snprintf(err, err_len, "%s: %s", path, !text ? "out of memory" : bad ? "read error" : "too large for a key");
-        free(text);
-        return -1;
-    }
-    int rc = dg_wm_key_parse(text, got, path, key, err, err_len);
+    size_t len;
+    char *text = dg_read_small_text(path, 1 << 20, &len, err, err_len); /* a key is small */
+    if (!text) return -1;
+    int rc = dg_wm_key_parse(text, len, path, key, err, err_len);
     free(text);
     return rc;
 }

@@ -60,7 +60,7 @@ typedef struct dg_backend {
     void (*bias_bwd)(int n, int c, int hw, const float *dy, float *db);
 
     /* linear: y[n,out] = x[n,in]·w[out,in]ᵀ + b (b may be NULL);
-     * backward: dx += dy·w, dw += dyᵀ·x, db += Σ_n dy (dx, db may be NULL) */
+     * backward: dx += dy·w, dw += dyᵀ·x, db += Σ_n dy (dx, dw, db may be NULL) */
     void (*linear_fwd)(int n, int in, int out, const float *x, const float *w, const float *b, float *y);
     void (*linear_bwd)(int n, int in, int out, const float *x, const float *w, const float *dy,
                        float *dx, float *dw, float *db);
@@ -120,6 +120,22 @@ typedef struct dg_backend {
      * The n indices are distinct flat positions in w; the host sums L from mapped. */
     void (*wm_reg)(int n, const float *w, const int32_t *idx, const float *digits, float a, float b,
                    float lambda, float *mapped, float *dw);
+
+    /* ActiveGuard fingerprints (Carlini–Wagner L2 with confidence control, kernels/math/cw.h), for n
+     * images of c channels × hw pixels, all written (not accumulated):
+     * box forward: x' = (tanh δ + 1)/2; u = (x' − mean[ch])/std[ch] (the net's input);
+     *              dist[i] = Σ (x' − x0)² over image i; quantize: x' taken at its 8-bit value
+     *              b/255 and u computed as the data loader does (kernels/math/pixel.h)
+     * box backward: ddelta = (du/std[ch] + 2(x' − x0))·2x'(1 − x'), the gradient of
+     *              Σ_i dist[i] + (the loss whose input gradient is du)
+     * logits, k ≥ 2: p = softmax(z); f = max(max_{j≠t} z_j − z_t, 0); g = (p_t − conf)²;
+     *              loss[i] = alpha[i]·(f + conf_weight·g); dlogits = ∂loss[i]/∂z; probs = p */
+    void (*cw_box_fwd)(int n, int c, int hw, const float *delta, const float *x0, const float *mean,
+                       const float *std, int quantize, float *u, float *dist);
+    void (*cw_box_bwd)(int n, int c, int hw, const float *delta, const float *x0, const float *std,
+                       const float *du, float *ddelta);
+    void (*cw_logits)(int n, int k, const float *logits, const int32_t *targets, const float *conf,
+                      const float *alpha, float conf_weight, float *probs, float *loss, float *dlogits);
 } dg_backend;
 
 /* Backends compiled into this binary. dg_backend_cpu() always exists. */

@@ -37,6 +37,9 @@ static const dg_backend cpu_backend = {
     .sgd_step = dg_cpu_sgd_step,
     .adam_step = dg_cpu_adam_step,
     .wm_reg = dg_cpu_wm_reg,
+    .cw_box_fwd = dg_cpu_cw_box_fwd,
+    .cw_box_bwd = dg_cpu_cw_box_bwd,
+    .cw_logits = dg_cpu_cw_logits,
 };
 
 const dg_backend *dg_backend_cpu(void) { return &cpu_backend; }

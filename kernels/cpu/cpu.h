@@ -71,4 +71,12 @@ void dg_cpu_adam_step(size_t n, float *w, const float *g, float *m, float *v, fl
 void dg_cpu_wm_reg(int n, const float *w, const int32_t *idx, const float *digits, float a, float b, float lambda,
                    float *mapped, float *dw);
 
+/* cw.c */
+void dg_cpu_cw_box_fwd(int n, int c, int hw, const float *delta, const float *x0, const float *mean, const float *std,
+                       int quantize, float *u, float *dist);
+void dg_cpu_cw_box_bwd(int n, int c, int hw, const float *delta, const float *x0, const float *std, const float *du,
+                       float *ddelta);
+void dg_cpu_cw_logits(int n, int k, const float *logits, const int32_t *targets, const float *conf, const float *alpha,
+                      float conf_weight, float *probs, float *loss, float *dlogits);
+
 #endif

@@ -21,9 +21,9 @@ void dg_cpu_linear_bwd(int n, int in, int out, const float *x, const float *w, c
     if (dx) /* dx[n,in] += dy[n,out]·w[out,in] */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in,
                     1.0f, dx, in);
-    /* dw[out,in] += dyᵀ·x */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 1.0f,
-                dw, in);
+    if (dw) /* dw[out,in] += dyᵀ·x */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 1.0f,
+                    dw, in);
     if (db) { /* each output summed over the batch in sample order: deterministic */
         const int team = (size_t)n * out >= DG_CPU_PAR_MIN;
 #pragma omp parallel for schedule(static) if (team)

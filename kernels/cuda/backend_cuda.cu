@@ -67,6 +67,9 @@ void fill_table(dg_backend *t) {
     t->sgd_step = dg_cuda_sgd_step;
     t->adam_step = dg_cuda_adam_step;
     t->wm_reg = dg_cuda_wm_reg;
+    t->cw_box_fwd = dg_cuda_cw_box_fwd;
+    t->cw_box_bwd = dg_cuda_cw_box_bwd;
+    t->cw_logits = dg_cuda_cw_logits;
 }
 
 void shutdown_backend(void) {

@@ -94,6 +94,14 @@ void dg_cuda_adam_step(size_t n, float *w, const float *g, float *m, float *v, f
 void dg_cuda_wm_reg(int n, const float *w, const int32_t *idx, const float *digits, float a, float b, float lambda,
                     float *mapped, float *dw);
 
+/* cw.cu */
+void dg_cuda_cw_box_fwd(int n, int c, int hw, const float *delta, const float *x0, const float *mean, const float *std,
+                        int quantize, float *u, float *dist);
+void dg_cuda_cw_box_bwd(int n, int c, int hw, const float *delta, const float *x0, const float *std, const float *du,
+                        float *ddelta);
+void dg_cuda_cw_logits(int n, int k, const float *logits, const int32_t *targets, const float *conf, const float *alpha,
+                       float conf_weight, float *probs, float *loss, float *dlogits);
+
 /* Stops with one line naming the op when a shape cannot run on this backend (a caller bug). */
 [[noreturn]] void dg_cuda_bad_shape(const char *op, const char *why);
 

@@ -69,7 +69,7 @@ void dg_cuda_linear_bwd(int n, int in, int out, const float *x, const float *w, 
     set_math(h);
     const float one = 1.0f;
     if (dx) DG_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, &one, w, in, dy, out, &one, dx, in));
-    DG_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &one, x, in, dy, out, &one, dw, in));
+    if (dw) DG_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &one, x, in, dy, out, &one, dw, in));
     if (db) {
         dg_launch l = dg_launch_1d((size_t)out, dg_cuda_sm_count());
         column_sums_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(n, out, dy, db);

@@ -1,0 +1,55 @@
+/* host/private_file.c — secret text files written 0600 and atomically, and small text files read
+ * whole with a size bound (see private_file.h). */
+#include "private_file.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int dg_write_private_text(const char *path, const char *text, char *err, size_t err_len) {
+    size_t len = strlen(path);
+    char *tmp = malloc(len + 16);
+    if (!tmp) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        return -1;
+    }
+    snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
+    int rc = -1, fd = mkstemp(tmp); /* mode 0600 */
+    if (fd < 0) {
+        snprintf(err, err_len, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
+    } else {
+        FILE *f = fdopen(fd, "w");
+        int ok = f && fputs(text, f) >= 0 && fputc('\n', f) != EOF && fflush(f) == 0 && fsync(fd) == 0;
+        ok = (f ? fclose(f) == 0 : (close(fd), 0)) && ok;
+        if (!ok || rename(tmp, path) != 0) {
+            snprintf(err, err_len, "%s: cannot write: %s", path, strerror(errno));
+            unlink(tmp);
+        } else {
+            rc = 0;
+        }
+    }
+    free(tmp);
+    return rc;
+}
+
+char *dg_read_small_text(const char *path, size_t max_bytes, size_t *len, char *err, size_t err_len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *text = malloc(max_bytes + 1);
+    size_t got = text ? fread(text, 1, max_bytes + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!text || bad || got > max_bytes) {
+        snprintf(err, err_len, "%s: %s", path, !text ? "out of memory" : bad ? "read error" : "too large");
+        free(text);
+        return NULL;
+    }
+    text[got] = 0;
+    *len = got;
+    return text;
+}
