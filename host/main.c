@@ -17,6 +17,8 @@ static const command commands[] = {
     {"info", dg_cmd_info, "tensors of a weight file, or the parameters of a named net"},
     {"grad", dg_cmd_grad, "one batch's loss and every gradient, for checking against another framework"},
     {"wm", dg_cmd_wm, "watermark: keygen (a key from a clean model) | verify (extract and compare, JSON)"},
+    {"fp", dg_cmd_fp, "users' fingerprints: issue (C&W examples at a class and confidence) | auth (JSON)"},
+    {"predict", dg_cmd_predict, "the control layer: the model's answers with a fingerprint that authenticates, random ones without"},
     {"attack", dg_cmd_attack, "removal attacks on a model: prune | finetune | permute"},
     {"selftest", dg_cmd_selftest, "every op on the CPU and on a backend (--backend cuda), compared; exit 0 if all agree"},
 };

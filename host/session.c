@@ -68,6 +68,10 @@ void dg_argmax_rows(const float *rows, int n, int k, int *out) {
 }
 
 int dg_evaluate(dg_net *net, const dg_dataset *ds, int limit, dg_eval_result *r) {
+    return dg_evaluate_predictions(net, ds, limit, r, NULL);
+}
+
+int dg_evaluate_predictions(dg_net *net, const dg_dataset *ds, int limit, dg_eval_result *r, int *predictions) {
     memset(r, 0, sizeof *r);
     r->classes = net->classes;
     if (net->classes > 1000) {
@@ -100,6 +104,7 @@ int dg_evaluate(dg_net *net, const dg_dataset *ds, int limit, dg_eval_result *r)
         loss_sum += dg_net_loss(net, n) * n;
         be->download(probs, net->probs, sizeof(float) * (size_t)n * net->classes);
         dg_argmax_rows(probs, n, net->classes, pred);
+        if (predictions) memcpy(predictions + r->images, pred, sizeof(int) * (size_t)n);
         for (int i = 0; i < n; i++) {
             r->count[labels[i]]++;
             r->correct[labels[i]] += pred[i] == labels[i];

@@ -25,6 +25,8 @@ typedef struct dg_eval_result {
 /* Evaluate (batch norm with running statistics, dropout off) the first `limit` images of ds
  * (all when limit ≤ 0). */
 int dg_evaluate(dg_net *net, const dg_dataset *ds, int limit, dg_eval_result *r);
+/* The same, also writing each image's predicted class (in data set order) to predictions[n]. */
+int dg_evaluate_predictions(dg_net *net, const dg_dataset *ds, int limit, dg_eval_result *r, int *predictions);
 
 /* argmax of each row of host logits/probabilities [n, k] */
 void dg_argmax_rows(const float *rows, int n, int k, int *out);

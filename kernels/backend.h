@@ -128,8 +128,9 @@ typedef struct dg_backend {
      *              b/255 and u computed as the data loader does (kernels/math/pixel.h)
      * box backward: ddelta = (du/std[ch] + 2(x' − x0))·2x'(1 − x'), the gradient of
      *              Σ_i dist[i] + (the loss whose input gradient is du)
-     * logits, k ≥ 2: p = softmax(z); f = max(max_{j≠t} z_j − z_t, 0); g = (p_t − conf)²;
-     *              loss[i] = alpha[i]·(f + conf_weight·g); dlogits = ∂loss[i]/∂z; probs = p */
+     * logits, k ≥ 2: p = softmax(z); f = max(max_{j≠t} z_j − z_t, 0); g = KL(q ‖ p) with q_t = conf,
+     *              q_j = (1 − conf)/(k − 1) elsewhere; loss[i] = alpha[i]·(f + conf_weight·g);
+     *              dlogits = ∂loss[i]/∂z; probs = p */
     void (*cw_box_fwd)(int n, int c, int hw, const float *delta, const float *x0, const float *mean,
                        const float *std, int quantize, float *u, float *dist);
     void (*cw_box_bwd)(int n, int c, int hw, const float *delta, const float *x0, const float *std,

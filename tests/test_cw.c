@@ -38,8 +38,12 @@ static double row_loss_ref(const float *z, int t, double conf, double alpha, dou
         if (j != t && z[j] > other) other = z[j];
     }
     for (int j = 0; j < K; j++) sum += exp(z[j] - mx);
-    double pt = exp(z[t] - mx) / sum, f = fmax(other - z[t], 0.0);
-    return alpha * (f + weight * (pt - conf) * (pt - conf));
+    double f = fmax(other - z[t], 0.0), g = 0.0;
+    for (int j = 0; j < K; j++) {
+        double q = j == t ? conf : (1.0 - conf) / (K - 1), p = exp(z[j] - mx) / sum;
+        g += q * log(q / p);
+    }
+    return alpha * (f + weight * g);
 }
 
 static void test_logits(void) {

@@ -61,10 +61,13 @@ void dg_cpu_cw_logits(int n, int k, const float *logits, const int32_t *targets,
         }
         const float sum_f = (float)sum;
         for (int j = 0; j < k; j++) p[j] = dg_softmax_prob(p[j], sum_f);
-        const float f = dg_cw_target_term(z[other], z[t]), pt = p[t];
-        loss[i] = alpha[i] * (f + conf_weight * dg_cw_conf_term(pt, conf[i]));
-        for (int j = 0; j < k; j++)
-            d[j] = alpha[i] * (dg_cw_target_grad(j == t, j == other, f) +
-                               conf_weight * dg_cw_conf_grad(pt, conf[i], p[j], j == t));
+        const float f = dg_cw_target_term(z[other], z[t]), log_sum = logf(sum_f);
+        double g = 0.0;
+        for (int j = 0; j < k; j++) {
+            float q = dg_cw_conf_q(j == t, conf[i], k);
+            g += dg_cw_conf_term(q, z[j] - mx - log_sum);
+            d[j] = alpha[i] * (dg_cw_target_grad(j == t, j == other, f) + conf_weight * dg_cw_conf_grad(p[j], q));
+        }
+        loss[i] = alpha[i] * (f + conf_weight * (float)g);
     }
 }

@@ -68,10 +68,15 @@ __global__ void cw_logits_kernel(int k, const float *__restrict__ logits, const 
     for (int j = threadIdx.x; j < k; j += blockDim.x) p[j] = dg_softmax_prob(p[j], sum_f);
     __syncthreads();
     const int other = other_shared;
-    const float pt = p[t], f = dg_cw_target_term(z[other], z[t]), a = alpha[row];
-    for (int j = threadIdx.x; j < k; j += blockDim.x)
-        d[j] = a * (dg_cw_target_grad(j == t, j == other, f) + conf_weight * dg_cw_conf_grad(pt, conf[row], p[j], j == t));
-    if (threadIdx.x == 0) loss[row] = a * (f + conf_weight * dg_cw_conf_term(pt, conf[row]));
+    const float f = dg_cw_target_term(z[other], z[t]), a = alpha[row], log_sum = logf(sum_f);
+    double g = 0.0;
+    for (int j = threadIdx.x; j < k; j += blockDim.x) {
+        const float q = dg_cw_conf_q(j == t, conf[row], k);
+        g += dg_cw_conf_term(q, z[j] - mx - log_sum);
+        d[j] = a * (dg_cw_target_grad(j == t, j == other, f) + conf_weight * dg_cw_conf_grad(p[j], q));
+    }
+    g = dg_block_sum(g);
+    if (threadIdx.x == 0) loss[row] = a * (f + conf_weight * (float)g);
 }
 
 } // namespace

@@ -39,12 +39,18 @@ DG_HD float dg_cw_target_grad(int is_target, int is_other_max, float f) {
     return is_target ? -1.0f : (is_other_max ? 1.0f : 0.0f);
 }
 
-/* the confidence term g = (p_t − c)², which drives softmax(z)_t to c */
-DG_HD float dg_cw_conf_term(float p_target, float conf) { return (p_target - conf) * (p_target - conf); }
-
-/* dg/dz_j = 2(p_t − c)·p_t·([j = t] − p_j) */
-DG_HD float dg_cw_conf_grad(float p_target, float conf, float p_j, int is_target) {
-    return 2.0f * (p_target - conf) * p_target * ((is_target ? 1.0f : 0.0f) - p_j);
+/* The confidence term drives softmax(z) to the distribution q with q_t = c and the rest spread
+ * evenly, q_j = (1 − c)/(k − 1): g = KL(q ‖ p) = Σ_j q_j·log(q_j/p_j) ≥ 0, zero exactly at p = q.
+ * Its gradient is p − q, so it pulls p_t to c without piling the rest on the runner-up (which
+ * would then overtake t); for c > 1/k, p = q has argmax t, where the target term is zero too. */
+DG_HD float dg_cw_conf_q(int is_target, float conf, int k) {
+    return is_target ? conf : (1.0f - conf) / (float)(k - 1);
 }
+
+/* one class's share of g: q·(log q − log p), from log p = z − max − log Σ (finite for any z) */
+DG_HD float dg_cw_conf_term(float q, float log_p) { return q > 0.0f ? q * (logf(q) - log_p) : 0.0f; }
+
+/* dg/dz_j = p_j − q_j */
+DG_HD float dg_cw_conf_grad(float p_j, float q_j) { return p_j - q_j; }
 
 #endif

@@ -1,0 +1,367 @@
+/* host/cmd_fp.c — `dnnguard fp issue` (users' fingerprints: C&W examples at a fixed class and
+ * confidence, written as 8-bit PNGs and checked the way `fp auth` will read them, with a 0600
+ * registry) and `dnnguard fp auth` (ActiveGuard's authentication of one image, JSON, the verdict
+ * as the exit code). */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../kernels/math/rng.h"
+#include "cli.h"
+#include "commands.h"
+#include "cw.h"
+#include "fingerprint.h"
+#include "fp_common.h"
+#include "session.h"
+#include "sha256.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- fp issue ---- */
+
+typedef struct issue_ctx {
+    const dg_dataset *ds;
+    const int *pred;           /* the model's prediction of every image of the split */
+    uint64_t seed;
+    long cursor;               /* position in the seeded order of source candidates */
+    unsigned char *used;       /* [ds->n] a source already given to someone */
+} issue_ctx;
+
+/* The next source image for target class t: in a seeded order, one the model classifies right
+ * and whose class is not t (so the fingerprint is an adversarial example), not used before. */
+static int next_source(issue_ctx *x, int t) {
+    uint64_t stream = dg_rng_stream(x->seed, 0x50a7ceull);
+    for (long tries = 0; tries < 4L * x->ds->n; tries++, x->cursor++) {
+        int i = (int)(dg_rng_u64(stream, (uint64_t)x->cursor) % (uint64_t)x->ds->n);
+        if (x->used[i] || x->ds->labels[i] == t || x->pred[i] != x->ds->labels[i]) continue;
+        x->used[i] = 1;
+        x->cursor++;
+        return i;
+    }
+    return -1;
+}
+
+/* Check an issued image the way `fp auth` reads it: from the PNG file, on backend net_check.
+ * 1 when argmax = t and |p_t − c| < margin; p_t in *p. */
+static int accepted(dg_net *net_check, const dg_fp_registry *r, const char *png, const dg_fp_user *u, float *p,
+                    float *probs, float *input) {
+    uint8_t *pixels = dg_fp_read_png(png, r);
+    if (!pixels) return 0;
+    dg_fp_pixels_to_input(pixels, r->c, r->h * r->w, r->mean, r->std, input);
+    free(pixels);
+    dg_fp_probs(net_check, input, 1, probs);
+    int arg = 0;
+    for (int j = 1; j < r->classes; j++)
+        if (probs[j] > probs[arg]) arg = j;
+    *p = probs[u->cls];
+    return arg == u->cls && fabsf(probs[u->cls] - u->conf) < r->margin;
+}
+
+static int issue(int argc, char **argv) {
+    const char *model = NULL, *net_name = NULL, *data = NULL, *classes_text = NULL, *confs_text = NULL, *out = NULL,
+               *split = "test", *backend = "auto";
+    float eps = 0.01f, margin = -1.0f;
+    int users = 0, retries = 5, batch = 0;
+    uint64_t seed = 1;
+    dg_cw_opts cw;
+    float lr = -1.0f, alpha = -1.0f, alpha_max = -1.0f, conf_weight = -1.0f;
+    int search_steps = 0, iters = 0; /* 0 / −1: the defaults of the data set's kind */
+    const dg_opt opts[] = {
+        {"model", DG_OPT_STR, &model, "the protected model (safetensors)"},
+        {"net", DG_OPT_STR, &net_name, "its net"},
+        {"data", DG_OPT_STR, &data, "where the source images come from (data set spec)"},
+        {"split", DG_OPT_STR, &split, "test | train: the split of the sources (default test)"},
+        {"classes", DG_OPT_STR, &classes_text, "fingerprint classes L_fp, e.g. 0-9 (default: all)"},
+        {"conf", DG_OPT_STR, &confs_text, "fingerprint confidences C_fp, e.g. 0.2,0.3,0.4"},
+        {"eps", DG_OPT_FLOAT, &eps, "authentication window |P − c| < eps (default 0.01)"},
+        {"margin", DG_OPT_FLOAT, &margin, "an issued fingerprint must be within margin of c (default eps/2)"},
+        {"users", DG_OPT_INT, &users, "how many users (default: classes × confidences); user i·T + j gets class i, "
+                                      "confidence j"},
+        {"out", DG_OPT_STR, &out, "folder for the PNGs and registry.json"},
+        {"seed", DG_OPT_U64, &seed, "picks the source images (default 1)"},
+        {"retries", DG_OPT_INT, &retries, "new source images tried for a user whose fingerprint fails (default 5)"},
+        {"batch", DG_OPT_INT, &batch, "users generated at once (default: all)"},
+        {"lr", DG_OPT_FLOAT, &lr, "Adam step on δ (default: 0.005 grey, 0.001 colour)"},
+        {"alpha", DG_OPT_FLOAT, &alpha, "first α (default: 20 grey, 0.5 colour)"},
+        {"alpha-max", DG_OPT_FLOAT, &alpha_max, "α is searched in (0, alpha-max) (default: 40 grey, 1 colour)"},
+        {"search-steps", DG_OPT_INT, &search_steps, "binary-search steps of α (default 6)"},
+        {"iters", DG_OPT_INT, &iters, "Adam steps per search step (default 1000)"},
+        {"conf-weight", DG_OPT_FLOAT, &conf_weight, "weight of the confidence term KL(q ‖ p) against the target term (default 3)"},
+        {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
+    };
+    int rc = dg_cli_parse("fp issue", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
+    if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
+    if (!model || !net_name || !data || !confs_text || !out) {
+        dg_cli_error("fp issue: --model, --net, --data, --conf and --out are required");
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
+        dg_cli_error("fp issue: --split must be test or train");
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (margin < 0.0f) margin = eps / 2.0f;
+    if (!(eps > 0.0f && eps <= 0.5f) || !(margin > 0.0f && margin <= eps) || retries < 0 || batch < 0 ||
+        search_steps < 0 || iters < 0) {
+        dg_cli_error("fp issue: need 0 < eps ≤ 0.5, 0 < margin ≤ eps, --retries, --batch, --search-steps and --iters "
+                     "≥ 0");
+        return DG_EXIT_BAD_INPUT;
+    }
+    const dg_backend *be = dg_cli_backend(backend);
+    if (!be) return DG_EXIT_BAD_INPUT;
+    char err[512];
+    dg_dataset ds;
+    if (dg_session_data(data, strcmp(split, "train") == 0, &ds) != 0) return DG_EXIT_BAD_INPUT;
+    dg_cw_defaults(&cw, ds.c == 3); /* the paper's settings per data set kind, then the options */
+    if (lr > 0.0f) cw.lr = lr;
+    if (alpha > 0.0f) cw.alpha_init = alpha;
+    if (alpha_max > 0.0f) cw.alpha_hi = alpha_max;
+    if (conf_weight >= 0.0f) cw.conf_weight = conf_weight;
+    if (search_steps > 0) cw.search_steps = search_steps;
+    if (iters > 0) cw.max_iter = iters;
+    cw.margin = margin;
+
+    dg_fp_registry reg = {0};
+    int n_cls = 0, n_conf = 0;
+    int all[DG_FP_MAX_CLASSES];
+    for (int k = 0; k < ds.classes && k < DG_FP_MAX_CLASSES; k++) all[k] = k;
+    if (classes_text) {
+        n_cls = dg_fp_parse_classes(classes_text, ds.classes, reg.classes_fp, DG_FP_MAX_CLASSES, err, sizeof err);
+    } else {
+        n_cls = ds.classes < DG_FP_MAX_CLASSES ? ds.classes : DG_FP_MAX_CLASSES;
+        memcpy(reg.classes_fp, all, sizeof(int) * (size_t)n_cls);
+    }
+    if (n_cls > 0) n_conf = dg_fp_parse_confs(confs_text, eps, reg.confs, DG_FP_MAX_CONFS, err, sizeof err);
+    if (n_cls < 0 || n_conf < 0) {
+        dg_cli_error("fp issue: %s", err);
+        dg_data_free(&ds);
+        return DG_EXIT_BAD_INPUT;
+    }
+    int capacity_ids = n_cls * n_conf;
+    if (users == 0) users = capacity_ids;
+    if (users < 1 || users > capacity_ids || users > DG_FP_MAX_USERS) {
+        dg_cli_error("fp issue: --users %d: %d classes × %d confidences give %d identities", users, n_cls, n_conf,
+                     capacity_ids);
+        dg_data_free(&ds);
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (batch == 0 || batch > users) batch = users;
+    if (mkdir(out, 0700) != 0 && errno != EEXIST) {
+        dg_cli_error("%s: cannot create the folder: %s", out, strerror(errno));
+        dg_data_free(&ds);
+        return DG_EXIT_BAD_INPUT;
+    }
+
+    rc = DG_EXIT_BAD_INPUT;
+    const int c = ds.c, hw = ds.h * ds.w;
+    const size_t per = (size_t)c * hw;
+    dg_net *net = dg_session_net(net_name, &ds, be, batch > 256 ? batch : 256, model);
+    dg_net *check = be == dg_backend_cpu() ? NULL : dg_session_net(net_name, &ds, dg_backend_cpu(), 1, model);
+    int *pred = malloc(sizeof(int) * (size_t)ds.n);
+    unsigned char *used = calloc((size_t)ds.n, 1);
+    dg_fp_user *u = calloc((size_t)users, sizeof *u);
+    int *issued = calloc((size_t)users, sizeof(int)), *pending = malloc(sizeof(int) * (size_t)users);
+    int *who = malloc(sizeof(int) * (size_t)batch);
+    dg_cw_item *items = calloc((size_t)batch, sizeof *items);
+    float *x0 = malloc(sizeof(float) * per * (size_t)batch), *input = malloc(sizeof(float) * per);
+    float *probs = malloc(sizeof(float) * (size_t)ds.classes);
+    uint8_t *pixels = malloc(per * (size_t)batch), *interleaved = malloc(per);
+    char *path = malloc(strlen(out) + 96);
+    if (!net || (be != dg_backend_cpu() && !check) || !pred || !used || !u || !issued || !pending || !who || !items || !x0 ||
+        !input || !probs || !pixels || !interleaved || !path) {
+        if (net) dg_cli_error("fp issue: out of memory");
+        goto done;
+    }
+    dg_eval_result ev;
+    if (dg_evaluate_predictions(net, &ds, 0, &ev, pred) != 0) goto done;
+    snprintf(reg.net, sizeof reg.net, "%s", net_name);
+    snprintf(reg.data, sizeof reg.data, "%s", data);
+    snprintf(reg.split, sizeof reg.split, "%s", split);
+    if (dg_sha256_file(model, reg.model_sha256, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        goto done;
+    }
+    reg.c = c, reg.h = ds.h, reg.w = ds.w, reg.classes = ds.classes;
+    memcpy(reg.mean, ds.mean, sizeof reg.mean);
+    memcpy(reg.std, ds.std, sizeof reg.std);
+    reg.eps = eps, reg.margin = margin;
+    reg.n_classes_fp = n_cls, reg.n_confs = n_conf;
+    reg.n_users = users, reg.users = u;
+    for (int i = 0; i < users; i++) {
+        u[i].id = i;
+        u[i].cls = reg.classes_fp[i / n_conf];
+        u[i].conf = reg.confs[i % n_conf];
+        u[i].source = -1;
+        snprintf(u[i].file, sizeof u[i].file, users > 100 ? "user-%04d.png" : "user-%02d.png", i);
+    }
+    issue_ctx ictx = {&ds, pred, seed, 0, used};
+    double t0 = now_s();
+    int attempts = 0, n_issued = 0;
+    for (int round = 0; round <= retries && n_issued < users; round++) {
+        int n_pending = 0;
+        for (int i = 0; i < users; i++)
+            if (!issued[i]) pending[n_pending++] = i;
+        for (int first = 0; first < n_pending; first += batch) {
+            int n = n_pending - first < batch ? n_pending - first : batch, m = 0;
+            for (int b = 0; b < n; b++) {
+                dg_fp_user *user = &u[pending[first + b]];
+                int src = next_source(&ictx, user->cls);
+                if (src < 0) continue; /* no fresh source left for this class */
+                user->source = src;
+                for (size_t j = 0; j < per; j++) x0[(size_t)m * per + j] = ds.images[(size_t)src * per + j] / 255.0f;
+                items[m] = (dg_cw_item){.target = user->cls, .conf = user->conf, .x0 = x0 + (size_t)m * per,
+                                        .pixels = pixels + (size_t)m * per};
+                who[m++] = pending[first + b];
+            }
+            if (m == 0) continue;
+            attempts += m;
+            if (dg_cw_run(net, ds.mean, ds.std, items, m, &cw) != 0) {
+                dg_cli_error("fp issue: out of memory in the generator");
+                goto done;
+            }
+            for (int b = 0; b < m; b++) {
+                dg_fp_user *user = &u[who[b]];
+                if (!items[b].success) continue;
+                snprintf(path, strlen(out) + 96, "%s/%s", out, user->file);
+                dg_image img = {.pixels = interleaved};
+                dg_fp_planar_to_image(items[b].pixels, c, ds.h, ds.w, &img);
+                if (dg_png_write(path, &img, err, sizeof err) != 0) {
+                    dg_cli_error("%s", err);
+                    goto done;
+                }
+                /* accepted only when it authenticates as written, on this backend and on the CPU */
+                float p_here, p_cpu;
+                int ok = accepted(net, &reg, path, user, &p_here, probs, input);
+                if (ok && check) ok = accepted(check, &reg, path, user, &p_cpu, probs, input);
+                if (!ok) {
+                    remove(path);
+                    continue;
+                }
+                if (dg_sha256_file(path, user->sha256, err, sizeof err) != 0) {
+                    dg_cli_error("%s", err);
+                    goto done;
+                }
+                user->l2 = items[b].l2;
+                user->p_issue = p_here;
+                issued[who[b]] = 1;
+                n_issued++;
+            }
+        }
+    }
+    double seconds = now_s() - t0;
+    /* the registry lists the users who got a fingerprint; a user left without one is reported */
+    int listed = 0;
+    for (int i = 0; i < users; i++)
+        if (issued[i]) u[listed++] = u[i];
+    reg.n_users = listed;
+    snprintf(path, strlen(out) + 96, "%s/registry.json", out);
+    if (dg_fp_registry_write(&reg, path, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        goto done;
+    }
+    double l2_sum = 0.0;
+    for (int i = 0; i < listed; i++) l2_sum += u[i].l2;
+    printf("{\"registry\": ");
+    dg_json_string(stdout, path);
+    printf(", \"users\": %d, \"issued\": %d, \"listed\": %d, \"attempts\": %d, \"classes\": %d, \"confidences\": %d, "
+           "\"eps\": %g, \"margin\": %g, \"capacity\": %.1f, \"mean_l2\": %.4f, \"seconds\": %.2f, "
+           "\"fingerprints_per_s\": %.3f, \"backend\": \"%s\", \"not_issued\": [",
+           users, n_issued, listed, attempts, n_cls, n_conf, (double)eps, (double)margin,
+           dg_fp_capacity(n_cls, (double)reg.confs[0] - eps, (double)reg.confs[n_conf - 1] + eps, eps),
+           listed ? l2_sum / listed : 0.0, seconds, n_issued / (seconds > 0 ? seconds : 1), be->name);
+    for (int i = 0, k = 0; i < users; i++)
+        if (!issued[i]) printf(k++ ? ", %d" : "%d", i);
+    printf("]}\n");
+    rc = n_issued == users ? DG_EXIT_OK : DG_EXIT_NO;
+    if (rc != DG_EXIT_OK)
+        dg_cli_error("fp issue: %d of %d users got no fingerprint that authenticates after %d retries "
+                     "(more --retries, --iters or --search-steps may help)", users - n_issued, users, retries);
+done:
+    dg_net_free(net);
+    dg_net_free(check);
+    dg_data_free(&ds);
+    free(pred), free(used), free(u), free(issued), free(pending), free(who), free(items), free(x0), free(input);
+    free(probs), free(pixels), free(interleaved), free(path);
+    return rc;
+}
+
+/* ---- fp auth ---- */
+
+static int auth(int argc, char **argv) {
+    const char *model = NULL, *registry = NULL, *input_png = NULL, *backend = "auto";
+    int strict = 0;
+    const dg_opt opts[] = {
+        {"model", DG_OPT_STR, &model, "the protected model"},
+        {"registry", DG_OPT_STR, &registry, "registry.json from fp issue"},
+        {"input", DG_OPT_STR, &input_png, "the submitted fingerprint (PNG)"},
+        {"strict", DG_OPT_FLAG, &strict, "also require the very file issued to that user (SHA-256)"},
+        {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
+    };
+    int rc = dg_cli_parse("fp auth", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
+    if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
+    if (!model || !registry || !input_png) {
+        dg_cli_error("fp auth: --model, --registry and --input are required");
+        return DG_EXIT_BAD_INPUT;
+    }
+    const dg_backend *be = dg_cli_backend(backend);
+    if (!be) return DG_EXIT_BAD_INPUT;
+    char err[512], sha[65];
+    dg_fp_registry reg;
+    if (dg_fp_registry_read(registry, &reg, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        return DG_EXIT_BAD_INPUT;
+    }
+    rc = DG_EXIT_BAD_INPUT;
+    dg_net *net = NULL;
+    uint8_t *pixels = dg_fp_read_png(input_png, &reg);
+    float *input = malloc(sizeof(float) * (size_t)reg.c * reg.h * reg.w);
+    float *probs = malloc(sizeof(float) * (size_t)reg.classes);
+    if (!pixels || !input || !probs) goto done;
+    if (dg_sha256_file(input_png, sha, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        goto done;
+    }
+    if (!(net = dg_fp_registry_net(&reg, model, be, 1))) goto done;
+    dg_fp_pixels_to_input(pixels, reg.c, reg.h * reg.w, reg.mean, reg.std, input);
+    dg_fp_probs(net, input, 1, probs);
+    dg_fp_decision d;
+    dg_fp_decide(&reg, probs, &d);
+    /* the rule names an identity; it is authorised only when the registry lists that user (an
+     * identity never issued, or whose fingerprint failed, is nobody's), and in strict mode only
+     * with the very file issued to them */
+    int at = d.authorized ? dg_fp_find_user(&reg, d.user) : -1, listed = at >= 0;
+    int same_file = listed && strcmp(sha, reg.users[at].sha256) == 0;
+    int authorized = listed && (!strict || same_file);
+    printf("{\"input\": ");
+    dg_json_string(stdout, input_png);
+    printf(", \"sha256\": \"%s\", \"predicted\": %d, \"p_max\": %.6f, \"rule_met\": %s, \"user\": %d, "
+           "\"user_listed\": %s, \"class\": %d, \"confidence\": %.9g, \"strict\": %s, \"issued_file\": %s, "
+           "\"authorized\": %s}\n",
+           sha, d.predicted, (double)d.p_max, d.authorized ? "true" : "false", authorized ? d.user : -1,
+           listed ? "true" : "false", authorized ? d.predicted : -1, authorized ? (double)d.conf : 0.0,
+           strict ? "true" : "false", same_file ? "true" : "false", authorized ? "true" : "false");
+    rc = authorized ? DG_EXIT_OK : DG_EXIT_NO;
+done:
+    dg_net_free(net);
+    dg_fp_registry_free(&reg);
+    free(pixels), free(input), free(probs);
+    return rc;
+}
+
+int dg_cmd_fp(int argc, char **argv) {
+    if (argc >= 1 && strcmp(argv[0], "issue") == 0) return issue(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "auth") == 0) return auth(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "--help") == 0) {
+        printf("usage: dnnguard fp issue|auth [options]   (--help after the subcommand lists its options)\n");
+        return DG_EXIT_OK;
+    }
+    dg_cli_error("fp: expected issue or auth%s%s", argc ? ", not " : "", argc ? argv[0] : "");
+    return DG_EXIT_BAD_INPUT;
+}

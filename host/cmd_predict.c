@@ -1,0 +1,123 @@
+/* host/cmd_predict.c — `dnnguard predict`: ActiveGuard's control layer in front of a protected
+ * model. A query that comes with a fingerprint that authenticates gets the model's answers; any
+ * other gets a class drawn at random per input (seeded), so an unauthorised user sees a model at
+ * chance level. Reports the accuracy of both paths on a labelled split (the paper's Fig. 5). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "fingerprint.h"
+#include "fp_common.h"
+#include "session.h"
+#include "sha256.h"
+
+int dg_cmd_predict(int argc, char **argv) {
+    const char *model = NULL, *net_name = NULL, *data = NULL, *fingerprint = NULL, *registry = NULL,
+               *split = "test", *backend = "auto", *out = NULL;
+    int limit = 0, batch = 256;
+    uint64_t seed = 1;
+    const dg_opt opts[] = {
+        {"model", DG_OPT_STR, &model, "the protected model"},
+        {"net", DG_OPT_STR, &net_name, "its net"},
+        {"data", DG_OPT_STR, &data, "the labelled queries (data set spec)"},
+        {"split", DG_OPT_STR, &split, "test | train (default test)"},
+        {"fingerprint", DG_OPT_STR, &fingerprint, "the user's fingerprint (PNG); without one, the answers are random"},
+        {"registry", DG_OPT_STR, &registry, "registry.json from fp issue (needed with --fingerprint)"},
+        {"seed", DG_OPT_U64, &seed, "the control layer's random answers (default 1)"},
+        {"limit", DG_OPT_INT, &limit, "only the first N queries"},
+        {"out", DG_OPT_STR, &out, "write the answers, one class per line"},
+        {"batch", DG_OPT_INT, &batch, "batch size (default 256)"},
+        {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
+    };
+    int rc = dg_cli_parse("predict", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
+    if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
+    if (!model || !net_name || !data) {
+        dg_cli_error("predict: --model, --net and --data are required");
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (!fingerprint != !registry) {
+        dg_cli_error("predict: --fingerprint and --registry go together");
+        return DG_EXIT_BAD_INPUT;
+    }
+    if ((strcmp(split, "test") != 0 && strcmp(split, "train") != 0) || batch < 1) {
+        dg_cli_error("predict: --split must be test or train, --batch ≥ 1");
+        return DG_EXIT_BAD_INPUT;
+    }
+    const dg_backend *be = dg_cli_backend(backend);
+    if (!be) return DG_EXIT_BAD_INPUT;
+    char err[512];
+    dg_fp_registry reg = {0};
+    dg_dataset ds = {0};
+    dg_net *net = NULL;
+    int *pred = NULL, authorized = 0, user = -1;
+    uint8_t *pixels = NULL;
+    float *input = NULL, *probs = NULL;
+    rc = DG_EXIT_BAD_INPUT;
+    if (registry && dg_fp_registry_read(registry, &reg, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        goto done;
+    }
+    if (dg_session_data(data, strcmp(split, "train") == 0, &ds) != 0) goto done;
+    if (registry) {
+        if (strcmp(reg.net, net_name) != 0 || reg.c != ds.c || reg.h != ds.h || reg.w != ds.w ||
+            reg.classes != ds.classes) {
+            dg_cli_error("%s: issued for %s on %dx%dx%d images with %d classes, not for this --net and --data", registry,
+                         reg.net, reg.c, reg.h, reg.w, reg.classes);
+            goto done;
+        }
+        if (!(net = dg_fp_registry_net(&reg, model, be, batch))) goto done;
+    } else if (!(net = dg_session_net(net_name, &ds, be, batch, model))) {
+        goto done;
+    }
+    if (fingerprint) { /* the control layer: does the fingerprint authenticate a listed user? */
+        if (!(pixels = dg_fp_read_png(fingerprint, &reg))) goto done;
+        input = malloc(sizeof(float) * (size_t)reg.c * reg.h * reg.w);
+        probs = malloc(sizeof(float) * (size_t)reg.classes);
+        if (!input || !probs) goto done;
+        dg_fp_pixels_to_input(pixels, reg.c, reg.h * reg.w, reg.mean, reg.std, input);
+        dg_fp_probs(net, input, 1, probs);
+        dg_fp_decision d;
+        dg_fp_decide(&reg, probs, &d);
+        authorized = d.authorized && dg_fp_find_user(&reg, d.user) >= 0;
+        user = authorized ? d.user : -1;
+    }
+    int n = limit > 0 && limit < ds.n ? limit : ds.n;
+    if (!(pred = malloc(sizeof(int) * (size_t)(n ? n : 1)))) goto done;
+    dg_eval_result ev;
+    if (dg_evaluate_predictions(net, &ds, n, &ev, pred) != 0) goto done;
+    long correct_model = 0, correct_random = 0;
+    FILE *answers = out ? fopen(out, "w") : NULL;
+    if (out && !answers) {
+        dg_cli_error("%s: cannot open for writing", out);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        int random_class = dg_fp_random_class(seed, (uint64_t)i, ds.classes);
+        correct_model += pred[i] == ds.labels[i];
+        correct_random += random_class == ds.labels[i];
+        if (answers) fprintf(answers, "%d\n", authorized ? pred[i] : random_class);
+    }
+    if (answers && fclose(answers) != 0) {
+        dg_cli_error("%s: write error", out);
+        goto done;
+    }
+    double acc_model = n ? (double)correct_model / n : 0.0, acc_random = n ? (double)correct_random / n : 0.0;
+    printf("{\"model\": ");
+    dg_json_string(stdout, model);
+    printf(", \"images\": %d, \"fingerprint\": ", n);
+    if (fingerprint) dg_json_string(stdout, fingerprint);
+    else printf("null");
+    printf(", \"authorized\": %s, \"user\": %d, \"path\": \"%s\", \"accuracy\": %.6f, \"accuracy_authorized\": %.6f, "
+           "\"accuracy_unauthorized\": %.6f, \"seed\": %llu}\n",
+           authorized ? "true" : "false", user, authorized ? "model" : "random", authorized ? acc_model : acc_random,
+           acc_model, acc_random, (unsigned long long)seed);
+    rc = DG_EXIT_OK;
+done:
+    dg_net_free(net);
+    dg_data_free(&ds);
+    dg_fp_registry_free(&reg);
+    free(pred), free(pixels), free(input), free(probs);
+    return rc;
+}
