@@ -35,7 +35,8 @@ typedef struct dg_cw_item {
 } dg_cw_item;
 
 /* Run on net (set up for batches of at least n; its weights are left as they are) with the data
- * set's per-channel mean and std. Sets net->frozen for the run. 0, or -1 when out of memory. */
+ * set's per-channel mean and std. Sets net->frozen for the run. 0, or -1 when out of memory.
+ * DG_CW_DEBUG=1 in the environment prints each item's state after every search step (stderr). */
 int dg_cw_run(dg_net *net, const float *mean, const float *std, dg_cw_item *items, int n, const dg_cw_opts *o);
 
 #endif
