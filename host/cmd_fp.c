@@ -72,8 +72,7 @@ static int issue(int argc, char **argv) {
     int users = 0, retries = 5, batch = 0;
     uint64_t seed = 1;
     dg_cw_opts cw;
-    float lr = -1.0f, alpha = -1.0f, alpha_max = -1.0f, conf_weight = -1.0f;
-    int search_steps = 0, iters = 0; /* 0 / −1: the defaults of the data set's kind */
+    dg_cw_cli cw_cli = DG_CW_CLI_INIT;
     const dg_opt opts[] = {
         {"model", DG_OPT_STR, &model, "the protected model (safetensors)"},
         {"net", DG_OPT_STR, &net_name, "its net"},
@@ -89,12 +88,7 @@ static int issue(int argc, char **argv) {
         {"seed", DG_OPT_U64, &seed, "picks the source images (default 1)"},
         {"retries", DG_OPT_INT, &retries, "new source images tried for a user whose fingerprint fails (default 5)"},
         {"batch", DG_OPT_INT, &batch, "users generated at once (default: all)"},
-        {"lr", DG_OPT_FLOAT, &lr, "Adam step on δ (default: 0.005 grey, 0.001 colour)"},
-        {"alpha", DG_OPT_FLOAT, &alpha, "first α (default: 20 grey, 0.5 colour)"},
-        {"alpha-max", DG_OPT_FLOAT, &alpha_max, "α is searched in (0, alpha-max) (default: 40 grey, 1 colour)"},
-        {"search-steps", DG_OPT_INT, &search_steps, "binary-search steps of α (default 6)"},
-        {"iters", DG_OPT_INT, &iters, "Adam steps per search step (default 1000)"},
-        {"conf-weight", DG_OPT_FLOAT, &conf_weight, "weight of the confidence term KL(q ‖ p) against the target term (default 3)"},
+        DG_CW_CLI_OPTS(cw_cli),
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
     };
     int rc = dg_cli_parse("fp issue", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
@@ -108,10 +102,8 @@ static int issue(int argc, char **argv) {
         return DG_EXIT_BAD_INPUT;
     }
     if (margin < 0.0f) margin = eps / 2.0f;
-    if (!(eps > 0.0f && eps <= 0.5f) || !(margin > 0.0f && margin <= eps) || retries < 0 || batch < 0 ||
-        search_steps < 0 || iters < 0) {
-        dg_cli_error("fp issue: need 0 < eps ≤ 0.5, 0 < margin ≤ eps, --retries, --batch, --search-steps and --iters "
-                     "≥ 0");
+    if (!(eps > 0.0f && eps <= 0.5f) || !(margin > 0.0f && margin <= eps) || retries < 0 || batch < 0) {
+        dg_cli_error("fp issue: need 0 < eps ≤ 0.5, 0 < margin ≤ eps, --retries and --batch ≥ 0");
         return DG_EXIT_BAD_INPUT;
     }
     const dg_backend *be = dg_cli_backend(backend);
@@ -119,13 +111,10 @@ static int issue(int argc, char **argv) {
     char err[512];
     dg_dataset ds;
     if (dg_session_data(data, strcmp(split, "train") == 0, &ds) != 0) return DG_EXIT_BAD_INPUT;
-    dg_cw_defaults(&cw, ds.c == 3); /* the paper's settings per data set kind, then the options */
-    if (lr > 0.0f) cw.lr = lr;
-    if (alpha > 0.0f) cw.alpha_init = alpha;
-    if (alpha_max > 0.0f) cw.alpha_hi = alpha_max;
-    if (conf_weight >= 0.0f) cw.conf_weight = conf_weight;
-    if (search_steps > 0) cw.search_steps = search_steps;
-    if (iters > 0) cw.max_iter = iters;
+    if (dg_cw_cli_apply(&cw_cli, ds.c == 3, &cw) != 0) { /* the paper's settings per kind, then the options */
+        dg_data_free(&ds);
+        return DG_EXIT_BAD_INPUT;
+    }
     cw.margin = margin;
 
     dg_fp_registry reg = {0};
@@ -358,10 +347,11 @@ done:
 int dg_cmd_fp(int argc, char **argv) {
     if (argc >= 1 && strcmp(argv[0], "issue") == 0) return issue(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "auth") == 0) return auth(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "eval") == 0) return dg_cmd_fp_eval(argc - 1, argv + 1);
     if (argc >= 1 && strcmp(argv[0], "--help") == 0) {
-        printf("usage: dnnguard fp issue|auth [options]   (--help after the subcommand lists its options)\n");
+        printf("usage: dnnguard fp issue|auth|eval [options]   (--help after the subcommand lists its options)\n");
         return DG_EXIT_OK;
     }
-    dg_cli_error("fp: expected issue or auth%s%s", argc ? ", not " : "", argc ? argv[0] : "");
+    dg_cli_error("fp: expected issue, auth or eval%s%s", argc ? ", not " : "", argc ? argv[0] : "");
     return DG_EXIT_BAD_INPUT;
 }

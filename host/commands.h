@@ -11,7 +11,8 @@ int dg_cmd_selftest(int argc, char **argv);
 int dg_cmd_wm(int argc, char **argv);                /* wm keygen | verify */
 int dg_cmd_attack(int argc, char **argv);            /* attack prune | finetune | permute */
 int dg_cmd_attack_finetune(int argc, char **argv);   /* attack finetune (host/cmd_train.c) */
-int dg_cmd_fp(int argc, char **argv);                /* fp issue | auth */
+int dg_cmd_fp(int argc, char **argv);                /* fp issue | auth | eval */
+int dg_cmd_fp_eval(int argc, char **argv);           /* fp eval (host/cmd_fp_eval.c) */
 int dg_cmd_predict(int argc, char **argv);           /* the control layer */
 
 #endif

@@ -24,6 +24,7 @@ void dg_cw_defaults(dg_cw_opts *o, int colour) {
     o->max_iter = 1000;
     o->conf_weight = 3.0f;
     o->margin = 0.005f;
+    o->untargeted = 0;
 }
 
 /* device and host state of one run */
@@ -36,6 +37,7 @@ typedef struct cw_state {
     float *h_start, *h_probs, *h_dist, *h_loss, *h_alpha, *h_lo, *h_hi, *h_best_sq;
     int *h_pred, *h_candidate, *h_was, *h_met;
     int32_t *h_targets;
+    int untargeted;
 } cw_state;
 
 static void release(cw_state *s) {
@@ -83,7 +85,8 @@ static void forward(cw_state *s, dg_net *net, const float *delta, int quantize, 
     be->cw_box_fwd(s->n, s->c, s->hw, delta, s->x0, s->mean, s->std, quantize, u, s->dist);
     dg_net_forward(net, u, s->n, DG_MODE_EVAL);
     dg_net_zero_grad(net, s->n);
-    be->cw_logits(s->n, s->k, out->y, s->targets, s->conf, s->alpha, conf_weight, net->probs, s->loss, out->dy);
+    be->cw_logits(s->n, s->k, out->y, s->targets, s->conf, s->alpha, conf_weight, s->untargeted, net->probs, s->loss,
+                  out->dy);
     be->download(s->h_probs, net->probs, sizeof(float) * (size_t)s->n * s->k);
     be->download(s->h_dist, s->dist, sizeof(float) * (size_t)s->n);
     be->download(s->h_loss, s->loss, sizeof(float) * (size_t)s->n);
@@ -91,12 +94,14 @@ static void forward(cw_state *s, dg_net *net, const float *delta, int quantize, 
 }
 
 static int meets(const cw_state *s, const dg_cw_item *it, int i, float margin) {
+    if (s->untargeted) return s->h_pred[i] != it->target;
     return s->h_pred[i] == it->target && fabsf(s->h_probs[(size_t)i * s->k + it->target] - it->conf) < margin;
 }
 
 int dg_cw_run(dg_net *net, const float *mean, const float *std, dg_cw_item *items, int n, const dg_cw_opts *o) {
     if (n < 1 || n > net->batch || net->classes < 2) return -1;
-    cw_state s = {.be = net->be, .n = n, .c = net->in_c, .hw = net->in_h * net->in_w, .k = net->classes};
+    cw_state s = {.be = net->be, .n = n, .c = net->in_c, .hw = net->in_h * net->in_w, .k = net->classes,
+                  .untargeted = o->untargeted};
     s.per = (size_t)s.c * s.hw;
     s.total = s.per * (size_t)n;
     if (acquire(&s) != 0) {

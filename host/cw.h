@@ -17,6 +17,8 @@ typedef struct dg_cw_opts {
     int max_iter;                 /* Adam steps per search step */
     float conf_weight;            /* weight of the confidence term (p_t − c)² against the target term */
     float margin;                 /* success: argmax = t and |p_t − c| < margin on the 8-bit image */
+    int untargeted;               /* plain untargeted C&W instead: leave class `target`, no confidence
+                                     control; success: argmax ≠ target (forgery attempts) */
 } dg_cw_opts;
 
 /* The paper's defaults for an MNIST-like (grey) or a CIFAR-like (colour) data set. */

@@ -9,6 +9,25 @@
 #include "session.h"
 #include "sha256.h"
 
+int dg_cw_cli_apply(const dg_cw_cli *v, int colour, dg_cw_opts *o) {
+    dg_cw_defaults(o, colour);
+    if (v->search_steps < 0 || v->iters < 0) {
+        dg_cli_error("--search-steps and --iters must be ≥ 1");
+        return -1;
+    }
+    if (v->lr > 0.0f) o->lr = v->lr;
+    if (v->alpha > 0.0f) o->alpha_init = v->alpha;
+    if (v->alpha_max > 0.0f) o->alpha_hi = v->alpha_max;
+    if (v->conf_weight >= 0.0f) o->conf_weight = v->conf_weight;
+    if (v->search_steps > 0) o->search_steps = v->search_steps;
+    if (v->iters > 0) o->max_iter = v->iters;
+    if (!(o->alpha_init < o->alpha_hi)) {
+        dg_cli_error("--alpha %g must lie below --alpha-max %g", (double)o->alpha_init, (double)o->alpha_hi);
+        return -1;
+    }
+    return 0;
+}
+
 void dg_fp_pixels_to_input(const uint8_t *pixels, int c, int hw, const float *mean, const float *std, float *u) {
     for (int ch = 0; ch < c; ch++) {
         float scale = dg_pixel_scale(std[ch]), shift = dg_pixel_shift(mean[ch], std[ch]);
@@ -72,4 +91,54 @@ dg_net *dg_fp_registry_net(const dg_fp_registry *r, const char *model, const dg_
     }
     dg_dataset shape = {.c = r->c, .h = r->h, .w = r->w, .classes = r->classes};
     return dg_session_net(r->net, &shape, be, batch, model);
+}
+
+int dg_fp_decide_images(dg_net *net, const dg_fp_registry *r, const uint8_t *pixels, int n, dg_fp_decision *d) {
+    size_t per = (size_t)r->c * r->h * r->w;
+    int chunk = net->batch;
+    float *input = malloc(sizeof(float) * per * (size_t)chunk), *probs = malloc(sizeof(float) * (size_t)chunk * r->classes);
+    if (!input || !probs) {
+        free(input);
+        free(probs);
+        return -1;
+    }
+    for (int first = 0; first < n; first += chunk) {
+        int m = n - first < chunk ? n - first : chunk;
+        for (int i = 0; i < m; i++)
+            dg_fp_pixels_to_input(pixels + (size_t)(first + i) * per, r->c, r->h * r->w, r->mean, r->std,
+                                  input + (size_t)i * per);
+        dg_fp_probs(net, input, m, probs);
+        for (int i = 0; i < m; i++) {
+            dg_fp_decide(r, probs + (size_t)i * r->classes, &d[first + i]);
+            if (d[first + i].authorized && dg_fp_find_user(r, d[first + i].user) < 0) d[first + i].authorized = 0;
+        }
+    }
+    free(input);
+    free(probs);
+    return 0;
+}
+
+void dg_fp_pixel_grad_xent(dg_net *net, const float *x, const int32_t *labels, int n, const float *std, float *grad) {
+    const dg_backend *be = net->be;
+    size_t per = (size_t)net->in_c * net->in_h * net->in_w, hw = (size_t)net->in_h * net->in_w;
+    float *dx = be->alloc(sizeof(float) * per * (size_t)n);
+    if (!dx) {
+        memset(grad, 0, sizeof(float) * per * (size_t)n);
+        return;
+    }
+    int was_frozen = net->frozen;
+    net->frozen = 1;
+    be->upload(net->nodes[0].y, x, sizeof(float) * per * (size_t)n);
+    be->upload(net->labels, labels, sizeof(int32_t) * (size_t)n);
+    dg_net_forward(net, net->nodes[0].y, n, DG_MODE_EVAL);
+    dg_net_zero_grad(net, n);
+    dg_net_loss(net, n); /* writes dlogits into the output's gradient */
+    dg_net_backward(net, n, dx);
+    be->download(grad, dx, sizeof(float) * per * (size_t)n);
+    be->free(dx);
+    net->frozen = was_frozen;
+    /* u = (x − mean)/std: ∂L/∂x = ∂L/∂u / std */
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < net->in_c; ch++)
+            for (size_t j = 0; j < hw; j++) grad[(size_t)i * per + ch * hw + j] /= std[ch];
 }

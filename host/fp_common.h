@@ -6,10 +6,30 @@
 
 #include <stdint.h>
 
+#include "cli.h"
+#include "cw.h"
 #include "data.h"
 #include "fingerprint.h"
 #include "net.h"
 #include "png.h"
+
+/* The generator's options on the command line, shared by fp issue, fp eval and attack forge:
+ * unset values (≤ 0, or < 0 for the weight) keep the defaults of the data set's kind. */
+typedef struct dg_cw_cli {
+    float lr, alpha, alpha_max, conf_weight;
+    int search_steps, iters;
+} dg_cw_cli;
+#define DG_CW_CLI_INIT {-1.0f, -1.0f, -1.0f, -1.0f, 0, 0}
+#define DG_CW_CLI_OPTS(v)                                                                                        \
+    {"lr", DG_OPT_FLOAT, &(v).lr, "Adam step on δ (default: 0.005 grey, 0.001 colour)"},                          \
+    {"alpha", DG_OPT_FLOAT, &(v).alpha, "first α (default: 20 grey, 0.5 colour)"},                               \
+    {"alpha-max", DG_OPT_FLOAT, &(v).alpha_max, "α is searched in (0, alpha-max) (default: 40 grey, 1 colour)"}, \
+    {"search-steps", DG_OPT_INT, &(v).search_steps, "binary-search steps of α (default 6)"},                     \
+    {"iters", DG_OPT_INT, &(v).iters, "Adam steps per search step (default 1000)"},                               \
+    {"conf-weight", DG_OPT_FLOAT, &(v).conf_weight, "weight of the confidence term KL(q ‖ p) (default 3)"}
+/* o = the defaults for the kind (colour or grey), then every option set in v; −1 and a message
+ * when a set value is out of range. */
+int dg_cw_cli_apply(const dg_cw_cli *v, int colour, dg_cw_opts *o);
 
 /* Planar 8-bit pixels [c·h·w] → the net's input [c·h·w] with mean/std (kernels/math/pixel.h). */
 void dg_fp_pixels_to_input(const uint8_t *pixels, int c, int hw, const float *mean, const float *std, float *u);
@@ -21,6 +41,15 @@ void dg_fp_planar_to_image(const uint8_t *planar, int c, int h, int w, dg_image 
 /* Softmax probabilities [n, classes] of n inputs (device pointer x, or host when host_x is set)
  * on the net in eval mode. */
 void dg_fp_probs(dg_net *net, const float *host_x, int n, float *probs);
+
+/* ActiveGuard's decision for n planar 8-bit images [n·c·h·w] (in chunks of the net's batch); an
+ * identity the registry does not list is refused (d->authorized 0, d->user kept). 0 or −1 (out
+ * of memory). */
+int dg_fp_decide_images(dg_net *net, const dg_fp_registry *r, const uint8_t *pixels, int n, dg_fp_decision *d);
+
+/* The gradient of the cross-entropy with labels y with respect to the [0, 1] pixels, for n host
+ * inputs (normalised) x [n·c·h·w]: written to grad [n·c·h·w] (host), through the frozen net. */
+void dg_fp_pixel_grad_xent(dg_net *net, const float *x, const int32_t *labels, int n, const float *std, float *grad);
 
 /* Read a fingerprint PNG and check it has the registry's size and channels; pixels planar
  * [c·h·w] (caller frees). NULL with the message printed. */

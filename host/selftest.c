@@ -869,7 +869,7 @@ RUN_FN(run_sgd, be->sgd_step(c->count, p[0], p[1], p[2], c->f[0], c->f[1], c->f[
 RUN_FN(run_wm_reg, be->wm_reg(c->n, p[0], p[1], p[2], c->f[0], c->f[1], c->f[2], p[3], p[4]))
 RUN_FN(run_cw_box_fwd, be->cw_box_fwd(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], c->iv[0], p[4], p[5]))
 RUN_FN(run_cw_box_bwd, be->cw_box_bwd(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], p[4]))
-RUN_FN(run_cw_logits, be->cw_logits(c->n, c->out, p[0], p[1], p[2], p[3], c->f[0], p[4], p[5], p[6]))
+RUN_FN(run_cw_logits, be->cw_logits(c->n, c->out, p[0], p[1], p[2], p[3], c->f[0], c->iv[0], p[4], p[5], p[6]))
 RUN_FN(run_adam,
        be->adam_step(c->count, p[0], p[1], p[2], p[3], c->f[0], c->f[1], c->f[2], c->f[3], c->f[4], c->iv[0]))
 
@@ -941,14 +941,15 @@ static void cw_cases(ctx *x) {
             check_case(x, &c);
         }
     }
-    static const int rows[][2] = {/* n k */ {1, 2}, {30, 10}, {5, 1000}};
+    static const int rows[][3] = {/* n k untargeted */ {1, 2, 0}, {30, 10, 0}, {5, 1000, 0}, {30, 10, 1}};
     for (size_t t = 0; t < sizeof rows / sizeof *rows; t++) {
         int n = rows[t][0], k = rows[t][1];
         uint64_t seed = 8300 + 10 * t;
         tcase c;
-        if (!begin_case(x, &c, "cw_logits", run_cw_logits, "n%d k%d", n, k)) break;
+        if (!begin_case(x, &c, "cw_logits", run_cw_logits, "n%d k%d%s", n, k, rows[t][2] ? " untargeted" : "")) break;
         c.n = n, c.out = k;
         c.f[0] = 10.0f;
+        c.iv[0] = rows[t][2];
         int32_t *targets = malloc((size_t)n * sizeof *targets);
         if (targets)
             for (int i = 0; i < n; i++) targets[i] = (int32_t)((i * 7) % k);
