@@ -130,13 +130,15 @@ typedef struct dg_backend {
      *              Σ_i dist[i] + (the loss whose input gradient is du)
      * logits, k ≥ 2: p = softmax(z); f = max(max_{j≠t} z_j − z_t, 0); g = KL(q ‖ p) with q_t = conf,
      *              q_j = (1 − conf)/(k − 1) elsewhere; loss[i] = alpha[i]·(f + conf_weight·g);
-     *              dlogits = ∂loss[i]/∂z; probs = p */
+     *              dlogits = ∂loss[i]/∂z; probs = p. untargeted: t is the class to leave,
+     *              f = max(z_t − max_{j≠t} z_j, 0) and no confidence term (conf unused) */
     void (*cw_box_fwd)(int n, int c, int hw, const float *delta, const float *x0, const float *mean,
                        const float *std, int quantize, float *u, float *dist);
     void (*cw_box_bwd)(int n, int c, int hw, const float *delta, const float *x0, const float *std,
                        const float *du, float *ddelta);
     void (*cw_logits)(int n, int k, const float *logits, const int32_t *targets, const float *conf,
-                      const float *alpha, float conf_weight, float *probs, float *loss, float *dlogits);
+                      const float *alpha, float conf_weight, int untargeted, float *probs, float *loss,
+                      float *dlogits);
 } dg_backend;
 
 /* Backends compiled into this binary. dg_backend_cpu() always exists. */

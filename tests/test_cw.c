@@ -19,12 +19,13 @@ typedef struct logits_ctx {
     float *z;
     int32_t *t;
     float *conf, *alpha, weight;
+    int untargeted;
     float probs[N * K], loss[N], d[N * K];
 } logits_ctx;
 
 static double logits_loss(void *p) {
     logits_ctx *c = p;
-    dg_cpu_cw_logits(N, K, c->z, c->t, c->conf, c->alpha, c->weight, c->probs, c->loss, c->d);
+    dg_cpu_cw_logits(N, K, c->z, c->t, c->conf, c->alpha, c->weight, c->untargeted, c->probs, c->loss, c->d);
     double sum = 0.0;
     for (int i = 0; i < N; i++) sum += c->loss[i];
     return sum;
@@ -87,6 +88,25 @@ static void test_logits(void) {
     for (int j = 0; j < K; j++) only_f &= c.d[3 * K + j] == 0.0f; /* f = 0 and no confidence term */
     CHECK(only_f && c.loss[3] == 0.0f, "with weight 0 a row whose target wins costs nothing");
     CHECK(c.d[0 * K + 0] == -20.0f, "the target's gradient is −alpha while the target loses (%g)", (double)c.d[0]);
+    /* untargeted: leave t; f = max(z_t − max_{j≠t} z_j, 0) */
+    c.untargeted = 1;
+    logits_loss(&c);
+    double worst_u = 0.0;
+    int grads_ok = 1;
+    for (int i = 0; i < N; i++) {
+        const float *row = z + i * K;
+        int other = t[i] == 0 ? 1 : 0;
+        for (int j = 0; j < K; j++)
+            if (j != t[i] && row[j] > row[other]) other = j;
+        double f = fmax(row[t[i]] - row[other], 0.0);
+        worst_u = fmax(worst_u, fabs(c.loss[i] - alpha[i] * f));
+        for (int j = 0; j < K; j++) {
+            float want = f > 0 ? (j == t[i] ? alpha[i] : (j == other ? -alpha[i] : 0.0f)) : 0.0f;
+            grads_ok &= c.d[i * K + j] == want;
+        }
+    }
+    CHECK(worst_u < 1e-5 && grads_ok, "untargeted: loss alpha·max(z_t − max others, 0) (%g) and its ±alpha gradient",
+          worst_u);
 }
 
 enum { BN = 2, BC = 3, BHW = 7 };

@@ -77,6 +77,6 @@ void dg_cpu_cw_box_fwd(int n, int c, int hw, const float *delta, const float *x0
 void dg_cpu_cw_box_bwd(int n, int c, int hw, const float *delta, const float *x0, const float *std, const float *du,
                        float *ddelta);
 void dg_cpu_cw_logits(int n, int k, const float *logits, const int32_t *targets, const float *conf, const float *alpha,
-                      float conf_weight, float *probs, float *loss, float *dlogits);
+                      float conf_weight, int untargeted, float *probs, float *loss, float *dlogits);
 
 #endif

@@ -42,7 +42,7 @@ void dg_cpu_cw_box_bwd(int n, int c, int hw, const float *delta, const float *x0
 }
 
 void dg_cpu_cw_logits(int n, int k, const float *logits, const int32_t *targets, const float *conf, const float *alpha,
-                      float conf_weight, float *probs, float *loss, float *dlogits) {
+                      float conf_weight, int untargeted, float *probs, float *loss, float *dlogits) {
 #pragma omp parallel for schedule(static) if ((size_t)n * (size_t)k >= DG_CPU_PAR_MIN)
     for (int i = 0; i < n; i++) {
         const float *z = logits + (size_t)i * k;
@@ -61,6 +61,12 @@ void dg_cpu_cw_logits(int n, int k, const float *logits, const int32_t *targets,
         }
         const float sum_f = (float)sum;
         for (int j = 0; j < k; j++) p[j] = dg_softmax_prob(p[j], sum_f);
+        if (untargeted) { /* leave class t: f = max(z_t − max_{j≠t} z_j, 0), the same hinge mirrored */
+            const float f = dg_cw_target_term(z[t], z[other]);
+            for (int j = 0; j < k; j++) d[j] = -alpha[i] * dg_cw_target_grad(j == t, j == other, f);
+            loss[i] = alpha[i] * f;
+            continue;
+        }
         const float f = dg_cw_target_term(z[other], z[t]), log_sum = logf(sum_f);
         double g = 0.0;
         for (int j = 0; j < k; j++) {

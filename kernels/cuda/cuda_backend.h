@@ -100,7 +100,7 @@ void dg_cuda_cw_box_fwd(int n, int c, int hw, const float *delta, const float *x
 void dg_cuda_cw_box_bwd(int n, int c, int hw, const float *delta, const float *x0, const float *std, const float *du,
                         float *ddelta);
 void dg_cuda_cw_logits(int n, int k, const float *logits, const int32_t *targets, const float *conf, const float *alpha,
-                       float conf_weight, float *probs, float *loss, float *dlogits);
+                       float conf_weight, int untargeted, float *probs, float *loss, float *dlogits);
 
 /* Stops with one line naming the op when a shape cannot run on this backend (a caller bug). */
 [[noreturn]] void dg_cuda_bad_shape(const char *op, const char *why);

@@ -43,7 +43,7 @@ __global__ void cw_box_bwd_kernel(size_t total, size_t per, int hw, const float 
 
 __global__ void cw_logits_kernel(int k, const float *__restrict__ logits, const int32_t *__restrict__ targets,
                                  const float *__restrict__ conf, const float *__restrict__ alpha, float conf_weight,
-                                 float *__restrict__ probs, float *__restrict__ loss, float *__restrict__ dlogits) {
+                                 int untargeted, float *__restrict__ probs, float *__restrict__ loss, float *__restrict__ dlogits) {
     __shared__ int other_shared;
     const int row = blockIdx.x, t = targets[row];
     const float *z = logits + (size_t)row * k;
@@ -68,6 +68,12 @@ __global__ void cw_logits_kernel(int k, const float *__restrict__ logits, const 
     for (int j = threadIdx.x; j < k; j += blockDim.x) p[j] = dg_softmax_prob(p[j], sum_f);
     __syncthreads();
     const int other = other_shared;
+    if (untargeted) { /* leave class t: the hinge mirrored, no confidence term */
+        const float f = dg_cw_target_term(z[t], z[other]), a = alpha[row];
+        for (int j = threadIdx.x; j < k; j += blockDim.x) d[j] = -a * dg_cw_target_grad(j == t, j == other, f);
+        if (threadIdx.x == 0) loss[row] = a * f;
+        return;
+    }
     const float f = dg_cw_target_term(z[other], z[t]), a = alpha[row], log_sum = logf(sum_f);
     double g = 0.0;
     for (int j = threadIdx.x; j < k; j += blockDim.x) {
@@ -102,12 +108,13 @@ void dg_cuda_cw_box_bwd(int n, int c, int hw, const float *delta, const float *x
 }
 
 void dg_cuda_cw_logits(int n, int k, const float *logits, const int32_t *targets, const float *conf, const float *alpha,
-                       float conf_weight, float *probs, float *loss, float *dlogits) {
+                       float conf_weight, int untargeted, float *probs, float *loss, float *dlogits) {
     if (n == 0) return;
     const char *why = NULL;
     if (k < 2 || dg_cuda_nchw_check(n, k, 1, &why) != 0) dg_cuda_bad_shape("cw_logits", why ? why : "k < 2");
     dg_launch l = dg_launch_rows((size_t)n, (size_t)k, DG_CUDA_THREADS);
-    cw_logits_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(k, logits, targets, conf, alpha, conf_weight, probs,
+    cw_logits_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(k, logits, targets, conf, alpha, conf_weight,
+                                                                   untargeted, probs,
                                                                    loss, dlogits);
     DG_CUDA_CHECK_LAUNCH();
 }
