@@ -193,6 +193,7 @@ static int issue(int argc, char **argv) {
     issue_ctx ictx = {&ds, pred, seed, 0, used};
     double t0 = now_s();
     int attempts = 0, n_issued = 0;
+    dg_cw_stats stats = {0};
     for (int round = 0; round <= retries && n_issued < users; round++) {
         int n_pending = 0;
         for (int i = 0; i < users; i++)
@@ -211,7 +212,7 @@ static int issue(int argc, char **argv) {
             }
             if (m == 0) continue;
             attempts += m;
-            if (dg_cw_run(net, ds.mean, ds.std, items, m, &cw) != 0) {
+            if (dg_cw_run(net, ds.mean, ds.std, items, m, &cw, &stats) != 0) {
                 dg_cli_error("fp issue: out of memory in the generator");
                 goto done;
             }
@@ -261,10 +262,12 @@ static int issue(int argc, char **argv) {
     dg_json_string(stdout, path);
     printf(", \"users\": %d, \"issued\": %d, \"listed\": %d, \"attempts\": %d, \"classes\": %d, \"confidences\": %d, "
            "\"eps\": %g, \"margin\": %g, \"capacity\": %.1f, \"mean_l2\": %.4f, \"seconds\": %.2f, "
-           "\"fingerprints_per_s\": %.3f, \"backend\": \"%s\", \"not_issued\": [",
+           "\"fingerprints_per_s\": %.3f, \"cw_iterations\": %ld, \"cw_judge_forwards\": %ld, \"backend\": \"%s\", "
+           "\"not_issued\": [",
            users, n_issued, listed, attempts, n_cls, n_conf, (double)eps, (double)margin,
            dg_fp_capacity(n_cls, (double)reg.confs[0] - eps, (double)reg.confs[n_conf - 1] + eps, eps),
-           listed ? l2_sum / listed : 0.0, seconds, n_issued / (seconds > 0 ? seconds : 1), be->name);
+           listed ? l2_sum / listed : 0.0, seconds, n_issued / (seconds > 0 ? seconds : 1), stats.iterations,
+           stats.judge_forwards, be->name);
     for (int i = 0, k = 0; i < users; i++)
         if (!issued[i]) printf(k++ ? ", %d" : "%d", i);
     printf("]}\n");

@@ -115,7 +115,7 @@ int dg_cmd_fp_eval(int argc, char **argv) {
             owner[m++] = (int)(q / per_user);
         }
         if (m == 0) continue;
-        if (dg_cw_run(net, reg.mean, reg.std, items, m, &cw) != 0 ||
+        if (dg_cw_run(net, reg.mean, reg.std, items, m, &cw, NULL) != 0 ||
             dg_fp_decide_images(net, &reg, pixels, m, dec) != 0) {
             dg_cli_error("fp eval: out of memory");
             goto done;

@@ -13,6 +13,7 @@ int dg_cmd_attack(int argc, char **argv);            /* attack prune | finetune 
 int dg_cmd_attack_finetune(int argc, char **argv);   /* attack finetune (host/cmd_train.c) */
 int dg_cmd_fp(int argc, char **argv);                /* fp issue | auth | eval */
 int dg_cmd_fp_eval(int argc, char **argv);           /* fp eval (host/cmd_fp_eval.c) */
+int dg_cmd_attack_forge(int argc, char **argv);      /* attack forge (host/cmd_forge.c) */
 int dg_cmd_predict(int argc, char **argv);           /* the control layer */
 
 #endif

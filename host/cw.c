@@ -98,7 +98,8 @@ static int meets(const cw_state *s, const dg_cw_item *it, int i, float margin) {
     return s->h_pred[i] == it->target && fabsf(s->h_probs[(size_t)i * s->k + it->target] - it->conf) < margin;
 }
 
-int dg_cw_run(dg_net *net, const float *mean, const float *std, dg_cw_item *items, int n, const dg_cw_opts *o) {
+int dg_cw_run(dg_net *net, const float *mean, const float *std, dg_cw_item *items, int n, const dg_cw_opts *o,
+              dg_cw_stats *stats) {
     if (n < 1 || n > net->batch || net->classes < 2) return -1;
     cw_state s = {.be = net->be, .n = n, .c = net->in_c, .hw = net->in_h * net->in_w, .k = net->classes,
                   .untargeted = o->untargeted};
@@ -140,6 +141,7 @@ int dg_cw_run(dg_net *net, const float *mean, const float *std, dg_cw_item *item
         double previous = INFINITY;
         for (int it = 0; it < o->max_iter; it++) {
             forward(&s, net, s.delta, 0, o->conf_weight);
+            if (stats) stats->iterations++;
             int candidates = 0, met_all = 1;
             double objective = 0.0;
             for (int i = 0; i < n; i++) {
@@ -155,6 +157,7 @@ int dg_cw_run(dg_net *net, const float *mean, const float *std, dg_cw_item *item
             if (candidates) { /* judge the candidates on their 8-bit images */
                 memcpy(s.h_was, s.h_candidate, sizeof(int) * (size_t)n);
                 forward(&s, net, s.delta_prev, 1, o->conf_weight);
+                if (stats) stats->judge_forwards++;
                 for (int i = 0; i < n; i++) {
                     if (!s.h_was[i] || !meets(&s, &items[i], i, o->margin) || !(s.h_dist[i] < s.h_best_sq[i])) continue;
                     s.h_best_sq[i] = s.h_dist[i];

@@ -36,9 +36,17 @@ typedef struct dg_cw_item {
     uint8_t *pixels;  /* host [c·h·w], caller-allocated: the best 8-bit image (when success) */
 } dg_cw_item;
 
+/* What a run cost: Adam iterations (each one forward and one backward of the whole batch) and the
+ * extra forwards that judged 8-bit candidates. */
+typedef struct dg_cw_stats {
+    long iterations, judge_forwards;
+} dg_cw_stats;
+
 /* Run on net (set up for batches of at least n; its weights are left as they are) with the data
- * set's per-channel mean and std. Sets net->frozen for the run. 0, or -1 when out of memory.
+ * set's per-channel mean and std. Sets net->frozen for the run. stats (may be NULL) accumulates.
+ * 0, or -1 when out of memory.
  * DG_CW_DEBUG=1 in the environment prints each item's state after every search step (stderr). */
-int dg_cw_run(dg_net *net, const float *mean, const float *std, dg_cw_item *items, int n, const dg_cw_opts *o);
+int dg_cw_run(dg_net *net, const float *mean, const float *std, dg_cw_item *items, int n, const dg_cw_opts *o,
+              dg_cw_stats *stats);
 
 #endif
