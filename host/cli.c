@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void dg_cli_error(const char *fmt, ...) {
     va_list ap;
@@ -118,4 +119,10 @@ const dg_backend *dg_cli_backend(const char *name) {
     }
     dg_cli_error("--backend: unknown backend '%s' (cpu, cuda or auto)", name);
     return NULL;
+}
+
+double dg_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }

@@ -29,6 +29,9 @@ const dg_backend *dg_cli_backend(const char *name);
 /* Writes s as a JSON string literal (quoted, escaped). */
 void dg_json_string(FILE *out, const char *s);
 
+/* Seconds on the monotonic clock (for durations). */
+double dg_now_s(void);
+
 /* Prints "dnnguard: <message>" on stderr. */
 void dg_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../kernels/math/pixel.h"
 #include "cli.h"
@@ -15,12 +14,6 @@
 #include "fingerprint.h"
 #include "fp_common.h"
 #include "session.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* the issued fingerprints' pixels, to decide strict mode without the files' bytes: a fake passes
  * strict mode only if it is pixel for pixel the fingerprint issued to the identity it claims */
@@ -121,7 +114,7 @@ int dg_cmd_attack_forge(int argc, char **argv) {
     if (dg_cw_cli_apply(&cw_cli, reg.c == 3, &cw) != 0) goto done;
     cw.untargeted = 1;
     long made = 0, rule = 0, strict = 0, changed_class = 0;
-    double l2_sum = 0.0, t0 = now_s();
+    double l2_sum = 0.0, t0 = dg_now_s();
     for (int first = 0; first < n; first += batch) {
         int m = n - first < batch ? n - first : batch, k = 0;
         const uint8_t *src = ds.images + (size_t)first * per;
@@ -175,7 +168,7 @@ int dg_cmd_attack_forge(int argc, char **argv) {
             if (memcmp(fakes + (size_t)i * per, issued + (size_t)at * per, per) == 0) strict++;
         }
     }
-    double seconds = now_s() - t0;
+    double seconds = dg_now_s() - t0;
     printf("{\"method\": \"%s\", \"tried\": %d, \"fakes\": %ld", method, n, made);
     if (kind == 1) printf(", \"fgsm_eps\": %.6g, \"misclassified\": %ld", (double)fgsm_eps, changed_class);
     if (kind == 2) printf(", \"cw_mean_l2\": %.4f", made ? l2_sum / made : 0.0);

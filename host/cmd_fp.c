@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "../kernels/math/rng.h"
 #include "cli.h"
@@ -18,12 +17,6 @@
 #include "fp_common.h"
 #include "session.h"
 #include "sha256.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ---- fp issue ---- */
 
@@ -191,7 +184,7 @@ static int issue(int argc, char **argv) {
         snprintf(u[i].file, sizeof u[i].file, users > 100 ? "user-%04d.png" : "user-%02d.png", i);
     }
     issue_ctx ictx = {&ds, pred, seed, 0, used};
-    double t0 = now_s();
+    double t0 = dg_now_s();
     int attempts = 0, n_issued = 0;
     dg_cw_stats stats = {0};
     for (int round = 0; round <= retries && n_issued < users; round++) {
@@ -245,7 +238,7 @@ static int issue(int argc, char **argv) {
             }
         }
     }
-    double seconds = now_s() - t0;
+    double seconds = dg_now_s() - t0;
     /* the registry lists the users who got a fingerprint; a user left without one is reported */
     int listed = 0;
     for (int i = 0; i < users; i++)

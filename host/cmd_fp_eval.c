@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "../kernels/math/rng.h"
 #include "cli.h"
@@ -14,12 +13,6 @@
 #include "fingerprint.h"
 #include "fp_common.h"
 #include "session.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 int dg_cmd_fp_eval(int argc, char **argv) {
     const char *model = NULL, *registry = NULL, *data = NULL, *backend = "auto", *table = NULL;
@@ -97,7 +90,7 @@ int dg_cmd_fp_eval(int argc, char **argv) {
     cw.margin = reg.margin;
     uint64_t stream = dg_rng_stream(seed, 0xe7a1ull);
     long cursor = 0, attempted = 0, authenticated = 0;
-    double t0 = now_s();
+    double t0 = dg_now_s();
     for (long first = 0; first < total; first += batch) {
         int m = 0;
         for (long q = first; q < total && m < batch; q++) {
@@ -132,7 +125,7 @@ int dg_cmd_fp_eval(int argc, char **argv) {
             }
         }
     }
-    double seconds = now_s() - t0;
+    double seconds = dg_now_s() - t0;
     FILE *md = table ? fopen(table, "w") : NULL;
     if (table && !md) {
         dg_cli_error("%s: cannot open for writing", table);

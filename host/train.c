@@ -265,12 +265,6 @@ done:
     return rc;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int check_opts(const dg_train_opts *o) {
     if (!o->out) {
         dg_cli_error("train: --out FILE is required");
@@ -398,7 +392,7 @@ int dg_train(const dg_train_opts *o) {
         int first = epoch == start_epoch ? start_step : 0;
         if (first == 0) memset(&sums, 0, sizeof sums);
         dg_loader_begin(loader, epoch, first);
-        double t0 = now_s(), last_print = 0.0;
+        double t0 = dg_now_s(), last_print = 0.0;
         long images_timed = 0;
         const float *x;
         const int32_t *labels;
@@ -425,7 +419,7 @@ int dg_train(const dg_train_opts *o) {
                 dg_cli_error("train: the loss is %g at epoch %d step %d; lower --lr", loss, epoch + 1, step);
                 goto done;
             }
-            double t = now_s();
+            double t = dg_now_s();
             if (tty && t - last_print > 0.25) {
                 fprintf(stderr, "\repoch %d/%d  step %d/%d  loss %.4f  acc %.2f%%  %.0f img/s   ", epoch + 1,
                         o->epochs, step, steps, sums.loss_sum / sums.seen, 100.0 * sums.correct / sums.seen,
@@ -445,7 +439,7 @@ int dg_train(const dg_train_opts *o) {
                 }
             }
         }
-        double seconds = now_s() - t0;
+        double seconds = dg_now_s() - t0;
         if (tty) fputc('\r', stderr);
         int evaluate = have_test && ((epoch + 1) % o->eval_every == 0 || epoch + 1 == o->epochs);
         if (evaluate && dg_evaluate(net, &test, 0, &result) != 0) goto done;
