@@ -46,6 +46,11 @@ int dg_fp_parse_classes(const char *text, int k, int *out, int cap, char *err, s
 /* Parse "0.2,0.3,0.4" into confidences in (0, 1), strictly increasing, whose windows (c − eps,
  * c + eps) do not overlap and stay inside (0, 1]. Count, or -1 with err. */
 int dg_fp_parse_confs(const char *text, float eps, float *out, int cap, char *err, size_t err_len);
+/* Whether the windows (a ± eps) and (b ± eps), a < b, do not overlap: b − a ≥ 2·eps, with a
+ * tolerance of 1e-6 so that windows that just touch (the spacing the capacity formula assumes)
+ * pass whatever the float rounding of the three numbers. The one test of --conf and registries. */
+int dg_fp_windows_apart(float a, float b, float eps);
+
 /* The paper's capacity N = K·(z2 − z1)/(2ε) for confidences in (z1, z2). */
 double dg_fp_capacity(int classes, double z1, double z2, double eps);
 

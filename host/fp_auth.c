@@ -59,7 +59,7 @@ int dg_fp_parse_confs(const char *text, float eps, float *out, int cap, char *er
                      (double)eps);
             return -1;
         }
-        if (n > 0 && !(c - eps >= out[n - 1] + eps)) {
+        if (n > 0 && !dg_fp_windows_apart(out[n - 1], (float)c, eps)) {
             snprintf(err, err_len, "--conf %g after %g: confidences must increase and their windows (c ± %g) must "
                      "not overlap", c, (double)out[n - 1], (double)eps);
             return -1;
@@ -73,6 +73,8 @@ int dg_fp_parse_confs(const char *text, float eps, float *out, int cap, char *er
     }
     return n;
 }
+
+int dg_fp_windows_apart(float a, float b, float eps) { return (double)b - (double)a >= 2.0 * (double)eps - 1e-6; }
 
 double dg_fp_capacity(int classes, double z1, double z2, double eps) { return classes * (z2 - z1) / (2.0 * eps); }
 

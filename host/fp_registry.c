@@ -110,8 +110,14 @@ static int is_plain_name(const char *s) { return s[0] && s[0] != '.' && !strchr(
 int dg_fp_registry_parse(const char *json, size_t len, const char *name, dg_fp_registry *r, char *err,
                          size_t err_len) {
     memset(r, 0, sizeof *r);
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
     const char *why = NULL;
+    while (root && end < json + len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')) end++;
+    if (root && end != json + len) { /* one document and nothing after it */
+        cJSON_Delete(root);
+        root = NULL;
+    }
     char format[64];
     if (!root) {
         snprintf(err, err_len, "%s: not a JSON document", name);
@@ -124,8 +130,9 @@ int dg_fp_registry_parse(const char *json, size_t len, const char *name, dg_fp_r
     }
     if (get_string(root, "net", r->net, sizeof r->net) || get_string(root, "data", r->data, sizeof r->data) ||
         get_string(root, "split", r->split, sizeof r->split) ||
-        get_string(root, "model_sha256", r->model_sha256, sizeof r->model_sha256) || !is_hex64(r->model_sha256)) {
-        why = "\"net\", \"data\", \"split\" and \"model_sha256\" (64 hex digits) must be strings";
+        get_string(root, "model_sha256", r->model_sha256, sizeof r->model_sha256) || !is_hex64(r->model_sha256) ||
+        (strcmp(r->split, "test") != 0 && strcmp(r->split, "train") != 0)) {
+        why = "\"net\", \"data\", \"split\" (test or train) and \"model_sha256\" (64 hex digits) must be strings";
         goto done;
     }
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(root, "shape");
@@ -187,7 +194,7 @@ int dg_fp_registry_parse(const char *json, size_t len, const char *name, dg_fp_r
     r->n_confs = cJSON_GetArraySize(confs);
     for (int i = 0; i < r->n_confs; i++)
         if (get_float(cJSON_GetArrayItem(confs, i), r->eps, 1.0 - r->eps, &r->confs[i]) != 0 ||
-            (i && r->confs[i] - r->confs[i - 1] < 2.0f * r->eps)) {
+            (i && !dg_fp_windows_apart(r->confs[i - 1], r->confs[i], r->eps))) {
             why = "\"confidences\" must increase with windows (c ± eps) inside (0, 1) that do not overlap";
             goto done;
         }

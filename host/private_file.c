@@ -3,9 +3,11 @@
 #include "private_file.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int dg_write_private_text(const char *path, const char *text, char *err, size_t err_len) {
@@ -28,6 +30,14 @@ int dg_write_private_text(const char *path, const char *text, char *err, size_t 
             unlink(tmp);
         } else {
             rc = 0;
+            /* make the rename itself durable: fsync the folder that holds the name */
+            char *slash = strrchr(tmp, '/');
+            if (slash) slash[slash == tmp ? 1 : 0] = 0;
+            int dir = open(slash ? tmp : ".", O_RDONLY | O_DIRECTORY);
+            if (dir >= 0) {
+                fsync(dir);
+                close(dir);
+            }
         }
     }
     free(tmp);
@@ -36,16 +46,24 @@ int dg_write_private_text(const char *path, const char *text, char *err, size_t 
 
 char *dg_read_small_text(const char *path, size_t max_bytes, size_t *len, char *err, size_t err_len) {
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(err, err_len, "%s: %s", path, !f ? strerror(errno) : "not a regular file");
+        if (f) fclose(f);
         return NULL;
     }
-    char *text = malloc(max_bytes + 1);
-    size_t got = text ? fread(text, 1, max_bytes + 1, f) : 0;
+    if ((unsigned long long)st.st_size > max_bytes) {
+        snprintf(err, err_len, "%s: too large (%lld bytes; at most %zu)", path, (long long)st.st_size, max_bytes);
+        fclose(f);
+        return NULL;
+    }
+    size_t want = (size_t)st.st_size;
+    char *text = malloc(want + 2);
+    size_t got = text ? fread(text, 1, want + 1, f) : 0; /* one more: a file that grew is caught */
     int bad = ferror(f);
     fclose(f);
-    if (!text || bad || got > max_bytes) {
-        snprintf(err, err_len, "%s: %s", path, !text ? "out of memory" : bad ? "read error" : "too large");
+    if (!text || bad || got > want) {
+        snprintf(err, err_len, "%s: %s", path, !text ? "out of memory" : bad ? "read error" : "changed while read");
         free(text);
         return NULL;
     }

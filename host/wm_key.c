@@ -128,7 +128,13 @@ static int json_float(const cJSON *v, float *out) {
 
 int dg_wm_key_parse(const char *json, size_t len, const char *name, dg_wm_key *key, char *err, size_t err_len) {
     memset(key, 0, sizeof *key);
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    while (root && end < json + len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')) end++;
+    if (root && end != json + len) { /* one document and nothing after it */
+        cJSON_Delete(root);
+        root = NULL;
+    }
     if (!root) {
         snprintf(err, err_len, "%s: not a JSON document", name);
         return -1;

@@ -1,5 +1,5 @@
 /* tests/asan_fuzz_parsers.c — a deterministic mutation fuzzer for the file parsers (safetensors,
- * IDX, CIFAR-10; raw and gzip; watermark keys; PNG), built with ASan/UBSan: a few thousand mutants of valid files must
+ * IDX, CIFAR-10; raw and gzip; watermark keys; fingerprint registries; PNG), built with ASan/UBSan: a few thousand mutants of valid files must
  * each load or fail cleanly, and what loads must be readable in bounds. Touches only a temp dir.
  * Build with -DDG_LIBFUZZER -fsanitize=fuzzer for a libFuzzer target instead of main(). */
 #include <dirent.h>
@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "host/data.h"
+#include "host/fingerprint.h"
 #include "host/png.h"
 #include "host/safetensors.h"
 #include "host/watermark.h"
@@ -168,7 +169,12 @@ static const char *const json_tokens[] = {
     "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[", "[0,8]", "[8,0]", "[0,1e300]", "[2,3]", "[0]",
     /* watermark keys */
     "\"dnnguard-wmkey-1\"", "\"positions\"", "\"digits\"", "\"filter\"", "\"1234567890\"", "\"0\"", "16", "149",
-    "150", "2147483648", "1e-45", "[16,6,5,5]", "[1,1,1,1]", "[0,1,2,3,4,5,6,7,8,9,10,11,12]"};
+    "150", "2147483648", "1e-45", "[16,6,5,5]", "[1,1,1,1]", "[0,1,2,3,4,5,6,7,8,9,10,11,12]",
+    /* fingerprint registries */
+    "\"dnnguard-fp-registry-1\"", "\"fingerprint_classes\"", "\"confidences\"", "\"users\"", "\"id\"", "\"class\"",
+    "\"confidence\"", "\"file\"", "\"sha256\"", "\"margin\"", "\"eps\"", "\"../x.png\"", "\".x\"", "\"a\\\\b\"",
+    "\"user-00.png\"", "0.01", "0.3", "0.31", "0.5", "0.99", "0.995", "999", "1000", "1001", "4096", "4097",
+    "[0,1,2]", "[1,28,28]", "[3,32,32]", "[0.1307]", "[0.2,0.35,0.5]", "[9,3]"};
 
 static uint64_t get_hlen(const buf *b) {
     uint64_t h = 0;
@@ -567,6 +573,224 @@ static void fuzz_keys(int iterations, double deadline, int *done) {
     free(b.p);
 }
 
+/* ---- fingerprint registries: JSON text behind the same 8-byte length prefix; what is accepted
+ * must keep the registry's invariants, and find_user and decide must stay in bounds on it ---- */
+
+static int reg_ok = 0, reg_rejected = 0;
+
+static void run_registry(const buf *b) {
+    static dg_fp_registry r;
+    errbuf[0] = 0;
+    int rc = dg_fp_registry_parse((const char *)b->p + 8, b->n - 8, "registry.json", &r, errbuf, sizeof errbuf);
+    if (rc != 0) {
+        reg_rejected++;
+        CHECK(rc == -1 && strncmp(errbuf, "registry.json: ", 15) == 0 && r.users == NULL && r.n_users == 0,
+              "registry rejection without a message or with users left: '%s'", errbuf);
+        return;
+    }
+    reg_ok++;
+    int ids = r.n_classes_fp * r.n_confs;
+    int sane = r.c >= 1 && r.c <= 3 && r.h >= 1 && r.h <= 4096 && r.w >= 1 && r.w <= 4096 && r.classes >= 2 &&
+               r.classes <= DG_FP_MAX_CLASSES && r.eps > 0.0f && r.eps <= 0.5f && r.margin >= 0.0f &&
+               r.margin <= r.eps && r.n_classes_fp >= 1 && r.n_classes_fp <= r.classes && r.n_confs >= 1 &&
+               r.n_confs <= DG_FP_MAX_CONFS && r.n_users >= 0 && r.n_users <= ids && (r.users || !r.n_users);
+    for (int ch = 0; ch < r.c && sane; ch++) sane = r.std[ch] > 0.0f && isfinite(r.mean[ch]);
+    for (int i = 0; i < r.n_classes_fp && sane; i++)
+        sane = r.classes_fp[i] >= 0 && r.classes_fp[i] < r.classes && (i == 0 || r.classes_fp[i] > r.classes_fp[i - 1]);
+    for (int j = 0; j < r.n_confs && sane; j++)
+        sane = r.confs[j] > 0.0f && r.confs[j] < 1.0f && (j == 0 || r.confs[j] - r.confs[j - 1] >= 2.0f * r.eps);
+    for (int i = 0; i < r.n_users && sane; i++) {
+        const dg_fp_user *u = &r.users[i];
+        size_t len = strnlen(u->file, sizeof u->file);
+        sane = u->id >= 0 && u->id < ids && (i == 0 || u->id > r.users[i - 1].id) &&
+               u->cls == r.classes_fp[u->id / r.n_confs] && u->conf == r.confs[u->id % r.n_confs] && u->source >= 0 &&
+               len > 0 && len < sizeof u->file && u->file[0] != '.' && !memchr(u->file, '/', len) &&
+               !memchr(u->file, '\\', len) && strnlen(u->sha256, sizeof u->sha256) == 64 && u->l2 >= 0.0f &&
+               u->p_issue >= 0.0f && u->p_issue <= 1.0f;
+    }
+    CHECK(sane, "an accepted registry breaks its own invariants");
+    if (!sane) {
+        dg_fp_registry_free(&r);
+        return;
+    }
+    /* find_user finds every listed id at its index, and nothing for an id between or past them */
+    int found = 1;
+    for (int i = 0; i < r.n_users; i++) {
+        found &= dg_fp_find_user(&r, r.users[i].id) == i;
+        int next = r.users[i].id + 1;
+        if (i + 1 == r.n_users || r.users[i + 1].id != next) found &= dg_fp_find_user(&r, next) == -1;
+    }
+    found &= dg_fp_find_user(&r, -1) == -1 && dg_fp_find_user(&r, ids) == -1;
+    CHECK(found, "find_user on a fuzzed registry");
+    /* decide reads exactly r.classes probabilities: an exact-size block lets ASan see an overrun */
+    float *probs = malloc(sizeof(float) * (size_t)r.classes);
+    if (!probs) exit(2);
+    dg_fp_decision d;
+    for (int j = 0; j < r.classes; j++) probs[j] = 1.0f / (float)r.classes;
+    dg_fp_decide(&r, probs, &d);
+    CHECK(d.predicted == 0 && (d.authorized ? d.user >= 0 && d.user < ids : d.user == -1),
+          "decide on uniform probabilities: predicted %d user %d", d.predicted, d.user);
+    /* every listed user's exact (class, confidence) is that user and nobody else */
+    int decided = 1;
+    for (int i = 0; i < r.n_users && i < 64; i++) {
+        const dg_fp_user *u = &r.users[i];
+        memset(probs, 0, sizeof(float) * (size_t)r.classes);
+        probs[u->cls] = u->conf;
+        dg_fp_decide(&r, probs, &d);
+        decided &= d.authorized && d.user == u->id && d.predicted == u->cls && d.conf == u->conf;
+    }
+    CHECK(decided, "decide does not name a listed user from its own class and confidence");
+    free(probs);
+    dg_fp_registry_free(&r);
+}
+
+/* Reorder the "users" array: duplicate, swap or drop whole user objects (what token mutations cannot
+ * do), so that ids that repeat or decrease reach the parser with fields that are otherwise right. */
+static void mutate_users(buf *b) {
+    if (b->n < 8) return;
+    uint64_t h = get_hlen(b);
+    if (h > b->n - 8 || h == 0) return;
+    const uint8_t *t = b->p + 8;
+    const uint8_t *key = NULL;
+    for (size_t i = 0; i + 8 <= (size_t)h && !key; i++)
+        if (memcmp(t + i, "\"users\":", 8) == 0) key = t + i;
+    if (!key) return;
+    size_t open = (size_t)(key - t) + 8;
+    while (open < h && t[open] != '[') open++;
+    if (open >= h) return;
+    size_t start[16], end[16], close = 0;
+    int n = 0, depth = 0;
+    for (size_t i = open + 1; i < h; i++) {
+        if (t[i] == '{' && depth++ == 0 && n < 16) start[n] = i;
+        else if (t[i] == '}' && depth > 0 && --depth == 0 && n < 16) end[n++] = i + 1;
+        else if (t[i] == ']' && depth == 0) {
+            close = i;
+            break;
+        }
+    }
+    if (n == 0 || close == 0) return;
+    int order[17], m = 0, op = (int)rnd_below(3), k = (int)rnd_below((size_t)n), j = (int)rnd_below((size_t)n);
+    for (int i = 0; i < n; i++) {
+        if (op == 2 && i == k) continue;                       /* drop user k */
+        order[m++] = op == 1 ? (i == k ? j : i == j ? k : i) : i; /* swap users k and j */
+        if (op == 0 && i == k) order[m++] = i;                 /* duplicate user k */
+    }
+    buf out = {0};
+    buf_set(&out, b->p, 8 + open + 1);
+    for (int i = 0; i < m; i++) {
+        if (i) buf_insert(&out, out.n, ", ", 2);
+        buf_insert(&out, out.n, t + start[order[i]], end[order[i]] - start[order[i]]);
+    }
+    buf_insert(&out, out.n, t + close, b->n - 8 - close);
+    set_hlen(&out, (uint64_t)(out.n - 8 - (b->n - 8 - (size_t)h))); /* what follows the header is unchanged */
+    buf_set(b, out.p, out.n);
+    free(out.p);
+}
+
+/* Replace one number of the header by a value near the registry's own (class indices, ids, the
+ * confidences and their windows), so that edges are reached far more often than with any token. */
+static void mutate_number(buf *b) {
+    static const char *const near[] = {"0", "1", "2", "3", "4", "5", "8", "9", "10", "11", "99", "100", "-1", "0.19",
+                                       "0.2", "0.21", "0.22", "0.34", "0.35", "0.36", "0.37", "0.5", "0.51", "0.49",
+                                       "0.01", "0.005", "0.0101", "0.05", "0.1", "0.9", "0.95", "0.99", "1", "1.0001"};
+    if (b->n < 8) return;
+    uint64_t h = get_hlen(b);
+    if (h > b->n - 8 || h == 0) return;
+    const uint8_t *t = b->p + 8;
+    size_t starts[512];
+    int n = 0;
+    for (size_t i = 0; i < h && n < 512; i++)
+        if (((t[i] >= '0' && t[i] <= '9') || t[i] == '-') && (i == 0 || !is_tok(t[i - 1])) &&
+            (i == 0 || t[i - 1] != '"'))
+            starts[n++] = i;
+    if (n == 0) return;
+    size_t s = starts[rnd_below((size_t)n)], e = s;
+    while (e < h && is_tok(t[e])) e++;
+    const char *tok = near[rnd_below(sizeof near / sizeof *near)];
+    buf_erase(b, 8 + s, e - s);
+    buf_insert(b, 8 + s, tok, strlen(tok));
+    set_hlen(b, h - (e - s) + strlen(tok));
+}
+
+/* a registry as dg_fp_registry_write writes it, behind an 8-byte length */
+static void registry_seed(const dg_fp_registry *reg, buf *seed) {
+    char path[700], err[512];
+    snprintf(path, sizeof path, "%s/registry.json", tmpdir);
+    if (dg_fp_registry_write(reg, path, err, sizeof err) != 0) {
+        fprintf(stderr, "registry seed: %s\n", err);
+        exit(2);
+    }
+    FILE *fp = fopen(path, "rb");
+    char text[8192];
+    size_t len = fp ? fread(text, 1, sizeof text, fp) : 0;
+    if (fp) fclose(fp);
+    unlink(path);
+    uint8_t le[8];
+    for (int i = 0; i < 8; i++) le[i] = (uint8_t)((uint64_t)len >> (8 * i));
+    seed->n = 0;
+    buf_insert(seed, 0, le, 8);
+    buf_insert(seed, 8, text, len);
+}
+
+static void fuzz_registry(int iterations, double deadline, int *done) {
+    static dg_fp_registry reg;
+    static dg_fp_user users[4];
+    memset(&reg, 0, sizeof reg);
+    snprintf(reg.net, sizeof reg.net, "lenet5");
+    snprintf(reg.data, sizeof reg.data, "mnist:/data/mnist");
+    snprintf(reg.split, sizeof reg.split, "test");
+    memset(reg.model_sha256, 'a', 64);
+    reg.c = 1, reg.h = 28, reg.w = 28, reg.classes = 10;
+    reg.mean[0] = 0.1307f, reg.std[0] = 0.3081f, reg.eps = 0.01f, reg.margin = 0.005f;
+    reg.n_classes_fp = 3, reg.classes_fp[0] = 0, reg.classes_fp[1] = 4, reg.classes_fp[2] = 9;
+    reg.n_confs = 3, reg.confs[0] = 0.2f, reg.confs[1] = 0.35f, reg.confs[2] = 0.5f;
+    const int ids[4] = {0, 1, 4, 8}; /* ids 2, 3, 5, 6 and 7 failed: absent */
+    for (int i = 0; i < 4; i++) {
+        users[i].id = ids[i];
+        users[i].cls = reg.classes_fp[ids[i] / 3];
+        users[i].conf = reg.confs[ids[i] % 3];
+        users[i].source = 100 * i + 7;
+        snprintf(users[i].file, sizeof users[i].file, "user-%02d.png", ids[i]);
+        for (int k = 0; k < 64; k++) users[i].sha256[k] = "0123456789abcdef"[(k * 7 + i) % 16];
+        users[i].l2 = 1.25f * (float)(i + 1);
+        users[i].p_issue = users[i].conf + 0.001f;
+    }
+    reg.n_users = 4, reg.users = users;
+    /* seeds: 4 users with ids skipped; the same with no users (so that mutated classes and
+     * confidences are not refused for the users' sake); colour, 100 classes, users 1 and 5 */
+    buf seeds[3] = {{0}, {0}, {0}}, b = {0};
+    registry_seed(&reg, &seeds[0]);
+    reg.n_users = 0;
+    registry_seed(&reg, &seeds[1]);
+    reg.c = 3, reg.h = reg.w = 32, reg.classes = 100;
+    reg.mean[1] = 0.48f, reg.mean[2] = 0.45f, reg.std[1] = 0.25f, reg.std[2] = 0.26f, reg.eps = 0.05f, reg.margin = 0.05f;
+    reg.classes_fp[1] = 50, reg.classes_fp[2] = 99, reg.n_confs = 2, reg.confs[0] = 0.1f, reg.confs[1] = 0.9f;
+    users[0].id = 1, users[0].cls = 0, users[0].conf = 0.9f;
+    users[1].id = 5, users[1].cls = 99, users[1].conf = 0.9f;
+    reg.n_users = 2;
+    registry_seed(&reg, &seeds[2]);
+    for (int s = 0; s < 3; s++) run_registry(&seeds[s]);
+    CHECK(reg_ok == 3, "a seed registry is rejected: %s", errbuf);
+    int it = 0;
+    for (; it < iterations && now_s() < deadline; it++) {
+        const buf *seed = &seeds[rnd_below(3)];
+        buf_set(&b, seed->p, seed->n);
+        int k = 1 + (int)rnd_below(4);
+        for (int m = 0; m < k; m++) {
+            size_t r = rnd_below(10);
+            if (r < 2) mutate_bytes(&b, 0);
+            else if (r < 4) mutate_users(&b);
+            else if (r < 7) mutate_number(&b);
+            else mutate_json(&b);
+        }
+        if (b.n < 8) continue;
+        run_registry(&b);
+    }
+    *done = it;
+    for (int s = 0; s < 3; s++) free(seeds[s].p);
+    free(b.p);
+}
+
 /* ---- PNG: seeds written by dg_png_write (grey, RGB) and hand-made ones (palette + tRNS, 16-bit
  * grey+alpha and RGBA under Adam7, 1-bit grey); byte mutations and chunk-aware ones (IHDR fields,
  * lengths, types, order, new chunks, the inflated image data), the CRC of a mutated chunk fixed up
@@ -879,6 +1103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     (void)fuzz_idx;
     (void)fuzz_cifar;
     (void)fuzz_keys;
+    (void)fuzz_registry;
     (void)fuzz_png;
     (void)remove_dirs;
     if (!ready) {
@@ -887,7 +1112,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (size < 1) return 0;
     char p[800];
-    switch (data[0] % 5) {
+    switch (data[0] % 6) {
+    case 5: {
+        buf b = {0};
+        uint8_t le[8] = {0};
+        buf_insert(&b, 0, le, 8);
+        buf_insert(&b, 8, data + 1, size - 1);
+        run_registry(&b);
+        free(b.p);
+        break;
+    }
     case 4: {
         static const int wants[3] = {0, 1, 3};
         buf b = {0};
@@ -936,7 +1170,7 @@ int main(int argc, char **argv) {
     if (scale < 1) scale = 1;
     setup_dirs();
     double t0 = now_s();
-    int n_st = 0, n_idx = 0, n_cifar = 0, n_key = 0, n_png = 0;
+    int n_st = 0, n_idx = 0, n_cifar = 0, n_key = 0, n_reg = 0, n_png = 0;
     fuzz_safetensors(12000 * scale, t0 + TIME_BUDGET_S * 0.45 * scale, &n_st);
     double t1 = now_s();
     fuzz_idx(4000 * scale, t0 + TIME_BUDGET_S * 0.62 * scale, &n_idx);
@@ -945,13 +1179,16 @@ int main(int argc, char **argv) {
     double t3 = now_s();
     fuzz_keys(6000 * scale, t0 + TIME_BUDGET_S * 0.85 * scale, &n_key);
     double t4 = now_s();
+    fuzz_registry(10000 * scale, t0 + TIME_BUDGET_S * 0.90 * scale, &n_reg);
+    double t5 = now_s();
     fuzz_png(8000 * scale, t0 + TIME_BUDGET_S * scale, &n_png);
     remove_dirs();
     printf("safetensors: %d mutants (%d accepted, %d rejected); IDX: %d, CIFAR-10: %d mutants (%d accepted, %d "
-           "rejected); keys: %d mutants (%d accepted, %d rejected); PNG: %d mutants (%d accepted, %d rejected); "
-           "%.1f s (%.1f + %.1f + %.1f + %.1f + %.1f)\n",
-           n_st, st_ok, st_rejected, n_idx, n_cifar, data_ok, data_rejected, n_key, key_ok, key_rejected, n_png, png_ok,
-           png_rejected, now_s() - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3, now_s() - t4);
+           "rejected); keys: %d mutants (%d accepted, %d rejected); registries: %d mutants (%d accepted, %d rejected); "
+           "PNG: %d mutants (%d accepted, %d rejected); %.1f s (%.1f + %.1f + %.1f + %.1f + %.1f + %.1f)\n",
+           n_st, st_ok, st_rejected, n_idx, n_cifar, data_ok, data_rejected, n_key, key_ok, key_rejected, n_reg, reg_ok,
+           reg_rejected, n_png, png_ok, png_rejected, now_s() - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4,
+           now_s() - t5);
     return dg_test_done("asan_fuzz_parsers");
 }
 #endif
