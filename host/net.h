@@ -126,7 +126,8 @@ void dg_net_forward(dg_net *net, const float *x, int n, int mode);
  * Writes dlogits into the output node's dy scaled by 1/n (mean loss), returns the mean loss
  * (computed on the host in double from the per-sample losses). */
 double dg_net_loss(dg_net *net, int n);
-/* Zero every activation gradient and every parameter gradient. */
+/* Zero the first n images of every activation gradient (what a batch of n uses) and every
+ * parameter gradient (not those of a frozen net). */
 void dg_net_zero_grad(dg_net *net, int n);
 /* Backward walk from the output node's dy. dx_input: where the input gradient goes (device,
  * accumulated), or NULL to skip it. */
