@@ -147,15 +147,6 @@ EOF
 cat "$REPORT"
 
 if [ "$RECORD" = 1 ]; then
-  [ -f "$ROOT/bench/RESULTS.md" ] || printf '# Benchmark results\n\nAppended by `bench/cpu.sh --record`; see bench/README.md for what each figure means.\n' >"$ROOT/bench/RESULTS.md"
-  {
-    echo
-    echo "## $(date -u '+%Y-%m-%d %H:%M UTC') — $(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores"
-    echo
-    echo "\`bench/cpu.sh --record\` (THREADS=$THREADS ROUNDS=$ROUNDS LENET_STEPS=$LENET_STEPS BIG_STEPS=$BIG_STEPS);" \
-         "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'none')$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo ' + local changes')."
-    echo
-    cat "$REPORT"
-  } >>"$ROOT/bench/RESULTS.md"
-  echo "cpu.sh: appended to bench/RESULTS.md" >&2
+  . "$ROOT/bench/record.sh"
+  bench_record cpu.sh "" "THREADS=$THREADS ROUNDS=$ROUNDS LENET_STEPS=$LENET_STEPS BIG_STEPS=$BIG_STEPS" "$REPORT"
 fi
