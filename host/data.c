@@ -596,6 +596,24 @@ int dg_data_load(const char *spec, int train, dg_dataset *out, char *err, size_t
     return 0;
 }
 
+int dg_data_subset_indices(int n, int count, uint64_t seed, int *out) {
+    if (n < 1 || count < 1 || count > n) return -1;
+    int *perm = malloc(sizeof(int) * (size_t)n);
+    if (!perm) return -1;
+    for (int i = 0; i < n; i++) perm[i] = i;
+    uint64_t stream = dg_rng_stream(seed, 0x7375627365742131ull /* "subset!1" */);
+    for (int i = 0; i < count; i++) {
+        uint64_t range = (uint64_t)(n - i);
+        int j = i + (int)(dg_rng_u64(stream, (uint64_t)i) % range); /* bias ≤ range / 2^64 */
+        int t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+        out[i] = perm[i];
+    }
+    free(perm);
+    return 0;
+}
+
 int dg_data_subset(dg_dataset *d, int count, uint64_t seed, char *err, size_t err_len) {
     if (err && err_len) err[0] = 0;
     if (!d || !d->images || !d->labels || d->n <= 0) {
@@ -607,31 +625,51 @@ int dg_data_subset(dg_dataset *d, int count, uint64_t seed, char *err, size_t er
         return -1;
     }
     size_t per = (size_t)d->c * d->h * d->w;
-    uint8_t *tmp = malloc(per ? per : 1);
-    if (!tmp) {
+    int *idx = malloc(sizeof(int) * (size_t)count);
+    uint8_t *images = malloc((size_t)count * per + 1), *labels = malloc((size_t)count);
+    if (!idx || !images || !labels || dg_data_subset_indices(d->n, count, seed, idx) != 0) {
+        free(idx), free(images), free(labels);
         dg_err_set(err, err_len, d->name, "out of memory");
         return -1;
     }
-    uint64_t stream = dg_rng_stream(seed, 0x7375627365742131ull /* "subset!1" */);
     for (int i = 0; i < count; i++) {
-        uint64_t range = (uint64_t)(d->n - i);
-        int j = i + (int)(dg_rng_u64(stream, (uint64_t)i) % range); /* bias ≤ range / 2^64 */
-        if (j == i) continue;
-        uint8_t *a = d->images + (size_t)i * per, *b = d->images + (size_t)j * per;
-        memcpy(tmp, a, per);
-        memcpy(a, b, per);
-        memcpy(b, tmp, per);
-        uint8_t l = d->labels[i];
-        d->labels[i] = d->labels[j];
-        d->labels[j] = l;
+        memcpy(images + (size_t)i * per, d->images + (size_t)idx[i] * per, per);
+        labels[i] = d->labels[idx[i]];
     }
-    free(tmp);
+    free(idx);
+    free(d->images);
+    free(d->labels);
+    d->images = images;
+    d->labels = labels;
     d->n = count;
-    size_t keep = (size_t)count * per;
-    uint8_t *ni = realloc(d->images, keep ? keep : 1);
-    if (ni) d->images = ni; /* shrinking is only a saving: keep the old block when it fails */
-    uint8_t *nl = realloc(d->labels, (size_t)count);
-    if (nl) d->labels = nl;
+    return 0;
+}
+
+int dg_data_append(dg_dataset *d, const dg_dataset *extra, char *err, size_t err_len) {
+    if (err && err_len) err[0] = 0;
+    if (extra->c != d->c || extra->h != d->h || extra->w != d->w) {
+        dg_err_set(err, err_len, d->name, "cannot append %dx%dx%d images to a %dx%dx%d data set", extra->c, extra->h,
+                   extra->w, d->c, d->h, d->w);
+        return -1;
+    }
+    for (int i = 0; i < extra->n; i++)
+        if (extra->labels[i] >= d->classes) {
+            dg_err_set(err, err_len, d->name, "appended label %d is not below %d classes", extra->labels[i], d->classes);
+            return -1;
+        }
+    if (extra->n <= 0) return 0;
+    size_t per = (size_t)d->c * d->h * d->w, n = (size_t)d->n + (size_t)extra->n;
+    uint8_t *images = realloc(d->images, n * per), *labels = NULL;
+    if (images) d->images = images;
+    if (images) labels = realloc(d->labels, n);
+    if (!images || !labels) {
+        dg_err_set(err, err_len, d->name, "out of memory");
+        return -1;
+    }
+    d->labels = labels;
+    memcpy(d->images + (size_t)d->n * per, extra->images, (size_t)extra->n * per);
+    memcpy(d->labels + d->n, extra->labels, (size_t)extra->n);
+    d->n = (int)n;
     return 0;
 }
 

@@ -42,6 +42,13 @@ void dg_data_free(dg_dataset *d);
  * by the counter-based RNG (kernels/math/rng.h) from seed, in place; the kept images are in the
  * order drawn. Same seed, same subset. 0 ok; -1 with err. */
 int dg_data_subset(dg_dataset *d, int count, uint64_t seed, char *err, size_t err_len);
+/* The data-set indices dg_data_subset keeps, in its order: out[count] from n images. 0, or -1 on
+ * a bad count or out of memory. */
+int dg_data_subset_indices(int n, int count, uint64_t seed, int *out);
+
+/* Append extra's images and labels (same c, h, w; labels < d->classes) to d; d keeps its name and
+ * normalisation. 0 ok; -1 with err. */
+int dg_data_append(dg_dataset *d, const dg_dataset *extra, char *err, size_t err_len);
 
 /* Normalised float image i into out[c·h·w]: (pixel/255 − mean[ch]) / std[ch].
  * An index out of range fills out with zeros. */

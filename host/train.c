@@ -304,7 +304,8 @@ int dg_train(const dg_train_opts *o) {
     int on_train_split = strcmp(o->split, "train") == 0;
     if (dg_session_data(o->data, on_train_split, &train) != 0) return DG_EXIT_BAD_INPUT;
     char err[512];
-    if (o->subset > 0 && dg_data_subset(&train, o->subset, o->seed, err, sizeof err) != 0) {
+    if ((o->subset > 0 && dg_data_subset(&train, o->subset, o->seed, err, sizeof err) != 0) ||
+        (o->extra && dg_data_append(&train, o->extra, err, sizeof err) != 0)) {
         dg_cli_error("%s", err);
         dg_data_free(&train);
         return DG_EXIT_BAD_INPUT;

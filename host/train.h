@@ -5,6 +5,7 @@
 #define DG_TRAIN_H
 
 #include <stdint.h>
+#include "data.h"
 
 typedef struct dg_train_opts {
     const char *net, *data, *out, *init, *log, *checkpoint, *backend;
@@ -20,6 +21,8 @@ typedef struct dg_train_opts {
     float lr, momentum, weight_decay, gamma, beta1, beta2, adam_eps;
     int step_size;
     uint64_t seed;
+    const dg_dataset *extra; /* examples appended to the training set after --subset (attack
+                                overwrite's key images), or NULL; not recorded in checkpoints */
 } dg_train_opts;
 
 void dg_train_defaults(dg_train_opts *o);
