@@ -13,6 +13,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "cw.h"
+#include "dist.h"
 #include "fingerprint.h"
 #include "fp_common.h"
 #include "session.h"
@@ -58,9 +59,30 @@ static int accepted(dg_net *net_check, const dg_fp_registry *r, const char *png,
     return arg == u->cls && fabsf(probs[u->cls] - u->conf) < r->margin;
 }
 
+/* What became of one generated item, as its rank tells the others. */
+typedef struct issue_outcome {
+    int issued;
+    float l2, p_issue;
+    char sha256[65];
+} issue_outcome;
+
+static int issue_on_ranks(int argc, char **argv, dg_dist *dist);
+
+/* Users are split across the ranks that --dist names: every rank draws the same source images in
+ * the same order, generates and judges its share of each batch, and learns the others' outcomes. */
 static int issue(int argc, char **argv) {
+    const char *dist_name = "none";
+    for (int i = 0; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--dist") == 0) dist_name = argv[i + 1];
+    dg_dist dist;
+    if (dg_dist_start(&dist, dist_name, "fp issue") != 0 || dg_dist_same_args(&dist, "fp issue", argc, argv) != 0)
+        return dg_dist_finish(&dist, DG_EXIT_BAD_INPUT);
+    return dg_dist_finish(&dist, issue_on_ranks(argc, argv, &dist));
+}
+
+static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     const char *model = NULL, *net_name = NULL, *data = NULL, *classes_text = NULL, *confs_text = NULL, *out = NULL,
-               *split = "test", *backend = "auto";
+               *split = "test", *backend = "auto", *dist_name = "none";
     float eps = 0.01f, margin = -1.0f;
     int users = 0, retries = 5, batch = 0;
     uint64_t seed = 1;
@@ -83,6 +105,8 @@ static int issue(int argc, char **argv) {
         {"batch", DG_OPT_INT, &batch, "users generated at once (default: all)"},
         DG_CW_CLI_OPTS(cw_cli),
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
+        {"dist", DG_OPT_STR, &dist_name, "none | mpi: users split across the ranks mpirun or srun started "
+                                         "(--batch stays the batch of all ranks together; default none)"},
     };
     int rc = dg_cli_parse("fp issue", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
@@ -101,6 +125,11 @@ static int issue(int argc, char **argv) {
     }
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
+    if (dist->kind == DG_DIST_NCCL) {
+        dg_cli_error("fp issue: --dist nccl has nothing to reduce on the device; use --dist mpi (with any backend)");
+        return DG_EXIT_BAD_INPUT;
+    }
+    const int root = dg_dist_is_root(dist);
     char err[512];
     dg_dataset ds;
     if (dg_session_data(data, strcmp(split, "train") == 0, &ds) != 0) return DG_EXIT_BAD_INPUT;
@@ -152,11 +181,13 @@ static int issue(int argc, char **argv) {
     int *issued = calloc((size_t)users, sizeof(int)), *pending = malloc(sizeof(int) * (size_t)users);
     int *who = malloc(sizeof(int) * (size_t)batch);
     dg_cw_item *items = calloc((size_t)batch, sizeof *items);
+    issue_outcome *outcome = calloc((size_t)batch, sizeof *outcome);
     float *x0 = malloc(sizeof(float) * per * (size_t)batch), *input = malloc(sizeof(float) * per);
     float *probs = malloc(sizeof(float) * (size_t)ds.classes);
     uint8_t *pixels = malloc(per * (size_t)batch), *interleaved = malloc(per);
     char *path = malloc(strlen(out) + 96);
-    if (!net || (be != dg_backend_cpu() && !check) || !pred || !used || !u || !issued || !pending || !who || !items || !x0 ||
+    if (!net || (be != dg_backend_cpu() && !check) || !pred || !used || !u || !issued || !pending || !who || !items ||
+        !outcome || !x0 ||
         !input || !probs || !pixels || !interleaved || !path) {
         if (net) dg_cli_error("fp issue: out of memory");
         goto done;
@@ -205,11 +236,14 @@ static int issue(int argc, char **argv) {
             }
             if (m == 0) continue;
             attempts += m;
-            if (dg_cw_run(net, ds.mean, ds.std, items, m, &cw, &stats) != 0) {
+            int lo, hi; /* this rank's share of the batch */
+            dg_dist_share(m, dist->rank, dist->size, &lo, &hi);
+            if (hi > lo && dg_cw_run(net, ds.mean, ds.std, items + lo, hi - lo, &cw, &stats) != 0) {
                 dg_cli_error("fp issue: out of memory in the generator");
                 goto done;
             }
-            for (int b = 0; b < m; b++) {
+            memset(outcome, 0, sizeof *outcome * (size_t)m);
+            for (int b = lo; b < hi; b++) {
                 dg_fp_user *user = &u[who[b]];
                 if (!items[b].success) continue;
                 snprintf(path, strlen(out) + 96, "%s/%s", out, user->file);
@@ -227,12 +261,21 @@ static int issue(int argc, char **argv) {
                     remove(path);
                     continue;
                 }
-                if (dg_sha256_file(path, user->sha256, err, sizeof err) != 0) {
+                if (dg_sha256_file(path, outcome[b].sha256, err, sizeof err) != 0) {
                     dg_cli_error("%s", err);
                     goto done;
                 }
-                user->l2 = items[b].l2;
-                user->p_issue = p_here;
+                outcome[b].l2 = items[b].l2;
+                outcome[b].p_issue = p_here;
+                outcome[b].issued = 1;
+            }
+            dg_dist_gather_shares(dist, outcome, sizeof *outcome, m);
+            for (int b = 0; b < m; b++) {
+                if (!outcome[b].issued) continue;
+                dg_fp_user *user = &u[who[b]];
+                memcpy(user->sha256, outcome[b].sha256, sizeof user->sha256);
+                user->l2 = outcome[b].l2;
+                user->p_issue = outcome[b].p_issue;
                 issued[who[b]] = 1;
                 n_issued++;
             }
@@ -244,8 +287,14 @@ static int issue(int argc, char **argv) {
     for (int i = 0; i < users; i++)
         if (issued[i]) u[listed++] = u[i];
     reg.n_users = listed;
+    double work[2] = {(double)stats.iterations, (double)stats.judge_forwards}; /* all ranks' C&W work */
+    dg_dist_sum_f64(dist, work, 2);
+    stats.iterations = (long)work[0], stats.judge_forwards = (long)work[1];
+    rc = n_issued == users ? DG_EXIT_OK : DG_EXIT_NO;
+    if (!root) goto done; /* rank 0 writes the registry and reports */
     snprintf(path, strlen(out) + 96, "%s/registry.json", out);
     if (dg_fp_registry_write(&reg, path, err, sizeof err) != 0) {
+        rc = DG_EXIT_BAD_INPUT;
         dg_cli_error("%s", err);
         goto done;
     }
@@ -264,7 +313,6 @@ static int issue(int argc, char **argv) {
     for (int i = 0, k = 0; i < users; i++)
         if (!issued[i]) printf(k++ ? ", %d" : "%d", i);
     printf("]}\n");
-    rc = n_issued == users ? DG_EXIT_OK : DG_EXIT_NO;
     if (rc != DG_EXIT_OK)
         dg_cli_error("fp issue: %d of %d users got no fingerprint that authenticates after %d retries "
                      "(more --retries, --iters or --search-steps may help)", users - n_issued, users, retries);
@@ -272,7 +320,8 @@ done:
     dg_net_free(net);
     dg_net_free(check);
     dg_data_free(&ds);
-    free(pred), free(used), free(u), free(issued), free(pending), free(who), free(items), free(x0), free(input);
+    free(pred), free(used), free(u), free(issued), free(pending), free(who), free(items), free(outcome), free(x0),
+        free(input);
     free(probs), free(pixels), free(interleaved), free(path);
     return rc;
 }

@@ -7,12 +7,14 @@
 #include <string.h>
 
 #include "../kernels/math/rng.h"
+#include "dist.h"
 
 enum { SLOTS = 2, PAD = 4 };
 
 struct dg_loader {
     const dg_dataset *ds;
     int batch, steps, shuffle, augment;
+    int rank, ranks;   /* this loader yields rank's share of each batch (0 of 1: all of it) */
     uint64_t seed;
     int *order;        /* the epoch's permutation */
     int order_epoch;   /* which epoch `order` holds, -1 none */
@@ -76,11 +78,20 @@ static void build_image(const dg_loader *l, int index, uint64_t aug_key, float *
     }
 }
 
+int dg_loader_batch_images(const dg_loader *l, int step) {
+    int begin = step * l->batch;
+    if (step < 0 || step >= l->steps) return 0;
+    return l->ds->n - begin < l->batch ? l->ds->n - begin : l->batch;
+}
+
+/* The share of the global batch is cut from the epoch's order, and each image keeps the
+ * augmentation key of its global position: a rank's images are exactly those of the whole batch. */
 static void fill_slot(dg_loader *l, int slot, int step) {
     const dg_dataset *ds = l->ds;
     size_t per = (size_t)ds->c * ds->h * ds->w;
-    int begin = step * l->batch;
-    int n = ds->n - begin < l->batch ? ds->n - begin : l->batch;
+    int lo, hi;
+    dg_dist_share(dg_loader_batch_images(l, step), l->rank, l->ranks, &lo, &hi);
+    int begin = step * l->batch + lo, n = hi - lo;
     for (int i = 0; i < n; i++) {
         int index = l->order[begin + i];
         build_image(l, index, (uint64_t)(begin + i), l->x[slot] + per * (size_t)i);
@@ -130,6 +141,7 @@ dg_loader *dg_loader_new(const dg_dataset *ds, int batch, uint64_t seed, int shu
     l->seed = seed;
     l->shuffle = shuffle;
     l->augment = augment;
+    l->ranks = 1;
     l->order_epoch = -1;
     l->job_slot = -1;
     l->order = malloc(sizeof(int) * (size_t)ds->n);
@@ -165,6 +177,13 @@ void dg_loader_free(dg_loader *l) {
 }
 
 int dg_loader_steps(const dg_loader *l) { return l->steps; }
+
+void dg_loader_shard(dg_loader *l, int rank, int ranks) {
+    pthread_mutex_lock(&l->lock); /* the worker reads them when it fills a slot */
+    l->rank = rank;
+    l->ranks = ranks > 0 ? ranks : 1;
+    pthread_mutex_unlock(&l->lock);
+}
 
 /* Ask the worker for `step` in a free slot (caller holds the lock, worker idle). */
 static void request(dg_loader *l, int slot, int step) {

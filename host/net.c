@@ -265,7 +265,7 @@ void dg_net_init_host(const dg_net *net, uint64_t seed, float *host) {
 
 static size_t round64(size_t bytes) { return (bytes + 63) & ~(size_t)63; }
 
-static dg_conv_desc conv_desc(const dg_net *net, const dg_node *node, int n) {
+dg_conv_desc dg_net_conv_desc(const dg_net *net, const dg_node *node, int n) {
     const dg_node *in = &net->nodes[node->in0];
     dg_conv_desc d = {.n = n, .c = in->c, .h = in->h, .w = in->w, .k = node->out, .r = node->k, .s = node->k,
                       .stride = node->stride, .pad = node->pad};
@@ -273,7 +273,7 @@ static dg_conv_desc conv_desc(const dg_net *net, const dg_node *node, int n) {
     return d;
 }
 
-static dg_pool_desc pool_desc(const dg_net *net, const dg_node *node, int n) {
+dg_pool_desc dg_net_pool_desc(const dg_net *net, const dg_node *node, int n) {
     const dg_node *in = &net->nodes[node->in0];
     dg_pool_desc d = {.n = n, .c = in->c, .h = in->h, .w = in->w, .k = node->k, .stride = node->stride,
                       .pad = node->pad};
@@ -281,7 +281,7 @@ static dg_pool_desc pool_desc(const dg_net *net, const dg_node *node, int n) {
     return d;
 }
 
-static size_t node_numel(const dg_node *node, int batch) { return (size_t)batch * node->c * node->h * node->w; }
+size_t dg_node_numel(const dg_node *node, int batch) { return (size_t)batch * node->c * node->h * node->w; }
 
 /* Lay out (place = 0: only measure) every node's buffers in the activation arena: all outputs,
  * then all gradients contiguously (one zero call clears them), then saved state. Flatten nodes
@@ -296,19 +296,19 @@ static size_t layout_activations(dg_net *net, int batch, char *base) {
     for (int i = 0; i < net->n_nodes; i++) {
         dg_node *node = &net->nodes[i];
         if (node->kind == DG_NODE_FLATTEN) continue;
-        CARVE(y, float, node_numel(node, batch));
+        CARVE(y, float, dg_node_numel(node, batch));
     }
     net->grad_begin = off;
     for (int i = 0; i < net->n_nodes; i++) {
         dg_node *node = &net->nodes[i];
         if (node->kind == DG_NODE_FLATTEN) continue;
-        CARVE(dy, float, node_numel(node, batch));
+        CARVE(dy, float, dg_node_numel(node, batch));
     }
     net->grad_end = off;
     for (int i = 0; i < net->n_nodes; i++) {
         dg_node *node = &net->nodes[i];
-        if (node->kind == DG_NODE_MAXPOOL) CARVE(argmax, int32_t, node_numel(node, batch));
-        if (node->kind == DG_NODE_DROPOUT) CARVE(mask, float, node_numel(node, batch));
+        if (node->kind == DG_NODE_MAXPOOL) CARVE(argmax, int32_t, dg_node_numel(node, batch));
+        if (node->kind == DG_NODE_DROPOUT) CARVE(mask, float, dg_node_numel(node, batch));
         if (node->kind == DG_NODE_BN) {
             CARVE(save_mean, float, node->c);
             CARVE(save_invstd, float, node->c);
@@ -325,6 +325,13 @@ static size_t layout_activations(dg_net *net, int batch, char *base) {
     return off;
 }
 
+size_t dg_net_activation_bytes(dg_net *net, int batch) {
+    size_t begin = net->grad_begin, end = net->grad_end; /* measuring moves them: keep the set-up ones */
+    size_t bytes = layout_activations(net, batch, NULL);
+    net->grad_begin = begin, net->grad_end = end;
+    return bytes;
+}
+
 int dg_net_setup(dg_net *net, const dg_backend *be, int batch) {
     release_buffers(net);
     net->be = be;
@@ -335,7 +342,7 @@ int dg_net_setup(dg_net *net, const dg_backend *be, int batch) {
     net->ws_bytes = 0;
     for (int i = 0; i < net->n_nodes; i++)
         if (net->nodes[i].kind == DG_NODE_CONV) {
-            dg_conv_desc d = conv_desc(net, &net->nodes[i], batch);
+            dg_conv_desc d = dg_net_conv_desc(net, &net->nodes[i], batch);
             size_t b = be->conv_workspace_bytes(&d);
             if (b > net->ws_bytes) net->ws_bytes = b;
         }
@@ -371,15 +378,15 @@ static float *grad(const dg_net *net, int index) {
 void dg_net_forward(dg_net *net, const float *x, int n, int mode) {
     const dg_backend *be = net->be;
     dg_node *nodes = net->nodes;
-    if (x != nodes[0].y) be->copy(nodes[0].y, x, sizeof(float) * node_numel(&nodes[0], n));
+    if (x != nodes[0].y) be->copy(nodes[0].y, x, sizeof(float) * dg_node_numel(&nodes[0], n));
     net->last_mode = mode;
     for (int i = 1; i < net->n_nodes; i++) {
         dg_node *node = &nodes[i];
         const dg_node *in = &nodes[node->in0];
-        size_t count = node_numel(node, n);
+        size_t count = dg_node_numel(node, n);
         switch (node->kind) {
         case DG_NODE_CONV: {
-            dg_conv_desc d = conv_desc(net, node, n);
+            dg_conv_desc d = dg_net_conv_desc(net, node, n);
             be->conv_fwd(&d, in->y, param(net, node->pw), node->y, net->ws);
             if (node->has_bias) be->bias_fwd(n, node->c, node->h * node->w, param(net, node->pb), node->y);
             break;
@@ -395,12 +402,12 @@ void dg_net_forward(dg_net *net, const float *x, int n, int mode) {
             break;
         case DG_NODE_RELU: be->relu_fwd(count, in->y, node->y); break;
         case DG_NODE_MAXPOOL: {
-            dg_pool_desc d = pool_desc(net, node, n);
+            dg_pool_desc d = dg_net_pool_desc(net, node, n);
             be->maxpool_fwd(&d, in->y, node->y, node->argmax);
             break;
         }
         case DG_NODE_AVGPOOL: {
-            dg_pool_desc d = pool_desc(net, node, n);
+            dg_pool_desc d = dg_net_pool_desc(net, node, n);
             be->avgpool_fwd(&d, in->y, node->y);
             break;
         }
@@ -422,9 +429,9 @@ void dg_net_forward(dg_net *net, const float *x, int n, int mode) {
     }
 }
 
-double dg_net_loss(dg_net *net, int n) {
+double dg_net_loss_sum(dg_net *net, int n, float grad_scale) {
     dg_node *out = &net->nodes[dg_net_output(net)];
-    net->be->softmax_xent(n, net->classes, out->y, net->labels, net->probs, net->loss, out->dy, 1.0f / (float)n);
+    net->be->softmax_xent(n, net->classes, out->y, net->labels, net->probs, net->loss, out->dy, grad_scale);
     float *host = malloc(sizeof(float) * (size_t)n);
     double total = 0.0;
     if (host) {
@@ -432,8 +439,10 @@ double dg_net_loss(dg_net *net, int n) {
         for (int i = 0; i < n; i++) total += host[i];
         free(host);
     }
-    return total / n;
+    return total;
 }
+
+double dg_net_loss(dg_net *net, int n) { return dg_net_loss_sum(net, n, 1.0f / (float)n) / n; }
 
 void dg_net_zero_grad(dg_net *net, int n) {
     if (n >= net->batch) { /* all activation gradients lie in one range */
@@ -442,7 +451,7 @@ void dg_net_zero_grad(dg_net *net, int n) {
               * (a 30-image C&W batch in a net set up for 256 would otherwise clear 8× too much) */
         for (int i = 0; i < net->n_nodes; i++)
             if (net->nodes[i].kind != DG_NODE_FLATTEN)
-                net->be->zero(net->nodes[i].dy, sizeof(float) * node_numel(&net->nodes[i], n));
+                net->be->zero(net->nodes[i].dy, sizeof(float) * dg_node_numel(&net->nodes[i], n));
     }
     if (!net->frozen) net->be->zero(net->grad_arena, sizeof(float) * net->n_param_floats);
 }
@@ -455,10 +464,10 @@ void dg_net_backward(dg_net *net, int n, float *dx_input) {
         dg_node *in = &nodes[node->in0];
         /* the input node's gradient is wanted only when the caller asks for it */
         float *dx = node->in0 == 0 ? dx_input : in->dy;
-        size_t count = node_numel(node, n);
+        size_t count = dg_node_numel(node, n);
         switch (node->kind) {
         case DG_NODE_CONV: {
-            dg_conv_desc d = conv_desc(net, node, n);
+            dg_conv_desc d = dg_net_conv_desc(net, node, n);
             if (!net->frozen) {
                 if (node->has_bias) be->bias_bwd(n, node->c, node->h * node->w, node->dy, grad(net, node->pb));
                 be->conv_bwd_filter(&d, in->y, node->dy, grad(net, node->pw), net->ws);
@@ -485,13 +494,13 @@ void dg_net_backward(dg_net *net, int n, float *dx_input) {
             break;
         case DG_NODE_MAXPOOL:
             if (dx) {
-                dg_pool_desc d = pool_desc(net, node, n);
+                dg_pool_desc d = dg_net_pool_desc(net, node, n);
                 be->maxpool_bwd(&d, node->argmax, node->dy, dx);
             }
             break;
         case DG_NODE_AVGPOOL:
             if (dx) {
-                dg_pool_desc d = pool_desc(net, node, n);
+                dg_pool_desc d = dg_net_pool_desc(net, node, n);
                 be->avgpool_bwd(&d, node->dy, dx);
             }
             break;
@@ -523,5 +532,6 @@ void dg_net_backward(dg_net *net, int n, float *dx_input) {
             break;
         case DG_NODE_INPUT: break;
         }
+        if (net->after_backward_node) net->after_backward_node(net->after_backward_ctx, i);
     }
 }

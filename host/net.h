@@ -84,6 +84,10 @@ typedef struct dg_net {
     int last_mode;          /* the mode of the last forward, which backward follows */
     int frozen;             /* backward computes activation and input gradients only, no parameter
                                gradients (C&W fingerprints, attacks on a fixed model); eval mode only */
+    /* called after each node's backward with its index, or NULL: data-parallel training starts the
+     * all-reduce of gradient buckets that are final from here (host/dist_buckets.h) */
+    void (*after_backward_node)(void *ctx, int node);
+    void *after_backward_ctx;
 } dg_net;
 
 /* ---- building (nets/ uses these) ---- */
@@ -109,6 +113,16 @@ size_t dg_net_trainable_count(const dg_net *net);            /* PyTorch's sum(p.
  * biases, bn γ=1 β=0, running mean 0 var 1), drawn from seed, written to host memory [n_param_floats]. */
 void dg_net_init_host(const dg_net *net, uint64_t seed, float *host_params);
 
+/* ---- geometry ---- */
+/* The conv or pool descriptor of a node for a batch of n (its input is the node's in0). */
+dg_conv_desc dg_net_conv_desc(const dg_net *net, const dg_node *node, int n);
+dg_pool_desc dg_net_pool_desc(const dg_net *net, const dg_node *node, int n);
+/* Floats in a node's output (or gradient) for a batch. */
+size_t dg_node_numel(const dg_node *node, int batch);
+/* Bytes of activation buffers (outputs, gradients, saved state) dg_net_setup would allocate for
+ * a batch (to choose a batch under a memory budget). */
+size_t dg_net_activation_bytes(dg_net *net, int batch);
+
 /* ---- running ---- */
 /* Allocate arenas on backend be for batches of up to `batch`. Returns 0 or -1. */
 int dg_net_setup(dg_net *net, const dg_backend *be, int batch);
@@ -126,6 +140,10 @@ void dg_net_forward(dg_net *net, const float *x, int n, int mode);
  * Writes dlogits into the output node's dy scaled by 1/n (mean loss), returns the mean loss
  * (computed on the host in double from the per-sample losses). */
 double dg_net_loss(dg_net *net, int n);
+/* The same with dlogits scaled by grad_scale instead of 1/n (data parallelism: 1/global batch, so
+ * that summing the ranks' gradients gives the global batch's mean); returns the SUM of the n
+ * per-sample losses (double, on the host). */
+double dg_net_loss_sum(dg_net *net, int n, float grad_scale);
 /* Zero the first n images of every activation gradient (what a batch of n uses) and every
  * parameter gradient (not those of a frozen net). */
 void dg_net_zero_grad(dg_net *net, int n);

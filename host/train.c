@@ -13,6 +13,7 @@
 
 #include "../kernels/math/rng.h"
 #include "cli.h"
+#include "dist_train.h"
 #include "loader.h"
 #include "model_io.h"
 #include "session.h"
@@ -107,17 +108,27 @@ typedef struct epoch_sums {
     long correct, seen;
 } epoch_sums;
 
-static char *derive_checkpoint_path(const char *out) {
-    size_t n = strlen(out);
+/* OUT with `tag` before its .safetensors extension ("m.safetensors" → "m.<tag>.safetensors") */
+static char *derive_path(const char *out, const char *tag) {
+    size_t n = strlen(out), cap = n + strlen(tag) + 32;
     const char *ext = ".safetensors";
     size_t le = strlen(ext);
-    char *path = malloc(n + 32);
+    char *path = malloc(cap);
     if (!path) return NULL;
     if (n > le && strcmp(out + n - le, ext) == 0)
-        snprintf(path, n + 32, "%.*s.ckpt.safetensors", (int)(n - le), out);
+        snprintf(path, cap, "%.*s.%s.safetensors", (int)(n - le), out, tag);
     else
-        snprintf(path, n + 32, "%s.ckpt.safetensors", out);
+        snprintf(path, cap, "%s.%s.safetensors", out, tag);
     return path;
+}
+static char *derive_checkpoint_path(const char *out) { return derive_path(out, "ckpt"); }
+
+/* whether epoch e (1-based) is in the --save-epochs list */
+static int save_after(const dg_train_opts *o, int e) {
+    int m[64], n = o->save_epochs ? parse_milestones(o->save_epochs, m, 64) : 0;
+    for (int i = 0; i < n; i++)
+        if (m[i] == e) return 1;
+    return 0;
 }
 
 /* What a checkpoint records of the watermark being embedded, so a resume with another key (or
@@ -288,18 +299,44 @@ static int check_opts(const dg_train_opts *o) {
         dg_cli_error("train: --schedule must be const, step, multistep or cosine, not '%s'", o->schedule);
         return -1;
     }
-    int m[32];
+    int m[64];
     if (strcmp(o->schedule, "multistep") == 0 && (!o->milestones || parse_milestones(o->milestones, m, 32) <= 0)) {
         dg_cli_error("train: --schedule multistep needs --milestones E1,E2,... (epochs)");
+        return -1;
+    }
+    int n_save = o->save_epochs ? parse_milestones(o->save_epochs, m, 64) : 0;
+    for (int i = 0; i < n_save; i++)
+        if (m[i] < 1 || m[i] > o->epochs) n_save = -1;
+    if (n_save < 0 || (o->save_epochs && n_save == 0)) {
+        dg_cli_error("train: --save-epochs must list epochs from 1 to --epochs (%d), e.g. 20,50", o->epochs);
         return -1;
     }
     return 0;
 }
 
+/* The dropout stream of one step on one rank: rank 0's is the one-process run's, the others' are
+ * derived from it (each rank drops its own images' units). */
+static uint64_t dropout_seed(uint64_t stream, long global_step, int rank) {
+    uint64_t step = dg_rng_stream(stream, (uint64_t)global_step);
+    return rank == 0 ? step : dg_rng_stream(step, 0xd1570000ull + (uint64_t)rank);
+}
+
+/* Every rank starts from rank 0's parameters and optimizer buffers (the same file or seed gives
+ * the same values anyway; this makes it so whatever each rank read). */
+static void share_start(dg_dist *d, const dg_net *net, const optim_state *s) {
+    dg_dist_broadcast_device(d, net->be, net->param_arena, net->n_param_floats);
+    dg_dist_broadcast_device(d, net->be, s->a, net->n_param_floats);
+    if (s->b) dg_dist_broadcast_device(d, net->be, s->b, net->n_param_floats);
+}
+
 int dg_train(const dg_train_opts *o) {
     if (check_opts(o) != 0) return DG_EXIT_BAD_INPUT;
+    dg_dist single;
+    dg_dist_single(&single);
+    dg_dist *dist = o->dist ? o->dist : &single;
+    const int root = dg_dist_is_root(dist);
     const dg_backend *be = dg_cli_backend(o->backend);
-    if (!be) return DG_EXIT_BAD_INPUT;
+    if (!be || dg_dist_connect_device(dist, be) != 0) return DG_EXIT_BAD_INPUT;
     dg_dataset train = {0}, test = {0};
     int on_train_split = strcmp(o->split, "train") == 0;
     if (dg_session_data(o->data, on_train_split, &train) != 0) return DG_EXIT_BAD_INPUT;
@@ -312,7 +349,8 @@ int dg_train(const dg_train_opts *o) {
     }
     int have_test = o->eval_every > 0 && dg_data_load(o->data, 0, &test, err, sizeof err) == 0;
     int rc = DG_EXIT_BAD_INPUT;
-    dg_net *net = dg_session_net(o->net, &train, be, o->batch, NULL);
+    /* activations for this rank's share of a global batch, at most ⌈batch / ranks⌉ images */
+    dg_net *net = dg_session_net(o->net, &train, be, (o->batch + dist->size - 1) / dist->size, NULL);
     dg_loader *loader = NULL;
     char *ckpt_path = o->checkpoint ? strdup(o->checkpoint) : derive_checkpoint_path(o->out);
     FILE *log = NULL;
@@ -321,6 +359,7 @@ int dg_train(const dg_train_opts *o) {
     optim_state s = {.adam = strcmp(o->opt, "adam") == 0};
     dg_wm_key *key = NULL;
     dg_wm_embed wm = {0};
+    dg_dist_grads grads = {0};
     char wm_sig[256];
     if (!net || !ckpt_path) goto done;
 
@@ -352,10 +391,12 @@ int dg_train(const dg_train_opts *o) {
     pred = malloc(sizeof(int) * (size_t)o->batch);
     int augment = o->augment >= 0 ? o->augment : strncmp(o->data, "cifar10:", 8) == 0;
     loader = dg_loader_new(&train, o->batch, o->seed, 1, augment);
-    if (!s.a || (s.adam && !s.b) || !probs || !pred || !loader) {
+    if (!s.a || (s.adam && !s.b) || !probs || !pred || !loader ||
+        dg_dist_grads_init(&grads, dist, net, key ? dg_net_find_param(net, key->layer) : -1) != 0) {
         dg_cli_error("train: out of memory");
         goto done;
     }
+    dg_loader_shard(loader, dist->rank, dist->size);
 
     int start_epoch = 0, start_step = 0;
     epoch_sums sums = {0};
@@ -363,13 +404,15 @@ int dg_train(const dg_train_opts *o) {
         struct stat st;
         if (stat(ckpt_path, &st) == 0) {
             if (load_checkpoint(net, o, &s, ckpt_path, &start_epoch, &start_step, &sums, wm_sig) != 0) goto done;
-            fprintf(stderr, "dnnguard: resuming from %s at epoch %d, step %d\n", ckpt_path, start_epoch + 1,
-                    start_step);
-        } else {
+            if (root)
+                fprintf(stderr, "dnnguard: resuming from %s at epoch %d, step %d\n", ckpt_path, start_epoch + 1,
+                        start_step);
+        } else if (root) {
             fprintf(stderr, "dnnguard: no checkpoint at %s yet, starting from the beginning\n", ckpt_path);
         }
     }
-    if (o->log) {
+    share_start(dist, net, &s);
+    if (o->log && root) { /* rank 0 writes the log, the checkpoints and the weights */
         log = fopen(o->log, start_epoch || start_step ? "a" : "w");
         if (!log) {
             dg_cli_error("%s: cannot open the log for writing", o->log);
@@ -382,7 +425,7 @@ int dg_train(const dg_train_opts *o) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
 
-    int tty = isatty(STDERR_FILENO);
+    int tty = root && isatty(STDERR_FILENO);
     size_t per = (size_t)train.c * train.h * train.w;
     int steps = dg_loader_steps(loader);
     uint64_t dropout_stream = dg_rng_stream(o->seed, 0xd50ull);
@@ -396,27 +439,52 @@ int dg_train(const dg_train_opts *o) {
         long images_timed = 0;
         const float *x;
         const int32_t *labels;
-        int n, step = first;
-        while ((n = dg_loader_next(loader, &x, &labels)) > 0) {
-            be->upload(net->nodes[0].y, x, sizeof(float) * per * (size_t)n);
-            be->upload(net->labels, labels, sizeof(int32_t) * (size_t)n);
-            net->dropout_seed = dg_rng_stream(dropout_stream, (uint64_t)s.global_step);
+        for (int step = first; step < steps;) {
+            /* n: this rank's share of the step's global batch of n_global images (maybe none) */
+            int n = dg_loader_next(loader, &x, &labels), n_global = dg_loader_batch_images(loader, step);
+            if (n > 0) {
+                be->upload(net->nodes[0].y, x, sizeof(float) * per * (size_t)n);
+                be->upload(net->labels, labels, sizeof(int32_t) * (size_t)n);
+            }
+            net->dropout_seed = dropout_seed(dropout_stream, s.global_step, dist->rank);
             dg_net_zero_grad(net, n);
-            dg_net_forward(net, net->nodes[0].y, n, DG_MODE_TRAIN);
-            double loss = dg_net_loss(net, n); /* also writes dlogits into the output's dy */
-            dg_net_backward(net, n, NULL);
-            int wm_matches = 0;
-            if (key) sums.wm_sum += dg_wm_embed_step(&wm, be, 1, &wm_matches);
+            double loss = 0.0; /* the mean over this rank's images */
+            if (n > 0) {
+                dg_net_forward(net, net->nodes[0].y, n, DG_MODE_TRAIN);
+                /* dlogits scaled by 1/n_global: the ranks' gradients sum to the global batch's mean */
+                loss = dg_net_loss_sum(net, n, 1.0f / (float)n_global) / n;
+            }
+            dg_dist_grads_begin(&grads);
+            if (n > 0) dg_net_backward(net, n, NULL);
+            double wm_reg = 0.0;
+            if (key) { /* each rank adds the gradient of its share of the key's positions */
+                int lo, hi;
+                dg_dist_share(key->n, dist->rank, dist->size, &lo, &hi);
+                wm_reg = dg_wm_embed_step_part(&wm, be, lo, hi - lo);
+            }
+            dg_dist_grads_finish(&grads);
             optim_step(net, o, &s, lr);
-            be->download(probs, net->probs, sizeof(float) * (size_t)n * net->classes);
-            dg_argmax_rows(probs, n, net->classes, pred);
-            for (int i = 0; i < n; i++) sums.correct += pred[i] == labels[i];
-            sums.loss_sum += loss * n;
-            sums.seen += n;
-            images_timed += n;
+            int correct = 0;
+            if (n > 0) {
+                be->download(probs, net->probs, sizeof(float) * (size_t)n * net->classes);
+                dg_argmax_rows(probs, n, net->classes, pred);
+                for (int i = 0; i < n; i++) correct += pred[i] == labels[i];
+            }
+            if (o->stop_after > 0 && s.global_step == o->stop_after) stop_signal = SIGUSR1;
+            /* the step's figures and whether any rank was signalled, summed over the ranks: every
+             * rank then decides alike to stop here (one small reduction per step) */
+            double step_sums[5] = {loss * n, correct, n, wm_reg, stop_signal != 0};
+            dg_dist_sum_f64(dist, step_sums, 5);
+            sums.loss_sum += step_sums[0];
+            sums.correct += (long)step_sums[1];
+            sums.seen += (long)step_sums[2];
+            sums.wm_sum += step_sums[3];
+            int stop = step_sums[4] > 0;
+            images_timed += n_global;
             step++;
-            if (!isfinite(loss)) {
-                dg_cli_error("train: the loss is %g at epoch %d step %d; lower --lr", loss, epoch + 1, step);
+            double step_loss = step_sums[2] > 0 ? step_sums[0] / step_sums[2] : 0.0;
+            if (!isfinite(step_loss)) {
+                dg_cli_error("train: the loss is %g at epoch %d step %d; lower --lr", step_loss, epoch + 1, step);
                 goto done;
             }
             double t = dg_now_s();
@@ -427,13 +495,18 @@ int dg_train(const dg_train_opts *o) {
                 last_print = t;
             }
             int want_ckpt = o->ckpt_every > 0 && s.global_step % o->ckpt_every == 0 && step < steps;
-            if (o->stop_after > 0 && s.global_step == o->stop_after) stop_signal = SIGUSR1;
-            if (stop_signal || want_ckpt) {
-                if (save_checkpoint(net, o, &s, ckpt_path, epoch, step, &sums, wm_sig) != 0) goto done;
-                if (stop_signal) {
+            if (stop || want_ckpt) {
+                if (root && save_checkpoint(net, o, &s, ckpt_path, epoch, step, &sums, wm_sig) != 0) goto done;
+                if (stop) {
                     if (tty) fputc('\n', stderr);
-                    fprintf(stderr, "dnnguard: signal %d: checkpoint written to %s (epoch %d, step %d); "
-                            "continue with --resume\n", (int)stop_signal, ckpt_path, epoch + 1, step);
+                    if (root) {
+                        char what[64];
+                        if (stop_signal) snprintf(what, sizeof what, "signal %d", (int)stop_signal);
+                        else snprintf(what, sizeof what, "a signal to another rank");
+                        fprintf(stderr, "dnnguard: %s: checkpoint written to %s (epoch %d, step %d); "
+                                "continue with --resume\n", what, ckpt_path, epoch + 1, step);
+                    }
+                    dg_dist_barrier(dist); /* no rank leaves before rank 0's checkpoint is complete */
                     rc = DG_EXIT_STOPPED;
                     goto done;
                 }
@@ -442,7 +515,7 @@ int dg_train(const dg_train_opts *o) {
         double seconds = dg_now_s() - t0;
         if (tty) fputc('\r', stderr);
         int evaluate = have_test && ((epoch + 1) % o->eval_every == 0 || epoch + 1 == o->epochs);
-        if (evaluate && dg_evaluate(net, &test, 0, &result) != 0) goto done;
+        if (evaluate && dg_dist_evaluate(dist, net, &test, &result) != 0) goto done;
         char line[512];
         int len = snprintf(line, sizeof line,
                            "{\"epoch\": %d, \"step\": %ld, \"lr\": %.6g, \"train_loss\": %.6f, \"train_acc\": %.6f, "
@@ -456,30 +529,51 @@ int dg_train(const dg_train_opts *o) {
             int matches;
             dg_wm_embed_step(&wm, be, 0, &matches);
             len += snprintf(line + len, sizeof line - (size_t)len, ", \"wm_reg\": %.6g, \"wm_match\": %d, \"wm_digits\": %d",
-                            sums.wm_sum / (step > 0 ? step : 1), matches, key->n);
+                            sums.wm_sum / (steps > 0 ? steps : 1), matches, key->n);
         }
+        if (dist->kind != DG_DIST_NONE) /* the gradient reductions of the steps run in this epoch */
+            len += snprintf(line + len, sizeof line - (size_t)len, ", \"ranks\": %d, \"allreduce_ms_per_step\": %.3f",
+                            dist->size, dg_dist_take_reduce_ms(dist) / (steps - first > 0 ? steps - first : 1));
         snprintf(line + len, sizeof line - (size_t)len, "}");
-        fprintf(stderr, "%s\n", line);
+        if (root) fprintf(stderr, "%s\n", line);
         if (log) {
             fprintf(log, "%s\n", line);
             fflush(log);
         }
         epoch_sums cleared = {0};
-        if (save_checkpoint(net, o, &s, ckpt_path, epoch + 1, 0, &cleared, wm_sig) != 0) goto done;
+        if (root && save_checkpoint(net, o, &s, ckpt_path, epoch + 1, 0, &cleared, wm_sig) != 0) goto done;
+        if (root && save_after(o, epoch + 1)) { /* a snapshot of the weights, as OUT.epochN.safetensors */
+            char tag[32], *snap;
+            snprintf(tag, sizeof tag, "epoch%d", epoch + 1);
+            if (!(snap = derive_path(o->out, tag)) || dg_model_save(net, snap, NULL, 0, NULL, NULL, 0, err, sizeof err) != 0) {
+                dg_cli_error("%s", snap ? err : "train: out of memory");
+                free(snap);
+                goto done;
+            }
+            free(snap);
+        }
+    }
+    if (!root) {
+        rc = DG_EXIT_OK;
+        goto done;
     }
     if (dg_model_save(net, o->out, NULL, 0, NULL, NULL, 0, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
         goto done;
     }
-    printf("{\"out\": ");
-    dg_json_string(stdout, o->out);
-    printf(", \"net\": ");
-    dg_json_string(stdout, o->net);
-    printf(", \"epochs\": %d, \"steps\": %ld", o->epochs, s.global_step);
-    if (have_test && result.images) printf(", \"test_acc\": %.6f, \"test_loss\": %.6f", result.accuracy, result.loss);
-    printf("}\n");
+    if (!o->quiet) {
+        printf("{\"out\": ");
+        dg_json_string(stdout, o->out);
+        printf(", \"net\": ");
+        dg_json_string(stdout, o->net);
+        printf(", \"epochs\": %d, \"steps\": %ld", o->epochs, s.global_step);
+        if (have_test && result.images)
+            printf(", \"test_acc\": %.6f, \"test_loss\": %.6f", result.accuracy, result.loss);
+        printf("}\n");
+    }
     rc = DG_EXIT_OK;
 done:
+    dg_dist_grads_free(&grads);
     if (key) dg_wm_embed_free(&wm, be);
     free(key);
     if (log) fclose(log);

@@ -80,5 +80,8 @@ void dg_wm_embed_free(dg_wm_embed *e, const dg_backend *be);
  * Returns the regularizer's value λ·(1/n)·Σ(d − map(v))² at the current weights, and the digits
  * that already extract correctly in *matches (apply_grad 0: only these). */
 double dg_wm_embed_step(dg_wm_embed *e, const dg_backend *be, int apply_grad, int *matches);
+/* Data parallelism: the same for positions [first, first + count) of the key only (a rank's share),
+ * gradient applied; returns that share of the regularizer's value, so the ranks' values sum to it. */
+double dg_wm_embed_step_part(dg_wm_embed *e, const dg_backend *be, int first, int count);
 
 #endif

@@ -65,17 +65,33 @@ void dg_wm_embed_free(dg_wm_embed *e, const dg_backend *be) {
     memset(e, 0, sizeof *e);
 }
 
-double dg_wm_embed_step(dg_wm_embed *e, const dg_backend *be, int apply_grad, int *matches) {
+/* The regularizer over positions [first, first + count) of the key: its gradient into dw (unless
+ * NULL) with the weight that the whole key's 1/n gives each position, and its share of the value. */
+static double reg_range(dg_wm_embed *e, const dg_backend *be, int first, int count, float *dw, int *matches) {
     const dg_wm_key *key = e->key;
-    be->wm_reg(key->n, e->w, e->idx, e->digits, key->a, key->b, e->lambda, e->mapped, apply_grad ? e->dw : NULL);
-    be->download(e->mapped_host, e->mapped, sizeof(float) * (size_t)key->n);
+    *matches = 0;
+    if (count <= 0) return 0.0;
+    /* wm_reg divides by the count it is given: scaling λ by count/n keeps each position's weight
+     * λ/n (and is exactly λ for the whole key) */
+    float lambda = e->lambda * ((float)count / (float)key->n);
+    be->wm_reg(count, e->w, e->idx + first, e->digits + first, key->a, key->b, lambda, e->mapped + first, dw);
+    be->download(e->mapped_host + first, e->mapped + first, sizeof(float) * (size_t)count);
     double sum = 0.0;
     int ok = 0;
-    for (int k = 0; k < key->n; k++) {
+    for (int k = first; k < first + count; k++) {
         double r = (double)key->digits[k] - e->mapped_host[k];
         sum += r * r;
         ok += dg_wm_digit(e->mapped_host[k]) == key->digits[k];
     }
     *matches = ok;
     return e->lambda * sum / key->n;
+}
+
+double dg_wm_embed_step(dg_wm_embed *e, const dg_backend *be, int apply_grad, int *matches) {
+    return reg_range(e, be, 0, e->key->n, apply_grad ? e->dw : NULL, matches);
+}
+
+double dg_wm_embed_step_part(dg_wm_embed *e, const dg_backend *be, int first, int count) {
+    int matches;
+    return reg_range(e, be, first, count, e->dw, &matches);
 }

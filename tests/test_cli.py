@@ -152,6 +152,15 @@ expect_bad([*common, "--seed", "5", "--out", P("x.safetensors"), "--schedule", "
            "an unknown learning-rate schedule")
 expect_bad([*common, "--seed", "5", "--out", P("x.safetensors"), "--schedule", "multistep"], "--milestones",
            "multistep without milestones")
+expect_bad([*common, "--seed", "5", "--out", P("x.safetensors"), "--save-epochs", "0,1"], "--save-epochs",
+           "a snapshot epoch outside the run")
+# snapshots of the weights at chosen epochs: the last one is the run's result, byte for byte
+r = run("train", "--net", "lenet5", "--data", MNIST, "--subset", "600", "--epochs", "3", "--save-epochs", "1,3",
+        "--eval-every", "0", "--out", P("snap.safetensors"))
+with open(P("snap.safetensors"), "rb") as f1, open(P("snap.epoch3.safetensors"), "rb") as f3:
+    same = f1.read() == f3.read()
+check(r.returncode == 0 and same and os.path.exists(P("snap.epoch1.safetensors")) and
+      not os.path.exists(P("snap.epoch2.safetensors")), "--save-epochs 1,3 writes OUT.epoch1 and OUT.epoch3 (= OUT)")
 expect_bad(["eval", "--net", "nosuchnet", "--model", P("a.safetensors"), "--data", MNIST], "nosuchnet", "unknown net")
 expect_bad(["eval", "--net", "lenet5", "--model", P("a.safetensors"), "--data", "mnist:" + P("badidx")], "badidx",
            "IDX file with a wrong magic")

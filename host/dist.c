@@ -1,0 +1,291 @@
+/* host/dist.c — ranks and collectives behind dist.h: MPI when the build found one
+ * (DNNGUARD_HAVE_MPI), NCCL through kernels/dist_backend.h's table when the CUDA backend was built
+ * with it (DNNGUARD_HAVE_NCCL). Without MPI only "none" exists and --dist mpi|nccl is refused with
+ * one line. The one place that hands backend memory to MPI: the CPU backend's, which is host memory
+ * (kernels/cpu/memory.c); any other backend's is staged through download/upload. */
+#include "dist.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#ifdef DNNGUARD_HAVE_MPI
+#include <mpi.h>
+#endif
+
+/* How many tasks a launcher (mpirun, srun) started this one among; 1 when none did. */
+static int launcher_tasks(const char **source) {
+    const char *vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "SLURM_STEP_NUM_TASKS"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *v = getenv(vars[i]);
+        int n = v ? atoi(v) : 0;
+        if (n > 1) {
+            *source = vars[i];
+            return n;
+        }
+    }
+    return 1;
+}
+
+void dg_dist_single(dg_dist *d) {
+    memset(d, 0, sizeof *d);
+    d->kind = DG_DIST_NONE;
+    d->size = d->local_size = 1;
+}
+
+#ifdef DNNGUARD_HAVE_MPI
+/* Rank, size and the rank among the processes of this node (MPI-3's shared-memory split, which
+ * works the same under mpirun and srun). */
+static int start_mpi(dg_dist *d, const char *command) {
+    int started = 0;
+    MPI_Initialized(&started);
+    if (!started) {
+        int provided = 0; /* only the main thread calls MPI; the loader and OpenMP threads never do */
+        if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+            dg_cli_error("%s: --dist: MPI_Init failed", command);
+            return -1;
+        }
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &d->size);
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, d->rank, MPI_INFO_NULL, &node);
+    MPI_Comm_rank(node, &d->local_rank);
+    MPI_Comm_size(node, &d->local_size);
+    MPI_Comm_free(&node);
+    return 0;
+}
+#endif
+
+int dg_dist_start(dg_dist *d, const char *name, const char *command) {
+    dg_dist_single(d);
+    if (!name || strcmp(name, "none") == 0) {
+        const char *source = NULL;
+        int tasks = launcher_tasks(&source);
+        if (tasks > 1) {
+            dg_cli_error("%s: started as one of %d tasks (%s) without --dist: each would train alone and write "
+                         "the same files; add --dist mpi (or --dist nccl with --backend cuda)", command, tasks, source);
+            return -1;
+        }
+        return 0;
+    }
+    int nccl = strcmp(name, "nccl") == 0;
+    if (!nccl && strcmp(name, "mpi") != 0) {
+        dg_cli_error("%s: --dist must be none, mpi or nccl, not '%s'", command, name);
+        return -1;
+    }
+#ifndef DNNGUARD_HAVE_MPI
+    dg_cli_error("%s: --dist %s: this binary was built without MPI (install libopenmpi-dev and rebuild)", command,
+                 name);
+    return -1;
+#else
+#ifndef DNNGUARD_HAVE_NCCL
+    if (nccl) {
+        dg_cli_error("%s: --dist nccl: this binary was built without the CUDA backend and NCCL "
+                     "(cmake -DDNNGUARD_CUDA=ON with NCCL installed)", command);
+        return -1;
+    }
+#endif
+    if (start_mpi(d, command) != 0) return -1;
+    d->kind = nccl ? DG_DIST_NCCL : DG_DIST_MPI;
+    const char *source = NULL;
+    int tasks = launcher_tasks(&source);
+    if (d->size == 1 && tasks > 1) { /* e.g. srun --mpi=none: every task would be a world of its own */
+        dg_cli_error("%s: the launcher started %d tasks (%s) but MPI sees one: start them with "
+                     "srun --mpi=pmix (or mpirun)", command, tasks, source);
+        return -1;
+    }
+#ifdef DNNGUARD_HAVE_NCCL
+    if (nccl) {
+        char err[256];
+        d->device = dg_dist_device_nccl();
+        if (d->device->bind_device(d->local_rank, d->local_size, err, sizeof err) != 0) {
+            dg_cli_error("%s: --dist nccl: rank %d: %s", command, d->rank, err);
+            return -1;
+        }
+    }
+#endif
+    return 0;
+#endif
+}
+
+int dg_dist_connect_device(dg_dist *d, const dg_backend *be) {
+    if (d->kind != DG_DIST_NCCL) return 0;
+    if (be == dg_backend_cpu()) {
+        dg_cli_error("--dist nccl needs the CUDA backend (--backend cuda); use --dist mpi for CPU ranks");
+        return -1;
+    }
+    char err[256];
+    unsigned char *id = calloc(1, d->device->id_bytes);
+    int ok = id != NULL;
+    if (ok && dg_dist_is_root(d) && d->device->make_id(id, err, sizeof err) != 0) {
+        dg_cli_error("--dist nccl: %s", err);
+        ok = 0;
+    }
+    /* every rank learns whether rank 0 has an id before anyone waits for it */
+    double have_id = ok ? 0.0 : 1.0;
+    dg_dist_sum_f64(d, &have_id, 1);
+    if (have_id == 0.0) {
+        dg_dist_broadcast(d, id, d->device->id_bytes);
+        dg_dist_barrier(d); /* all ranks hold the id before any of them starts joining */
+        d->comm = d->device->join(id, d->rank, d->size, err, sizeof err);
+        if (!d->comm) dg_cli_error("--dist nccl: rank %d: %s", d->rank, err);
+    }
+    free(id);
+    return d->comm ? 0 : -1;
+}
+
+int dg_dist_finish(dg_dist *d, int rc) {
+    free(d->staging);
+    d->staging = NULL;
+    d->staging_floats = 0;
+    if (d->kind == DG_DIST_NONE) return rc;
+    int collective = rc == DG_EXIT_OK || rc == DG_EXIT_NO || rc == DG_EXIT_STOPPED;
+    if (d->comm && collective) d->device->leave(d->comm);
+    d->comm = NULL;
+#ifdef DNNGUARD_HAVE_MPI
+    if (collective || d->size == 1) {
+        MPI_Finalize();
+    } else {
+        fflush(stdout);
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, rc); /* does not return */
+    }
+#endif
+    return rc;
+}
+
+#ifdef DNNGUARD_HAVE_MPI
+/* MPI counts are ints: long buffers go in pieces. */
+enum { PIECE = 1 << 30 };
+#endif
+
+void dg_dist_sum_f64(dg_dist *d, double *values, int n) {
+    (void)values, (void)n;
+#ifdef DNNGUARD_HAVE_MPI
+    if (d->size > 1) MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+#else
+    (void)d;
+#endif
+}
+
+void dg_dist_broadcast(dg_dist *d, void *bytes, size_t n) {
+    (void)bytes, (void)n;
+#ifdef DNNGUARD_HAVE_MPI
+    for (size_t at = 0; d->size > 1 && at < n; at += PIECE) {
+        size_t part = n - at < PIECE ? n - at : PIECE;
+        MPI_Bcast((char *)bytes + at, (int)part, MPI_BYTE, 0, MPI_COMM_WORLD);
+    }
+#else
+    (void)d;
+#endif
+}
+
+void dg_dist_barrier(dg_dist *d) {
+#ifdef DNNGUARD_HAVE_MPI
+    if (d->size > 1) MPI_Barrier(MPI_COMM_WORLD);
+#else
+    (void)d;
+#endif
+}
+
+void dg_dist_gather_shares(dg_dist *d, void *records, size_t record_bytes, int n) {
+    (void)records, (void)record_bytes, (void)n;
+#ifdef DNNGUARD_HAVE_MPI
+    if (d->size < 2) return;
+    int *counts = malloc(sizeof(int) * 2 * (size_t)d->size);
+    if (!counts || (size_t)n * record_bytes > (size_t)INT_MAX) {
+        dg_cli_error("rank %d: cannot gather %d records of %zu bytes", d->rank, n, record_bytes);
+        MPI_Abort(MPI_COMM_WORLD, DG_EXIT_BAD_INPUT);
+    }
+    int *displs = counts + d->size;
+    for (int r = 0; r < d->size; r++) {
+        int lo, hi;
+        dg_dist_share(n, r, d->size, &lo, &hi);
+        counts[r] = (int)((size_t)(hi - lo) * record_bytes);
+        displs[r] = (int)((size_t)lo * record_bytes);
+    }
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, records, counts, displs, MPI_BYTE, MPI_COMM_WORLD);
+    free(counts);
+#else
+    (void)d;
+#endif
+}
+
+int dg_dist_same_everywhere(dg_dist *d, unsigned long long value) {
+    (void)value;
+#ifdef DNNGUARD_HAVE_MPI
+    if (d->size < 2) return 1;
+    /* max of v and max of ~v (= ~min of v) in one reduction: equal everywhere iff max == min */
+    unsigned long long both[2] = {value, ~value};
+    MPI_Allreduce(MPI_IN_PLACE, both, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+    return both[0] == ~both[1];
+#else
+    (void)d;
+    return 1;
+#endif
+}
+
+int dg_dist_same_args(dg_dist *d, const char *command, int argc, char **argv) {
+    unsigned long long h = 1469598103934665603ull; /* FNV-1a over the arguments and their ends */
+    for (int i = 0; i < argc; i++)
+        for (const unsigned char *c = (const unsigned char *)argv[i];; c++) {
+            h = (h ^ *c) * 1099511628211ull;
+            if (!*c) break;
+        }
+    if (dg_dist_same_everywhere(d, h)) return 0;
+    dg_cli_error("%s: rank %d was started with other options than the other ranks", command, d->rank);
+    return -1;
+}
+
+#ifdef DNNGUARD_HAVE_MPI
+static void sum_host_floats(float *buf, size_t count) {
+    for (size_t at = 0; at < count; at += PIECE) {
+        size_t part = count - at < PIECE ? count - at : PIECE;
+        MPI_Allreduce(MPI_IN_PLACE, buf + at, (int)part, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    }
+}
+#endif
+
+void dg_dist_sum_device(dg_dist *d, const dg_backend *be, float *buf, size_t count) {
+    (void)be, (void)buf, (void)count;
+    if (d->size < 2 || count == 0) return;
+    double t0 = dg_now_s();
+    if (d->kind == DG_DIST_NCCL) {
+        d->device->sum_async(d->comm, buf, count);
+        return; /* timed on the device: dg_dist_take_reduce_ms */
+    }
+#ifdef DNNGUARD_HAVE_MPI
+    if (be == dg_backend_cpu()) {
+        sum_host_floats(buf, count);
+    } else {
+        if (count > d->staging_floats) {
+            float *grown = realloc(d->staging, sizeof(float) * count);
+            if (!grown) {
+                dg_cli_error("rank %d: out of memory staging %zu floats for MPI", d->rank, count);
+                MPI_Abort(MPI_COMM_WORLD, DG_EXIT_BAD_INPUT);
+            }
+            d->staging = grown;
+            d->staging_floats = count;
+        }
+        be->download(d->staging, buf, sizeof(float) * count);
+        sum_host_floats(d->staging, count);
+        be->upload(buf, d->staging, sizeof(float) * count);
+    }
+#endif
+    d->reduce_s += dg_now_s() - t0;
+}
+
+void dg_dist_wait(dg_dist *d) {
+    if (d->kind == DG_DIST_NCCL && d->size > 1) d->device->wait(d->comm);
+}
+
+double dg_dist_take_reduce_ms(dg_dist *d) {
+    double ms = d->reduce_s * 1e3;
+    if (d->kind == DG_DIST_NCCL && d->comm) ms = d->device->take_ms(d->comm);
+    d->reduce_s = 0.0;
+    return ms;
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# scripts/slurm/run-step.sh — one dnnguard command inside a Slurm batch job, as every script here
+# runs it: as a job step over the job's tasks (srun --mpi=pmix), with --dist chosen for the commands
+# that take it when there are several tasks, and, for training (train, attack finetune), --resume
+# and self-requeue: when the step stops with exit 3 (it wrote a checkpoint on SIGUSR1, the
+# --signal=USR1@120 warning before the time limit, or on SIGTERM, a preemption), the job is put
+# back in the queue and its next run continues from the checkpoint.
+#   run-step.sh COMMAND [ARGS...]          e.g. run-step.sh train --net lenet5 ... --out m.safetensors
+# Environment: DNNGUARD      the binary (default: dnnguard on PATH, else build/dnnguard of this repo)
+#              DG_DIST       auto (default) | none | mpi | nccl: auto is none for one task, nccl with
+#                            --backend cuda, mpi otherwise (a --dist among ARGS wins)
+#              DG_SRUN_MPI   srun's --mpi plugin (default pmix; `srun --mpi=list` shows them)
+#              DG_MAX_REQUEUES  how often a job may requeue itself (default 20)
+# Outside a job (no SLURM_JOB_ID) the command runs directly, once. Exit: the command's.
+set -uo pipefail
+[ $# -ge 1 ] || { echo "usage: run-step.sh COMMAND [ARGS...]" >&2; exit 2; }
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+dnnguard=${DNNGUARD:-$(command -v dnnguard || echo "$here/../../build/dnnguard")}
+tasks=${SLURM_NTASKS:-1}
+args=("$@")
+
+has() { local a; for a in "${args[@]}"; do [ "$a" = "$1" ] && return 0; done; return 1; }
+resumable=0
+takes_dist=0
+case "$1 ${2:-}" in
+  "train "*|"attack finetune") resumable=1 takes_dist=1 ;;
+  "fp issue") takes_dist=1 ;;
+esac
+if [ $takes_dist = 1 ] && ! has --dist; then
+  dist=${DG_DIST:-auto}
+  if [ "$dist" = auto ]; then
+    dist=none
+    if [ "$tasks" -gt 1 ]; then
+      dist=mpi
+      for ((i = 0; i + 1 < ${#args[@]}; i++)); do
+        [ "${args[i]}" = --backend ] && [ "${args[i + 1]}" = cuda ] && [ $resumable = 1 ] && dist=nccl
+      done
+    fi
+  fi
+  args+=(--dist "$dist")
+fi
+[ $resumable = 1 ] && ! has --resume && args+=(--resume)
+
+if [ -z "${SLURM_JOB_ID:-}" ]; then
+  exec "$dnnguard" "${args[@]}"
+fi
+# --kill-on-bad-exit: a rank that fails alone takes the step down instead of leaving the others
+# waiting in a collective (dnnguard also aborts the job through MPI in that case)
+srun --mpi="${DG_SRUN_MPI:-pmix}" --kill-on-bad-exit=1 --ntasks="$tasks" "$dnnguard" "${args[@]}" &
+step=$!
+# SIGTERM to this batch shell (preemption, scancel) must not kill it before the ranks, which get
+# the signal too, have written their checkpoint: note it and keep waiting for the step
+trap 'echo "run-step: SIGTERM: waiting for dnnguard to checkpoint" >&2' TERM
+rc=0
+wait "$step" || rc=$?
+while kill -0 "$step" 2>/dev/null; do
+  rc=0
+  wait "$step" || rc=$?
+done
+if [ "$rc" = 3 ] && [ $resumable = 1 ]; then
+  restarts=${SLURM_RESTART_COUNT:-0}
+  if [ "$restarts" -lt "${DG_MAX_REQUEUES:-20}" ]; then
+    echo "run-step: checkpoint written; requeueing job $SLURM_JOB_ID (restart $((restarts + 1)))" >&2
+    # a preempted job may already be requeued by Slurm itself: then this one fails harmlessly
+    scontrol requeue "$SLURM_JOB_ID" 2>/dev/null || true
+  else
+    echo "run-step: stopped with a checkpoint, but job $SLURM_JOB_ID already restarted $restarts times" >&2
+  fi
+fi
+exit "$rc"

@@ -1,0 +1,169 @@
+"""tests/test_dist_mpi.py — data-parallel training over MPI (mpirun, 2 ranks on the CPU backend):
+one rank with --dist mpi equals a run without it bit for bit; 2 ranks × B/2 equal 1 × B up to
+float reduction order (bounded, with uneven shards and the watermark regularizer split), while one
+rank at B/2 is far off; a 2-rank run of a batch-norm net stopped by --stop-after, and one stopped by
+a real signal sent to rank 1 only, resume to the uninterrupted run's weights bit for bit; ranks
+started with different options, an unknown --dist and a launcher without --dist are refused with
+one line. In a build without MPI it checks the one-line refusal of --dist mpi instead."""
+import filecmp
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli_check import DNNGUARD, MNIST, check, done, expect_bad, run  # noqa: E402
+import numpy as np  # noqa: E402
+import st_io  # noqa: E402
+
+tmp = tempfile.mkdtemp(prefix="dg-dist-")
+P = lambda name: os.path.join(tmp, name)
+
+probe = run("train", "--net", "lenet5", "--data", "synthetic:1,28,28,10,8", "--epochs", "1", "--out", P("p.st"),
+            "--dist", "mpi", "--eval-every", "0")
+if "built without MPI" in probe.stderr:
+    expect_bad(["train", "--net", "lenet5", "--data", MNIST, "--out", P("x.st"), "--dist", "mpi"], "without MPI",
+               "--dist mpi in a build without MPI")
+    print("(this build has no MPI: the multi-rank checks need libopenmpi-dev)")
+    done()
+MPIRUN = shutil.which("mpirun")
+check(MPIRUN is not None, "mpirun is installed (openmpi-bin)")
+if MPIRUN is None:
+    done()
+
+# One thread per rank: two ranks on a two-core machine, neither oversubscribing it.
+ENV = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", OMPI_ALLOW_RUN_AS_ROOT="1",
+           OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+
+
+def mpirun(ranks, *args, timeout=600):
+    return subprocess.run([MPIRUN, "-np", str(ranks), DNNGUARD, *args], capture_output=True, text=True,
+                          env=ENV, timeout=timeout)
+
+
+def run1(*args):
+    """One process, with the ranks' thread count (the thread count changes the float sums)."""
+    return subprocess.run([DNNGUARD, *args], capture_output=True, text=True, env=ENV, timeout=600)
+
+
+def weights(path):
+    return {k: np.asarray(v, dtype=np.float64) for k, v in st_io.read(path).items()}
+
+
+def worst_relative(a, b):
+    """max over tensors of max|a − b| / max|a|"""
+    wa, wb = weights(a), weights(b)
+    return max(np.abs(wa[k] - wb[k]).max() / max(np.abs(wa[k]).max(), 1e-30) for k in wa)
+
+
+# 1. Bad input, before any training.
+expect_bad(["train", "--net", "lenet5", "--data", MNIST, "--out", P("x.st"), "--dist", "gloo"], "--dist",
+           "an unknown --dist")
+r = subprocess.run([DNNGUARD, "train", "--net", "lenet5", "--data", MNIST, "--out", P("x.st")], capture_output=True,
+                   text=True, env=dict(ENV, OMPI_COMM_WORLD_SIZE="2"))
+lines = r.stderr.strip().splitlines()
+check(r.returncode == 2 and len(lines) == 1 and "--dist" in lines[0],
+      f"one of 2 launched tasks without --dist is refused with one line (exit {r.returncode}: {r.stderr.strip()!r})")
+base = ["train", "--net", "lenet5", "--data", MNIST, "--subset", "1990", "--epochs", "1", "--eval-every", "0"]
+t0 = time.time()
+r = subprocess.run([MPIRUN, "-np", "1", DNNGUARD, *base, "--out", P("x.st"), "--seed", "1", "--dist", "mpi", ":",
+                    "-np", "1", DNNGUARD, *base, "--out", P("x.st"), "--seed", "2", "--dist", "mpi"],
+                   capture_output=True, text=True, env=ENV, timeout=300)
+check(r.returncode == 2 and "other options" in r.stderr and not os.path.exists(P("x.st")),
+      f"ranks started with different options stop with exit 2 ({r.returncode}, {time.time() - t0:.1f} s)")
+
+# 2. One rank with --dist mpi is the one-process run, bit for bit.
+sgd = base + ["--batch", "63", "--opt", "sgd", "--lr", "0.05", "--momentum", "0.9", "--nesterov", "--wd", "5e-4",
+              "--seed", "4"]
+single = run1(*sgd, "--out", P("single.st"))
+one = mpirun(1, *sgd, "--out", P("one.st"), "--dist", "mpi", "--log", P("one.jsonl"))
+check(single.returncode == 0 and one.returncode == 0 and filecmp.cmp(P("single.st"), P("one.st"), shallow=False),
+      f"mpirun -np 1 --dist mpi writes the one-process run's weights bit for bit {one.stderr[-300:]}")
+log = [json.loads(l) for l in open(P("one.jsonl"))] if one.returncode == 0 else [{}]
+check(log[0].get("ranks") == 1 and "allreduce_ms_per_step" in log[0], "the log names the ranks and the all-reduce time")
+
+# 3. 2 ranks × 31|32 (the global batch 63 split unevenly; the last batch of 37 as 18|19) equal
+# 1 × 63 up to reduction order, for SGD and for Adam with the watermark regularizer, whose key
+# positions are split across the ranks too.
+two = mpirun(2, *sgd, "--out", P("two.st"), "--dist", "mpi", "--log", P("two.jsonl"))
+half = run1(*[x if x != "63" else "32" for x in sgd], "--out", P("half.st"))
+check(two.returncode == 0 and half.returncode == 0, f"2-rank SGD run {two.stderr[-300:]}")
+if two.returncode == 0 and half.returncode == 0:
+    d_two, d_half = worst_relative(P("single.st"), P("two.st")), worst_relative(P("single.st"), P("half.st"))
+    check(d_two < 1e-5, f"2 × B/2 = 1 × B up to float rounding (worst relative difference {d_two:.2e} < 1e-5)")
+    check(d_half > 1e-2, f"... while 1 × B/2 differs by {d_half:.2e} (the bound can fail)")
+    l1 = json.loads(single.stderr.strip().splitlines()[-1]) if single.stderr.strip() else {}
+    l2 = [json.loads(l) for l in open(P("two.jsonl"))][-1]
+    check(abs(l1.get("train_loss", 0) - l2["train_loss"]) < 1e-5 and l1.get("train_acc") == l2["train_acc"]
+          and l2["ranks"] == 2, f"the 2-rank log reports the global batch's loss and accuracy ({l2})")
+key = run("wm", "keygen", "--model", P("single.st"), "--net", "lenet5", "--layer", "conv2.weight", "--digits",
+          "1234567890210", "--seed", "7", "--out", P("key.json"))
+adam = base + ["--batch", "64", "--opt", "adam", "--lr", "1e-3", "--seed", "6", "--init", P("single.st"),
+               "--wm", P("key.json"), "--wm-lambda", "0.05"]
+a1 = run1(*adam, "--out", P("adam1.st"))
+a2 = mpirun(2, *adam, "--out", P("adam2.st"), "--dist", "mpi", "--log", P("adam2.jsonl"))
+check(key.returncode == 0 and a1.returncode == 0 and a2.returncode == 0, f"Adam + watermark, 1 and 2 ranks {a2.stderr[-300:]}")
+if a1.returncode == 0 and a2.returncode == 0:
+    d = worst_relative(P("adam1.st"), P("adam2.st"))
+    check(d < 1e-4, f"Adam + watermark: 2 × B/2 = 1 × B up to float rounding (worst relative difference {d:.2e} < 1e-4)")
+    w1 = json.loads(a1.stderr.strip().splitlines()[-1])
+    w2 = [json.loads(l) for l in open(P("adam2.jsonl"))][-1]
+    check(abs(w1["wm_reg"] - w2["wm_reg"]) <= 1e-4 * abs(w1["wm_reg"]) and w1["wm_match"] == w2["wm_match"],
+          f"the split regularizer sums to the whole one ({w1['wm_reg']} vs {w2['wm_reg']})")
+
+# 4. Resume across 2 ranks, batch norm included (running statistics are averaged in the gradient
+# all-reduce, so rank 0's checkpoint holds all of the state): --stop-after, then a real SIGUSR1 sent
+# to rank 1 alone, which must stop both ranks at the same step.
+bn = ["train", "--net", "wrn-10-1", "--data", "synthetic:3,32,32,10,160", "--epochs", "2", "--batch", "32",
+      "--opt", "sgd", "--lr", "0.05", "--seed", "3", "--eval-every", "1", "--dist", "mpi"]
+u = mpirun(2, *bn, "--out", P("bn.st"))
+s1 = mpirun(2, *bn, "--out", P("bn-r.st"), "--stop-after", "3")
+s2 = mpirun(2, *bn, "--out", P("bn-r.st"), "--resume")
+check(u.returncode == 0 and s1.returncode == 3 and s2.returncode == 0
+      and filecmp.cmp(P("bn.st"), P("bn-r.st"), shallow=False),
+      f"2 ranks, batch norm: stopped after 3 steps (exit {s1.returncode}) and resumed = uninterrupted, bit for bit")
+
+longer = sgd[:] + ["--dist", "mpi"]
+longer[longer.index("1990")] = "6000"
+longer[longer.index("--epochs") + 1] = "3"
+ref = mpirun(2, *longer, "--out", P("ref.st"))
+proc = subprocess.Popen([MPIRUN, "-np", "2", DNNGUARD, *longer, "--out", P("sig.st")], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True, env=ENV)
+
+
+def rank_pid(parent, rank):
+    """The pid of the dnnguard process of MPI rank `rank` under mpirun `parent` (its environment)."""
+    for pid in os.listdir("/proc"):
+        try:
+            if not pid.isdigit() or int(open(f"/proc/{pid}/stat").read().split(") ")[1].split()[1]) != parent:
+                continue
+            env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            if f"OMPI_COMM_WORLD_RANK={rank}".encode() in env:
+                return int(pid)
+        except (OSError, IndexError, ValueError):
+            continue
+    return None
+
+
+ckpt = P("sig.st.ckpt.safetensors")
+deadline = time.time() + 300
+while not os.path.exists(ckpt) and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.05)  # the first epoch's checkpoint: training is under way
+pid = rank_pid(proc.pid, 1)
+if pid:
+    os.kill(pid, signal.SIGUSR1)
+out, err = proc.communicate(timeout=600)
+stopped = proc.returncode == 3
+resumed = mpirun(2, *longer, "--out", P("sig.st"), "--resume") if stopped else None
+check(pid is not None and stopped and "another rank" in err,
+      f"SIGUSR1 to rank 1 alone stops both ranks with a checkpoint, exit 3 (exit {proc.returncode})")
+check(ref.returncode == 0 and resumed is not None and resumed.returncode == 0
+      and filecmp.cmp(P("ref.st"), P("sig.st"), shallow=False),
+      "... and --resume ends with the uninterrupted 2-rank run's weights bit for bit")
+
+shutil.rmtree(tmp, ignore_errors=True)
+done()
