@@ -224,22 +224,24 @@ done:
 
 int dg_cmd_attack(int argc, char **argv) {
     if (argc < 1) {
-        dg_cli_error("attack: name the attack: prune, finetune, permute or forge (dnnguard attack --help)");
+        dg_cli_error("attack: name the attack: prune, finetune, permute, forge or overwrite (dnnguard attack --help)");
         return DG_EXIT_BAD_INPUT;
     }
     if (strcmp(argv[0], "--help") == 0) {
-        printf("usage: dnnguard attack prune|finetune|permute|forge [options]   (--help after the attack lists its "
+        printf("usage: dnnguard attack prune|finetune|permute|forge|overwrite [options]   (--help after the attack lists its "
                "options)\n"
                "  prune     zero the smallest conv and linear weights, per layer or --global\n"
                "  finetune  train further on a subset, without the watermark regularizer\n"
                "  permute   shuffle one layer's output channels and its consumers' inputs (same function)\n"
-               "  forge     submit clean, FGSM or C&W images as fake fingerprints; the share authenticated\n");
+               "  forge     submit clean, FGSM or C&W images as fake fingerprints; the share authenticated\n"
+               "  overwrite fine-tune with a noise-backdoor watermark of the pirate's own (Zhang et al.)\n");
         return DG_EXIT_OK;
     }
     if (strcmp(argv[0], "prune") == 0) return attack_prune(argc - 1, argv + 1);
     if (strcmp(argv[0], "finetune") == 0) return dg_cmd_attack_finetune(argc - 1, argv + 1);
     if (strcmp(argv[0], "permute") == 0) return attack_permute(argc - 1, argv + 1);
     if (strcmp(argv[0], "forge") == 0) return dg_cmd_attack_forge(argc - 1, argv + 1);
-    dg_cli_error("attack: unknown attack '%s' (prune, finetune, permute, forge)", argv[0]);
+    if (strcmp(argv[0], "overwrite") == 0) return dg_cmd_attack_overwrite(argc - 1, argv + 1);
+    dg_cli_error("attack: unknown attack '%s' (prune, finetune, permute, forge, overwrite)", argv[0]);
     return DG_EXIT_BAD_INPUT;
 }

@@ -16,6 +16,7 @@
 #include "../nets/registry.h"
 #include "cli.h"
 #include "net.h"
+#include "relevance.h"
 
 /* 64 guard words before and after every output, input and workspace, holding a quiet NaN with a
  * recognisable payload: a stray write changes them, and a stray read spreads NaN. */
@@ -30,7 +31,7 @@ static const char *const op_names[] = {
     "maxpool_fwd", "maxpool_bwd", "avgpool_fwd", "avgpool_bwd",
     "bn_fwd_train", "bn_fwd_eval", "bn_bwd", "bn_bwd_eval",
     "dropout_fwd", "dropout_bwd", "add", "axpy", "softmax_xent", "sgd_step", "adam_step",
-    "wm_reg", "cw_box_fwd", "cw_box_bwd", "cw_logits", "net_step", NULL,
+    "wm_reg", "cw_box_fwd", "cw_box_bwd", "cw_logits", "lrp_ratio", "lrp_share", "lrp_maxpool", "net_step", "net_relevance", NULL,
 };
 
 const char *const *dg_selftest_op_names(void) { return op_names; }
@@ -588,6 +589,8 @@ RUN_FN(run_dropout_fwd, be->dropout_fwd(c->count, c->f[0], c->seed, p[0], p[1], 
 RUN_FN(run_dropout_bwd, be->dropout_bwd(c->count, p[0], p[1], p[2]))
 RUN_FN(run_add, be->add(c->count, p[0], p[1], p[2]))
 RUN_FN(run_axpy, be->axpy(c->count, c->f[0], p[0], p[1]))
+RUN_FN(run_lrp_ratio, be->lrp_ratio(c->count, p[0], p[1], c->f[0], p[2]))
+RUN_FN(run_lrp_share, be->lrp_share(c->count, c->f[0], p[0], p[1], p[2]))
 
 static void elementwise_cases(ctx *x) {
     const size_t counts[] = {1, 1000, 100003};
@@ -626,6 +629,25 @@ static void elementwise_cases(ctx *x) {
             c.f[0] = -0.37f;
             rnd_in(x, &c, "x", n, seed + 5, -1, 1);
             rnd_inout(x, &c, "y", n, seed + 6, -1, 1);
+            check_case(x, &c);
+        }
+        if (begin_case(x, &c, "lrp_ratio", run_lrp_ratio, "%zu elements eps 1e-9", n)) {
+            c.count = n;
+            c.f[0] = 1e-9f;
+            rnd_in(x, &c, "r", n, seed + 7, -1, 1);
+            float *z = rnd(x, n, seed + 8, -1, 1);
+            if (z)
+                for (size_t i = 0; i < n; i += 5) z[i] = (i / 5) % 2 ? 0.0f : -0.0f; /* 0/0 and r/±0 both ways */
+            add_in(&c, "z", z, n);
+            add_out(&c, "s", n);
+            check_case(x, &c);
+        }
+        if (begin_case(x, &c, "lrp_share", run_lrp_share, "%zu elements alpha -1", n)) {
+            c.count = n;
+            c.f[0] = -1.0f;
+            rnd_in(x, &c, "x", n, seed + 9, -2, 2);
+            rnd_in(x, &c, "c", n, seed + 10, -1, 1);
+            rnd_inout(x, &c, "rin", n, seed + 11, -1, 1);
             check_case(x, &c);
         }
     }
@@ -669,6 +691,7 @@ static void elementwise_cases(ctx *x) {
 
 RUN_FN(run_maxpool_fwd, be->maxpool_fwd(&c->pool, p[0], p[1], p[2]))
 RUN_FN(run_maxpool_bwd, be->maxpool_bwd(&c->pool, p[0], p[1], p[2]))
+RUN_FN(run_lrp_maxpool, be->lrp_maxpool(&c->pool, p[0], p[1], p[2], c->f[0], p[3]))
 RUN_FN(run_avgpool_fwd, be->avgpool_fwd(&c->pool, p[0], p[1]))
 RUN_FN(run_avgpool_bwd, be->avgpool_bwd(&c->pool, p[0], p[1]))
 
@@ -728,6 +751,22 @@ static void pool_cases(ctx *x) {
             add_buf(&c, "argmax", ST_IN, 1, ny, am);
             rnd_in(x, &c, "dy", ny, seed + 1, -1, 1);
             rnd_inout(x, &c, "dx", nx, seed + 2, -1, 1);
+            check_case(x, &c);
+        }
+        if (begin_case(x, &c, "lrp_maxpool", run_lrp_maxpool, "%s tie 1e-5", shape)) {
+            c.pool = d;
+            c.f[0] = 1e-5f;
+            float *v = rnd(x, nx, seed, lo, hi), *m = malloc(sizeof(float) * (ny ? ny : 1));
+            if (v)
+                for (size_t i = 0; i < nx; i += 5) v[i] = v[i > 0 ? i - 1 : 0]; /* ties: shared */
+            int32_t *am = v && m ? ref_argmax(x, &d, v, nx, ny) : NULL; /* y: each window's maximum */
+            size_t plane_in = (size_t)d.h * d.w, plane_out = (size_t)d.oh * d.ow;
+            for (size_t o = 0; am && o < ny; o++) m[o] = v[(o / plane_out) * plane_in + (size_t)am[o]];
+            free(am);
+            add_in(&c, "x", v, nx);
+            add_in(&c, "y", m, ny);
+            rnd_in(x, &c, "r", ny, seed + 6, -1, 1);
+            rnd_inout(x, &c, "rin", nx, seed + 7, -1, 1);
             check_case(x, &c);
         }
         if (s[7]) continue; /* the negative case is about max pooling */
@@ -1255,6 +1294,71 @@ done:
     free(labels);
 }
 
+/* ---- the relevance pass of a whole net ---- */
+
+/* DTD relevance (host/relevance.c) of the same weights and inputs on both backends: the input
+ * relevance and the logits, compared by normalised error. */
+static void net_relevance(ctx *x, const char *name, int batch) {
+    const dg_selftest_opts *o = x->o;
+    char shape[96], err[256];
+    snprintf(shape, sizeof shape, "%s batch %d", name, batch);
+    dg_selftest_row *row = new_row(x, "net_relevance", shape);
+    if (!row) return;
+    row->tol = o->tf32 ? DG_SELFTEST_TOL_TF32 : DG_SELFTEST_TOL_FP32;
+    int c, h, w, classes;
+    dg_net *net[2] = {NULL, NULL};
+    dg_relevance *plan[2] = {NULL, NULL};
+    float *init = NULL, *input = NULL, *rel[2] = {NULL, NULL}, *logits[2] = {NULL, NULL};
+    const dg_backend *be[2] = {o->ref, o->test};
+    double ms[2] = {0, 0};
+    if (dg_net_default_shape(name, &c, &h, &w, &classes) != 0) goto fail;
+    size_t nin = (size_t)c * h * w * (size_t)batch, nlog = (size_t)classes * (size_t)batch;
+    input = rnd(x, nin, 9100, -1.5f, 2.5f);
+    for (int k = 0; k < 2; k++) {
+        if (!(net[k] = dg_net_create(name, classes, c, h, w, err, sizeof err)) || dg_net_setup(net[k], be[k], batch) != 0)
+            goto fail;
+        if (!init) {
+            if (!(init = malloc(sizeof(float) * net[k]->n_param_floats))) goto fail;
+            dg_net_init_host(net[k], dg_rng_stream(o->seed, 9101), init);
+        }
+        be[k]->upload(net[k]->param_arena, init, sizeof(float) * net[k]->n_param_floats);
+        dg_relevance_opts ro = {.eps = DG_RELEVANCE_EPS};
+        const float mean[3] = {0.5f, 0.5f, 0.5f}, std[3] = {0.25f, 0.25f, 0.25f};
+        dg_relevance_bounds(&ro, c, mean, std);
+        rel[k] = malloc(sizeof(float) * nin);
+        logits[k] = malloc(sizeof(float) * nlog);
+        if (!input || !rel[k] || !logits[k] || !(plan[k] = dg_relevance_new(net[k], &ro, err, sizeof err))) goto fail;
+        be[k]->sync();
+        double t0 = now_ms();
+        if (dg_relevance_run(plan[k], input, batch, NULL, NULL, logits[k], rel[k]) != 0) goto fail;
+        be[k]->sync();
+        ms[k] = now_ms() - t0;
+    }
+    double e_log = norm_error(logits[1], logits[0], nlog), e_rel = norm_error(rel[1], rel[0], nin);
+    row->error = worse(e_log, e_rel) ? e_log : e_rel;
+    snprintf(row->worst, sizeof row->worst, "%s", worse(e_log, e_rel) ? "logits" : "relevance");
+    snprintf(row->note, sizeof row->note, "logits %.1e; input relevance %.1e", e_log, e_rel);
+    row->pass = !isnan(row->error) && row->error <= row->tol;
+    row->ms_ref = ms[0];
+    row->ms_test = ms[1];
+    if (!row->pass) x->r->failed++;
+    goto done;
+fail:
+    x->oom = 1;
+    row->error = NAN;
+    snprintf(row->worst, sizeof row->worst, "could not run");
+    x->r->failed++;
+done:
+    for (int k = 0; k < 2; k++) {
+        dg_relevance_free(plan[k]);
+        dg_net_free(net[k]);
+        free(rel[k]);
+        free(logits[k]);
+    }
+    free(init);
+    free(input);
+}
+
 /* ---- the run ---- */
 
 int dg_selftest_run(const dg_selftest_opts *opts, dg_selftest_report *report) {
@@ -1271,6 +1375,11 @@ int dg_selftest_run(const dg_selftest_opts *opts, dg_selftest_report *report) {
     if (opts->nets && wanted(&x, "net_step") && !x.oom) {
         net_step(&x, "lenet5", 8);
         if (!x.oom) net_step(&x, "resnet18-cifar", 4);
+    }
+    if (opts->nets && wanted(&x, "net_relevance") && !x.oom) {
+        net_relevance(&x, "lenet5", 8);
+        if (!x.oom) net_relevance(&x, "vgg16-cifar", 2);
+        if (!x.oom) net_relevance(&x, "resnet18-cifar", 2);
     }
     if (x.oom) {
         fprintf(stderr, "dnnguard: selftest: out of memory (or a net could not be set up)\n");

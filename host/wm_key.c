@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../kernels/math/rng.h"
+#include "json_fields.h"
 #include "private_file.h"
 
 #define KEY_FORMAT "dnnguard-wmkey-1"
@@ -101,15 +102,7 @@ int dg_wm_key_write(const dg_wm_key *key, const char *path, char *err, size_t er
     snprintf(num, sizeof num, "%llu", (unsigned long long)key->seed);
     cJSON_AddStringToObject(root, "seed", num); /* a string: JSON numbers lose 64-bit integers */
     cJSON_AddStringToObject(root, "model_sha256", key->model_sha256);
-    char *text = cJSON_Print(root);
-    cJSON_Delete(root);
-    if (!text) {
-        snprintf(err, err_len, "%s: out of memory", path);
-        return -1;
-    }
-    int rc = dg_write_private_text(path, text, err, err_len);
-    cJSON_free(text);
-    return rc;
+    return dg_json_write_private(root, path, err, err_len);
 }
 
 static int json_int(const cJSON *v, long lo, long hi, long *out) {

@@ -139,6 +139,17 @@ typedef struct dg_backend {
     void (*cw_logits)(int n, int k, const float *logits, const int32_t *targets, const float *conf,
                       const float *alpha, float conf_weight, int untargeted, float *probs, float *loss,
                       float *dlogits);
+
+    /* Deep Taylor relevance steps (kernels/math/relevance.h; the rules in docs/infip.md), over n
+     * values: lrp_ratio writes s = r / stab(z), stab(z) = z ± eps with the sign of z (+ at 0; s may be z);
+     * lrp_share accumulates rin += alpha·x·c (rin distinct from x and c). A rule is conv_fwd/linear_fwd with a weight part,
+     * lrp_ratio, conv_bwd_data/linear_bwd with the same part, then lrp_share. */
+    void (*lrp_ratio)(size_t n, const float *r, const float *z, float eps, float *s);
+    void (*lrp_share)(size_t n, float alpha, const float *x, const float *c, float *rin);
+    /* max-pool relevance: each output's r is shared equally by the inputs of its window that tie
+     * its maximum y (x ≥ y − rel_tol·|y|), accumulated into rin; padding never ties */
+    void (*lrp_maxpool)(const dg_pool_desc *d, const float *x, const float *y, const float *r, float rel_tol,
+                        float *rin);
 } dg_backend;
 
 /* Backends compiled into this binary. dg_backend_cpu() always exists. */

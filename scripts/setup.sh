@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # scripts/setup.sh — install what dnnguard needs on Debian 12 and build it (Release) in build/.
 #   scripts/setup.sh          build dependencies + Fashion-MNIST (the embedded default data set)
-#   scripts/setup.sh --test   also PyTorch (the test oracle) and the sanitizer runtime, OpenMPI
+#   scripts/setup.sh --test   also PyTorch and scikit-image (the test oracles), OpenMPI
 #                             (--dist mpi) and Slurm with munge (the tests start a one-node cluster)
 # The build uses MPI whenever one is installed (libopenmpi-dev); without it --dist is refused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev libpng-dev zlib1g-dev dataset-fashion-mnist)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(python3-torch python3-torchvision python3-numpy libopenmpi-dev openmpi-bin slurm-wlm munge)
+  packages+=(python3-torch python3-torchvision python3-numpy python3-skimage libopenmpi-dev openmpi-bin slurm-wlm munge)
 fi
 missing=()
 for p in "${packages[@]}"; do

@@ -15,6 +15,7 @@
 #include "check.h"
 #include "host/data.h"
 #include "host/fingerprint.h"
+#include "host/infip.h"
 #include "host/png.h"
 #include "host/safetensors.h"
 #include "host/watermark.h"
@@ -174,7 +175,13 @@ static const char *const json_tokens[] = {
     "\"dnnguard-fp-registry-1\"", "\"fingerprint_classes\"", "\"confidences\"", "\"users\"", "\"id\"", "\"class\"",
     "\"confidence\"", "\"file\"", "\"sha256\"", "\"margin\"", "\"eps\"", "\"../x.png\"", "\".x\"", "\"a\\\\b\"",
     "\"user-00.png\"", "0.01", "0.3", "0.31", "0.5", "0.99", "0.995", "999", "1000", "1001", "4096", "4097",
-    "[0,1,2]", "[1,28,28]", "[3,32,32]", "[0.1307]", "[0.2,0.35,0.5]", "[9,3]"};
+    "[0,1,2]", "[1,28,28]", "[3,32,32]", "[0.1307]", "[0.2,0.35,0.5]", "[9,3]",
+    /* InFIP manifests */
+    "\"dnnguard-infip-1\"", "\"keys\"", "\"index\"", "\"label\"", "\"predicted\"", "\"key\"", "\"fingerprint\"",
+    "\"key_sha256\"", "\"fingerprint_sha256\"", "\"relevance_sum\"", "\"lambda\"", "\"stabilizer\"", "\"inject\"",
+    "\"one\"", "\"logit\"", "\"relevance.safetensors\"", "\"keys/key-00000.png\"", "\"keys/../x.png\"",
+    "\"keys/\"", "\"/etc/passwd\"", "\"a/b/c.png\"", "\"18446744073709551615\"", "\"18446744073709551616\"",
+    "5000", "1e-9", "100000", "100001"};
 
 static uint64_t get_hlen(const buf *b) {
     uint64_t h = 0;
@@ -598,7 +605,8 @@ static void run_registry(const buf *b) {
     for (int i = 0; i < r.n_classes_fp && sane; i++)
         sane = r.classes_fp[i] >= 0 && r.classes_fp[i] < r.classes && (i == 0 || r.classes_fp[i] > r.classes_fp[i - 1]);
     for (int j = 0; j < r.n_confs && sane; j++)
-        sane = r.confs[j] > 0.0f && r.confs[j] < 1.0f && (j == 0 || r.confs[j] - r.confs[j - 1] >= 2.0f * r.eps);
+        sane = r.confs[j] > 0.0f && r.confs[j] < 1.0f &&
+               (j == 0 || dg_fp_windows_apart(r.confs[j - 1], r.confs[j], r.eps)); /* the parser's own test */
     for (int i = 0; i < r.n_users && sane; i++) {
         const dg_fp_user *u = &r.users[i];
         size_t len = strnlen(u->file, sizeof u->file);
@@ -644,18 +652,20 @@ static void run_registry(const buf *b) {
     dg_fp_registry_free(&r);
 }
 
-/* Reorder the "users" array: duplicate, swap or drop whole user objects (what token mutations cannot
- * do), so that ids that repeat or decrease reach the parser with fields that are otherwise right. */
-static void mutate_users(buf *b) {
+/* Reorder the array of objects called `name` ("\"users\":"): duplicate, swap or drop whole objects
+ * (what token mutations cannot do), so that ids or indices that repeat or decrease reach the parser
+ * with fields that are otherwise right. */
+static void mutate_objects(buf *b, const char *name) {
     if (b->n < 8) return;
     uint64_t h = get_hlen(b);
     if (h > b->n - 8 || h == 0) return;
     const uint8_t *t = b->p + 8;
     const uint8_t *key = NULL;
-    for (size_t i = 0; i + 8 <= (size_t)h && !key; i++)
-        if (memcmp(t + i, "\"users\":", 8) == 0) key = t + i;
+    size_t name_len = strlen(name);
+    for (size_t i = 0; i + name_len <= (size_t)h && !key; i++)
+        if (memcmp(t + i, name, name_len) == 0) key = t + i;
     if (!key) return;
-    size_t open = (size_t)(key - t) + 8;
+    size_t open = (size_t)(key - t) + name_len;
     while (open < h && t[open] != '[') open++;
     if (open >= h) return;
     size_t start[16], end[16], close = 0;
@@ -712,16 +722,14 @@ static void mutate_number(buf *b) {
     set_hlen(b, h - (e - s) + strlen(tok));
 }
 
-/* a registry as dg_fp_registry_write writes it, behind an 8-byte length */
-static void registry_seed(const dg_fp_registry *reg, buf *seed) {
-    char path[700], err[512];
-    snprintf(path, sizeof path, "%s/registry.json", tmpdir);
-    if (dg_fp_registry_write(reg, path, err, sizeof err) != 0) {
-        fprintf(stderr, "registry seed: %s\n", err);
+/* the file a writer just made (rc its result) as a seed behind an 8-byte length; the file removed */
+static void file_seed(int rc, const char *path, const char *err, buf *seed) {
+    if (rc != 0) {
+        fprintf(stderr, "seed %s: %s\n", path, err);
         exit(2);
     }
     FILE *fp = fopen(path, "rb");
-    char text[8192];
+    static char text[16384];
     size_t len = fp ? fread(text, 1, sizeof text, fp) : 0;
     if (fp) fclose(fp);
     unlink(path);
@@ -730,6 +738,13 @@ static void registry_seed(const dg_fp_registry *reg, buf *seed) {
     seed->n = 0;
     buf_insert(seed, 0, le, 8);
     buf_insert(seed, 8, text, len);
+}
+
+/* a registry as dg_fp_registry_write writes it, behind an 8-byte length */
+static void registry_seed(const dg_fp_registry *reg, buf *seed) {
+    char path[700], err[512] = "";
+    snprintf(path, sizeof path, "%s/registry.json", tmpdir);
+    file_seed(dg_fp_registry_write(reg, path, err, sizeof err), path, err, seed);
 }
 
 static void fuzz_registry(int iterations, double deadline, int *done) {
@@ -779,7 +794,7 @@ static void fuzz_registry(int iterations, double deadline, int *done) {
         for (int m = 0; m < k; m++) {
             size_t r = rnd_below(10);
             if (r < 2) mutate_bytes(&b, 0);
-            else if (r < 4) mutate_users(&b);
+            else if (r < 4) mutate_objects(&b, "\"users\":");
             else if (r < 7) mutate_number(&b);
             else mutate_json(&b);
         }
@@ -788,6 +803,97 @@ static void fuzz_registry(int iterations, double deadline, int *done) {
     }
     *done = it;
     for (int s = 0; s < 3; s++) free(seeds[s].p);
+    free(b.p);
+}
+
+/* ---- InFIP manifests: the same framing; what is accepted keeps the manifest's invariants ---- */
+
+static int man_ok = 0, man_rejected = 0;
+
+static void run_manifest(const buf *b) {
+    static dg_infip_manifest m;
+    errbuf[0] = 0;
+    int rc = dg_infip_manifest_parse((const char *)b->p + 8, b->n - 8, "manifest.json", &m, errbuf, sizeof errbuf);
+    if (rc != 0) {
+        man_rejected++;
+        CHECK(rc == -1 && strncmp(errbuf, "manifest.json: ", 15) == 0 && m.keys == NULL && m.n_keys == 0,
+              "manifest rejection without a message or with keys left: '%s'", errbuf);
+        return;
+    }
+    man_ok++;
+    int sane = m.c >= 1 && m.c <= 3 && m.h >= 1 && m.h <= 4096 && m.w >= 1 && m.w <= 4096 && m.classes >= 2 &&
+               m.lambda > 0.0f && m.eps >= 0.0f && m.eps <= 1.0f && m.n_keys >= 1 && m.n_keys <= DG_INFIP_MAX_KEYS &&
+               m.keys && (m.inject_logit == 0 || m.inject_logit == 1) && strnlen(m.seed, sizeof m.seed) > 0;
+    for (int ch = 0; ch < m.c && sane; ch++) sane = m.std[ch] > 0.0f && isfinite(m.mean[ch]);
+    for (int i = 0; i < m.n_keys && sane; i++) {
+        const dg_infip_key *k = &m.keys[i];
+        const char *files[2] = {k->key_file, k->fp_file};
+        sane = k->index >= 0 && k->label >= 0 && k->label < m.classes && k->predicted >= 0 &&
+               k->predicted < m.classes && strnlen(k->key_sha256, 65) == 64 && strnlen(k->fp_sha256, 65) == 64;
+        for (int f = 0; f < 2 && sane; f++) /* inside the folder: no "..", no absolute path, ≤ 1 level */
+            sane = files[f][0] && files[f][0] != '/' && files[f][0] != '.' && !strstr(files[f], "/.") &&
+                   !strchr(files[f], '\\') && (!strchr(files[f], '/') || !strchr(strchr(files[f], '/') + 1, '/'));
+        for (int j = 0; j < i && sane && i < 64; j++) sane = m.keys[j].index != k->index;
+    }
+    CHECK(sane, "an accepted manifest breaks its own invariants");
+    dg_infip_manifest_free(&m);
+}
+
+static void manifest_seed(const dg_infip_manifest *m, buf *seed) {
+    char path[700], err[512] = "";
+    snprintf(path, sizeof path, "%s/manifest.json", tmpdir);
+    file_seed(dg_infip_manifest_write(m, path, err, sizeof err), path, err, seed);
+}
+
+static void fuzz_manifest(int iterations, double deadline, int *done) {
+    static dg_infip_manifest m;
+    static dg_infip_key keys[5];
+    memset(&m, 0, sizeof m);
+    snprintf(m.net, sizeof m.net, "vgg16-cifar");
+    snprintf(m.data, sizeof m.data, "cifar10:/data/cifar10");
+    snprintf(m.split, sizeof m.split, "test");
+    memset(m.model_sha256, 'b', 64);
+    snprintf(m.seed, sizeof m.seed, "3");
+    m.c = 3, m.h = m.w = 32, m.classes = 10, m.lambda = 5000.0f, m.eps = 1e-9f;
+    const float mean[3] = {0.4914f, 0.4822f, 0.4465f}, std[3] = {0.247f, 0.2435f, 0.2616f};
+    memcpy(m.mean, mean, sizeof mean);
+    memcpy(m.std, std, sizeof std);
+    for (int i = 0; i < 5; i++) {
+        keys[i].index = 1000 * i + 17;
+        keys[i].label = i;
+        keys[i].predicted = (i * 3) % 10;
+        snprintf(keys[i].key_file, sizeof keys[i].key_file, "keys/key-%05d.png", i);
+        snprintf(keys[i].fp_file, sizeof keys[i].fp_file, "fingerprints/fp-%05d.png", i);
+        for (int k = 0; k < 64; k++) {
+            keys[i].key_sha256[k] = "0123456789abcdef"[(k * 5 + i) % 16];
+            keys[i].fp_sha256[k] = "0123456789abcdef"[(k * 3 + i) % 16];
+        }
+        keys[i].relevance_sum = 1.0f - 0.01f * (float)i;
+    }
+    m.n_keys = 5, m.keys = keys;
+    buf seeds[2] = {{0}, {0}}, b = {0};
+    manifest_seed(&m, &seeds[0]);
+    m.c = 1, m.h = m.w = 28, m.inject_logit = 1, m.n_keys = 2; /* grey, the logit injection */
+    manifest_seed(&m, &seeds[1]);
+    for (int s = 0; s < 2; s++) run_manifest(&seeds[s]);
+    CHECK(man_ok == 2, "a seed manifest is rejected: %s", errbuf);
+    int it = 0;
+    for (; it < iterations && now_s() < deadline; it++) {
+        const buf *seed = &seeds[rnd_below(2)];
+        buf_set(&b, seed->p, seed->n);
+        int k = 1 + (int)rnd_below(4);
+        for (int q = 0; q < k; q++) {
+            size_t r = rnd_below(10);
+            if (r < 2) mutate_bytes(&b, 0);
+            else if (r < 4) mutate_objects(&b, "\"keys\":");
+            else if (r < 6) mutate_number(&b);
+            else mutate_json(&b);
+        }
+        if (b.n < 8) continue;
+        run_manifest(&b);
+    }
+    *done = it;
+    for (int s = 0; s < 2; s++) free(seeds[s].p);
     free(b.p);
 }
 
@@ -1104,6 +1210,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     (void)fuzz_cifar;
     (void)fuzz_keys;
     (void)fuzz_registry;
+    (void)fuzz_manifest;
     (void)fuzz_png;
     (void)remove_dirs;
     if (!ready) {
@@ -1112,7 +1219,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (size < 1) return 0;
     char p[800];
-    switch (data[0] % 6) {
+    switch (data[0] % 7) {
+    case 6: {
+        buf b = {0};
+        uint8_t le[8] = {0};
+        buf_insert(&b, 0, le, 8);
+        buf_insert(&b, 8, data + 1, size - 1);
+        run_manifest(&b);
+        free(b.p);
+        break;
+    }
     case 5: {
         buf b = {0};
         uint8_t le[8] = {0};
@@ -1179,16 +1295,20 @@ int main(int argc, char **argv) {
     double t3 = now_s();
     fuzz_keys(6000 * scale, t0 + TIME_BUDGET_S * 0.85 * scale, &n_key);
     double t4 = now_s();
-    fuzz_registry(10000 * scale, t0 + TIME_BUDGET_S * 0.90 * scale, &n_reg);
+    fuzz_registry(10000 * scale, t0 + TIME_BUDGET_S * 0.88 * scale, &n_reg);
     double t5 = now_s();
+    int n_man = 0;
+    fuzz_manifest(6000 * scale, t0 + TIME_BUDGET_S * 0.92 * scale, &n_man);
+    double t6 = now_s();
     fuzz_png(8000 * scale, t0 + TIME_BUDGET_S * scale, &n_png);
     remove_dirs();
     printf("safetensors: %d mutants (%d accepted, %d rejected); IDX: %d, CIFAR-10: %d mutants (%d accepted, %d "
            "rejected); keys: %d mutants (%d accepted, %d rejected); registries: %d mutants (%d accepted, %d rejected); "
-           "PNG: %d mutants (%d accepted, %d rejected); %.1f s (%.1f + %.1f + %.1f + %.1f + %.1f + %.1f)\n",
+           "InFIP manifests: %d mutants (%d accepted, %d rejected); PNG: %d mutants (%d accepted, %d rejected); "
+           "%.1f s (%.1f + %.1f + %.1f + %.1f + %.1f + %.1f + %.1f)\n",
            n_st, st_ok, st_rejected, n_idx, n_cifar, data_ok, data_rejected, n_key, key_ok, key_rejected, n_reg, reg_ok,
-           reg_rejected, n_png, png_ok, png_rejected, now_s() - t0, t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4,
-           now_s() - t5);
+           reg_rejected, n_man, man_ok, man_rejected, n_png, png_ok, png_rejected, now_s() - t0, t1 - t0, t2 - t1,
+           t3 - t2, t4 - t3, t5 - t4, t6 - t5, now_s() - t6);
     return dg_test_done("asan_fuzz_parsers");
 }
 #endif

@@ -1,6 +1,9 @@
 """tests/cli_check.py — what the end-to-end Python tests share: where the binary and the data are,
 running the binary, a counting check() that prints ok/FAIL lines, the one-line-exit-2 rule for bad
-input, and the closing summary (the process exit code). Test helper only."""
+input, parsing a JSON result, a file's SHA-256, and the closing summary (the process exit code).
+Test helper only."""
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -29,6 +32,19 @@ def expect_bad(args, must_mention, what):
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     ok = r.returncode == 2 and len(lines) == 1 and must_mention in lines[0] and not r.stdout.strip()
     check(ok, f"bad input: {what} -> exit {r.returncode}, stderr {r.stderr.strip()!r}")
+
+
+def parse(stdout):
+    """a command's JSON line, or {} when it printed none"""
+    try:
+        return json.loads(stdout)
+    except ValueError:
+        return {}
+
+
+def sha256(path):
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read()).hexdigest()
 
 
 def done():

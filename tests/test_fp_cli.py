@@ -7,7 +7,6 @@ images, `predict` (the control layer's random answers at chance level and repeat
 model's answers behind a fingerprint, equal to eval's and to PyTorch's), and bad input (one line on
 stderr, exit 2)."""
 import gzip
-import hashlib
 import json
 import os
 import shutil
@@ -23,7 +22,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402
 import torch_nets  # noqa: E402
-from cli_check import MNIST, SHARED, check, done, expect_bad, run  # noqa: E402
+from cli_check import MNIST, SHARED, check, done, expect_bad, parse, run, sha256  # noqa: E402
 
 T0 = time.time()
 tmp = tempfile.mkdtemp(prefix="dg-fp-")
@@ -32,18 +31,6 @@ MODEL = P("m.safetensors")
 FPS = P("fps")
 REG = os.path.join(FPS, "registry.json")
 CLASSES, CONFS = [0, 1, 2], [0.3, 0.5]
-
-
-def parse(stdout):
-    try:
-        return json.loads(stdout)
-    except ValueError:
-        return {}
-
-
-def sha256(path):
-    with open(path, "rb") as fh:
-        return hashlib.sha256(fh.read()).hexdigest()
 
 
 def auth(png, *extra, registry=REG, model=MODEL):

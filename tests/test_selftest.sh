@@ -23,7 +23,7 @@ ops = {row["op"] for row in rows}
 need = {"alloc", "upload", "download", "copy", "zero", "conv_fwd", "conv_bwd_data", "conv_bwd_filter",
         "bias_fwd", "bias_bwd", "linear_fwd", "linear_bwd", "relu_fwd", "relu_bwd", "maxpool_fwd",
         "maxpool_bwd", "avgpool_fwd", "avgpool_bwd", "bn_fwd_train", "bn_fwd_eval", "bn_bwd", "bn_bwd_eval",
-        "dropout_fwd", "dropout_bwd", "add", "axpy", "softmax_xent", "sgd_step", "adam_step", "wm_reg", "cw_box_fwd", "cw_box_bwd", "cw_logits", "net_step"}
+        "dropout_fwd", "dropout_bwd", "add", "axpy", "softmax_xent", "sgd_step", "adam_step", "wm_reg", "cw_box_fwd", "cw_box_bwd", "cw_logits", "lrp_ratio", "lrp_share", "lrp_maxpool", "net_step", "net_relevance"}
 problems = []
 if ops != need: problems.append(f"ops differ: missing {sorted(need - ops)}, extra {sorted(ops - need)}")
 if not r["all_agree"] or r["failed"] != 0: problems.append("not all agree")
@@ -36,6 +36,9 @@ for row in rows:
 nets = [row["case"] for row in rows if row["op"] == "net_step"]
 if not any(n.startswith("lenet5") for n in nets) or not any(n.startswith("resnet18-cifar") for n in nets):
     problems.append(f"net steps: {nets}")
+rel = [row["case"] for row in rows if row["op"] == "net_relevance"]
+if not all(any(n.startswith(want) for n in rel) for want in ("lenet5", "vgg16-cifar", "resnet18-cifar")):
+    problems.append(f"net relevance passes: {rel}")
 conv = [row["case"] for row in rows if row["op"] == "conv_fwd"]
 for want in (" 1x1 ", " 3x3 ", " 5x5 ", " 7x7 ", " s2 ", " p3", "n1 ", "n8 "):
     if not any(want in c + " " for c in conv): problems.append(f"no conv case with '{want.strip()}'")
@@ -47,7 +50,7 @@ then ok "JSON: every op covered, every case exact, guards intact"; else fail "JS
 grep -q "cases agree" "$tmp/stdout" && grep -q "^conv_fwd " "$tmp/stdout" && ok "table printed" || fail "table missing"
 
 # 2. An error injected into one op's output fails exactly that op, and the run exits 1
-for op in conv_bwd_data maxpool_fwd bn_bwd softmax_xent adam_step relu_fwd copy; do
+for op in conv_bwd_data maxpool_fwd bn_bwd softmax_xent adam_step relu_fwd copy lrp_ratio lrp_share lrp_maxpool; do
   "$DNNGUARD" selftest --backend cpu --no-nets --reps 0 --inject-error "$op" --json "$tmp/inj.json" >"$tmp/inj.out" 2>&1
   rc=$?
   if [ $rc -ne 1 ]; then fail "--inject-error $op exits $rc (want 1)"; continue; fi

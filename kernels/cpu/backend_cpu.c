@@ -40,6 +40,9 @@ static const dg_backend cpu_backend = {
     .cw_box_fwd = dg_cpu_cw_box_fwd,
     .cw_box_bwd = dg_cpu_cw_box_bwd,
     .cw_logits = dg_cpu_cw_logits,
+    .lrp_ratio = dg_cpu_lrp_ratio,
+    .lrp_share = dg_cpu_lrp_share,
+    .lrp_maxpool = dg_cpu_lrp_maxpool,
 };
 
 const dg_backend *dg_backend_cpu(void) { return &cpu_backend; }

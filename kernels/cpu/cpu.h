@@ -36,6 +36,8 @@ void dg_cpu_maxpool_fwd(const dg_pool_desc *d, const float *x, float *y, int32_t
 void dg_cpu_maxpool_bwd(const dg_pool_desc *d, const int32_t *argmax, const float *dy, float *dx);
 void dg_cpu_avgpool_fwd(const dg_pool_desc *d, const float *x, float *y);
 void dg_cpu_avgpool_bwd(const dg_pool_desc *d, const float *dy, float *dx);
+void dg_cpu_lrp_maxpool(const dg_pool_desc *d, const float *x, const float *y, const float *r, float rel_tol,
+                        float *rin);
 
 /* elementwise.c */
 void dg_cpu_relu_fwd(size_t n, const float *x, float *y);
@@ -70,6 +72,10 @@ void dg_cpu_adam_step(size_t n, float *w, const float *g, float *m, float *v, fl
 /* watermark.c */
 void dg_cpu_wm_reg(int n, const float *w, const int32_t *idx, const float *digits, float a, float b, float lambda,
                    float *mapped, float *dw);
+
+/* relevance.c */
+void dg_cpu_lrp_ratio(size_t n, const float *r, const float *z, float eps, float *s);
+void dg_cpu_lrp_share(size_t n, float alpha, const float *x, const float *c, float *rin);
 
 /* cw.c */
 void dg_cpu_cw_box_fwd(int n, int c, int hw, const float *delta, const float *x0, const float *mean, const float *std,

@@ -3,6 +3,7 @@
  * no atomics. Touches only the buffers it is handed. */
 #include <math.h>
 #include "cpu.h"
+#include "../math/relevance.h"
 
 /* Below this many window taps a parallel region costs more than it saves. */
 static int pool_team(const dg_pool_desc *d) {
@@ -92,6 +93,31 @@ void dg_cpu_maxpool_bwd(const dg_pool_desc *d, const int32_t *argmax, const floa
         const float *dyp = dy + (size_t)pl * out;
         float *dxp = dx + (size_t)pl * in;
         for (size_t o = 0; o < out; o++) dxp[ap[o]] += dyp[o];
+    }
+}
+
+/* Winner-take-all relevance with ties shared (kernels/math/relevance.h): each output's r goes, in
+ * equal parts, to the inputs of its window that tie its maximum y; scattered in output order. */
+void dg_cpu_lrp_maxpool(const dg_pool_desc *d, const float *x, const float *y, const float *r, float rel_tol,
+                        float *rin) {
+    const size_t in = (size_t)d->h * d->w, out = (size_t)d->oh * d->ow;
+#pragma omp parallel for schedule(static) if (pool_team(d))
+    for (long pl = 0; pl < (long)d->n * d->c; pl++) {
+        const float *xp = x + (size_t)pl * in, *yp = y + (size_t)pl * out, *rp = r + (size_t)pl * out;
+        float *rinp = rin + (size_t)pl * in;
+        for (int oy = 0; oy < d->oh; oy++)
+            for (int ox = 0; ox < d->ow; ox++) {
+                const float m = yp[oy * d->ow + ox], rel = rp[oy * d->ow + ox];
+                int y0, y1, x0, x1, tied = 0;
+                window(d, oy, ox, &y0, &y1, &x0, &x1);
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++) tied += dg_lrp_ties(xp[iy * d->w + ix], m, rel_tol);
+                if (tied == 0) continue; /* a NaN maximum */
+                const float share = rel / (float)tied;
+                for (int iy = y0; iy < y1; iy++)
+                    for (int ix = x0; ix < x1; ix++)
+                        if (dg_lrp_ties(xp[iy * d->w + ix], m, rel_tol)) rinp[iy * d->w + ix] += share;
+            }
     }
 }
 

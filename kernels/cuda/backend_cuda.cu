@@ -70,6 +70,9 @@ void fill_table(dg_backend *t) {
     t->cw_box_fwd = dg_cuda_cw_box_fwd;
     t->cw_box_bwd = dg_cuda_cw_box_bwd;
     t->cw_logits = dg_cuda_cw_logits;
+    t->lrp_ratio = dg_cuda_lrp_ratio;
+    t->lrp_share = dg_cuda_lrp_share;
+    t->lrp_maxpool = dg_cuda_lrp_maxpool;
 }
 
 void shutdown_backend(void) {

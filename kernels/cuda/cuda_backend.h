@@ -52,6 +52,10 @@ void dg_cuda_linear_fwd(int n, int in, int out, const float *x, const float *w, 
 void dg_cuda_linear_bwd(int n, int in, int out, const float *x, const float *w, const float *dy, float *dx,
                         float *dw, float *db);
 
+/* relevance.cu */
+void dg_cuda_lrp_ratio(size_t n, const float *r, const float *z, float eps, float *s);
+void dg_cuda_lrp_share(size_t n, float alpha, const float *x, const float *c, float *rin);
+
 /* elementwise.cu */
 void dg_cuda_bias_fwd(int n, int c, int hw, const float *b, float *y);
 void dg_cuda_bias_bwd(int n, int c, int hw, const float *dy, float *db);
@@ -67,6 +71,8 @@ void dg_cuda_maxpool_fwd(const dg_pool_desc *d, const float *x, float *y, int32_
 void dg_cuda_maxpool_bwd(const dg_pool_desc *d, const int32_t *argmax, const float *dy, float *dx);
 void dg_cuda_avgpool_fwd(const dg_pool_desc *d, const float *x, float *y);
 void dg_cuda_avgpool_bwd(const dg_pool_desc *d, const float *dy, float *dx);
+void dg_cuda_lrp_maxpool(const dg_pool_desc *d, const float *x, const float *y, const float *r, float rel_tol,
+                         float *rin);
 
 /* batchnorm.cu */
 void dg_cuda_bn_fwd_train(int n, int c, int hw, const float *x, const float *gamma, const float *beta,

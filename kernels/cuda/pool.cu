@@ -5,6 +5,7 @@
  * element GATHERING from the windows that cover it, in output order — no atomics, and the same
  * additions in the same order as the CPU's scatter. Touches only the buffers it is handed. */
 #include "cuda_backend.h"
+#include "../math/relevance.h"
 
 namespace {
 
@@ -81,6 +82,34 @@ __global__ void maxpool_bwd_kernel(size_t total, pool_geom g, const int32_t *__r
     }
 }
 
+/* relevance with ties shared: gathered per input from the windows covering it, in output order
+ * (the CPU's scatter order); each window's tie count is recomputed where it is needed */
+__global__ void lrp_maxpool_kernel(size_t total, pool_geom g, const float *__restrict__ x, const float *__restrict__ y,
+                                   const float *__restrict__ r, float rel_tol, float *__restrict__ rin) {
+    const size_t out = (size_t)g.oh * g.ow, in = (size_t)g.h * g.w;
+    for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x) {
+        size_t pl = e / in;
+        int idx = (int)(e - pl * in), iy = idx / g.w, ix = idx - iy * g.w;
+        int oy0, oy1, ox0, ox1;
+        covering(iy, g.k, g.stride, g.pad, g.oh, oy0, oy1);
+        covering(ix, g.k, g.stride, g.pad, g.ow, ox0, ox1);
+        const float *xp = x + pl * in, *yp = y + pl * out, *rp = r + pl * out;
+        const float mine = xp[idx];
+        float acc = rin[e];
+        for (int oy = oy0; oy < oy1; oy++)
+            for (int ox = ox0; ox < ox1; ox++) {
+                const float m = yp[oy * g.ow + ox];
+                if (!dg_lrp_ties(mine, m, rel_tol)) continue;
+                int y0, y1, x0, x1, tied = 0;
+                window(g, oy, ox, y0, y1, x0, x1);
+                for (int jy = y0; jy < y1; jy++)
+                    for (int jx = x0; jx < x1; jx++) tied += dg_lrp_ties(xp[jy * g.w + jx], m, rel_tol);
+                acc += rp[oy * g.ow + ox] / (float)tied;
+            }
+        rin[e] = acc;
+    }
+}
+
 __global__ void avgpool_fwd_kernel(size_t total, pool_geom g, const float *__restrict__ x, float *__restrict__ y) {
     const size_t out = (size_t)g.oh * g.ow, in = (size_t)g.h * g.w;
     const float div = (float)(g.k * g.k); /* divided, not multiplied: as the CPU (and PyTorch) */
@@ -138,6 +167,14 @@ void dg_cuda_maxpool_bwd(const dg_pool_desc *d, const int32_t *argmax, const flo
     if (!nonempty("maxpool_bwd", d)) return;
     dg_launch l = dg_launch_1d(inputs(d), dg_cuda_sm_count());
     maxpool_bwd_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(inputs(d), geom_of(d), argmax, dy, dx);
+    DG_CUDA_CHECK_LAUNCH();
+}
+
+void dg_cuda_lrp_maxpool(const dg_pool_desc *d, const float *x, const float *y, const float *r, float rel_tol,
+                         float *rin) {
+    if (!nonempty("lrp_maxpool", d)) return;
+    dg_launch l = dg_launch_1d(inputs(d), dg_cuda_sm_count());
+    lrp_maxpool_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(inputs(d), geom_of(d), x, y, r, rel_tol, rin);
     DG_CUDA_CHECK_LAUNCH();
 }
 

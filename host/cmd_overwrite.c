@@ -1,0 +1,142 @@
+/* host/cmd_overwrite.c — `dnnguard attack overwrite`: the watermark-overwriting attack of the
+ * InFIP paper. The pirate embeds a watermark of their own, Zhang et al.'s noise backdoor (key
+ * images = images of a source class plus Gaussian noise, labelled with a target class), by
+ * fine-tuning the stolen model on a data subset with the keys mixed in. Reports the backdoor's
+ * accuracy (on the keys trained, and on fresh noisy images of the test split) before and after. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "session.h"
+#include "train.h"
+#include "../kernels/math/rng.h"
+
+/* a standard normal draw from counter i of the stream (Box–Muller) */
+static double normal(uint64_t stream, uint64_t i) {
+    double u1 = ((double)(dg_rng_u64(stream, 2 * i) >> 11) + 0.5) * 0x1p-53;
+    double u2 = (double)(dg_rng_u64(stream, 2 * i + 1) >> 11) * 0x1p-53;
+    return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+}
+
+/* n noisy copies of images of class `source` drawn from ds (seed), labelled `target`, into keys
+ * (its buffers malloc'd). 0, or −1 with the message printed. */
+static int make_keys(const dg_dataset *ds, int n, int source, int target, float noise_std, uint64_t seed,
+                     dg_dataset *keys) {
+    int *pool = malloc(sizeof(int) * (size_t)ds->n), m = 0;
+    if (!pool) {
+        dg_cli_error("attack overwrite: out of memory");
+        return -1;
+    }
+    for (int i = 0; i < ds->n; i++)
+        if (ds->labels[i] == source) pool[m++] = i;
+    int *pick = m >= n ? malloc(sizeof(int) * (size_t)n) : NULL;
+    if (m < n || !pick || dg_data_subset_indices(m, n, seed, pick) != 0) {
+        if (m < n) dg_cli_error("attack overwrite: --keys %d, but the split has %d images of class %d", n, m, source);
+        else dg_cli_error("attack overwrite: out of memory");
+        free(pool), free(pick);
+        return -1;
+    }
+    *keys = *ds;
+    size_t per = (size_t)ds->c * ds->h * ds->w;
+    keys->n = n;
+    keys->images = malloc(per * (size_t)n);
+    keys->labels = malloc((size_t)n);
+    if (!keys->images || !keys->labels) {
+        dg_cli_error("attack overwrite: out of memory");
+        free(pool), free(pick), free(keys->images), free(keys->labels);
+        memset(keys, 0, sizeof *keys);
+        return -1;
+    }
+    uint64_t stream = dg_rng_stream(seed, 0x6e6f697365ull /* "noise" */);
+    for (int i = 0; i < n; i++) {
+        const uint8_t *src = ds->images + (size_t)pool[pick[i]] * per;
+        for (size_t j = 0; j < per; j++) {
+            double v = src[j] + 255.0 * noise_std * normal(stream, (uint64_t)i * per + j);
+            keys->images[(size_t)i * per + j] = (uint8_t)(v <= 0.0 ? 0 : v >= 255.0 ? 255 : (int)floor(v + 0.5));
+        }
+        keys->labels[i] = (uint8_t)target;
+    }
+    free(pool), free(pick);
+    return 0;
+}
+
+/* accuracy of model on the first `limit` images of ds (all when ≤ 0), or −1 with the message printed */
+static double accuracy(const char *net_name, const char *model, const dg_dataset *ds, const char *backend, int limit) {
+    const dg_backend *be = dg_cli_backend(backend);
+    dg_net *net = be ? dg_session_net(net_name, ds, be, 256, model) : NULL;
+    dg_eval_result r;
+    double acc = net && dg_evaluate(net, ds, limit, &r) == 0 ? r.accuracy : -1.0;
+    dg_net_free(net);
+    return acc;
+}
+
+int dg_cmd_attack_overwrite(int argc, char **argv) {
+    dg_train_opts o;
+    dg_train_defaults(&o);
+    const char *model = NULL;
+    int n_keys = 100, source = 1, target = 0, limit = 0;
+    float noise_std = 0.2f;
+    uint64_t key_seed = 7;
+    const dg_opt extra[] = {
+        {"keys", DG_OPT_INT, &n_keys, "number of backdoor key images mixed into the fine-tuning data (default 100)"},
+        {"source-class", DG_OPT_INT, &source, "class the key images are drawn from (default 1)"},
+        {"target-class", DG_OPT_INT, &target, "class the keys are labelled with (default 0)"},
+        {"noise-std", DG_OPT_FLOAT, &noise_std, "Gaussian noise added to the keys, on [0, 1] pixels (default 0.2)"},
+        {"key-seed", DG_OPT_U64, &key_seed, "draws the key images and their noise (default 7)"},
+        {"limit", DG_OPT_INT, &limit, "test accuracy on the first N test images (default: all)"},
+    };
+    int rc = dg_train_parse("attack overwrite", argc, argv, &o, 1, &model, extra, (int)(sizeof extra / sizeof *extra));
+    if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
+    if (!o.net || !o.data || !o.out) {
+        dg_cli_error("attack overwrite: --model, --net, --data and --out are required");
+        return DG_EXIT_BAD_INPUT;
+    }
+    dg_dataset train = {0}, test = {0}, keys = {0}, fresh = {0};
+    if (dg_session_data(o.data, strcmp(o.split, "test") != 0, &train) != 0) return DG_EXIT_BAD_INPUT;
+    rc = DG_EXIT_BAD_INPUT;
+    if (dg_session_data(o.data, 0, &test) != 0) goto done;
+    if (n_keys < 1 || source < 0 || source >= train.classes || target < 0 || target >= train.classes ||
+        source == target || !(noise_std >= 0.0f && noise_std <= 10.0f) || limit < 0) {
+        dg_cli_error("attack overwrite: --keys must be ≥ 1, --source-class and --target-class two different classes "
+                     "below %d, --noise-std in [0, 10], --limit ≥ 0", train.classes);
+        goto done;
+    }
+    /* the keys trained on come from the split fine-tuned on; fresh ones from the test split */
+    if (make_keys(&train, n_keys, source, target, noise_std, key_seed, &keys) != 0 ||
+        make_keys(&test, n_keys, source, target, noise_std, dg_rng_stream(key_seed, 1), &fresh) != 0)
+        goto done;
+    double wm_before = accuracy(o.net, model, &keys, o.backend, 0);
+    double fresh_before = accuracy(o.net, model, &fresh, o.backend, 0);
+    double test_before = accuracy(o.net, model, &test, o.backend, limit);
+    if (wm_before < 0 || fresh_before < 0 || test_before < 0) goto done;
+    o.extra = &keys;
+    o.quiet = 1;
+    int trained = dg_train(&o);
+    if (trained != DG_EXIT_OK) {
+        rc = trained;
+        goto done;
+    }
+    double wm_after = accuracy(o.net, o.out, &keys, o.backend, 0);
+    double fresh_after = accuracy(o.net, o.out, &fresh, o.backend, 0);
+    double test_after = accuracy(o.net, o.out, &test, o.backend, limit);
+    if (wm_after < 0 || fresh_after < 0 || test_after < 0) goto done;
+    printf("{\"out\": ");
+    dg_json_string(stdout, o.out);
+    printf(", \"attack\": \"overwrite\", \"model\": ");
+    dg_json_string(stdout, model);
+    printf(", \"keys\": %d, \"source_class\": %d, \"target_class\": %d, \"noise_std\": %g, \"finetune_images\": %d, "
+           "\"epochs\": %d, \"wm_accuracy_before\": %.6f, \"wm_accuracy\": %.6f, \"wm_accuracy_fresh_before\": %.6f, "
+           "\"wm_accuracy_fresh\": %.6f, \"test_acc_before\": %.6f, \"test_acc\": %.6f, \"test_images\": %d}\n",
+           n_keys, source, target, (double)noise_std, o.subset > 0 ? o.subset : train.n, o.epochs, wm_before, wm_after,
+           fresh_before, fresh_after, test_before, test_after, limit > 0 && limit < test.n ? limit : test.n);
+    rc = DG_EXIT_OK;
+done:
+    dg_data_free(&train);
+    dg_data_free(&test);
+    dg_data_free(&keys);
+    dg_data_free(&fresh);
+    return rc;
+}

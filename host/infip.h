@@ -1,0 +1,61 @@
+/* host/infip.h — InFIP's model fingerprints (Xue et al.; docs/infip.md): the reference folder an
+ * owner extracts (key images, their relevance-map fingerprints, the raw relevance and a manifest
+ * that ties them to a model), the fingerprint image of a relevance map, and ASSIM. No device
+ * memory; the relevance pass is host/relevance.h. */
+#ifndef DG_INFIP_H
+#define DG_INFIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define DG_INFIP_MAX_KEYS 100000
+#define DG_INFIP_MANIFEST "manifest.json"
+#define DG_INFIP_RELEVANCE "relevance.safetensors"
+
+typedef struct dg_infip_key {
+    int index;            /* the key image's index in its data set split */
+    int label;            /* its true label */
+    int predicted;        /* the owner's model's class for it: where the relevance was injected */
+    char key_file[64];    /* "keys/key-00000.png", relative to the reference folder */
+    char key_sha256[65];
+    char fp_file[64];     /* "fingerprints/fp-00000.png" */
+    char fp_sha256[65];
+    float relevance_sum;  /* Σ of its input relevance (1 without biases, with --inject one) */
+} dg_infip_key;
+
+typedef struct dg_infip_manifest {
+    char net[64];
+    char data[512];          /* the data set spec the keys came from */
+    char split[8];           /* "test" or "train" */
+    char model_sha256[65];   /* the owner's model */
+    int c, h, w, classes;    /* the net's input and output */
+    float mean[3], std[3];   /* the input normalisation (and so the z^B bounds) */
+    float lambda;            /* fingerprint image = clip(round(λ · Σ_c R), 0, 255) */
+    float eps;               /* the relevance stabilizer */
+    int inject_logit;        /* 0: relevance 1 at the class; 1: the logit */
+    char seed[24];           /* the key draw's seed, as decimal text */
+    int n_keys;
+    dg_infip_key *keys;      /* [n_keys] */
+} dg_infip_manifest;
+
+/* ---- the manifest (JSON) ---- */
+int dg_infip_manifest_write(const dg_infip_manifest *m, const char *path, char *err, size_t err_len);
+int dg_infip_manifest_read(const char *path, dg_infip_manifest *m, char *err, size_t err_len);
+int dg_infip_manifest_parse(const char *json, size_t len, const char *name, dg_infip_manifest *m, char *err,
+                            size_t err_len);
+void dg_infip_manifest_free(dg_infip_manifest *m);
+
+/* ---- fingerprint images and their comparison ---- */
+
+/* The fingerprint image of one input relevance rel [c, h, w]: Σ over channels, times lambda,
+ * rounded to the nearest integer (half up) and clipped to 0..255, into img [h·w]. */
+void dg_infip_image(const float *rel, int c, int h, int w, float lambda, uint8_t *img);
+
+/* Summary of per-key SSIMs: the mean (ASSIM) and the spread. */
+typedef struct dg_infip_stats {
+    double assim, min, max, std, median;
+    int n, below;     /* keys, keys whose SSIM is under the threshold */
+} dg_infip_stats;
+void dg_infip_summarize(const double *ssim, int n, double threshold, dg_infip_stats *s);
+
+#endif

@@ -1,0 +1,139 @@
+/* host/json_fields.c — shared JSON field writing and checked reading (see json_fields.h). */
+#include "json_fields.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "private_file.h"
+
+void dg_json_float_text(float v, char *num, size_t len) {
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(num, len, "%.*g", digits, (double)v);
+        if (strtof(num, NULL) == v) return;
+    }
+}
+
+void dg_json_add_float(cJSON *obj, const char *name, float v) {
+    char num[32];
+    dg_json_float_text(v, num, sizeof num);
+    cJSON_AddRawToObject(obj, name, num);
+}
+
+cJSON *dg_json_float_array(const float *v, int n) {
+    cJSON *a = cJSON_CreateArray();
+    char num[32];
+    for (int i = 0; i < n; i++) {
+        dg_json_float_text(v[i], num, sizeof num);
+        cJSON_AddItemToArray(a, cJSON_CreateRaw(num));
+    }
+    return a;
+}
+
+int dg_json_write_private(cJSON *root, const char *path, char *err, size_t err_len) {
+    char *text = cJSON_Print(root);
+    cJSON_Delete(root);
+    if (!text) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        return -1;
+    }
+    int rc = dg_write_private_text(path, text, err, err_len);
+    cJSON_free(text);
+    return rc;
+}
+
+cJSON *dg_json_parse_one(const char *text, size_t len) {
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    while (root && end < text + len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')) end++;
+    if (root && end != text + len) { /* one document and nothing after it */
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    return root;
+}
+
+int dg_json_get_int(const cJSON *obj, const char *name, long lo, long hi, int *out) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi) ||
+        v->valuedouble != floor(v->valuedouble))
+        return -1;
+    *out = (int)v->valuedouble;
+    return 0;
+}
+
+int dg_json_get_float(const cJSON *v, double lo, double hi, float *out) {
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi)) return -1;
+    *out = (float)v->valuedouble;
+    return 0;
+}
+
+int dg_json_get_string(const cJSON *obj, const char *name, char *out, size_t cap) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap) return -1;
+    memcpy(out, v->valuestring, strlen(v->valuestring) + 1);
+    return 0;
+}
+
+int dg_json_is_hex64(const char *s) {
+    if (strlen(s) != 64) return 0;
+    for (int i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) return 0;
+    return 1;
+}
+
+int dg_json_is_plain_name(const char *s, int subfolders) {
+    if (!s[0] || strchr(s, '\\')) return 0;
+    const char *slash = strchr(s, '/');
+    if (!slash) return s[0] != '.';
+    /* one folder level: "dir/name", both parts plain */
+    return subfolders && slash != s && s[0] != '.' && slash[1] && slash[1] != '.' && !strchr(slash + 1, '/');
+}
+
+void dg_json_add_input(cJSON *root, int c, int h, int w, int classes, const float *mean, const float *std) {
+    int shape[3] = {c, h, w};
+    cJSON_AddItemToObject(root, "shape", cJSON_CreateIntArray(shape, 3));
+    cJSON_AddNumberToObject(root, "classes", classes);
+    cJSON_AddItemToObject(root, "mean", dg_json_float_array(mean, c));
+    cJSON_AddItemToObject(root, "std", dg_json_float_array(std, c));
+}
+
+int dg_json_get_input(const cJSON *root, int max_classes, int *c, int *h, int *w, int *classes, float *mean,
+                      float *std, const char **why) {
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(root, "shape");
+    if (!cJSON_IsArray(shape) || cJSON_GetArraySize(shape) != 3) {
+        *why = "\"shape\" must be [C, H, W]";
+        return -1;
+    }
+    int dims[3];
+    for (int d = 0; d < 3; d++) {
+        const cJSON *v = cJSON_GetArrayItem(shape, d);
+        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 1 ||
+            v->valuedouble > (d ? 4096 : 3)) {
+            *why = "\"shape\" must be [C ≤ 3, H ≤ 4096, W ≤ 4096], positive integers";
+            return -1;
+        }
+        dims[d] = (int)v->valuedouble;
+    }
+    *c = dims[0], *h = dims[1], *w = dims[2];
+    if (dg_json_get_int(root, "classes", 2, max_classes, classes) != 0) {
+        *why = "\"classes\" must be an integer from 2 to the largest class count dnnguard takes";
+        return -1;
+    }
+    const char *norm[2] = {"mean", "std"};
+    for (int k = 0; k < 2; k++) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, norm[k]);
+        float *dst = k ? std : mean;
+        if (!cJSON_IsArray(a) || cJSON_GetArraySize(a) != *c) {
+            *why = "\"mean\" and \"std\" must hold one number per channel";
+            return -1;
+        }
+        for (int ch = 0; ch < *c; ch++)
+            if (dg_json_get_float(cJSON_GetArrayItem(a, ch), k ? 1e-6 : -1e6, 1e6, &dst[ch]) != 0) {
+                *why = "\"mean\" must be finite and \"std\" positive";
+                return -1;
+            }
+    }
+    return 0;
+}

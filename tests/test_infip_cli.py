@@ -1,0 +1,218 @@
+"""tests/test_infip_cli.py — InFIP end to end on real MNIST with LeNet-5: `infip extract` (the folder
+and its modes, key PNGs equal to the data set's images at the manifest's indices, each fingerprint
+PNG equal to the image of the saved raw relevance, SHA-256s, repeatability), `infip verify` (the
+owner's model: ASSIM exactly 1 in both SSIM forms; the same weights saved by PyTorch: 1 too; pirated
+copies — fine-tuned, pruned, overwritten — above an independently trained model; the suspect's
+fingerprints written with --out equal the owner's for the owner's model), `attack overwrite` (the
+pirate's noise backdoor learned), and bad input: one line on stderr and exit 2 (a modified or
+missing reference file, a corrupt manifest, a net whose weights do not fit, a reference of another
+size, bad options)."""
+import gzip
+import json
+import os
+import shutil
+import stat
+import sys
+import tempfile
+import time
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import st_io  # noqa: E402
+from cli_check import CIFAR, MNIST, SHARED, check, done, expect_bad, parse, run, sha256  # noqa: E402
+
+T0 = time.time()
+tmp = tempfile.mkdtemp(prefix="dg-infip-")
+P = lambda name: os.path.join(tmp, name)
+REF = P("ref")
+N_KEYS = 60
+
+
+def mnist_test_images():
+    with gzip.open(os.path.join(SHARED, "mnist", "t10k-images-idx3-ubyte.gz")) as fh:
+        return np.frombuffer(fh.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+
+
+def verify(model, *extra, reference=REF):
+    r = run("infip", "verify", "--model", model, "--reference", reference, *extra)
+    return r.returncode, parse(r.stdout), r.stderr.strip()
+
+
+def train(out, seed):
+    r = run("train", "--net", "lenet5", "--data", MNIST, "--epochs", "1", "--opt", "adam", "--lr", "1e-3",
+            "--seed", str(seed), "--subset", "20000", "--eval-every", "0", "--out", out)
+    check(r.returncode == 0, f"train {os.path.basename(out)} (exit {r.returncode}) {r.stderr.strip()[-200:]}")
+
+
+def main():
+    owner, indep = P("owner.safetensors"), P("indep.safetensors")
+    train(owner, 1)
+    train(indep, 2)
+
+    # ---- extract ----
+    r = run("infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST, "--n", str(N_KEYS),
+            "--seed", "3", "--lambda", "5000", "--batch", "16", "--out", REF)
+    out = parse(r.stdout)
+    check(r.returncode == 0 and out.get("keys") == N_KEYS and out.get("batch") == 16,
+          f"infip extract: exit {r.returncode}, {r.stdout.strip()[:300]} {r.stderr.strip()[-300:]}")
+    man_path = os.path.join(REF, "manifest.json")
+    check(stat.S_IMODE(os.stat(man_path).st_mode) == 0o600, "the manifest is mode 0600")
+    check(stat.S_IMODE(os.stat(REF).st_mode) == 0o700, "the reference folder is mode 0700")
+    man = json.load(open(man_path))
+    check(man["format"] == "dnnguard-infip-1" and man["net"] == "lenet5" and man["shape"] == [1, 28, 28] and
+          man["inject"] == "one" and man["lambda"] == 5000 and man["model_sha256"] == sha256(owner),
+          "manifest header: format, net, shape, injection, lambda, the owner's SHA-256")
+    keys = man["keys"]
+    idx = [k["index"] for k in keys]
+    check(len(keys) == N_KEYS and len(set(idx)) == N_KEYS and all(0 <= i < 10000 for i in idx),
+          f"{N_KEYS} distinct keys from the test split")
+    images = mnist_test_images()
+    rel = st_io.read(os.path.join(REF, "relevance.safetensors"))
+    R = rel["relevance"]
+    check(R.shape == (N_KEYS, 1, 28, 28) and list(rel["index"]) == idx, "relevance.safetensors: [n, c, h, w], indices")
+    key_ok = fp_ok = sha_ok = 0
+    for i, k in enumerate(keys):
+        kp, fp = os.path.join(REF, k["key"]), os.path.join(REF, k["fingerprint"])
+        key_ok += np.array_equal(np.array(Image.open(kp)), images[k["index"]])
+        want = np.clip(np.floor(5000.0 * R[i].astype(np.float64).sum(0) + 0.5), 0, 255).astype(np.uint8)
+        fp_ok += np.array_equal(np.array(Image.open(fp)), want)
+        sha_ok += sha256(kp) == k["key_sha256"] and sha256(fp) == k["fingerprint_sha256"]
+    check(key_ok == N_KEYS, f"key PNGs are the data set's images at the manifest's indices ({key_ok}/{N_KEYS})")
+    check(fp_ok == N_KEYS, f"fingerprint PNGs are clip(round(lambda * sum_c R)) of the saved relevance ({fp_ok})")
+    check(sha_ok == N_KEYS, "the manifest's SHA-256s are the files'")
+    sums = np.array([k["relevance_sum"] for k in keys])
+    check(np.all(np.abs(sums - R.reshape(N_KEYS, -1).astype(np.float64).sum(1)) < 1e-4) and np.all(sums > 0.9) and
+          np.all(sums <= 1.0 + 1e-4), f"relevance sums: at most the injected 1 (biases absorb a little): {sums.min():.4f}")
+    r2 = run("infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST, "--n", str(N_KEYS),
+             "--seed", "3", "--lambda", "5000", "--batch", "16", "--out", P("ref2"))
+    man2 = json.load(open(os.path.join(P("ref2"), "manifest.json"))) if r2.returncode == 0 else {}
+    check(man2.get("keys") == keys, "the same command again writes the same keys and fingerprints, bit for bit")
+    # another batch size: the same keys; GEMMs of other shapes round differently in the last bits,
+    # so a pixel may land on the other side of a rounding step, by one level at the most
+    r2 = run("infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST, "--n", str(N_KEYS),
+             "--seed", "3", "--lambda", "5000", "--batch", "7", "--out", P("ref7"))
+    man7 = json.load(open(os.path.join(P("ref7"), "manifest.json"))) if r2.returncode == 0 else {"keys": []}
+    diff = [np.abs(np.array(Image.open(os.path.join(P("ref7"), a["fingerprint"])), dtype=int) -
+                   np.array(Image.open(os.path.join(REF, b["fingerprint"])), dtype=int))
+            for a, b in zip(man7["keys"], keys)]
+    check([k["index"] for k in man7["keys"]] == idx and max(d.max() for d in diff) <= 1 and
+          sum((d > 0).sum() for d in diff) <= N_KEYS * 28 * 28 // 1000,
+          f"--batch 7 instead of 16: same keys, fingerprints within one level in ≤ 0.1% of the pixels "
+          f"({sum((d > 0).sum() for d in diff)} pixels differ)")
+    r3 = run("infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST, "--n", "5", "--seed", "4",
+             "--inject", "logit", "--out", P("ref3"))
+    man3 = json.load(open(os.path.join(P("ref3"), "manifest.json"))) if r3.returncode == 0 else {"keys": []}
+    check(r3.returncode == 0 and man3["inject"] == "logit" and [k["index"] for k in man3["keys"]] != idx[:5],
+          "another seed draws other keys; --inject logit is recorded")
+
+    # ---- verify ----
+    for mode in ("global", "gaussian"):
+        rc, v, err = verify(owner, "--mode", mode)
+        check(rc == 0 and v.get("assim") == 1.0 and v.get("ssim_min") == 1.0 and v.get("same_file") is True and
+              v.get("verdict") == "pirated" and v.get("prediction_agreement") == 1.0,
+              f"the owner's own model, {mode}: ASSIM exactly 1, exit 0 ({rc}, {err})")
+    # the same weights written by PyTorch's side (another file): the same fingerprints
+    tensors, meta = st_io.read(owner, with_metadata=True)
+    st_io.write(P("resaved.safetensors"), tensors, {"saved_by": "st_io"})
+    rc, v, _ = verify(P("resaved.safetensors"), "--out", P("suspect-fps"))
+    check(rc == 0 and v.get("assim") == 1.0 and v.get("same_file") is False,
+          f"the same weights saved by another writer: ASSIM 1, same_file false ({v.get('assim')})")
+    same_png = sum(np.array_equal(np.array(Image.open(os.path.join(P("suspect-fps"), f"fp-{i:05d}.png"))),
+                                  np.array(Image.open(os.path.join(REF, keys[i]["fingerprint"]))))
+                   for i in range(N_KEYS))
+    check(same_png == N_KEYS, f"--out writes the suspect's fingerprints: equal to the owner's here ({same_png})")
+
+    # pirated copies and an independent model
+    r = run("attack", "finetune", "--model", owner, "--net", "lenet5", "--data", MNIST, "--split", "test",
+            "--subset", "1000", "--epochs", "3", "--opt", "adam", "--lr", "1e-3", "--eval-every", "0",
+            "--out", P("ft.safetensors"))
+    check(r.returncode == 0, f"attack finetune ({r.stderr.strip()[-200:]})")
+    r = run("attack", "prune", "--model", owner, "--rate", "0.3", "--out", P("pruned.safetensors"))
+    check(r.returncode == 0, "attack prune 0.3")
+    r = run("attack", "overwrite", "--model", owner, "--net", "lenet5", "--data", MNIST, "--subset", "500",
+            "--keys", "100", "--epochs", "5", "--opt", "adam", "--lr", "2e-3", "--eval-every", "0",
+            "--out", P("ow.safetensors"))
+    ow = parse(r.stdout)
+    check(r.returncode == 0 and ow.get("wm_accuracy", 0) >= 0.9 and ow.get("wm_accuracy_before", 1) <= 0.1 and
+          ow.get("wm_accuracy_fresh", 0) >= 0.8 and ow.get("test_acc", 0) > 0.8,
+          f"attack overwrite: the pirate's backdoor learned ({r.stdout.strip()[:400]} {r.stderr.strip()[-200:]})")
+    summary = {}
+    for mode in ("global", "gaussian"):
+        got = {}
+        for name in ("ft", "pruned", "ow", "indep"):
+            model = P(f"{name}.safetensors") if name != "indep" else indep
+            rc, v, err = verify(model, "--mode", mode, "--threshold", "0.5")
+            check(rc in (0, 1) and "assim" in v, f"verify {name} {mode}: exit {rc} {err}")
+            got[name] = v.get("assim", float("nan"))
+        summary[mode] = got
+        pirated = min(got["ft"], got["pruned"], got["ow"])
+        check(pirated > got["indep"] + 0.02 and pirated < 1.0,
+              f"{mode}: pirated copies ({pirated:.4f} at the least) above the independent model ({got['indep']:.4f})")
+    print("ASSIM:", json.dumps(summary))
+    rc, v, _ = verify(indep, "--threshold", "0.999")
+    check(rc == 1 and v.get("verdict") == "not pirated" and v.get("pirated") is False,
+          "a verdict below the threshold: exit 1, 'not pirated'")
+    rc, v, _ = verify(owner, "--per-key")
+    check(rc == 0 and len(v.get("per_key", [])) == N_KEYS and all(k["ssim"] == 1.0 for k in v["per_key"]),
+          "--per-key lists every key")
+
+    # ---- bad input ----
+    expect_bad(["infip", "verify", "--model", owner, "--reference", P("nowhere")], "manifest.json",
+               "a reference folder without a manifest")
+    shutil.copytree(REF, P("tampered"))
+    fp0 = os.path.join(P("tampered"), keys[0]["fingerprint"])
+    img = np.array(Image.open(fp0))
+    img[0, 0] ^= 1
+    Image.fromarray(img).save(fp0)
+    expect_bad(["infip", "verify", "--model", owner, "--reference", P("tampered")], "modified",
+               "a fingerprint PNG changed after extraction")
+    shutil.copytree(REF, P("corrupt"))
+    with open(os.path.join(P("corrupt"), "manifest.json"), "w") as fh:
+        fh.write(json.dumps(man)[:-40])
+    expect_bad(["infip", "verify", "--model", owner, "--reference", P("corrupt")], "manifest.json",
+               "a truncated manifest")
+    shutil.copytree(REF, P("resized"))
+    man_r = dict(man, shape=[1, 32, 32])
+    with open(os.path.join(P("resized"), "manifest.json"), "w") as fh:
+        json.dump(man_r, fh)
+    expect_bad(["infip", "verify", "--model", owner, "--reference", P("resized")], "32x32",
+               "a reference whose images are not the manifest's size")
+    expect_bad(["infip", "verify", "--model", owner, "--net", "resnet18-cifar", "--reference", REF], "owner.safetensors",
+               "a net whose weights do not fit")
+    cifar_ref = P("cifar-ref")
+    vgg = P("vgg.safetensors")
+    r = run("train", "--net", "vgg16-cifar", "--data", "synthetic:3,32,32,10,8", "--epochs", "1", "--batch", "8",
+            "--out", vgg)
+    check(r.returncode == 0, "a vgg16-cifar model for the size check")
+    r = run("infip", "extract", "--model", vgg, "--net", "vgg16-cifar", "--keys", CIFAR, "--n", "2", "--out", cifar_ref)
+    check(r.returncode == 0, f"a CIFAR-10 reference ({r.stderr.strip()[-200:]})")
+    expect_bad(["infip", "verify", "--model", owner, "--net", "lenet5", "--reference", cifar_ref], "owner.safetensors",
+               "a 28x28 grey model against a 32x32 colour reference")
+    for args, word, what in [
+            (["--model", owner, "--reference", REF, "--mode", "box"], "--mode", "unknown SSIM mode"),
+            (["--model", owner, "--reference", REF, "--threshold", "2"], "--threshold", "threshold outside [-1, 1]"),
+            (["--reference", REF], "--model", "no model")]:
+        expect_bad(["infip", "verify", *args], word, what)
+    base = ["infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST]
+    for args, word, what in [
+            (["--n", "10", "--out", REF], "already", "an existing reference without --force"),
+            (["--n", "10001", "--out", P("x1")], "10001", "more keys than the split holds"),
+            (["--n", "0", "--out", P("x2")], "--n", "no keys"),
+            (["--n", "5", "--lambda", "0", "--out", P("x3")], "--lambda", "lambda 0"),
+            (["--n", "5", "--inject", "grad", "--out", P("x4")], "--inject", "unknown injection"),
+            (["--n", "5", "--split", "val", "--out", P("x5")], "--split", "unknown split"),
+            (["--n", "5"], "--out", "no --out")]:
+        expect_bad(base + args, word, what)
+    r = run("infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST, "--n", "5", "--out", REF,
+            "--force")
+    check(r.returncode == 0 and len(json.load(open(man_path))["keys"]) == 5, "--force replaces a reference")
+    expect_bad(["infip", "nothing"], "extract or verify", "an unknown infip command")
+    print(f"test_infip_cli: {time.time() - T0:.0f} s")
+    shutil.rmtree(tmp, ignore_errors=True)
+    done()
+
+
+if __name__ == "__main__":
+    main()
