@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "dist.h"
 #include "fp_common.h"
 #include "infip.h"
 #include "model_io.h"
@@ -94,11 +95,58 @@ static int write_png(const char *dir, const char *name, const uint8_t *planar, i
     return 0;
 }
 
+/* The relevance of this rank's share of n inputs, in batches of the net's: make(k, x) writes the
+ * normalised input of key k into x; rank r fills rel, pred and logits (may be NULL) at its share
+ * of the keys, and the shares are gathered so that every rank ends with all n. 0 or −1 (message). */
+typedef void (*input_fn)(const void *ctx, int k, float *x);
+static int relevance_on_ranks(dg_dist *dist, dg_relevance *plan, dg_net *net, int n, input_fn make, const void *ctx,
+                              float *x, float *rel, int *pred, float *logits) {
+    const size_t per = (size_t)net->in_c * net->in_h * net->in_w;
+    int lo, hi;
+    dg_dist_share(n, dist->rank, dist->size, &lo, &hi);
+    for (int first = lo; first < hi; first += net->batch) {
+        int b = hi - first < net->batch ? hi - first : net->batch;
+        for (int i = 0; i < b; i++) make(ctx, first + i, x + (size_t)i * per);
+        if (dg_relevance_run(plan, x, b, NULL, pred + first, logits ? logits + (size_t)first * net->classes : NULL,
+                             rel + (size_t)first * per) != 0) {
+            dg_cli_error("infip: out of memory");
+            return -1;
+        }
+    }
+    dg_dist_gather_shares(dist, rel, sizeof(float) * per, n);
+    dg_dist_gather_shares(dist, pred, sizeof(int), n);
+    if (logits) dg_dist_gather_shares(dist, logits, sizeof(float) * (size_t)net->classes, n);
+    return 0;
+}
+
+/* --dist NAME from argv (before the options are parsed), started; the command runs on the ranks */
+static int on_ranks(const char *command, int argc, char **argv, int (*run)(int, char **, dg_dist *)) {
+    const char *dist_name = "none";
+    for (int i = 0; i + 1 < argc; i++)
+        if (strcmp(argv[i], "--dist") == 0) dist_name = argv[i + 1];
+    dg_dist dist;
+    if (dg_dist_start(&dist, dist_name, command) != 0 || dg_dist_same_args(&dist, command, argc, argv) != 0)
+        return dg_dist_finish(&dist, DG_EXIT_BAD_INPUT);
+    if (dist.kind == DG_DIST_NCCL) {
+        dg_cli_error("%s: --dist nccl has nothing to reduce on the device; use --dist mpi (with any backend)", command);
+        return dg_dist_finish(&dist, DG_EXIT_BAD_INPUT);
+    }
+    return dg_dist_finish(&dist, run(argc, argv, &dist));
+}
+
+#define DIST_OPT(v) \
+    {"dist", DG_OPT_STR, &(v), "none | mpi: the keys split across the ranks mpirun or srun started (default none)"}
+
 /* ---- infip extract ---- */
 
-static int extract(int argc, char **argv) {
+static void data_input(const void *ctx, int k, float *x) {
+    const void *const *c = ctx; /* {dataset, indices} */
+    dg_data_image_f32(c[0], ((const int *)c[1])[k], x);
+}
+
+static int extract(int argc, char **argv, dg_dist *dist) {
     const char *model = NULL, *net_name = NULL, *keys_spec = NULL, *split = "test", *out = NULL, *backend = "auto";
-    const char *inject_text = "one";
+    const char *inject_text = "one", *dist_name = "none";
     int n = 400, batch = 0, force = 0;
     float lambda = 5000.0f, eps = DG_RELEVANCE_EPS;
     uint64_t seed = 1;
@@ -116,6 +164,7 @@ static int extract(int argc, char **argv) {
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
         {"out", DG_OPT_STR, &out, "the reference folder to write"},
         {"force", DG_OPT_FLAG, &force, "replace a reference already in --out"},
+        DIST_OPT(dist_name),
     };
     int rc = dg_cli_parse("infip extract", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
@@ -169,23 +218,19 @@ static int extract(int argc, char **argv) {
         dg_cli_error("infip extract: out of memory (%.1f MiB of relevance)", (double)sizeof(float) * per * n / (1 << 20));
         goto done;
     }
-    if (make_folder(out) != 0) goto done;
-    snprintf(path, sizeof path, "%s/keys", out);
-    if (make_folder(path) != 0) goto done;
-    snprintf(path, sizeof path, "%s/fingerprints", out);
-    if (make_folder(path) != 0) goto done;
 
     double t0 = dg_now_s();
-    for (int first = 0; first < n; first += net->batch) {
-        int b = n - first < net->batch ? n - first : net->batch;
-        for (int i = 0; i < b; i++) dg_data_image_f32(&ds, idx[first + i], x + (size_t)i * per);
-        if (dg_relevance_run(rel_plan, x, b, NULL, pred + first, logits + (size_t)first * ds.classes,
-                             rel + (size_t)first * per) != 0) {
-            dg_cli_error("infip extract: out of memory");
-            goto done;
-        }
-    }
+    const void *input_ctx[2] = {&ds, idx};
+    if (relevance_on_ranks(dist, rel_plan, net, n, data_input, input_ctx, x, rel, pred, logits) != 0) goto done;
     double seconds = dg_now_s() - t0;
+    if (!dg_dist_is_root(dist)) { /* rank 0 writes the reference */
+        rc = DG_EXIT_OK;
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/keys", out);
+    if (make_folder(out) != 0 || make_folder(path) != 0) goto done;
+    snprintf(path, sizeof path, "%s/fingerprints", out);
+    if (make_folder(path) != 0) goto done;
 
     long saturated = 0, zeros = 0, correct = 0;
     double sum_min = INFINITY, sum_max = -INFINITY, sum_mean = 0.0;
@@ -253,10 +298,11 @@ static int extract(int argc, char **argv) {
     printf(", \"model_sha256\": \"%s\", \"keys\": %d, \"lambda\": %g, \"inject\": \"%s\", \"key_accuracy\": %.6f, "
            "\"relevance_sum_mean\": %.6g, \"relevance_sum_min\": %.6g, \"relevance_sum_max\": %.6g, "
            "\"pixels_saturated\": %.6f, \"pixels_zero\": %.6f, \"batch\": %d, \"backend\": \"%s\", "
-           "\"device_mib\": %.1f, \"seconds\": %.3f, \"keys_per_s\": %.2f}\n",
+           "\"ranks\": %d, \"device_mib\": %.1f, \"seconds\": %.3f, \"keys_per_s\": %.2f}\n",
            m.model_sha256, n, (double)lambda, inject_text, (double)correct / n, sum_mean, sum_min, sum_max,
            (double)saturated / ((double)plane * n), (double)zeros / ((double)plane * n), net->batch, be->name,
-           (double)dg_relevance_device_bytes(rel_plan) / (1 << 20), seconds, n / (seconds > 0 ? seconds : 1e-9));
+           dist->size, (double)dg_relevance_device_bytes(rel_plan) / (1 << 20), seconds,
+           n / (seconds > 0 ? seconds : 1e-9));
     rc = DG_EXIT_OK;
 done:
     dg_relevance_free(rel_plan);
@@ -299,9 +345,20 @@ static int read_reference_png(const char *dir, const char *name, const char *sha
     return ok ? 0 : -1;
 }
 
-static int verify(int argc, char **argv) {
+/* a key image of the reference (planar pixels) as the net's input */
+typedef struct pixels_ctx {
+    const uint8_t *keys;
+    const dg_infip_manifest *m;
+} pixels_ctx;
+static void pixels_input(const void *ctx, int k, float *x) {
+    const pixels_ctx *p = ctx;
+    size_t plane = (size_t)p->m->h * p->m->w;
+    dg_fp_pixels_to_input(p->keys + (size_t)k * p->m->c * plane, p->m->c, (int)plane, p->m->mean, p->m->std, x);
+}
+
+static int verify(int argc, char **argv, dg_dist *dist) {
     const char *model = NULL, *net_name = NULL, *reference = NULL, *mode_text = "global", *backend = "auto";
-    const char *out = NULL;
+    const char *out = NULL, *dist_name = "none";
     float threshold = 0.85f;
     int batch = 0, per_key = 0;
     const dg_opt opts[] = {
@@ -314,6 +371,7 @@ static int verify(int argc, char **argv) {
         {"out", DG_OPT_STR, &out, "also write the suspect's fingerprints (PNG) into this folder"},
         {"per-key", DG_OPT_FLAG, &per_key, "list every key's SSIM and predictions in the JSON"},
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
+        DIST_OPT(dist_name),
     };
     int rc = dg_cli_parse("infip verify", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
@@ -374,32 +432,27 @@ static int verify(int argc, char **argv) {
     plan = net ? infip_plan(net, m.mean, m.std, m.eps, m.inject_logit) : NULL;
     if (!plan) goto done;
     x = malloc(sizeof(float) * per * (size_t)net->batch);
-    rel = malloc(sizeof(float) * per * (size_t)net->batch);
+    rel = malloc(sizeof(float) * per * (size_t)n);
     if (!x || !rel) {
         dg_cli_error("infip verify: out of memory");
         goto done;
     }
-    if (out && make_folder(out) != 0) goto done;
 
     double t0 = dg_now_s();
+    pixels_ctx pc = {keys, &m};
+    if (relevance_on_ranks(dist, plan, net, n, pixels_input, &pc, x, rel, pred, NULL) != 0) goto done;
+    rc = DG_EXIT_OK;
+    if (!dg_dist_is_root(dist)) goto done; /* rank 0 compares and reports */
+    rc = DG_EXIT_BAD_INPUT;
+    if (out && make_folder(out) != 0) goto done;
     int agree = 0;
-    for (int first = 0; first < n; first += net->batch) {
-        int b = n - first < net->batch ? n - first : net->batch;
-        for (int i = 0; i < b; i++)
-            dg_fp_pixels_to_input(keys + (size_t)(first + i) * per, c, (int)plane, m.mean, m.std, x + (size_t)i * per);
-        if (dg_relevance_run(plan, x, b, NULL, pred + first, NULL, rel) != 0) {
-            dg_cli_error("infip verify: out of memory");
-            goto done;
-        }
-        for (int i = 0; i < b; i++) {
-            int k = first + i;
-            dg_infip_image(rel + (size_t)i * per, c, h, w, m.lambda, mine);
-            ssim[k] = dg_ssim(mine, owner + (size_t)k * plane, h, w, mode);
-            agree += pred[k] == m.keys[k].predicted;
-            char name[64], fp_sha[65];
-            snprintf(name, sizeof name, "fp-%05d.png", k);
-            if (out && write_png(out, name, mine, 1, h, w, interleaved, fp_sha) != 0) goto done;
-        }
+    for (int k = 0; k < n; k++) {
+        dg_infip_image(rel + (size_t)k * per, c, h, w, m.lambda, mine);
+        ssim[k] = dg_ssim(mine, owner + (size_t)k * plane, h, w, mode);
+        agree += pred[k] == m.keys[k].predicted;
+        char name[64], fp_sha[65];
+        snprintf(name, sizeof name, "fp-%05d.png", k);
+        if (out && write_png(out, name, mine, 1, h, w, interleaved, fp_sha) != 0) goto done;
     }
     double seconds = dg_now_s() - t0;
     dg_infip_stats s;
@@ -418,6 +471,7 @@ static int verify(int argc, char **argv) {
            sha, m.model_sha256, strcmp(sha, m.model_sha256) == 0 ? "true" : "false", dg_ssim_mode_name(mode), n,
            s.assim, s.min, s.median, s.max, s.std, s.below, (double)agree / n, (double)threshold,
            pirated ? "true" : "false", pirated ? "pirated" : "not pirated", be->name, seconds);
+    printf(", \"ranks\": %d", dist->size);
     if (per_key) {
         printf(", \"per_key\": [");
         for (int k = 0; k < n; k++)
@@ -436,8 +490,8 @@ done:
 }
 
 int dg_cmd_infip(int argc, char **argv) {
-    if (argc >= 1 && strcmp(argv[0], "extract") == 0) return extract(argc - 1, argv + 1);
-    if (argc >= 1 && strcmp(argv[0], "verify") == 0) return verify(argc - 1, argv + 1);
+    if (argc >= 1 && strcmp(argv[0], "extract") == 0) return on_ranks("infip extract", argc - 1, argv + 1, extract);
+    if (argc >= 1 && strcmp(argv[0], "verify") == 0) return on_ranks("infip verify", argc - 1, argv + 1, verify);
     if (argc >= 1 && strcmp(argv[0], "--help") == 0) {
         printf("usage: dnnguard infip extract|verify [options]   (--help after the subcommand lists its options)\n");
         return DG_EXIT_OK;

@@ -4,7 +4,7 @@ float reduction order (bounded, with uneven shards and the watermark regularizer
 rank at B/2 is far off; a 2-rank run of a batch-norm net stopped by --stop-after, and one stopped by
 a real signal sent to rank 1 only, resume to the uninterrupted run's weights bit for bit; ranks
 started with different options, an unknown --dist and a launcher without --dist are refused with
-one line. In a build without MPI it checks the one-line refusal of --dist mpi instead."""
+one line; `infip extract` and `infip verify` split their keys across 2 ranks and agree with 1. In a build without MPI it checks the one-line refusal of --dist mpi instead."""
 import filecmp
 import json
 import os
@@ -164,6 +164,32 @@ check(pid is not None and stopped and "another rank" in err,
 check(ref.returncode == 0 and resumed is not None and resumed.returncode == 0
       and filecmp.cmp(P("ref.st"), P("sig.st"), shallow=False),
       "... and --resume ends with the uninterrupted 2-rank run's weights bit for bit")
+
+# InFIP: the keys split across 2 ranks, the results gathered on rank 0, which writes the reference
+r = run1("train", "--net", "lenet5", "--data", MNIST, "--subset", "2000", "--epochs", "1", "--eval-every", "0",
+         "--out", P("infip.st"))
+ext = ["infip", "extract", "--model", P("infip.st"), "--net", "lenet5", "--keys", MNIST, "--n", "21", "--seed", "4",
+       "--batch", "4"]
+one = run1(*ext, "--out", P("ref1"))
+two = mpirun(2, *ext, "--out", P("ref2"), "--dist", "mpi")
+if check(r.returncode == 0 and one.returncode == 0 and two.returncode == 0 and json.loads(two.stdout)["ranks"] == 2,
+         f"infip extract on 1 and on 2 ranks ({two.stderr.strip()[-300:]})"):
+    m1 = json.load(open(P("ref1/manifest.json")))
+    m2 = json.load(open(P("ref2/manifest.json")))
+    R1 = st_io.read(P("ref1/relevance.safetensors"))["relevance"]
+    R2 = st_io.read(P("ref2/relevance.safetensors"))["relevance"]
+    same_keys = [(k["index"], k["predicted"], k["key_sha256"]) for k in m1["keys"]] == \
+        [(k["index"], k["predicted"], k["key_sha256"]) for k in m2["keys"]]
+    e = float(np.abs(R1 - R2).max() / np.abs(R1).max())
+    check(same_keys and e < 1e-5, f"2 ranks: the same keys and predictions, relevance within {e:.1e} of 1 rank's "
+                                 "(other batches round differently)")
+    ver = ["infip", "verify", "--model", P("infip.st"), "--reference", P("ref2"), "--batch", "4"]
+    v2 = mpirun(2, *ver, "--dist", "mpi")
+    v1 = run1(*ver)
+    a2 = json.loads(v2.stdout)["assim"] if v2.returncode == 0 else None
+    a1 = json.loads(v1.stdout)["assim"] if v1.returncode == 0 else None
+    check(a2 == 1.0 and a1 is not None and a1 > 0.999,
+          f"infip verify on 2 ranks of its own 2-rank reference: ASSIM {a2} (1 rank: {a1})")
 
 shutil.rmtree(tmp, ignore_errors=True)
 done()
