@@ -168,6 +168,17 @@ def main():
     Image.fromarray(img).save(fp0)
     expect_bad(["infip", "verify", "--model", owner, "--reference", P("tampered")], "modified",
                "a fingerprint PNG changed after extraction")
+    shutil.copytree(REF, P("badpng"))  # a corrupt PNG whose hash the manifest was edited to match
+    bad = os.path.join(P("badpng"), keys[1]["key"])
+    data = bytearray(open(bad, "rb").read())
+    data[60] ^= 0x55
+    open(bad, "wb").write(bytes(data))
+    man_b = json.load(open(os.path.join(P("badpng"), "manifest.json")))
+    man_b["keys"][1]["key_sha256"] = sha256(bad)
+    with open(os.path.join(P("badpng"), "manifest.json"), "w") as fh:
+        json.dump(man_b, fh)
+    expect_bad(["infip", "verify", "--model", owner, "--reference", P("badpng")], "key-00001.png",
+               "a corrupt key PNG (its hash matching the manifest)")
     shutil.copytree(REF, P("corrupt"))
     with open(os.path.join(P("corrupt"), "manifest.json"), "w") as fh:
         fh.write(json.dumps(man)[:-40])
