@@ -157,7 +157,7 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         {"split", DG_OPT_STR, &split, "test (default) or train"},
         {"n", DG_OPT_INT, &n, "number of key images (default 400)"},
         {"seed", DG_OPT_U64, &seed, "draws the keys (default 1)"},
-        {"lambda", DG_OPT_FLOAT, &lambda, "fingerprint image = clip(round(lambda · relevance), 0, 255) (default 5000)"},
+        {"lambda", DG_OPT_FLOAT, &lambda, "fingerprint = clip(round(lambda · relevance), 0, 255) (default 5000)"},
         {"inject", DG_OPT_STR, &inject_text, "relevance at the predicted logit: one (default) | logit (its value)"},
         {"stabilizer", DG_OPT_FLOAT, &eps, "eps of the rules' denominators (default 1e-9)"},
         {"batch", DG_OPT_INT, &batch, "keys per pass (default: what fits 1 GiB of activations, at most 256)"},
@@ -179,8 +179,8 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         return DG_EXIT_BAD_INPUT;
     }
     if (!(lambda > 0.0f) || !(eps >= 0.0f && eps <= 1.0f) || n < 1 || n > DG_INFIP_MAX_KEYS || batch < 0) {
-        dg_cli_error("infip extract: --lambda must be positive, --stabilizer in [0, 1], --n from 1 to %d, --batch ≥ 0",
-                     DG_INFIP_MAX_KEYS);
+        dg_cli_error("infip extract: --lambda must be positive, --stabilizer in [0, 1], --n from 1 to %d, "
+                     "--batch ≥ 0", DG_INFIP_MAX_KEYS);
         return DG_EXIT_BAD_INPUT;
     }
     char path[4200], err[512];
@@ -215,7 +215,8 @@ static int extract(int argc, char **argv, dg_dist *dist) {
     if (!rel_plan) goto done;
     if (!idx || !pred || !idx32 || !pred32 || !rel || !logits || !x || !fp || !interleaved || !m.keys ||
         dg_data_subset_indices(ds.n, n, seed, idx) != 0) {
-        dg_cli_error("infip extract: out of memory (%.1f MiB of relevance)", (double)sizeof(float) * per * n / (1 << 20));
+        dg_cli_error("infip extract: out of memory (%.1f MiB of relevance)",
+                     (double)sizeof(float) * per * n / (1 << 20));
         goto done;
     }
 

@@ -14,7 +14,7 @@ int dg_cmd_ssim(int argc, char **argv) {
     int n_paths = 0;
     while (n_paths < 2 && argc > 0 && strncmp(argv[0], "--", 2) != 0) paths[n_paths++] = argv[0], argc--, argv++;
     const dg_opt opts[] = {
-        {"mode", DG_OPT_STR, &mode_text, "global (the InFIP paper's single window, default) | gaussian (11x11, sigma 1.5)"},
+        {"mode", DG_OPT_STR, &mode_text, "global (the paper's single window, default) | gaussian (11x11, sigma 1.5)"},
     };
     int rc = dg_cli_parse("ssim A.png B.png", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;

@@ -114,7 +114,8 @@ static int plan_rules(dg_relevance *r, char *err, size_t err_len) {
             ru->first = source_of(net, net->nodes[ru->layer].in0) == 0;
         /* the input's relevance must come from a z^B layer: anything else would apply a rule for
          * non-negative inputs to normalised pixels */
-        int reads_input = (nd->in0 >= 0 && source_of(net, nd->in0) == 0) || (nd->in1 >= 0 && source_of(net, nd->in1) == 0);
+        int reads_input = (nd->in0 >= 0 && source_of(net, nd->in0) == 0) ||
+                          (nd->in1 >= 0 && source_of(net, nd->in1) == 0);
         if (nd->kind != DG_NODE_FLATTEN && reads_input && nd->kind != DG_NODE_CONV && nd->kind != DG_NODE_LINEAR) {
             snprintf(err, err_len, "relevance: the net's input feeds a node that is not a conv or linear layer "
                                    "(node %d); the z^B rule needs the input to meet the weights first", i);

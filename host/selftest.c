@@ -31,7 +31,8 @@ static const char *const op_names[] = {
     "maxpool_fwd", "maxpool_bwd", "avgpool_fwd", "avgpool_bwd",
     "bn_fwd_train", "bn_fwd_eval", "bn_bwd", "bn_bwd_eval",
     "dropout_fwd", "dropout_bwd", "add", "axpy", "softmax_xent", "sgd_step", "adam_step",
-    "wm_reg", "cw_box_fwd", "cw_box_bwd", "cw_logits", "lrp_ratio", "lrp_share", "lrp_maxpool", "net_step", "net_relevance", NULL,
+    "wm_reg", "cw_box_fwd", "cw_box_bwd", "cw_logits", "lrp_ratio", "lrp_share", "lrp_maxpool", "net_step",
+    "net_relevance", NULL,
 };
 
 const char *const *dg_selftest_op_names(void) { return op_names; }

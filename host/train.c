@@ -545,7 +545,8 @@ int dg_train(const dg_train_opts *o) {
         if (root && save_after(o, epoch + 1)) { /* a snapshot of the weights, as OUT.epochN.safetensors */
             char tag[32], *snap;
             snprintf(tag, sizeof tag, "epoch%d", epoch + 1);
-            if (!(snap = derive_path(o->out, tag)) || dg_model_save(net, snap, NULL, 0, NULL, NULL, 0, err, sizeof err) != 0) {
+            snap = derive_path(o->out, tag);
+            if (!snap || dg_model_save(net, snap, NULL, 0, NULL, NULL, 0, err, sizeof err) != 0) {
                 dg_cli_error("%s", snap ? err : "train: out of memory");
                 free(snap);
                 goto done;

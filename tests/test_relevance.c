@@ -412,7 +412,8 @@ static void check_batch_independence(void) {
     dg_relevance_bounds(&o, 1, mean, std);
     dg_relevance *r = dg_relevance_new(net, &o, err, sizeof err);
     size_t per = 784;
-    float *x = malloc(sizeof(float) * per * 8), *all = malloc(sizeof(float) * per * 8), *one = malloc(sizeof(float) * per);
+    float *x = malloc(sizeof(float) * per * 8), *all = malloc(sizeof(float) * per * 8);
+    float *one = malloc(sizeof(float) * per);
     dg_test_fill(x, per * 8, 77, -0.4f, 2.8f);
     dg_relevance_run(r, x, 8, NULL, NULL, NULL, all);
     double worst = 0;
