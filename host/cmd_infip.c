@@ -420,8 +420,8 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     uint8_t *interleaved = malloc(plane);
     float *x = NULL, *rel = NULL;
     int *pred = malloc(sizeof(int) * (size_t)n);
-    double *ssim = malloc(sizeof(double) * (size_t)n);
-    if (!keys || !owner || !mine || !interleaved || !pred || !ssim) {
+    double *ssim = malloc(sizeof(double) * (size_t)n), *ssim_other = malloc(sizeof(double) * (size_t)n);
+    if (!keys || !owner || !mine || !interleaved || !pred || !ssim || !ssim_other) {
         dg_cli_error("infip verify: out of memory");
         goto done;
     }
@@ -447,17 +447,22 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     rc = DG_EXIT_BAD_INPUT;
     if (out && make_folder(out) != 0) goto done;
     int agree = 0;
+    /* the other SSIM form is reported too (the verdict is the chosen one's): it costs little */
+    const dg_ssim_mode other = mode == DG_SSIM_GLOBAL ? DG_SSIM_GAUSSIAN : DG_SSIM_GLOBAL;
+    const int other_fits = dg_ssim_fits(h, w, other);
     for (int k = 0; k < n; k++) {
         dg_infip_image(rel + (size_t)k * per, c, h, w, m.lambda, mine);
         ssim[k] = dg_ssim(mine, owner + (size_t)k * plane, h, w, mode);
+        ssim_other[k] = other_fits ? dg_ssim(mine, owner + (size_t)k * plane, h, w, other) : 0.0;
         agree += pred[k] == m.keys[k].predicted;
         char name[64], fp_sha[65];
         snprintf(name, sizeof name, "fp-%05d.png", k);
         if (out && write_png(out, name, mine, 1, h, w, interleaved, fp_sha) != 0) goto done;
     }
     double seconds = dg_now_s() - t0;
-    dg_infip_stats s;
+    dg_infip_stats s, s_other;
     dg_infip_summarize(ssim, n, threshold, &s);
+    dg_infip_summarize(ssim_other, n, threshold, &s_other);
     int pirated = s.assim >= threshold;
     printf("{\"model\": ");
     dg_json_string(stdout, model);
@@ -472,7 +477,10 @@ static int verify(int argc, char **argv, dg_dist *dist) {
            sha, m.model_sha256, strcmp(sha, m.model_sha256) == 0 ? "true" : "false", dg_ssim_mode_name(mode), n,
            s.assim, s.min, s.median, s.max, s.std, s.below, (double)agree / n, (double)threshold,
            pirated ? "true" : "false", pirated ? "pirated" : "not pirated", be->name, seconds);
-    printf(", \"ranks\": %d", dist->size);
+    printf(", \"ranks\": %d, \"assim_%s\": %.6f, \"assim_%s\": ", dist->size, dg_ssim_mode_name(mode), s.assim,
+           dg_ssim_mode_name(other));
+    if (other_fits) printf("%.6f", s_other.assim);
+    else printf("null"); /* images smaller than the Gaussian window */
     if (per_key) {
         printf(", \"per_key\": [");
         for (int k = 0; k < n; k++)
@@ -486,7 +494,7 @@ done:
     dg_relevance_free(plan);
     dg_net_free(net);
     dg_infip_manifest_free(&m);
-    free(keys), free(owner), free(mine), free(interleaved), free(x), free(rel), free(pred), free(ssim);
+    free(keys), free(owner), free(mine), free(interleaved), free(x), free(rel), free(pred), free(ssim), free(ssim_other);
     return rc;
 }
 
