@@ -2,6 +2,7 @@
 PyTorch as independent oracles: pruning zeroes exactly the floor(R·n) smallest |w| (ties to the lower
 index, per layer or globally) and leaves everything else byte for byte; permuting a layer's channels
 changes the weights but not the function (PyTorch logits on real images, dnnguard eval accuracy);
+finetune makes PyTorch's SGD step on the split and subset it is given, with no regularizer;
 refusals (residual add, logits) and bad input give one line and exit 2."""
 import gzip
 import json
@@ -279,6 +280,39 @@ check(rep is not None and {"block1.layer.0.conv1.weight", "block1.layer.0.convSh
                            "block1.layer.0.bn1.running_var"} <= set(rep["changed"]),
       "wrn-10-4 conv1: both consumers and the batch norm between are permuted")
 check_permute("wrn-10-4", P("wrn.safetensors"), "block1.layer.0.conv1.weight", x_cifar)
+
+# ---------------------------------------------------------------- finetune
+# One full-batch SGD step on the whole test split (--split test --subset 10000: every image once, in
+# some order) is w − lr·∇ mean CE over those images: PyTorch computes it from the same weights. It
+# shows that finetune trains on the split it is given, with the plain loss (no regularizer).
+tl = np.frombuffer(gzip.open(os.path.join(SHARED, "mnist", "t10k-labels-idx1-ubyte.gz")).read()[8:], np.uint8)
+r = run("attack", "finetune", "--model", P("m.safetensors"), "--net", "lenet5", "--data", MNIST, "--split", "test",
+        "--subset", "10000", "--batch", "10000", "--epochs", "1", "--opt", "sgd", "--lr", "0.1", "--momentum", "0",
+        "--eval-every", "0", "--log", P("ft.jsonl"), "--out", P("ft.safetensors"))
+check(r.returncode == 0, f"attack finetune: one full-batch step on the test split (exit {r.returncode}) "
+                         f"{r.stderr.strip()[-300:]}")
+if r.returncode == 0:
+    net = torch_nets.build("lenet5", 10)
+    net.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in W.items() if k in net.state_dict()})
+    loss = torch.nn.functional.cross_entropy(net(mnist_images(10000)), torch.from_numpy(tl.astype(np.int64)))
+    loss.backward()
+    grads = {k: p.grad.numpy() for k, p in net.named_parameters()}
+    F = st_io.read(P("ft.safetensors"))
+    worst = max(float(np.abs(F[k] - (W[k] - 0.1 * g)).max() / (0.1 * np.abs(g).max())) for k, g in grads.items())
+    moved = min(float(np.abs(F[k] - W[k]).max()) for k in grads)
+    check(worst < 1e-3 and moved > 0, f"finetune's step is PyTorch's w - lr*grad on the test split (worst error "
+                                      f"{worst:.1e} of the largest step, every tensor moved)")
+    log = [json.loads(line) for line in open(P("ft.jsonl"))]
+    check(len(log) == 1 and log[0].get("step") == 1 and abs(log[0].get("train_loss", -1) - float(loss)) < 1e-4
+          and not any(k.startswith("wm") for k in log[0]),
+          f"its log: one step, the loss PyTorch computes ({log and log[0].get('train_loss')} vs {float(loss):.6f}), "
+          "no watermark terms")
+r = run("attack", "finetune", "--model", P("m.safetensors"), "--net", "lenet5", "--data", MNIST, "--subset", "600",
+        "--batch", "128", "--epochs", "2", "--eval-every", "0", "--log", P("ft2.jsonl"), "--out", P("ft2.safetensors"))
+log = [json.loads(line) for line in open(P("ft2.jsonl"))] if r.returncode == 0 else []
+check([e.get("step") for e in log] == [5, 10], f"--subset 600 at batch 128: 5 steps an epoch ({[e.get('step') for e in log]})")
+expect_bad(["attack", "finetune", "--model", P("m.safetensors"), "--net", "lenet5", "--data", MNIST, "--wm",
+            P("key.json"), "--out", P("no.safetensors")], "--wm", "attack finetune with --wm (it never embeds)")
 
 # Refusals and bad input: one line, exit 2, no output file.
 random_weights("resnet18-cifar", 3, P("resnet.safetensors"))

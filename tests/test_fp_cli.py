@@ -4,7 +4,9 @@ image, repeatability), PyTorch as an independent oracle of what issue claims (ar
 class, softmax within the margin of its confidence, the source classified right), `fp auth` on every
 fingerprint (plain and --strict), on a one-pixel edit, a re-encoding, an unlisted identity and clean
 images, `predict` (the control layer's random answers at chance level and repeatable by seed, the
-model's answers behind a fingerprint, equal to eval's and to PyTorch's), and bad input (one line on
+model's answers behind a fingerprint, equal to eval's and to PyTorch's), `fp eval` (Table II: fresh
+fingerprints per user), `attack forge` (Table IV: clean images against PyTorch's rule, FGSM examples
+built the same way in PyTorch, untargeted C&W), and bad input (one line on
 stderr, exit 2)."""
 import gzip
 import json
@@ -257,7 +259,83 @@ if 1 in pngs:
     check(rc == 0 and o.get("path") == "random" and o.get("accuracy") == acc,
           f"a clean image as the fingerprint gets the random answers (path {o.get('path')}, {o.get('accuracy')})")
 
-# 10. bad input: one line on stderr, exit 2
+# 10. fp eval (Table II): fresh fingerprints per user, each counted when it authenticates as its user
+rc_e = run("fp", "eval", "--model", MODEL, "--registry", REG, "--per-user", "2", "--iters", "1000", "--search-steps", "3",
+           "--table", P("table2.md"))
+ev = parse(rc_e.stdout)
+ev_users = ev.get("users", [])
+check(rc_e.returncode == 0 and [u.get("id") for u in ev_users] == list(range(6))
+      and all(u.get("fingerprints") == 2 for u in ev_users),
+      f"fp eval: exit {rc_e.returncode}, 2 fresh fingerprints for each of the 6 users {rc_e.stderr.strip()[-300:]}")
+auth_total = sum(u.get("authenticated", 0) for u in ev_users)
+check(ev.get("fingerprints") == 12 and ev.get("authenticated") == auth_total
+      and abs(ev.get("rate", -1) - auth_total / 12) < 1e-6
+      and abs(ev.get("min_user_rate", -1) - min((u.get("rate", 0) for u in ev_users), default=-1)) < 1e-6,
+      f"fp eval's totals are the sum of its users: {ev.get('authenticated')} of {ev.get('fingerprints')}, "
+      f"rate {ev.get('rate')}, lowest user {ev.get('min_user_rate')}")
+check(all((u.get("class"), u.get("confidence")) == (c, p) for u, (c, p) in zip(ev_users, [(c, p) for c in CLASSES
+                                                                                        for p in CONFS])),
+      "fp eval reports each user's class and confidence as the registry holds them")
+# one attempt each at the test's short settings (9 of 12 here); the tuned run in docs/fingerprints.md reaches 100%
+check(ev.get("rate", 0) >= 0.5, f"fresh fingerprints authenticate as their users: {ev.get('rate')} (paper 96-100%)")
+rows = [line for line in open(P("table2.md")).read().splitlines() if line.startswith("| ") and line[2].isdigit()] \
+    if os.path.exists(P("table2.md")) else []
+check(len(rows) == 6 and all(int(r.split("|")[5]) == u.get("authenticated") for r, u in zip(rows, ev_users)),
+      f"--table writes one Markdown row per user with its count ({len(rows)} rows)")
+
+# 11. attack forge (Table IV): clean images, FGSM examples and untargeted C&W examples as fake fingerprints;
+#     PyTorch applies the same rule to the same images (clean) and builds the same FGSM examples
+FORGE = ["attack", "forge", "--model", MODEL, "--registry", REG]
+N_FORGE = 1000
+
+
+def torch_rule(p):
+    """(rule met, near the boundary) for softmax rows p: argmax in L_fp and |max P - c| < eps for some c"""
+    gap = np.array([min(abs(row.max() - c) for c in CONFS) for row in p])
+    met = np.isin(p.argmax(1), CLASSES) & (gap < 0.01)
+    return met, np.abs(gap - 0.01) < 1e-5
+
+
+r = run(*FORGE, "--method", "clean", "--n", str(N_FORGE), "--batch", "300")
+fc = parse(r.stdout)
+p_clean = torch_probs(test_images[:N_FORGE])
+met, near = torch_rule(p_clean)
+torch_wrong = int((p_clean.argmax(1) != test_labels[:N_FORGE]).sum())
+check(r.returncode == 0 and fc.get("tried") == N_FORGE and fc.get("fakes") == N_FORGE
+      and abs(fc.get("misclassified", -99) - torch_wrong) <= 1,
+      f"forge clean: exit {r.returncode}, {fc.get('fakes')} fakes, {fc.get('misclassified')} misclassified "
+      f"(PyTorch {torch_wrong}) {r.stderr.strip()[-200:]}")
+check(abs(fc.get("authenticated", -99) - int(met.sum())) <= int(near.sum())
+      and abs(fc.get("rate", -1) - fc.get("authenticated", 0) / N_FORGE) < 1e-6 and fc.get("strict_authenticated") == 0,
+      f"forge clean: {fc.get('authenticated')} clean images meet the rule, PyTorch says {int(met.sum())}; "
+      f"none is an issued file ({fc.get('strict_authenticated')})")
+FGSM_EPS = 0.07  # not a multiple of 1/510, so no pixel lands on a rounding tie
+N_FGSM = 300
+x01 = torch.from_numpy(test_images[:N_FGSM].astype(np.float32) / np.float32(255.0)).reshape(-1, 1, 28, 28)
+x01.requires_grad_(True)
+loss = torch.nn.functional.cross_entropy(net((x01 - mean) / std), torch.from_numpy(test_labels[:N_FGSM].astype(np.int64)))
+loss.backward()
+adv = torch.clamp(x01.detach() + np.float32(FGSM_EPS) * torch.sign(x01.grad), 0, 1)
+adv_bytes = torch.clamp(torch.floor(adv * 255.0 + 0.5), 0, 255).to(torch.uint8).reshape(-1, 28, 28).numpy()
+p_fgsm = torch_probs(adv_bytes)
+met, near = torch_rule(p_fgsm)
+torch_wrong = int((p_fgsm.argmax(1) != test_labels[:N_FGSM]).sum())
+r = run(*FORGE, "--method", "fgsm", "--n", str(N_FGSM), "--fgsm-eps", str(FGSM_EPS), "--batch", "128")
+ff = parse(r.stdout)
+check(r.returncode == 0 and ff.get("fakes") == N_FGSM and abs(ff.get("fgsm_eps", 0) - FGSM_EPS) < 1e-6
+      and abs(ff.get("misclassified", -99) - torch_wrong) <= 2 and torch_wrong > N_FGSM // 10,
+      f"forge fgsm (eps {FGSM_EPS}): {ff.get('misclassified')} of {ff.get('fakes')} misclassified, PyTorch's FGSM "
+      f"{torch_wrong} {r.stderr.strip()[-200:]}")
+check(abs(ff.get("authenticated", -99) - int(met.sum())) <= 2 + int(near.sum()),
+      f"forge fgsm: {ff.get('authenticated')} meet the rule, PyTorch's FGSM images {int(met.sum())}")
+r = run(*FORGE, "--method", "cw", "--n", "20", "--iters", "200", "--search-steps", "1")
+fw = parse(r.stdout)
+check(r.returncode == 0 and fw.get("tried") == 20 and 0 < fw.get("fakes", 0) <= 20 and fw.get("cw_mean_l2", 0) > 0
+      and 0 <= fw.get("rate", -1) <= 1 and fw.get("strict_authenticated") == 0,
+      f"forge cw: {fw.get('fakes')} of 20 untargeted C&W examples made (mean L2 {fw.get('cw_mean_l2')}), "
+      f"{fw.get('authenticated')} authenticate {r.stderr.strip()[-200:]}")
+
+# 12. bad input: one line on stderr, exit 2
 with open(REG) as fh:
     text = fh.read()
 with open(P("truncated.json"), "w") as fh:
@@ -306,6 +384,9 @@ expect_bad([*ISSUE_BAD, "--classes", "0-10", "--conf", "0.3", "--out", P("never"
 expect_bad([*ISSUE_BAD, "--classes", "0-2", "--conf", "0.3", "--margin", "0.02", "--out", P("never")], "margin",
            "a margin wider than eps")
 expect_bad([*ISSUE_BAD, "--classes", "0-2", "--out", P("never")], "--conf", "fp issue without --conf")
+expect_bad([*FORGE, "--method", "pgd"], "--method", "attack forge with an unknown method")
+expect_bad(["fp", "eval", "--model", MODEL, "--registry", P("truncated.json")], "truncated.json",
+           "fp eval with a truncated registry")
 check(not os.path.exists(P("never")), "a refused fp issue leaves no output folder")
 
 shutil.rmtree(tmp, ignore_errors=True)
