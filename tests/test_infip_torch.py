@@ -13,10 +13,14 @@ by far more than 1e-4 without any bug (float32 against float64 in PyTorch itself
 Ill-conditioned images. A residual sum can cancel to about 0 (a = −b to seven digits) where
 relevance still arrives; the split a·R/y then rests on the sign rounding gives y, and two correct
 implementations that round differently disagree by far more than 1e-4. PyTorch's float64 pass counts
-such near-cancellations (|y| ≤ 1e-5 (|a| + |b|), tests/torch_dtd.py); an image that has one is
-reported (how far dnnguard is from PyTorch on it is printed, not asserted). Every other image must
-agree to 1e-4, and at least half of each net's images must be free of them. (Max-pool ties, the
-other discontinuity, are shared by the rule itself, docs/infip.md.)"""
+such near-cancellations (|y| ≤ 1e-5 (|a| + |b|), tests/torch_dtd.py). Max-pool ties are shared by
+the rule itself (inputs within 1e-5 of the maximum, docs/infip.md), which moves the discontinuity to
+that limit: an input just beyond it shares in one implementation and not in another. PyTorch's
+float64 pass is rerun with the limit 5% lower and higher (5e-7 of the maximum, a few float32
+roundings of the pool's input); an image whose relevance moves by more than
+a tenth of the tolerance is near a tie limit. An image of either kind is reported (how far dnnguard
+is from PyTorch on it is printed, not asserted). Every other image must agree to 1e-4, and at least
+half of each net's images must be free of them."""
 import os
 import sys
 import tempfile
@@ -85,13 +89,25 @@ def compare(name, model, data, n, *extra, tol=1e-4):
     per = lambda a: np.abs(a - R64).reshape(n, -1).max(1) / np.abs(R64).reshape(n, -1).max(1)
     e_dg, e_32 = per(R_dg), per(R32.numpy().astype(np.float64))
     cancel = stats["near_cancellations"].numpy()
-    good = cancel == 0
+    # a max-pool input near the tie limit: the float64 relevance moves when the limit moves by ±5%
+    # (5e-7 of the maximum, a few float32 roundings), so whether it shares rests on rounding
+    tie_moves = np.zeros(n)
+    for scale in (0.95, 1.05):
+        saved_tie, torch_dtd.TIE = torch_dtd.TIE, torch_dtd.TIE * scale
+        try:
+            Rt, _, _ = torch_dtd.relevance(name, module, x, man["mean"], man["std"], inject=inject, dtype=torch.float64)
+        finally:
+            torch_dtd.TIE = saved_tie
+        tie_moves = np.maximum(tie_moves, per(Rt.numpy()))
+    near_tie = tie_moves > tol / 10
+    good = (cancel == 0) & ~near_tie
     worst = e_dg[good].max() if good.any() else float("nan")
     check(good.sum() * 2 >= n and worst < tol,
           f"{name} {inject}: relevance against PyTorch float64 on {good.sum()} well-conditioned images of {n}: "
           f"worst {worst:.2e} (PyTorch float32: {e_32[good].max() if good.any() else float('nan'):.2e})")
     for i in np.nonzero(~good)[0]:
-        print(f"     {name} image {i} ill-conditioned ({cancel[i]} near-cancelling residual sums): "
+        print(f"     {name} image {i} ill-conditioned ({cancel[i]} near-cancelling residual sums; moving the "
+              f"max-pool tie limit moves it by {tie_moves[i]:.1e}): "
               f"dnnguard {e_dg[i]:.1e}, PyTorch float32 {e_32[i]:.1e} from PyTorch float64")
     e_log = np.abs(logits_dg - logits).max() / max(np.abs(logits).max(), 1e-30)
     check(e_log < 1e-4, f"{name}: logits against PyTorch: {e_log:.2e}")

@@ -120,9 +120,11 @@ def _pool_geometry(pool):
     return k, s, p
 
 
-def maxpool_rule(pool, x, R, tie=TIE):
+def maxpool_rule(pool, x, R, tie=None):
     """Winner-take-all with ties shared: R_j goes in equal parts to the inputs of its window within
-    tie * |max| of the window's maximum (padding never ties), summed where windows overlap."""
+    tie * |max| of the window's maximum (padding never ties), summed where windows overlap.
+    tie defaults to the module's TIE, read at call time (so a test can move the limit)."""
+    tie = TIE if tie is None else tie
     k, s, p = _pool_geometry(pool)
     n, c, h, w = x.shape
     xp = F.pad(x, (p, p, p, p), value=float("-inf")).reshape(n * c, 1, h + 2 * p, w + 2 * p)
