@@ -9,7 +9,7 @@
 # their fingerprints from the owner's, a pirated and an independent model. Writes results.json,
 # results.md and fingerprints.png to --out (infip_report.py makes them from runs.jsonl).
 #
-#   scripts/reproduce/infip.sh                 # the CPU size: 10,000 training images, 10 epochs (hours on 2 cores)
+#   scripts/reproduce/infip.sh                 # the CPU size: 10,000 training images, 10 epochs (about 6-7 h on 2 cores)
 #   scripts/reproduce/infip.sh --full          # the paper's sizes: all 50,000 images, 100 epochs (a GPU job)
 #   scripts/reproduce/infip.sh --train-subset 2000 --epochs 2 --ft-epochs "1 2" --keys 20 ...   # a smoke run
 #
