@@ -8,6 +8,10 @@
 #include <string.h>
 #include <time.h>
 
+#ifdef DNNGUARD_HAVE_CUDA
+#include "../kernels/cuda/shapes.h" /* dg_backend_cuda, the mode switches, memory counts */
+#endif
+
 void dg_cli_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -94,10 +98,6 @@ int dg_cli_parse(const char *command, int argc, char **argv, const dg_opt *opts,
     return 0;
 }
 
-#ifdef DNNGUARD_HAVE_CUDA
-const dg_backend *dg_backend_cuda(void); /* NULL when no device is present */
-#endif
-
 const dg_backend *dg_cli_backend(const char *name) {
     if (!name || strcmp(name, "auto") == 0) {
 #ifdef DNNGUARD_HAVE_CUDA
@@ -119,6 +119,46 @@ const dg_backend *dg_cli_backend(const char *name) {
     }
     dg_cli_error("--backend: unknown backend '%s' (cpu, cuda or auto)", name);
     return NULL;
+}
+
+int dg_cli_backend_modes(const char *command, const dg_backend *be, const char *precision, int deterministic) {
+    int tf32 = 0;
+    if (precision && strcmp(precision, "tf32") == 0) tf32 = 1;
+    else if (precision && strcmp(precision, "fp32") != 0) {
+        dg_cli_error("%s: --precision must be fp32 or tf32, not '%s'", command, precision);
+        return -1;
+    }
+    int cuda = strcmp(be->name, "cuda") == 0;
+    if (tf32 && !cuda) {
+        dg_cli_error("%s: --precision tf32 needs the CUDA backend; the %s backend computes in FP32 only", command,
+                     be->name);
+        return -1;
+    }
+#ifdef DNNGUARD_HAVE_CUDA
+    if (cuda) {
+        dg_cuda_set_tf32(tf32);
+        dg_cuda_set_deterministic(deterministic);
+    }
+#else
+    (void)deterministic;
+#endif
+    return 0;
+}
+
+dg_cli_device_info dg_cli_device(const dg_backend *be) {
+    dg_cli_device_info info = {.name = "host CPU", .peak_bytes = -1, .footprint_bytes = -1};
+#ifdef DNNGUARD_HAVE_CUDA
+    if (strcmp(be->name, "cuda") == 0) {
+        size_t peak = 0;
+        dg_cuda_memory_stats(NULL, &peak);
+        info.name = dg_cuda_device_name();
+        info.peak_bytes = (long long)peak;
+        info.footprint_bytes = (long long)dg_cuda_device_footprint_bytes();
+    }
+#else
+    (void)be;
+#endif
+    return info;
 }
 
 double dg_now_s(void) {

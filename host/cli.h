@@ -26,6 +26,23 @@ int dg_cli_parse(const char *command, int argc, char **argv, const dg_opt *opts,
  * the backend cannot be had. */
 const dg_backend *dg_cli_backend(const char *name);
 
+/* Applies --precision ("fp32" or "tf32"; NULL is fp32) and --deterministic to be, the table
+ * dg_cli_backend returned. TF32 needs the CUDA backend: the CPU computes in FP32 only, so asking
+ * it for TF32 is refused rather than ignored. --deterministic holds on the CPU anyway (no atomics;
+ * fixed reduction orders at a given thread count). 0, or -1 with the message printed. */
+int dg_cli_backend_modes(const char *command, const dg_backend *be, const char *precision, int deterministic);
+
+/* The device behind be and its memory as far as this process used it: name ("host CPU", or the GPU
+ * as "NVIDIA H100 ... (sm_90, 132 SMs, 79.1 GiB)"); peak_bytes, the most the backend allocated at
+ * once so far (arenas, workspaces, scratch); footprint_bytes, device memory in use beyond the empty
+ * context (handles, library workspaces and loaded kernels too). Both -1 on the CPU backend, whose
+ * memory is the process's resident set. */
+typedef struct dg_cli_device_info {
+    const char *name;
+    long long peak_bytes, footprint_bytes;
+} dg_cli_device_info;
+dg_cli_device_info dg_cli_device(const dg_backend *be);
+
 /* Writes s as a JSON string literal (quoted, escaped). */
 void dg_json_string(FILE *out, const char *s);
 

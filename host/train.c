@@ -28,6 +28,7 @@ void dg_train_defaults(dg_train_opts *o) {
     o->opt = "sgd";
     o->schedule = "const";
     o->backend = "auto";
+    o->precision = "fp32";
     o->epochs = 10;
     o->batch = 128;
     o->lr = 0.1f;
@@ -336,7 +337,9 @@ int dg_train(const dg_train_opts *o) {
     dg_dist *dist = o->dist ? o->dist : &single;
     const int root = dg_dist_is_root(dist);
     const dg_backend *be = dg_cli_backend(o->backend);
-    if (!be || dg_dist_connect_device(dist, be) != 0) return DG_EXIT_BAD_INPUT;
+    if (!be || dg_cli_backend_modes("train", be, o->precision, o->deterministic) != 0 ||
+        dg_dist_connect_device(dist, be) != 0)
+        return DG_EXIT_BAD_INPUT;
     dg_dataset train = {0}, test = {0};
     int on_train_split = strcmp(o->split, "train") == 0;
     if (dg_session_data(o->data, on_train_split, &train) != 0) return DG_EXIT_BAD_INPUT;
@@ -570,6 +573,9 @@ int dg_train(const dg_train_opts *o) {
         printf(", \"epochs\": %d, \"steps\": %ld", o->epochs, s.global_step);
         if (have_test && result.images)
             printf(", \"test_acc\": %.6f, \"test_loss\": %.6f", result.accuracy, result.loss);
+        printf(", \"backend\": \"%s\", \"precision\": \"%s\"", be->name, o->precision);
+        dg_cli_device_info dev = dg_cli_device(be);
+        if (dev.peak_bytes >= 0) printf(", \"device_peak_mib\": %.1f", (double)dev.peak_bytes / (1 << 20));
         printf("}\n");
     }
     rc = DG_EXIT_OK;

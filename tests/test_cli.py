@@ -173,4 +173,18 @@ expect_bad(["train", "--net", "lenet5", "--data", MNIST, "--out", P("x.safetenso
 expect_bad(["eval", "--net", "lenet5", "--model", P("a.safetensors"), "--data", MNIST, "--backend", "tpu"], "tpu",
            "unknown backend")
 
+# --precision / --deterministic: TF32 is refused on the CPU backend rather than ignored; a bad name is
+# refused; --deterministic is accepted on the CPU and changes nothing (same bytes as without it)
+tiny = ["train", "--net", "lenet5", "--data", MNIST, "--subset", "256", "--epochs", "1", "--batch", "64",
+        "--eval-every", "0", "--backend", "cpu"]
+expect_bad(tiny + ["--precision", "tf32", "--out", P("t.safetensors")], "tf32 needs the CUDA backend",
+           "--precision tf32 on the CPU backend")
+expect_bad(tiny + ["--precision", "fp16", "--out", P("t.safetensors")], "fp16", "--precision fp16")
+r1 = run(*tiny, "--out", P("plain.safetensors"))
+r2 = run(*tiny, "--deterministic", "--precision", "fp32", "--out", P("det.safetensors"))
+s1 = json.loads(r1.stdout) if r1.returncode == 0 else {}
+check(r1.returncode == 0 and r2.returncode == 0 and filecmp.cmp(P("plain.safetensors"), P("det.safetensors"), shallow=False)
+      and s1.get("backend") == "cpu" and s1.get("precision") == "fp32" and "device_peak_mib" not in s1,
+      f"--deterministic on the CPU: the same weights; the summary names backend and precision {r1.stdout.strip()}")
+
 done()

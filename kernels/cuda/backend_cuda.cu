@@ -14,6 +14,7 @@ struct cuda_state {
     int device;
     int sm_count;
     size_t total_mem;
+    size_t used_at_start; /* device memory in use once our context existed, before any handle */
     size_t ws_cap;
     int sync_each_launch;
     cudaStream_t stream;
@@ -102,6 +103,10 @@ int init_backend(void) {
         return -1;
     }
     DG_CUDA_CHECK(cudaSetDevice(g_state.device));
+    DG_CUDA_CHECK(cudaFree(0)); /* creates the context now, so that the baseline below includes it */
+    size_t free_bytes = 0, total_bytes = 0;
+    DG_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    g_state.used_at_start = total_bytes - free_bytes;
     g_state.sm_count = prop.multiProcessorCount;
     g_state.total_mem = prop.totalGlobalMem;
     g_state.ws_cap = dg_cuda_ws_cap(g_state.total_mem, getenv("DNNGUARD_CUDA_WS_MB"));
@@ -132,6 +137,13 @@ extern "C" const dg_backend *dg_backend_cuda(void) {
 extern "C" void dg_cuda_set_deterministic(int on) { g_deterministic = on ? 1 : 0; }
 extern "C" void dg_cuda_set_tf32(int on) { g_tf32 = on ? 1 : 0; }
 extern "C" const char *dg_cuda_device_name(void) { return g_state.ready == 1 ? g_state.name : ""; }
+extern "C" size_t dg_cuda_device_footprint_bytes(void) {
+    if (g_state.ready != 1) return 0;
+    size_t free_bytes = 0, total_bytes = 0;
+    DG_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    size_t used = total_bytes - free_bytes;
+    return used > g_state.used_at_start ? used - g_state.used_at_start : 0;
+}
 
 cudaStream_t dg_cuda_stream(void) { return g_state.stream; }
 cudnnHandle_t dg_cuda_cudnn(void) { return g_state.cudnn; }

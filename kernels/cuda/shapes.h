@@ -27,6 +27,10 @@ void dg_cuda_set_tf32(int on);
 const char *dg_cuda_device_name(void);
 /* Bytes allocated through the backend now and at most so far (arenas and the private scratch). */
 void dg_cuda_memory_stats(size_t *in_use_bytes, size_t *peak_bytes);
+/* Device memory in use now beyond what was in use once the backend's context existed (cudaMemGetInfo:
+ * also the cuDNN and cuBLAS handles, their internal workspaces, loaded kernels, the driver's page
+ * rounding, and any other process's allocations on the same device meanwhile). */
+size_t dg_cuda_device_footprint_bytes(void);
 
 /* ---- shape checks ---- */
 
