@@ -191,8 +191,8 @@ static dg_backend profiled(const dg_backend *be) {
 /* ---- the training step ---- */
 
 typedef struct bench_opts {
-    const char *net, *data, *backend;
-    int batch, steps, warmup, profile;
+    const char *net, *data, *backend, *precision;
+    int batch, steps, warmup, profile, deterministic;
     float lr, momentum, wd;
     uint64_t seed;
 } bench_opts;
@@ -254,13 +254,16 @@ static double median(double *v, int n) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: dg_bench_train --net NAME [--batch 128] [--steps 20] [--warmup 3] [--data SPEC]\n"
-            "                      [--lr 0.01] [--momentum 0.9] [--wd 5e-4] [--seed 1] [--backend cpu] [--profile]\n"
+            "                      [--lr 0.01] [--momentum 0.9] [--wd 5e-4] [--seed 1] [--backend cpu|cuda|auto]\n"
+            "                      [--precision fp32|tf32] [--deterministic] [--profile]\n"
             "Times --steps SGD training steps of NAME on one fixed batch (the first --batch images of the\n"
             "training split of --data, unaugmented; without --data, synthetic images of the net's natural shape)\n"
             "after --warmup untimed steps, and prints one JSON line: images/s, step and phase times are\n"
             "medians over the steps (the _mean fields are plain means). The thread count is OpenMP's\n"
             "(OMP_NUM_THREADS). --profile adds one JSON line per backend op and per conv shape, from\n"
-            "another --steps steps timed op by op.\n");
+            "another --steps steps timed op by op. On the CUDA backend the line also gives the device, the\n"
+            "backend's peak allocation (device_peak_mib) and the device memory taken beyond the empty\n"
+            "context (device_used_mib).\n");
 }
 
 static int parse_args(int argc, char **argv, bench_opts *o) {
@@ -270,8 +273,8 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             usage(stdout);
             exit(0);
         }
-        if (!strcmp(a, "--profile")) {
-            o->profile = 1;
+        if (!strcmp(a, "--profile") || !strcmp(a, "--deterministic")) {
+            *(a[2] == 'p' ? &o->profile : &o->deterministic) = 1;
             continue;
         }
         if (i + 1 >= argc) {
@@ -283,6 +286,7 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
         if (!strcmp(a, "--net")) o->net = v;
         else if (!strcmp(a, "--data")) o->data = v;
         else if (!strcmp(a, "--backend")) o->backend = v;
+        else if (!strcmp(a, "--precision")) o->precision = v;
         else if (!strcmp(a, "--batch")) o->batch = (int)strtol(v, &end, 10);
         else if (!strcmp(a, "--steps")) o->steps = (int)strtol(v, &end, 10);
         else if (!strcmp(a, "--warmup")) o->warmup = (int)strtol(v, &end, 10);
@@ -307,11 +311,11 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
 }
 
 int main(int argc, char **argv) {
-    bench_opts o = {.backend = "cpu", .batch = 128, .steps = 20, .warmup = 3, .lr = 0.01f, .momentum = 0.9f,
+    bench_opts o = {.backend = "cpu", .precision = "fp32", .batch = 128, .steps = 20, .warmup = 3, .lr = 0.01f, .momentum = 0.9f,
                     .wd = 5e-4f, .seed = 1};
     if (parse_args(argc, argv, &o) != 0) return 2;
     const dg_backend *be = dg_cli_backend(o.backend);
-    if (!be) return 2;
+    if (!be || dg_cli_backend_modes("dg_bench_train", be, o.precision, o.deterministic) != 0) return 2;
 
     /* the data set: the given one, or synthetic images of the net's natural shape */
     char synth[128];
@@ -378,11 +382,19 @@ int main(int argc, char **argv) {
     printf("{\"impl\":\"dnnguard\",\"net\":\"%s\",\"batch\":%d,\"threads\":%d,\"images_per_s\":%.2f,"
            "\"ms_per_step\":%.3f,\"forward_ms\":%.3f,\"backward_ms\":%.3f,\"optim_ms\":%.3f,"
            "\"images_per_s_mean\":%.2f,\"ms_per_step_mean\":%.3f,\"ms_per_step_min\":%.3f,\"cpu_ms_per_step\":%.3f,"
-           "\"steps\":%d,"
-           "\"warmup\":%d,\"data\":\"%s\",\"backend\":\"%s\"}\n",
+           "\"steps\":%d,\"warmup\":%d,\"data\":\"%s\",\"backend\":\"%s\"",
            o.net, o.batch, omp_get_max_threads(), 1e3 * o.batch / med, med, median(t_fwd, o.steps),
-           median(t_bwd, o.steps), median(t_opt, o.steps), 1e3 * o.batch / mean, mean, t_all[0], median(t_cpu, o.steps), o.steps, o.warmup,
-           ds.name, be->name);
+           median(t_bwd, o.steps), median(t_opt, o.steps), 1e3 * o.batch / mean, mean, t_all[0], median(t_cpu, o.steps),
+           o.steps, o.warmup, ds.name, be->name);
+    dg_cli_device_info dev = dg_cli_device(be);
+    if (dev.peak_bytes >= 0) { /* a device that counts its memory: the CUDA backend */
+        printf(",\"device\":");
+        dg_json_string(stdout, dev.name);
+        printf(",\"precision\":\"%s\",\"deterministic\":%s,\"device_peak_mib\":%.1f,\"device_used_mib\":%.1f",
+               o.precision, o.deterministic ? "true" : "false", (double)dev.peak_bytes / (1 << 20),
+               (double)dev.footprint_bytes / (1 << 20));
+    }
+    printf("}\n");
     fflush(stdout);
 
     if (o.profile) {

@@ -1,11 +1,21 @@
 #!/usr/bin/python3
-"""bench/torch_peer.py — the PyTorch side of bench/cpu.sh: the same training step as dg_bench_train
-(same nets from tests/torch_nets.py, same batch, SGD momentum 0.9) and the same conv layers as
-dg_bench_gemm, printed as JSON lines with the same keys. Run it with Debian's /usr/bin/python3 (torch
-1.13); threads: --threads, else OMP_NUM_THREADS, else torch's default. Reads only the data set.
+"""bench/torch_peer.py — the PyTorch side of bench/cpu.sh and bench/gpu.sh: the same training step as
+dg_bench_train (same nets from tests/torch_nets.py, same batch, SGD momentum 0.9) and the same conv
+layers as dg_bench_gemm, printed as JSON lines with the same keys. Run it with Debian's
+/usr/bin/python3 (torch 1.13) on the CPU, with any torch that sees the GPU for --device cuda; threads:
+--threads, else OMP_NUM_THREADS, else torch's default. Reads only the data set.
 
   torch_peer.py train --net NAME [--batch 128] [--steps 20] [--warmup 3] [--data SPEC] [--profile]
+                      [--device cpu|cuda] [--precision fp32|tf32] [--cudnn-benchmark]
   torch_peer.py conv --layers FILE [--batch 128] [--min-time 0.3]     (FILE: dg_bench_gemm --list; - is stdin)
+
+On --device cuda: PyTorch eager with cuDNN. fp32 switches TF32 off for cuDNN and matmul (PyTorch's
+default lets cuDNN convolutions use TF32; dnnguard's fp32 does not); tf32 switches it on for both.
+cudnn.benchmark is PyTorch's default (off) unless --cudnn-benchmark. Every phase ends with
+torch.cuda.synchronize(), as dg_bench_train's end with the backend's sync. Memory: the caching
+allocator's peak (torch.cuda.max_memory_allocated, what the tensors and cuDNN's workspaces took) and
+the device memory the process took beyond an empty CUDA context (cudaMemGetInfo, which also counts
+the allocator's cache, cuBLAS/cuDNN handles and loaded kernels).
 """
 import argparse
 import gzip
@@ -63,11 +73,32 @@ def load_batch(spec, batch, shape, classes):
     return torch.from_numpy((x - mean) / std).contiguous(), torch.from_numpy(y.astype(np.int64))
 
 
+def device_used_bytes():
+    free, total = torch.cuda.mem_get_info()
+    return total - free
+
+
 def cmd_train(a):
     shape, classes = torch_nets.default_shape(a.net)
+    cuda = a.device == "cuda"
+    if cuda:
+        if not torch.cuda.is_available():
+            raise SystemExit("torch_peer.py: --device cuda: this torch sees no CUDA device")
+        tf32 = a.precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = a.cudnn_benchmark
+        torch.cuda.init()
+        used_at_start = device_used_bytes()  # the empty context; what follows is this benchmark's
+        torch.cuda.reset_peak_memory_stats()
+    elif a.precision != "fp32" or a.cudnn_benchmark:
+        raise SystemExit("torch_peer.py: --precision tf32 and --cudnn-benchmark need --device cuda")
+    dev = torch.device(a.device)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     torch.manual_seed(a.seed)
     x, y = load_batch(a.data, a.batch, shape, classes)
-    model = torch_nets.build(a.net, classes)
+    x, y = x.to(dev), y.to(dev)
+    model = torch_nets.build(a.net, classes).to(dev)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum, weight_decay=a.wd)
 
@@ -77,10 +108,12 @@ def cmd_train(a):
         loss = F.cross_entropy(model(x), y)
         loss_value = loss.item()  # dnnguard also brings the loss to the host every step
         t1 = time.perf_counter()
-        opt.zero_grad()  # torch 1.13: writes zeros (set_to_none=False), as dg_net_zero_grad
+        opt.zero_grad(set_to_none=False)  # writes zeros, as dg_net_zero_grad (torch 1.13's default)
         loss.backward()
+        sync()
         t2 = time.perf_counter()
         opt.step()
+        sync()
         t3 = time.perf_counter()
         c3 = time.process_time()
         if loss_value != loss_value:
@@ -93,6 +126,12 @@ def cmd_train(a):
     # medians per phase (robust to other work on the machine), as dg_bench_train; the plain mean too
     fwd, bwd, optim, total = (statistics.median(t[i] for t in times) * 1e3 for i in range(4))
     mean = sum(t[3] for t in times) / a.steps * 1e3
+    extra = {}
+    if cuda:
+        extra = {"device": torch.cuda.get_device_name(), "precision": a.precision,
+                 "cudnn_benchmark": a.cudnn_benchmark, "cudnn": torch.backends.cudnn.version(),
+                 "device_peak_mib": round(torch.cuda.max_memory_allocated() / 2**20, 1),
+                 "device_used_mib": round((device_used_bytes() - used_at_start) / 2**20, 1)}
     print(json.dumps({
         "impl": "pytorch", "net": a.net, "batch": a.batch, "threads": torch.get_num_threads(),
         "images_per_s": round(a.batch / total * 1e3, 2), "ms_per_step": round(total, 3),
@@ -102,18 +141,26 @@ def cmd_train(a):
         "cpu_ms_per_step": round(statistics.median(t[4] for t in times) * 1e3, 3),
         "steps": a.steps, "warmup": a.warmup, "data": (a.data or "synthetic").split(":")[0],
         "torch": torch.__version__, "mkldnn": torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled,
+        "backend": a.device, **extra,
     }), flush=True)
 
     if a.profile:
         from torch.profiler import ProfilerActivity, profile
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        with profile(activities=acts) as prof:
             t0 = time.perf_counter()
             for _ in range(a.steps):
                 step()
             wall = (time.perf_counter() - t0) / a.steps * 1e3
-        rows = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+
+        def self_us(e):  # on the GPU, where the kernels' time is; on the CPU, the operators' own time
+            if not cuda:
+                return e.self_cpu_time_total
+            # torch 2.x names it self_device_time_total; 1.13 self_cuda_time_total
+            return e.self_device_time_total if hasattr(e, "self_device_time_total") else e.self_cuda_time_total
+        rows = sorted(prof.key_averages(), key=self_us, reverse=True)
         for e in rows[:a.profile_top]:
-            ms = e.self_cpu_time_total / 1e3 / a.steps
+            ms = self_us(e) / 1e3 / a.steps
             print(json.dumps({"profile": "op", "impl": "pytorch", "net": a.net, "op": e.key,
                               "calls_per_step": round(e.count / a.steps, 1), "self_ms_per_step": round(ms, 3),
                               "pct_of_step": round(100 * ms / wall, 1)}), flush=True)
@@ -189,6 +236,9 @@ def main():
     t.add_argument("--momentum", type=float, default=0.9)
     t.add_argument("--wd", type=float, default=5e-4)
     t.add_argument("--seed", type=int, default=1)
+    t.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    t.add_argument("--precision", choices=("fp32", "tf32"), default="fp32")
+    t.add_argument("--cudnn-benchmark", action="store_true")
     t.add_argument("--profile", action="store_true")
     t.add_argument("--profile-top", type=int, default=25)
     c = sub.add_parser("conv")
