@@ -481,6 +481,19 @@ static int verify(int argc, char **argv, dg_dist *dist) {
            dg_ssim_mode_name(other));
     if (other_fits) printf("%.6f", s_other.assim);
     else printf("null"); /* images smaller than the Gaussian window */
+    /* both forms' spread over the keys, so that one relevance pass serves a report of both */
+    printf(", \"forms\": {");
+    for (int f = 0; f < 2; f++) {
+        const dg_ssim_mode fm = f == 0 ? DG_SSIM_GLOBAL : DG_SSIM_GAUSSIAN;
+        const dg_infip_stats *st = fm == mode ? &s : &s_other;
+        printf("%s\"%s\": ", f ? ", " : "", dg_ssim_mode_name(fm));
+        if (fm != mode && !other_fits) printf("null");
+        else
+            printf("{\"assim\": %.6f, \"ssim_min\": %.6f, \"ssim_median\": %.6f, \"ssim_max\": %.6f, "
+                   "\"ssim_std\": %.6f, \"keys_below_threshold\": %d}",
+                   st->assim, st->min, st->median, st->max, st->std, st->below);
+    }
+    printf("}");
     if (per_key) {
         printf(", \"per_key\": [");
         for (int k = 0; k < n; k++)

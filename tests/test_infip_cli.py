@@ -138,7 +138,7 @@ def main():
     check(r.returncode == 0 and ow.get("wm_accuracy", 0) >= 0.9 and ow.get("wm_accuracy_before", 1) <= 0.1 and
           ow.get("wm_accuracy_fresh", 0) >= 0.8 and ow.get("test_acc", 0) > 0.8,
           f"attack overwrite: the pirate's backdoor learned ({r.stdout.strip()[:400]} {r.stderr.strip()[-200:]})")
-    summary, other = {}, {}
+    summary, other, runs = {}, {}, {}
     for mode in ("global", "gaussian"):
         got = {}
         for name in ("ft", "pruned", "ow", "indep"):
@@ -146,6 +146,7 @@ def main():
             rc, v, err = verify(model, "--mode", mode, "--threshold", "0.5")
             check(rc in (0, 1) and "assim" in v, f"verify {name} {mode}: exit {rc} {err}")
             got[name] = v.get("assim", float("nan"))
+            runs[(name, mode)] = v
             other[(name, "gaussian" if mode == "global" else "global")] = v.get(
                 "assim_gaussian" if mode == "global" else "assim_global")
         summary[mode] = got
@@ -155,6 +156,10 @@ def main():
     print("ASSIM:", json.dumps(summary))
     check(all(other[(name, mode)] == summary[mode][name] for (name, mode) in other),
           "verify reports the other SSIM form's ASSIM too, equal to a run in that form")
+    spread = ("assim", "ssim_min", "ssim_median", "ssim_max", "ssim_std", "keys_below_threshold")
+    check(all(runs[(name, m)].get("forms", {}).get(f) == {k: runs[(name, f)][k] for k in spread}
+              for (name, m) in runs for f in ("global", "gaussian")),
+          "verify's 'forms' gives both forms' ASSIM and spread, each equal to a run in that form")
     rc, v, _ = verify(indep, "--threshold", "0.999")
     check(rc == 1 and v.get("verdict") == "not pirated" and v.get("pirated") is False,
           "a verdict below the threshold: exit 1, 'not pirated'")

@@ -25,6 +25,13 @@ def load(out):
         if not line.strip():
             continue
         r = json.loads(line)
+        if r["kind"] == "verify" and "forms" in r["verify"]:
+            # one verify run reports both SSIM forms: one entry per form, as two runs would give
+            for mode, form in r["verify"]["forms"].items():
+                if form is not None:
+                    one = dict(r, verify=dict(r["verify"], mode=mode, **form))
+                    latest[("verify", r["owner"], r["tag"], r["suspect"], mode)] = one
+            continue
         if r["kind"] == "verify":
             key = ("verify", r["owner"], r["tag"], r["suspect"], r["verify"]["mode"])
         elif r["kind"] == "extract":
