@@ -49,7 +49,10 @@ typedef struct dg_backend {
     void (*zero)(void *dst, size_t bytes);
     void (*sync)(void);
 
-    /* convolution without bias (bias_fwd adds it). ws: conv_workspace_bytes(d) bytes. */
+    /* convolution without bias (bias_fwd adds it). ws: conv_workspace_bytes(d) bytes, and nothing
+     * live after them in the same allocation: a backend whose plan for d needs more than the caller
+     * sized (the CUDA backend, for a smaller last batch or after a mode change) may use the
+     * allocation up to its end, and takes a private scratch only beyond that. */
     size_t (*conv_workspace_bytes)(const dg_conv_desc *d);
     void (*conv_fwd)(const dg_conv_desc *d, const float *x, const float *w, float *y, void *ws);
     void (*conv_bwd_data)(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws);

@@ -45,6 +45,11 @@ static void test_shape_checks(void) {
     dg_pool_desc q = {.n = 1, .c = 1, .h = 4, .w = 4, .k = 2, .stride = 2, .pad = 2};
     q.oh = q.ow = 3;
     CHECK(dg_cuda_pool_check(&q, &why) == -1, "padding over half the window is refused (as PyTorch)");
+    dg_pool_desc big = {.n = 1, .c = 1, .h = 46340, .w = 46340, .k = 2, .stride = 1, .pad = 1};
+    dg_pool_desc_init(&big); /* input 46340² < 2^31, output 46341² > 2^31 */
+    why = NULL;
+    CHECK(dg_cuda_pool_check(&big, &why) == -1 && why && strstr(why, "output"),
+          "an output of 2^31 elements from a smaller input is refused (%s)", why ? why : "accepted");
 
     CHECK(dg_cuda_nchw_check(8, 64, 1024, &why) == 0, "ordinary bn shape");
     CHECK(dg_cuda_nchw_check(0, 64, 1024, &why) == 1, "empty bn shape");
@@ -269,6 +274,15 @@ static void test_launch(void) {
                   (l.threads >= len || l.threads == DG_CUDA_ROW_THREADS) && (l.threads / 2 < len || l.threads == 32),
               "row of %zu: %u threads", len, l.threads);
     }
+    /* a cap that is not a power of two, or above 1024, still gives whole warps, at most 32 of them */
+    l = dg_launch_rows(4, 5000, 300);
+    CHECK(l.threads == 256, "cap 300: 256 threads, not 300 (%u)", l.threads);
+    l = dg_launch_rows(4, 1 << 20, 4096);
+    CHECK(l.threads == 1024, "cap 4096: 1024 threads (%u)", l.threads);
+    l = dg_launch_rows(4, 5000, 8);
+    CHECK(l.threads == 32, "cap 8: one warp (%u)", l.threads);
+    l = dg_launch_rows((size_t)1 << 32, 1, 32);
+    CHECK(l.blocks == 0x7fffffffu, "2^32 rows: the grid stops at 2^31 - 1 blocks (%u)", l.blocks);
     l = dg_launch_rows_strided((size_t)256 * 512, 16, DG_CUDA_THREADS, 132);
     CHECK(l.blocks == 132u * DG_CUDA_WAVES && l.threads == 32, "bn eval over 128k planes of 4x4: capped grid, 1 warp");
     l = dg_launch_rows_strided(6, 50176, DG_CUDA_THREADS, 132);

@@ -1,9 +1,11 @@
 /* kernels/cpu/memory.c — "device" memory of the CPU backend: aligned host memory. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cpu.h"
 
 void *dg_cpu_alloc(size_t bytes) {
+    if (bytes > SIZE_MAX - 63) return NULL; /* rounding up would wrap to a tiny size */
     size_t rounded = (bytes + 63) & ~(size_t)63;
     void *p = aligned_alloc(64, rounded ? rounded : 64);
     if (p) memset(p, 0, rounded ? rounded : 64);

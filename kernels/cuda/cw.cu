@@ -91,7 +91,12 @@ void dg_cuda_cw_box_fwd(int n, int c, int hw, const float *delta, const float *x
                         int quantize, float *u, float *dist) {
     if (n == 0) return;
     const char *why = NULL;
-    if (dg_cuda_nchw_check(n, c, hw, &why) != 0) dg_cuda_bad_shape("cw_box_fwd", why);
+    int shape = dg_cuda_nchw_check(n, c, hw, &why);
+    if (shape < 0) dg_cuda_bad_shape("cw_box_fwd", why);
+    if (shape > 0) { /* images of no pixels: each distance is 0, as on the CPU */
+        DG_CUDA_CHECK(cudaMemsetAsync(dist, 0, sizeof(float) * (size_t)n, dg_cuda_stream()));
+        return;
+    }
     dg_launch l = dg_launch_rows((size_t)n, (size_t)c * hw, DG_CUDA_THREADS);
     cw_box_fwd_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(c, hw, delta, x0, mean, std, quantize, u,
                                                                       dist);

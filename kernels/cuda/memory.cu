@@ -1,6 +1,6 @@
 /* kernels/cuda/memory.cu — device memory of the CUDA backend: zero-filled 256-byte-aligned
  * allocations (arenas are carved by the host), uploads through double-buffered pinned staging so
- * they do not wait for queued compute, downloads, copies, zeroing, and a private scratch for
+ * that a batch's upload need not wait for queued compute, downloads, copies, zeroing, and a private scratch for
  * workspaces a caller did not size. Every transfer is on the backend's one stream. */
 #include "cuda_backend.h"
 
@@ -41,6 +41,7 @@ int staging_ready(void) {
 } // namespace
 
 void *dg_cuda_alloc(size_t bytes) {
+    if (bytes > SIZE_MAX - (DG_ALIGN - 1)) return NULL; /* rounding up would wrap to a tiny size */
     size_t rounded = (bytes + DG_ALIGN - 1) & ~(DG_ALIGN - 1);
     if (rounded == 0) rounded = DG_ALIGN;
     void *p = NULL;
@@ -80,7 +81,10 @@ void dg_cuda_upload(void *dst, const void *src_host, size_t bytes) {
         return;
     }
     /* Each chunk is copied into a pinned buffer and handed to the DMA engine asynchronously;
-     * the host returns as soon as the last chunk is staged, and src_host is free again. */
+     * the host returns as soon as the last chunk is staged, and src_host is free again. With two
+     * buffers, a third chunk (or upload) in a row waits until the copy out of its buffer ran, and
+     * that copy is queued behind the compute before it: one upload per step of up to 16 MiB
+     * (a batch) overlaps the step; more stall the host, which is what keeps the buffers safe. */
     const char *src = (const char *)src_host;
     char *d = (char *)dst;
     for (size_t off = 0; off < bytes; off += DG_STAGING_BYTES) {

@@ -43,6 +43,8 @@ int dg_cuda_pool_check(const dg_pool_desc *d, const char **why) {
     if (dg_pool_desc_init(&t) != 0) return fail(why, "window, stride or padding impossible for the input");
     if (t.oh != d->oh || t.ow != d->ow) return fail(why, "oh/ow disagree with dg_pool_desc_init");
     if ((double)d->n * d->c * d->h * d->w > DG_INT_LIMIT) return fail(why, "input has 2^31 elements or more");
+    /* padding can make the output larger than the input (k = 2, pad = 1, stride 1: h + 1) */
+    if ((double)d->n * d->c * d->oh * d->ow > DG_INT_LIMIT) return fail(why, "output has 2^31 elements or more");
     return 0;
 }
 
@@ -202,16 +204,18 @@ dg_launch dg_launch_1d(size_t n, int sm_count) {
     return l;
 }
 
+/* A power of two in [32, 1024]: the reductions of reduce.cuh need whole warps and at most 32 of them. */
 static unsigned row_threads(size_t row_len, unsigned max_threads) {
-    if (max_threads < 32) max_threads = 32;
+    unsigned cap = 32;
+    while (cap < 1024 && cap * 2 <= max_threads) cap *= 2;
     unsigned t = 32;
-    while (t < max_threads && t < row_len) t *= 2;
-    return t > max_threads ? max_threads : t;
+    while (t < cap && t < row_len) t *= 2;
+    return t;
 }
 
 dg_launch dg_launch_rows(size_t rows, size_t row_len, unsigned max_threads) {
     dg_launch l = {0, row_threads(row_len, max_threads)};
-    l.blocks = rows > 0xffffffffu ? 0xffffffffu : (unsigned)rows; /* callers check shapes first */
+    l.blocks = rows > 0x7fffffffu ? 0x7fffffffu : (unsigned)rows; /* gridDim.x ≤ 2^31 − 1; callers check shapes first */
     return l;
 }
 

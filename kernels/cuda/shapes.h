@@ -151,8 +151,9 @@ void dg_pool_covering(int i, int k, int stride, int pad, int out, int *lo, int *
 
 /* ---- registry of live device allocations ---- */
 
-/* Sorted by address; lets a convolution know how many bytes the caller's workspace really has
- * (the ws pointer may be anywhere inside one of the backend's allocations). */
+/* Sorted by address; lets a convolution know how many bytes the caller's workspace really has:
+ * from the ws pointer (anywhere inside one of the backend's allocations) to the end of that
+ * allocation, which backend.h's contract reserves for the workspace. */
 typedef struct dg_alloc_entry {
     uintptr_t base;
     size_t bytes;

@@ -9,8 +9,8 @@ namespace {
 __global__ void wm_reg_kernel(int n, const float *__restrict__ w, const int32_t *__restrict__ idx,
                               const float *__restrict__ digits, float a, float b, float scale,
                               float *__restrict__ mapped, float *__restrict__ dw) {
-    int k = blockIdx.x * blockDim.x + threadIdx.x;
-    if (k >= n) return;
+    size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (k >= (size_t)n) return;
     float m = dg_wm_map(w[idx[k]], a, b);
     mapped[k] = m;
     if (dw) dw[idx[k]] += dg_wm_grad(m, digits[k], a, scale);
@@ -23,7 +23,7 @@ void dg_cuda_wm_reg(int n, const float *w, const int32_t *idx, const float *digi
     if (n <= 0) return;
     const float scale = 2.0f * lambda / (float)n; /* the same float expression as the CPU op */
     const int threads = 128;
-    wm_reg_kernel<<<(n + threads - 1) / threads, threads, 0, dg_cuda_stream()>>>(n, w, idx, digits, a, b, scale,
-                                                                                 mapped, dw);
+    const unsigned blocks = (unsigned)(((size_t)n + threads - 1) / threads); /* no int overflow near INT_MAX */
+    wm_reg_kernel<<<blocks, threads, 0, dg_cuda_stream()>>>(n, w, idx, digits, a, b, scale, mapped, dw);
     DG_CUDA_CHECK_LAUNCH();
 }
