@@ -94,28 +94,35 @@ else:
 EOF
   fi
 done
+# The binaries find the unpacked libraries they link through their RUNPATH; only what those
+# libraries need in turn (OpenBLAS: the Fortran runtime) goes on LD_LIBRARY_PATH, through a folder
+# that holds nothing else, so that PyTorch in the same environment keeps the system's zlib and libpng.
 arch_dir=$DEPS/usr/lib/x86_64-linux-gnu
-export LD_LIBRARY_PATH=$arch_dir:$arch_dir/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+runtime=/tmp/dg-deps-runtime
+rm -rf "$runtime" && mkdir -p "$runtime"
+for lib in "$arch_dir"/libgfortran.so.5* "$arch_dir"/libquadmath.so.0*; do [ -e "$lib" ] && ln -s "$lib" "$runtime/"; done
+export LD_LIBRARY_PATH=$runtime${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 # cuDNN and NCCL: beside CUDA, else PyTorch's wheels (nvidia.cudnn, nvidia.nccl), which ship only
-# versioned libraries: a shim folder gives CMake the unversioned names it links by.
-shim() { # module libname -> prints a *_ROOT for CMake, or nothing
-  local dir
+# versioned libraries: a shim folder of links gives CMake the unversioned name it links by (and the
+# versioned ones the binary then loads); the wheel's own folder goes on LD_LIBRARY_PATH for the
+# sub-libraries cuDNN opens at run time (the same files PyTorch loads).
+shim() { # module libname -> prints "ROOT LIBDIR" for CMake and the loader, or nothing
+  local dir s=/tmp/dg-shim-$2 so
   dir=$(python3 -c "import $1 as m; print(list(m.__path__)[0])" 2>/dev/null) || return 0
   [ -d "$dir/include" ] && [ -d "$dir/lib" ] || return 0
-  local s=/tmp/dg-shim-$2
-  rm -rf "$s" && mkdir -p "$s/lib" && ln -s "$dir/include" "$s/include"
-  local so
+  rm -rf "$s" && mkdir -p "$s/lib" && ln -s "$dir/include" "$s/include" && ln -s "$dir"/lib/* "$s/lib/"
   so=$(ls "$dir/lib/lib$2.so"* 2>/dev/null | head -1)
-  [ -n "$so" ] && ln -s "$so" "$s/lib/lib$2.so"
-  export LD_LIBRARY_PATH=$dir/lib:$LD_LIBRARY_PATH
-  echo "$s"
+  [ -n "$so" ] && [ ! -e "$s/lib/lib$2.so" ] && ln -s "$so" "$s/lib/lib$2.so"
+  echo "$s $dir/lib"
 }
 cmake_args=(-DCMAKE_BUILD_TYPE=Release -DDNNGUARD_CUDA=ON -DCMAKE_PREFIX_PATH="$DEPS/usr")
 if ! ls /usr/local/cuda/include/cudnn.h /usr/include/cudnn.h /usr/include/*/cudnn.h >/dev/null 2>&1; then
-  r=$(shim nvidia.cudnn cudnn); [ -n "$r" ] && export CUDNN_ROOT=$r
+  read -r root libdir <<<"$(shim nvidia.cudnn cudnn)"
+  [ -n "${root:-}" ] && export CUDNN_ROOT=$root LD_LIBRARY_PATH=$libdir:$LD_LIBRARY_PATH
 fi
 if ! ls /usr/local/cuda/include/nccl.h /usr/include/nccl.h >/dev/null 2>&1; then
-  r=$(shim nvidia.nccl nccl); [ -n "$r" ] && export NCCL_ROOT=$r
+  read -r root libdir <<<"$(shim nvidia.nccl nccl)"
+  [ -n "${root:-}" ] && export NCCL_ROOT=$root LD_LIBRARY_PATH=$libdir:$LD_LIBRARY_PATH
 fi
 cap=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d '. ')
 [ -n "$cap" ] && cmake_args+=(-DCMAKE_CUDA_ARCHITECTURES="$cap") # this GPU only: CI builds all four
