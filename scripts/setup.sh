@@ -6,7 +6,7 @@
 # The build uses MPI whenever one is installed (libopenmpi-dev); without it --dist is refused.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-packages=(build-essential cmake pkg-config libopenblas-openmp-dev libcjson-dev libpng-dev zlib1g-dev dataset-fashion-mnist)
+packages=(build-essential cmake pkg-config libopenblas-openmp-dev libdnnl-dev libcjson-dev libpng-dev zlib1g-dev dataset-fashion-mnist)
 if [ "${1:-}" = "--test" ]; then
   packages+=(python3-torch python3-torchvision python3-numpy python3-skimage libopenmpi-dev openmpi-bin slurm-wlm munge)
 fi

@@ -442,7 +442,10 @@ static void check_refusal(void) {
 
 int main(void) {
     check_net(net_a(), "rules-a", 3, 1e-5);
-    check_net(net_b(), "rules-b", 3, 1e-5);
+    /* rules-b with biases: a residual sum whose denominators nearly cancel amplifies the float
+     * rounding of the convolutions against the double reference: 2.5e-6 through im2col, 1.7e-5
+     * through oneDNN's summation order (measured; bias-free and logit cases stay under 1e-6) */
+    check_net(net_b(), "rules-b", 3, 5e-5);
     check_net(net_c(), "rules-c", 4, 1e-5);
     char err[256];
     check_net(dg_net_create("lenet5", 10, 1, 28, 28, err, sizeof err), "lenet5", 2, 1e-4);

@@ -1,7 +1,8 @@
 /* kernels/cpu/conv.c — CPU convolution (im2col + OpenBLAS sgemm; OpenMP over the batch, or
- * threaded GEMMs for small batches and planes) and the per-channel bias. Touches only the buffers
- * it is handed: no allocation, no global state. Results are bit-for-bit repeatable for a fixed
- * thread count (static splits, fixed-order sums). */
+ * threaded GEMMs for small batches and planes) and the per-channel bias. The shapes that oneDNN
+ * runs faster go to conv_dnnl.c instead; this path touches only the buffers it is handed (no
+ * allocation, no global state). Results are bit-for-bit repeatable for a fixed thread count
+ * (static splits, fixed-order sums). */
 #include <string.h>
 #include <omp.h>
 #include <cblas.h>
@@ -272,7 +273,7 @@ static void share(int n, int t, int nt, int *n0, int *n1) {
     *n1 = (int)((long)n * (t + 1) / nt);
 }
 
-void dg_cpu_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, float *y, void *ws) {
+void dg_cpu_im2col_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, float *y, void *ws) {
     conv_geom cg = geom_of(d);
     int g;
     if (!split(d, &cg, &g)) {
@@ -287,8 +288,7 @@ void dg_cpu_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, floa
     }
 }
 
-void dg_cpu_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx,
-                          void *ws) {
+void dg_cpu_im2col_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws) {
     conv_geom cg = geom_of(d);
     int g;
     if (!split(d, &cg, &g)) {
@@ -303,8 +303,7 @@ void dg_cpu_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w
     }
 }
 
-void dg_cpu_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw,
-                            void *ws) {
+void dg_cpu_im2col_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw, void *ws) {
     conv_geom cg = geom_of(d);
     int g, parts = 1;
     if (!split(d, &cg, &g)) {
@@ -319,6 +318,17 @@ void dg_cpu_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *
         }
     }
     sum_partials(d, &cg, bufs_of(&cg, ws, 0).dwt, parts, dw);
+}
+
+/* The op table's entries: oneDNN where conv_dnnl.c takes the shape and pass, else im2col. */
+void dg_cpu_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, float *y, void *ws) {
+    if (dg_cpu_dnnl_conv_fwd(d, x, w, y) != 0) dg_cpu_im2col_conv_fwd(d, x, w, y, ws);
+}
+void dg_cpu_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws) {
+    if (dg_cpu_dnnl_conv_bwd_data(d, dy, w, dx) != 0) dg_cpu_im2col_conv_bwd_data(d, dy, w, dx, ws);
+}
+void dg_cpu_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw, void *ws) {
+    if (dg_cpu_dnnl_conv_bwd_filter(d, x, dy, dw) != 0) dg_cpu_im2col_conv_bwd_filter(d, x, dy, dw, ws);
 }
 
 void dg_cpu_bias_fwd(int n, int c, int hw, const float *b, float *y) {

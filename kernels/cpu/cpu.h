@@ -24,6 +24,18 @@ void dg_cpu_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, floa
 void dg_cpu_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws);
 void dg_cpu_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw, void *ws);
 void dg_cpu_bias_fwd(int n, int c, int hw, const float *b, float *y);
+/* the im2col passes alone (the op table's entries above choose between them and oneDNN's) */
+void dg_cpu_im2col_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, float *y, void *ws);
+void dg_cpu_im2col_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws);
+void dg_cpu_im2col_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw, void *ws);
+
+/* conv_dnnl.c: the same three passes through oneDNN where it is built in and chosen for d; 0 done,
+ * -1 not taken (conv.c then runs im2col). dg_cpu_dnnl_wants: whether pass 0 (forward), 1 (input
+ * gradient) or 2 (filter gradient) of d goes to oneDNN. */
+int dg_cpu_dnnl_wants(const dg_conv_desc *d, int pass);
+int dg_cpu_dnnl_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, float *y);
+int dg_cpu_dnnl_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx);
+int dg_cpu_dnnl_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw);
 void dg_cpu_bias_bwd(int n, int c, int hw, const float *dy, float *db);
 
 /* linear.c */
