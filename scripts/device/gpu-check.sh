@@ -95,12 +95,15 @@ EOF
   fi
 done
 # The binaries find the unpacked libraries they link through their RUNPATH; only what those
-# libraries need in turn (OpenBLAS: the Fortran runtime) goes on LD_LIBRARY_PATH, through a folder
-# that holds nothing else, so that PyTorch in the same environment keeps the system's zlib and libpng.
+# libraries need in turn (OpenBLAS: the Fortran runtime; oneDNN: the OpenCL loader) goes on
+# LD_LIBRARY_PATH, through a folder that holds nothing else, so that PyTorch in the same
+# environment keeps the system's zlib and libpng.
 arch_dir=$DEPS/usr/lib/x86_64-linux-gnu
 runtime=/tmp/dg-deps-runtime
 rm -rf "$runtime" && mkdir -p "$runtime"
-for lib in "$arch_dir"/libgfortran.so.5* "$arch_dir"/libquadmath.so.0*; do [ -e "$lib" ] && ln -s "$lib" "$runtime/"; done
+for lib in "$arch_dir"/libgfortran.so.5* "$arch_dir"/libquadmath.so.0* "$arch_dir"/libOpenCL.so.1*; do
+  [ -e "$lib" ] && ln -s "$lib" "$runtime/"
+done
 export LD_LIBRARY_PATH=$runtime${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 # cuDNN and NCCL: beside CUDA, else PyTorch's wheels (nvidia.cudnn, nvidia.nccl), which ship only
 # versioned libraries: a shim folder of links gives CMake the unversioned name it links by (and the

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # scripts/device/pack.sh — run HERE (Debian 12, with apt), before a session's first GPU call: puts
-# into .devkit/ (ignored by git, ~26 MB) what the GPU machine lacks and cannot download: the Debian
-# packages dnnguard builds against (OpenBLAS's OpenMP build, cJSON, libpng, zlib, and the Fortran
-# runtime OpenBLAS needs) and MNIST for a short real training run. The device tool carries it:
+# into .devkit/ (ignored by git, ~35 MB) what the GPU machine lacks and cannot download: the Debian
+# packages dnnguard builds against (OpenBLAS's OpenMP build, oneDNN, cJSON, libpng, zlib, and the
+# runtimes OpenBLAS and oneDNN need: Fortran's, the OpenCL loader) and MNIST for a short real
+# training run. The device tool carries it:
 #
 #   scripts/device/pack.sh
 #   run(command="scripts/device/gpu-check.sh", carry=[".devkit"], timeout_s=600)
@@ -14,7 +15,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 KIT=$ROOT/.devkit
 MNIST=${MNIST:-$ROOT/../shared/data/mnist}
 packages=(libopenblas-openmp-dev libopenblas0-openmp libopenblas-dev libgfortran5 libquadmath0
-          libcjson-dev libcjson1 libpng-dev libpng16-16 zlib1g-dev zlib1g)
+          libdnnl-dev libdnnl2 ocl-icd-libopencl1 libcjson-dev libcjson1 libpng-dev libpng16-16 zlib1g-dev zlib1g)
 
 grep -qx '/.devkit/' "$ROOT/.gitignore" || { echo "pack.sh: .gitignore must ignore /.devkit/" >&2; exit 2; }
 rm -rf "$KIT"
