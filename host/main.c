@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "build_info.h"
 #include "cli.h"
 #include "commands.h"
 
@@ -29,6 +30,7 @@ static void usage(FILE *out) {
     fprintf(out, "usage: dnnguard COMMAND [options]   (dnnguard COMMAND --help for its options)\n\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-8s %s\n", "version", "the version and what this binary was built with (also --version)");
 }
 
 int main(int argc, char **argv) {
@@ -40,8 +42,8 @@ int main(int argc, char **argv) {
         usage(stdout);
         return DG_EXIT_OK;
     }
-    if (strcmp(argv[1], "--version") == 0) {
-        printf("dnnguard 0.1\n");
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        dg_build_info(stdout);
         return DG_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)

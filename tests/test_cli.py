@@ -173,6 +173,13 @@ expect_bad(["train", "--net", "lenet5", "--data", MNIST, "--out", P("x.safetenso
 expect_bad(["eval", "--net", "lenet5", "--model", P("a.safetensors"), "--data", MNIST, "--backend", "tpu"], "tpu",
            "unknown backend")
 
+# --version: what the binary was built with, one line each
+r = run("--version")
+lines = r.stdout.splitlines()
+check(r.returncode == 0 and len(lines) == 4 and lines[0].startswith("dnnguard ") and lines[1].startswith("cpu: ")
+      and "OpenBLAS" in lines[1] and "oneDNN" in lines[1] and lines[2].startswith("cuda: ") and lines[3].startswith("mpi: "),
+      f"--version names the version, the CPU libraries, CUDA and MPI: {r.stdout!r}")
+
 # --precision / --deterministic: TF32 is refused on the CPU backend rather than ignored; a bad name is
 # refused; --deterministic is accepted on the CPU and changes nothing (same bytes as without it)
 tiny = ["train", "--net", "lenet5", "--data", MNIST, "--subset", "256", "--epochs", "1", "--batch", "64",

@@ -10,6 +10,13 @@ failures=0
 ok() { echo "ok   $*"; }
 fail() { echo "FAIL $*"; failures=$((failures + 1)); }
 
+# 0. dnnguard version: in a CUDA build its cuda line names cuDNN, cuBLAS and the architectures
+v=$("$DNNGUARD" version 2>&1)
+if grep -q "^cuda: not built" <<<"$v"; then ok "version: a CPU-only build says so"
+elif grep -q "^cuda: CUDA runtime .*cuDNN 9\..*cuBLAS .*built for sm_" <<<"$v"; then ok "version: $(grep '^cuda:' <<<"$v")"
+else fail "version: $v"
+fi
+
 # 1. CPU against CPU: every op and both nets pass with error exactly 0
 "$DNNGUARD" selftest --backend cpu --reps 1 --json "$tmp/out.json" >"$tmp/stdout" 2>"$tmp/stderr"
 rc=$?

@@ -269,7 +269,17 @@ int dg_cpu_dnnl_conv_bwd_filter(const dg_conv_desc *d, const float *x, const flo
     return wants(d, PASS_BWD_FILTER) ? run(d, PASS_BWD_FILTER, x, dy, dw) : -1;
 }
 
+void dg_cpu_dnnl_describe(char *buf, size_t n) {
+    const dnnl_version_t *v = dnnl_version();
+    static const char *const modes[] = {"im2col (DNNGUARD_CPU_CONV)", "oneDNN (DNNGUARD_CPU_CONV)", "auto"};
+    snprintf(buf, n, "oneDNN %d.%d.%d, convolutions %s", v->major, v->minor, v->patch, modes[mode()]);
+}
+
 #else /* built without oneDNN: every convolution is im2col's */
+
+#include <stdio.h>
+
+void dg_cpu_dnnl_describe(char *buf, size_t n) { snprintf(buf, n, "no oneDNN, convolutions im2col"); }
 
 int dg_cpu_dnnl_wants(const dg_conv_desc *d, int pass) {
     (void)d, (void)pass;

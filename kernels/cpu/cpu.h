@@ -33,6 +33,8 @@ void dg_cpu_im2col_conv_bwd_filter(const dg_conv_desc *d, const float *x, const 
  * -1 not taken (conv.c then runs im2col). dg_cpu_dnnl_wants: whether pass 0 (forward), 1 (input
  * gradient) or 2 (filter gradient) of d goes to oneDNN. */
 int dg_cpu_dnnl_wants(const dg_conv_desc *d, int pass);
+/* "oneDNN 2.6.3, convolutions auto" or "no oneDNN, convolutions im2col", for dnnguard --version */
+void dg_cpu_dnnl_describe(char *buf, size_t n);
 int dg_cpu_dnnl_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, float *y);
 int dg_cpu_dnnl_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx);
 int dg_cpu_dnnl_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw);

@@ -3,6 +3,10 @@
  * stream, the cuDNN and cuBLAS handles, the modes. Knows nothing of nets or files. */
 #include "cuda_backend.h"
 
+#ifdef DG_CUDA_HAVE_NCCL
+#include <nccl.h>
+#endif
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +141,28 @@ extern "C" const dg_backend *dg_backend_cuda(void) {
 extern "C" void dg_cuda_set_deterministic(int on) { g_deterministic = on ? 1 : 0; }
 extern "C" void dg_cuda_set_tf32(int on) { g_tf32 = on ? 1 : 0; }
 extern "C" const char *dg_cuda_device_name(void) { return g_state.ready == 1 ? g_state.name : ""; }
+extern "C" void dg_cuda_describe(char *buf, size_t n) {
+    int runtime = 0, driver = 0, major = 0, minor = 0, patch = 0;
+    cudaRuntimeGetVersion(&runtime);
+    if (cudaDriverGetVersion(&driver) != cudaSuccess) driver = 0; /* no driver: 0 */
+    cublasGetProperty(MAJOR_VERSION, &major);
+    cublasGetProperty(MINOR_VERSION, &minor);
+    cublasGetProperty(PATCH_LEVEL, &patch);
+    size_t cudnn = cudnnGetVersion(); /* e.g. 91400 for 9.14.0 */
+    char nccl[32] = "no NCCL";
+#ifdef DG_CUDA_HAVE_NCCL
+    int v = 0;
+    if (ncclGetVersion(&v) == ncclSuccess) snprintf(nccl, sizeof nccl, "NCCL %d.%d.%d", v / 10000, v / 100 % 100, v % 100);
+#endif
+    const dg_backend *be = dg_backend_cuda(); /* starts the device when there is one */
+    (void)cudaGetLastError();
+    char drv[32] = "no driver";
+    if (driver) snprintf(drv, sizeof drv, "driver %d.%d", driver / 1000, driver % 1000 / 10);
+    snprintf(buf, n, "CUDA runtime %d.%d (%s), cuDNN %zu.%zu.%zu, cuBLAS %d.%d.%d, %s, built for sm_%s; device: %s",
+             runtime / 1000, runtime % 1000 / 10, drv, cudnn / 10000, cudnn / 100 % 100, cudnn % 100, major, minor,
+             patch, nccl, DG_CUDA_ARCHS, be ? g_state.name : "none usable here");
+}
+
 extern "C" size_t dg_cuda_device_footprint_bytes(void) {
     if (g_state.ready != 1) return 0;
     size_t free_bytes = 0, total_bytes = 0;

@@ -25,6 +25,9 @@ void dg_cuda_set_deterministic(int on);
 void dg_cuda_set_tf32(int on);
 /* "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)" once dg_backend_cuda() found a device, else "". */
 const char *dg_cuda_device_name(void);
+/* The CUDA build and device in one line, for dnnguard --version: runtime, driver, cuDNN, cuBLAS and
+ * NCCL versions, the architectures compiled for, and the device (starting it) or "none usable here". */
+void dg_cuda_describe(char *buf, size_t n);
 /* Bytes allocated through the backend now and at most so far (arenas and the private scratch). */
 void dg_cuda_memory_stats(size_t *in_use_bytes, size_t *peak_bytes);
 /* Device memory in use now beyond what was in use once the backend's context existed (cudaMemGetInfo:

@@ -141,6 +141,7 @@ if ! stage "build (-Werror)" 60 "$OUT/build.log" "${build[@]}" -DDNNGUARD_WERROR
 fi
 grep -E "dnnguard CUDA backend|MPI|NCCL" "$OUT/build.log" | sort -u | sed 's/^/    /' >>"$SUMMARY"
 DG=$BUILD/dnnguard
+"$DG" version 2>&1 | sed 's/^/    /' >>"$SUMMARY"
 
 # ---- 3. the selftest ----
 stage "selftest fp32" 60 "$OUT/selftest.txt" "$DG" selftest --backend cuda --json "$OUT/selftest.json"
