@@ -6,7 +6,8 @@
 
 #define DG_VERSION "0.1"
 
-/* The version line, then one line each for the CPU libraries, the CUDA backend and MPI. */
-void dg_build_info(FILE *out);
+/* The version line, then one line each for the CPU libraries, the CUDA backend and MPI; with json,
+ * one JSON object {"version", "cpu", "cuda", "mpi"} on one line instead. */
+void dg_build_info(FILE *out, int json);
 
 #endif

@@ -30,7 +30,7 @@ static void usage(FILE *out) {
     fprintf(out, "usage: dnnguard COMMAND [options]   (dnnguard COMMAND --help for its options)\n\n");
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
-    fprintf(out, "  %-8s %s\n", "version", "the version and what this binary was built with (also --version)");
+    fprintf(out, "  %-8s %s\n", "version", "the version and what this binary was built with (also --version; --json)");
 }
 
 int main(int argc, char **argv) {
@@ -43,7 +43,12 @@ int main(int argc, char **argv) {
         return DG_EXIT_OK;
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
-        dg_build_info(stdout);
+        int json = argc == 3 && strcmp(argv[2], "--json") == 0;
+        if (argc > 2 && !json) {
+            dg_cli_error("version: the only option is --json");
+            return DG_EXIT_BAD_INPUT;
+        }
+        dg_build_info(stdout, json);
         return DG_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)

@@ -12,7 +12,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_check import DNNGUARD, MNIST, check, done, expect_bad, run  # noqa: E402
+from cli_check import DNNGUARD, MNIST, check, done, expect_bad, parse, run  # noqa: E402
 
 FASHION = "fashion-mnist"
 
@@ -179,6 +179,11 @@ lines = r.stdout.splitlines()
 check(r.returncode == 0 and len(lines) == 4 and lines[0].startswith("dnnguard ") and lines[1].startswith("cpu: ")
       and "OpenBLAS" in lines[1] and "oneDNN" in lines[1] and lines[2].startswith("cuda: ") and lines[3].startswith("mpi: "),
       f"--version names the version, the CPU libraries, CUDA and MPI: {r.stdout!r}")
+r = run("version", "--json")
+v = parse(r.stdout)
+check(r.returncode == 0 and sorted(v) == ["cpu", "cuda", "mpi", "version"] and v["cpu"] == lines[1][len("cpu: "):],
+      f"version --json: the same four items as one object {r.stdout.strip()[:200]}")
+expect_bad(["version", "--frobnicate"], "--json", "version with an unknown option")
 
 # --precision / --deterministic: TF32 is refused on the CPU backend rather than ignored; a bad name is
 # refused; --deterministic is accepted on the CPU and changes nothing (same bytes as without it)

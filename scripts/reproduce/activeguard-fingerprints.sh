@@ -84,7 +84,7 @@ log "Fig. 5: the control layer with and without a fingerprint"
 cat >"$out/settings.json" <<JSON
 {"data": "$data", "model": "$model", "epochs": $epochs, "confidences": "$confs", "eps": $eps, "per_user": $per_user,
  "cw_n": $cw_n, "tuned": "$tuned", "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "host": "$(uname -n)",
- "binary": "$("$DNNGUARD" --version)"}
+ "binary": $("$DNNGUARD" version --json)}
 JSON
 /usr/bin/python3 "$here/scripts/reproduce/fingerprint_report.py" "$out"
 log "done: $out/results.md, $out/results.json, $out/fingerprints.png"

@@ -111,7 +111,7 @@ cat >"$out/settings.json" <<JSON
 {"net": "$net", "data": "$data", "layer": "$layer", "epochs": $epochs, "ft_epochs": $ft_epochs,
  "attack_epochs": "$attack_epochs", "attack_subset": $attack_subset, "attack_split": "$attack_split",
  "lambda": $lambda, "train_opts": "$train_opts", "train_subset": $train_subset, "eval_limit": $eval_limit, "wm1": "$wm1", "wm2": "$wm2",
- "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "host": "$(uname -n)", "binary": "$("$DNNGUARD" --version)"}
+ "date": "$(date -u +%Y-%m-%dT%H:%M:%SZ)", "host": "$(uname -n)", "binary": $("$DNNGUARD" version --json)}
 JSON
 /usr/bin/python3 "$here/scripts/reproduce/watermark_report.py" "$out"
 log "done: $out/results.md, $out/results.json, $out/prune.png"

@@ -17,6 +17,11 @@ PAPER = {
 }
 
 
+def binary_text(b):
+    """settings.json's "binary": `dnnguard version --json` (a dict), or the older --version string"""
+    return b if isinstance(b, str) else f"dnnguard {b['version']} ({b['cpu']}; CUDA: {b['cuda']})"
+
+
 def load(out, name):
     with open(os.path.join(out, name)) as f:
         return json.load(f)
@@ -87,7 +92,7 @@ def main():
     json.dump(results, open(os.path.join(out, "results.json"), "w"), indent=1)
 
     lines = ["# ActiveGuard users' fingerprints: LeNet-5 on MNIST", "",
-             f"{s['binary']} on {s['host']}, {s['date']}. Confidences {s['confidences']}, ε = {s['eps']}; "
+             f"{binary_text(s['binary'])} on {s['host']}, {s['date']}. Confidences {s['confidences']}, ε = {s['eps']}; "
              f"{issue['issued']} of {issue['users']} users issued in {issue['attempts']} attempts "
              f"({issue['seconds']:.1f} s, mean L2 {issue['mean_l2']:.3f}); {auth['authenticated_strict']} of "
              f"{auth['issued_pngs']} issued PNGs pass `fp auth --strict`. Capacity N = K·(z2 − z1)/(2ε) = "

@@ -89,7 +89,7 @@ cat >"$out/settings.json" <<EOF
  "ow_keys": $ow_keys, "ow_epochs": $ow_epochs, "keys": $keys, "lambda": $lambda, "lambdas": "$lambdas",
  "key_counts": "$key_counts", "eval_limit": $eval_limit, "backend": "$backend",
  "machine": "$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores",
- "commit": "$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo none)"}
+ "commit": "$(git -C "$here" rev-parse --short HEAD 2>/dev/null || echo none)", "binary": $("$DNNGUARD" version --json)}
 EOF
 
 # a model's test accuracy, once

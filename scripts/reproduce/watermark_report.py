@@ -16,6 +16,11 @@ PAPER = {  # ActiveGuard's reported figures for LeNet-5 on MNIST, as the issue q
 }
 
 
+def binary_text(b):
+    """settings.json's "binary": `dnnguard version --json` (a dict), or the older --version string"""
+    return b if isinstance(b, str) else f"dnnguard {b['version']} ({b['cpu']}; CUDA: {b['cuda']})"
+
+
 def load(out):
     runs = [json.loads(line) for line in open(os.path.join(out, "runs.jsonl")) if line.strip()]
     settings = json.load(open(os.path.join(out, "settings.json")))
@@ -61,7 +66,7 @@ def markdown(t, s):
              + (f", {s['train_subset']} training images" if s["train_subset"] else "")
              + (f", accuracy on the first {s['eval_limit']} test images" if s.get("eval_limit") else "")
              + f"; wm1 = {s['wm1']}, wm2 = {s['wm2']}; verification is Algorithm 1 (the key's filter, all "
-             f"digits must match). {s['binary']} on {s['host']}, {s['date']}.", "",
+             f"digits must match). {binary_text(s['binary'])} on {s['host']}, {s['date']}.", "",
              "## Table III: clean vs watermarked", "", f"Paper: {paper['table3']}.", "",
              "| model | test accuracy | drop vs clean | wm1 verified | wm2 verified |", "|---|---|---|---|---|"]
     for r in t["table3"]:
