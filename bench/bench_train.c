@@ -273,8 +273,12 @@ static int parse_args(int argc, char **argv, bench_opts *o) {
             usage(stdout);
             exit(0);
         }
-        if (!strcmp(a, "--profile") || !strcmp(a, "--deterministic")) {
-            *(a[2] == 'p' ? &o->profile : &o->deterministic) = 1;
+        if (!strcmp(a, "--profile")) {
+            o->profile = 1;
+            continue;
+        }
+        if (!strcmp(a, "--deterministic")) {
+            o->deterministic = 1;
             continue;
         }
         if (i + 1 >= argc) {

@@ -9,7 +9,7 @@
  * Which shapes and passes take this path: wants(); DNNGUARD_CPU_CONV=im2col|dnnl|auto overrides. */
 #include "cpu.h"
 
-enum { PASS_FWD, PASS_BWD_DATA, PASS_BWD_FILTER, PASSES }; /* dg_cpu_dnnl_wants's pass */
+enum { PASS_FWD, PASS_BWD_DATA, PASS_BWD_FILTER, PASSES };
 
 #ifdef DNNGUARD_HAVE_DNNL
 
@@ -72,16 +72,17 @@ static int mode(void) {
     return m;
 }
 
+/* Frees what a pass holds, also a pass whose build stopped half way (oneDNN's destroy functions
+ * take NULL), and leaves it zeroed: not built. */
 static void pass_free(dnnl_pass *p) {
-    if (p->state != 1) return;
     dnnl_primitive_destroy(p->prim);
-    for (int i = 0; i < 2; i++)
-        if (p->to_inner[i]) dnnl_primitive_destroy(p->to_inner[i]);
+    for (int i = 0; i < 2; i++) dnnl_primitive_destroy(p->to_inner[i]);
     dnnl_primitive_destroy(p->to_user);
     for (int i = 0; i < 3; i++) {
         dnnl_memory_destroy(p->user[i]);
         dnnl_memory_destroy(p->inner[i]);
     }
+    memset(p, 0, sizeof *p);
 }
 
 static int same_shape(const dg_conv_desc *a, const dg_conv_desc *b) {
@@ -174,9 +175,9 @@ static int build(const dg_conv_desc *d, int which, dnnl_pass *p) {
     for (int i = 0; ok && i < 3; i++) {
         const dnnl_memory_desc_t *inner = dnnl_primitive_desc_query_md(pd, queries[which][i], 0);
         p->args[i] = args[which][i];
-        p->bytes[i] = (dnnl_memory_desc_get_size(inner) + 63) & ~(size_t)63;
         ok = inner && dnnl_memory_create(&p->user[i], &user_md[i], g_engine, DNNL_MEMORY_NONE) == dnnl_success &&
              dnnl_memory_create(&p->inner[i], inner, g_engine, DNNL_MEMORY_NONE) == dnnl_success;
+        if (ok) p->bytes[i] = (dnnl_memory_desc_get_size(inner) + 63) & ~(size_t)63;
         if (ok && i < 2 && !dnnl_memory_desc_equal(inner, &user_md[i]))
             ok = (p->to_inner[i] = reorder(&user_md[i], inner, 0)) != NULL;
         /* the output always goes through the inner buffer: the forward overwrites, the backward
@@ -185,13 +186,8 @@ static int build(const dg_conv_desc *d, int which, dnnl_pass *p) {
     }
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (fwd_pd) dnnl_primitive_desc_destroy(fwd_pd);
+    if (!ok) pass_free(p); /* what was made before the failure */
     p->state = ok ? 1 : -1;
-    if (!ok) { /* what was made before the failure */
-        p->state = 1;
-        pass_free(p);
-        memset(p, 0, sizeof *p);
-        p->state = -1;
-    }
     return ok ? 0 : -1;
 }
 
@@ -257,8 +253,6 @@ static int wants(const dg_conv_desc *d, int which) {
     return 1;
 }
 
-int dg_cpu_dnnl_wants(const dg_conv_desc *d, int pass) { return wants(d, pass); }
-
 int dg_cpu_dnnl_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, float *y) {
     return wants(d, PASS_FWD) ? run(d, PASS_FWD, x, w, y) : -1;
 }
@@ -281,10 +275,6 @@ void dg_cpu_dnnl_describe(char *buf, size_t n) {
 
 void dg_cpu_dnnl_describe(char *buf, size_t n) { snprintf(buf, n, "no oneDNN, convolutions im2col"); }
 
-int dg_cpu_dnnl_wants(const dg_conv_desc *d, int pass) {
-    (void)d, (void)pass;
-    return 0;
-}
 int dg_cpu_dnnl_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, float *y) {
     (void)d, (void)x, (void)w, (void)y;
     return -1;

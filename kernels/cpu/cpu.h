@@ -24,21 +24,19 @@ void dg_cpu_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, floa
 void dg_cpu_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws);
 void dg_cpu_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw, void *ws);
 void dg_cpu_bias_fwd(int n, int c, int hw, const float *b, float *y);
-/* the im2col passes alone (the op table's entries above choose between them and oneDNN's) */
+void dg_cpu_bias_bwd(int n, int c, int hw, const float *dy, float *db);
+/* the im2col passes alone (the op table's conv entries above choose between them and oneDNN's) */
 void dg_cpu_im2col_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, float *y, void *ws);
 void dg_cpu_im2col_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws);
 void dg_cpu_im2col_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw, void *ws);
 
 /* conv_dnnl.c: the same three passes through oneDNN where it is built in and chosen for d; 0 done,
- * -1 not taken (conv.c then runs im2col). dg_cpu_dnnl_wants: whether pass 0 (forward), 1 (input
- * gradient) or 2 (filter gradient) of d goes to oneDNN. */
-int dg_cpu_dnnl_wants(const dg_conv_desc *d, int pass);
-/* "oneDNN 2.6.3, convolutions auto" or "no oneDNN, convolutions im2col", for dnnguard --version */
-void dg_cpu_dnnl_describe(char *buf, size_t n);
+ * -1 not taken (conv.c then runs im2col). */
 int dg_cpu_dnnl_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, float *y);
 int dg_cpu_dnnl_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx);
 int dg_cpu_dnnl_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw);
-void dg_cpu_bias_bwd(int n, int c, int hw, const float *dy, float *db);
+/* "oneDNN 2.6.3, convolutions auto" or "no oneDNN, convolutions im2col", for dnnguard --version */
+void dg_cpu_dnnl_describe(char *buf, size_t n);
 
 /* linear.c */
 void dg_cpu_linear_fwd(int n, int in, int out, const float *x, const float *w, const float *b, float *y);

@@ -1,7 +1,8 @@
 /* kernels/cuda/memory.cu — device memory of the CUDA backend: zero-filled 256-byte-aligned
  * allocations (arenas are carved by the host), uploads through double-buffered pinned staging so
- * that a batch's upload need not wait for queued compute, downloads, copies, zeroing, and a private scratch for
- * workspaces a caller did not size. Every transfer is on the backend's one stream. */
+ * that a batch's upload need not wait for queued compute, downloads, copies, zeroing, and a
+ * private scratch for workspaces a caller did not size. Every transfer is on the backend's one
+ * stream. */
 #include "cuda_backend.h"
 
 #include <string.h>

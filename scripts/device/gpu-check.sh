@@ -153,14 +153,20 @@ fi
 grep -E "cases agree|FAIL" "$OUT/selftest.txt" | head -25 | sed 's/^/    /' >>"$SUMMARY"
 
 # ---- 4. speed and memory beside PyTorch ----
-stage "bench/gpu.sh fp32" 120 "$RUNS" env DG_BENCH_TRAIN="$BUILD/bench/dg_bench_train" TMPDIR="$OUT" \
-  bench/gpu.sh --precision fp32 --steps 20 --warmup 5
-for d in "$OUT"/dg-gpu-bench.*; do
-  [ -d "$d" ] || continue
-  cp "$d/report.md" "$OUT/bench.md" 2>/dev/null && cat "$d/report.md" >>"$SUMMARY"
-  cat "$d"/*.jsonl >"$OUT/bench.jsonl" 2>/dev/null
-  rm -rf "$d"
-done
+# bench PRECISION: bench/gpu.sh in that precision; its report and JSON lines are appended to
+# bench.md / bench.jsonl and the report to the summary (gpu.sh's own folder, under $OUT, is removed)
+bench() {
+  stage "bench/gpu.sh $1" 120 "$RUNS" env DG_BENCH_TRAIN="$BUILD/bench/dg_bench_train" TMPDIR="$OUT" \
+    bench/gpu.sh --precision "$1" --steps 20 --warmup 5
+  for d in "$OUT"/dg-gpu-bench.*; do
+    [ -d "$d" ] || continue
+    [ -f "$d/report.md" ] && tee -a "$OUT/bench.md" <"$d/report.md" >>"$SUMMARY"
+    cat "$d"/*.jsonl >>"$OUT/bench.jsonl" 2>/dev/null
+    rm -rf "$d"
+  done
+}
+rm -f "$OUT/bench.md" "$OUT/bench.jsonl"
+bench fp32
 
 # ---- 5. a real training run, and NCCL ----
 stage "train lenet5 on MNIST, 1 epoch, cuda" 30 "$RUNS" "$DG" train --backend cuda --net lenet5 \
@@ -179,12 +185,5 @@ if command -v compute-sanitizer >/dev/null; then
     "$DG" selftest --backend cuda --no-nets --reps 0
   grep -E "ERROR SUMMARY" "$RUNS" | tail -1 | sed 's/^/    /' >>"$SUMMARY"
 fi
-stage "bench/gpu.sh tf32" 120 "$RUNS" env DG_BENCH_TRAIN="$BUILD/bench/dg_bench_train" TMPDIR="$OUT" \
-  bench/gpu.sh --precision tf32 --steps 20 --warmup 5
-for d in "$OUT"/dg-gpu-bench.*; do
-  [ -d "$d" ] || continue
-  cat "$d/report.md" >>"$OUT/bench.md" 2>/dev/null && grep '^| ' "$d/report.md" | head -6 >>"$SUMMARY"
-  cat "$d"/*.jsonl >>"$OUT/bench.jsonl" 2>/dev/null
-  rm -rf "$d"
-done
+bench tf32
 note "- done in $(($(date +%s) - START))s; warnings as errors: $werror"
