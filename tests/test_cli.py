@@ -185,6 +185,14 @@ check(r.returncode == 0 and sorted(v) == ["cpu", "cuda", "mpi", "version"] and v
       f"version --json: the same four items as one object {r.stdout.strip()[:200]}")
 expect_bad(["version", "--frobnicate"], "--json", "version with an unknown option")
 
+# DNNGUARD_CPU_CONV with an unknown value: one warning line, then the default rule (the same weights)
+bogus = subprocess.run([DNNGUARD, "train", "--net", "lenet5", "--data", MNIST, "--subset", "256", "--epochs", "1",
+                        "--batch", "64", "--eval-every", "0", "--backend", "cpu", "--out", P("bogus.safetensors")],
+                       capture_output=True, text=True, env=dict(os.environ, DNNGUARD_CPU_CONV="fast"))
+warned = [l for l in bogus.stderr.splitlines() if "DNNGUARD_CPU_CONV" in l]
+check(bogus.returncode == 0 and len(warned) == 1 and "'fast'" in warned[0],
+      f"DNNGUARD_CPU_CONV=fast: one warning line, then auto (exit {bogus.returncode}: {warned})")
+
 # --precision / --deterministic: TF32 is refused on the CPU backend rather than ignored; a bad name is
 # refused; --deterministic is accepted on the CPU and changes nothing (same bytes as without it)
 tiny = ["train", "--net", "lenet5", "--data", MNIST, "--subset", "256", "--epochs", "1", "--batch", "64",
@@ -198,5 +206,7 @@ s1 = json.loads(r1.stdout) if r1.returncode == 0 else {}
 check(r1.returncode == 0 and r2.returncode == 0 and filecmp.cmp(P("plain.safetensors"), P("det.safetensors"), shallow=False)
       and s1.get("backend") == "cpu" and s1.get("precision") == "fp32" and "device_peak_mib" not in s1,
       f"--deterministic on the CPU: the same weights; the summary names backend and precision {r1.stdout.strip()}")
+check(bogus.returncode == 0 and filecmp.cmp(P("plain.safetensors"), P("bogus.safetensors"), shallow=False),
+      "DNNGUARD_CPU_CONV=fast trains the same weights as the default")
 
 done()
