@@ -1,5 +1,6 @@
 /* host/cli.h — what every subcommand shares: declarative option parsing (--name value), backend
- * choice, and the exit-code convention (0 success/yes, 1 a negative verdict, 2 bad input). */
+ * choice, and the exit-code convention (0 success/yes, 1 a negative verdict, 2 bad input, 3 stopped
+ * by a signal after a checkpoint, 4 a device, library or rank failure at run time). */
 #ifndef DG_CLI_H
 #define DG_CLI_H
 
@@ -7,7 +8,7 @@
 #include <stdio.h>
 #include "../kernels/backend.h"
 
-enum { DG_EXIT_OK = 0, DG_EXIT_NO = 1, DG_EXIT_BAD_INPUT = 2, DG_EXIT_STOPPED = 3 };
+enum { DG_EXIT_OK = 0, DG_EXIT_NO = 1, DG_EXIT_BAD_INPUT = 2, DG_EXIT_STOPPED = 3, DG_EXIT_FAILED = 4 };
 
 typedef enum { DG_OPT_STR, DG_OPT_INT, DG_OPT_FLOAT, DG_OPT_U64, DG_OPT_FLAG } dg_opt_type;
 

@@ -77,6 +77,8 @@ int dg_dist_start(dg_dist *d, const char *name, const char *command) {
         dg_cli_error("%s: --dist must be none, mpi or nccl, not '%s'", command, name);
         return -1;
     }
+    double limit_s = dg_watchdog_limit_from_env(command);
+    if (limit_s < 0.0) return -1;
 #ifndef DNNGUARD_HAVE_MPI
     dg_cli_error("%s: --dist %s: this binary was built without MPI (install libopenmpi-dev and rebuild)", command,
                  name);
@@ -98,6 +100,10 @@ int dg_dist_start(dg_dist *d, const char *name, const char *command) {
                      "srun --mpi=pmix (or mpirun)", command, tasks, source);
         return -1;
     }
+    if (d->size > 1) {
+        snprintf(d->who, sizeof d->who, "%s: rank %d of %d", command, d->rank, d->size);
+        d->watch = dg_watchdog_start(limit_s, d->who);
+    }
 #ifdef DNNGUARD_HAVE_NCCL
     if (nccl) {
         char err[256];
@@ -110,6 +116,12 @@ int dg_dist_start(dg_dist *d, const char *name, const char *command) {
 #endif
     return 0;
 #endif
+}
+
+/* The watchdog's view of NCCL (on the watchdog's thread). */
+static int nccl_poll(void *ctx, unsigned long long *pending, char *why, size_t why_len) {
+    dg_dist *d = ctx;
+    return d->device->poll(d->comm, pending, why, why_len);
 }
 
 int dg_dist_connect_device(dg_dist *d, const dg_backend *be) {
@@ -131,8 +143,11 @@ int dg_dist_connect_device(dg_dist *d, const dg_backend *be) {
     if (have_id == 0.0) {
         dg_dist_broadcast(d, id, d->device->id_bytes);
         dg_dist_barrier(d); /* all ranks hold the id before any of them starts joining */
+        dg_watchdog_arm(d->watch, "joining the NCCL communicator");
         d->comm = d->device->join(id, d->rank, d->size, err, sizeof err);
+        dg_watchdog_disarm(d->watch);
         if (!d->comm) dg_cli_error("--dist nccl: rank %d: %s", d->rank, err);
+        else dg_watchdog_set_probe(d->watch, nccl_poll, d, "the NCCL gradient all-reduce");
     }
     free(id);
     return d->comm ? 0 : -1;
@@ -144,11 +159,19 @@ int dg_dist_finish(dg_dist *d, int rc) {
     d->staging_floats = 0;
     if (d->kind == DG_DIST_NONE) return rc;
     int collective = rc == DG_EXIT_OK || rc == DG_EXIT_NO || rc == DG_EXIT_STOPPED;
-    if (d->comm && collective) d->device->leave(d->comm);
+    dg_watchdog_set_probe(d->watch, NULL, NULL, NULL); /* before the communicator goes */
+    if (d->comm && collective) {
+        dg_watchdog_arm(d->watch, "closing the NCCL communicator");
+        d->device->leave(d->comm);
+        dg_watchdog_disarm(d->watch);
+    }
     d->comm = NULL;
 #ifdef DNNGUARD_HAVE_MPI
     if (collective || d->size == 1) {
+        dg_watchdog_arm(d->watch, "MPI_Finalize");
         MPI_Finalize();
+        dg_watchdog_stop(d->watch);
+        d->watch = NULL;
     } else {
         fflush(stdout);
         fflush(stderr);
@@ -166,7 +189,10 @@ enum { PIECE = 1 << 30 };
 void dg_dist_sum_f64(dg_dist *d, double *values, int n) {
     (void)values, (void)n;
 #ifdef DNNGUARD_HAVE_MPI
-    if (d->size > 1) MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    if (d->size < 2) return;
+    dg_watchdog_arm(d->watch, "a sum across the ranks");
+    MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    dg_watchdog_disarm(d->watch);
 #else
     (void)d;
 #endif
@@ -175,10 +201,13 @@ void dg_dist_sum_f64(dg_dist *d, double *values, int n) {
 void dg_dist_broadcast(dg_dist *d, void *bytes, size_t n) {
     (void)bytes, (void)n;
 #ifdef DNNGUARD_HAVE_MPI
-    for (size_t at = 0; d->size > 1 && at < n; at += PIECE) {
+    if (d->size < 2) return;
+    dg_watchdog_arm(d->watch, "a broadcast from rank 0");
+    for (size_t at = 0; at < n; at += PIECE) {
         size_t part = n - at < PIECE ? n - at : PIECE;
         MPI_Bcast((char *)bytes + at, (int)part, MPI_BYTE, 0, MPI_COMM_WORLD);
     }
+    dg_watchdog_disarm(d->watch);
 #else
     (void)d;
 #endif
@@ -186,7 +215,10 @@ void dg_dist_broadcast(dg_dist *d, void *bytes, size_t n) {
 
 void dg_dist_barrier(dg_dist *d) {
 #ifdef DNNGUARD_HAVE_MPI
-    if (d->size > 1) MPI_Barrier(MPI_COMM_WORLD);
+    if (d->size < 2) return;
+    dg_watchdog_arm(d->watch, "a barrier");
+    MPI_Barrier(MPI_COMM_WORLD);
+    dg_watchdog_disarm(d->watch);
 #else
     (void)d;
 #endif
@@ -208,7 +240,9 @@ void dg_dist_gather_shares(dg_dist *d, void *records, size_t record_bytes, int n
         counts[r] = (int)((size_t)(hi - lo) * record_bytes);
         displs[r] = (int)((size_t)lo * record_bytes);
     }
+    dg_watchdog_arm(d->watch, "a gather of the ranks' shares");
     MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, records, counts, displs, MPI_BYTE, MPI_COMM_WORLD);
+    dg_watchdog_disarm(d->watch);
     free(counts);
 #else
     (void)d;
@@ -221,7 +255,9 @@ int dg_dist_same_everywhere(dg_dist *d, unsigned long long value) {
     if (d->size < 2) return 1;
     /* max of v and max of ~v (= ~min of v) in one reduction: equal everywhere iff max == min */
     unsigned long long both[2] = {value, ~value};
+    dg_watchdog_arm(d->watch, "a check that the ranks agree");
     MPI_Allreduce(MPI_IN_PLACE, both, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+    dg_watchdog_disarm(d->watch);
     return both[0] == ~both[1];
 #else
     (void)d;
@@ -242,11 +278,13 @@ int dg_dist_same_args(dg_dist *d, const char *command, int argc, char **argv) {
 }
 
 #ifdef DNNGUARD_HAVE_MPI
-static void sum_host_floats(float *buf, size_t count) {
+static void sum_host_floats(dg_dist *d, float *buf, size_t count) {
+    dg_watchdog_arm(d->watch, "the gradient all-reduce");
     for (size_t at = 0; at < count; at += PIECE) {
         size_t part = count - at < PIECE ? count - at : PIECE;
         MPI_Allreduce(MPI_IN_PLACE, buf + at, (int)part, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     }
+    dg_watchdog_disarm(d->watch);
 }
 #endif
 
@@ -255,12 +293,14 @@ void dg_dist_sum_device(dg_dist *d, const dg_backend *be, float *buf, size_t cou
     if (d->size < 2 || count == 0) return;
     double t0 = dg_now_s();
     if (d->kind == DG_DIST_NCCL) {
+        dg_watchdog_arm(d->watch, "queueing an NCCL all-reduce"); /* its first call connects to the peers */
         d->device->sum_async(d->comm, buf, count);
+        dg_watchdog_disarm(d->watch);
         return; /* timed on the device: dg_dist_take_reduce_ms */
     }
 #ifdef DNNGUARD_HAVE_MPI
     if (be == dg_backend_cpu()) {
-        sum_host_floats(buf, count);
+        sum_host_floats(d, buf, count);
     } else {
         if (count > d->staging_floats) {
             float *grown = realloc(d->staging, sizeof(float) * count);
@@ -272,7 +312,7 @@ void dg_dist_sum_device(dg_dist *d, const dg_backend *be, float *buf, size_t cou
             d->staging_floats = count;
         }
         be->download(d->staging, buf, sizeof(float) * count);
-        sum_host_floats(d->staging, count);
+        sum_host_floats(d, d->staging, count);
         be->upload(buf, d->staging, sizeof(float) * count);
     }
 #endif

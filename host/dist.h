@@ -10,6 +10,7 @@
 
 #include "../kernels/backend.h"
 #include "../kernels/dist_backend.h"
+#include "watchdog.h"
 
 typedef enum { DG_DIST_NONE, DG_DIST_MPI, DG_DIST_NCCL } dg_dist_kind;
 
@@ -22,12 +23,17 @@ typedef struct dg_dist {
     double reduce_s;             /* seconds in MPI gradient reductions since the last take */
     float *staging;              /* host copy of a non-CPU backend's buffer for MPI */
     size_t staging_floats;
+    dg_watchdog *watch;          /* times every wait on the other ranks (more than one rank) */
+    char who[64];                /* "train: rank 1 of 2", for the watchdog's line */
 } dg_dist;
 
 /* --dist NAME ("none", "mpi", "nccl") → a context. Starts MPI (mpi, nccl) and, for nccl, binds this
  * rank's GPU (local rank modulo the visible devices) before any backend is created. "none" in a
  * process that a launcher started as one of several tasks is refused: each task would train the
- * same model and write the same files. 0, or -1 after one line on stderr (the caller exits 2). */
+ * same model and write the same files. With more than one rank a watchdog (host/watchdog.h) ends
+ * this rank with exit 4 when a collective, or NCCL's work behind one, has waited longer than
+ * DNNGUARD_DIST_TIMEOUT seconds (default 1800; 0 waits forever) or NCCL reports an error. 0, or -1
+ * after one line on stderr (the caller exits 2). */
 int dg_dist_start(dg_dist *d, const char *name, const char *command);
 
 /* A one-rank context without any check (callers that never run distributed). */

@@ -2,7 +2,9 @@
 one rank with --dist mpi equals a run without it bit for bit; 2 ranks × B/2 equal 1 × B up to
 float reduction order (bounded, with uneven shards and the watermark regularizer split), while one
 rank at B/2 is far off; a 2-rank run of a batch-norm net stopped by --stop-after, and one stopped by
-a real signal sent to rank 1 only, resume to the uninterrupted run's weights bit for bit; ranks
+a real signal sent to rank 1 only, resume to the uninterrupted run's weights bit for bit; a rank
+that stops (SIGSTOP) is caught by the other's watchdog (DNNGUARD_DIST_TIMEOUT), which ends the job
+with exit 4 and one line; ranks
 started with different options, an unknown --dist and a launcher without --dist are refused with
 one line; `infip extract` and `infip verify` split their keys across 2 ranks and agree with 1. In a build without MPI it checks the one-line refusal of --dist mpi instead."""
 import filecmp
@@ -164,6 +166,51 @@ check(pid is not None and stopped and "another rank" in err,
 check(ref.returncode == 0 and resumed is not None and resumed.returncode == 0
       and filecmp.cmp(P("ref.st"), P("sig.st"), shallow=False),
       "... and --resume ends with the uninterrupted 2-rank run's weights bit for bit")
+
+# 5. A rank that stops (SIGSTOP: a hung node, as far as the others can tell) does not hold the job:
+# rank 0's watchdog ends it past DNNGUARD_DIST_TIMEOUT with exit 4 and one line naming the wait,
+# and mpirun then ends the stopped rank.
+proc = subprocess.Popen([MPIRUN, "-np", "2", DNNGUARD, *longer, "--out", P("hang.st")], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True, env=dict(ENV, DNNGUARD_DIST_TIMEOUT="3"))
+ckpt = P("hang.st.ckpt.safetensors")
+deadline = time.time() + 300
+while not os.path.exists(ckpt) and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.05)
+pid = rank_pid(proc.pid, 1)
+t0 = time.time()
+if pid:
+    os.kill(pid, signal.SIGSTOP)
+try:
+    out, err = proc.communicate(timeout=120)
+except subprocess.TimeoutExpired:
+    proc.kill()
+    out, err = proc.communicate()
+waited = time.time() - t0
+
+
+def gone(pid):
+    try:
+        return open(f"/proc/{pid}/stat").read().split(") ")[1].split()[0] in "ZX"
+    except OSError:
+        return True
+
+
+for _ in range(50):  # mpirun ends the other ranks right after the first one exits
+    if pid is None or gone(pid):
+        break
+    time.sleep(0.1)
+ended = pid is not None and gone(pid)
+if pid and not gone(pid):
+    os.kill(pid, signal.SIGKILL)
+line = [l for l in err.splitlines() if l.startswith("dnnguard: ")]
+check(pid is not None and proc.returncode == 4 and 3 <= waited < 30 and len(line) == 1
+      and line[0].startswith("dnnguard: train: rank 0 of 2: the gradient all-reduce did not complete within 3 s"),
+      f"a stopped rank 1: rank 0 ends the job after {waited:.1f} s, exit {proc.returncode}, with one line {line}")
+check(ended, "... and the stopped rank is ended too")
+r = subprocess.run([DNNGUARD, *longer, "--out", P("x.st")], capture_output=True, text=True,
+                   env=dict(ENV, DNNGUARD_DIST_TIMEOUT="soon"), timeout=120)
+check(r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "DNNGUARD_DIST_TIMEOUT" in r.stderr
+      and not os.path.exists(P("x.st")), f"a DNNGUARD_DIST_TIMEOUT that is not seconds: one line, exit 2 ({r.stderr!r})")
 
 # InFIP: the keys split across 2 ranks, the results gathered on rank 0, which writes the reference
 r = run1("train", "--net", "lenet5", "--data", MNIST, "--subset", "2000", "--epochs", "1", "--eval-every", "0",

@@ -139,7 +139,7 @@ static void test_overlap(const char *name, int c, int h, int w, size_t cap, int 
     be->upload(net->nodes[0].y, x, sizeof(float) * per * batch);
     be->upload(net->labels, labels, sizeof labels);
 
-    static const dg_dist_device mock = {"mock", 8, NULL, NULL, NULL, mock_sum_async, mock_wait, mock_take_ms, NULL};
+    static const dg_dist_device mock = {"mock", 8, NULL, NULL, NULL, mock_sum_async, mock_wait, mock_take_ms, NULL, NULL};
     dg_dist d;
     dg_dist_single(&d);
     d.kind = DG_DIST_NCCL, d.size = 2, d.device = &mock, d.comm = (dg_dist_comm *)&rec;

@@ -3,6 +3,7 @@
  * ordered after the backend's stream by events, so buckets reduce while the backward pass goes on.
  * Knows nothing of nets, files or MPI (the host moves the id between ranks).
  * NOT YET RUN ON A GPU: compiled and linked in CI only (docs/distributed.md). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +33,13 @@ struct dg_dist_comm {
     int window_open;       /* sums issued since the last wait */
     int window_pending;    /* a closed window whose time is not yet added to ms */
     double ms;
+    /* What the watchdog thread (watch_poll) sees, under lock: window number `windows` ended at `end`,
+     * which was not yet seen complete while end_in_flight. */
+    pthread_mutex_t lock;
+    int end_in_flight;
+    unsigned long long windows;
+    int device;            /* the rank's GPU, made current on the watchdog's thread */
+    int watcher_bound;
 };
 
 namespace {
@@ -90,6 +98,8 @@ dg_dist_comm *join(const void *id, int rank, int size, char *err, size_t err_len
     DG_CUDA_CHECK(cudaEventCreateWithFlags(&c->ready, cudaEventDisableTiming));
     DG_CUDA_CHECK(cudaEventCreate(&c->start));
     DG_CUDA_CHECK(cudaEventCreate(&c->end));
+    DG_CUDA_CHECK(cudaGetDevice(&c->device));
+    pthread_mutex_init(&c->lock, nullptr);
     return c;
 }
 
@@ -120,7 +130,11 @@ void sum_async(dg_dist_comm *c, float *buf, size_t count) {
 
 void wait_for_sums(dg_dist_comm *c) {
     if (!c->window_open) return;
+    pthread_mutex_lock(&c->lock); /* watch_poll() may be querying `end` right now */
     DG_CUDA_CHECK(cudaEventRecord(c->end, c->stream));
+    c->end_in_flight = 1;
+    c->windows++;
+    pthread_mutex_unlock(&c->lock);
     DG_CUDA_CHECK(cudaStreamWaitEvent(dg_cuda_stream(), c->end, 0));
     c->window_open = 0;
     c->window_pending = 1;
@@ -133,6 +147,44 @@ double take_ms(dg_dist_comm *c) {
     return ms;
 }
 
+/* The watchdog's probe, on its own thread: an asynchronous NCCL error (a peer's connection closed,
+ * a network failure) is an error; a window of reductions whose `end` has not completed is pending
+ * work, named by its number, which the watchdog times (a peer that stopped never delivers, and
+ * NCCL's kernels then spin without any error). Never blocks, exits or aborts itself. */
+int watch_poll(dg_dist_comm *c, unsigned long long *pending, char *why, size_t why_len) {
+    *pending = 0;
+    ncclResult_t async = ncclSuccess;
+    ncclResult_t got = ncclCommGetAsyncError(c->comm, &async);
+    if (got != ncclSuccess || (async != ncclSuccess && async != ncclInProgress)) {
+        ncclResult_t r = got != ncclSuccess ? got : async;
+#if NCCL_VERSION_CODE >= 21300
+        snprintf(why, why_len, "NCCL failed while reducing: %s (%s)", ncclGetErrorString(r), ncclGetLastError(c->comm));
+#else
+        snprintf(why, why_len, "NCCL failed while reducing: %s", ncclGetErrorString(r));
+#endif
+        return 1;
+    }
+    int failed = 0;
+    pthread_mutex_lock(&c->lock);
+    if (c->end_in_flight) {
+        if (!c->watcher_bound) { /* the runtime's current device is per thread */
+            (void)cudaSetDevice(c->device);
+            c->watcher_bound = 1;
+        }
+        cudaError_t q = cudaEventQuery(c->end);
+        if (q == cudaSuccess) {
+            c->end_in_flight = 0;
+        } else if (q == cudaErrorNotReady) {
+            *pending = c->windows;
+        } else {
+            snprintf(why, why_len, "cannot tell whether the NCCL reductions finished: %s", cudaGetErrorString(q));
+            failed = 1;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return failed;
+}
+
 void leave(dg_dist_comm *c) {
     if (!c) return;
     DG_CUDA_CHECK(cudaStreamSynchronize(c->stream));
@@ -141,11 +193,12 @@ void leave(dg_dist_comm *c) {
     DG_CUDA_CHECK(cudaEventDestroy(c->start));
     DG_CUDA_CHECK(cudaEventDestroy(c->end));
     DG_CUDA_CHECK(cudaStreamDestroy(c->stream));
+    pthread_mutex_destroy(&c->lock);
     free(c);
 }
 
 const dg_dist_device g_nccl = {
-    "nccl", sizeof(ncclUniqueId), bind_device, make_id, join, sum_async, wait_for_sums, take_ms, leave,
+    "nccl", sizeof(ncclUniqueId), bind_device, make_id, join, sum_async, wait_for_sums, take_ms, watch_poll, leave,
 };
 
 } // namespace
