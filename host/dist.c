@@ -100,7 +100,7 @@ int dg_dist_start(dg_dist *d, const char *name, const char *command) {
                      "srun --mpi=pmix (or mpirun)", command, tasks, source);
         return -1;
     }
-    if (d->size > 1) {
+    if (d->size > 1 || nccl) { /* one NCCL rank still reduces (dg_dist_reduces) */
         snprintf(d->who, sizeof d->who, "%s: rank %d of %d", command, d->rank, d->size);
         d->watch = dg_watchdog_start(limit_s, d->who);
     }
@@ -290,7 +290,7 @@ static void sum_host_floats(dg_dist *d, float *buf, size_t count) {
 
 void dg_dist_sum_device(dg_dist *d, const dg_backend *be, float *buf, size_t count) {
     (void)be, (void)buf, (void)count;
-    if (d->size < 2 || count == 0) return;
+    if (!dg_dist_reduces(d) || count == 0) return;
     double t0 = dg_now_s();
     if (d->kind == DG_DIST_NCCL) {
         dg_watchdog_arm(d->watch, "queueing an NCCL all-reduce"); /* its first call connects to the peers */
@@ -320,7 +320,7 @@ void dg_dist_sum_device(dg_dist *d, const dg_backend *be, float *buf, size_t cou
 }
 
 void dg_dist_wait(dg_dist *d) {
-    if (d->kind == DG_DIST_NCCL && d->size > 1) d->device->wait(d->comm);
+    if (d->kind == DG_DIST_NCCL) d->device->wait(d->comm);
 }
 
 double dg_dist_take_reduce_ms(dg_dist *d) {

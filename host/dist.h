@@ -51,6 +51,11 @@ int dg_dist_finish(dg_dist *d, int rc);
 
 static inline int dg_dist_is_root(const dg_dist *d) { return d->rank == 0; }
 
+/* Whether gradients are reduced across ranks: with several ranks, and with NCCL on any number. One
+ * NCCL rank runs the same reductions as many (as PyTorch's DDP does at world size 1; a sum over
+ * one rank changes no bit), so a single GPU exercises the whole NCCL path. */
+static inline int dg_dist_reduces(const dg_dist *d) { return d->size > 1 || d->kind == DG_DIST_NCCL; }
+
 /* The contiguous share [*lo, *hi) of n items that rank `rank` of `size` takes: sizes differ by at
  * most one, earlier ranks take the larger ones, and the shares tile [0, n) in rank order. */
 static inline void dg_dist_share(int n, int rank, int size, int *lo, int *hi) {

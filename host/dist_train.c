@@ -33,7 +33,7 @@ int dg_dist_grads_init(dg_dist_grads *g, dg_dist *d, dg_net *net, int held_param
     memset(g, 0, sizeof *g);
     g->dist = d;
     g->net = net;
-    if (d->size < 2 || d->kind != DG_DIST_NCCL) return 0;
+    if (!dg_dist_reduces(d) || d->kind != DG_DIST_NCCL) return 0;
     /* NCCL: buckets overlap the backward walk. MPI on the CPU backend gets one reduction of the
      * whole arena after the walk: the CPU's cores are busy with the walk itself, and MPI makes no
      * progress on a non-blocking reduction unless called, so overlapping would gain nothing. */
@@ -57,7 +57,7 @@ void dg_dist_grads_free(dg_dist_grads *g) {
 }
 
 void dg_dist_grads_begin(dg_dist_grads *g) {
-    if (g->dist->size < 2) return;
+    if (!dg_dist_reduces(g->dist)) return;
     dg_net *net = g->net;
     float share = 1.0f / (float)g->dist->size;
     for (int i = 0; i < net->n_params; i++) {
@@ -72,7 +72,7 @@ void dg_dist_grads_begin(dg_dist_grads *g) {
 
 void dg_dist_grads_finish(dg_dist_grads *g) {
     dg_dist *d = g->dist;
-    if (d->size < 2) return;
+    if (!dg_dist_reduces(d)) return;
     dg_net *net = g->net;
     if (g->buckets) {
         launch_ready(g, 0); /* any bucket the walk did not reach (a net whose input node owns none) */

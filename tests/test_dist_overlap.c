@@ -3,7 +3,8 @@
  * CPU backend against a recording stand-in for the NCCL table: every bucket is launched once, in
  * plan order, only after the backward walk has written all of it (its bytes when launched equal the
  * final gradient), a held bucket after the gradient added behind the walk, the whole arena covered,
- * the running statistics put into the reduction and copied back. NCCL itself never runs here. */
+ * the running statistics put into the reduction and copied back; on two ranks and on one, which
+ * reduces as many do. NCCL itself never runs here. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -123,7 +124,8 @@ static void mock_sum_async(dg_dist_comm *c, float *buf, size_t count) {
 static void mock_wait(dg_dist_comm *c) { (void)c, rec.waits++; }
 static double mock_take_ms(dg_dist_comm *c) { return (void)c, 0.0; }
 
-static void test_overlap(const char *name, int c, int h, int w, size_t cap, int with_held) {
+/* ranks: the communicator's size (one NCCL rank reduces as many do: dg_dist_reduces) */
+static void test_overlap(const char *name, int c, int h, int w, size_t cap, int with_held, int ranks) {
     dg_net *net = build(name, 10, c, h, w);
     if (!net) return;
     const dg_backend *be = dg_backend_cpu();
@@ -142,7 +144,7 @@ static void test_overlap(const char *name, int c, int h, int w, size_t cap, int 
     static const dg_dist_device mock = {"mock", 8, NULL, NULL, NULL, mock_sum_async, mock_wait, mock_take_ms, NULL, NULL};
     dg_dist d;
     dg_dist_single(&d);
-    d.kind = DG_DIST_NCCL, d.size = 2, d.device = &mock, d.comm = (dg_dist_comm *)&rec;
+    d.kind = DG_DIST_NCCL, d.size = ranks, d.device = &mock, d.comm = (dg_dist_comm *)&rec;
     memset(&rec, 0, sizeof rec);
     rec.net = net;
     int held = with_held ? dg_net_find_param(net, "conv1.weight") : -1;
@@ -195,7 +197,7 @@ static void test_overlap(const char *name, int c, int h, int w, size_t cap, int 
         const dg_param *q = &net->params[p];
         if (q->role != DG_PARAM_RUNNING) continue;
         for (size_t i = 0; i < q->numel; i++) {
-            float want = 0.5f * running_before[q->offset + i];
+            float want = running_before[q->offset + i] / (float)ranks;
             if (net->param_arena[q->offset + i] != want) {
                 CHECK(0, "%s: %s[%zu] = %g after the reduction, want %g", name, q->name, i,
                       (double)net->param_arena[q->offset + i], (double)want);
@@ -215,8 +217,9 @@ int main(void) {
     test_plan("lenet5", 10, 1, 28, 28);
     test_plan("resnet18-cifar", 10, 3, 32, 32);
     test_plan("wrn-16-4", 10, 3, 32, 32);
-    test_overlap("lenet5", 1, 28, 28, 3000, 1);
-    test_overlap("wrn-10-1", 3, 32, 32, 2500, 1);
-    test_overlap("resnet18-cifar", 3, 16, 16, 400000, 0);
+    test_overlap("lenet5", 1, 28, 28, 3000, 1, 2);
+    test_overlap("wrn-10-1", 3, 32, 32, 2500, 1, 2);
+    test_overlap("resnet18-cifar", 3, 16, 16, 400000, 0, 2);
+    test_overlap("wrn-10-1", 3, 32, 32, 2500, 1, 1);
     return dg_test_done("test_dist_overlap");
 }

@@ -172,7 +172,7 @@ bench fp32
 stage "train lenet5 on MNIST, 1 epoch, cuda" 30 "$RUNS" "$DG" train --backend cuda --net lenet5 \
   --data "mnist:$KIT/mnist" --epochs 1 --batch 128 --opt adam --lr 1e-3 --out /tmp/dg-lenet5-cuda.st
 grep '^{"out"' "$RUNS" | tail -1 | sed 's/^/    /' >>"$SUMMARY"
-stage "tests/test_nccl_cuda.sh" 40 "$RUNS" env DNNGUARD="$DG" DG_SHARED_DATA="$KIT" bash tests/test_nccl_cuda.sh
+stage "tests/test_nccl_cuda.sh" 50 "$RUNS" env DNNGUARD="$DG" DG_SHARED_DATA="$KIT" bash tests/test_nccl_cuda.sh
 grep -E "^(ok|FAIL) " "$RUNS" | tail -4 | sed 's/^/    /' >>"$SUMMARY"
 
 # ---- 6. as time allows ----
