@@ -47,7 +47,7 @@ static int attack_prune(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *rate_text = NULL;
     int global = 0;
     const dg_opt opts[] = {
-        {"model", DG_OPT_STR, &model, "weights to prune (safetensors)"},
+        {"model", DG_OPT_STR, &model, "weights to prune (safetensors or torch.save .pt)"},
         {"rate", DG_OPT_STR, &rate_text, "fraction of conv and linear weights to zero, in [0, 1]"},
         {"global", DG_OPT_FLAG, &global, "rank all layers' weights together (default: each layer on its own)"},
         {"out", DG_OPT_STR, &out, "pruned weights (safetensors)"},
@@ -147,7 +147,7 @@ static int attack_permute(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *net_name = NULL, *data = NULL, *layer = NULL;
     uint64_t seed = 1;
     const dg_opt opts[] = {
-        {"model", DG_OPT_STR, &model, "weights to permute (safetensors)"},
+        {"model", DG_OPT_STR, &model, "weights to permute (safetensors or torch.save .pt)"},
         {"net", DG_OPT_STR, &net_name, "the net the weights belong to"},
         {"data", DG_OPT_STR, &data, "data set spec, for the input shape and class count (default: the net's own)"},
         {"layer", DG_OPT_STR, &layer, "conv or linear weight whose output channels are permuted (conv2.weight)"},

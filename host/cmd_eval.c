@@ -12,7 +12,7 @@ int dg_cmd_eval(int argc, char **argv) {
     int batch = 256, limit = 0;
     const dg_opt opts[] = {
         {"net", DG_OPT_STR, &net_name, "net name"},
-        {"model", DG_OPT_STR, &model, "weights (safetensors)"},
+        {"model", DG_OPT_STR, &model, "weights (safetensors or torch.save .pt)"},
         {"data", DG_OPT_STR, &data, "data set spec, as for train"},
         {"split", DG_OPT_STR, &split, "test | train (default test)"},
         {"batch", DG_OPT_INT, &batch, "batch size (default 256)"},

@@ -89,7 +89,7 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     dg_cw_opts cw;
     dg_cw_cli cw_cli = DG_CW_CLI_INIT;
     const dg_opt opts[] = {
-        {"model", DG_OPT_STR, &model, "the protected model (safetensors)"},
+        {"model", DG_OPT_STR, &model, "the protected model (safetensors or torch.save .pt)"},
         {"net", DG_OPT_STR, &net_name, "its net"},
         {"data", DG_OPT_STR, &data, "where the source images come from (data set spec)"},
         {"split", DG_OPT_STR, &split, "test | train: the split of the sources (default test)"},

@@ -18,7 +18,7 @@ int dg_cmd_grad(int argc, char **argv) {
     uint64_t seed = 1;
     const dg_opt opts[] = {
         {"net", DG_OPT_STR, &net_name, "net name"},
-        {"model", DG_OPT_STR, &model, "weights (safetensors)"},
+        {"model", DG_OPT_STR, &model, "weights (safetensors or torch.save .pt)"},
         {"data", DG_OPT_STR, &data, "data set spec (the batch is drawn from its training split)"},
         {"batch", DG_OPT_INT, &batch, "batch size (default 8)"},
         {"seed", DG_OPT_U64, &seed, "which batch: the first of the seed's shuffled order (default 1)"},

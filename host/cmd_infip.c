@@ -151,7 +151,7 @@ static int extract(int argc, char **argv, dg_dist *dist) {
     float lambda = 5000.0f, eps = DG_RELEVANCE_EPS;
     uint64_t seed = 1;
     const dg_opt opts[] = {
-        {"model", DG_OPT_STR, &model, "the owner's model (safetensors)"},
+        {"model", DG_OPT_STR, &model, "the owner's model (safetensors or torch.save .pt)"},
         {"net", DG_OPT_STR, &net_name, "its net"},
         {"keys", DG_OPT_STR, &keys_spec, "the data set the key images are drawn from (e.g. cifar10:DIR)"},
         {"split", DG_OPT_STR, &split, "test (default) or train"},
@@ -363,7 +363,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     float threshold = 0.85f;
     int batch = 0, per_key = 0;
     const dg_opt opts[] = {
-        {"model", DG_OPT_STR, &model, "the suspect model (safetensors)"},
+        {"model", DG_OPT_STR, &model, "the suspect model (safetensors or torch.save .pt)"},
         {"net", DG_OPT_STR, &net_name, "its net (default: the owner's, from the reference)"},
         {"reference", DG_OPT_STR, &reference, "the owner's reference folder (infip extract --out)"},
         {"threshold", DG_OPT_FLOAT, &threshold, "ASSIM at or above it says pirated (default 0.85, the paper's)"},

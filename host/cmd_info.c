@@ -110,7 +110,7 @@ int dg_cmd_info(int argc, char **argv) {
     const char *model = NULL, *net = NULL;
     int json = 0, classes = 0, list = 0;
     const dg_opt opts[] = {
-        {"model", DG_OPT_STR, &model, "a safetensors file: list its tensors"},
+        {"model", DG_OPT_STR, &model, "a safetensors or torch.save (.pt) file: list its tensors"},
         {"net", DG_OPT_STR, &net, "a net name: list its parameters"},
         {"classes", DG_OPT_INT, &classes, "class count for --net (default: the net's natural one)"},
         {"json", DG_OPT_FLAG, &json, "JSON instead of a table"},

@@ -17,7 +17,7 @@ int dg_train_parse(const char *command, int argc, char **argv, dg_train_opts *o,
         {"wm", DG_OPT_STR, &o->wm, "watermark key (dnnguard wm keygen): embed it while training"},
         {"wm-lambda", DG_OPT_FLOAT, &o->wm_lambda, "weight λ of the watermark regularizer (default 0.01)"},
     };
-    const dg_opt start_model[] = {{"model", DG_OPT_STR, model, "the model to start from (safetensors)"}};
+    const dg_opt start_model[] = {{"model", DG_OPT_STR, model, "the model to start from (safetensors or torch.save .pt)"}};
     const dg_opt common[] = {
         {"net", DG_OPT_STR, &o->net, "net name (lenet5, wrn-D-K, vgg16-cifar, vgg16, resnet18-cifar, resnet18)"},
         {"data", DG_OPT_STR, &o->data, "mnist:DIR | fashion-mnist[:DIR] | cifar10:DIR | synthetic:C,H,W,K[,N]"},

@@ -56,7 +56,7 @@ static int keygen(int argc, char **argv) {
     uint64_t seed = 1;
     int force = 0;
     const dg_opt opts[] = {
-        {"model", DG_OPT_STR, &model, "the clean model (safetensors)"},
+        {"model", DG_OPT_STR, &model, "the clean model (safetensors or torch.save .pt)"},
         {"net", DG_OPT_STR, &net_name, "its net: then the model must load into it and the layer be one of its convs"},
         {"layer", DG_OPT_STR, &layer, "the conv weight to carry the watermark, e.g. conv2.weight"},
         {"digits", DG_OPT_STR, &digits, "the watermark, a string of digits 0-9, e.g. 1234567890210"},
@@ -122,7 +122,7 @@ static int verify(int argc, char **argv) {
     const char *model = NULL, *key_path = NULL, *search_name = "filters";
     int need = 0;
     const dg_opt opts[] = {
-        {"model", DG_OPT_STR, &model, "the suspect model (safetensors, any trainer)"},
+        {"model", DG_OPT_STR, &model, "the suspect model (safetensors or torch.save .pt, any trainer)"},
         {"key", DG_OPT_STR, &key_path, "the owner's key (wm keygen)"},
         {"search", DG_OPT_STR, &search_name,
          "key | filters | channels: read only the key's filter; also every output filter (default: survives an "

@@ -9,4 +9,9 @@
 void dg_err_set(char *err, size_t err_len, const char *file, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/* A name from a hostile file made safe for one line of stderr: printable ASCII kept, other bytes
+ * as \xNN, at most ~80 visible characters (.s). */
+typedef struct { char s[340]; } dg_safe_name;
+dg_safe_name dg_err_safe(const char *name);
+
 #endif

@@ -3,6 +3,7 @@
  * Host memory and files only: no nets, no devices, no knowledge of what the tensors mean. */
 #include "safetensors.h"
 #include "error.h"
+#include "torch_pt.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -21,30 +22,6 @@
 /* small helpers                                                                               */
 
 
-/* A name from a hostile file made safe for one line of stderr: printable ASCII kept, other bytes
- * as \xNN, at most ~80 visible characters. */
-typedef struct { char s[340]; } safe_name;
-static safe_name sanitize(const char *name) {
-    safe_name out;
-    size_t o = 0;
-    const unsigned char *p = (const unsigned char *)(name ? name : "(null)");
-    for (size_t i = 0; p[i]; i++) {
-        if (i >= 80) {
-            memcpy(out.s + o, "...", 3);
-            o += 3;
-            break;
-        }
-        if (p[i] >= 0x20 && p[i] < 0x7f && p[i] != '\\') {
-            out.s[o++] = (char)p[i];
-        } else {
-            snprintf(out.s + o, 5, "\\x%02x", p[i]);
-            o += 4;
-        }
-    }
-    out.s[o] = 0;
-    return out;
-}
-
 static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;
     char *d = malloc(n);
@@ -54,7 +31,7 @@ static char *dup_str(const char *s) {
 
 /* Strict UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF). Returns the offset of the
  * first bad byte, or len when all is well. */
-static size_t utf8_check(const unsigned char *s, size_t len) {
+size_t dg_st_utf8_check(const unsigned char *s, size_t len) {
     size_t i = 0;
     while (i < len) {
         unsigned c = s[i];
@@ -238,13 +215,13 @@ static int parse_metadata(dg_st_file *f, const cJSON *meta, char *err, size_t er
     cJSON_ArrayForEach(kv, meta) {
         const char *key = kv->string ? kv->string : "";
         if (!cJSON_IsString(kv) || !kv->valuestring) {
-            dg_err_set(err, err_len, f->path, "__metadata__ value for '%s' is %s, not a string", sanitize(key).s,
+            dg_err_set(err, err_len, f->path, "__metadata__ value for '%s' is %s, not a string", dg_err_safe(key).s,
                     json_type_name(kv));
             return -1;
         }
         for (int j = 0; j < f->n_meta; j++)
             if (strcmp(f->meta_keys[j], key) == 0) {
-                dg_err_set(err, err_len, f->path, "__metadata__ has key '%s' twice", sanitize(key).s);
+                dg_err_set(err, err_len, f->path, "__metadata__ has key '%s' twice", dg_err_safe(key).s);
                 return -1;
             }
         if (f->n_meta >= n) break; /* cannot happen: n counted the same list */
@@ -265,7 +242,7 @@ static int parse_metadata(dg_st_file *f, const cJSON *meta, char *err, size_t er
 /* One header entry → f->tensors[f->n_tensors]. data_size: bytes after the header. */
 static int parse_tensor(dg_st_file *f, const cJSON *item, size_t data_size, char *err, size_t err_len) {
     const char *name = item->string ? item->string : "";
-    safe_name sn = sanitize(name);
+    dg_safe_name sn = dg_err_safe(name);
     if (!cJSON_IsObject(item)) {
         dg_err_set(err, err_len, f->path, "tensor '%s': entry is %s, not an object", sn.s, json_type_name(item));
         return -1;
@@ -293,7 +270,7 @@ static int parse_tensor(dg_st_file *f, const cJSON *item, size_t data_size, char
     }
     if (dtype_from_name(jd->valuestring, &t->dtype) != 0) {
         dg_err_set(err, err_len, f->path, "tensor '%s': unknown or unsupported dtype '%s'", sn.s,
-                sanitize(jd->valuestring).s);
+                dg_err_safe(jd->valuestring).s);
         return -1;
     }
     if (!cJSON_IsArray(js)) {
@@ -385,7 +362,7 @@ static int check_names_and_overlaps(dg_st_file *f, char *err, size_t err_len) {
     qsort(ni, (size_t)n, sizeof *ni, cmp_name_idx);
     for (int i = 1; i < n; i++)
         if (strcmp(ni[i - 1].name, ni[i].name) == 0) {
-            dg_err_set(err, err_len, f->path, "tensor name '%s' appears twice", sanitize(ni[i].name).s);
+            dg_err_set(err, err_len, f->path, "tensor name '%s' appears twice", dg_err_safe(ni[i].name).s);
             free(ni);
             free(sp);
             return -1;
@@ -405,7 +382,7 @@ static int check_names_and_overlaps(dg_st_file *f, char *err, size_t err_len) {
     for (int i = 1; i < m; i++)
         if (sp[i].begin < sp[i - 1].end) {
             dg_err_set(err, err_len, f->path, "tensors '%s' and '%s' overlap in the data",
-                    sanitize(f->tensors[sp[i - 1].idx].name).s, sanitize(f->tensors[sp[i].idx].name).s);
+                    dg_err_safe(f->tensors[sp[i - 1].idx].name).s, dg_err_safe(f->tensors[sp[i].idx].name).s);
             free(sp);
             return -1;
         }
@@ -435,7 +412,7 @@ static int parse_file(dg_st_file *f, char *err, size_t err_len) {
         return -1;
     }
     const char *hdr = (const char *)f->bytes + 8;
-    size_t bad = utf8_check((const unsigned char *)hdr, (size_t)hlen);
+    size_t bad = dg_st_utf8_check((const unsigned char *)hdr, (size_t)hlen);
     if (bad != (size_t)hlen) {
         dg_err_set(err, err_len, f->path, "header is not valid UTF-8 (byte %zu of the header)", bad);
         return -1;
@@ -514,11 +491,16 @@ int dg_st_open(const char *path, dg_st_file *f, char *err, size_t err_len) {
         dg_err_set(err, err_len, path, "out of memory");
         return -1;
     }
-    if (read_whole_file(path, &f->bytes, &f->size, err, err_len) != 0 || parse_file(f, err, err_len) != 0) {
+    if (read_whole_file(path, &f->bytes, &f->size, err, err_len) != 0) {
         dg_st_close(f);
         return -1;
     }
-    return 0;
+    /* PyTorch's torch.save files hold the same tensors (host/torch_pt.c) */
+    int rc = dg_pt_claims(f->bytes, f->size)
+                 ? (dg_pt_fill(f, err, err_len) == 0 ? check_names_and_overlaps(f, err, err_len) : -1)
+                 : parse_file(f, err, err_len);
+    if (rc != 0) dg_st_close(f);
+    return rc;
 }
 
 int dg_st_find(const dg_st_file *f, const char *name) {
@@ -580,18 +562,18 @@ int dg_st_read_f32(const dg_st_file *f, int i, float *out, size_t expect_numel, 
     }
     const dg_st_tensor *t = &f->tensors[i];
     if (t->numel != expect_numel) {
-        dg_err_set(err, err_len, f->path, "tensor '%s' has %zu elements, %zu expected", sanitize(t->name).s, t->numel,
+        dg_err_set(err, err_len, f->path, "tensor '%s' has %zu elements, %zu expected", dg_err_safe(t->name).s, t->numel,
                 expect_numel);
         return -1;
     }
     size_t esize = dtype_sizes[t->dtype];
     /* re-check what dg_st_open established, so that a struct changed by a caller cannot read out of bounds */
     if (t->begin > t->end || t->end > f->size - f->data_start || t->end - t->begin != t->numel * esize) {
-        dg_err_set(err, err_len, f->path, "tensor '%s' has inconsistent offsets", sanitize(t->name).s);
+        dg_err_set(err, err_len, f->path, "tensor '%s' has inconsistent offsets", dg_err_safe(t->name).s);
         return -1;
     }
     if (t->numel && !out) {
-        dg_err_set(err, err_len, f->path, "tensor '%s': no output buffer", sanitize(t->name).s);
+        dg_err_set(err, err_len, f->path, "tensor '%s': no output buffer", dg_err_safe(t->name).s);
         return -1;
     }
     const uint8_t *p = f->bytes + f->data_start + t->begin;
@@ -646,7 +628,7 @@ int dg_st_read_f32(const dg_st_file *f, int i, float *out, size_t expect_numel, 
         for (size_t k = 0; k < n; k++) out[k] = p[k] ? 1.0f : 0.0f;
         break;
     default:
-        dg_err_set(err, err_len, f->path, "tensor '%s' has an unknown dtype", sanitize(t->name).s);
+        dg_err_set(err, err_len, f->path, "tensor '%s' has an unknown dtype", dg_err_safe(t->name).s);
         return -1;
     }
     return 0;
@@ -711,14 +693,14 @@ int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char 
             dg_err_set(err, err_len, path, "metadata pair %d has a NULL key or value", m);
             return -1;
         }
-        if (utf8_check((const unsigned char *)meta_keys[m], strlen(meta_keys[m])) != strlen(meta_keys[m]) ||
-            utf8_check((const unsigned char *)meta_values[m], strlen(meta_values[m])) != strlen(meta_values[m])) {
-            dg_err_set(err, err_len, path, "metadata '%s' is not valid UTF-8", sanitize(meta_keys[m]).s);
+        if (dg_st_utf8_check((const unsigned char *)meta_keys[m], strlen(meta_keys[m])) != strlen(meta_keys[m]) ||
+            dg_st_utf8_check((const unsigned char *)meta_values[m], strlen(meta_values[m])) != strlen(meta_values[m])) {
+            dg_err_set(err, err_len, path, "metadata '%s' is not valid UTF-8", dg_err_safe(meta_keys[m]).s);
             return -1;
         }
         for (int j = 0; j < m; j++)
             if (strcmp(meta_keys[j], meta_keys[m]) == 0) {
-                dg_err_set(err, err_len, path, "metadata key '%s' given twice", sanitize(meta_keys[m]).s);
+                dg_err_set(err, err_len, path, "metadata key '%s' given twice", dg_err_safe(meta_keys[m]).s);
                 return -1;
             }
     }
@@ -737,14 +719,14 @@ int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char 
         bad = 1;
         if (!e->name || !*e->name) {
             dg_err_set(err, err_len, path, "tensor %d has no name", i);
-        } else if (utf8_check((const unsigned char *)e->name, strlen(e->name)) != strlen(e->name)) {
-            dg_err_set(err, err_len, path, "tensor name '%s' is not valid UTF-8", sanitize(e->name).s);
+        } else if (dg_st_utf8_check((const unsigned char *)e->name, strlen(e->name)) != strlen(e->name)) {
+            dg_err_set(err, err_len, path, "tensor name '%s' is not valid UTF-8", dg_err_safe(e->name).s);
         } else if (strcmp(e->name, "__metadata__") == 0) {
             dg_err_set(err, err_len, path, "a tensor cannot be called __metadata__");
         } else if (dg_st_dtype_size(e->dtype) == 0) {
-            dg_err_set(err, err_len, path, "tensor '%s': unknown dtype %d", sanitize(e->name).s, (int)e->dtype);
+            dg_err_set(err, err_len, path, "tensor '%s': unknown dtype %d", dg_err_safe(e->name).s, (int)e->dtype);
         } else if (e->ndim < 0 || e->ndim > DG_ST_MAX_DIMS) {
-            dg_err_set(err, err_len, path, "tensor '%s': %d dims (0..%d allowed)", sanitize(e->name).s, e->ndim,
+            dg_err_set(err, err_len, path, "tensor '%s': %d dims (0..%d allowed)", dg_err_safe(e->name).s, e->ndim,
                     DG_ST_MAX_DIMS);
         } else {
             size_t numel = 1;
@@ -762,9 +744,9 @@ int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char 
             size_t es = dg_st_dtype_size(e->dtype);
             if (!ok || numel > SIZE_MAX / es || numel * es > SIZE_MAX - total ||
                 (double)(total + numel * es) > MAX_EXACT_INT) {
-                dg_err_set(err, err_len, path, "tensor '%s': negative or too large shape", sanitize(e->name).s);
+                dg_err_set(err, err_len, path, "tensor '%s': negative or too large shape", dg_err_safe(e->name).s);
             } else if (numel && !e->data) {
-                dg_err_set(err, err_len, path, "tensor '%s': no data", sanitize(e->name).s);
+                dg_err_set(err, err_len, path, "tensor '%s': no data", dg_err_safe(e->name).s);
             } else {
                 nbytes[i] = numel * es;
                 total += nbytes[i];
@@ -778,7 +760,7 @@ int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char 
         qsort(ni, (size_t)n, sizeof *ni, cmp_name_idx);
         for (int i = 1; i < n && !bad; i++)
             if (strcmp(ni[i - 1].name, ni[i].name) == 0) {
-                dg_err_set(err, err_len, path, "tensor name '%s' given twice", sanitize(ni[i].name).s);
+                dg_err_set(err, err_len, path, "tensor name '%s' given twice", dg_err_safe(ni[i].name).s);
                 bad = 1;
             }
     }

@@ -58,6 +58,10 @@ const char *dg_st_meta(const dg_st_file *f, const char *key);
 
 void dg_st_close(dg_st_file *f);
 
+/* Strict UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF): the offset of the first bad
+ * byte of s[len], or len when all is well. */
+size_t dg_st_utf8_check(const unsigned char *s, size_t len);
+
 /* Bytes per element of a dtype (0 for a value outside the enum); its name in the format ("F32"...). */
 size_t dg_st_dtype_size(dg_st_dtype dtype);
 const char *dg_st_dtype_name(dg_st_dtype dtype);

@@ -1,5 +1,6 @@
 /* tests/asan_fuzz_parsers.c — a deterministic mutation fuzzer for the file parsers (safetensors,
- * IDX, CIFAR-10; raw and gzip; watermark keys; fingerprint registries; PNG), built with ASan/UBSan: a few thousand mutants of valid files must
+ * PyTorch's torch.save files; IDX, CIFAR-10; raw and gzip; watermark keys; fingerprint registries;
+ * PNG), built with ASan/UBSan: a few thousand mutants of valid files must
  * each load or fail cleanly, and what loads must be readable in bounds. Touches only a temp dir.
  * Build with -DDG_LIBFUZZER -fsanitize=fuzzer for a libFuzzer target instead of main(). */
 #include <dirent.h>
@@ -359,6 +360,90 @@ static void fuzz_safetensors(int iterations, double deadline, int *done) {
     *done = it;
     free(b.p);
     for (int s = 0; s < n_seeds; s++) free(seeds[s].p);
+}
+
+/* ---- PyTorch's torch.save files (host/torch_pt.c, behind dg_st_open): the two files of
+ * tests/fixtures (made by make_pt.py), mutated anywhere, in their stored data.pkl most often and
+ * there also with pickle opcodes and little-endian lengths ---- */
+
+static int pt_ok = 0, pt_rejected = 0;
+
+static int read_fixture(const char *name, buf *out) {
+    const char *src = getenv("DG_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fixtures/%s", src ? src : "..", name);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return -1;
+    uint8_t chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0) buf_insert(out, out->n, chunk, got);
+    fclose(fp);
+    return 0;
+}
+
+/* [*at, *end) of the stored data.pkl: from the pickle's PROTO after the entry's name */
+static void pickle_span(const buf *b, size_t *at, size_t *end) {
+    *at = *end = 0;
+    for (size_t i = 0; i + 9 <= b->n; i++)
+        if (memcmp(b->p + i, "/data.pkl", 9) == 0) {
+            for (size_t j = i + 9; j + 1 < b->n; j++)
+                if (b->p[j] == 0x80 && b->p[j + 1] <= 5) {
+                    *at = j;
+                    break;
+                }
+            break;
+        }
+    for (size_t j = *at; *at && j < b->n; j++)
+        if (b->p[j] == '.' && (j + 1 == b->n || b->p[j + 1] == 'P')) { /* STOP, then the next entry's header */
+            *end = j + 1;
+            break;
+        }
+}
+
+static void mutate_pickle(buf *b, size_t at, size_t end) {
+    static const char ops[] = "()tl}]dsuaeqrhjcXKMJNRQb.\x85\x86\x87\x88\x89\x8a\x8c\x93\x94\x95";
+    if (end <= at || end > b->n) return;
+    size_t pos = at + rnd_below(end - at);
+    if (rnd() & 1) {
+        b->p[pos] = (uint8_t)ops[rnd_below(sizeof ops - 1)];
+    } else if (pos + 4 <= end) {
+        uint32_t v = interesting32[rnd_below(sizeof interesting32 / sizeof interesting32[0])];
+        for (int i = 0; i < 4; i++) b->p[pos + (size_t)i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+static void fuzz_pt(int iterations, double deadline, int *done) {
+    buf seeds[2] = {{0}};
+    const char *names[2] = {"checkpoint.pt", "params.pt"};
+    size_t span_at[2], span_end[2];
+    const int ok0 = st_ok, rejected0 = st_rejected;
+    for (int s = 0; s < 2; s++) {
+        CHECK(read_fixture(names[s], &seeds[s]) == 0, "tests/fixtures/%s is readable (DG_SOURCE_DIR)", names[s]);
+        pickle_span(&seeds[s], &span_at[s], &span_end[s]);
+        CHECK(span_end[s] > span_at[s], "%s: its data.pkl is found", names[s]);
+        int before = st_ok;
+        run_safetensors(&seeds[s]);
+        CHECK(st_ok == before + 1, "%s loads: %s", names[s], errbuf);
+    }
+    buf b = {0};
+    int it = 0, seeds_ok = st_ok;
+    for (; it < iterations && now_s() < deadline && seeds[0].n && seeds[1].n; it++) {
+        int s = (int)rnd_below(2);
+        buf_set(&b, seeds[s].p, seeds[s].n);
+        int k = 1 + (int)rnd_below(3);
+        for (int m = 0; m < k; m++) {
+            if (rnd_below(3) == 0) mutate_bytes(&b, span_end[s]);
+            else mutate_pickle(&b, span_at[s], span_end[s]);
+        }
+        run_safetensors(&b);
+    }
+    pt_ok = st_ok - seeds_ok;
+    pt_rejected = st_rejected - rejected0;
+    st_ok = ok0; /* the safetensors figures stay safetensors' own */
+    st_rejected = rejected0;
+    *done = it;
+    free(b.p);
+    for (int s = 0; s < 2; s++) free(seeds[s].p);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -1206,6 +1291,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static int ready = 0;
     (void)fuzz_safetensors; /* the built-in mutator's parts, unused here */
+    (void)fuzz_pt;
     (void)fuzz_idx;
     (void)fuzz_cifar;
     (void)fuzz_keys;
@@ -1287,7 +1373,9 @@ int main(int argc, char **argv) {
     setup_dirs();
     double t0 = now_s();
     int n_st = 0, n_idx = 0, n_cifar = 0, n_key = 0, n_reg = 0, n_png = 0;
-    fuzz_safetensors(12000 * scale, t0 + TIME_BUDGET_S * 0.45 * scale, &n_st);
+    fuzz_safetensors(12000 * scale, t0 + TIME_BUDGET_S * 0.40 * scale, &n_st);
+    int n_pt = 0;
+    fuzz_pt(6000 * scale, t0 + TIME_BUDGET_S * 0.48 * scale, &n_pt);
     double t1 = now_s();
     fuzz_idx(4000 * scale, t0 + TIME_BUDGET_S * 0.62 * scale, &n_idx);
     double t2 = now_s();
@@ -1302,11 +1390,11 @@ int main(int argc, char **argv) {
     double t6 = now_s();
     fuzz_png(8000 * scale, t0 + TIME_BUDGET_S * scale, &n_png);
     remove_dirs();
-    printf("safetensors: %d mutants (%d accepted, %d rejected); IDX: %d, CIFAR-10: %d mutants (%d accepted, %d "
+    printf("safetensors: %d mutants (%d accepted, %d rejected); torch.save: %d mutants (%d accepted, %d rejected); IDX: %d, CIFAR-10: %d mutants (%d accepted, %d "
            "rejected); keys: %d mutants (%d accepted, %d rejected); registries: %d mutants (%d accepted, %d rejected); "
            "InFIP manifests: %d mutants (%d accepted, %d rejected); PNG: %d mutants (%d accepted, %d rejected); "
            "%.1f s (%.1f + %.1f + %.1f + %.1f + %.1f + %.1f + %.1f)\n",
-           n_st, st_ok, st_rejected, n_idx, n_cifar, data_ok, data_rejected, n_key, key_ok, key_rejected, n_reg, reg_ok,
+           n_st, st_ok, st_rejected, n_pt, pt_ok, pt_rejected, n_idx, n_cifar, data_ok, data_rejected, n_key, key_ok, key_rejected, n_reg, reg_ok,
            reg_rejected, n_man, man_ok, man_rejected, n_png, png_ok, png_rejected, now_s() - t0, t1 - t0, t2 - t1,
            t3 - t2, t4 - t3, t5 - t4, t6 - t5, now_s() - t6);
     return dg_test_done("asan_fuzz_parsers");

@@ -1,0 +1,875 @@
+/* host/torch_pt.c — see torch_pt.h. Three steps, each checking every length, count and offset
+ * against the bytes it has: the zip's central directory (zip64 where sizes need it) → the stored
+ * entries of the archive's one folder, sorted by name; data.pkl through a pickle machine → a tree
+ * of values whose tensors point at storages (entries "data/<key>"); the state dict picked from the
+ * tree → tensors copied contiguous into one buffer. Every value the machine makes is on one list,
+ * freed at the end, so no recursion ever walks a hostile tree. */
+#include "torch_pt.h"
+#include "error.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t le(const uint8_t *p, int n) {
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+/* u64 safetensors header length that dg_st_open would try (safetensors.h's limit). */
+static int plausible_safetensors(const uint8_t *b, size_t size) {
+    if (size < 8) return 0;
+    uint64_t hlen = le(b, 8);
+    return hlen <= DG_ST_MAX_HEADER_BYTES && hlen <= size - 8;
+}
+
+/* torch.save(..., _use_new_zipfile_serialization=False) and PyTorch before 1.6: protocol 2, then
+ * the LONG1 of its 10-byte magic number (whose header length would be 176 MB: never safetensors). */
+static int legacy(const uint8_t *b, size_t size) {
+    return size >= 4 && b[0] == 0x80 && b[1] == 2 && b[2] == 0x8a && b[3] == 10;
+}
+
+int dg_pt_claims(const uint8_t *b, size_t size) {
+    if (legacy(b, size)) return 1;
+    return size >= 4 && le(b, 4) == 0x04034b50 && !plausible_safetensors(b, size);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the zip archive                                                                             */
+
+typedef struct {
+    const char *name;
+    size_t name_len;
+    int method;
+    const uint8_t *data;
+    size_t size;
+} zip_entry;
+
+typedef struct {
+    zip_entry *e;
+    size_t n;
+    const char *folder; /* "archive/" of "archive/data.pkl" */
+    size_t folder_len;
+} zip_dir;
+
+static int cmp_entry(const void *a, const void *b) {
+    const zip_entry *x = a, *y = b;
+    size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
+    int c = memcmp(x->name, y->name, n);
+    if (c) return c;
+    return (x->name_len > y->name_len) - (x->name_len < y->name_len);
+}
+
+/* The entry folder + rest, or NULL. */
+static const zip_entry *zip_find(const zip_dir *z, const char *rest) {
+    char name[512];
+    size_t rest_len = strlen(rest);
+    if (z->folder_len + rest_len >= sizeof name) return NULL;
+    memcpy(name, z->folder, z->folder_len);
+    memcpy(name + z->folder_len, rest, rest_len);
+    zip_entry key = {name, z->folder_len + rest_len, 0, NULL, 0};
+    return bsearch(&key, z->e, z->n, sizeof *z->e, cmp_entry);
+}
+
+/* A zip name as a C string for messages. */
+static dg_safe_name entry_name(const zip_entry *e) {
+    char s[128];
+    size_t n = e->name_len < sizeof s - 1 ? e->name_len : sizeof s - 1;
+    memcpy(s, e->name, n);
+    s[n] = 0;
+    return dg_err_safe(s);
+}
+
+/* The zip64 extended information of a central directory entry: the fields saturated at 0xFFFFFFFF
+ * in the entry itself, in this order. */
+static int zip64_extra(const uint8_t *x, size_t len, uint64_t *usize, uint64_t *csize, uint64_t *local) {
+    for (size_t k = 0; k + 4 <= len;) {
+        size_t id = (size_t)le(x + k, 2), n = (size_t)le(x + k + 2, 2);
+        if (n > len - k - 4) return -1;
+        if (id == 1) {
+            const uint8_t *q = x + k + 4;
+            size_t left = n;
+            uint64_t *fields[3] = {usize, csize, local};
+            for (int i = 0; i < 3; i++) {
+                if (*fields[i] != 0xFFFFFFFFu) continue;
+                if (left < 8) return -1;
+                *fields[i] = le(q, 8);
+                q += 8;
+                left -= 8;
+            }
+        }
+        k += 4 + n;
+    }
+    return 0;
+}
+
+static int zip_read(const dg_st_file *f, zip_dir *z, char *err, size_t err_len) {
+    const uint8_t *b = f->bytes;
+    const size_t size = f->size;
+    memset(z, 0, sizeof *z);
+    if (size < 22) {
+        dg_err_set(err, err_len, f->path, "%zu bytes: too short for a zip archive", size);
+        return -1;
+    }
+    /* the end-of-central-directory record: the last one whose comment reaches the end */
+    size_t eocd = SIZE_MAX, lowest = size - 22 > 65535 ? size - 22 - 65535 : 0;
+    for (size_t at = size - 22 + 1; at-- > lowest;)
+        if (le(b + at, 4) == 0x06054b50 && at + 22 + le(b + at + 20, 2) == size) {
+            eocd = at;
+            break;
+        }
+    if (eocd == SIZE_MAX) {
+        dg_err_set(err, err_len, f->path, "a zip archive without its end record (truncated?)");
+        return -1;
+    }
+    uint64_t entries = le(b + eocd + 10, 2), cd_size = le(b + eocd + 12, 4), cd_off = le(b + eocd + 16, 4);
+    if (entries == 0xFFFF || cd_size == 0xFFFFFFFFu || cd_off == 0xFFFFFFFFu) {
+        uint64_t z64 = eocd >= 20 && le(b + eocd - 20, 4) == 0x07064b50 ? le(b + eocd - 12, 8) : UINT64_MAX;
+        if (size < 56 || z64 > size - 56 || le(b + z64, 4) != 0x06064b50) {
+            dg_err_set(err, err_len, f->path, "a zip64 archive whose zip64 end record is missing or damaged");
+            return -1;
+        }
+        entries = le(b + z64 + 32, 8);
+        cd_size = le(b + z64 + 40, 8);
+        cd_off = le(b + z64 + 48, 8);
+    }
+    if (cd_off > size || cd_size > size - cd_off || entries > cd_size / 46) {
+        dg_err_set(err, err_len, f->path, "the zip's central directory (%llu entries, %llu bytes at %llu) does not fit "
+                   "the file", (unsigned long long)entries, (unsigned long long)cd_size, (unsigned long long)cd_off);
+        return -1;
+    }
+    z->e = calloc(entries ? (size_t)entries : 1, sizeof *z->e);
+    if (!z->e) {
+        dg_err_set(err, err_len, f->path, "out of memory");
+        return -1;
+    }
+    size_t at = (size_t)cd_off, end = (size_t)(cd_off + cd_size);
+    for (size_t i = 0; i < entries; i++) {
+        if (end - at < 46 || le(b + at, 4) != 0x02014b50) {
+            dg_err_set(err, err_len, f->path, "zip central directory entry %zu is damaged", i);
+            return -1;
+        }
+        size_t nlen = (size_t)le(b + at + 28, 2), xlen = (size_t)le(b + at + 30, 2), clen = (size_t)le(b + at + 32, 2);
+        if (nlen + xlen + clen > end - at - 46) {
+            dg_err_set(err, err_len, f->path, "zip central directory entry %zu runs past the directory", i);
+            return -1;
+        }
+        zip_entry *e = &z->e[z->n++];
+        e->name = (const char *)b + at + 46;
+        e->name_len = nlen;
+        e->method = (int)le(b + at + 10, 2);
+        uint64_t csize = le(b + at + 20, 4), usize = le(b + at + 24, 4), local = le(b + at + 42, 4);
+        if (zip64_extra(b + at + 46 + nlen, xlen, &usize, &csize, &local) != 0) {
+            dg_err_set(err, err_len, f->path, "zip entry '%s' has a damaged zip64 field", entry_name(e).s);
+            return -1;
+        }
+        if (local > size || size - local < 30 || le(b + local, 4) != 0x04034b50) {
+            dg_err_set(err, err_len, f->path, "zip entry '%s': its local header is missing or damaged", entry_name(e).s);
+            return -1;
+        }
+        uint64_t data = local + 30 + le(b + local + 26, 2) + le(b + local + 28, 2);
+        if (data > size || csize > size - data || (e->method == 0 && csize != usize)) {
+            dg_err_set(err, err_len, f->path, "zip entry '%s' (%llu bytes) runs past the end of the file", entry_name(e).s,
+                       (unsigned long long)csize);
+            return -1;
+        }
+        e->data = b + data;
+        e->size = (size_t)csize;
+        at += 46 + nlen + xlen + clen;
+    }
+    qsort(z->e, z->n, sizeof *z->e, cmp_entry);
+    for (size_t i = 1; i < z->n; i++)
+        if (cmp_entry(&z->e[i - 1], &z->e[i]) == 0) { /* which one would a reader take? */
+            dg_err_set(err, err_len, f->path, "zip entry '%s' appears twice", entry_name(&z->e[i]).s);
+            return -1;
+        }
+    /* the folder: of the one entry "<folder>/data.pkl" with no other slash */
+    for (size_t i = 0; i < z->n; i++) {
+        const zip_entry *e = &z->e[i];
+        if (e->name_len < 10 || memcmp(e->name + e->name_len - 9, "/data.pkl", 9) != 0) continue;
+        if (memchr(e->name, '/', e->name_len - 9)) continue;
+        if (z->folder) {
+            dg_err_set(err, err_len, f->path, "a zip archive with more than one data.pkl: not one torch.save file");
+            return -1;
+        }
+        z->folder = e->name;
+        z->folder_len = e->name_len - 8;
+    }
+    if (!z->folder) {
+        dg_err_set(err, err_len, f->path, "a zip archive but not a PyTorch checkpoint (no <folder>/data.pkl entry)");
+        return -1;
+    }
+    if (zip_find(z, "constants.pkl")) {
+        dg_err_set(err, err_len, f->path, "a TorchScript archive (torch.jit.save): dnnguard reads state dicts; write one "
+                   "with torch.save(model.state_dict(), path)");
+        return -1;
+    }
+    const zip_entry *order = zip_find(z, "byteorder");
+    if (order && !(order->method == 0 && order->size == 6 && memcmp(order->data, "little", 6) == 0)) {
+        dg_err_set(err, err_len, f->path, "its tensors are not little-endian (byteorder entry '%.*s')",
+                   order->size < 16 ? (int)order->size : 16, (const char *)order->data);
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the pickle machine                                                                          */
+
+typedef enum { V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_TUPLE, V_LIST, V_DICT, V_GLOBAL, V_STORAGE, V_TENSOR } vkind;
+
+typedef struct value value;
+struct value {
+    vkind kind;
+    value *next_made;       /* every value made, for freeing */
+    int64_t i;              /* BOOL, INT; TENSOR: storage offset */
+    char *s;                /* STR (bytes too), GLOBAL "module.name": NUL-terminated, len bytes */
+    size_t len;
+    value **items;          /* TUPLE, LIST; DICT: key, value, key, value, ... */
+    size_t n, cap;
+    dg_st_dtype dtype;      /* STORAGE */
+    const uint8_t *data;    /* STORAGE: its zip entry */
+    size_t bytes;
+    value *storage;         /* TENSOR */
+    int ndim;
+    int64_t size[DG_ST_MAX_DIMS], stride[DG_ST_MAX_DIMS];
+};
+
+typedef struct {
+    const dg_st_file *f;
+    const zip_dir *z;
+    const uint8_t *p;       /* data.pkl */
+    size_t len, at;
+    value *made;
+    value **stack;
+    size_t depth, stack_cap;
+    size_t *marks;          /* stack depths at each MARK */
+    size_t n_marks, marks_cap;
+    value **memo;
+    size_t memo_cap;
+    char *err;
+    size_t err_len;
+    int failed;
+} vm;
+
+static int fail(vm *m, const char *fmt, const char *detail) {
+    if (!m->failed) {
+        char what[800];
+        snprintf(what, sizeof what, fmt, detail ? detail : "");
+        dg_err_set(m->err, m->err_len, m->f->path, "data.pkl byte %zu: %s", m->at, what);
+    }
+    m->failed = 1;
+    return -1;
+}
+
+static int grow(void *ptr, size_t *cap, size_t want, size_t elem) {
+    if (want <= *cap) return 0;
+    size_t c = *cap ? *cap : 16;
+    while (c < want) c *= 2;
+    void *g = realloc(*(void **)ptr, c * elem);
+    if (!g) return -1;
+    *(void **)ptr = g;
+    *cap = c;
+    return 0;
+}
+
+static value *make(vm *m, vkind kind) {
+    value *v = calloc(1, sizeof *v);
+    if (!v) {
+        fail(m, "out of memory", NULL);
+        return NULL;
+    }
+    v->kind = kind;
+    v->next_made = m->made;
+    m->made = v;
+    return v;
+}
+
+static int push(vm *m, value *v) {
+    if (!v) return -1;
+    if (grow(&m->stack, &m->stack_cap, m->depth + 1, sizeof *m->stack) != 0) return fail(m, "out of memory", NULL);
+    m->stack[m->depth++] = v;
+    return 0;
+}
+
+static value *pop(vm *m) {
+    size_t floor = m->n_marks ? m->marks[m->n_marks - 1] : 0;
+    if (m->depth <= floor) {
+        fail(m, "pops an empty stack", NULL);
+        return NULL;
+    }
+    return m->stack[--m->depth];
+}
+
+static value *top(vm *m) {
+    size_t floor = m->n_marks ? m->marks[m->n_marks - 1] : 0;
+    if (m->depth <= floor) {
+        fail(m, "reads an empty stack", NULL);
+        return NULL;
+    }
+    return m->stack[m->depth - 1];
+}
+
+/* The items pushed since the last MARK: *n of them at m->stack + *from; the mark is removed and
+ * the caller drops the items (m->depth = *from). */
+static int since_mark(vm *m, size_t *from, size_t *n) {
+    if (!m->n_marks) return fail(m, "no MARK to pop back to", NULL);
+    *from = m->marks[--m->n_marks];
+    *n = m->depth - *from;
+    return 0;
+}
+
+static int append_items(vm *m, value *to, value *const *items, size_t n) {
+    if (n == 0) return 0; /* (to->items may still be NULL) */
+    if (n > SIZE_MAX / 2 - to->n || grow(&to->items, &to->cap, to->n + n, sizeof *to->items) != 0)
+        return fail(m, "out of memory", NULL);
+    memcpy(to->items + to->n, items, n * sizeof *items);
+    to->n += n;
+    return 0;
+}
+
+static value *make_seq(vm *m, vkind kind, value *const *items, size_t n) {
+    value *v = make(m, kind);
+    if (v && append_items(m, v, items, n) != 0) return NULL;
+    return v;
+}
+
+static const uint8_t *take(vm *m, size_t n) {
+    if (n > m->len - m->at) {
+        fail(m, "runs past the end of the pickle", NULL);
+        return NULL;
+    }
+    const uint8_t *q = m->p + m->at;
+    m->at += n;
+    return q;
+}
+
+static value *make_str(vm *m, const uint8_t *q, size_t n) {
+    value *v = make(m, V_STR);
+    if (!v) return NULL;
+    v->s = malloc(n + 1);
+    if (!v->s) {
+        fail(m, "out of memory", NULL);
+        return NULL;
+    }
+    memcpy(v->s, q, n);
+    v->s[n] = 0;
+    v->len = n;
+    return v;
+}
+
+/* A newline-terminated line of GLOBAL's operand. */
+static const uint8_t *line(vm *m, size_t *n) {
+    const uint8_t *q = m->p + m->at, *nl = memchr(q, '\n', m->len - m->at);
+    if (!nl) {
+        fail(m, "GLOBAL without its newline", NULL);
+        return NULL;
+    }
+    *n = (size_t)(nl - q);
+    m->at += *n + 1;
+    return q;
+}
+
+static value *make_global(vm *m, const uint8_t *mod, size_t mod_len, const uint8_t *name, size_t name_len) {
+    if (mod_len > 200 || name_len > 200) {
+        fail(m, "a GLOBAL name over 200 bytes", NULL);
+        return NULL;
+    }
+    value *v = make(m, V_GLOBAL);
+    if (!v) return NULL;
+    v->s = malloc(mod_len + name_len + 2);
+    if (!v->s) {
+        fail(m, "out of memory", NULL);
+        return NULL;
+    }
+    memcpy(v->s, mod, mod_len);
+    v->s[mod_len] = '.';
+    memcpy(v->s + mod_len + 1, name, name_len);
+    v->len = mod_len + 1 + name_len;
+    v->s[v->len] = 0;
+    return v;
+}
+
+static int memo_put(vm *m, size_t idx) {
+    value *v = top(m);
+    if (!v) return -1;
+    if (idx >= ((size_t)1 << 24) || idx > m->len) return fail(m, "a memo index out of range", NULL);
+    size_t old = m->memo_cap;
+    if (grow(&m->memo, &m->memo_cap, idx + 1, sizeof *m->memo) != 0) return fail(m, "out of memory", NULL);
+    if (m->memo_cap > old) memset(m->memo + old, 0, (m->memo_cap - old) * sizeof *m->memo);
+    m->memo[idx] = v;
+    return 0;
+}
+
+static int memo_get(vm *m, size_t idx) {
+    if (idx >= m->memo_cap || !m->memo[idx]) return fail(m, "a memo entry that was never stored", NULL);
+    return push(m, m->memo[idx]);
+}
+
+static const struct {
+    const char *name;
+    dg_st_dtype dtype;
+} storage_types[] = {
+    {"torch.FloatStorage", DG_ST_F32}, {"torch.HalfStorage", DG_ST_F16},  {"torch.BFloat16Storage", DG_ST_BF16},
+    {"torch.DoubleStorage", DG_ST_F64}, {"torch.LongStorage", DG_ST_I64}, {"torch.IntStorage", DG_ST_I32},
+    {"torch.ShortStorage", DG_ST_I16}, {"torch.CharStorage", DG_ST_I8},   {"torch.ByteStorage", DG_ST_U8},
+    {"torch.BoolStorage", DG_ST_BOOL},
+};
+
+/* BINPERSID's id: ("storage", storage type, key, location, numel) → the storage "data/<key>". */
+static value *storage(vm *m, const value *pid) {
+    if (pid->kind != V_TUPLE || pid->n < 5 || pid->items[0]->kind != V_STR || strcmp(pid->items[0]->s, "storage") ||
+        pid->items[1]->kind != V_GLOBAL || pid->items[2]->kind != V_STR) {
+        fail(m, "a persistent id that is not a storage reference", NULL);
+        return NULL;
+    }
+    value *v = make(m, V_STORAGE);
+    if (!v) return NULL;
+    size_t t = 0, types = sizeof storage_types / sizeof *storage_types;
+    while (t < types && strcmp(storage_types[t].name, pid->items[1]->s) != 0) t++;
+    if (t == types) {
+        fail(m, "a storage of type %s, which dnnguard does not read", dg_err_safe(pid->items[1]->s).s);
+        return NULL;
+    }
+    v->dtype = storage_types[t].dtype;
+    char rest[300];
+    snprintf(rest, sizeof rest, "data/%s", pid->items[2]->s);
+    const zip_entry *e = pid->items[2]->len < 200 ? zip_find(m->z, rest) : NULL;
+    if (!e) {
+        fail(m, "storage '%s' has no data entry in the archive", dg_err_safe(pid->items[2]->s).s);
+        return NULL;
+    }
+    if (e->method != 0) {
+        fail(m, "storage '%s' is compressed; torch.save stores its entries as they are", dg_err_safe(pid->items[2]->s).s);
+        return NULL;
+    }
+    v->data = e->data;
+    v->bytes = e->size;
+    return v;
+}
+
+/* A tuple of ints (a tensor's size or stride) into out[ndim]. */
+static int int_tuple(vm *m, const value *t, int64_t *out, int *ndim, const char *what) {
+    if (t->kind != V_TUPLE || t->n > DG_ST_MAX_DIMS) return fail(m, "a tensor's %s is not a tuple of at most 8 ints", what);
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->items[i]->kind != V_INT || t->items[i]->i < 0)
+            return fail(m, "a tensor's %s holds something other than an int >= 0", what);
+        out[i] = t->items[i]->i;
+    }
+    *ndim = (int)t->n;
+    return 0;
+}
+
+/* REDUCE: the few callables of a saved state dict, never anything else. */
+static value *reduce(vm *m, const value *fn, const value *args) {
+    if (fn->kind != V_GLOBAL || args->kind != V_TUPLE) {
+        fail(m, "REDUCE of something other than a global and a tuple", NULL);
+        return NULL;
+    }
+    const char *name = fn->s;
+    if (strcmp(name, "collections.OrderedDict") == 0 && args->n == 0) return make(m, V_DICT);
+    if (strcmp(name, "torch._utils._rebuild_tensor_v2") == 0 && (args->n == 6 || args->n == 7)) {
+        const value *st = args->items[0], *off = args->items[1];
+        if (st->kind != V_STORAGE || off->kind != V_INT || off->i < 0) {
+            fail(m, "_rebuild_tensor_v2 without a storage and an offset >= 0", NULL);
+            return NULL;
+        }
+        value *t = make(m, V_TENSOR);
+        if (!t) return NULL;
+        int nd_stride = 0;
+        if (int_tuple(m, args->items[2], t->size, &t->ndim, "size") != 0 ||
+            int_tuple(m, args->items[3], t->stride, &nd_stride, "stride") != 0)
+            return NULL;
+        if (nd_stride != t->ndim) {
+            fail(m, "a tensor whose size and stride differ in length", NULL);
+            return NULL;
+        }
+        t->storage = (value *)st;
+        t->i = off->i;
+        return t;
+    }
+    if ((strcmp(name, "torch._utils._rebuild_parameter") == 0 && args->n == 3) ||
+        (strcmp(name, "torch._utils._rebuild_parameter_with_state") == 0 && args->n == 4)) {
+        if (args->items[0]->kind != V_TENSOR) {
+            fail(m, "a parameter without a tensor", NULL);
+            return NULL;
+        }
+        return args->items[0];
+    }
+    fail(m, "calls %s, which a saved state dict does not (a pickled module or other object?): dnnguard reads the "
+         "files of torch.save(model.state_dict(), path)", dg_err_safe(name).s);
+    return NULL;
+}
+
+/* Runs data.pkl to its STOP; the result, or NULL (m->err says why). */
+static value *run(vm *m) {
+    for (;;) {
+        const uint8_t *q = take(m, 1);
+        if (!q) return NULL;
+        int op = *q;
+        size_t from = 0, n = 0;
+        value *v, *k, *d;
+        switch (op) {
+        case 0x80: /* PROTO */
+            if (!(q = take(m, 1))) return NULL;
+            if (*q > 5) return fail(m, "pickle protocol above 5", NULL), NULL;
+            break;
+        case 0x95: /* FRAME: a length hint */
+            if (!take(m, 8)) return NULL;
+            break;
+        case '.': /* STOP */
+            return pop(m);
+        case '(':
+            if (grow(&m->marks, &m->marks_cap, m->n_marks + 1, sizeof *m->marks) != 0) return fail(m, "out of memory", NULL), NULL;
+            m->marks[m->n_marks++] = m->depth;
+            break;
+        case '0': /* POP */
+            if (!pop(m)) return NULL;
+            break;
+        case '1': /* POP_MARK */
+            if (since_mark(m, &from, &n) != 0) return NULL;
+            m->depth = from;
+            break;
+        case '2': /* DUP */
+            if (!(v = top(m)) || push(m, v) != 0) return NULL;
+            break;
+        case 'N': if (push(m, make(m, V_NONE)) != 0) return NULL; break;
+        case 0x88: case 0x89: /* NEWTRUE, NEWFALSE */
+            if (!(v = make(m, V_BOOL))) return NULL;
+            v->i = op == 0x88;
+            if (push(m, v) != 0) return NULL;
+            break;
+        case 'J': case 'K': case 'M': { /* BININT (signed 4), BININT1, BININT2 */
+            size_t w = op == 'J' ? 4 : op == 'K' ? 1 : 2;
+            if (!(q = take(m, w)) || !(v = make(m, V_INT))) return NULL;
+            v->i = op == 'J' ? (int64_t)(int32_t)(uint32_t)le(q, 4) : (int64_t)le(q, (int)w);
+            if (push(m, v) != 0) return NULL;
+            break;
+        }
+        case 0x8a: { /* LONG1: n little-endian two's-complement bytes */
+            if (!(q = take(m, 1))) return NULL;
+            size_t w = *q;
+            if (w > 8) return fail(m, "an integer wider than 64 bits", NULL), NULL;
+            if (!(q = take(m, w)) || !(v = make(m, V_INT))) return NULL;
+            uint64_t u = w ? le(q, (int)w) : 0;
+            if (w && w < 8 && (q[w - 1] & 0x80)) u |= ~(uint64_t)0 << (8 * w);
+            v->i = (int64_t)u;
+            if (push(m, v) != 0) return NULL;
+            break;
+        }
+        case 'G': { /* BINFLOAT, big-endian */
+            if (!(q = take(m, 8)) || !(v = make(m, V_FLOAT))) return NULL;
+            v->i = 0;
+            if (push(m, v) != 0) return NULL;
+            break;
+        }
+        case 'X': case 0x8c: case 0x8d: case 'U': case 'T': case 'B': case 'C': case 0x8e: { /* strings, bytes */
+            size_t w = op == 0x8c || op == 'U' || op == 'C' ? 1 : op == 0x8d || op == 0x8e ? 8 : 4;
+            if (!(q = take(m, w))) return NULL;
+            uint64_t len = le(q, (int)w);
+            if (len > m->len - m->at) return fail(m, "a string runs past the end of the pickle", NULL), NULL;
+            if (!(q = take(m, (size_t)len)) || push(m, make_str(m, q, (size_t)len)) != 0) return NULL;
+            break;
+        }
+        case ')': if (push(m, make(m, V_TUPLE)) != 0) return NULL; break;
+        case ']': if (push(m, make(m, V_LIST)) != 0) return NULL; break;
+        case '}': if (push(m, make(m, V_DICT)) != 0) return NULL; break;
+        case 0x85: case 0x86: case 0x87: { /* TUPLE1..3 */
+            n = (size_t)(op - 0x84);
+            size_t floor = m->n_marks ? m->marks[m->n_marks - 1] : 0;
+            if (m->depth - floor < n) return fail(m, "TUPLE%s of too few items", op == 0x85 ? "1" : op == 0x86 ? "2" : "3"), NULL;
+            if (!(v = make_seq(m, V_TUPLE, m->stack + m->depth - n, n))) return NULL;
+            m->depth -= n;
+            if (push(m, v) != 0) return NULL;
+            break;
+        }
+        case 't': case 'l': case 'd': /* TUPLE, LIST, DICT of the items since MARK */
+            if (since_mark(m, &from, &n) != 0) return NULL;
+            if (op == 'd' && n % 2) return fail(m, "DICT of an odd number of items", NULL), NULL;
+            if (!(v = make_seq(m, op == 't' ? V_TUPLE : op == 'l' ? V_LIST : V_DICT, m->stack + from, n))) return NULL;
+            m->depth = from;
+            if (push(m, v) != 0) return NULL;
+            break;
+        case 'a': /* APPEND */
+            if (!(v = pop(m)) || !(d = top(m))) return NULL;
+            if (d->kind != V_LIST) return fail(m, "APPEND to something other than a list", NULL), NULL;
+            if (append_items(m, d, &v, 1) != 0) return NULL;
+            break;
+        case 'e': case 'u': /* APPENDS, SETITEMS */
+            if (since_mark(m, &from, &n) != 0) return NULL;
+            m->depth = from;
+            if (!(d = top(m))) return NULL;
+            if (d->kind != (op == 'e' ? V_LIST : V_DICT) || (op == 'u' && n % 2))
+                return fail(m, op == 'e' ? "APPENDS to something other than a list" : "SETITEMS on something other than a "
+                            "dict, or of an odd number of items", NULL), NULL;
+            if (append_items(m, d, m->stack + from, n) != 0) return NULL;
+            break;
+        case 's': /* SETITEM */
+            if (!(v = pop(m)) || !(k = pop(m)) || !(d = top(m))) return NULL;
+            if (d->kind != V_DICT) return fail(m, "SETITEM on something other than a dict", NULL), NULL;
+            {
+                value *kv[2] = {k, v};
+                if (append_items(m, d, kv, 2) != 0) return NULL;
+            }
+            break;
+        case 'q': case 'r': case 0x94: /* BINPUT, LONG_BINPUT, MEMOIZE */
+            if (op == 0x94) {
+                size_t next = 0;
+                while (next < m->memo_cap && m->memo[next]) next++;
+                if (memo_put(m, next) != 0) return NULL;
+            } else {
+                if (!(q = take(m, op == 'q' ? 1 : 4)) || memo_put(m, (size_t)le(q, op == 'q' ? 1 : 4)) != 0) return NULL;
+            }
+            break;
+        case 'h': case 'j': /* BINGET, LONG_BINGET */
+            if (!(q = take(m, op == 'h' ? 1 : 4)) || memo_get(m, (size_t)le(q, op == 'h' ? 1 : 4)) != 0) return NULL;
+            break;
+        case 'c': { /* GLOBAL "module\nname\n" */
+            size_t ml, nl;
+            const uint8_t *mod = line(m, &ml), *name = mod ? line(m, &nl) : NULL;
+            if (!name || push(m, make_global(m, mod, ml, name, nl)) != 0) return NULL;
+            break;
+        }
+        case 0x93: /* STACK_GLOBAL */
+            if (!(v = pop(m)) || !(k = pop(m))) return NULL;
+            if (k->kind != V_STR || v->kind != V_STR) return fail(m, "STACK_GLOBAL of non-strings", NULL), NULL;
+            if (push(m, make_global(m, (const uint8_t *)k->s, k->len, (const uint8_t *)v->s, v->len)) != 0) return NULL;
+            break;
+        case 'R': /* REDUCE */
+            if (!(v = pop(m)) || !(k = pop(m)) || push(m, reduce(m, k, v)) != 0) return NULL;
+            break;
+        case 'Q': /* BINPERSID */
+            if (!(v = pop(m)) || push(m, storage(m, v)) != 0) return NULL;
+            break;
+        case 'b': /* BUILD: a state for the object below; an OrderedDict's _metadata, say */
+            if (!(v = pop(m)) || !(d = top(m))) return NULL;
+            if (d->kind != V_DICT && d->kind != V_TENSOR) return fail(m, "BUILD of an object dnnguard does not make", NULL), NULL;
+            break;
+        case 0x81: case 0x92: case 'o': case 'i': /* NEWOBJ, NEWOBJ_EX, OBJ, INST */
+            return fail(m, "builds a Python object (a pickled module?), which a saved state dict does not: dnnguard "
+                        "reads the files of torch.save(model.state_dict(), path)", NULL), NULL;
+        default: {
+            char hex[8];
+            snprintf(hex, sizeof hex, "0x%02x", op);
+            return fail(m, "pickle opcode %s, which a saved state dict does not use", hex), NULL;
+        }
+        }
+        if (m->failed) return NULL;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* the state dict                                                                              */
+
+static size_t tensor_entries(const value *d) {
+    size_t n = 0;
+    for (size_t i = 0; i + 1 < d->n; i += 2) n += d->items[i + 1]->kind == V_TENSOR;
+    return n;
+}
+
+/* The dict whose tensors are the weights: the root, or the one entry of a checkpoint dict that
+ * holds tensors ({"state_dict": ..., "optimizer": ..., "epoch": ...}); *entry names that entry. */
+static const value *state_dict(const dg_st_file *f, const value *root, const char **entry, char *err, size_t err_len) {
+    *entry = NULL;
+    if (root->kind != V_DICT) {
+        dg_err_set(err, err_len, f->path, "holds a %s, not a dict of tensors: dnnguard reads the files of "
+                   "torch.save(model.state_dict(), path)", root->kind == V_TENSOR ? "single tensor" : "non-dict object");
+        return NULL;
+    }
+    if (tensor_entries(root)) return root;
+    const value *found = NULL;
+    int several = 0;
+    for (size_t i = 0; i + 1 < root->n; i += 2) {
+        const value *k = root->items[i], *v = root->items[i + 1];
+        if (v->kind != V_DICT || !tensor_entries(v) || k->kind != V_STR) continue;
+        several += found != NULL;
+        if (!found) {
+            found = v;
+            *entry = k->s;
+        }
+    }
+    if (!found || several) {
+        dg_err_set(err, err_len, f->path, "a dict with %s: save the model's state dict alone with "
+                   "torch.save(model.state_dict(), path)", found ? "several entries that hold tensors" : "no tensors");
+        return NULL;
+    }
+    return found;
+}
+
+/* Checks t against its storage; its element count into *numel. */
+static int tensor_fits(const dg_st_file *f, const char *name, const value *t, size_t *numel, char *err, size_t err_len) {
+    size_t el = dg_st_dtype_size(t->storage->dtype), storage_elems = t->storage->bytes / el;
+    if (t->storage->bytes % el) {
+        dg_err_set(err, err_len, f->path, "tensor '%s': its storage is %zu bytes, not whole %s elements",
+                   dg_err_safe(name).s, t->storage->bytes, dg_st_dtype_name(t->storage->dtype));
+        return -1;
+    }
+    size_t count = 1, last = (size_t)t->i;
+    for (int d = 0; d < t->ndim; d++) {
+        uint64_t s = (uint64_t)t->size[d];
+        if (s && count > SIZE_MAX / s) goto too_big;
+        count *= (size_t)s;
+    }
+    if (count) {
+        for (int d = 0; d < t->ndim; d++) {
+            uint64_t step = (uint64_t)(t->size[d] - 1), stride = (uint64_t)t->stride[d];
+            if (stride && step > (SIZE_MAX - last) / stride) goto too_big;
+            last += (size_t)(step * stride);
+        }
+        if (last >= storage_elems) {
+            dg_err_set(err, err_len, f->path, "tensor '%s' reaches element %zu of a storage of %zu", dg_err_safe(name).s,
+                       last, storage_elems);
+            return -1;
+        }
+    }
+    if (count > SIZE_MAX / 8) goto too_big;
+    *numel = count;
+    return 0;
+too_big:
+    dg_err_set(err, err_len, f->path, "tensor '%s' is too large", dg_err_safe(name).s);
+    return -1;
+}
+
+/* t's elements, in row-major order, to out. */
+static void gather(const value *t, size_t numel, uint8_t *out) {
+    if (numel == 0) return; /* its offset need not lie in the storage */
+    size_t el = dg_st_dtype_size(t->storage->dtype);
+    const uint8_t *base = t->storage->data + (size_t)t->i * el;
+    int contiguous = 1;
+    int64_t expect = 1;
+    for (int d = t->ndim - 1; d >= 0; d--) {
+        if (t->size[d] != 1 && t->stride[d] != expect) contiguous = 0;
+        expect *= t->size[d];
+    }
+    if (contiguous || numel == 1) {
+        memcpy(out, base, numel * el);
+        return;
+    }
+    int64_t index[DG_ST_MAX_DIMS] = {0};
+    size_t at = 0; /* element offset of index in the storage, relative to base */
+    for (size_t k = 0; k < numel; k++) {
+        memcpy(out + k * el, base + at * el, el);
+        for (int d = t->ndim - 1; d >= 0; d--) { /* the next index, odometer-wise */
+            at += (size_t)t->stride[d];
+            if (++index[d] < t->size[d]) break;
+            at -= (size_t)(t->stride[d] * t->size[d]);
+            index[d] = 0;
+        }
+    }
+}
+
+static int add_meta(dg_st_file *f, const char *key, const char *value) {
+    char **k = realloc(f->meta_keys, sizeof *k * (size_t)(f->n_meta + 1));
+    if (!k) return -1;
+    f->meta_keys = k;
+    char **v = realloc(f->meta_values, sizeof *v * (size_t)(f->n_meta + 1));
+    if (!v) return -1;
+    f->meta_values = v;
+    f->meta_keys[f->n_meta] = strdup(key);
+    f->meta_values[f->n_meta] = strdup(value);
+    if (!f->meta_keys[f->n_meta] || !f->meta_values[f->n_meta]) {
+        free(f->meta_keys[f->n_meta]);
+        free(f->meta_values[f->n_meta]);
+        return -1;
+    }
+    f->n_meta++;
+    return 0;
+}
+
+/* The tensors of sd into f (a new f->bytes). */
+static int fill_tensors(dg_st_file *f, const value *sd, const char *entry, char *err, size_t err_len) {
+    size_t n = tensor_entries(sd), total = 0, prefixed = 0;
+    for (size_t i = 0; i + 1 < sd->n; i += 2) {
+        const value *k = sd->items[i], *t = sd->items[i + 1];
+        if (t->kind != V_TENSOR) continue;
+        if (k->kind != V_STR || k->len == 0 || strlen(k->s) != k->len ||
+            dg_st_utf8_check((const unsigned char *)k->s, k->len) != k->len) {
+            dg_err_set(err, err_len, f->path, "a tensor whose key is not a non-empty UTF-8 string");
+            return -1;
+        }
+        prefixed += strncmp(k->s, "module.", 7) == 0 && k->len > 7;
+    }
+    const size_t strip = n && prefixed == n ? 7 : 0; /* DataParallel's "module." on every name */
+    if (n > (size_t)INT32_MAX / 2) {
+        dg_err_set(err, err_len, f->path, "%zu tensors: too many", n);
+        return -1;
+    }
+    f->tensors = calloc(n ? n : 1, sizeof *f->tensors);
+    if (!f->tensors) goto oom;
+    for (size_t i = 0; i + 1 < sd->n; i += 2) {
+        const value *k = sd->items[i], *t = sd->items[i + 1];
+        if (t->kind != V_TENSOR) continue;
+        dg_st_tensor *o = &f->tensors[f->n_tensors];
+        if (tensor_fits(f, k->s, t, &o->numel, err, err_len) != 0) return -1;
+        size_t bytes = o->numel * dg_st_dtype_size(t->storage->dtype);
+        if (bytes > SIZE_MAX - total) {
+            dg_err_set(err, err_len, f->path, "the tensors are too large together");
+            return -1;
+        }
+        o->name = strdup(k->s + strip);
+        if (!o->name) goto oom;
+        f->n_tensors++;
+        o->dtype = t->storage->dtype;
+        o->ndim = t->ndim;
+        memcpy(o->shape, t->size, sizeof o->shape);
+        o->begin = total;
+        o->end = total + bytes;
+        total = o->end;
+    }
+    uint8_t *data = malloc(total ? total : 1);
+    if (!data) goto oom;
+    size_t at = 0;
+    for (size_t i = 0; i + 1 < sd->n; i += 2)
+        if (sd->items[i + 1]->kind == V_TENSOR) gather(sd->items[i + 1], f->tensors[at].numel, data + f->tensors[at].begin), at++;
+    free(f->bytes);
+    f->bytes = data;
+    f->size = total;
+    f->data_start = 0;
+    if (add_meta(f, "format", "pytorch") != 0 || (entry && add_meta(f, "pytorch_entry", entry) != 0) ||
+        (strip && add_meta(f, "pytorch_stripped_prefix", "module.") != 0))
+        goto oom;
+    return 0;
+oom:
+    dg_err_set(err, err_len, f->path, "out of memory");
+    return -1;
+}
+
+int dg_pt_fill(dg_st_file *f, char *err, size_t err_len) {
+    if (legacy(f->bytes, f->size)) {
+        dg_err_set(err, err_len, f->path, "a PyTorch file in the legacy format (before PyTorch 1.6, or "
+                   "_use_new_zipfile_serialization=False): load it and torch.save it again");
+        return -1;
+    }
+    zip_dir z;
+    vm m = {0};
+    int rc = -1;
+    if (zip_read(f, &z, err, err_len) != 0) goto done;
+    const zip_entry *pkl = zip_find(&z, "data.pkl");
+    if (pkl->method != 0) {
+        dg_err_set(err, err_len, f->path, "its data.pkl is compressed; torch.save stores its entries as they are");
+        goto done;
+    }
+    m.f = f;
+    m.z = &z;
+    m.p = pkl->data;
+    m.len = pkl->size;
+    m.err = err;
+    m.err_len = err_len;
+    const value *root = run(&m);
+    const char *entry = NULL;
+    const value *sd = root ? state_dict(f, root, &entry, err, err_len) : NULL;
+    if (sd) rc = fill_tensors(f, sd, entry, err, err_len);
+done:
+    for (value *v = m.made, *next; v; v = next) {
+        next = v->next_made;
+        free(v->s);
+        free(v->items);
+        free(v);
+    }
+    free(m.stack);
+    free(m.marks);
+    free(m.memo);
+    free(z.e);
+    return rc;
+}

@@ -1,0 +1,33 @@
+/* host/torch_pt.h — PyTorch's own checkpoint files (torch.save since PyTorch 1.6: a zip archive of
+ * stored entries, "<dir>/data.pkl" a pickle of the object, "<dir>/data/<key>" the raw bytes of each
+ * storage) read as a state dict, for host/safetensors.c's dg_st_open, so that every command takes
+ * a .pt or .pth file wherever it takes a safetensors file. The pickle is interpreted by a small
+ * machine that knows only the opcodes and the few callables a saved state dict uses (dicts,
+ * OrderedDict, _rebuild_tensor_v2, _rebuild_parameter): it never imports or calls anything, so a
+ * hostile file can only be refused. Host memory only; knows nothing of nets or devices. */
+#ifndef DG_TORCH_PT_H
+#define DG_TORCH_PT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "safetensors.h"
+
+/* Whether bytes[size] are PyTorch's rather than safetensors: a zip archive (what torch.save
+ * writes), unless the first 8 bytes also read as a plausible safetensors header length, or the
+ * legacy pickle format (which dg_pt_fill only refuses, naming the fix). */
+int dg_pt_claims(const uint8_t *bytes, size_t size);
+
+/* f->path, f->bytes and f->size hold a whole file that dg_pt_claims accepted. Fills f as
+ * dg_st_open does: every tensor of the state dict copied contiguous (strides and storage offsets
+ * applied) into a new f->bytes, in the pickle's order, with data_start 0 and dtypes as saved;
+ * metadata "format" = "pytorch" and, when the tensors came from one entry of a checkpoint dict
+ * ({"state_dict": ..., "epoch": ...}), "pytorch_entry" = that entry's key; a "module." prefix that
+ * every name carries (DataParallel's) is removed and recorded as "pytorch_stripped_prefix".
+ * Names are not yet checked for duplicates (the caller does). 0, or -1 with err = "<path>: <what
+ * is wrong>" (a TorchScript archive, a pickled module, a legacy pre-1.6 file, big-endian data, a
+ * compressed entry, a storage or tensor that does not fit, an opcode or callable outside the
+ * subset); f's fields are then for dg_st_close only. */
+int dg_pt_fill(dg_st_file *f, char *err, size_t err_len);
+
+#endif

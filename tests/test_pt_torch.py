@@ -1,0 +1,197 @@
+"""tests/test_pt_torch.py — host/torch_pt.c against PyTorch: files written by torch.save here (state
+dicts in every dtype, strided, offset, stride-0, empty and 0-dim tensors, shared storages,
+nn.Parameters, pickle protocols 2 and 4, checkpoint dicts, DataParallel's "module." prefix) are read
+by the C reader (tests/tool_safetensors.c dump) and must give torch's names, dtypes, shapes and
+float32 values bit for bit; what is not a state dict (a pickled module, a TorchScript archive, the
+legacy format, a single tensor, a dict without tensors or with two state dicts, a compressed or
+truncated archive) is refused with one line and exit 2 by `dnnguard info`; and a LeNet-5 trained by
+dnnguard, saved by torch as .pt (bare, wrapped in a checkpoint, under "module."), evaluates exactly
+as its safetensors file does. Touches only a temp dir."""
+import collections
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli_check import DNNGUARD, MNIST, check, done, expect_bad, parse, run  # noqa: E402
+import numpy as np  # noqa: E402
+import st_io  # noqa: E402
+import torch  # noqa: E402
+
+TOOL = os.environ.get("DG_TOOL_SAFETENSORS", "./tool_safetensors")
+NAMES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.float64: "F64",
+         torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+         torch.bool: "BOOL"}
+tmp = tempfile.mkdtemp(prefix="dg-pt-")
+P = lambda name: os.path.join(tmp, name)
+
+
+def dump(path):
+    """{name: (dtype, shape, float32 bits)} and {meta key: value} as the C reader sees path, or the error."""
+    out = P("dump.txt")
+    r = subprocess.run([TOOL, "dump", path, out], capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, None, r.stderr.strip()
+    tensors, meta = {}, {}
+    lines = open(out).read().split("\n")
+    unhex = lambda s: "" if s == "-" else bytes.fromhex(s).decode()
+    i = 0
+    while i < len(lines):
+        f = lines[i].split()
+        if f and f[0] == "M":
+            meta[unhex(f[1])] = unhex(f[2])
+        elif f and f[0] == "T":
+            ndim = int(f[3])
+            shape = tuple(int(x) for x in f[4:4 + ndim])
+            i += 1
+            bits = [int(x, 16) for x in lines[i].split()]
+            tensors[unhex(f[1])] = (f[2], shape, np.array(bits, dtype=np.uint32))
+        i += 1
+    return tensors, meta, ""
+
+
+def expect(tensors, sd):
+    """torch's view of sd as dump() gives it"""
+    return {k: (NAMES[v.dtype], tuple(v.shape), v.detach().float().contiguous().reshape(-1).numpy().view(np.uint32))
+            for k, v in sd.items()}
+
+
+def same(got, want):
+    if got is None or set(got) != set(want):
+        return False
+    return all(got[k][0] == want[k][0] and got[k][1] == want[k][1] and np.array_equal(got[k][2], want[k][2])
+               for k in want)
+
+
+g = torch.Generator().manual_seed(3)
+sd = collections.OrderedDict()
+for dt in NAMES:
+    if dt.is_floating_point:
+        sd["t_" + NAMES[dt]] = (torch.randn(2, 3, generator=g) * 100).to(dt)
+    elif dt == torch.bool:
+        sd["t_BOOL"] = torch.rand(5, generator=g) > 0.5
+    else:
+        info = torch.iinfo(dt)
+        sd["t_" + NAMES[dt]] = torch.tensor([info.min, -1, 0, 1, info.max], dtype=dt)
+big = torch.randn(6, 5, generator=g)
+sd["transposed"] = big.t()
+sd["sliced"] = big[2:5, 1:4]          # offset and row stride 5
+sd["every_other"] = big[::2, ::3]
+sd["expanded"] = torch.randn(3, 1, generator=g).expand(3, 7)
+sd["empty"] = torch.zeros(0, 3)
+sd["scalar"] = torch.tensor(2.5)
+sd["count"] = torch.tensor(12345678901, dtype=torch.int64)
+sd["shared_a"] = big[0]              # two tensors on big's storage
+sd["conv.weight"] = torch.randn(4, 3, 5, 5, generator=g)
+want = expect(None, sd)
+for proto in (2, 4):
+    path = P(f"all-{proto}.pt")
+    torch.save(sd, path, pickle_protocol=proto)
+    got, meta, err = dump(path)
+    check(same(got, want) and meta.get("format") == "pytorch",
+          f"protocol {proto}: {len(want)} tensors in every dtype, strided, offset, stride-0, empty, 0-dim: names, "
+          f"dtypes, shapes, values bit for bit {err}")
+    check(got is not None and list(got) == list(sd), f"protocol {proto}: the pickle's order is kept")
+
+
+
+def rezip64(src, dst):
+    """src's entries again, every size and offset in zip64 fields (0xFFFFFFFF in the 32-bit ones)
+    and the end record saturated, as a writer does for files over 4 GiB"""
+    import struct
+    import zlib
+    out, central = bytearray(), bytearray()
+    with zipfile.ZipFile(src) as z:
+        items = [(i.filename.encode(), z.read(i.filename)) for i in z.infolist()]
+    for name, data in items:
+        offset, crc = len(out), zlib.crc32(data)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034b50, 45, 0, 0, 0, 0, crc, 0xFFFFFFFF, 0xFFFFFFFF, len(name), 20)
+        out += name + struct.pack("<HHQQ", 1, 16, len(data), len(data)) + data
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014b50, 45, 45, 0, 0, 0, 0, crc, 0xFFFFFFFF, 0xFFFFFFFF,
+                               len(name), 28, 0, 0, 0, 0, 0xFFFFFFFF)
+        central += name + struct.pack("<HHQQQ", 1, 24, len(data), len(data), offset)
+    cd_off = len(out)
+    out += central
+    z64 = len(out)
+    out += struct.pack("<IQHHIIQQQQ", 0x06064b50, 44, 45, 45, 0, 0, len(items), len(items), len(central), cd_off)
+    out += struct.pack("<IIQI", 0x07064b50, 0, z64, 1)
+    out += struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, 0xFFFF, 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0)
+    open(dst, "wb").write(bytes(out))
+
+
+rezip64(P("all-2.pt"), P("zip64.pt"))
+with zipfile.ZipFile(P("zip64.pt")) as z:
+    python_reads = z.testzip() is None
+got, meta, err = dump(P("zip64.pt"))
+check(python_reads and same(got, want), f"zip64 fields throughout (Python's zipfile reads the file too) {err}")
+
+# nn.Parameters, a model's own state dict (batch norm's num_batches_tracked), DataParallel's prefix
+net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(), torch.nn.Linear(4, 2))
+params = dict(net.named_parameters())
+torch.save(params, P("params.pt"))
+got, meta, err = dump(P("params.pt"))
+check(same(got, expect(None, params)), f"a dict of nn.Parameters {err}")
+dp = collections.OrderedDict(("module." + k, v) for k, v in net.state_dict().items())
+torch.save(dp, P("dp.pt"))
+got, meta, err = dump(P("dp.pt"))
+check(same(got, expect(None, net.state_dict())) and meta.get("pytorch_stripped_prefix") == "module.",
+      f"DataParallel's 'module.' on every name is removed and recorded {meta} {err}")
+mixed = collections.OrderedDict(dp)
+mixed["head.bias"] = torch.zeros(2)
+torch.save(mixed, P("mixed.pt"))
+got, meta, err = dump(P("mixed.pt"))
+check(same(got, expect(None, mixed)) and "pytorch_stripped_prefix" not in meta,
+      "a prefix that not every name has is kept")
+opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+net(torch.randn(2, 3, 3, 3)).sum().backward()
+opt.step()
+torch.save({"epoch": 4, "state_dict": net.state_dict(), "optimizer": opt.state_dict(), "best": 0.5}, P("ckpt.pt"))
+got, meta, err = dump(P("ckpt.pt"))
+check(same(got, expect(None, net.state_dict())) and meta.get("pytorch_entry") == "state_dict",
+      f"a checkpoint dict: the one entry that holds tensors, named in the metadata {meta} {err}")
+
+# refusals: one line, exit 2
+torch.save(net, P("module.pt"))
+torch.jit.save(torch.jit.script(net), P("script.pt"))
+torch.save(sd, P("legacy.pt"), _use_new_zipfile_serialization=False)
+torch.save(big, P("tensor.pt"))
+torch.save({"epoch": 3, "name": "x"}, P("notensors.pt"))
+torch.save({"model": net.state_dict(), "ema": net.state_dict()}, P("two.pt"))
+with zipfile.ZipFile(P("all-2.pt")) as src, zipfile.ZipFile(P("deflated.pt"), "w", zipfile.ZIP_DEFLATED) as dst:
+    for item in src.infolist():
+        dst.writestr(item.filename, src.read(item.filename))
+raw = open(P("all-2.pt"), "rb").read()
+open(P("truncated.pt"), "wb").write(raw[: len(raw) // 2])
+for name, mention, what in [
+    ("module.pt", "state_dict", "a whole pickled module"),
+    ("script.pt", "TorchScript", "a TorchScript archive"),
+    ("legacy.pt", "legacy", "the legacy (pre-1.6) format"),
+    ("tensor.pt", "single tensor", "a single tensor"),
+    ("notensors.pt", "no tensors", "a dict without tensors"),
+    ("two.pt", "several", "a checkpoint with two state dicts"),
+    ("deflated.pt", "compressed", "a compressed archive"),
+    ("truncated.pt", P("truncated.pt"), "a truncated archive"),
+]:
+    expect_bad(["info", "--model", P(name)], mention, what)
+
+# end to end: dnnguard's LeNet-5, saved by torch as .pt, evaluates as its safetensors file does
+r = run("train", "--net", "lenet5", "--data", MNIST, "--subset", "1000", "--epochs", "1", "--eval-every", "0",
+        "--out", P("lenet.safetensors"))
+if check(r.returncode == 0, f"train LeNet-5 {r.stderr[-200:]}"):
+    weights = collections.OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in st_io.read(P("lenet.safetensors")).items())
+    torch.save(weights, P("lenet.pt"))
+    torch.save({"epoch": 1, "model": weights}, P("lenet-ckpt.pth"))
+    torch.save(collections.OrderedDict(("module." + k, v) for k, v in weights.items()), P("lenet-dp.pt"))
+    ev = ["eval", "--net", "lenet5", "--data", MNIST, "--split", "test", "--limit", "2000"]
+    ref = parse(run(*ev, "--model", P("lenet.safetensors")).stdout)
+    for name in ("lenet.pt", "lenet-ckpt.pth", "lenet-dp.pt"):
+        e = parse(run(*ev, "--model", P(name)).stdout)
+        check(ref.get("accuracy") is not None and e.get("accuracy") == ref["accuracy"] and e.get("loss") == ref.get("loss"),
+              f"eval of {name}: accuracy {e.get('accuracy')} and loss {e.get('loss')} as the safetensors file's "
+              f"({ref.get('accuracy')}, {ref.get('loss')})")
+
+shutil.rmtree(tmp, ignore_errors=True)
+done()
