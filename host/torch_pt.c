@@ -24,10 +24,13 @@ static int plausible_safetensors(const uint8_t *b, size_t size) {
     return hlen <= DG_ST_MAX_HEADER_BYTES && hlen <= size - 8;
 }
 
-/* torch.save(..., _use_new_zipfile_serialization=False) and PyTorch before 1.6: protocol 2, then
- * the LONG1 of its 10-byte magic number (whose header length would be 176 MB: never safetensors). */
+/* torch.save(..., _use_new_zipfile_serialization=False) and PyTorch before 1.6: PROTO 2-5, a FRAME
+ * from protocol 4 on, then the LONG1 of its 10-byte magic number. Never safetensors: the header
+ * length would be 176 MB, or its JSON would hold the byte 0x8a. */
 static int legacy(const uint8_t *b, size_t size) {
-    return size >= 4 && b[0] == 0x80 && b[1] == 2 && b[2] == 0x8a && b[3] == 10;
+    if (size < 13 || b[0] != 0x80 || b[1] < 2 || b[1] > 5) return 0;
+    size_t at = b[2] == 0x95 ? 11 : 2;
+    return b[at] == 0x8a && b[at + 1] == 10;
 }
 
 int dg_pt_claims(const uint8_t *b, size_t size) {
@@ -51,6 +54,7 @@ typedef struct {
     size_t n;
     const char *folder; /* "archive/" of "archive/data.pkl" */
     size_t folder_len;
+    const zip_entry *pkl; /* that entry */
 } zip_dir;
 
 static int cmp_entry(const void *a, const void *b) {
@@ -193,8 +197,13 @@ static int zip_read(const dg_st_file *f, zip_dir *z, char *err, size_t err_len) 
             dg_err_set(err, err_len, f->path, "a zip archive with more than one data.pkl: not one torch.save file");
             return -1;
         }
+        if (e->name_len > 300) {
+            dg_err_set(err, err_len, f->path, "a folder name of %zu bytes in the zip archive: too long", e->name_len - 9);
+            return -1;
+        }
         z->folder = e->name;
         z->folder_len = e->name_len - 8;
+        z->pkl = e;
     }
     if (!z->folder) {
         dg_err_set(err, err_len, f->path, "a zip archive but not a PyTorch checkpoint (no <folder>/data.pkl entry)");
@@ -207,8 +216,9 @@ static int zip_read(const dg_st_file *f, zip_dir *z, char *err, size_t err_len) 
     }
     const zip_entry *order = zip_find(z, "byteorder");
     if (order && !(order->method == 0 && order->size == 6 && memcmp(order->data, "little", 6) == 0)) {
-        dg_err_set(err, err_len, f->path, "its tensors are not little-endian (byteorder entry '%.*s')",
-                   order->size < 16 ? (int)order->size : 16, (const char *)order->data);
+        char said[17] = {0};
+        memcpy(said, order->data, order->method == 0 && order->size < 16 ? order->size : 0);
+        dg_err_set(err, err_len, f->path, "its tensors are not little-endian (byteorder entry '%s')", dg_err_safe(said).s);
         return -1;
     }
     return 0;
@@ -217,23 +227,34 @@ static int zip_read(const dg_st_file *f, zip_dir *z, char *err, size_t err_len) 
 /* ------------------------------------------------------------------------------------------ */
 /* the pickle machine                                                                          */
 
-typedef enum { V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_TUPLE, V_LIST, V_DICT, V_GLOBAL, V_STORAGE, V_TENSOR } vkind;
+/* OPAQUE: an object of some class, built by REDUCE or NEWOBJ without calling anything (a
+ * checkpoint's argparse.Namespace, a numpy scalar): allowed anywhere but among the weights. */
+typedef enum {
+    V_NONE, V_BOOL, V_INT, V_FLOAT, V_STR, V_TUPLE, V_LIST, V_DICT, V_GLOBAL, V_STORAGE, V_TENSOR, V_OPAQUE
+} vkind;
 
 typedef struct value value;
+
+typedef struct tensor_view {
+    const value *storage;
+    int64_t offset;         /* in elements */
+    int ndim;
+    int64_t size[DG_ST_MAX_DIMS], stride[DG_ST_MAX_DIMS];
+} tensor_view;
+
 struct value {
     vkind kind;
+    dg_st_dtype dtype;      /* STORAGE */
+    int dtype_index;        /* STORAGE: in storage_types */
     value *next_made;       /* every value made, for freeing */
-    int64_t i;              /* BOOL, INT; TENSOR: storage offset */
-    char *s;                /* STR (bytes too), GLOBAL "module.name": NUL-terminated, len bytes */
+    int64_t i;              /* BOOL, INT */
+    char *s;                /* STR (bytes too), GLOBAL and OPAQUE "module.name": NUL-terminated, len bytes */
     size_t len;
     value **items;          /* TUPLE, LIST; DICT: key, value, key, value, ... */
     size_t n, cap;
-    dg_st_dtype dtype;      /* STORAGE */
-    const uint8_t *data;    /* STORAGE: its zip entry */
+    const uint8_t *data;    /* STORAGE: its zip entry's bytes */
     size_t bytes;
-    value *storage;         /* TENSOR */
-    int ndim;
-    int64_t size[DG_ST_MAX_DIMS], stride[DG_ST_MAX_DIMS];
+    tensor_view *view;      /* TENSOR */
 };
 
 typedef struct {
@@ -247,11 +268,21 @@ typedef struct {
     size_t *marks;          /* stack depths at each MARK */
     size_t n_marks, marks_cap;
     value **memo;
-    size_t memo_cap;
+    size_t memo_cap, memo_count;  /* MEMOIZE stores at memo_count, the number of entries (CPython) */
+    size_t spent, budget;         /* bytes the values took, and the most they may */
+    value none, yes, no, empty;   /* immutable values shared by every push of them */
+    value **storages;             /* by key (storage_slot) */
+    size_t storages_cap, storages_count;
     char *err;
     size_t err_len;
     int failed;
 } vm;
+
+static uint64_t dg_pt_hash(const char *s) { /* FNV-1a */
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
 
 static int fail(vm *m, const char *fmt, const char *detail) {
     if (!m->failed) {
@@ -263,18 +294,35 @@ static int fail(vm *m, const char *fmt, const char *detail) {
     return -1;
 }
 
-static int grow(void *ptr, size_t *cap, size_t want, size_t elem) {
+/* Room for want elements at *ptr (capacity *cap): the exact size first, then doubling; charged to
+ * *spent, and refused past budget (*spent <= budget always). */
+static int grow(void *ptr, size_t *cap, size_t want, size_t elem, size_t *spent, size_t budget) {
     if (want <= *cap) return 0;
-    size_t c = *cap ? *cap : 16;
-    while (c < want) c *= 2;
+    size_t c = *cap ? *cap : want;
+    while (c < want) c = c > SIZE_MAX / 4 / elem ? want : c * 2;
+    if (c > SIZE_MAX / elem || (c - *cap) * elem > budget - *spent) return -1;
     void *g = realloc(*(void **)ptr, c * elem);
     if (!g) return -1;
+    *spent += (c - *cap) * elem;
     *(void **)ptr = g;
     *cap = c;
     return 0;
 }
 
+/* The values of a pickle may take this many bytes per byte of it, and 16 MiB besides: torch.save's
+ * own take about 20 (an entry of ~60 bytes makes ~17 values), a hostile one of 1-byte opcodes
+ * that each make a value is held to this. */
+#define SPEND_PER_BYTE 64
+
+/* Charges bytes to the budget (spent never passes it). */
+static int charge(vm *m, size_t bytes) {
+    if (bytes > m->budget - m->spent) return fail(m, "the pickle makes more objects than its size allows", NULL);
+    m->spent += bytes;
+    return 0;
+}
+
 static value *make(vm *m, vkind kind) {
+    if (charge(m, sizeof(value)) != 0) return NULL;
     value *v = calloc(1, sizeof *v);
     if (!v) {
         fail(m, "out of memory", NULL);
@@ -288,7 +336,8 @@ static value *make(vm *m, vkind kind) {
 
 static int push(vm *m, value *v) {
     if (!v) return -1;
-    if (grow(&m->stack, &m->stack_cap, m->depth + 1, sizeof *m->stack) != 0) return fail(m, "out of memory", NULL);
+    if (grow(&m->stack, &m->stack_cap, m->depth + 1, sizeof *m->stack, &m->spent, m->budget) != 0)
+        return fail(m, "out of memory, or more than the pickle's size allows", NULL);
     m->stack[m->depth++] = v;
     return 0;
 }
@@ -322,8 +371,8 @@ static int since_mark(vm *m, size_t *from, size_t *n) {
 
 static int append_items(vm *m, value *to, value *const *items, size_t n) {
     if (n == 0) return 0; /* (to->items may still be NULL) */
-    if (n > SIZE_MAX / 2 - to->n || grow(&to->items, &to->cap, to->n + n, sizeof *to->items) != 0)
-        return fail(m, "out of memory", NULL);
+    if (n > SIZE_MAX / 2 - to->n || grow(&to->items, &to->cap, to->n + n, sizeof *to->items, &m->spent, m->budget) != 0)
+        return fail(m, "out of memory, or more than the pickle's size allows", NULL);
     memcpy(to->items + to->n, items, n * sizeof *items);
     to->n += n;
     return 0;
@@ -348,6 +397,7 @@ static const uint8_t *take(vm *m, size_t n) {
 static value *make_str(vm *m, const uint8_t *q, size_t n) {
     value *v = make(m, V_STR);
     if (!v) return NULL;
+    if (charge(m, n + 1) != 0) return NULL;
     v->s = malloc(n + 1);
     if (!v->s) {
         fail(m, "out of memory", NULL);
@@ -377,7 +427,7 @@ static value *make_global(vm *m, const uint8_t *mod, size_t mod_len, const uint8
         return NULL;
     }
     value *v = make(m, V_GLOBAL);
-    if (!v) return NULL;
+    if (!v || charge(m, mod_len + name_len + 2) != 0) return NULL;
     v->s = malloc(mod_len + name_len + 2);
     if (!v->s) {
         fail(m, "out of memory", NULL);
@@ -396,8 +446,10 @@ static int memo_put(vm *m, size_t idx) {
     if (!v) return -1;
     if (idx >= ((size_t)1 << 24) || idx > m->len) return fail(m, "a memo index out of range", NULL);
     size_t old = m->memo_cap;
-    if (grow(&m->memo, &m->memo_cap, idx + 1, sizeof *m->memo) != 0) return fail(m, "out of memory", NULL);
+    if (grow(&m->memo, &m->memo_cap, idx + 1, sizeof *m->memo, &m->spent, m->budget) != 0)
+        return fail(m, "out of memory, or more than the pickle's size allows", NULL);
     if (m->memo_cap > old) memset(m->memo + old, 0, (m->memo_cap - old) * sizeof *m->memo);
+    m->memo_count += m->memo[idx] == NULL;
     m->memo[idx] = v;
     return 0;
 }
@@ -417,12 +469,51 @@ static const struct {
     {"torch.BoolStorage", DG_ST_BOOL},
 };
 
-/* BINPERSID's id: ("storage", storage type, key, location, numel) → the storage "data/<key>". */
+/* The slot of the storage called key in the vm's table of storages (open addressing, at most half
+ * full): the storage, or an empty slot for it; NULL when the table cannot grow. */
+static value **storage_slot(vm *m, const char *key) {
+    if (2 * (m->storages_count + 1) > m->storages_cap) {
+        size_t cap = m->storages_cap ? 2 * m->storages_cap : 64;
+        if (charge(m, cap * sizeof(value *)) != 0) return NULL;
+        value **grown = calloc(cap, sizeof *grown);
+        if (!grown) {
+            fail(m, "out of memory", NULL);
+            return NULL;
+        }
+        for (size_t i = 0; i < m->storages_cap; i++) {
+            value *v = m->storages[i];
+            if (!v) continue;
+            size_t h = (size_t)dg_pt_hash(v->s) & (cap - 1);
+            while (grown[h]) h = (h + 1) & (cap - 1);
+            grown[h] = v;
+        }
+        free(m->storages);
+        m->storages = grown;
+        m->storages_cap = cap;
+    }
+    size_t h = (size_t)dg_pt_hash(key) & (m->storages_cap - 1);
+    while (m->storages[h] && strcmp(m->storages[h]->s, key) != 0) h = (h + 1) & (m->storages_cap - 1);
+    return &m->storages[h];
+}
+
+/* BINPERSID's id: ("storage", storage type, key, location, numel) → the storage "data/<key>" of
+ * numel elements. torch.load keeps one storage per key, typed as its first reference: a second
+ * reference is that same value, and one of another type is refused. */
 static value *storage(vm *m, const value *pid) {
-    if (pid->kind != V_TUPLE || pid->n < 5 || pid->items[0]->kind != V_STR || strcmp(pid->items[0]->s, "storage") ||
-        pid->items[1]->kind != V_GLOBAL || pid->items[2]->kind != V_STR) {
+    if (pid->kind != V_TUPLE || pid->n != 5 || pid->items[0]->kind != V_STR || strcmp(pid->items[0]->s, "storage") ||
+        pid->items[1]->kind != V_GLOBAL || pid->items[2]->kind != V_STR || pid->items[4]->kind != V_INT ||
+        pid->items[4]->i < 0 || strlen(pid->items[2]->s) != pid->items[2]->len) {
         fail(m, "a persistent id that is not a storage reference", NULL);
         return NULL;
+    }
+    value **slot = storage_slot(m, pid->items[2]->s);
+    if (!slot) return NULL;
+    if (*slot) {
+        if (strcmp(storage_types[(*slot)->dtype_index].name, pid->items[1]->s) != 0) {
+            fail(m, "storage '%s' is referenced with two different types", dg_err_safe((*slot)->s).s);
+            return NULL;
+        }
+        return *slot;
     }
     value *v = make(m, V_STORAGE);
     if (!v) return NULL;
@@ -433,6 +524,9 @@ static value *storage(vm *m, const value *pid) {
         return NULL;
     }
     v->dtype = storage_types[t].dtype;
+    v->dtype_index = (int)t;
+    if (charge(m, pid->items[2]->len + 1) != 0 || !(v->s = strdup(pid->items[2]->s))) return NULL;
+    v->len = pid->items[2]->len;
     char rest[300];
     snprintf(rest, sizeof rest, "data/%s", pid->items[2]->s);
     const zip_entry *e = pid->items[2]->len < 200 ? zip_find(m->z, rest) : NULL;
@@ -444,8 +538,15 @@ static value *storage(vm *m, const value *pid) {
         fail(m, "storage '%s' is compressed; torch.save stores its entries as they are", dg_err_safe(pid->items[2]->s).s);
         return NULL;
     }
+    uint64_t numel = (uint64_t)pid->items[4]->i;
+    if (numel > SIZE_MAX / 8 || numel * dg_st_dtype_size(v->dtype) != e->size) {
+        fail(m, "storage '%s' has another size in the archive than its reference says", dg_err_safe(v->s).s);
+        return NULL;
+    }
     v->data = e->data;
     v->bytes = e->size;
+    *slot = v;
+    m->storages_count++;
     return v;
 }
 
@@ -461,13 +562,25 @@ static int int_tuple(vm *m, const value *t, int64_t *out, int *ndim, const char 
     return 0;
 }
 
-/* REDUCE: the few callables of a saved state dict, never anything else. */
+/* An object of class `name` that a pickle builds (REDUCE of an unknown callable, NEWOBJ, OBJ,
+ * INST): nothing is called; it may sit anywhere but among the weights (fill_tensors refuses it). */
+static value *opaque(vm *m, const value *cls) {
+    value *v = make(m, V_OPAQUE);
+    const char *name = cls && cls->kind == V_GLOBAL ? cls->s : "object";
+    size_t n = strlen(name);
+    if (!v || charge(m, n + 1) != 0 || !(v->s = strdup(name))) return NULL;
+    v->len = n;
+    return v;
+}
+
+/* REDUCE: the few callables of a saved state dict are interpreted; any other makes an opaque
+ * object. Nothing is ever called. */
 static value *reduce(vm *m, const value *fn, const value *args) {
-    if (fn->kind != V_GLOBAL || args->kind != V_TUPLE) {
-        fail(m, "REDUCE of something other than a global and a tuple", NULL);
+    if (args->kind != V_TUPLE) {
+        fail(m, "REDUCE with arguments that are not a tuple", NULL);
         return NULL;
     }
-    const char *name = fn->s;
+    const char *name = fn->kind == V_GLOBAL ? fn->s : "";
     if (strcmp(name, "collections.OrderedDict") == 0 && args->n == 0) return make(m, V_DICT);
     if (strcmp(name, "torch._utils._rebuild_tensor_v2") == 0 && (args->n == 6 || args->n == 7)) {
         const value *st = args->items[0], *off = args->items[1];
@@ -476,17 +589,18 @@ static value *reduce(vm *m, const value *fn, const value *args) {
             return NULL;
         }
         value *t = make(m, V_TENSOR);
-        if (!t) return NULL;
+        if (!t || charge(m, sizeof *t->view) != 0 || !(t->view = calloc(1, sizeof *t->view))) return NULL;
+        tensor_view *view = t->view;
         int nd_stride = 0;
-        if (int_tuple(m, args->items[2], t->size, &t->ndim, "size") != 0 ||
-            int_tuple(m, args->items[3], t->stride, &nd_stride, "stride") != 0)
+        if (int_tuple(m, args->items[2], view->size, &view->ndim, "size") != 0 ||
+            int_tuple(m, args->items[3], view->stride, &nd_stride, "stride") != 0)
             return NULL;
-        if (nd_stride != t->ndim) {
+        if (nd_stride != view->ndim) {
             fail(m, "a tensor whose size and stride differ in length", NULL);
             return NULL;
         }
-        t->storage = (value *)st;
-        t->i = off->i;
+        view->storage = st;
+        view->offset = off->i;
         return t;
     }
     if ((strcmp(name, "torch._utils._rebuild_parameter") == 0 && args->n == 3) ||
@@ -497,9 +611,7 @@ static value *reduce(vm *m, const value *fn, const value *args) {
         }
         return args->items[0];
     }
-    fail(m, "calls %s, which a saved state dict does not (a pickled module or other object?): dnnguard reads the "
-         "files of torch.save(model.state_dict(), path)", dg_err_safe(name).s);
-    return NULL;
+    return opaque(m, fn);
 }
 
 /* Runs data.pkl to its STOP; the result, or NULL (m->err says why). */
@@ -521,7 +633,8 @@ static value *run(vm *m) {
         case '.': /* STOP */
             return pop(m);
         case '(':
-            if (grow(&m->marks, &m->marks_cap, m->n_marks + 1, sizeof *m->marks) != 0) return fail(m, "out of memory", NULL), NULL;
+            if (grow(&m->marks, &m->marks_cap, m->n_marks + 1, sizeof *m->marks, &m->spent, m->budget) != 0)
+                return fail(m, "out of memory, or more than the pickle's size allows", NULL), NULL;
             m->marks[m->n_marks++] = m->depth;
             break;
         case '0': /* POP */
@@ -534,12 +647,9 @@ static value *run(vm *m) {
         case '2': /* DUP */
             if (!(v = top(m)) || push(m, v) != 0) return NULL;
             break;
-        case 'N': if (push(m, make(m, V_NONE)) != 0) return NULL; break;
-        case 0x88: case 0x89: /* NEWTRUE, NEWFALSE */
-            if (!(v = make(m, V_BOOL))) return NULL;
-            v->i = op == 0x88;
-            if (push(m, v) != 0) return NULL;
-            break;
+        case 'N': if (push(m, &m->none) != 0) return NULL; break;
+        case 0x88: if (push(m, &m->yes) != 0) return NULL; break; /* NEWTRUE */
+        case 0x89: if (push(m, &m->no) != 0) return NULL; break;  /* NEWFALSE */
         case 'J': case 'K': case 'M': { /* BININT (signed 4), BININT1, BININT2 */
             size_t w = op == 'J' ? 4 : op == 'K' ? 1 : 2;
             if (!(q = take(m, w)) || !(v = make(m, V_INT))) return NULL;
@@ -572,7 +682,7 @@ static value *run(vm *m) {
             if (!(q = take(m, (size_t)len)) || push(m, make_str(m, q, (size_t)len)) != 0) return NULL;
             break;
         }
-        case ')': if (push(m, make(m, V_TUPLE)) != 0) return NULL; break;
+        case ')': if (push(m, &m->empty) != 0) return NULL; break;
         case ']': if (push(m, make(m, V_LIST)) != 0) return NULL; break;
         case '}': if (push(m, make(m, V_DICT)) != 0) return NULL; break;
         case 0x85: case 0x86: case 0x87: { /* TUPLE1..3 */
@@ -615,9 +725,7 @@ static value *run(vm *m) {
             break;
         case 'q': case 'r': case 0x94: /* BINPUT, LONG_BINPUT, MEMOIZE */
             if (op == 0x94) {
-                size_t next = 0;
-                while (next < m->memo_cap && m->memo[next]) next++;
-                if (memo_put(m, next) != 0) return NULL;
+                if (memo_put(m, m->memo_count) != 0) return NULL;
             } else {
                 if (!(q = take(m, op == 'q' ? 1 : 4)) || memo_put(m, (size_t)le(q, op == 'q' ? 1 : 4)) != 0) return NULL;
             }
@@ -642,13 +750,31 @@ static value *run(vm *m) {
         case 'Q': /* BINPERSID */
             if (!(v = pop(m)) || push(m, storage(m, v)) != 0) return NULL;
             break;
-        case 'b': /* BUILD: a state for the object below; an OrderedDict's _metadata, say */
+        case 'b': /* BUILD: a state for the object below: an OrderedDict's _metadata, an object's fields */
             if (!(v = pop(m)) || !(d = top(m))) return NULL;
-            if (d->kind != V_DICT && d->kind != V_TENSOR) return fail(m, "BUILD of an object dnnguard does not make", NULL), NULL;
+            if (d->kind != V_DICT && d->kind != V_OPAQUE) /* a tensor's state would change what it holds */
+                return fail(m, "BUILD of a tensor or of a value that takes no state", NULL), NULL;
             break;
-        case 0x81: case 0x92: case 'o': case 'i': /* NEWOBJ, NEWOBJ_EX, OBJ, INST */
-            return fail(m, "builds a Python object (a pickled module?), which a saved state dict does not: dnnguard "
-                        "reads the files of torch.save(model.state_dict(), path)", NULL), NULL;
+        case 0x81: /* NEWOBJ cls args */
+            if (!(v = pop(m)) || !(k = pop(m)) || push(m, opaque(m, k)) != 0) return NULL;
+            break;
+        case 0x92: /* NEWOBJ_EX cls args kwargs */
+            if (!(v = pop(m)) || !(v = pop(m)) || !(k = pop(m)) || push(m, opaque(m, k)) != 0) return NULL;
+            break;
+        case 'o': /* OBJ: MARK cls args... */
+            if (since_mark(m, &from, &n) != 0) return NULL;
+            m->depth = from;
+            if (push(m, opaque(m, n ? m->stack[from] : NULL)) != 0) return NULL;
+            break;
+        case 'i': { /* INST "module\nname\n": MARK args... */
+            size_t ml, nl;
+            const uint8_t *mod = line(m, &ml), *name = mod ? line(m, &nl) : NULL;
+            value *cls = name ? make_global(m, mod, ml, name, nl) : NULL;
+            if (!cls || since_mark(m, &from, &n) != 0) return NULL;
+            m->depth = from;
+            if (push(m, opaque(m, cls)) != 0) return NULL;
+            break;
+        }
         default: {
             char hex[8];
             snprintf(hex, sizeof hex, "0x%02x", op);
@@ -668,44 +794,86 @@ static size_t tensor_entries(const value *d) {
     return n;
 }
 
-/* The dict whose tensors are the weights: the root, or the one entry of a checkpoint dict that
- * holds tensors ({"state_dict": ..., "optimizer": ..., "epoch": ...}); *entry names that entry. */
-static const value *state_dict(const dg_st_file *f, const value *root, const char **entry, char *err, size_t err_len) {
+static int utf8_string(const value *k) {
+    return k->kind == V_STR && k->len > 0 && strlen(k->s) == k->len &&
+           dg_st_utf8_check((const unsigned char *)k->s, k->len) == k->len;
+}
+
+static int holds_tensors(const value *v) { return v->kind == V_DICT && tensor_entries(v) > 0; }
+
+static int cmp_str_value(const void *a, const void *b) {
+    const value *x = *(const value *const *)a, *y = *(const value *const *)b;
+    return strcmp(x->s, y->s);
+}
+
+/* A string key that d holds twice (Python keeps the last value; a state dict never repeats one):
+ * 0 none, 1 (with err), -1 out of memory. */
+static int repeated_key(const dg_st_file *f, const value *d, char *err, size_t err_len) {
+    size_t n = 0;
+    const value **keys = malloc(sizeof *keys * (d->n / 2 + 1));
+    if (!keys) return -1;
+    for (size_t i = 0; i + 1 < d->n; i += 2)
+        if (d->items[i]->kind == V_STR) keys[n++] = d->items[i];
+    qsort(keys, n, sizeof *keys, cmp_str_value);
+    int found = 0;
+    for (size_t i = 1; i < n && !found; i++)
+        if (strcmp(keys[i - 1]->s, keys[i]->s) == 0) {
+            dg_err_set(err, err_len, f->path, "the dict holds key '%s' twice", dg_err_safe(keys[i]->s).s);
+            found = 1;
+        }
+    free(keys);
+    return found;
+}
+
+/* The dict whose tensors are the weights: the one entry of a checkpoint dict that holds tensors
+ * ({"state_dict": ..., "optimizer": ..., "epoch": ..., "best_acc1": tensor(...)}), else the root
+ * itself; *entry names that entry. */
+static const value *state_dict(const dg_st_file *f, const value *root, const value **entry, char *err,
+                               size_t err_len) {
     *entry = NULL;
     if (root->kind != V_DICT) {
-        dg_err_set(err, err_len, f->path, "holds a %s, not a dict of tensors: dnnguard reads the files of "
-                   "torch.save(model.state_dict(), path)", root->kind == V_TENSOR ? "single tensor" : "non-dict object");
+        const char *what = root->kind == V_TENSOR ? "a single tensor" : root->kind == V_OPAQUE ? root->s : "a non-dict object";
+        dg_err_set(err, err_len, f->path, "holds %s%s, not a dict of tensors: dnnguard reads the files of "
+                   "torch.save(model.state_dict(), path)", root->kind == V_OPAQUE ? "an object of class " : "",
+                   dg_err_safe(what).s);
         return NULL;
     }
-    if (tensor_entries(root)) return root;
     const value *found = NULL;
     int several = 0;
     for (size_t i = 0; i + 1 < root->n; i += 2) {
         const value *k = root->items[i], *v = root->items[i + 1];
-        if (v->kind != V_DICT || !tensor_entries(v) || k->kind != V_STR) continue;
+        if (!holds_tensors(v)) continue;
         several += found != NULL;
         if (!found) {
             found = v;
-            *entry = k->s;
+            *entry = k;
         }
     }
-    if (!found || several) {
-        dg_err_set(err, err_len, f->path, "a dict with %s: save the model's state dict alone with "
-                   "torch.save(model.state_dict(), path)", found ? "several entries that hold tensors" : "no tensors");
+    if (several) {
+        dg_err_set(err, err_len, f->path, "a dict with several entries that hold tensors: save the model's state dict "
+                   "alone with torch.save(model.state_dict(), path)");
         return NULL;
     }
-    return found;
+    if (found && !utf8_string(*entry)) {
+        dg_err_set(err, err_len, f->path, "the entry that holds the tensors has a key that is not a UTF-8 string");
+        return NULL;
+    }
+    if (!found && !tensor_entries(root)) {
+        dg_err_set(err, err_len, f->path, "a dict with no tensors: save the model's state dict with "
+                   "torch.save(model.state_dict(), path)");
+        return NULL;
+    }
+    int rc = repeated_key(f, root, err, err_len);
+    if (rc == 0 && found) rc = repeated_key(f, found, err, err_len);
+    if (rc < 0) dg_err_set(err, err_len, f->path, "out of memory");
+    return rc ? NULL : found ? found : root;
 }
 
 /* Checks t against its storage; its element count into *numel. */
-static int tensor_fits(const dg_st_file *f, const char *name, const value *t, size_t *numel, char *err, size_t err_len) {
+static int tensor_fits(const dg_st_file *f, const char *name, const tensor_view *t, size_t *numel, char *err,
+                       size_t err_len) {
     size_t el = dg_st_dtype_size(t->storage->dtype), storage_elems = t->storage->bytes / el;
-    if (t->storage->bytes % el) {
-        dg_err_set(err, err_len, f->path, "tensor '%s': its storage is %zu bytes, not whole %s elements",
-                   dg_err_safe(name).s, t->storage->bytes, dg_st_dtype_name(t->storage->dtype));
-        return -1;
-    }
-    size_t count = 1, last = (size_t)t->i;
+    size_t count = 1, last = (size_t)t->offset;
     for (int d = 0; d < t->ndim; d++) {
         uint64_t s = (uint64_t)t->size[d];
         if (s && count > SIZE_MAX / s) goto too_big;
@@ -717,7 +885,7 @@ static int tensor_fits(const dg_st_file *f, const char *name, const value *t, si
             if (stride && step > (SIZE_MAX - last) / stride) goto too_big;
             last += (size_t)(step * stride);
         }
-        if (last >= storage_elems) {
+        if ((uint64_t)t->offset >= storage_elems || last >= storage_elems) {
             dg_err_set(err, err_len, f->path, "tensor '%s' reaches element %zu of a storage of %zu", dg_err_safe(name).s,
                        last, storage_elems);
             return -1;
@@ -732,10 +900,10 @@ too_big:
 }
 
 /* t's elements, in row-major order, to out. */
-static void gather(const value *t, size_t numel, uint8_t *out) {
+static void gather(const tensor_view *t, size_t numel, uint8_t *out) {
     if (numel == 0) return; /* its offset need not lie in the storage */
     size_t el = dg_st_dtype_size(t->storage->dtype);
-    const uint8_t *base = t->storage->data + (size_t)t->i * el;
+    const uint8_t *base = t->storage->data + (size_t)t->offset * el;
     int contiguous = 1;
     int64_t expect = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
@@ -777,14 +945,22 @@ static int add_meta(dg_st_file *f, const char *key, const char *value) {
     return 0;
 }
 
+/* Copies of tensors, stride-0 ones written out whole, may outgrow the file this much (tied
+ * weights and expanded tensors are small multiples) before the file is refused as a bomb. */
+#define EXPAND_LIMIT(file_bytes) (8 * (file_bytes) + ((size_t)64 << 20))
+
 /* The tensors of sd into f (a new f->bytes). */
-static int fill_tensors(dg_st_file *f, const value *sd, const char *entry, char *err, size_t err_len) {
+static int fill_tensors(dg_st_file *f, const value *sd, const value *entry, char *err, size_t err_len) {
     size_t n = tensor_entries(sd), total = 0, prefixed = 0;
     for (size_t i = 0; i + 1 < sd->n; i += 2) {
         const value *k = sd->items[i], *t = sd->items[i + 1];
+        if (t->kind == V_OPAQUE) {
+            dg_err_set(err, err_len, f->path, "entry '%s' of the state dict is an object of class %s, which dnnguard "
+                       "does not read", k->kind == V_STR ? dg_err_safe(k->s).s : "?", dg_err_safe(t->s).s);
+            return -1;
+        }
         if (t->kind != V_TENSOR) continue;
-        if (k->kind != V_STR || k->len == 0 || strlen(k->s) != k->len ||
-            dg_st_utf8_check((const unsigned char *)k->s, k->len) != k->len) {
+        if (!utf8_string(k)) {
             dg_err_set(err, err_len, f->path, "a tensor whose key is not a non-empty UTF-8 string");
             return -1;
         }
@@ -801,18 +977,19 @@ static int fill_tensors(dg_st_file *f, const value *sd, const char *entry, char 
         const value *k = sd->items[i], *t = sd->items[i + 1];
         if (t->kind != V_TENSOR) continue;
         dg_st_tensor *o = &f->tensors[f->n_tensors];
-        if (tensor_fits(f, k->s, t, &o->numel, err, err_len) != 0) return -1;
-        size_t bytes = o->numel * dg_st_dtype_size(t->storage->dtype);
-        if (bytes > SIZE_MAX - total) {
-            dg_err_set(err, err_len, f->path, "the tensors are too large together");
+        if (tensor_fits(f, k->s, t->view, &o->numel, err, err_len) != 0) return -1;
+        size_t bytes = o->numel * dg_st_dtype_size(t->view->storage->dtype);
+        if (bytes > EXPAND_LIMIT(f->size) - total) {
+            dg_err_set(err, err_len, f->path, "its tensors would take more than %zu bytes, 8 times the file and 64 MiB: "
+                       "refused as a decompression bomb", EXPAND_LIMIT(f->size));
             return -1;
         }
         o->name = strdup(k->s + strip);
         if (!o->name) goto oom;
         f->n_tensors++;
-        o->dtype = t->storage->dtype;
-        o->ndim = t->ndim;
-        memcpy(o->shape, t->size, sizeof o->shape);
+        o->dtype = t->view->storage->dtype;
+        o->ndim = t->view->ndim;
+        memcpy(o->shape, t->view->size, sizeof o->shape);
         o->begin = total;
         o->end = total + bytes;
         total = o->end;
@@ -821,13 +998,16 @@ static int fill_tensors(dg_st_file *f, const value *sd, const char *entry, char 
     if (!data) goto oom;
     size_t at = 0;
     for (size_t i = 0; i + 1 < sd->n; i += 2)
-        if (sd->items[i + 1]->kind == V_TENSOR) gather(sd->items[i + 1], f->tensors[at].numel, data + f->tensors[at].begin), at++;
+        if (sd->items[i + 1]->kind == V_TENSOR) {
+            gather(sd->items[i + 1]->view, f->tensors[at].numel, data + f->tensors[at].begin);
+            at++;
+        }
     free(f->bytes);
     f->bytes = data;
     f->size = total;
     f->data_start = 0;
-    if (add_meta(f, "format", "pytorch") != 0 || (entry && add_meta(f, "pytorch_entry", entry) != 0) ||
-        (strip && add_meta(f, "pytorch_stripped_prefix", "module.") != 0))
+    if (add_meta(f, "source", "torch.save") != 0 || (entry && add_meta(f, "torch_entry", entry->s) != 0) ||
+        (strip && add_meta(f, "torch_stripped_prefix", "module.") != 0))
         goto oom;
     return 0;
 oom:
@@ -845,7 +1025,7 @@ int dg_pt_fill(dg_st_file *f, char *err, size_t err_len) {
     vm m = {0};
     int rc = -1;
     if (zip_read(f, &z, err, err_len) != 0) goto done;
-    const zip_entry *pkl = zip_find(&z, "data.pkl");
+    const zip_entry *pkl = z.pkl;
     if (pkl->method != 0) {
         dg_err_set(err, err_len, f->path, "its data.pkl is compressed; torch.save stores its entries as they are");
         goto done;
@@ -856,8 +1036,14 @@ int dg_pt_fill(dg_st_file *f, char *err, size_t err_len) {
     m.len = pkl->size;
     m.err = err;
     m.err_len = err_len;
+    m.budget = pkl->size > (SIZE_MAX - ((size_t)16 << 20)) / SPEND_PER_BYTE ? SIZE_MAX
+                                                                        : SPEND_PER_BYTE * pkl->size + ((size_t)16 << 20);
+    m.none.kind = V_NONE;
+    m.yes.kind = m.no.kind = V_BOOL;
+    m.yes.i = 1;
+    m.empty.kind = V_TUPLE;
     const value *root = run(&m);
-    const char *entry = NULL;
+    const value *entry = NULL;
     const value *sd = root ? state_dict(f, root, &entry, err, err_len) : NULL;
     if (sd) rc = fill_tensors(f, sd, entry, err, err_len);
 done:
@@ -865,11 +1051,13 @@ done:
         next = v->next_made;
         free(v->s);
         free(v->items);
+        free(v->view);
         free(v);
     }
     free(m.stack);
     free(m.marks);
     free(m.memo);
+    free(m.storages);
     free(z.e);
     return rc;
 }

@@ -4,7 +4,9 @@
  * a .pt or .pth file wherever it takes a safetensors file. The pickle is interpreted by a small
  * machine that knows only the opcodes and the few callables a saved state dict uses (dicts,
  * OrderedDict, _rebuild_tensor_v2, _rebuild_parameter): it never imports or calls anything, so a
- * hostile file can only be refused. Host memory only; knows nothing of nets or devices. */
+ * hostile file can only be refused. Objects of any other class (a checkpoint's argparse.Namespace)
+ * are kept as opaque values, allowed beside the weights and refused among them. Host memory only;
+ * knows nothing of nets or devices. */
 #ifndef DG_TORCH_PT_H
 #define DG_TORCH_PT_H
 
@@ -21,13 +23,14 @@ int dg_pt_claims(const uint8_t *bytes, size_t size);
 /* f->path, f->bytes and f->size hold a whole file that dg_pt_claims accepted. Fills f as
  * dg_st_open does: every tensor of the state dict copied contiguous (strides and storage offsets
  * applied) into a new f->bytes, in the pickle's order, with data_start 0 and dtypes as saved;
- * metadata "format" = "pytorch" and, when the tensors came from one entry of a checkpoint dict
- * ({"state_dict": ..., "epoch": ...}), "pytorch_entry" = that entry's key; a "module." prefix that
- * every name carries (DataParallel's) is removed and recorded as "pytorch_stripped_prefix".
- * Names are not yet checked for duplicates (the caller does). 0, or -1 with err = "<path>: <what
- * is wrong>" (a TorchScript archive, a pickled module, a legacy pre-1.6 file, big-endian data, a
- * compressed entry, a storage or tensor that does not fit, an opcode or callable outside the
- * subset); f's fields are then for dg_st_close only. */
+ * metadata "source" = "torch.save" and, when the tensors came from the one entry of a checkpoint
+ * dict that holds a dict of tensors ({"state_dict": ..., "epoch": ...}), "torch_entry" = that
+ * entry's key; a "module." prefix that every name carries (DataParallel's) is removed and recorded
+ * as "torch_stripped_prefix". Names are not yet checked for duplicates (the caller does). 0, or -1
+ * with err = "<path>: <what is wrong>": a TorchScript archive, a pickled module, the legacy pre-1.6
+ * format, big-endian data, a compressed entry, a key given twice, a storage or tensor that does not
+ * fit or is typed two ways, tensors that would take over 8 times the file (and 64 MiB), an opcode
+ * outside protocols 2-5, BUILD of a tensor; f's fields are then for dg_st_close only. */
 int dg_pt_fill(dg_st_file *f, char *err, size_t err_len);
 
 #endif

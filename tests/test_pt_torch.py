@@ -91,7 +91,7 @@ for proto in (2, 4):
     path = P(f"all-{proto}.pt")
     torch.save(sd, path, pickle_protocol=proto)
     got, meta, err = dump(path)
-    check(same(got, want) and meta.get("format") == "pytorch",
+    check(same(got, want) and meta.get("source") == "torch.save",
           f"protocol {proto}: {len(want)} tensors in every dtype, strided, offset, stride-0, empty, 0-dim: names, "
           f"dtypes, shapes, values bit for bit {err}")
     check(got is not None and list(got) == list(sd), f"protocol {proto}: the pickle's order is kept")
@@ -137,23 +137,32 @@ check(same(got, expect(None, params)), f"a dict of nn.Parameters {err}")
 dp = collections.OrderedDict(("module." + k, v) for k, v in net.state_dict().items())
 torch.save(dp, P("dp.pt"))
 got, meta, err = dump(P("dp.pt"))
-check(same(got, expect(None, net.state_dict())) and meta.get("pytorch_stripped_prefix") == "module.",
+check(same(got, expect(None, net.state_dict())) and meta.get("torch_stripped_prefix") == "module.",
       f"DataParallel's 'module.' on every name is removed and recorded {meta} {err}")
 mixed = collections.OrderedDict(dp)
 mixed["head.bias"] = torch.zeros(2)
 torch.save(mixed, P("mixed.pt"))
 got, meta, err = dump(P("mixed.pt"))
-check(same(got, expect(None, mixed)) and "pytorch_stripped_prefix" not in meta,
+check(same(got, expect(None, mixed)) and "torch_stripped_prefix" not in meta,
       "a prefix that not every name has is kept")
 opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
 net(torch.randn(2, 3, 3, 3)).sum().backward()
 opt.step()
 torch.save({"epoch": 4, "state_dict": net.state_dict(), "optimizer": opt.state_dict(), "best": 0.5}, P("ckpt.pt"))
 got, meta, err = dump(P("ckpt.pt"))
-check(same(got, expect(None, net.state_dict())) and meta.get("pytorch_entry") == "state_dict",
+check(same(got, expect(None, net.state_dict())) and meta.get("torch_entry") == "state_dict",
       f"a checkpoint dict: the one entry that holds tensors, named in the metadata {meta} {err}")
+# pytorch/examples' ImageNet checkpoint: a tensor beside the state dict, and objects of other classes
+import argparse  # noqa: E402
+torch.save({"epoch": 90, "arch": "resnet18", "state_dict": net.state_dict(), "best_acc1": torch.tensor(71.5),
+            "args": argparse.Namespace(lr=0.1, arch="resnet18"), "np": np.float64(0.5)}, P("imagenet.pt"))
+got, meta, err = dump(P("imagenet.pt"))
+check(same(got, expect(None, net.state_dict())) and meta.get("torch_entry") == "state_dict",
+      f"a checkpoint with a tensor at the top and an argparse.Namespace and a numpy scalar beside the state dict: "
+      f"the state dict {err}")
+torch.save({"w": torch.ones(2), "extra": argparse.Namespace(a=1)}, P("object-inside.pt"))
 
-# refusals: one line, exit 2
+# refusals (checked below with the hand-made ones): one line, exit 2
 torch.save(net, P("module.pt"))
 torch.jit.save(torch.jit.script(net), P("script.pt"))
 torch.save(sd, P("legacy.pt"), _use_new_zipfile_serialization=False)
@@ -165,7 +174,7 @@ with zipfile.ZipFile(P("all-2.pt")) as src, zipfile.ZipFile(P("deflated.pt"), "w
         dst.writestr(item.filename, src.read(item.filename))
 raw = open(P("all-2.pt"), "rb").read()
 open(P("truncated.pt"), "wb").write(raw[: len(raw) // 2])
-for name, mention, what in [
+refusals = [
     ("module.pt", "state_dict", "a whole pickled module"),
     ("script.pt", "TorchScript", "a TorchScript archive"),
     ("legacy.pt", "legacy", "the legacy (pre-1.6) format"),
@@ -174,6 +183,69 @@ for name, mention, what in [
     ("two.pt", "several", "a checkpoint with two state dicts"),
     ("deflated.pt", "compressed", "a compressed archive"),
     ("truncated.pt", P("truncated.pt"), "a truncated archive"),
+    ("object-inside.pt", "argparse.Namespace", "an object among the weights"),
+]
+
+# hand-made pickles of what torch.save never writes but torch.load reads otherwise than a naive
+# reader would: the reader must agree with torch.load or refuse
+import struct  # noqa: E402
+
+
+def pstr(x):
+    b = x.encode()
+    return b"X" + struct.pack("<I", len(b)) + b
+
+
+def pglobal(mod, name):
+    return b"c" + mod.encode() + b"\n" + name.encode() + b"\n"
+
+
+def pint(n):
+    return b"J" + struct.pack("<i", n)
+
+
+def ptuple(*parts):
+    return b"(" + b"".join(parts) + b"t"
+
+
+def ptensor(key, typ="FloatStorage", numel=2, size=(2,), stride=(1,)):
+    pid = ptuple(pstr("storage"), pglobal("torch", typ), pstr(key), pstr("cpu"), pint(numel))
+    return (pglobal("torch._utils", "_rebuild_tensor_v2") + b"(" + pid + b"Q" + pint(0) +
+            ptuple(*[pint(x) for x in size]) + ptuple(*[pint(x) for x in stride]) + b"\x89" +
+            pglobal("collections", "OrderedDict") + b")RtR")
+
+
+def archive(path, pkl, storages, folder="archive"):
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        z.writestr(folder + "/data.pkl", pkl)
+        for k, v in storages.items():
+            z.writestr(folder + "/data/" + k, v)
+        z.writestr(folder + "/version", b"3\n")
+
+
+two = {"0": struct.pack("<2f", 1, 1), "1": struct.pack("<2f", 2, 3)}
+# MEMOIZE stores at the number of memo entries, not at the first free index
+archive(P("memo.pt"), b"\x80\x04" + ptensor("0") + b"q\x01" + b"0" + ptensor("1") + b"\x94" + b"0" +
+        b"}" + pstr("w") + b"h\x01s.", two)
+t = torch.load(P("memo.pt"))
+got, meta, err = dump(P("memo.pt"))
+check(got is not None and same(got, expect(None, t)), f"MEMOIZE after BINPUT 1 gives torch.load's tensor {t} {err}")
+archive(P("dupkey.pt"), b"\x80\x02}(" + pstr("w") + ptensor("0") + pstr("w") + b"Nu.", two)
+archive(P("build.pt"), b"\x80\x02}" + pstr("w") + ptensor("0") + b"Nb" + b"s.", two)
+archive(P("dtypes.pt"), b"\x80\x02}(" + pstr("a") + ptensor("0") + pstr("b") + ptensor("0", "IntStorage") + b"u.", two)
+archive(P("numel.pt"), b"\x80\x02}" + pstr("w") + ptensor("0", numel=1) + b"s.", two)
+archive(P("bomb.pt"), b"\x80\x02}" + pstr("w") + ptensor("0", size=(1 << 20, 1 << 20, 1024), stride=(0, 0, 0)) + b"s.",
+        two)
+archive(P("long.pt"), b"\x80\x02}" + pstr("w") + ptensor("0") + b"s.", two, folder="a" * 600)
+torch.save(sd, P("legacy4.pt"), _use_new_zipfile_serialization=False, pickle_protocol=4)
+for name, mention, what in refusals + [
+    ("dupkey.pt", "twice", "a key given twice (torch.load keeps the last)"),
+    ("build.pt", "BUILD", "BUILD of a tensor (torch.load would set its contents)"),
+    ("dtypes.pt", "two different types", "one storage referenced with two dtypes"),
+    ("numel.pt", "another size", "a storage whose reference gives another size"),
+    ("bomb.pt", "bomb", "a stride-0 tensor of 2^50 elements"),
+    ("long.pt", "too long", "a 600-byte folder name"),
+    ("legacy4.pt", "legacy", "the legacy format at pickle protocol 4"),
 ]:
     expect_bad(["info", "--model", P(name)], mention, what)
 
