@@ -175,6 +175,7 @@ int dg_dist_finish(dg_dist *d, int rc) {
     } else {
         fflush(stdout);
         fflush(stderr);
+        dg_watchdog_arm(d->watch, "MPI_Abort"); /* it can hang too */
         MPI_Abort(MPI_COMM_WORLD, rc); /* does not return */
     }
 #endif
@@ -231,6 +232,7 @@ void dg_dist_gather_shares(dg_dist *d, void *records, size_t record_bytes, int n
     int *counts = malloc(sizeof(int) * 2 * (size_t)d->size);
     if (!counts || (size_t)n * record_bytes > (size_t)INT_MAX) {
         dg_cli_error("rank %d: cannot gather %d records of %zu bytes", d->rank, n, record_bytes);
+        dg_watchdog_arm(d->watch, "MPI_Abort");
         MPI_Abort(MPI_COMM_WORLD, DG_EXIT_BAD_INPUT);
     }
     int *displs = counts + d->size;
@@ -306,6 +308,7 @@ void dg_dist_sum_device(dg_dist *d, const dg_backend *be, float *buf, size_t cou
             float *grown = realloc(d->staging, sizeof(float) * count);
             if (!grown) {
                 dg_cli_error("rank %d: out of memory staging %zu floats for MPI", d->rank, count);
+                dg_watchdog_arm(d->watch, "MPI_Abort");
                 MPI_Abort(MPI_COMM_WORLD, DG_EXIT_BAD_INPUT);
             }
             d->staging = grown;

@@ -1,7 +1,10 @@
-/* host/watchdog.c — the thread behind watchdog.h. It wakes about once a second (never more often
- * than half the limit), so arming and disarming are only a lock and two stores on the main thread
- * and a wait is caught within a second of its limit. A wake-up that comes far later than planned
- * means the process was stopped; the waits in progress are credited with that time. */
+/* host/watchdog.c — the threads behind watchdog.h. The timer wakes about once a second (never
+ * more often than half the limit) and judges: an armed wait, the probe's pending work and a poll
+ * of the probe itself are each timed against the limit. The poller calls the probe, without the
+ * lock, so a probe that blocks (a driver call that waits on a hung device) cannot stop the timing:
+ * the poll that does not return is itself a stuck wait. Arming and disarming are a lock and two
+ * stores on the main thread. A timer wake-up much later than planned means the process was
+ * stopped; what was already being timed is credited with that time. */
 #include "watchdog.h"
 
 #include <errno.h>
@@ -19,18 +22,21 @@
 #define STOPPED_S 1.0
 
 struct dg_watchdog {
-    pthread_t thread;
+    pthread_t timer, poller;
     pthread_mutex_t lock;
-    pthread_cond_t wake;   /* only dg_watchdog_stop signals it */
+    pthread_cond_t wake;        /* stop, or a new probe */
+    pthread_cond_t idle;        /* a poll ended */
     double limit_s, tick_s;
     char who[96];
     int stopping;
-    const char *what;      /* the wait armed now, or NULL */
-    double armed_at;       /* CLOCK_MONOTONIC seconds, moved on by stops of the process */
+    const char *what;           /* the wait armed now, or NULL */
+    double armed_at;            /* CLOCK_MONOTONIC seconds, moved on by stops of the process */
     dg_watch_probe probe;
     void *probe_ctx;
     const char *probe_what;
-    unsigned long long pending; /* the probe's oldest work in flight (0: none) */
+    int polling;                /* the poller is inside the probe, since poll_started */
+    double poll_started;
+    unsigned long long pending; /* the probe's work in flight (0: none), the same since pending_since */
     double pending_since;
 };
 
@@ -38,6 +44,12 @@ static double monotonic_s(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static struct timespec at_time(double s) {
+    struct timespec t = {(time_t)s, (long)((s - floor(s)) * 1e9)};
+    if (t.tv_nsec > 999999999) t.tv_nsec = 999999999;
+    return t;
 }
 
 double dg_watchdog_limit_from_env(const char *command) {
@@ -54,15 +66,21 @@ double dg_watchdog_limit_from_env(const char *command) {
     return s;
 }
 
-/* One line and the end of the process: the main thread is stuck, so nothing else can report. */
-static void fire(dg_watchdog *w, const char *why) {
-    fprintf(stderr, "dnnguard: %s: %s; ending this rank (exit %d)\n", w->who, why, DG_EXIT_FAILED);
-    fflush(stderr);
-    fflush(stdout);
+/* One line and the end of the process: the main thread is stuck, so nothing else can report. The
+ * line goes out with write(2), not stdio, whose locks a stuck main thread may hold. */
+static void fire(const dg_watchdog *w, const char *why) {
+    char line[600];
+    int n = snprintf(line, sizeof line, "dnnguard: %s: %s; ending this rank (exit %d)\n", w->who, why, DG_EXIT_FAILED);
+    if (n > (int)sizeof line - 1) n = (int)sizeof line - 1;
+    for (int at = 0; n > 0 && at < n;) {
+        ssize_t put = write(2, line + at, (size_t)(n - at));
+        if (put <= 0 && errno != EINTR) break;
+        if (put > 0) at += (int)put;
+    }
     _exit(DG_EXIT_FAILED);
 }
 
-static void fire_late(dg_watchdog *w, const char *what) {
+static void fire_late(const dg_watchdog *w, const char *what) {
     char why[320];
     snprintf(why, sizeof why,
              "%s did not complete within %g s: another rank has stopped or is far behind "
@@ -70,22 +88,7 @@ static void fire_late(dg_watchdog *w, const char *what) {
     fire(w, why);
 }
 
-/* One look, with the lock held. */
-static void look(dg_watchdog *w, double now) {
-    if (w->what && now - w->armed_at > w->limit_s) fire_late(w, w->what);
-    if (!w->probe) return;
-    char why[320];
-    unsigned long long pending = 0;
-    if (w->probe(w->probe_ctx, &pending, why, sizeof why) != 0) fire(w, why);
-    if (pending != w->pending) { /* other work than at the last look (or none) */
-        w->pending = pending;
-        w->pending_since = now;
-    } else if (pending && now - w->pending_since > w->limit_s) {
-        fire_late(w, w->probe_what);
-    }
-}
-
-static void *watch(void *arg) {
+static void *timer(void *arg) {
     dg_watchdog *w = arg;
     pthread_mutex_lock(&w->lock);
     double planned = monotonic_s();
@@ -93,15 +96,54 @@ static void *watch(void *arg) {
         double now = monotonic_s();
         double late = now - planned;
         if (late > STOPPED_S) { /* the whole process was stopped: that is no one's wait */
-            w->armed_at += late;
-            w->pending_since += late;
+            if (w->what && w->armed_at < planned) w->armed_at += late; /* not a wait armed since */
+            if (w->pending && w->pending_since < planned) w->pending_since += late;
+            if (w->polling && w->poll_started < planned) w->poll_started += late;
         }
-        look(w, now);
-        planned = now + w->tick_s;
-        struct timespec until = {(time_t)planned, (long)((planned - floor(planned)) * 1e9)};
+        if (w->what && now - w->armed_at > w->limit_s) fire_late(w, w->what);
+        if (w->pending && now - w->pending_since > w->limit_s) fire_late(w, w->probe_what);
+        if (w->polling && now - w->poll_started > w->limit_s) {
+            char what[200];
+            snprintf(what, sizeof what, "asking after %s", w->probe_what);
+            fire_late(w, what);
+        }
+        planned = monotonic_s() + w->tick_s;
+        struct timespec until = at_time(planned);
         int rc;
         do rc = pthread_cond_timedwait(&w->wake, &w->lock, &until);
-        while (rc == 0 && !w->stopping && monotonic_s() < planned); /* a spurious wake-up */
+        while (rc == 0 && !w->stopping && monotonic_s() < planned); /* a spurious or a probe's wake-up */
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+static void *poller(void *arg) {
+    dg_watchdog *w = arg;
+    char why[320];
+    pthread_mutex_lock(&w->lock);
+    while (!w->stopping) {
+        if (!w->probe) {
+            pthread_cond_wait(&w->wake, &w->lock);
+            continue;
+        }
+        dg_watch_probe probe = w->probe;
+        void *ctx = w->probe_ctx;
+        w->polling = 1;
+        w->poll_started = monotonic_s();
+        pthread_mutex_unlock(&w->lock);
+        unsigned long long pending = 0;
+        int failed = probe(ctx, &pending, why, sizeof why);
+        pthread_mutex_lock(&w->lock);
+        w->polling = 0;
+        pthread_cond_broadcast(&w->idle);
+        if (failed) fire(w, why);
+        if (pending != w->pending) { /* other work than at the last poll (or none) */
+            w->pending = pending;
+            w->pending_since = monotonic_s();
+        }
+        struct timespec until = at_time(monotonic_s() + w->tick_s);
+        while (!w->stopping && w->probe && pthread_cond_timedwait(&w->wake, &w->lock, &until) == 0) {
+        }
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
@@ -118,10 +160,19 @@ dg_watchdog *dg_watchdog_start(double limit_s, const char *who) {
     pthread_condattr_init(&attr);
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     int ok = pthread_mutex_init(&w->lock, NULL) == 0;
-    ok = ok && pthread_cond_init(&w->wake, &attr) == 0;
+    ok = ok && pthread_cond_init(&w->wake, &attr) == 0 && pthread_cond_init(&w->idle, &attr) == 0;
     pthread_condattr_destroy(&attr);
-    if (!ok || pthread_create(&w->thread, NULL, watch, w) != 0) {
-        dg_cli_error("%s: cannot start the thread that times waits on other ranks; running without it", who);
+    int timing = ok && pthread_create(&w->timer, NULL, timer, w) == 0;
+    if (timing && pthread_create(&w->poller, NULL, poller, w) != 0) {
+        pthread_mutex_lock(&w->lock);
+        w->stopping = 1;
+        pthread_cond_broadcast(&w->wake);
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->timer, NULL);
+        timing = 0;
+    }
+    if (!timing) {
+        dg_cli_error("%s: cannot start the threads that time waits on other ranks; running without them", who);
         free(w);
         return NULL;
     }
@@ -145,22 +196,27 @@ void dg_watchdog_disarm(dg_watchdog *w) {
 
 void dg_watchdog_set_probe(dg_watchdog *w, dg_watch_probe probe, void *ctx, const char *what) {
     if (!w) return;
-    pthread_mutex_lock(&w->lock); /* the thread polls with the lock held: no poll is under way now */
+    pthread_mutex_lock(&w->lock);
+    while (w->polling) pthread_cond_wait(&w->idle, &w->lock); /* (a poll that hangs: the timer fires) */
     w->probe = probe;
     w->probe_ctx = ctx;
     w->probe_what = what;
     w->pending = 0;
+    pthread_cond_broadcast(&w->wake);
     pthread_mutex_unlock(&w->lock);
 }
 
 void dg_watchdog_stop(dg_watchdog *w) {
     if (!w) return;
+    dg_watchdog_set_probe(w, NULL, NULL, NULL);
     pthread_mutex_lock(&w->lock);
     w->stopping = 1;
-    pthread_cond_signal(&w->wake);
+    pthread_cond_broadcast(&w->wake);
     pthread_mutex_unlock(&w->lock);
-    pthread_join(w->thread, NULL);
+    pthread_join(w->timer, NULL);
+    pthread_join(w->poller, NULL);
     pthread_cond_destroy(&w->wake);
+    pthread_cond_destroy(&w->idle);
     pthread_mutex_destroy(&w->lock);
     free(w);
 }

@@ -2,19 +2,22 @@
  * its collectives (MPI) or, with NCCL, on device work queued behind them; when another rank has
  * stopped (a hung node, a stopped process, a dead NCCL peer) that wait never ends and the job holds
  * its nodes until the scheduler's time limit. A thread of its own times every wait that the host
- * arms and polls a probe (NCCL's asynchronous error and its reductions in flight); past the limit,
- * or when the probe reports an error, it writes one line and ends the process with status 4
- * (DG_EXIT_FAILED), which makes mpirun and srun end the other ranks. It never calls MPI. */
+ * arms, and a second one polls a probe (NCCL's asynchronous error and its reductions in flight);
+ * past the limit, or when the probe reports an error, it writes one line and ends the process
+ * with status 4 (DG_EXIT_FAILED), which makes mpirun and srun end the other ranks. Neither thread
+ * calls MPI. */
 #ifndef DG_WATCHDOG_H
 #define DG_WATCHDOG_H
 
 #include <stddef.h>
 
-/* Called from the watchdog's thread about once a second, for work the main thread does not wait
- * on itself (NCCL's reductions, queued on a stream): 1 with why[why_len] filled on an error (the
- * process ends), else 0 with *pending set to a number that names the oldest piece of that work
- * still in flight, 0 when none is. The watchdog times a pending number as it times an armed
- * wait. The probe does its own locking against the main thread. */
+/* Called from the watchdog's poller thread about once a second, for work the main thread does not
+ * wait on itself (NCCL's reductions, queued on a stream): 1 with why[why_len] filled on an error
+ * (the process ends), else 0 with *pending set to a number that names the newest piece of that
+ * work still in flight, 0 when none is. The watchdog times how long one number stays pending, as
+ * it times an armed wait: new work queued meanwhile starts the time again (the host is then not
+ * stuck). A poll that does not return within the limit counts as stuck too. The probe does its
+ * own locking against the main thread and should never wait for it. */
 typedef int (*dg_watch_probe)(void *ctx, unsigned long long *pending, char *why, size_t why_len);
 
 typedef struct dg_watchdog dg_watchdog;
@@ -35,7 +38,7 @@ void dg_watchdog_disarm(dg_watchdog *w);
 /* Poll probe(ctx) from now on; what names its pending work for the line (NULL probe: stop
  * polling; returns only when no poll is under way). */
 void dg_watchdog_set_probe(dg_watchdog *w, dg_watch_probe probe, void *ctx, const char *what);
-/* Stop the thread and free w. */
+/* Stop polling, stop the threads and free w. */
 void dg_watchdog_stop(dg_watchdog *w);
 
 #endif

@@ -30,10 +30,10 @@ typedef struct dg_dist_device {
     /* Milliseconds the finished reductions took on the device (from the first sum after a wait
      * to that wait's end, per window), summed since the last call; blocks on the last window. */
     double (*take_ms)(dg_dist_comm *c);
-    /* Called from the host's watchdog thread (host/watchdog.h's probe) while the main thread
+    /* Called from the host's watchdog poller (host/watchdog.h's probe) while the main thread
      * trains: 1 with why filled when the library reported an asynchronous error; else 0, with
-     * *pending the number of the last wait's window while its sums are still in flight (0 once
-     * they completed). Never blocks on the device. */
+     * *pending the launch number of the newest sum while it is still in flight (0 once it
+     * completed). Never waits for the main thread or for the device. */
     int (*poll)(dg_dist_comm *c, unsigned long long *pending, char *why, size_t why_len);
     /* Not while the watchdog may still poll c. */
     void (*leave)(dg_dist_comm *c);

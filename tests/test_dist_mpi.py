@@ -202,9 +202,11 @@ for _ in range(50):  # mpirun ends the other ranks right after the first one exi
 ended = pid is not None and gone(pid)
 if pid and not gone(pid):
     os.kill(pid, signal.SIGKILL)
-line = [l for l in err.splitlines() if l.startswith("dnnguard: ")]
+# rank 0 waits in the gradient all-reduce or, when rank 1 stopped between the two, in the step's
+# sums; rank 1, sent SIGCONT and SIGTERM by mpirun, may write its own line before it is killed
+line = [l for l in err.splitlines() if l.startswith("dnnguard: train: rank 0 of 2: ")]
 check(pid is not None and proc.returncode == 4 and 3 <= waited < 30 and len(line) == 1
-      and line[0].startswith("dnnguard: train: rank 0 of 2: the gradient all-reduce did not complete within 3 s"),
+      and "did not complete within 3 s" in line[0],
       f"a stopped rank 1: rank 0 ends the job after {waited:.1f} s, exit {proc.returncode}, with one line {line}")
 check(ended, "... and the stopped rank is ended too")
 r = subprocess.run([DNNGUARD, *longer, "--out", P("x.st")], capture_output=True, text=True,

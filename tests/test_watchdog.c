@@ -2,9 +2,10 @@
  * others: DNNGUARD_DIST_TIMEOUT's parsing; short armed waits and a probe that reports nothing never
  * fire, nor does a probe whose work keeps completing; a wait armed past the limit, a probe's work
  * that stays in flight past it, and a probe that reports an error end the process within about a
- * second with exit 4 and one line naming the rank and the wait; a stop of the whole process
- * (SIGSTOP, as Slurm suspends a job) is not counted as waiting (each in a child process, its stderr
- * read back). tests/test_dist_mpi.py stops a real rank under mpirun. */
+ * second with exit 4 and one line naming the rank and the wait; so does a probe that never
+ * returns, while a slow one does not stretch an armed wait; a stop of the whole process (SIGSTOP,
+ * as Slurm suspends a job) is not counted as waiting, and not credited to a wait armed after it
+ * (each in a child process, its stderr read back). tests/test_dist_mpi.py stops a real rank under mpirun. */
 #include <signal.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -145,6 +146,41 @@ static void failing_probe_body(void) {
     pause_s(10.0);
 }
 
+/* A probe that never returns (a driver call waiting on a hung device). */
+static int hanging_probe(void *ctx, unsigned long long *pending, char *why, size_t why_len) {
+    (void)ctx, (void)pending, (void)why, (void)why_len;
+    pause_s(30.0);
+    return 0;
+}
+static void hanging_probe_body(void) {
+    dg_watchdog *w = dg_watchdog_start(1.0, "test: rank 1 of 2");
+    dg_watchdog_set_probe(w, hanging_probe, NULL, "the device's reductions");
+    pause_s(10.0);
+}
+
+/* A probe that takes 1.5 s per poll beside a wait that never ends: the wait is still caught at
+ * its own limit (the poll's time is no stop of the process). */
+static int slow_probe(void *ctx, unsigned long long *pending, char *why, size_t why_len) {
+    (void)ctx, (void)why, (void)why_len;
+    *pending = 0;
+    pause_s(1.5);
+    return 0;
+}
+static void slow_probe_body(void) {
+    dg_watchdog *w = dg_watchdog_start(2.0, "test: rank 0 of 2");
+    dg_watchdog_set_probe(w, slow_probe, NULL, "the device's reductions");
+    dg_watchdog_arm(w, "a wait beside a slow probe");
+    pause_s(10.0);
+}
+
+/* A wait armed after the process was resumed gets no credit for the stop before it. */
+static void wait_after_a_stop(void) {
+    dg_watchdog *w = dg_watchdog_start(2.0, "test: rank 0 of 2");
+    pause_s(0.3); /* stopped during this one */
+    dg_watchdog_arm(w, "a wait armed after a stop");
+    pause_s(10.0);
+}
+
 /* A wait of 1.5 s of its own, armed across a 4 s stop of the whole process (the parent's SIGSTOP),
  * inside a 3 s limit: the stop is nobody's wait. */
 static void wait_across_a_stop(void) {
@@ -196,6 +232,20 @@ int main(void) {
               && o.seconds < 4.0,
           "a probe's error ends the process with exit 4 and its reason (%d, %.2f s, '%s')", o.status, o.seconds,
           o.err);
+    o = in_child(hanging_probe_body, NULL);
+    CHECK(o.status == 4 && o.seconds < 3.0 &&
+              strstr(o.err, "asking after the device's reductions did not complete within 1 s") != NULL,
+          "a probe that never returns is itself a stuck wait (%d, %.2f s, '%s')", o.status, o.seconds, o.err);
+
+    o = in_child(slow_probe_body, NULL);
+    CHECK(o.status == 4 && o.seconds < 3.5 && strstr(o.err, "a wait beside a slow probe did not complete") != NULL,
+          "a slow probe does not stretch an armed wait (%d, %.2f s, '%s')", o.status, o.seconds, o.err);
+
+    o = in_child(wait_after_a_stop, stop_for_4s);
+    CHECK(o.status == 4 && o.seconds < 7.5 && strstr(o.err, "a wait armed after a stop did not complete") != NULL,
+          "a wait armed after a 4 s stop is timed from its arming: ended %.2f s into the child (0.1 + 4 + 2 + a "
+          "tick at most), exit %d", o.seconds, o.status);
+
     o = in_child(wait_across_a_stop, stop_for_4s);
     CHECK(o.status == 0 && o.err[0] == 0, "a stop of the whole process does not count as waiting (exit %d, '%s')",
           o.status, o.err);

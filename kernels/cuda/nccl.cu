@@ -33,11 +33,12 @@ struct dg_dist_comm {
     int window_open;       /* sums issued since the last wait */
     int window_pending;    /* a closed window whose time is not yet added to ms */
     double ms;
-    /* What the watchdog thread (watch_poll) sees, under lock: window number `windows` ended at `end`,
-     * which was not yet seen complete while end_in_flight. */
+    /* What the watchdog's poller (watch_poll) sees, under lock: reduction number `launches` was
+     * followed by `last` on the stream, not yet seen complete while last_in_flight. */
     pthread_mutex_t lock;
-    int end_in_flight;
-    unsigned long long windows;
+    cudaEvent_t last;
+    int last_in_flight;
+    unsigned long long launches, reported;
     int device;            /* the rank's GPU, made current on the watchdog's thread */
     int watcher_bound;
 };
@@ -98,6 +99,7 @@ dg_dist_comm *join(const void *id, int rank, int size, char *err, size_t err_len
     DG_CUDA_CHECK(cudaEventCreateWithFlags(&c->ready, cudaEventDisableTiming));
     DG_CUDA_CHECK(cudaEventCreate(&c->start));
     DG_CUDA_CHECK(cudaEventCreate(&c->end));
+    DG_CUDA_CHECK(cudaEventCreateWithFlags(&c->last, cudaEventDisableTiming));
     DG_CUDA_CHECK(cudaGetDevice(&c->device));
     pthread_mutex_init(&c->lock, nullptr);
     return c;
@@ -125,16 +127,17 @@ void sum_async(dg_dist_comm *c, float *buf, size_t count) {
         c->window_open = 1;
     }
     DG_NCCL_CHECK(ncclAllReduce(buf, buf, count, ncclFloat, ncclSum, c->comm, c->stream));
+    pthread_mutex_lock(&c->lock); /* watch_poll() may be querying `last` (it only tries the lock) */
+    DG_CUDA_CHECK(cudaEventRecord(c->last, c->stream));
+    c->last_in_flight = 1;
+    c->launches++;
+    pthread_mutex_unlock(&c->lock);
     if (dg_cuda_sync_each_launch()) DG_CUDA_CHECK(cudaStreamSynchronize(c->stream));
 }
 
 void wait_for_sums(dg_dist_comm *c) {
     if (!c->window_open) return;
-    pthread_mutex_lock(&c->lock); /* watch_poll() may be querying `end` right now */
     DG_CUDA_CHECK(cudaEventRecord(c->end, c->stream));
-    c->end_in_flight = 1;
-    c->windows++;
-    pthread_mutex_unlock(&c->lock);
     DG_CUDA_CHECK(cudaStreamWaitEvent(dg_cuda_stream(), c->end, 0));
     c->window_open = 0;
     c->window_pending = 1;
@@ -147,12 +150,14 @@ double take_ms(dg_dist_comm *c) {
     return ms;
 }
 
-/* The watchdog's probe, on its own thread: an asynchronous NCCL error (a peer's connection closed,
- * a network failure) is an error; a window of reductions whose `end` has not completed is pending
- * work, named by its number, which the watchdog times (a peer that stopped never delivers, and
- * NCCL's kernels then spin without any error). Never blocks, exits or aborts itself. */
+/* The watchdog's probe, on its poller thread: an asynchronous NCCL error (a peer's connection
+ * closed, a network failure) is an error; a reduction whose following `last` event has not
+ * completed is pending work, named by its launch number, which the watchdog times (a peer that
+ * stopped never delivers, and NCCL's kernels then spin without any error). Never waits for the
+ * main thread: when it holds the lock (recording `last`), the previous answer stands. A CUDA error
+ * from the query is not this probe's to report (the main thread's next call reports it, and at
+ * exit the runtime may be unloading): it reads as nothing pending. Never exits or aborts. */
 int watch_poll(dg_dist_comm *c, unsigned long long *pending, char *why, size_t why_len) {
-    *pending = 0;
     ncclResult_t async = ncclSuccess;
     ncclResult_t got = ncclCommGetAsyncError(c->comm, &async);
     if (got != ncclSuccess || (async != ncclSuccess && async != ncclInProgress)) {
@@ -164,25 +169,26 @@ int watch_poll(dg_dist_comm *c, unsigned long long *pending, char *why, size_t w
 #endif
         return 1;
     }
-    int failed = 0;
-    pthread_mutex_lock(&c->lock);
-    if (c->end_in_flight) {
+    if (pthread_mutex_trylock(&c->lock) != 0) {
+        *pending = c->reported;
+        return 0;
+    }
+    if (c->last_in_flight) {
         if (!c->watcher_bound) { /* the runtime's current device is per thread */
             (void)cudaSetDevice(c->device);
             c->watcher_bound = 1;
         }
-        cudaError_t q = cudaEventQuery(c->end);
-        if (q == cudaSuccess) {
-            c->end_in_flight = 0;
-        } else if (q == cudaErrorNotReady) {
-            *pending = c->windows;
+        cudaError_t q = cudaEventQuery(c->last);
+        if (q == cudaErrorNotReady) {
+            c->reported = c->launches;
         } else {
-            snprintf(why, why_len, "cannot tell whether the NCCL reductions finished: %s", cudaGetErrorString(q));
-            failed = 1;
+            c->last_in_flight = 0;
+            c->reported = 0;
         }
     }
+    *pending = c->reported;
     pthread_mutex_unlock(&c->lock);
-    return failed;
+    return 0;
 }
 
 void leave(dg_dist_comm *c) {
@@ -192,6 +198,7 @@ void leave(dg_dist_comm *c) {
     DG_CUDA_CHECK(cudaEventDestroy(c->ready));
     DG_CUDA_CHECK(cudaEventDestroy(c->start));
     DG_CUDA_CHECK(cudaEventDestroy(c->end));
+    DG_CUDA_CHECK(cudaEventDestroy(c->last));
     DG_CUDA_CHECK(cudaStreamDestroy(c->stream));
     pthread_mutex_destroy(&c->lock);
     free(c);
