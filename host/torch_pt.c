@@ -2,8 +2,8 @@
  * against the bytes it has: the zip's central directory (zip64 where sizes need it) → the stored
  * entries of the archive's one folder, sorted by name; data.pkl through a pickle machine → a tree
  * of values whose tensors point at storages (entries "data/<key>"); the state dict picked from the
- * tree → tensors copied contiguous into one buffer. Every value the machine makes is on one list,
- * freed at the end, so no recursion ever walks a hostile tree. */
+ * tree → tensors read in place, or copied contiguous after the file's bytes. Every value the
+ * machine makes is on one list, freed at the end, so no recursion ever walks a hostile tree. */
 #include "torch_pt.h"
 #include "error.h"
 
@@ -236,7 +236,7 @@ typedef enum {
 typedef struct value value;
 
 typedef struct tensor_view {
-    const value *storage;
+    value *storage;
     int64_t offset;         /* in elements */
     int ndim;
     int64_t size[DG_ST_MAX_DIMS], stride[DG_ST_MAX_DIMS];
@@ -254,6 +254,8 @@ struct value {
     size_t n, cap;
     const uint8_t *data;    /* STORAGE: its zip entry's bytes */
     size_t bytes;
+    size_t uses;            /* STORAGE: tensors of the state dict on it */
+    size_t file_offset;     /* STORAGE: of data in the file's bytes */
     tensor_view *view;      /* TENSOR */
 };
 
@@ -545,6 +547,7 @@ static value *storage(vm *m, const value *pid) {
     }
     v->data = e->data;
     v->bytes = e->size;
+    v->file_offset = (size_t)(e->data - m->f->bytes);
     *slot = v;
     m->storages_count++;
     return v;
@@ -583,7 +586,8 @@ static value *reduce(vm *m, const value *fn, const value *args) {
     const char *name = fn->kind == V_GLOBAL ? fn->s : "";
     if (strcmp(name, "collections.OrderedDict") == 0 && args->n == 0) return make(m, V_DICT);
     if (strcmp(name, "torch._utils._rebuild_tensor_v2") == 0 && (args->n == 6 || args->n == 7)) {
-        const value *st = args->items[0], *off = args->items[1];
+        value *st = args->items[0];
+        const value *off = args->items[1];
         if (st->kind != V_STORAGE || off->kind != V_INT || off->i < 0) {
             fail(m, "_rebuild_tensor_v2 without a storage and an offset >= 0", NULL);
             return NULL;
@@ -899,18 +903,22 @@ too_big:
     return -1;
 }
 
-/* t's elements, in row-major order, to out. */
-static void gather(const tensor_view *t, size_t numel, uint8_t *out) {
-    if (numel == 0) return; /* its offset need not lie in the storage */
-    size_t el = dg_st_dtype_size(t->storage->dtype);
-    const uint8_t *base = t->storage->data + (size_t)t->offset * el;
-    int contiguous = 1;
+/* Whether t's elements lie in row-major order, one after another, in its storage. */
+static int contiguous(const tensor_view *t) {
     int64_t expect = 1;
     for (int d = t->ndim - 1; d >= 0; d--) {
-        if (t->size[d] != 1 && t->stride[d] != expect) contiguous = 0;
+        if (t->size[d] != 1 && t->stride[d] != expect) return 0;
         expect *= t->size[d];
     }
-    if (contiguous || numel == 1) {
+    return 1;
+}
+
+/* t's elements, in row-major order, from its storage's data at storage_data, to out. */
+static void gather(const tensor_view *t, size_t numel, const uint8_t *storage_data, uint8_t *out) {
+    if (numel == 0) return; /* its offset need not lie in the storage */
+    size_t el = dg_st_dtype_size(t->storage->dtype);
+    const uint8_t *base = storage_data + (size_t)t->offset * el;
+    if (contiguous(t) || numel == 1) {
         memcpy(out, base, numel * el);
         return;
     }
@@ -949,7 +957,9 @@ static int add_meta(dg_st_file *f, const char *key, const char *value) {
  * weights and expanded tensors are small multiples) before the file is refused as a bomb. */
 #define EXPAND_LIMIT(file_bytes) (8 * (file_bytes) + ((size_t)64 << 20))
 
-/* The tensors of sd into f (a new f->bytes). */
+/* The tensors of sd into f. A contiguous tensor alone on its storage is read where it lies in the
+ * file's bytes; the others (views, tied weights sharing a storage) are copied contiguous into
+ * room added after them, so that no two tensors overlap. */
 static int fill_tensors(dg_st_file *f, const value *sd, const value *entry, char *err, size_t err_len) {
     size_t n = tensor_entries(sd), total = 0, prefixed = 0;
     for (size_t i = 0; i + 1 < sd->n; i += 2) {
@@ -973,38 +983,49 @@ static int fill_tensors(dg_st_file *f, const value *sd, const value *entry, char
     }
     f->tensors = calloc(n ? n : 1, sizeof *f->tensors);
     if (!f->tensors) goto oom;
+    for (size_t i = 0; i + 1 < sd->n; i += 2)
+        if (sd->items[i + 1]->kind == V_TENSOR) sd->items[i + 1]->view->storage->uses++;
+    const size_t file_bytes = f->size;
     for (size_t i = 0; i + 1 < sd->n; i += 2) {
         const value *k = sd->items[i], *t = sd->items[i + 1];
         if (t->kind != V_TENSOR) continue;
         dg_st_tensor *o = &f->tensors[f->n_tensors];
         if (tensor_fits(f, k->s, t->view, &o->numel, err, err_len) != 0) return -1;
-        size_t bytes = o->numel * dg_st_dtype_size(t->view->storage->dtype);
-        if (bytes > EXPAND_LIMIT(f->size) - total) {
-            dg_err_set(err, err_len, f->path, "its tensors would take more than %zu bytes, 8 times the file and 64 MiB: "
-                       "refused as a decompression bomb", EXPAND_LIMIT(f->size));
+        const value *st = t->view->storage;
+        size_t bytes = o->numel * dg_st_dtype_size(st->dtype);
+        if (o->numel && st->uses == 1 && contiguous(t->view)) { /* where it lies */
+            o->begin = st->file_offset + (size_t)t->view->offset * dg_st_dtype_size(st->dtype);
+            o->end = o->begin + bytes;
+        } else if (bytes > EXPAND_LIMIT(file_bytes) - total) {
+            dg_err_set(err, err_len, f->path, "its copied tensors would take more than %zu bytes, 8 times the file and "
+                       "64 MiB: refused as a decompression bomb", EXPAND_LIMIT(file_bytes));
             return -1;
+        } else { /* copied after the file's bytes */
+            o->begin = file_bytes + total;
+            o->end = o->begin + bytes;
+            total += bytes;
         }
         o->name = strdup(k->s + strip);
         if (!o->name) goto oom;
         f->n_tensors++;
-        o->dtype = t->view->storage->dtype;
+        o->dtype = st->dtype;
         o->ndim = t->view->ndim;
         memcpy(o->shape, t->view->size, sizeof o->shape);
-        o->begin = total;
-        o->end = total + bytes;
-        total = o->end;
     }
-    uint8_t *data = malloc(total ? total : 1);
-    if (!data) goto oom;
-    size_t at = 0;
-    for (size_t i = 0; i + 1 < sd->n; i += 2)
-        if (sd->items[i + 1]->kind == V_TENSOR) {
-            gather(sd->items[i + 1]->view, f->tensors[at].numel, data + f->tensors[at].begin);
-            at++;
+    if (total) {
+        uint8_t *grown = realloc(f->bytes, file_bytes + total); /* storages at their file offsets */
+        if (!grown) goto oom;
+        f->bytes = grown;
+        f->size = file_bytes + total;
+        size_t at = 0;
+        for (size_t i = 0; i + 1 < sd->n; i += 2) {
+            const value *t = sd->items[i + 1];
+            if (t->kind != V_TENSOR) continue;
+            const dg_st_tensor *o = &f->tensors[at++];
+            if (o->begin >= file_bytes)
+                gather(t->view, o->numel, grown + t->view->storage->file_offset, grown + o->begin);
         }
-    free(f->bytes);
-    f->bytes = data;
-    f->size = total;
+    }
     f->data_start = 0;
     if (add_meta(f, "source", "torch.save") != 0 || (entry && add_meta(f, "torch_entry", entry->s) != 0) ||
         (strip && add_meta(f, "torch_stripped_prefix", "module.") != 0))

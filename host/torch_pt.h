@@ -21,8 +21,9 @@
 int dg_pt_claims(const uint8_t *bytes, size_t size);
 
 /* f->path, f->bytes and f->size hold a whole file that dg_pt_claims accepted. Fills f as
- * dg_st_open does: every tensor of the state dict copied contiguous (strides and storage offsets
- * applied) into a new f->bytes, in the pickle's order, with data_start 0 and dtypes as saved;
+ * dg_st_open does: every tensor of the state dict, in the pickle's order, dtypes as saved, with
+ * data_start 0: read where it lies in f->bytes when it is contiguous and alone on its storage,
+ * else copied contiguous (strides and storage offsets applied) into room added after the file;
  * metadata "source" = "torch.save" and, when the tensors came from the one entry of a checkpoint
  * dict that holds a dict of tensors ({"state_dict": ..., "epoch": ...}), "torch_entry" = that
  * entry's key; a "module." prefix that every name carries (DataParallel's) is removed and recorded

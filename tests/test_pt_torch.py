@@ -85,7 +85,9 @@ sd["empty"] = torch.zeros(0, 3)
 sd["scalar"] = torch.tensor(2.5)
 sd["count"] = torch.tensor(12345678901, dtype=torch.int64)
 sd["shared_a"] = big[0]              # two tensors on big's storage
-sd["conv.weight"] = torch.randn(4, 3, 5, 5, generator=g)
+sd["conv.weight"] = torch.randn(4, 3, 5, 5, generator=g)  # alone on its storage: read in place
+tied = torch.randn(3, 3, generator=g)
+sd["tied_a"], sd["tied_b"] = tied, tied                   # one storage, two names: copied apart
 want = expect(None, sd)
 for proto in (2, 4):
     path = P(f"all-{proto}.pt")
