@@ -1,5 +1,6 @@
 /* host/safetensors.h — reading and writing the safetensors format (u64 LE header length, JSON
- * header, raw little-endian data): a strict reader for hostile files and an atomic writer.
+ * header, raw little-endian data): a strict reader for hostile files (which also takes PyTorch's
+ * torch.save files, through host/torch_pt.c) and an atomic writer.
  * Host memory only; knows nothing of nets, devices or training. */
 #ifndef DG_SAFETENSORS_H
 #define DG_SAFETENSORS_H
@@ -42,7 +43,9 @@ typedef struct {
  * the file), UTF-8 + JSON object, per entry dtype/shape/data_offsets types, known dtype, dims
  * (integers ≥ 0, ≤ 8 of them, numel without overflow), offsets (integers, begin ≤ end ≤ data
  * size, end − begin = numel·dtype size), duplicate names, overlapping tensors, and
- * __metadata__ (an object of strings). Gaps between tensors and trailing bytes are tolerated. */
+ * __metadata__ (an object of strings). Gaps between tensors and trailing bytes are tolerated.
+ * A PyTorch torch.save file (host/torch_pt.h) is read into the same struct, its state dict's
+ * tensors with the same duplicate and overlap checks. */
 int dg_st_open(const char *path, dg_st_file *f, char *err, size_t err_len);
 
 /* Index of the tensor called name, or -1. */
