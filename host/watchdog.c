@@ -30,7 +30,7 @@ struct dg_watchdog {
     char who[96];
     int stopping;
     const char *what;           /* the wait armed now, or NULL */
-    double armed_at;            /* CLOCK_MONOTONIC seconds, moved on by stops of the process */
+    double armed_at;            /* dg_now_s (CLOCK_MONOTONIC, as the conditions), moved on by stops */
     dg_watch_probe probe;
     void *probe_ctx;
     const char *probe_what;
@@ -39,12 +39,6 @@ struct dg_watchdog {
     unsigned long long pending; /* the probe's work in flight (0: none), the same since pending_since */
     double pending_since;
 };
-
-static double monotonic_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static struct timespec at_time(double s) {
     struct timespec t = {(time_t)s, (long)((s - floor(s)) * 1e9)};
@@ -91,9 +85,9 @@ static void fire_late(const dg_watchdog *w, const char *what) {
 static void *timer(void *arg) {
     dg_watchdog *w = arg;
     pthread_mutex_lock(&w->lock);
-    double planned = monotonic_s();
+    double planned = dg_now_s();
     while (!w->stopping) {
-        double now = monotonic_s();
+        double now = dg_now_s();
         double late = now - planned;
         if (late > STOPPED_S) { /* the whole process was stopped: that is no one's wait */
             if (w->what && w->armed_at < planned) w->armed_at += late; /* not a wait armed since */
@@ -107,11 +101,11 @@ static void *timer(void *arg) {
             snprintf(what, sizeof what, "asking after %s", w->probe_what);
             fire_late(w, what);
         }
-        planned = monotonic_s() + w->tick_s;
+        planned = dg_now_s() + w->tick_s;
         struct timespec until = at_time(planned);
         int rc;
         do rc = pthread_cond_timedwait(&w->wake, &w->lock, &until);
-        while (rc == 0 && !w->stopping && monotonic_s() < planned); /* a spurious or a probe's wake-up */
+        while (rc == 0 && !w->stopping && dg_now_s() < planned); /* a spurious or a probe's wake-up */
     }
     pthread_mutex_unlock(&w->lock);
     return NULL;
@@ -129,7 +123,7 @@ static void *poller(void *arg) {
         dg_watch_probe probe = w->probe;
         void *ctx = w->probe_ctx;
         w->polling = 1;
-        w->poll_started = monotonic_s();
+        w->poll_started = dg_now_s();
         pthread_mutex_unlock(&w->lock);
         unsigned long long pending = 0;
         int failed = probe(ctx, &pending, why, sizeof why);
@@ -139,9 +133,9 @@ static void *poller(void *arg) {
         if (failed) fire(w, why);
         if (pending != w->pending) { /* other work than at the last poll (or none) */
             w->pending = pending;
-            w->pending_since = monotonic_s();
+            w->pending_since = dg_now_s();
         }
-        struct timespec until = at_time(monotonic_s() + w->tick_s);
+        struct timespec until = at_time(dg_now_s() + w->tick_s);
         while (!w->stopping && w->probe && pthread_cond_timedwait(&w->wake, &w->lock, &until) == 0) {
         }
     }
@@ -183,7 +177,7 @@ void dg_watchdog_arm(dg_watchdog *w, const char *what) {
     if (!w) return;
     pthread_mutex_lock(&w->lock);
     w->what = what;
-    w->armed_at = monotonic_s();
+    w->armed_at = dg_now_s();
     pthread_mutex_unlock(&w->lock);
 }
 

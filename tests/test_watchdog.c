@@ -11,13 +11,8 @@
 #include <time.h>
 
 #include "check.h"
+#include "host/cli.h"
 #include "host/watchdog.h"
-
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 
 static void pause_s(double s) {
     struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
@@ -60,7 +55,7 @@ static outcome in_child(void (*body)(void), void (*meddle)(pid_t)) {
     }
     fflush(stdout);
     fflush(stderr);
-    double t0 = now_s();
+    double t0 = dg_now_s();
     pid_t pid = fork();
     if (pid == 0) {
         close(pipe_fd[0]);
@@ -76,7 +71,7 @@ static outcome in_child(void (*body)(void), void (*meddle)(pid_t)) {
     close(pipe_fd[0]);
     int status = 0;
     waitpid(pid, &status, 0);
-    o.seconds = now_s() - t0;
+    o.seconds = dg_now_s() - t0;
     o.status = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
     return o;
 }
@@ -84,8 +79,8 @@ static outcome in_child(void (*body)(void), void (*meddle)(pid_t)) {
 /* Many waits, each well inside the limit, over several times the limit: nothing fires. */
 static void short_waits(void) {
     dg_watchdog *w = dg_watchdog_start(1.0, "test: rank 0 of 2");
-    double t0 = now_s();
-    while (now_s() - t0 < 2.5) {
+    double t0 = dg_now_s();
+    while (dg_now_s() - t0 < 2.5) {
         dg_watchdog_arm(w, "a short wait");
         pause_s(0.2);
         dg_watchdog_disarm(w);
