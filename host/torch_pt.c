@@ -245,17 +245,15 @@ typedef struct tensor_view {
 struct value {
     vkind kind;
     dg_st_dtype dtype;      /* STORAGE */
-    int dtype_index;        /* STORAGE: in storage_types */
     value *next_made;       /* every value made, for freeing */
     int64_t i;              /* BOOL, INT */
     char *s;                /* STR (bytes too), GLOBAL and OPAQUE "module.name": NUL-terminated, len bytes */
     size_t len;
     value **items;          /* TUPLE, LIST; DICT: key, value, key, value, ... */
     size_t n, cap;
-    const uint8_t *data;    /* STORAGE: its zip entry's bytes */
-    size_t bytes;
+    size_t bytes;           /* STORAGE: its zip entry's size */
     size_t uses;            /* STORAGE: tensors of the state dict on it */
-    size_t file_offset;     /* STORAGE: of data in the file's bytes */
+    size_t file_offset;     /* STORAGE: of its zip entry's data in the file's bytes */
     tensor_view *view;      /* TENSOR */
 };
 
@@ -508,10 +506,16 @@ static value *storage(vm *m, const value *pid) {
         fail(m, "a persistent id that is not a storage reference", NULL);
         return NULL;
     }
+    size_t t = 0, types = sizeof storage_types / sizeof *storage_types;
+    while (t < types && strcmp(storage_types[t].name, pid->items[1]->s) != 0) t++;
+    if (t == types) {
+        fail(m, "a storage of type %s, which dnnguard does not read", dg_err_safe(pid->items[1]->s).s);
+        return NULL;
+    }
     value **slot = storage_slot(m, pid->items[2]->s);
     if (!slot) return NULL;
     if (*slot) {
-        if (strcmp(storage_types[(*slot)->dtype_index].name, pid->items[1]->s) != 0) {
+        if ((*slot)->dtype != storage_types[t].dtype) {
             fail(m, "storage '%s' is referenced with two different types", dg_err_safe((*slot)->s).s);
             return NULL;
         }
@@ -519,14 +523,7 @@ static value *storage(vm *m, const value *pid) {
     }
     value *v = make(m, V_STORAGE);
     if (!v) return NULL;
-    size_t t = 0, types = sizeof storage_types / sizeof *storage_types;
-    while (t < types && strcmp(storage_types[t].name, pid->items[1]->s) != 0) t++;
-    if (t == types) {
-        fail(m, "a storage of type %s, which dnnguard does not read", dg_err_safe(pid->items[1]->s).s);
-        return NULL;
-    }
     v->dtype = storage_types[t].dtype;
-    v->dtype_index = (int)t;
     if (charge(m, pid->items[2]->len + 1) != 0 || !(v->s = strdup(pid->items[2]->s))) return NULL;
     v->len = pid->items[2]->len;
     char rest[300];
@@ -545,7 +542,6 @@ static value *storage(vm *m, const value *pid) {
         fail(m, "storage '%s' has another size in the archive than its reference says", dg_err_safe(v->s).s);
         return NULL;
     }
-    v->data = e->data;
     v->bytes = e->size;
     v->file_offset = (size_t)(e->data - m->f->bytes);
     *slot = v;
@@ -672,12 +668,9 @@ static value *run(vm *m) {
             if (push(m, v) != 0) return NULL;
             break;
         }
-        case 'G': { /* BINFLOAT, big-endian */
-            if (!(q = take(m, 8)) || !(v = make(m, V_FLOAT))) return NULL;
-            v->i = 0;
-            if (push(m, v) != 0) return NULL;
+        case 'G': /* BINFLOAT, big-endian: its value is never needed */
+            if (!take(m, 8) || push(m, make(m, V_FLOAT)) != 0) return NULL;
             break;
-        }
         case 'X': case 0x8c: case 0x8d: case 'U': case 'T': case 'B': case 'C': case 0x8e: { /* strings, bytes */
             size_t w = op == 0x8c || op == 'U' || op == 'C' ? 1 : op == 0x8d || op == 0x8e ? 8 : 4;
             if (!(q = take(m, w))) return NULL;

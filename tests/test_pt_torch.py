@@ -7,13 +7,16 @@ legacy format, a single tensor, a dict without tensors or with two state dicts, 
 truncated archive) is refused with one line and exit 2 by `dnnguard info`; and a LeNet-5 trained by
 dnnguard, saved by torch as .pt (bare, wrapped in a checkpoint, under "module."), evaluates exactly
 as its safetensors file does. Touches only a temp dir."""
+import argparse
 import collections
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cli_check import DNNGUARD, MNIST, check, done, expect_bad, parse, run  # noqa: E402
@@ -53,7 +56,7 @@ def dump(path):
     return tensors, meta, ""
 
 
-def expect(tensors, sd):
+def expect(sd):
     """torch's view of sd as dump() gives it"""
     return {k: (NAMES[v.dtype], tuple(v.shape), v.detach().float().contiguous().reshape(-1).numpy().view(np.uint32))
             for k, v in sd.items()}
@@ -88,7 +91,7 @@ sd["shared_a"] = big[0]              # two tensors on big's storage
 sd["conv.weight"] = torch.randn(4, 3, 5, 5, generator=g)  # alone on its storage: read in place
 tied = torch.randn(3, 3, generator=g)
 sd["tied_a"], sd["tied_b"] = tied, tied                   # one storage, two names: copied apart
-want = expect(None, sd)
+want = expect(sd)
 for proto in (2, 4):
     path = P(f"all-{proto}.pt")
     torch.save(sd, path, pickle_protocol=proto)
@@ -103,8 +106,6 @@ for proto in (2, 4):
 def rezip64(src, dst):
     """src's entries again, every size and offset in zip64 fields (0xFFFFFFFF in the 32-bit ones)
     and the end record saturated, as a writer does for files over 4 GiB"""
-    import struct
-    import zlib
     out, central = bytearray(), bytearray()
     with zipfile.ZipFile(src) as z:
         items = [(i.filename.encode(), z.read(i.filename)) for i in z.infolist()]
@@ -135,31 +136,30 @@ net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), tor
 params = dict(net.named_parameters())
 torch.save(params, P("params.pt"))
 got, meta, err = dump(P("params.pt"))
-check(same(got, expect(None, params)), f"a dict of nn.Parameters {err}")
+check(same(got, expect(params)), f"a dict of nn.Parameters {err}")
 dp = collections.OrderedDict(("module." + k, v) for k, v in net.state_dict().items())
 torch.save(dp, P("dp.pt"))
 got, meta, err = dump(P("dp.pt"))
-check(same(got, expect(None, net.state_dict())) and meta.get("torch_stripped_prefix") == "module.",
+check(same(got, expect(net.state_dict())) and meta.get("torch_stripped_prefix") == "module.",
       f"DataParallel's 'module.' on every name is removed and recorded {meta} {err}")
 mixed = collections.OrderedDict(dp)
 mixed["head.bias"] = torch.zeros(2)
 torch.save(mixed, P("mixed.pt"))
 got, meta, err = dump(P("mixed.pt"))
-check(same(got, expect(None, mixed)) and "torch_stripped_prefix" not in meta,
+check(same(got, expect(mixed)) and "torch_stripped_prefix" not in meta,
       "a prefix that not every name has is kept")
 opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
 net(torch.randn(2, 3, 3, 3)).sum().backward()
 opt.step()
 torch.save({"epoch": 4, "state_dict": net.state_dict(), "optimizer": opt.state_dict(), "best": 0.5}, P("ckpt.pt"))
 got, meta, err = dump(P("ckpt.pt"))
-check(same(got, expect(None, net.state_dict())) and meta.get("torch_entry") == "state_dict",
+check(same(got, expect(net.state_dict())) and meta.get("torch_entry") == "state_dict",
       f"a checkpoint dict: the one entry that holds tensors, named in the metadata {meta} {err}")
 # pytorch/examples' ImageNet checkpoint: a tensor beside the state dict, and objects of other classes
-import argparse  # noqa: E402
 torch.save({"epoch": 90, "arch": "resnet18", "state_dict": net.state_dict(), "best_acc1": torch.tensor(71.5),
             "args": argparse.Namespace(lr=0.1, arch="resnet18"), "np": np.float64(0.5)}, P("imagenet.pt"))
 got, meta, err = dump(P("imagenet.pt"))
-check(same(got, expect(None, net.state_dict())) and meta.get("torch_entry") == "state_dict",
+check(same(got, expect(net.state_dict())) and meta.get("torch_entry") == "state_dict",
       f"a checkpoint with a tensor at the top and an argparse.Namespace and a numpy scalar beside the state dict: "
       f"the state dict {err}")
 torch.save({"w": torch.ones(2), "extra": argparse.Namespace(a=1)}, P("object-inside.pt"))
@@ -190,7 +190,6 @@ refusals = [
 
 # hand-made pickles of what torch.save never writes but torch.load reads otherwise than a naive
 # reader would: the reader must agree with torch.load or refuse
-import struct  # noqa: E402
 
 
 def pstr(x):
@@ -231,7 +230,7 @@ archive(P("memo.pt"), b"\x80\x04" + ptensor("0") + b"q\x01" + b"0" + ptensor("1"
         b"}" + pstr("w") + b"h\x01s.", two)
 t = torch.load(P("memo.pt"))
 got, meta, err = dump(P("memo.pt"))
-check(got is not None and same(got, expect(None, t)), f"MEMOIZE after BINPUT 1 gives torch.load's tensor {t} {err}")
+check(got is not None and same(got, expect(t)), f"MEMOIZE after BINPUT 1 gives torch.load's tensor {t} {err}")
 archive(P("dupkey.pt"), b"\x80\x02}(" + pstr("w") + ptensor("0") + pstr("w") + b"Nu.", two)
 archive(P("build.pt"), b"\x80\x02}" + pstr("w") + ptensor("0") + b"Nb" + b"s.", two)
 archive(P("dtypes.pt"), b"\x80\x02}(" + pstr("a") + ptensor("0") + pstr("b") + ptensor("0", "IntStorage") + b"u.", two)
