@@ -50,7 +50,7 @@ static int attack_prune(int argc, char **argv) {
         {"model", DG_OPT_STR, &model, "weights to prune (safetensors or torch.save .pt)"},
         {"rate", DG_OPT_STR, &rate_text, "fraction of conv and linear weights to zero, in [0, 1]"},
         {"global", DG_OPT_FLAG, &global, "rank all layers' weights together (default: each layer on its own)"},
-        {"out", DG_OPT_STR, &out, "pruned weights (safetensors)"},
+        {"out", DG_OPT_STR, &out, "pruned weights (safetensors; torch.save for .pt/.pth)"},
     };
     int rc = dg_cli_parse("attack prune", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
@@ -152,7 +152,7 @@ static int attack_permute(int argc, char **argv) {
         {"data", DG_OPT_STR, &data, "data set spec, for the input shape and class count (default: the net's own)"},
         {"layer", DG_OPT_STR, &layer, "conv or linear weight whose output channels are permuted (conv2.weight)"},
         {"seed", DG_OPT_U64, &seed, "seed of the permutation (default 1)"},
-        {"out", DG_OPT_STR, &out, "permuted weights (safetensors)"},
+        {"out", DG_OPT_STR, &out, "permuted weights (safetensors; torch.save for .pt/.pth)"},
     };
     int rc = dg_cli_parse("attack permute", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;

@@ -22,7 +22,7 @@ int dg_cmd_grad(int argc, char **argv) {
         {"data", DG_OPT_STR, &data, "data set spec (the batch is drawn from its training split)"},
         {"batch", DG_OPT_INT, &batch, "batch size (default 8)"},
         {"seed", DG_OPT_U64, &seed, "which batch: the first of the seed's shuffled order (default 1)"},
-        {"out", DG_OPT_STR, &out, "safetensors file to write"},
+        {"out", DG_OPT_STR, &out, "gradients file to write (safetensors; torch.save for .pt/.pth)"},
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
     };
     int rc = dg_cli_parse("grad", argc, argv, opts, (int)(sizeof opts / sizeof *opts));

@@ -21,7 +21,7 @@ int dg_train_parse(const char *command, int argc, char **argv, dg_train_opts *o,
     const dg_opt common[] = {
         {"net", DG_OPT_STR, &o->net, "net name (lenet5, wrn-D-K, vgg16-cifar, vgg16, resnet18-cifar, resnet18)"},
         {"data", DG_OPT_STR, &o->data, "mnist:DIR | fashion-mnist[:DIR] | cifar10:DIR | synthetic:C,H,W,K[,N]"},
-        {"out", DG_OPT_STR, &o->out, "weights file to write (safetensors)"},
+        {"out", DG_OPT_STR, &o->out, "weights file to write (safetensors; torch.save for .pt/.pth)"},
         {"epochs", DG_OPT_INT, &o->epochs, "epochs (default 10)"},
         {"batch", DG_OPT_INT, &o->batch, "batch size (default 128)"},
         {"opt", DG_OPT_STR, &o->opt, "sgd | adam (default sgd)"},
@@ -49,7 +49,7 @@ int dg_train_parse(const char *command, int argc, char **argv, dg_train_opts *o,
         {"ckpt-every", DG_OPT_INT, &o->ckpt_every, "also checkpoint every N steps (checkpoints are written every epoch)"},
         {"resume", DG_OPT_FLAG, &o->resume, "continue from the checkpoint when it exists"},
         {"save-epochs", DG_OPT_STR, &o->save_epochs,
-         "also write the weights after these epochs (e.g. 20,50) as OUT.epochN.safetensors"},
+         "also write the weights after these epochs (e.g. 20,50) as OUT.epochN.safetensors (.pt for a .pt OUT)"},
     };
     dg_opt opts[MAX_OPTS];
     int n = 0;

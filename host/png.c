@@ -4,15 +4,12 @@
 #include "png.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <png.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "atomic_file.h"
 #include "error.h"
 
 /* ------------------------------------------------------------------------------------------- */
@@ -293,77 +290,6 @@ static int run_encoder(encoder *e) {
     return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len) {
-    while (len) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            if (w == 0) errno = EIO;
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-static void fsync_dir_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir = NULL;
-    if (slash) {
-        size_t n = slash == path ? 1 : (size_t)(slash - path);
-        dir = malloc(n + 1);
-        if (!dir) return;
-        memcpy(dir, path, n);
-        dir[n] = 0;
-    }
-    int fd = open(dir ? dir : ".", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd); /* not every file system can; the rename is done either way */
-        close(fd);
-    }
-    free(dir);
-}
-
-/* bytes → "<path>.tmp.<pid>.<k>", fsync, rename over path; no temporary left on failure. */
-static int write_atomic(const char *path, const uint8_t *bytes, size_t n, char *err, size_t err_len) {
-    static atomic_uint counter;
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 48);
-    if (!tmp) {
-        dg_err_set(err, err_len, path, "out of memory");
-        return -1;
-    }
-    snprintf(tmp, plen + 48, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1u));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        dg_err_set(err, err_len, path, "cannot create %s: %s", tmp, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    const char *what = NULL;
-    int saved = 0;
-    if (write_all(fd, bytes, n) != 0) what = "write";
-    else if (fsync(fd) != 0) what = "fsync";
-    if (what) saved = errno;
-    if (close(fd) != 0 && !what) {
-        what = "close";
-        saved = errno;
-    }
-    if (!what && rename(tmp, path) != 0) {
-        what = "rename";
-        saved = errno;
-    }
-    if (what) {
-        unlink(tmp);
-        dg_err_set(err, err_len, path, "%s failed: %s", what, strerror(saved));
-    } else {
-        fsync_dir_of(path);
-    }
-    free(tmp);
-    return what ? -1 : 0;
-}
-
 int dg_png_write(const char *path, const dg_image *img, char *err, size_t err_len) {
     if (err && err_len) err[0] = 0;
     if (!path || !*path) {
@@ -390,7 +316,7 @@ int dg_png_write(const char *path, const dg_image *img, char *err, size_t err_le
     else rc = run_encoder(e);
     png_destroy_write_struct(e->png ? &e->png : NULL, e->info ? &e->info : NULL);
     if (rc != 0) report(&e->m, path, err, err_len);
-    else rc = write_atomic(path, e->p, e->n, err, err_len);
+    else rc = dg_write_atomic(path, &(dg_chunk){e->p, e->n}, 1, err, err_len);
     free(e->rows);
     free(e->p);
     free(e);

@@ -1,7 +1,9 @@
 /* host/safetensors.c — the safetensors reader (whole file read into memory, every length, offset
- * and JSON type checked before use) and the atomic writer (temp file, fsync, rename).
+ * and JSON type checked before use) and the writer (atomic through host/atomic_file.c; a .pt path
+ * goes to host/torch_pt_write.c).
  * Host memory and files only: no nets, no devices, no knowledge of what the tensors mean. */
 #include "safetensors.h"
+#include "atomic_file.h"
 #include "error.h"
 #include "torch_pt.h"
 
@@ -197,10 +199,11 @@ static int cmp_span(const void *a, const void *b) {
     return (x->idx > y->idx) - (x->idx < y->idx);
 }
 
-static int parse_metadata(dg_st_file *f, const cJSON *meta, char *err, size_t err_len) {
+/* meta (called `what` in messages) into f's empty metadata lists */
+static int parse_metadata(dg_st_file *f, const cJSON *meta, const char *what, char *err, size_t err_len) {
     if (cJSON_IsNull(meta)) return 0;
     if (!cJSON_IsObject(meta)) {
-        dg_err_set(err, err_len, f->path, "__metadata__ is %s, not an object", json_type_name(meta));
+        dg_err_set(err, err_len, f->path, "%s is %s, not an object", what, json_type_name(meta));
         return -1;
     }
     int n = cJSON_GetArraySize(meta);
@@ -215,13 +218,13 @@ static int parse_metadata(dg_st_file *f, const cJSON *meta, char *err, size_t er
     cJSON_ArrayForEach(kv, meta) {
         const char *key = kv->string ? kv->string : "";
         if (!cJSON_IsString(kv) || !kv->valuestring) {
-            dg_err_set(err, err_len, f->path, "__metadata__ value for '%s' is %s, not a string", dg_err_safe(key).s,
-                    json_type_name(kv));
+            dg_err_set(err, err_len, f->path, "%s value for '%s' is %s, not a string", what, dg_err_safe(key).s,
+                       json_type_name(kv));
             return -1;
         }
         for (int j = 0; j < f->n_meta; j++)
             if (strcmp(f->meta_keys[j], key) == 0) {
-                dg_err_set(err, err_len, f->path, "__metadata__ has key '%s' twice", dg_err_safe(key).s);
+                dg_err_set(err, err_len, f->path, "%s has key '%s' twice", what, dg_err_safe(key).s);
                 return -1;
             }
         if (f->n_meta >= n) break; /* cannot happen: n counted the same list */
@@ -237,6 +240,26 @@ static int parse_metadata(dg_st_file *f, const cJSON *meta, char *err, size_t er
         f->n_meta++;
     }
     return 0;
+}
+
+int dg_st_metadata_text(dg_st_file *f, const char *text, size_t len, const char *what, char *err, size_t err_len) {
+    if (dg_st_utf8_check((const unsigned char *)text, len) != len) {
+        dg_err_set(err, err_len, f->path, "%s is not valid UTF-8", what);
+        return -1;
+    }
+    const char *end = NULL;
+    cJSON *meta = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    int trailing = 0;
+    for (const char *p = meta && end ? end : text + len; p < text + len; p++)
+        trailing |= *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r';
+    if (!meta || trailing) {
+        dg_err_set(err, err_len, f->path, "%s is not one JSON value", what);
+        cJSON_Delete(meta);
+        return -1;
+    }
+    int rc = parse_metadata(f, meta, what, err, err_len);
+    cJSON_Delete(meta);
+    return rc;
 }
 
 /* One header entry → f->tensors[f->n_tensors]. data_size: bytes after the header. */
@@ -460,7 +483,7 @@ static int parse_file(dg_st_file *f, char *err, size_t err_len) {
                 dg_err_set(err, err_len, f->path, "__metadata__ appears twice");
                 rc = -1;
             } else {
-                rc = parse_metadata(f, item, err, err_len);
+                rc = parse_metadata(f, item, "__metadata__", err, err_len);
             }
         } else if (f->n_tensors >= total) {
             dg_err_set(err, err_len, f->path, "internal error: header changed while parsed");
@@ -637,42 +660,6 @@ int dg_st_read_f32(const dg_st_file *f, int i, float *out, size_t expect_numel, 
 /* ------------------------------------------------------------------------------------------ */
 /* writing                                                                                     */
 
-static int write_all(int fd, const void *data, size_t len) {
-    const uint8_t *p = data;
-    while (len) {
-        size_t chunk = len > ((size_t)1 << 30) ? ((size_t)1 << 30) : len;
-        ssize_t w = write(fd, p, chunk);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (w == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-static void fsync_parent_dir(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? malloc((size_t)(slash - path) + 2) : NULL;
-    if (slash && !dir) return;
-    if (dir) {
-        size_t n = slash == path ? 1 : (size_t)(slash - path);
-        memcpy(dir, path, n);
-        dir[n] = 0;
-    }
-    int fd = open(dir ? dir : ".", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd); /* not every file system can: the rename is done either way */
-        close(fd);
-    }
-    free(dir);
-}
-
 int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char *const *meta_keys,
                 const char *const *meta_values, int n_meta, char *err, size_t err_len) {
     if (err && err_len) err[0] = 0;
@@ -770,6 +757,12 @@ int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char 
         return -1;
     }
 
+    if (dg_pt_path(path)) {
+        int rc = dg_pt_write(path, entries, n, nbytes, meta_keys, meta_values, n_meta, err, err_len);
+        free(nbytes);
+        return rc;
+    }
+
     /* the header */
     cJSON *root = cJSON_CreateObject();
     int oom = !root;
@@ -826,46 +819,17 @@ int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char 
     free(json);
 
     /* the file */
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 32);
-    if (!tmp) {
-        free(head);
-        free(nbytes);
+    dg_chunk *chunks = malloc(sizeof *chunks * (size_t)(n + 1));
+    int rc = -1;
+    if (!chunks) {
         dg_err_set(err, err_len, path, "out of memory");
-        return -1;
-    }
-    snprintf(tmp, plen + 32, "%s.tmp.%ld", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        dg_err_set(err, err_len, path, "cannot create %s: %s", tmp, strerror(errno));
-        free(tmp);
-        free(head);
-        free(nbytes);
-        return -1;
-    }
-    const char *what = NULL;
-    int saved = 0;
-    if (write_all(fd, head, 8 + hlen) != 0) what = "write";
-    for (int i = 0; i < n && !what; i++)
-        if (nbytes[i] && write_all(fd, entries[i].data, nbytes[i]) != 0) what = "write";
-    if (!what && fsync(fd) != 0) what = "fsync";
-    if (what) saved = errno;
-    if (close(fd) != 0 && !what) {
-        what = "close";
-        saved = errno;
-    }
-    if (!what && rename(tmp, path) != 0) {
-        what = "rename";
-        saved = errno;
-    }
-    if (what) {
-        unlink(tmp);
-        dg_err_set(err, err_len, path, "%s failed: %s", what, strerror(saved));
     } else {
-        fsync_parent_dir(path);
+        chunks[0] = (dg_chunk){head, 8 + hlen};
+        for (int i = 0; i < n; i++) chunks[i + 1] = (dg_chunk){entries[i].data, nbytes[i]};
+        rc = dg_write_atomic(path, chunks, (size_t)n + 1, err, err_len);
     }
-    free(tmp);
+    free(chunks);
     free(head);
     free(nbytes);
-    return what ? -1 : 0;
+    return rc;
 }

@@ -1,6 +1,6 @@
 /* host/safetensors.h — reading and writing the safetensors format (u64 LE header length, JSON
  * header, raw little-endian data): a strict reader for hostile files (which also takes PyTorch's
- * torch.save files, through host/torch_pt.c) and an atomic writer.
+ * torch.save files, through host/torch_pt.c) and an atomic writer (which also writes them).
  * Host memory only; knows nothing of nets, devices or training. */
 #ifndef DG_SAFETENSORS_H
 #define DG_SAFETENSORS_H
@@ -61,6 +61,11 @@ const char *dg_st_meta(const dg_st_file *f, const char *key);
 
 void dg_st_close(dg_st_file *f);
 
+/* Fill f's metadata, still empty, from len bytes of JSON text: an object of strings, strict UTF-8,
+ * no key twice, as the __metadata__ of a safetensors header (what: its name in messages). 0, or -1
+ * with err. For readers of other formats (host/torch_pt.c). */
+int dg_st_metadata_text(dg_st_file *f, const char *text, size_t len, const char *what, char *err, size_t err_len);
+
 /* Strict UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF): the offset of the first bad
  * byte of s[len], or len when all is well. */
 size_t dg_st_utf8_check(const unsigned char *s, size_t len);
@@ -80,9 +85,10 @@ typedef struct {
 } dg_st_entry;
 
 /* Write entries (in the given order, offsets contiguous from 0) and n_meta key/value pairs
- * (may be 0) to "<path>.tmp.<pid>", then fsync + rename to path (atomic). The header is padded
- * with spaces to a multiple of 8 bytes, as the reference implementation does. Names and metadata
- * must be valid UTF-8, non-empty names, no duplicates, no tensor called "__metadata__".
+ * (may be 0) atomically (host/atomic_file.h). The header is padded with spaces to a multiple of
+ * 8 bytes, as the reference implementation does. Names and metadata must be valid UTF-8,
+ * non-empty names, no duplicates, no tensor called "__metadata__". A path ending in .pt or .pth
+ * gets the same tensors and metadata as a torch.save file instead (dg_pt_write).
  * 0 ok; -1 with err = "<path>: <what is wrong>" and no file left behind. */
 int dg_st_write(const char *path, const dg_st_entry *entries, int n, const char *const *meta_keys,
                 const char *const *meta_values, int n_meta, char *err, size_t err_len);

@@ -928,7 +928,16 @@ static void gather(const tensor_view *t, size_t numel, const uint8_t *storage_da
     }
 }
 
-static int add_meta(dg_st_file *f, const char *key, const char *value) {
+/* key = value in f's metadata, replacing what the archive's own metadata said of it */
+static int set_meta(dg_st_file *f, const char *key, const char *value) {
+    for (int i = 0; i < f->n_meta; i++)
+        if (strcmp(f->meta_keys[i], key) == 0) {
+            char *v = strdup(value);
+            if (!v) return -1;
+            free(f->meta_values[i]);
+            f->meta_values[i] = v;
+            return 0;
+        }
     char **k = realloc(f->meta_keys, sizeof *k * (size_t)(f->n_meta + 1));
     if (!k) return -1;
     f->meta_keys = k;
@@ -1020,8 +1029,8 @@ static int fill_tensors(dg_st_file *f, const value *sd, const value *entry, char
         }
     }
     f->data_start = 0;
-    if (add_meta(f, "source", "torch.save") != 0 || (entry && add_meta(f, "torch_entry", entry->s) != 0) ||
-        (strip && add_meta(f, "torch_stripped_prefix", "module.") != 0))
+    if (set_meta(f, "source", "torch.save") != 0 || (entry && set_meta(f, "torch_entry", entry->s) != 0) ||
+        (strip && set_meta(f, "torch_stripped_prefix", "module.") != 0))
         goto oom;
     return 0;
 oom:
@@ -1039,11 +1048,13 @@ int dg_pt_fill(dg_st_file *f, char *err, size_t err_len) {
     vm m = {0};
     int rc = -1;
     if (zip_read(f, &z, err, err_len) != 0) goto done;
-    const zip_entry *pkl = z.pkl;
-    if (pkl->method != 0) {
-        dg_err_set(err, err_len, f->path, "its data.pkl is compressed; torch.save stores its entries as they are");
+    const zip_entry *pkl = z.pkl, *meta = zip_find(&z, DG_PT_META_ENTRY);
+    if (pkl->method != 0 || (meta && meta->method != 0)) {
+        dg_err_set(err, err_len, f->path, "its %s is compressed; torch.save stores its entries as they are",
+                   pkl->method != 0 ? "data.pkl" : DG_PT_META_ENTRY);
         goto done;
     }
+    if (meta && dg_st_metadata_text(f, (const char *)meta->data, meta->size, DG_PT_META_ENTRY, err, err_len) != 0) goto done;
     m.f = f;
     m.z = &z;
     m.p = pkl->data;

@@ -20,6 +20,9 @@
  * legacy pickle format (which dg_pt_fill only refuses, naming the fix). */
 int dg_pt_claims(const uint8_t *bytes, size_t size);
 
+/* The entry of the archive's folder that holds dnnguard's string metadata. */
+#define DG_PT_META_ENTRY "extra/dnnguard_metadata.json"
+
 /* f->path, f->bytes and f->size hold a whole file that dg_pt_claims accepted. Fills f as
  * dg_st_open does: every tensor of the state dict, in the pickle's order, dtypes as saved, with
  * data_start 0: read where it lies in f->bytes when it is contiguous and alone on its storage,
@@ -27,11 +30,23 @@ int dg_pt_claims(const uint8_t *bytes, size_t size);
  * metadata "source" = "torch.save" and, when the tensors came from the one entry of a checkpoint
  * dict that holds a dict of tensors ({"state_dict": ..., "epoch": ...}), "torch_entry" = that
  * entry's key; a "module." prefix that every name carries (DataParallel's) is removed and recorded
- * as "torch_stripped_prefix". Names are not yet checked for duplicates (the caller does). 0, or -1
+ * as "torch_stripped_prefix"; the pairs of the archive's DG_PT_META_ENTRY (dg_pt_write's metadata:
+ * a JSON object of strings, refused otherwise) beside these three. Names are not yet checked for duplicates (the caller does). 0, or -1
  * with err = "<path>: <what is wrong>": a TorchScript archive, a pickled module, the legacy pre-1.6
  * format, big-endian data, a compressed entry, a key given twice, a storage or tensor that does not
  * fit or is typed two ways, tensors that would take over 8 times the file (and 64 MiB), an opcode
  * outside protocols 2-5, BUILD of a tensor; f's fields are then for dg_st_close only. */
 int dg_pt_fill(dg_st_file *f, char *err, size_t err_len);
+
+/* Whether path names a torch.save file by its extension (.pt or .pth, any case): where
+ * dg_st_write writes PyTorch's format instead of safetensors. */
+int dg_pt_path(const char *path);
+
+/* Write entries, which dg_st_write has checked (nbytes[i]: entry i's data size), as
+ * torch.save(OrderedDict of contiguous CPU tensors, path) writes them (host/torch_pt_write.c), with
+ * the metadata pairs in the archive's extra/dnnguard_metadata.json, which dg_pt_fill reads back;
+ * atomically. Archives past 4 GiB (zip64) are refused. 0, or -1 with err = "<path>: <problem>". */
+int dg_pt_write(const char *path, const dg_st_entry *entries, int n, const size_t *nbytes, const char *const *meta_keys,
+                const char *const *meta_values, int n_meta, char *err, size_t err_len);
 
 #endif

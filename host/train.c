@@ -17,6 +17,7 @@
 #include "loader.h"
 #include "model_io.h"
 #include "session.h"
+#include "torch_pt.h"
 #include "watermark.h"
 
 #ifndef M_PI
@@ -109,20 +110,22 @@ typedef struct epoch_sums {
     long correct, seen;
 } epoch_sums;
 
-/* OUT with `tag` before its .safetensors extension ("m.safetensors" → "m.<tag>.safetensors") */
-static char *derive_path(const char *out, const char *tag) {
+/* OUT with `tag` before its extension: "m.safetensors" → "m.<tag>.safetensors", and with
+ * same_format a torch.save name keeps its own ("m.pt" → "m.<tag>.pt"); any other name gets
+ * ".<tag>.safetensors" appended (checkpoints: "m.pt" → "m.pt.ckpt.safetensors"). */
+static char *derive_path(const char *out, const char *tag, int same_format) {
     size_t n = strlen(out), cap = n + strlen(tag) + 32;
-    const char *ext = ".safetensors";
+    const char *ext = same_format && dg_pt_path(out) ? strrchr(out, '.') : ".safetensors";
     size_t le = strlen(ext);
     char *path = malloc(cap);
     if (!path) return NULL;
     if (n > le && strcmp(out + n - le, ext) == 0)
-        snprintf(path, cap, "%.*s.%s.safetensors", (int)(n - le), out, tag);
+        snprintf(path, cap, "%.*s.%s%s", (int)(n - le), out, tag, ext);
     else
         snprintf(path, cap, "%s.%s.safetensors", out, tag);
     return path;
 }
-static char *derive_checkpoint_path(const char *out) { return derive_path(out, "ckpt"); }
+static char *derive_checkpoint_path(const char *out) { return derive_path(out, "ckpt", 0); }
 
 /* whether epoch e (1-based) is in the --save-epochs list */
 static int save_after(const dg_train_opts *o, int e) {
@@ -545,10 +548,10 @@ int dg_train(const dg_train_opts *o) {
         }
         epoch_sums cleared = {0};
         if (root && save_checkpoint(net, o, &s, ckpt_path, epoch + 1, 0, &cleared, wm_sig) != 0) goto done;
-        if (root && save_after(o, epoch + 1)) { /* a snapshot of the weights, as OUT.epochN.safetensors */
+        if (root && save_after(o, epoch + 1)) { /* a snapshot of the weights, as OUT.epochN.safetensors (or .pt) */
             char tag[32], *snap;
             snprintf(tag, sizeof tag, "epoch%d", epoch + 1);
-            snap = derive_path(o->out, tag);
+            snap = derive_path(o->out, tag, 1);
             if (!snap || dg_model_save(net, snap, NULL, 0, NULL, NULL, 0, err, sizeof err) != 0) {
                 dg_cli_error("%s", snap ? err : "train: out of memory");
                 free(snap);

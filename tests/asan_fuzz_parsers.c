@@ -19,6 +19,7 @@
 #include "host/infip.h"
 #include "host/png.h"
 #include "host/safetensors.h"
+#include "host/torch_pt.h"
 #include "host/watermark.h"
 
 #define TIME_BUDGET_S 20.0
@@ -363,8 +364,9 @@ static void fuzz_safetensors(int iterations, double deadline, int *done) {
 }
 
 /* ---- PyTorch's torch.save files (host/torch_pt.c, behind dg_st_open): the two files of
- * tests/fixtures (made by make_pt.py), mutated anywhere, in their stored data.pkl most often and
- * there also with pickle opcodes and little-endian lengths ---- */
+ * tests/fixtures (made by make_pt.py) and one that dnnguard's writer makes of the second
+ * (host/torch_pt_write.c, with its metadata entry), mutated anywhere, in their stored data.pkl most
+ * often and there also with pickle opcodes and little-endian lengths, and in the metadata's JSON ---- */
 
 static int pt_ok = 0, pt_rejected = 0;
 
@@ -412,13 +414,59 @@ static void mutate_pickle(buf *b, size_t at, size_t end) {
     }
 }
 
+/* The third seed: params.pt as dg_st_write writes it to a .pt path, with two metadata pairs; its
+ * bytes into out, [*json_at, *json_end) the metadata entry's JSON. */
+static int written_seed(buf *out, size_t *json_at, size_t *json_end) {
+    char src[1024], dst[700], err[512];
+    const char *dir = getenv("DG_SOURCE_DIR");
+    snprintf(src, sizeof src, "%s/tests/fixtures/params.pt", dir ? dir : "..");
+    snprintf(dst, sizeof dst, "%s/written.pt", tmpdir);
+    dg_st_file f;
+    if (dg_st_open(src, &f, err, sizeof err) != 0) return -1;
+    dg_st_entry e[16];
+    int n = f.n_tensors < 16 ? f.n_tensors : 16;
+    for (int i = 0; i < n; i++) {
+        const dg_st_tensor *t = &f.tensors[i];
+        e[i] = (dg_st_entry){t->name, t->dtype, t->ndim, {0}, f.bytes + f.data_start + t->begin};
+        memcpy(e[i].shape, t->shape, sizeof t->shape);
+    }
+    const char *keys[2] = {"net", "attack"}, *values[2] = {"lenet5", "prune"};
+    int rc = dg_st_write(dst, e, n, keys, values, 2, err, sizeof err);
+    dg_st_close(&f);
+    FILE *fp = rc == 0 ? fopen(dst, "rb") : NULL;
+    if (!fp) return -1;
+    uint8_t chunk[4096];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0) buf_insert(out, out->n, chunk, got);
+    fclose(fp);
+    *json_at = *json_end = 0;
+    const char *name = DG_PT_META_ENTRY;
+    for (size_t i = 0; i + strlen(name) < out->n && !*json_at; i++) /* its local header's name, then the JSON */
+        if (memcmp(out->p + i, name, strlen(name)) == 0)
+            for (size_t j = i + strlen(name); j < out->n && !*json_at; j++)
+                if (out->p[j] == '{') *json_at = j;
+    for (size_t j = *json_at; *json_at && j + 1 < out->n; j++)
+        if (out->p[j] == 'P' && out->p[j + 1] == 'K') {
+            *json_end = j;
+            break;
+        }
+    return 0;
+}
+
+static void mutate_pt_json(buf *b, size_t at, size_t end) {
+    static const char chars[] = "{}[]\":,\\ 0a\xff\x00";
+    if (end <= at || end > b->n) return;
+    b->p[at + rnd_below(end - at)] = (uint8_t)chars[rnd_below(sizeof chars - 1)];
+}
+
 static void fuzz_pt(int iterations, double deadline, int *done) {
-    buf seeds[2] = {{0}};
-    const char *names[2] = {"checkpoint.pt", "params.pt"};
-    size_t span_at[2], span_end[2];
+    buf seeds[3] = {{0}};
+    const char *names[3] = {"checkpoint.pt", "params.pt", "params.pt as dnnguard writes it"};
+    size_t span_at[3], span_end[3], json_at = 0, json_end = 0;
     const int ok0 = st_ok, rejected0 = st_rejected;
-    for (int s = 0; s < 2; s++) {
-        CHECK(read_fixture(names[s], &seeds[s]) == 0, "tests/fixtures/%s is readable (DG_SOURCE_DIR)", names[s]);
+    for (int s = 0; s < 3; s++) {
+        if (s < 2) CHECK(read_fixture(names[s], &seeds[s]) == 0, "tests/fixtures/%s is readable (DG_SOURCE_DIR)", names[s]);
+        else CHECK(written_seed(&seeds[s], &json_at, &json_end) == 0 && json_end > json_at, "%s: written", names[s]);
         pickle_span(&seeds[s], &span_at[s], &span_end[s]);
         CHECK(span_end[s] > span_at[s], "%s: its data.pkl is found", names[s]);
         int before = st_ok;
@@ -427,12 +475,14 @@ static void fuzz_pt(int iterations, double deadline, int *done) {
     }
     buf b = {0};
     int it = 0, seeds_ok = st_ok;
-    for (; it < iterations && now_s() < deadline && seeds[0].n && seeds[1].n; it++) {
-        int s = (int)rnd_below(2);
+    for (; it < iterations && now_s() < deadline && seeds[0].n && seeds[1].n && seeds[2].n; it++) {
+        int s = (int)rnd_below(3);
         buf_set(&b, seeds[s].p, seeds[s].n);
         int k = 1 + (int)rnd_below(3);
         for (int m = 0; m < k; m++) {
-            if (rnd_below(3) == 0) mutate_bytes(&b, span_end[s]);
+            int how = (int)rnd_below(s == 2 ? 4 : 3);
+            if (how == 3) mutate_pt_json(&b, json_at, json_end);
+            else if (how == 0) mutate_bytes(&b, span_end[s]);
             else mutate_pickle(&b, span_at[s], span_end[s]);
         }
         run_safetensors(&b);
@@ -443,7 +493,7 @@ static void fuzz_pt(int iterations, double deadline, int *done) {
     st_rejected = rejected0;
     *done = it;
     free(b.p);
-    for (int s = 0; s < 2; s++) free(seeds[s].p);
+    for (int s = 0; s < 3; s++) free(seeds[s].p);
 }
 
 /* ------------------------------------------------------------------------------------------- */

@@ -1,0 +1,85 @@
+/* host/atomic_file.c — temporary name, fsync, rename (see atomic_file.h). */
+#include "atomic_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+
+static int write_all(int fd, const uint8_t *p, size_t len) {
+    while (len) {
+        size_t piece = len > ((size_t)1 << 30) ? ((size_t)1 << 30) : len;
+        ssize_t w = write(fd, p, piece);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            if (w == 0) errno = EIO;
+            return -1;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+static void fsync_dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = NULL;
+    if (slash) {
+        size_t n = slash == path ? 1 : (size_t)(slash - path);
+        dir = malloc(n + 1);
+        if (!dir) return;
+        memcpy(dir, path, n);
+        dir[n] = 0;
+    }
+    int fd = open(dir ? dir : ".", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd); /* not every file system can; the rename is done either way */
+        close(fd);
+    }
+    free(dir);
+}
+
+int dg_write_atomic(const char *path, const dg_chunk *chunks, size_t n, char *err, size_t err_len) {
+    static atomic_uint counter; /* threads of one process writing beside the same path */
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 48);
+    if (!tmp) {
+        dg_err_set(err, err_len, path, "out of memory");
+        return -1;
+    }
+    snprintf(tmp, plen + 48, "%s.tmp.%ld.%u", path, (long)getpid(), atomic_fetch_add(&counter, 1u));
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        dg_err_set(err, err_len, path, "cannot create %s: %s", tmp, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    const char *what = NULL;
+    int saved = 0;
+    for (size_t i = 0; i < n && !what; i++)
+        if (chunks[i].len && write_all(fd, chunks[i].data, chunks[i].len) != 0) what = "write";
+    if (!what && fsync(fd) != 0) what = "fsync";
+    if (what) saved = errno;
+    if (close(fd) != 0 && !what) {
+        what = "close";
+        saved = errno;
+    }
+    if (!what && rename(tmp, path) != 0) {
+        what = "rename";
+        saved = errno;
+    }
+    if (what) {
+        unlink(tmp);
+        dg_err_set(err, err_len, path, "%s failed: %s", what, strerror(saved));
+    } else {
+        fsync_dir_of(path);
+    }
+    free(tmp);
+    return what ? -1 : 0;
+}

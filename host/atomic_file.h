@@ -1,0 +1,19 @@
+/* host/atomic_file.h — writing a file so that a reader sees the old one or the whole new one,
+ * never half of one: the bytes go to "<path>.tmp.<pid>.<k>" (mode 0644, created exclusively),
+ * are fsynced and renamed over path, and the folder is fsynced so that the rename lasts. */
+#ifndef DG_ATOMIC_FILE_H
+#define DG_ATOMIC_FILE_H
+
+#include <stddef.h>
+
+/* One piece of the file: len bytes at data (data may be NULL when len is 0). */
+typedef struct {
+    const void *data;
+    size_t len;
+} dg_chunk;
+
+/* Write the chunks, in order, as path. 0, or -1 with err "<path>: <what failed>: <why>" and no
+ * temporary file left behind. Safe to call from several threads at once. */
+int dg_write_atomic(const char *path, const dg_chunk *chunks, size_t n, char *err, size_t err_len);
+
+#endif
