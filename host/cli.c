@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,20 @@ void dg_cli_error(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);
+}
+
+dg_json_num dg_json_fixed(double v, int decimals) {
+    dg_json_num n;
+    if (isfinite(v)) snprintf(n.s, sizeof n.s, "%.*f", decimals, v);
+    else snprintf(n.s, sizeof n.s, "null");
+    return n;
+}
+
+dg_json_num dg_json_sig(double v, int digits) {
+    dg_json_num n;
+    if (isfinite(v)) snprintf(n.s, sizeof n.s, "%.*g", digits, v);
+    else snprintf(n.s, sizeof n.s, "null");
+    return n;
 }
 
 void dg_json_string(FILE *out, const char *s) {

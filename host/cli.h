@@ -47,6 +47,15 @@ dg_cli_device_info dg_cli_device(const dg_backend *be);
 /* Writes s as a JSON string literal (quoted, escaped). */
 void dg_json_string(FILE *out, const char *s);
 
+/* A number as JSON text: v with `decimals` digits after the point (dg_json_fixed, "%.*f") or
+ * `digits` significant ones (dg_json_sig, "%.*g"), or null when v is NaN or infinite, which JSON
+ * cannot write (a model with NaN weights still gets parsable output). Print .s with "%s". */
+typedef struct {
+    char s[352]; /* room for DBL_MAX in full */
+} dg_json_num;
+dg_json_num dg_json_fixed(double v, int decimals);
+dg_json_num dg_json_sig(double v, int digits);
+
 /* Seconds on the monotonic clock (for durations). */
 double dg_now_s(void);
 

@@ -35,7 +35,7 @@ static void print_prune_json(const char *model, const char *out, const char *rat
         printf(l ? ", {\"name\": " : "{\"name\": ");
         dg_json_string(stdout, layers[l].name);
         printf(", \"numel\": %zu, \"zeroed\": %zu, \"threshold\": ", layers[l].numel, layers[l].zeroed);
-        if (layers[l].zeroed || (global && zeroed)) printf("%.9g}", (double)layers[l].threshold);
+        if (layers[l].zeroed || (global && zeroed)) printf("%s}", dg_json_sig(layers[l].threshold, 9).s);
         else printf("null}"); /* nothing ranked below a threshold */
         total += layers[l].numel;
     }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "../kernels/math/rng.h"
+#include "model_io.h"
 #include "cli.h"
 #include "commands.h"
 #include "cw.h"
@@ -174,6 +175,12 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     const int c = ds.c, hw = ds.h * ds.w;
     const size_t per = (size_t)c * hw;
     dg_net *net = dg_session_net(net_name, &ds, be, batch > 256 ? batch : 256, model);
+    char why[512];
+    if (net && dg_model_require_finite(net, model, "issuing fingerprints", why, sizeof why) != 0) {
+        dg_cli_error("fp issue: %s", why);
+        dg_net_free(net);
+        net = NULL;
+    }
     dg_net *check = be == dg_backend_cpu() ? NULL : dg_session_net(net_name, &ds, dg_backend_cpu(), 1, model);
     int *pred = malloc(sizeof(int) * (size_t)ds.n);
     unsigned char *used = calloc((size_t)ds.n, 1);
@@ -375,10 +382,10 @@ static int auth(int argc, char **argv) {
     int authorized = listed && (!strict || same_file);
     printf("{\"input\": ");
     dg_json_string(stdout, input_png);
-    printf(", \"sha256\": \"%s\", \"predicted\": %d, \"p_max\": %.6f, \"rule_met\": %s, \"user\": %d, "
+    printf(", \"sha256\": \"%s\", \"predicted\": %d, \"p_max\": %s, \"rule_met\": %s, \"user\": %d, "
            "\"user_listed\": %s, \"class\": %d, \"confidence\": %.9g, \"strict\": %s, \"issued_file\": %s, "
            "\"authorized\": %s}\n",
-           sha, d.predicted, (double)d.p_max, d.authorized ? "true" : "false", authorized ? d.user : -1,
+           sha, d.predicted, dg_json_fixed(d.p_max, 6).s, d.authorized ? "true" : "false", authorized ? d.user : -1,
            listed ? "true" : "false", authorized ? d.predicted : -1, authorized ? (double)d.conf : 0.0,
            strict ? "true" : "false", same_file ? "true" : "false", authorized ? "true" : "false");
     rc = authorized ? DG_EXIT_OK : DG_EXIT_NO;

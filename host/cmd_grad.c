@@ -104,7 +104,7 @@ int dg_cmd_grad(int argc, char **argv) {
     }
     printf("{\"out\": ");
     dg_json_string(stdout, out);
-    printf(", \"batch\": %d, \"loss\": %.9g}\n", n, loss);
+    printf(", \"batch\": %d, \"loss\": %s}\n", n, dg_json_sig(loss, 9).s);
     rc = DG_EXIT_OK;
 done:
     if (net) be->free(dx);

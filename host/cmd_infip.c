@@ -204,6 +204,12 @@ static int extract(int argc, char **argv, dg_dist *dist) {
     const size_t per = (size_t)c * h * w, plane = (size_t)h * w;
     dg_infip_manifest m = {0};
     dg_net *net = infip_net(net_name, c, h, w, ds.classes, be, batch, n, model);
+    char why[512];
+    if (net && dg_model_require_finite(net, model, "an InFIP reference", why, sizeof why) != 0) {
+        dg_cli_error("infip extract: %s", why);
+        dg_net_free(net);
+        net = NULL;
+    }
     dg_relevance *rel_plan = net ? infip_plan(net, ds.mean, ds.std, eps, inject_logit) : NULL;
     int *idx = malloc(sizeof(int) * (size_t)n), *pred = malloc(sizeof(int) * (size_t)n);
     int32_t *idx32 = malloc(sizeof(int32_t) * (size_t)n), *pred32 = malloc(sizeof(int32_t) * (size_t)n);
@@ -297,10 +303,11 @@ static int extract(int argc, char **argv, dg_dist *dist) {
     printf(", \"net\": ");
     dg_json_string(stdout, net_name);
     printf(", \"model_sha256\": \"%s\", \"keys\": %d, \"lambda\": %g, \"inject\": \"%s\", \"key_accuracy\": %.6f, "
-           "\"relevance_sum_mean\": %.6g, \"relevance_sum_min\": %.6g, \"relevance_sum_max\": %.6g, "
+           "\"relevance_sum_mean\": %s, \"relevance_sum_min\": %s, \"relevance_sum_max\": %s, "
            "\"pixels_saturated\": %.6f, \"pixels_zero\": %.6f, \"batch\": %d, \"backend\": \"%s\", "
            "\"ranks\": %d, \"device_mib\": %.1f, \"seconds\": %.3f, \"keys_per_s\": %.2f}\n",
-           m.model_sha256, n, (double)lambda, inject_text, (double)correct / n, sum_mean, sum_min, sum_max,
+           m.model_sha256, n, (double)lambda, inject_text, (double)correct / n, dg_json_sig(sum_mean, 6).s,
+           dg_json_sig(sum_min, 6).s, dg_json_sig(sum_max, 6).s,
            (double)saturated / ((double)plane * n), (double)zeros / ((double)plane * n), net->batch, be->name,
            dist->size, (double)dg_relevance_device_bytes(rel_plan) / (1 << 20), seconds,
            n / (seconds > 0 ? seconds : 1e-9));

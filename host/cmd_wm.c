@@ -181,7 +181,7 @@ static int verify(int argc, char **argv) {
     printf("\", \"extracted\": [");
     for (int k = 0; k < key->n; k++) printf(k ? ", %d" : "%d", r->extracted[k]);
     printf("], \"residual\": [");
-    for (int k = 0; k < key->n; k++) printf(k ? ", %.4f" : "%.4f", (double)r->residual[k]);
+    for (int k = 0; k < key->n; k++) printf(k ? ", %s" : "%s", dg_json_fixed(r->residual[k], 4).s);
     printf("], \"matches\": %d, \"n\": %d, \"need\": %d, \"p_chance\": %.3g, \"verified\": %s}\n", r->matches, key->n,
            need, r->p_chance, r->verified ? "true" : "false");
     rc = r->verified ? DG_EXIT_OK : DG_EXIT_NO;

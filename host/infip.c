@@ -11,7 +11,7 @@ void dg_infip_image(const float *rel, int c, int h, int w, float lambda, uint8_t
         double sum = 0.0;
         for (int ch = 0; ch < c; ch++) sum += rel[(size_t)ch * plane + p];
         double v = floor((double)lambda * sum + 0.5);
-        img[p] = (uint8_t)(v <= 0.0 ? 0 : v >= 255.0 ? 255 : (int)v); /* NaN → 0: the comparison is false */
+        img[p] = (uint8_t)(!(v > 0.0) ? 0 : v >= 255.0 ? 255 : (int)v); /* NaN → 0: v > 0 is false for it */
     }
 }
 

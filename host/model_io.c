@@ -3,6 +3,7 @@
  * half-loading. Knows nothing of training or optimizers beyond writing tensors it is handed. */
 #include "model_io.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,27 @@ float *dg_model_download(const dg_net *net) {
     float *host = malloc(sizeof(float) * (net->n_param_floats ? net->n_param_floats : 1));
     if (host) net->be->download(host, net->param_arena, sizeof(float) * net->n_param_floats);
     return host;
+}
+
+int dg_model_require_finite(const dg_net *net, const char *path, const char *what, char *err, size_t err_len) {
+    float *host = dg_model_download(net);
+    if (!host) {
+        snprintf(err, err_len, "%s: out of memory", path);
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < net->n_params && rc == 0; i++) {
+        const dg_param *p = &net->params[i];
+        for (size_t j = 0; j < p->numel; j++)
+            if (!isfinite(host[p->offset + j])) {
+                snprintf(err, err_len, "%s: %s[%zu] is %s: %s needs a working model", path, p->name, j,
+                         isnan(host[p->offset + j]) ? "NaN" : "infinite", what);
+                rc = -1;
+                break;
+            }
+    }
+    free(host);
+    return rc;
 }
 
 int dg_model_save(const dg_net *net, const char *path, const dg_extra_tensor *extras, int n_extras,

@@ -524,18 +524,18 @@ int dg_train(const dg_train_opts *o) {
         if (evaluate && dg_dist_evaluate(dist, net, &test, &result) != 0) goto done;
         char line[512];
         int len = snprintf(line, sizeof line,
-                           "{\"epoch\": %d, \"step\": %ld, \"lr\": %.6g, \"train_loss\": %.6f, \"train_acc\": %.6f, "
+                           "{\"epoch\": %d, \"step\": %ld, \"lr\": %.6g, \"train_loss\": %s, \"train_acc\": %.6f, "
                            "\"images_per_s\": %.1f, \"seconds\": %.3f",
-                           epoch + 1, s.global_step, lr, sums.loss_sum / sums.seen, (double)sums.correct / sums.seen,
+                           epoch + 1, s.global_step, lr, dg_json_fixed(sums.loss_sum / sums.seen, 6).s, (double)sums.correct / sums.seen,
                            images_timed / seconds, seconds);
         if (evaluate)
-            len += snprintf(line + len, sizeof line - (size_t)len, ", \"test_loss\": %.6f, \"test_acc\": %.6f",
-                            result.loss, result.accuracy);
+            len += snprintf(line + len, sizeof line - (size_t)len, ", \"test_loss\": %s, \"test_acc\": %.6f",
+                            dg_json_fixed(result.loss, 6).s, result.accuracy);
         if (key) { /* the regularizer's mean over the epoch's steps; digits extracting right at its end */
             int matches;
             dg_wm_embed_step(&wm, be, 0, &matches);
-            len += snprintf(line + len, sizeof line - (size_t)len, ", \"wm_reg\": %.6g, \"wm_match\": %d, \"wm_digits\": %d",
-                            sums.wm_sum / (steps > 0 ? steps : 1), matches, key->n);
+            len += snprintf(line + len, sizeof line - (size_t)len, ", \"wm_reg\": %s, \"wm_match\": %d, \"wm_digits\": %d",
+                            dg_json_sig(sums.wm_sum / (steps > 0 ? steps : 1), 6).s, matches, key->n);
         }
         if (dist->kind != DG_DIST_NONE) /* the gradient reductions of the steps run in this epoch */
             len += snprintf(line + len, sizeof line - (size_t)len, ", \"ranks\": %d, \"allreduce_ms_per_step\": %.3f",
@@ -575,7 +575,7 @@ int dg_train(const dg_train_opts *o) {
         dg_json_string(stdout, o->net);
         printf(", \"epochs\": %d, \"steps\": %ld", o->epochs, s.global_step);
         if (have_test && result.images)
-            printf(", \"test_acc\": %.6f, \"test_loss\": %.6f", result.accuracy, result.loss);
+            printf(", \"test_acc\": %.6f, \"test_loss\": %s", result.accuracy, dg_json_fixed(result.loss, 6).s);
         printf(", \"backend\": \"%s\", \"precision\": \"%s\"", be->name, o->precision);
         dg_cli_device_info dev = dg_cli_device(be);
         if (dev.peak_bytes >= 0) printf(", \"device_peak_mib\": %.1f", (double)dev.peak_bytes / (1 << 20));

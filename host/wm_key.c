@@ -35,6 +35,12 @@ int dg_wm_keygen(const float *w, const int shape[4], const char *layer, const ch
                  per_filter, n > DG_WM_MAX_DIGITS ? ", and a key holds at most 4096 digits" : "");
         return -1;
     }
+    for (long j = 0; j < shape[0] * per_filter; j++)
+        if (!isfinite(w[j])) {
+            snprintf(err, err_len, "%s[%ld] is %s: a key needs a clean, trained layer", layer, j,
+                     isnan(w[j]) ? "NaN" : "infinite");
+            return -1;
+        }
     /* the filter with the largest L2 norm (the lowest index among equals) */
     double best = -1.0;
     for (int o = 0; o < shape[0]; o++) {

@@ -129,6 +129,15 @@ static void test_keygen(void) {
     for (int i = 0; i < 16 * 150; i++) flat[i] = 0.5f;
     CHECK(dg_wm_keygen(flat, shape, "l", DIGITS, 3, &k2, err, sizeof err) == -1 && strstr(err, "constant"),
           "a constant filter refused: %s", err);
+    /* a NaN or an infinity anywhere in the layer: no key (the range would be worthless) */
+    for (int t = 0; t < 3; t++) {
+        static float bad[16 * 150];
+        memcpy(bad, w, sizeof bad);
+        bad[t == 0 ? 9 * per + 3 : t == 1 ? 40 : 16 * 150 - 1] = t == 0 ? NAN : t == 1 ? INFINITY : -INFINITY;
+        CHECK(dg_wm_keygen(bad, shape, "conv2.weight", DIGITS, 7, &k2, err, sizeof err) == -1 &&
+                  strstr(err, t == 0 ? "conv2.weight[1353] is NaN" : "is infinite"),
+              "a layer holding %s refused: %s", t == 0 ? "NaN" : "an infinity", err);
+    }
 }
 
 static char tmpdir[256];

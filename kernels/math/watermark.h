@@ -10,8 +10,15 @@
 /* a weight on the digit scale: [w_min, w_max] of the clean filter maps onto [0, 9] */
 DG_HD float dg_wm_map(float v, float a, float b) { return a * v + b; }
 
-/* the digit a mapped weight extracts as: round half up (may lie outside 0..9) */
-DG_HD int dg_wm_digit(float mapped) { return (int)floorf(mapped + 0.5f); }
+/* The digit a mapped weight reads as, its nearest integer (round half up): values far outside
+ * 0–9 clamped to ±1000 and NaN read as -1, so that no weight a suspect holds makes the conversion
+ * undefined; none of these matches a digit. */
+DG_HD int dg_wm_digit(float mapped) {
+    if (!(mapped == mapped)) return -1;
+    if (mapped > 1000.0f) return 1000;
+    if (mapped < -1000.0f) return -1000;
+    return (int)floorf(mapped + 0.5f);
+}
 
 /* ∂/∂v of scale·(digit − map(v))² / 2 with scale = 2λ/n, i.e. of λ/n·(digit − a·v − b)²:
  * (2λ/n)·a·(map(v) − digit) */

@@ -1,0 +1,96 @@
+"""tests/test_nonfinite_cli.py — models with NaN or infinite weights, as a suspect may hand them
+over, through every command that reads a model: what is printed is strict JSON (a value JSON
+cannot hold is null, never nan or inf), the verifiers answer (a spoiled watermark layer is not
+verified, a destroyed model is not pirated, an intact copy with one NaN elsewhere still is), and
+the commands that make an owner's secret or reference from a model (wm keygen, fp issue, infip
+extract) refuse it with one line and exit 2. Touches only a temp dir."""
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli_check import MNIST, check, done, expect_bad, run  # noqa: E402
+import numpy as np  # noqa: E402
+import st_io  # noqa: E402
+
+tmp = tempfile.mkdtemp(prefix="dg-nonfinite-")
+P = lambda name: os.path.join(tmp, name)
+
+
+def strict(text):
+    """the JSON lines of text, refusing NaN and Infinity as JSON does; None when one is not JSON"""
+    def no(c):
+        raise ValueError(c)
+    try:
+        return [json.loads(l, parse_constant=no) for l in text.splitlines() if l.strip()]
+    except ValueError:
+        return None
+
+
+r = run("train", "--net", "lenet5", "--data", MNIST, "--subset", "2000", "--epochs", "2", "--seed", "3",
+        "--eval-every", "0", "--out", P("m.safetensors"))
+check(r.returncode == 0, f"train LeNet-5 (exit {r.returncode})")
+r = run("wm", "keygen", "--model", P("m.safetensors"), "--net", "lenet5", "--layer", "conv2.weight", "--digits",
+        "1234567890", "--seed", "7", "--out", P("key.json"))
+check(r.returncode == 0, f"a key from the clean model {r.stderr.strip()}")
+key = json.load(open(P("key.json")))
+clean = st_io.read(P("m.safetensors"))
+w = np.array(clean["conv2.weight"], copy=True).reshape(key["shape"][0], -1)
+for d, pos in zip(key["digits"], key["positions"]):  # the watermark planted exactly: map(w) = digit
+    w[key["filter"], pos] = (int(d) - key["b"]) / key["a"]
+clean["conv2.weight"] = w.reshape(key["shape"]).astype(np.float32)
+st_io.write(P("wm.safetensors"), clean)
+r = run("wm", "verify", "--model", P("wm.safetensors"), "--key", P("key.json"))
+check(r.returncode == 0, "the planted watermark verifies")
+spoiled = {}
+for name, edit in (("fc3-nan", lambda t: t["fc3.weight"].__setitem__((0, 0), np.nan)),
+                   ("conv2-nan", lambda t: t["conv2.weight"].__setitem__(Ellipsis, np.nan)),
+                   ("conv1-inf", lambda t: t["conv1.weight"].__setitem__(Ellipsis, np.inf))):
+    t = {k: np.array(v, copy=True) for k, v in clean.items()}
+    edit(t)
+    st_io.write(P(name + ".safetensors"), t)
+    spoiled[name] = P(name + ".safetensors")
+
+r = run("infip", "extract", "--model", P("wm.safetensors"), "--net", "lenet5", "--keys", MNIST, "--n", "20", "--seed",
+        "3", "--out", P("ref"))
+check(r.returncode == 0, f"an InFIP reference from the clean model {r.stderr.strip()}")
+
+for name, path in spoiled.items():
+    r = run("eval", "--net", "lenet5", "--model", path, "--data", MNIST, "--limit", "500")
+    out = strict(r.stdout)
+    check(r.returncode == 0 and out and "loss" in out[0], f"{name}: eval prints strict JSON (loss {out and out[0].get('loss')})")
+    r = run("grad", "--net", "lenet5", "--model", path, "--data", MNIST, "--batch", "4", "--out", P("g.safetensors"))
+    check(r.returncode == 0 and strict(r.stdout), f"{name}: grad prints strict JSON")
+    r = run("attack", "prune", "--model", path, "--rate", "0.5", "--out", P("p.safetensors"))
+    check(r.returncode == 0 and strict(r.stdout), f"{name}: attack prune prints strict JSON")
+    r = run("wm", "verify", "--model", path, "--key", P("key.json"))
+    out = strict(r.stdout)
+    verified = bool(out and out[0].get("verified"))
+    want = name != "conv2-nan"  # the key's layer is intact in the other two
+    check(out is not None and r.returncode == (0 if want else 1) and verified == want,
+          f"{name}: wm verify says verified={verified} (exit {r.returncode}), strict JSON")
+    if name == "conv2-nan":
+        check(out and all(d == -1 for d in out[0]["extracted"]) and all(x is None for x in out[0]["residual"]),
+              "conv2-nan: no digit extracted (-1), residuals null")
+    r = run("infip", "verify", "--model", path, "--net", "lenet5", "--reference", P("ref"))
+    out = strict(r.stdout)
+    pirated = bool(out and out[0].get("pirated"))
+    check(out is not None and r.returncode in (0, 1) and pirated == (r.returncode == 0),
+          f"{name}: infip verify answers in strict JSON (pirated {pirated}, ASSIM {out and out[0].get('assim')})")
+    if name == "conv1-inf":
+        check(not pirated, "conv1-inf: a model whose first layer is infinite is not called pirated")
+    layer = {"conv2-nan": ("conv2.weight", "is NaN"), "conv1-inf": ("conv1.weight", "is infinite")}.get(name)
+    if layer:
+        expect_bad(["wm", "keygen", "--model", path, "--net", "lenet5", "--layer", layer[0], "--digits", "12345",
+                    "--seed", "7", "--out", P("k2.json")], layer[1], f"{name}: wm keygen of the spoiled layer")
+    expect_bad(["infip", "extract", "--model", path, "--net", "lenet5", "--keys", MNIST, "--n", "5", "--seed", "3",
+                "--out", P("ref2")], "needs a working model", f"{name}: infip extract")
+    expect_bad(["fp", "issue", "--model", path, "--net", "lenet5", "--data", MNIST, "--classes", "0-9", "--conf", "0.3",
+                "--eps", "0.01", "--users", "2", "--out", P("fps")], "needs a working model", f"{name}: fp issue")
+check(not os.path.exists(P("k2.json")) and not os.path.exists(P("ref2")) and not os.path.exists(P("fps/registry.json")),
+      "nothing written by the refused commands")
+
+shutil.rmtree(tmp, ignore_errors=True)
+done()
