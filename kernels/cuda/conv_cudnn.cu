@@ -1,9 +1,10 @@
 /* kernels/cuda/conv_cudnn.cu — convolution forward, backward-data and backward-filter through
  * cuDNN's v7-style API (deprecated in cuDNN 9 but supported: its warnings are off in this file
  * only). Per shape and mode: descriptors and one algorithm per pass, chosen once from cuDNN's
- * heuristics under the workspace cap and cached (shapes.c's LRU table). Backward passes accumulate
- * (beta = 1). Touches only the buffers it is handed, plus the private scratch when the caller's
- * workspace is smaller than the plan needs. */
+ * heuristics under the workspace cap and cached (shapes.c's LRU table; an evicted slot's
+ * descriptors are rebuilt); an algorithm cuDNN refuses when run falls back, once, to the pass's
+ * deterministic fallback. Backward passes accumulate (beta = 1). Touches only the buffers it is
+ * handed, plus the private scratch when the caller's workspace is smaller than the plan needs. */
 
 /* cuDNN 9 marks the whole v7 convolution API deprecated; keep it quiet here, and only here. */
 #undef CUDNN_WARN_DEPRECATED
@@ -127,8 +128,30 @@ int heuristics(const conv_descs *e, int p, dg_algo_candidate *cand) {
         s = cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, e->x, e->y, e->conv[p], e->w, max, &got, perf);
         if (s == CUDNN_STATUS_SUCCESS) to_candidates(perf, got, cand);
     }
-    if (s != CUDNN_STATUS_SUCCESS) return 0;
+    if (s != CUDNN_STATUS_SUCCESS) {
+        /* NOT_SUPPORTED is the heuristics' way of saying "none here"; anything else points at the
+         * descriptors, so say it (once) rather than hide it behind the fallback */
+        static int said;
+        if (s != CUDNN_STATUS_NOT_SUPPORTED && !said++)
+            fprintf(stderr, "dnnguard: cuDNN's heuristics for convolution pass %d answered %s; using the fallback "
+                    "algorithm\n", p, cudnnGetErrorString(s));
+        return 0;
+    }
     return got < 0 ? 0 : (got > max ? max : got);
+}
+
+/* Plan pass p with its deterministic fallback algorithm (and the math type of the mode), setting
+ * the descriptor to match; -1 when cuDNN refuses even that here. */
+int use_fallback(conv_descs *e, int p, const dg_conv_key *key, dg_conv_plan *plan) {
+    int algo = dg_conv_fallback_algo(p);
+    int math = key->tf32 ? DG_MATH_DEFAULT : DG_MATH_FMA;
+    DG_CUDNN_CHECK(cudnnSetConvolutionMathType(e->conv[p], (cudnnMathType_t)math));
+    long long need = workspace_of(e, p, algo);
+    if (need < 0) return -1;
+    plan->algo[p] = algo;
+    plan->math[p] = math;
+    plan->ws_bytes[p] = (size_t)need;
+    return 0;
 }
 
 /* Choose pass p's algorithm: the best-ranked candidate that qualifies (shapes.c's policy) and
@@ -152,20 +175,13 @@ void choose(conv_descs *e, int p, const dg_conv_key *key, dg_conv_plan *plan) {
         }
         cand[i].ok = 0; /* refused or too big with this math type: try the next one */
     }
-    int algo = dg_conv_fallback_algo(p);
-    int math = key->tf32 ? DG_MATH_DEFAULT : DG_MATH_FMA;
-    DG_CUDNN_CHECK(cudnnSetConvolutionMathType(e->conv[p], (cudnnMathType_t)math));
-    long long need = workspace_of(e, p, algo);
-    if (need < 0) {
+    if (use_fallback(e, p, key, plan) != 0) {
         fprintf(stderr,
                 "dnnguard: cuDNN offers no usable algorithm for convolution pass %d of n%d c%d %dx%d -> k%d %dx%d "
                 "stride %d pad %d\n",
                 p, key->n, key->c, key->h, key->w, key->k, key->r, key->s, key->stride, key->pad);
         exit(DG_CUDA_EXIT_DEVICE_FAILURE);
     }
-    plan->algo[p] = algo;
-    plan->math[p] = math;
-    plan->ws_bytes[p] = (size_t)need;
 }
 
 /* The cache slot for d in the current modes, planned on first sight; -1 for an empty batch. */
@@ -194,12 +210,40 @@ int slot_for(const dg_conv_desc *d, const char *op) {
     return slot;
 }
 
+/* A planned algorithm that cuDNN refuses when it is run (CUDNN_STATUS_NOT_SUPPORTED, returned
+ * before anything is launched, so the output is untouched and even an accumulating pass may run
+ * again), as heuristics ranked for another math type sometimes are: the slot's pass falls back,
+ * once, to the deterministic fallback algorithm, said on stderr. Whether to run again. */
+bool fell_back(int slot, int p, cudnnStatus_t s) {
+    dg_conv_plan *plan = &g_cache.plan[slot];
+    if (s != CUDNN_STATUS_NOT_SUPPORTED || plan->algo[p] == dg_conv_fallback_algo(p)) return false;
+    const int refused = plan->algo[p];
+    if (use_fallback(&g_descs[slot], p, &g_cache.key[slot], plan) != 0) return false;
+    if (plan->ws_bytes[p] > plan->ws_need) plan->ws_need = plan->ws_bytes[p];
+    const dg_conv_key *k = &g_cache.key[slot];
+    fprintf(stderr, "dnnguard: cuDNN refused algorithm %d for convolution pass %d of n%d c%d %dx%d -> k%d %dx%d "
+            "stride %d pad %d when run; using algorithm %d\n",
+            refused, p, k->n, k->c, k->h, k->w, k->k, k->r, k->s, k->stride, k->pad, plan->algo[p]);
+    return true;
+}
+
 /* The caller's workspace when it holds need bytes (by the allocation registry), else the scratch:
  * a smaller batch than the one the caller sized for may have been given a different plan. */
 void *workspace(void *ws, size_t need) {
     if (need == 0) return ws;
     if (ws && dg_cuda_room(ws) >= need) return ws;
     return dg_cuda_scratch(need);
+}
+
+/* Run pass p of slot's plan: the library's status, and on a refusal of the planned algorithm the
+ * status of a second try with the fallback (fell_back). */
+template <typename Run> cudnnStatus_t run_pass(int slot, int p, void *ws, Run run) {
+    for (int attempt = 0;; attempt++) {
+        const dg_conv_plan *plan = &g_cache.plan[slot];
+        size_t need = plan->ws_bytes[p];
+        cudnnStatus_t status = run(&g_descs[slot], plan->algo[p], workspace(ws, need), need);
+        if (status == CUDNN_STATUS_SUCCESS || attempt > 0 || !fell_back(slot, p, status)) return status;
+    }
 }
 
 } // namespace
@@ -213,44 +257,40 @@ size_t dg_cuda_conv_workspace_bytes(const dg_conv_desc *d) {
 void dg_cuda_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, float *y, void *ws) {
     int slot = slot_for(d, "conv_fwd");
     if (slot < 0) return;
-    const dg_conv_plan *plan = &g_cache.plan[slot];
-    const conv_descs *e = &g_descs[slot];
-    size_t need = plan->ws_bytes[DG_CONV_FWD];
-    void *work = workspace(ws, need);
     const float alpha = 1.0f, beta = 0.0f;
-    DG_CUDNN_CHECK(cudnnConvolutionForward(dg_cuda_cudnn(), &alpha, e->x, x, e->w, w, e->conv[DG_CONV_FWD],
-                                           (cudnnConvolutionFwdAlgo_t)plan->algo[DG_CONV_FWD], work, need, &beta,
-                                           e->y, y));
+    auto forward = [&](const conv_descs *e, int algo, void *work, size_t need) {
+        return cudnnConvolutionForward(dg_cuda_cudnn(), &alpha, e->x, x, e->w, w, e->conv[DG_CONV_FWD],
+                                       (cudnnConvolutionFwdAlgo_t)algo, work, need, &beta, e->y, y);
+    };
+    const cudnnStatus_t status_of_cudnnConvolutionForward = run_pass(slot, DG_CONV_FWD, ws, forward);
+    DG_CUDNN_CHECK(status_of_cudnnConvolutionForward);
     if (dg_cuda_sync_each_launch()) DG_CUDA_CHECK(cudaStreamSynchronize(dg_cuda_stream()));
 }
 
 void dg_cuda_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws) {
     int slot = slot_for(d, "conv_bwd_data");
     if (slot < 0) return;
-    const dg_conv_plan *plan = &g_cache.plan[slot];
-    const conv_descs *e = &g_descs[slot];
-    size_t need = plan->ws_bytes[DG_CONV_BWD_DATA];
-    void *work = workspace(ws, need);
     const float alpha = 1.0f, beta = 1.0f; /* dx += */
-    DG_CUDNN_CHECK(cudnnConvolutionBackwardData(dg_cuda_cudnn(), &alpha, e->w, w, e->y, dy,
-                                                e->conv[DG_CONV_BWD_DATA],
-                                                (cudnnConvolutionBwdDataAlgo_t)plan->algo[DG_CONV_BWD_DATA], work,
-                                                need, &beta, e->x, dx));
+    auto backward_data = [&](const conv_descs *e, int algo, void *work, size_t need) {
+        return cudnnConvolutionBackwardData(dg_cuda_cudnn(), &alpha, e->w, w, e->y, dy, e->conv[DG_CONV_BWD_DATA],
+                                            (cudnnConvolutionBwdDataAlgo_t)algo, work, need, &beta, e->x, dx);
+    };
+    const cudnnStatus_t status_of_cudnnConvolutionBackwardData = run_pass(slot, DG_CONV_BWD_DATA, ws, backward_data);
+    DG_CUDNN_CHECK(status_of_cudnnConvolutionBackwardData);
     if (dg_cuda_sync_each_launch()) DG_CUDA_CHECK(cudaStreamSynchronize(dg_cuda_stream()));
 }
 
 void dg_cuda_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw, void *ws) {
     int slot = slot_for(d, "conv_bwd_filter");
     if (slot < 0) return;
-    const dg_conv_plan *plan = &g_cache.plan[slot];
-    const conv_descs *e = &g_descs[slot];
-    size_t need = plan->ws_bytes[DG_CONV_BWD_FILTER];
-    void *work = workspace(ws, need);
     const float alpha = 1.0f, beta = 1.0f; /* dw += */
-    DG_CUDNN_CHECK(cudnnConvolutionBackwardFilter(dg_cuda_cudnn(), &alpha, e->x, x, e->y, dy,
-                                                  e->conv[DG_CONV_BWD_FILTER],
-                                                  (cudnnConvolutionBwdFilterAlgo_t)plan->algo[DG_CONV_BWD_FILTER],
-                                                  work, need, &beta, e->w, dw));
+    auto backward_filter = [&](const conv_descs *e, int algo, void *work, size_t need) {
+        return cudnnConvolutionBackwardFilter(dg_cuda_cudnn(), &alpha, e->x, x, e->y, dy, e->conv[DG_CONV_BWD_FILTER],
+                                              (cudnnConvolutionBwdFilterAlgo_t)algo, work, need, &beta, e->w, dw);
+    };
+    const cudnnStatus_t status_of_cudnnConvolutionBackwardFilter =
+        run_pass(slot, DG_CONV_BWD_FILTER, ws, backward_filter);
+    DG_CUDNN_CHECK(status_of_cudnnConvolutionBackwardFilter);
     if (dg_cuda_sync_each_launch()) DG_CUDA_CHECK(cudaStreamSynchronize(dg_cuda_stream()));
 }
 
