@@ -928,16 +928,26 @@ static void gather(const tensor_view *t, size_t numel, const uint8_t *storage_da
     }
 }
 
-/* key = value in f's metadata, replacing what the archive's own metadata said of it */
-static int set_meta(dg_st_file *f, const char *key, const char *value) {
-    for (int i = 0; i < f->n_meta; i++)
-        if (strcmp(f->meta_keys[i], key) == 0) {
-            char *v = strdup(value);
-            if (!v) return -1;
+/* The keys the reader itself sets, from what is said about the file ("source") and what it found
+ * in it: whatever an archive's metadata entry says of them is dropped, so they tell the truth. */
+static void drop_reserved_meta(dg_st_file *f) {
+    static const char *const reserved[] = {"source", "torch_entry", "torch_stripped_prefix"};
+    int kept = 0;
+    for (int i = 0; i < f->n_meta; i++) {
+        int drop = 0;
+        for (size_t r = 0; r < sizeof reserved / sizeof *reserved; r++) drop |= strcmp(f->meta_keys[i], reserved[r]) == 0;
+        if (drop) {
+            free(f->meta_keys[i]);
             free(f->meta_values[i]);
-            f->meta_values[i] = v;
-            return 0;
+        } else {
+            f->meta_keys[kept] = f->meta_keys[i];
+            f->meta_values[kept++] = f->meta_values[i];
         }
+    }
+    f->n_meta = kept;
+}
+
+static int add_meta(dg_st_file *f, const char *key, const char *value) {
     char **k = realloc(f->meta_keys, sizeof *k * (size_t)(f->n_meta + 1));
     if (!k) return -1;
     f->meta_keys = k;
@@ -1029,8 +1039,8 @@ static int fill_tensors(dg_st_file *f, const value *sd, const value *entry, char
         }
     }
     f->data_start = 0;
-    if (set_meta(f, "source", "torch.save") != 0 || (entry && set_meta(f, "torch_entry", entry->s) != 0) ||
-        (strip && set_meta(f, "torch_stripped_prefix", "module.") != 0))
+    if (add_meta(f, "source", "torch.save") != 0 || (entry && add_meta(f, "torch_entry", entry->s) != 0) ||
+        (strip && add_meta(f, "torch_stripped_prefix", "module.") != 0))
         goto oom;
     return 0;
 oom:
@@ -1055,6 +1065,7 @@ int dg_pt_fill(dg_st_file *f, char *err, size_t err_len) {
         goto done;
     }
     if (meta && dg_st_metadata_text(f, (const char *)meta->data, meta->size, DG_PT_META_ENTRY, err, err_len) != 0) goto done;
+    drop_reserved_meta(f);
     m.f = f;
     m.z = &z;
     m.p = pkl->data;

@@ -121,6 +121,17 @@ static const char *storage_class(dg_st_dtype dtype) {
     return NULL;
 }
 
+/* A contiguous tensor's strides (a dim of 0 counts as 1, as torch counts it); -1 when they
+ * overflow int64, which a shape with a zero dim and huge others can (torch could not load it). */
+static int contiguous_strides(const dg_st_entry *e, int64_t *stride) {
+    int64_t s = 1;
+    for (int d = e->ndim; d-- > 0;) {
+        stride[d] = s;
+        if (__builtin_mul_overflow(s, e->shape[d] > 0 ? e->shape[d] : 1, &s)) return -1;
+    }
+    return 0;
+}
+
 /* OrderedDict([(name, _rebuild_tensor_v2(storage i, 0, shape, contiguous stride, False,
  * OrderedDict())), ...]): the pickle torch.save writes for a state dict of contiguous tensors,
  * short of its memo entries (which no reader needs). */
@@ -147,11 +158,8 @@ static void pickle_state_dict(buf *b, const dg_st_entry *entries, int n, const s
         op(b, 't');
         op(b, 'Q'); /* BINPERSID */
         p_int(b, 0);
-        int64_t stride[DG_ST_MAX_DIMS], s = 1;
-        for (int d = e->ndim; d-- > 0;) {
-            stride[d] = s;
-            s *= e->shape[d] > 0 ? e->shape[d] : 1;
-        }
+        int64_t stride[DG_ST_MAX_DIMS];
+        contiguous_strides(e, stride); /* fits: dg_pt_write checked */
         p_int_tuple(b, e->shape, e->ndim);
         p_int_tuple(b, stride, e->ndim);
         op(b, 0x89); /* NEWFALSE: requires_grad */
@@ -248,6 +256,19 @@ int dg_pt_write(const char *path, const dg_st_entry *entries, int n, const size_
     size_t *head_at = calloc((size_t)n_rec, sizeof *head_at);
     int rc = -1;
     if (!rec || !chunks || !head_at || (n_meta && !json)) goto oom;
+    if (n_rec >= 0xFFFF) { /* 0xFFFF entries is the end record's zip64 mark */
+        dg_err_set(err, err_len, path, "%d tensors: a torch.save file of more than %d tensors needs zip64, which dnnguard "
+                   "does not write; write .safetensors instead", n, 0xFFFF - 1 - (n_rec - n));
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        int64_t stride[DG_ST_MAX_DIMS];
+        if (contiguous_strides(&entries[i], stride) != 0) {
+            dg_err_set(err, err_len, path, "tensor '%s': its shape's strides overflow 64 bits, which torch.load "
+                       "refuses", dg_err_safe(entries[i].name).s);
+            goto done;
+        }
+    }
     pickle_state_dict(&pkl, entries, n, nbytes);
     if (pkl.oom) goto oom;
     /* the records in torch's order: data.pkl, byteorder, the storages, version; then ours */
@@ -282,9 +303,9 @@ int dg_pt_write(const char *path, const dg_st_entry *entries, int n, const size_
     uint64_t cd_at = at;
     for (int i = 0; i < n_rec; i++) central_entry(&tail, &rec[i]);
     uint64_t cd_len = tail.n;
-    if (cd_at + cd_len > ZIP_LIMIT || n_rec > 0xFFFF) {
-        dg_err_set(err, err_len, path, "%d tensors in over 4 GiB: a torch.save file that large needs zip64, which "
-                   "dnnguard does not write; write .safetensors instead", n);
+    if (cd_at + cd_len > ZIP_LIMIT) {
+        dg_err_set(err, err_len, path, "over 4 GiB with its directory: a torch.save file that large needs zip64, "
+                   "which dnnguard does not write; write .safetensors instead");
         goto done;
     }
     put_le(&tail, 0x06054b50, 4); /* the end of the central directory */

@@ -55,6 +55,12 @@ int dg_wm_keygen(const float *w, const int shape[4], const char *layer, const ch
         snprintf(err, err_len, "filter %d of %s is constant: no range to map the digits onto", key->filter, layer);
         return -1;
     }
+    const float a = 9.0f / (hi - lo), b = -a * lo; /* [lo, hi] onto [0, 9] */
+    if (!(isfinite(a) && a > 0.0f && isfinite(b))) { /* a range too small or too large for floats */
+        snprintf(err, err_len, "filter %d of %s spans [%g, %g], which gives no finite map onto the digits",
+                 key->filter, layer, (double)lo, (double)hi);
+        return -1;
+    }
     /* n distinct positions: the first n steps of a Fisher–Yates shuffle driven by the seed */
     int32_t *order = malloc(sizeof(int32_t) * (size_t)per_filter);
     if (!order) {
@@ -77,8 +83,8 @@ int dg_wm_keygen(const float *w, const int shape[4], const char *layer, const ch
     key->n = (int)n;
     key->w_min = lo;
     key->w_max = hi;
-    key->a = 9.0f / (hi - lo);
-    key->b = -key->a * lo;
+    key->a = a;
+    key->b = b;
     key->seed = seed;
     return 0;
 }

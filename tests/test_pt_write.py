@@ -179,10 +179,30 @@ for name, text, compress, says in (("list", "[1, 2]", False, "not an object"),
                                    ("deflated", '{"a": "1"}', True, "compressed")):
     with_meta(P(f"bad-{name}.pt"), text, compress)
     expect_bad(["info", "--model", P(f"bad-{name}.pt")], says, f"metadata entry {name}")
-with_meta(P("fine.pt"), '{"a": "1", "source": "forged"}')
+with_meta(P("fine.pt"), '{"a": "1", "source": "forged", "torch_entry": "forged", "torch_stripped_prefix": "forged"}')
 r = run("info", "--model", P("fine.pt"))
 check(r.returncode == 0 and "metadata a = 1" in r.stdout and "metadata source = torch.save" in r.stdout
-      and "forged" not in r.stdout, "a record's own 'source' gives way to the reader's")
+      and "forged" not in r.stdout, "what a record says of the reader's own keys (source, torch_entry, ...) is dropped")
+
+# what torch.save's format cannot hold without zip64 or int64 strides: refused, not written wrong
+many = collections.OrderedDict((f"t{i}", np.zeros(1, np.float32)) for i in range(65531))
+st_io.write(P("many.safetensors"), many)
+r = tool("copy", P("many.safetensors"), P("many.pt"))  # 65531 tensors + 4 records: 65535 entries
+check(r.returncode != 0 and "more than 65530 tensors needs zip64" in r.stderr and not os.path.exists(P("many.pt")),
+      f"65531 tensors with metadata (65535 zip entries, the zip64 mark) refused: {r.stderr.strip()}")
+del many["t0"]
+st_io.write(P("many.safetensors"), many)
+r = tool("copy", P("many.safetensors"), P("many.pt"))
+got = run("info", "--model", P("many.pt"), "--json") if r.returncode == 0 else None
+check(got is not None and got.returncode == 0 and len(torch.load(P("many.pt"), weights_only=True)) == 65530,
+      "65530 tensors with metadata (65534 entries) are written, and both readers read them")
+head = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                   "x": {"dtype": "F32", "shape": [1, 2**40, 2**40, 0], "data_offsets": [8, 8]}}).encode()
+with open(P("wide.safetensors"), "wb") as fh:  # numpy will not make such an array, even empty
+    fh.write(struct.pack("<Q", len(head)) + head + bytes(8))
+r = tool("copy", P("wide.safetensors"), P("wide.pt"))
+check(r.returncode != 0 and "strides overflow" in r.stderr and not os.path.exists(P("wide.pt")),
+      f"an empty tensor whose strides overflow int64 refused: {r.stderr.strip()}")
 
 # writing where it cannot: one line, exit 2, nothing left behind
 expect_bad(["attack", "prune", "--model", P("m.pt"), "--rate", "0.1", "--out", P("no/such/dir/p.pt")], "p.pt",

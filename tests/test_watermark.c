@@ -129,6 +129,16 @@ static void test_keygen(void) {
     for (int i = 0; i < 16 * 150; i++) flat[i] = 0.5f;
     CHECK(dg_wm_keygen(flat, shape, "l", DIGITS, 3, &k2, err, sizeof err) == -1 && strstr(err, "constant"),
           "a constant filter refused: %s", err);
+    /* a range whose map is not finite in floats: too small (9/range overflows) or too large */
+    for (int t = 0; t < 2; t++) {
+        static float odd[16 * 150];
+        memset(odd, 0, sizeof odd);
+        odd[9 * per + 1] = t == 0 ? 1e-39f : 3e38f;
+        odd[9 * per + 2] = t == 0 ? 0.0f : -3e38f;
+        CHECK(dg_wm_keygen(odd, shape, "conv2.weight", DIGITS, 7, &k2, err, sizeof err) == -1 &&
+                  strstr(err, "no finite map"),
+              "a filter spanning %s refused: %s", t == 0 ? "1e-39" : "±3e38", err);
+    }
     /* a NaN or an infinity anywhere in the layer: no key (the range would be worthless) */
     for (int t = 0; t < 3; t++) {
         static float bad[16 * 150];

@@ -2,7 +2,7 @@
  * cuDNN's v7-style API (deprecated in cuDNN 9 but supported: its warnings are off in this file
  * only). Per shape and mode: descriptors and one algorithm per pass, chosen once from cuDNN's
  * heuristics under the workspace cap and cached (shapes.c's LRU table; an evicted slot's
- * descriptors are rebuilt); an algorithm cuDNN refuses when run falls back, once, to the pass's
+ * descriptors are rebuilt); a forward algorithm cuDNN refuses when run falls back, once, to the
  * deterministic fallback. Backward passes accumulate (beta = 1). Touches only the buffers it is
  * handed, plus the private scratch when the caller's workspace is smaller than the plan needs. */
 
@@ -210,13 +210,14 @@ int slot_for(const dg_conv_desc *d, const char *op) {
     return slot;
 }
 
-/* A planned algorithm that cuDNN refuses when it is run (CUDNN_STATUS_NOT_SUPPORTED, returned
- * before anything is launched, so the output is untouched and even an accumulating pass may run
- * again), as heuristics ranked for another math type sometimes are: the slot's pass falls back,
- * once, to the deterministic fallback algorithm, said on stderr. Whether to run again. */
+/* A planned forward algorithm that cuDNN refuses when it is run (CUDNN_STATUS_NOT_SUPPORTED), as
+ * heuristics ranked for another math type sometimes are: the slot's forward pass falls back, once,
+ * to the deterministic fallback algorithm, said on stderr. Whether to run again. Only the forward
+ * pass (beta = 0) may: it overwrites its output, while the backward passes add to theirs, and
+ * cuDNN does not promise that a multi-kernel algorithm refuses before its first launch. */
 bool fell_back(int slot, int p, cudnnStatus_t s) {
     dg_conv_plan *plan = &g_cache.plan[slot];
-    if (s != CUDNN_STATUS_NOT_SUPPORTED || plan->algo[p] == dg_conv_fallback_algo(p)) return false;
+    if (p != DG_CONV_FWD || s != CUDNN_STATUS_NOT_SUPPORTED || plan->algo[p] == dg_conv_fallback_algo(p)) return false;
     const int refused = plan->algo[p];
     if (use_fallback(&g_descs[slot], p, &g_cache.key[slot], plan) != 0) return false;
     if (plan->ws_bytes[p] > plan->ws_need) plan->ws_need = plan->ws_bytes[p];
