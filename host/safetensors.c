@@ -5,6 +5,7 @@
 #include "safetensors.h"
 #include "atomic_file.h"
 #include "error.h"
+#include "json_fields.h"
 #include "torch_pt.h"
 
 #include <cjson/cJSON.h>
@@ -247,14 +248,9 @@ int dg_st_metadata_text(dg_st_file *f, const char *text, size_t len, const char 
         dg_err_set(err, err_len, f->path, "%s is not valid UTF-8", what);
         return -1;
     }
-    const char *end = NULL;
-    cJSON *meta = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-    int trailing = 0;
-    for (const char *p = meta && end ? end : text + len; p < text + len; p++)
-        trailing |= *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r';
-    if (!meta || trailing) {
+    cJSON *meta = dg_json_parse_one(text, len);
+    if (!meta) {
         dg_err_set(err, err_len, f->path, "%s is not one JSON value", what);
-        cJSON_Delete(meta);
         return -1;
     }
     int rc = parse_metadata(f, meta, what, err, err_len);

@@ -935,7 +935,8 @@ static void drop_reserved_meta(dg_st_file *f) {
     int kept = 0;
     for (int i = 0; i < f->n_meta; i++) {
         int drop = 0;
-        for (size_t r = 0; r < sizeof reserved / sizeof *reserved; r++) drop |= strcmp(f->meta_keys[i], reserved[r]) == 0;
+        for (size_t r = 0; r < sizeof reserved / sizeof *reserved; r++)
+            drop |= strcmp(f->meta_keys[i], reserved[r]) == 0;
         if (drop) {
             free(f->meta_keys[i]);
             free(f->meta_values[i]);
@@ -1064,7 +1065,8 @@ int dg_pt_fill(dg_st_file *f, char *err, size_t err_len) {
                    pkl->method != 0 ? "data.pkl" : DG_PT_META_ENTRY);
         goto done;
     }
-    if (meta && dg_st_metadata_text(f, (const char *)meta->data, meta->size, DG_PT_META_ENTRY, err, err_len) != 0) goto done;
+    if (meta && dg_st_metadata_text(f, (const char *)meta->data, meta->size, DG_PT_META_ENTRY, err, err_len) != 0)
+        goto done;
     drop_reserved_meta(f);
     m.f = f;
     m.z = &z;

@@ -30,9 +30,10 @@ int dg_pt_claims(const uint8_t *bytes, size_t size);
  * metadata "source" = "torch.save" and, when the tensors came from the one entry of a checkpoint
  * dict that holds a dict of tensors ({"state_dict": ..., "epoch": ...}), "torch_entry" = that
  * entry's key; a "module." prefix that every name carries (DataParallel's) is removed and recorded
- * as "torch_stripped_prefix"; the pairs of the archive's DG_PT_META_ENTRY (dg_pt_write's metadata:
- * a JSON object of strings, refused otherwise) beside these three. Names are not yet checked for duplicates (the caller does). 0, or -1
- * with err = "<path>: <what is wrong>": a TorchScript archive, a pickled module, the legacy pre-1.6
+ * as "torch_stripped_prefix"; beside these three, the pairs of the archive's DG_PT_META_ENTRY
+ * (dg_pt_write's metadata: a JSON object of strings, refused otherwise; what it says of the three
+ * is dropped). Names are not yet checked for duplicates (the caller does). 0, or -1 with err =
+ * "<path>: <what is wrong>": a TorchScript archive, a pickled module, the legacy pre-1.6
  * format, big-endian data, a compressed entry, a key given twice, a storage or tensor that does not
  * fit or is typed two ways, tensors that would take over 8 times the file (and 64 MiB), an opcode
  * outside protocols 2-5, BUILD of a tensor; f's fields are then for dg_st_close only. */
@@ -45,7 +46,8 @@ int dg_pt_path(const char *path);
 /* Write entries, which dg_st_write has checked (nbytes[i]: entry i's data size), as
  * torch.save(OrderedDict of contiguous CPU tensors, path) writes them (host/torch_pt_write.c), with
  * the metadata pairs in the archive's extra/dnnguard_metadata.json, which dg_pt_fill reads back;
- * atomically. Archives past 4 GiB (zip64) are refused. 0, or -1 with err = "<path>: <problem>". */
+ * atomically. What would need zip64 (past 4 GiB, 65535 entries or more) and strides that overflow
+ * int64 are refused. 0, or -1 with err = "<path>: <problem>". */
 int dg_pt_write(const char *path, const dg_st_entry *entries, int n, const size_t *nbytes, const char *const *meta_keys,
                 const char *const *meta_values, int n_meta, char *err, size_t err_len);
 

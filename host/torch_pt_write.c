@@ -257,8 +257,8 @@ int dg_pt_write(const char *path, const dg_st_entry *entries, int n, const size_
     int rc = -1;
     if (!rec || !chunks || !head_at || (n_meta && !json)) goto oom;
     if (n_rec >= 0xFFFF) { /* 0xFFFF entries is the end record's zip64 mark */
-        dg_err_set(err, err_len, path, "%d tensors: a torch.save file of more than %d tensors needs zip64, which dnnguard "
-                   "does not write; write .safetensors instead", n, 0xFFFF - 1 - (n_rec - n));
+        dg_err_set(err, err_len, path, "%d tensors: a torch.save file of more than %d tensors needs zip64, which "
+                   "dnnguard does not write; write .safetensors instead", n, 0xFFFF - 1 - (n_rec - n));
         goto done;
     }
     for (int i = 0; i < n; i++) {

@@ -526,15 +526,16 @@ int dg_train(const dg_train_opts *o) {
         int len = snprintf(line, sizeof line,
                            "{\"epoch\": %d, \"step\": %ld, \"lr\": %.6g, \"train_loss\": %s, \"train_acc\": %.6f, "
                            "\"images_per_s\": %.1f, \"seconds\": %.3f",
-                           epoch + 1, s.global_step, lr, dg_json_fixed(sums.loss_sum / sums.seen, 6).s, (double)sums.correct / sums.seen,
-                           images_timed / seconds, seconds);
+                           epoch + 1, s.global_step, lr, dg_json_fixed(sums.loss_sum / sums.seen, 6).s,
+                           (double)sums.correct / sums.seen, images_timed / seconds, seconds);
         if (evaluate)
             len += snprintf(line + len, sizeof line - (size_t)len, ", \"test_loss\": %s, \"test_acc\": %.6f",
                             dg_json_fixed(result.loss, 6).s, result.accuracy);
         if (key) { /* the regularizer's mean over the epoch's steps; digits extracting right at its end */
             int matches;
             dg_wm_embed_step(&wm, be, 0, &matches);
-            len += snprintf(line + len, sizeof line - (size_t)len, ", \"wm_reg\": %s, \"wm_match\": %d, \"wm_digits\": %d",
+            len += snprintf(line + len, sizeof line - (size_t)len,
+                            ", \"wm_reg\": %s, \"wm_match\": %d, \"wm_digits\": %d",
                             dg_json_sig(sums.wm_sum / (steps > 0 ? steps : 1), 6).s, matches, key->n);
         }
         if (dist->kind != DG_DIST_NONE) /* the gradient reductions of the steps run in this epoch */

@@ -370,10 +370,7 @@ static void fuzz_safetensors(int iterations, double deadline, int *done) {
 
 static int pt_ok = 0, pt_rejected = 0;
 
-static int read_fixture(const char *name, buf *out) {
-    const char *src = getenv("DG_SOURCE_DIR");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/tests/fixtures/%s", src ? src : "..", name);
+static int read_whole(const char *path, buf *out) {
     FILE *fp = fopen(path, "rb");
     if (!fp) return -1;
     uint8_t chunk[4096];
@@ -381,6 +378,13 @@ static int read_fixture(const char *name, buf *out) {
     while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0) buf_insert(out, out->n, chunk, got);
     fclose(fp);
     return 0;
+}
+
+static int read_fixture(const char *name, buf *out) {
+    const char *src = getenv("DG_SOURCE_DIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/tests/fixtures/%s", src ? src : "..", name);
+    return read_whole(path, out);
 }
 
 /* [*at, *end) of the stored data.pkl: from the pickle's PROTO after the entry's name */
@@ -433,12 +437,7 @@ static int written_seed(buf *out, size_t *json_at, size_t *json_end) {
     const char *keys[2] = {"net", "attack"}, *values[2] = {"lenet5", "prune"};
     int rc = dg_st_write(dst, e, n, keys, values, 2, err, sizeof err);
     dg_st_close(&f);
-    FILE *fp = rc == 0 ? fopen(dst, "rb") : NULL;
-    if (!fp) return -1;
-    uint8_t chunk[4096];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, fp)) > 0) buf_insert(out, out->n, chunk, got);
-    fclose(fp);
+    if (rc != 0 || read_whole(dst, out) != 0) return -1;
     *json_at = *json_end = 0;
     const char *name = DG_PT_META_ENTRY;
     for (size_t i = 0; i + strlen(name) < out->n && !*json_at; i++) /* its local header's name, then the JSON */
@@ -465,7 +464,8 @@ static void fuzz_pt(int iterations, double deadline, int *done) {
     size_t span_at[3], span_end[3], json_at = 0, json_end = 0;
     const int ok0 = st_ok, rejected0 = st_rejected;
     for (int s = 0; s < 3; s++) {
-        if (s < 2) CHECK(read_fixture(names[s], &seeds[s]) == 0, "tests/fixtures/%s is readable (DG_SOURCE_DIR)", names[s]);
+        if (s < 2)
+            CHECK(read_fixture(names[s], &seeds[s]) == 0, "tests/fixtures/%s is readable (DG_SOURCE_DIR)", names[s]);
         else CHECK(written_seed(&seeds[s], &json_at, &json_end) == 0 && json_end > json_at, "%s: written", names[s]);
         pickle_span(&seeds[s], &span_at[s], &span_end[s]);
         CHECK(span_end[s] > span_at[s], "%s: its data.pkl is found", names[s]);

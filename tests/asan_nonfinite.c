@@ -93,7 +93,8 @@ static void check_watermark(void) {
         for (int s = 0; s < 3; s++) {
             dg_wm_verify(&key, bad, (dg_wm_search)s, key.n, &r);
             all_no &= !r.verified && r.matches == 0 && r.p_chance >= 0.0 && r.p_chance <= 1.0;
-            for (int i = 0; i < key.n; i++) all_no &= (r.extracted[i] < 0 || r.extracted[i] > 9) && !(r.residual[i] < 1.0f);
+            for (int i = 0; i < key.n; i++)
+                all_no &= (r.extracted[i] < 0 || r.extracted[i] > 9) && !(r.residual[i] < 1.0f);
         }
         CHECK(all_no, "a layer of %g: no search verifies or extracts a digit", (double)fill[f]);
     }
