@@ -38,7 +38,7 @@ int dg_cmd_eval(int argc, char **argv) {
     dg_dataset ds;
     if (dg_session_data(data, strcmp(split, "train") == 0, &ds) != 0) return DG_EXIT_BAD_INPUT;
     dg_net *net = dg_session_net(net_name, &ds, be, batch, model);
-    dg_eval_result r;
+    dg_eval_result r = {0};
     rc = DG_EXIT_BAD_INPUT;
     if (net && dg_evaluate(net, &ds, limit, &r) == 0) {
         printf("{\"model\": ");
@@ -56,6 +56,7 @@ int dg_cmd_eval(int argc, char **argv) {
         printf("]}\n");
         rc = DG_EXIT_OK;
     }
+    dg_eval_result_free(&r);
     dg_net_free(net);
     dg_data_free(&ds);
     return rc;

@@ -199,8 +199,10 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         if (net) dg_cli_error("fp issue: out of memory");
         goto done;
     }
-    dg_eval_result ev;
-    if (dg_evaluate_predictions(net, &ds, 0, &ev, pred) != 0) goto done;
+    dg_eval_result ev = {0}; /* only the predictions are used */
+    int eval_rc = dg_evaluate_predictions(net, &ds, 0, &ev, pred);
+    dg_eval_result_free(&ev);
+    if (eval_rc != 0) goto done;
     snprintf(reg.net, sizeof reg.net, "%s", net_name);
     snprintf(reg.data, sizeof reg.data, "%s", data);
     snprintf(reg.split, sizeof reg.split, "%s", split);

@@ -83,8 +83,10 @@ int dg_cmd_fp_eval(int argc, char **argv) {
         dg_cli_error("fp eval: out of memory");
         goto done;
     }
-    dg_eval_result ev;
-    if (dg_evaluate_predictions(net, &ds, 0, &ev, pred) != 0) goto done;
+    dg_eval_result ev = {0}; /* only the predictions are used */
+    int eval_rc = dg_evaluate_predictions(net, &ds, 0, &ev, pred);
+    dg_eval_result_free(&ev);
+    if (eval_rc != 0) goto done;
     dg_cw_opts cw;
     if (dg_cw_cli_apply(&cw_cli, reg.c == 3, &cw) != 0) goto done;
     cw.margin = reg.margin;

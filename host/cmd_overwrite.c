@@ -43,7 +43,7 @@ static int make_keys(const dg_dataset *ds, int n, int source, int target, float 
     size_t per = (size_t)ds->c * ds->h * ds->w;
     keys->n = n;
     keys->images = malloc(per * (size_t)n);
-    keys->labels = malloc((size_t)n);
+    keys->labels = malloc(sizeof(int32_t) * (size_t)n);
     if (!keys->images || !keys->labels) {
         dg_cli_error("attack overwrite: out of memory");
         free(pool), free(pick), free(keys->images), free(keys->labels);
@@ -57,7 +57,7 @@ static int make_keys(const dg_dataset *ds, int n, int source, int target, float 
             double v = src[j] + 255.0 * noise_std * normal(stream, (uint64_t)i * per + j);
             keys->images[(size_t)i * per + j] = (uint8_t)(v <= 0.0 ? 0 : v >= 255.0 ? 255 : (int)floor(v + 0.5));
         }
-        keys->labels[i] = (uint8_t)target;
+        keys->labels[i] = target;
     }
     free(pool), free(pick);
     return 0;
@@ -67,8 +67,9 @@ static int make_keys(const dg_dataset *ds, int n, int source, int target, float 
 static double accuracy(const char *net_name, const char *model, const dg_dataset *ds, const char *backend, int limit) {
     const dg_backend *be = dg_cli_backend(backend);
     dg_net *net = be ? dg_session_net(net_name, ds, be, 256, model) : NULL;
-    dg_eval_result r;
+    dg_eval_result r = {0};
     double acc = net && dg_evaluate(net, ds, limit, &r) == 0 ? r.accuracy : -1.0;
+    dg_eval_result_free(&r);
     dg_net_free(net);
     return acc;
 }

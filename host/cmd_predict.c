@@ -85,8 +85,10 @@ int dg_cmd_predict(int argc, char **argv) {
     }
     int n = limit > 0 && limit < ds.n ? limit : ds.n;
     if (!(pred = malloc(sizeof(int) * (size_t)(n ? n : 1)))) goto done;
-    dg_eval_result ev;
-    if (dg_evaluate_predictions(net, &ds, n, &ev, pred) != 0) goto done;
+    dg_eval_result ev = {0}; /* only the predictions are used */
+    int eval_rc = dg_evaluate_predictions(net, &ds, n, &ev, pred);
+    dg_eval_result_free(&ev);
+    if (eval_rc != 0) goto done;
     long correct_model = 0, correct_random = 0;
     FILE *answers = out ? fopen(out, "w") : NULL;
     if (out && !answers) {

@@ -331,13 +331,23 @@ static int load_idx(const char *dir, int train, dg_dataset *d, char *err, size_t
         dg_err_set(err, err_len, sl.path, "holds %u labels, but %s/%s[.gz] holds %u images", nl, dir, img_name, n);
         goto fail_lab;
     }
-    if (src_read_exact(&sl, n, &d->labels, "label", 8, err, err_len) != 0) goto fail_lab;
+    uint8_t *label_bytes = NULL;
+    if (src_read_exact(&sl, n, &label_bytes, "label", 8, err, err_len) != 0) goto fail_lab;
     src_close(&sl);
     for (uint32_t i = 0; i < n; i++)
-        if (d->labels[i] >= 10) {
-            dg_err_set(err, err_len, sl.path, "label %u at index %u is out of range (0..9)", d->labels[i], i);
+        if (label_bytes[i] >= 10) {
+            dg_err_set(err, err_len, sl.path, "label %u at index %u is out of range (0..9)", label_bytes[i], i);
+            free(label_bytes);
             return -1;
         }
+    d->labels = malloc(sizeof(int32_t) * (size_t)n);
+    if (!d->labels) {
+        dg_err_set(err, err_len, sl.path, "out of memory");
+        free(label_bytes);
+        return -1;
+    }
+    for (uint32_t i = 0; i < n; i++) d->labels[i] = label_bytes[i];
+    free(label_bytes);
     d->n = (int)n;
     d->c = 1;
     d->h = (int)h;
@@ -429,7 +439,7 @@ static int load_cifar10(const char *dir, int train, dg_dataset *d, char *err, si
             }
         uint8_t *ni = realloc(d->images, (total + recs) * CIFAR_PIXELS);
         if (ni) d->images = ni;
-        uint8_t *nl = ni ? realloc(d->labels, total + recs) : NULL;
+        int32_t *nl = ni ? realloc(d->labels, sizeof(int32_t) * (total + recs)) : NULL;
         if (nl) d->labels = nl;
         if (!ni || !nl) {
             dg_err_set(err, err_len, s.path, "out of memory");
@@ -495,7 +505,7 @@ static int load_synthetic(const char *spec, const char *args, int train, dg_data
     }
     size_t bytes = per * (size_t)v[4];
     d->images = malloc(bytes);
-    d->labels = malloc((size_t)v[4]);
+    d->labels = malloc(sizeof(int32_t) * (size_t)v[4]);
     if (!d->images || !d->labels) {
         dg_err_set(err, err_len, spec, "out of memory");
         return -1;
@@ -510,8 +520,7 @@ static int load_synthetic(const char *spec, const char *args, int train, dg_data
         uint64_t r = dg_rng_u64(seed, words);
         for (size_t b = words * 8; b < bytes; b++) d->images[b] = (uint8_t)(r >> (8 * (b - words * 8)));
     }
-    long label_mod = v[3] < 256 ? v[3] : 256; /* uint8 labels: see data.h */
-    for (long i = 0; i < v[4]; i++) d->labels[i] = (uint8_t)(i % label_mod);
+    for (long i = 0; i < v[4]; i++) d->labels[i] = (int32_t)(i % v[3]);
     d->n = (int)v[4];
     d->c = (int)v[0];
     d->h = (int)v[1];
@@ -626,7 +635,8 @@ int dg_data_subset(dg_dataset *d, int count, uint64_t seed, char *err, size_t er
     }
     size_t per = (size_t)d->c * d->h * d->w;
     int *idx = malloc(sizeof(int) * (size_t)count);
-    uint8_t *images = malloc((size_t)count * per + 1), *labels = malloc((size_t)count);
+    uint8_t *images = malloc((size_t)count * per + 1);
+    int32_t *labels = malloc(sizeof(int32_t) * (size_t)count);
     if (!idx || !images || !labels || dg_data_subset_indices(d->n, count, seed, idx) != 0) {
         free(idx), free(images), free(labels);
         dg_err_set(err, err_len, d->name, "out of memory");
@@ -653,22 +663,23 @@ int dg_data_append(dg_dataset *d, const dg_dataset *extra, char *err, size_t err
         return -1;
     }
     for (int i = 0; i < extra->n; i++)
-        if (extra->labels[i] >= d->classes) {
-            dg_err_set(err, err_len, d->name, "appended label %d is not below %d classes", extra->labels[i], d->classes);
+        if (extra->labels[i] < 0 || extra->labels[i] >= d->classes) {
+            dg_err_set(err, err_len, d->name, "appended label %d is not in 0..%d", extra->labels[i], d->classes - 1);
             return -1;
         }
     if (extra->n <= 0) return 0;
     size_t per = (size_t)d->c * d->h * d->w, n = (size_t)d->n + (size_t)extra->n;
-    uint8_t *images = realloc(d->images, n * per), *labels = NULL;
+    uint8_t *images = realloc(d->images, n * per);
+    int32_t *labels = NULL;
     if (images) d->images = images;
-    if (images) labels = realloc(d->labels, n);
+    if (images) labels = realloc(d->labels, sizeof(int32_t) * n);
     if (!images || !labels) {
         dg_err_set(err, err_len, d->name, "out of memory");
         return -1;
     }
     d->labels = labels;
     memcpy(d->images + (size_t)d->n * per, extra->images, (size_t)extra->n * per);
-    memcpy(d->labels + d->n, extra->labels, (size_t)extra->n);
+    memcpy(d->labels + d->n, extra->labels, sizeof(int32_t) * (size_t)extra->n);
     d->n = (int)n;
     return 0;
 }

@@ -11,7 +11,7 @@ typedef struct {
     char name[32];       /* "mnist", "fashion-mnist", "cifar10", "synthetic" */
     int n, c, h, w, classes;
     uint8_t *images;     /* n·c·h·w bytes, NCHW per image */
-    uint8_t *labels;     /* n bytes, each < classes */
+    int32_t *labels;     /* n labels, each in 0..classes-1 */
     float mean[3], std[3]; /* per channel, on [0,1] pixels; channels ≥ c repeat channel 0 */
 } dg_dataset;
 
@@ -27,8 +27,7 @@ typedef struct {
  *       pseudo-random pixels (fixed seed; the test split uses another seed than the train split)
  *       with labels i % K, mean 0.5 std 0.25 per channel; for benchmarks and framework comparisons
  *       where no real data set of that shape is at hand (e.g. "synthetic:3,224,224,1000" for
- *       ImageNet-size nets). Nothing in it is learnable. C ≤ 3, K ≤ 100000; classes = K, but as
- *       labels are uint8, K > 256 gives labels i % 256 (all valid classes of a K-way net).
+ *       ImageNet-size nets). Nothing in it is learnable. C ≤ 3, K ≤ 100000; classes = K.
  * A file is decompressed when it starts with the gzip magic; a .gz name must hold gzip. Gzip
  * streams must be complete (CRC and length checked; concatenated members allowed, other trailing
  * bytes are an error). IDX payloads must match their header exactly; labels must be < 10.

@@ -114,10 +114,8 @@ int dg_dist_evaluate(dg_dist *d, dg_net *net, const dg_dataset *ds, dg_eval_resu
     share.images += per * (size_t)lo;
     share.labels += lo;
     share.n = hi - lo;
-    memset(r, 0, sizeof *r);
-    int failed = share.n > 0 && dg_evaluate(net, &share, 0, r) != 0; /* also refuses k > 1000 */
-    r->classes = k;
-    int classes = k > 1000 ? 0 : k;
+    int failed = share.n > 0 ? dg_evaluate(net, &share, 0, r) != 0 : dg_eval_result_init(r, k) != 0;
+    int classes = k; /* the same on every rank, failed or not, so that the sums match */
     /* [failed, loss sum, images, correct per class, count per class] summed over the ranks */
     double *sums = calloc(3 + 2 * (size_t)classes, sizeof(double));
     if (!sums) {
@@ -128,9 +126,15 @@ int dg_dist_evaluate(dg_dist *d, dg_net *net, const dg_dataset *ds, dg_eval_resu
     sums[0] = failed;
     sums[1] = r->loss * r->images;
     sums[2] = r->images;
-    for (int c = 0; c < classes; c++) sums[3 + c] = r->correct[c], sums[3 + classes + c] = r->count[c];
+    if (!failed)
+        for (int c = 0; c < classes; c++) sums[3 + c] = r->correct[c], sums[3 + classes + c] = r->count[c];
     dg_dist_sum_f64(d, sums, 3 + 2 * classes);
     int any_failed = sums[0] > 0;
+    if (any_failed) {
+        free(sums);
+        dg_eval_result_free(r);
+        return -1;
+    }
     r->images = (int)sums[2];
     long correct = 0;
     for (int c = 0; c < classes; c++) {
@@ -141,5 +145,5 @@ int dg_dist_evaluate(dg_dist *d, dg_net *net, const dg_dataset *ds, dg_eval_resu
     r->loss = r->images ? sums[1] / r->images : 0.0;
     r->accuracy = r->images ? (double)correct / r->images : 0.0;
     free(sums);
-    return any_failed ? -1 : 0;
+    return 0;
 }

@@ -67,19 +67,41 @@ void dg_argmax_rows(const float *rows, int n, int k, int *out) {
     }
 }
 
+void dg_eval_result_free(dg_eval_result *r) {
+    if (!r) return;
+    free(r->correct);
+    free(r->count);
+    memset(r, 0, sizeof *r);
+}
+
+int dg_eval_result_init(dg_eval_result *r, int classes) {
+    dg_eval_result_free(r);
+    r->classes = classes;
+    r->correct = calloc((size_t)classes, sizeof(int));
+    r->count = calloc((size_t)classes, sizeof(int));
+    if (!r->correct || !r->count) {
+        dg_cli_error("out of memory for the per-class counts of %d classes", classes);
+        dg_eval_result_free(r);
+        return -1;
+    }
+    return 0;
+}
+
 int dg_evaluate(dg_net *net, const dg_dataset *ds, int limit, dg_eval_result *r) {
     return dg_evaluate_predictions(net, ds, limit, r, NULL);
 }
 
 int dg_evaluate_predictions(dg_net *net, const dg_dataset *ds, int limit, dg_eval_result *r, int *predictions) {
-    memset(r, 0, sizeof *r);
-    r->classes = net->classes;
-    if (net->classes > 1000) {
-        dg_cli_error("evaluation supports at most 1000 classes");
-        return -1;
-    }
+    if (dg_eval_result_init(r, net->classes) != 0) return -1;
     dg_dataset view = *ds;
     if (limit > 0 && limit < view.n) view.n = limit;
+    for (int i = 0; i < view.n; i++)
+        if (view.labels[i] < 0 || view.labels[i] >= net->classes) {
+            dg_cli_error("%s: label %d of image %d is not a class of the %d-way net", ds->name, view.labels[i], i,
+                         net->classes);
+            dg_eval_result_free(r);
+            return -1;
+        }
     dg_loader *loader = dg_loader_new(&view, net->batch, 0, 0, 0);
     float *probs = malloc(sizeof(float) * (size_t)net->batch * net->classes);
     int *pred = malloc(sizeof(int) * (size_t)net->batch);

@@ -19,14 +19,21 @@ typedef struct dg_eval_result {
     double loss;             /* mean cross-entropy */
     double accuracy;         /* fraction correct */
     int classes;
-    int correct[1000], count[1000];
+    int *correct, *count;    /* [classes] per true class, malloc'd: dg_eval_result_free */
 } dg_eval_result;
 
 /* Evaluate (batch norm with running statistics, dropout off) the first `limit` images of ds
- * (all when limit ≤ 0). */
+ * (all when limit ≤ 0). r must be zeroed ({0}) or hold an earlier result, whose arrays are freed
+ * first; labels outside 0..classes-1 are refused. */
 int dg_evaluate(dg_net *net, const dg_dataset *ds, int limit, dg_eval_result *r);
 /* The same, also writing each image's predicted class (in data set order) to predictions[n]. */
 int dg_evaluate_predictions(dg_net *net, const dg_dataset *ds, int limit, dg_eval_result *r, int *predictions);
+
+/* An empty result for `classes` classes, its per-class arrays zeroed (r's earlier arrays freed).
+ * 0, or -1 (message printed). */
+int dg_eval_result_init(dg_eval_result *r, int classes);
+/* Frees the per-class arrays and zeroes r; harmless on a zeroed result. */
+void dg_eval_result_free(dg_eval_result *r);
 
 /* argmax of each row of host logits/probabilities [n, k] */
 void dg_argmax_rows(const float *rows, int n, int k, int *out);

@@ -584,6 +584,7 @@ int dg_train(const dg_train_opts *o) {
     }
     rc = DG_EXIT_OK;
 done:
+    dg_eval_result_free(&result);
     dg_dist_grads_free(&grads);
     if (key) dg_wm_embed_free(&wm, be);
     free(key);

@@ -44,6 +44,23 @@ if r.returncode == 0:
     check(r.returncode == 0 and info["parameters"] == 61706 and len(info["tensors"]) == 10,
           f"info counts LeNet-5's 61706 parameters ({info.get('parameters')})")
 
+# 1b. More classes than a byte holds, and more than 1000: a 1500-way LeNet-5 on synthetic data
+# (labels i % 1500, two images per class in 3000). eval counts every class, the loss of an
+# untrained-ish net is near ln 1500, and train's own test figures agree with eval's.
+many = "synthetic:1,28,28,1500,3000"
+r = run("train", "--net", "lenet5", "--data", many, "--epochs", "1", "--batch", "64", "--seed", "2",
+        "--out", P("many.safetensors"))
+if check(r.returncode == 0, f"train a 1500-way lenet5 (exit {r.returncode}) {r.stderr[-300:]}"):
+    summary = json.loads(r.stdout)
+    r = run("eval", "--net", "lenet5", "--model", P("many.safetensors"), "--data", many)
+    ev = json.loads(r.stdout) if r.returncode == 0 else {}
+    counts = ev.get("per_class_count", [])
+    check(r.returncode == 0 and len(counts) == 1500 and all(c == 2 for c in counts)
+          and len(ev["per_class_accuracy"]) == 1500,
+          f"eval of 1500 classes counts two images in each (exit {r.returncode}, {len(counts)} counts) {r.stderr[-200:]}")
+    check(r.returncode == 0 and abs(ev["loss"] - 7.3132) < 0.2 and abs(ev["loss"] - summary["test_loss"]) < 1e-5,
+          f"1500-way loss {ev.get('loss')} near ln 1500 = 7.3132 and equal to train's {summary.get('test_loss')}")
+
 # 2. Same command, same seed: the same weights bit for bit; another seed: different weights.
 common = ["train", "--net", "lenet5", "--data", MNIST, "--subset", "3000", "--epochs", "2", "--batch", "64",
           "--opt", "sgd", "--lr", "0.05", "--momentum", "0.9", "--nesterov", "--wd", "5e-4", "--eval-every", "0"]

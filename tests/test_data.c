@@ -391,11 +391,15 @@ static void test_specs_and_synthetic(void) {
     CHECK(rc == 0 && memcmp(d.images, e.images, 3 * 224 * 224) != 0, "synthetic test split equals train split");
     dg_data_free(&e);
     dg_data_free(&d);
-    /* N given; K > 256 wraps the uint8 labels at 256 */
+    /* N given; K > 256: labels go on past 255 (they are int32) */
     rc = dg_data_load("synthetic:1,7,5,1000,1000", 1, &d, errbuf, sizeof errbuf);
-    CHECK(rc == 0 && d.n == 1000 && d.classes == 1000 && d.labels[999] == 999 % 256 && d.c == 1, "synthetic with N: %s",
-          errbuf);
+    CHECK(rc == 0 && d.n == 1000 && d.classes == 1000 && d.labels[999] == 999 && d.labels[256] == 256 && d.c == 1,
+          "synthetic with N: %s", errbuf);
     dg_data_free(&d);
+    dg_data_free(&d);
+    rc = dg_data_load("synthetic:1,2,2,100000,100001", 1, &d, errbuf, sizeof errbuf);
+    CHECK(rc == 0 && d.classes == 100000 && d.labels[99999] == 99999 && d.labels[100000] == 0, "synthetic K=1e5: %s",
+          errbuf);
     dg_data_free(&d);
     rc = dg_data_load("synthetic:1,3,3,2,3", 0, &d, errbuf, sizeof errbuf); /* 27 bytes: a partial last word */
     CHECK(rc == 0 && d.n == 3 && d.labels[2] == 0, "synthetic 27 bytes: %s", errbuf);
@@ -416,27 +420,27 @@ static void test_subset(void) {
     d.w = 2;
     d.classes = 10;
     d.images = malloc((size_t)n * 2);
-    d.labels = malloc((size_t)n);
+    d.labels = malloc(sizeof(int32_t) * (size_t)n);
     for (int i = 0; i < n; i++) {
         d.images[2 * i] = (uint8_t)(i & 255);
         d.images[2 * i + 1] = (uint8_t)(i >> 8);
-        d.labels[i] = (uint8_t)(i % 10);
+        d.labels[i] = i % 10;
     }
     dg_dataset a = d;
     a.images = malloc((size_t)n * 2);
-    a.labels = malloc((size_t)n);
+    a.labels = malloc(sizeof(int32_t) * (size_t)n);
     memcpy(a.images, d.images, (size_t)n * 2);
-    memcpy(a.labels, d.labels, (size_t)n);
+    memcpy(a.labels, d.labels, sizeof(int32_t) * (size_t)n);
     dg_dataset b = a;
     b.images = malloc((size_t)n * 2);
-    b.labels = malloc((size_t)n);
+    b.labels = malloc(sizeof(int32_t) * (size_t)n);
     memcpy(b.images, d.images, (size_t)n * 2);
-    memcpy(b.labels, d.labels, (size_t)n);
+    memcpy(b.labels, d.labels, sizeof(int32_t) * (size_t)n);
 
     int rc = dg_data_subset(&d, 100, 42, errbuf, sizeof errbuf);
     CHECK(rc == 0 && d.n == 100, "subset: %s", errbuf);
     rc = dg_data_subset(&a, 100, 42, errbuf, sizeof errbuf);
-    CHECK(rc == 0 && memcmp(a.images, d.images, 200) == 0 && memcmp(a.labels, d.labels, 100) == 0,
+    CHECK(rc == 0 && memcmp(a.images, d.images, 200) == 0 && memcmp(a.labels, d.labels, sizeof(int32_t) * 100) == 0,
           "same seed, different subset");
     rc = dg_data_subset(&b, 100, 43, errbuf, sizeof errbuf);
     CHECK(rc == 0 && memcmp(b.images, d.images, 200) != 0, "different seed, same subset");
@@ -496,11 +500,11 @@ static void test_mnist(const char *shared) {
         CHECK(strcmp(d.name, "mnist") == 0 && fabsf(d.mean[0] - 0.1307f) < 1e-6f && fabsf(d.std[0] - 0.3081f) < 1e-6f,
               "MNIST name/normalisation");
         static const int want[10] = {5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949};
-        static const uint8_t first[10] = {5, 0, 4, 1, 9, 2, 1, 3, 1, 4};
+        static const int32_t first[10] = {5, 0, 4, 1, 9, 2, 1, 3, 1, 4};
         int counts[10];
         class_counts(&d, counts);
         for (int k = 0; k < 10; k++) CHECK(counts[k] == want[k], "MNIST train class %d: %d, want %d", k, counts[k], want[k]);
-        CHECK(memcmp(d.labels, first, 10) == 0, "MNIST train first labels");
+        CHECK(memcmp(d.labels, first, sizeof first) == 0, "MNIST train first labels");
         double m = pixel_mean(&d, 0);
         CHECK(fabs(m - 0.1307) < 5e-5, "MNIST train pixel mean %.5f, want 0.1307", m);
     }
@@ -510,11 +514,11 @@ static void test_mnist(const char *shared) {
     if (rc == 0) {
         CHECK(d.n == 10000 && d.h == 28 && d.w == 28, "MNIST test dims");
         static const int want[10] = {980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009};
-        static const uint8_t first[10] = {7, 2, 1, 0, 4, 1, 4, 9, 5, 9};
+        static const int32_t first[10] = {7, 2, 1, 0, 4, 1, 4, 9, 5, 9};
         int counts[10];
         class_counts(&d, counts);
         for (int k = 0; k < 10; k++) CHECK(counts[k] == want[k], "MNIST test class %d: %d, want %d", k, counts[k], want[k]);
-        CHECK(memcmp(d.labels, first, 10) == 0, "MNIST test first labels");
+        CHECK(memcmp(d.labels, first, sizeof first) == 0, "MNIST test first labels");
         double m = pixel_mean(&d, 0);
         CHECK(fabs(m - 0.1325) < 1e-4, "MNIST test pixel mean %.5f, want 0.1325", m);
         /* subset keeps image/label pairs: the same seed twice gives the same set */
@@ -535,8 +539,8 @@ static void test_cifar(const char *shared) {
     if (rc == 0) {
         printf("CIFAR-10 test: %d images in %.2f s\n", d.n, t1 - t0);
         CHECK(d.n == 10000 && d.c == 3 && d.h == 32 && d.w == 32 && d.classes == 10, "CIFAR dims");
-        static const uint8_t first[10] = {3, 8, 8, 0, 6, 6, 1, 6, 3, 1};
-        CHECK(memcmp(d.labels, first, 10) == 0, "CIFAR test first labels");
+        static const int32_t first[10] = {3, 8, 8, 0, 6, 6, 1, 6, 3, 1};
+        CHECK(memcmp(d.labels, first, sizeof first) == 0, "CIFAR test first labels");
         int counts[10];
         class_counts(&d, counts);
         for (int k = 0; k < 10; k++) CHECK(counts[k] == 1000, "CIFAR test class %d: %d", k, counts[k]);
@@ -574,8 +578,8 @@ static void test_fashion(void) {
     rc = dg_data_load(spec, 0, &d, errbuf, sizeof errbuf);
     CHECK(rc == 0 && d.n == 10000, "Fashion-MNIST test: %s", errbuf);
     if (rc == 0) {
-        static const uint8_t first[10] = {9, 2, 1, 1, 6, 1, 4, 6, 5, 7};
-        CHECK(memcmp(d.labels, first, 10) == 0, "Fashion test first labels");
+        static const int32_t first[10] = {9, 2, 1, 1, 6, 1, 4, 6, 5, 7};
+        CHECK(memcmp(d.labels, first, sizeof first) == 0, "Fashion test first labels");
     }
     dg_data_free(&d);
 }
