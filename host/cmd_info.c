@@ -1,13 +1,19 @@
 /* host/cmd_info.c — `dnnguard info`: the tensors of a safetensors file (name, dtype, shape,
- * counts), or the parameter table of a named net, as a table or JSON. */
+ * counts), the parameter table of a named net, or what a data spec loads, as a table or JSON. */
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 #include "commands.h"
+#include "data_folder.h"
+#include "error.h"
 #include "model_io.h"
 #include "net.h"
 #include "safetensors.h"
+#include "session.h"
+#include "sha256.h"
 #include "../nets/registry.h"
 
 static const char *dtype_name(dg_st_dtype t) {
@@ -106,12 +112,102 @@ static int info_net(const char *name, int classes, int json) {
     return DG_EXIT_OK;
 }
 
+/* SHA-256 of n little-endian int32 labels */
+static void labels_sha256(const int32_t *labels, int n, char hex[65]) {
+    dg_sha256 h;
+    dg_sha256_init(&h);
+    for (int i = 0; i < n; i++) {
+        uint32_t v = (uint32_t)labels[i];
+        uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+        dg_sha256_update(&h, le, 4);
+    }
+    dg_sha256_final(&h, hex);
+}
+
+/* What a data spec loads: shape, classes (with their names for folder:DIR), counts, the
+ * normalisation, and digests of the pixels and labels (to check that two runs or two nodes, or
+ * dnnguard and a PyTorch script, read the same data). */
+static int info_data(const char *spec, const char *split, int json) {
+    dg_dataset ds;
+    if (strcmp(split, "train") != 0 && strcmp(split, "test") != 0) {
+        dg_cli_error("info: --split must be train or test, not '%s'", split);
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (dg_session_data(spec, strcmp(split, "train") == 0, &ds) != 0) return DG_EXIT_BAD_INPUT;
+    char **names = NULL, err[600];
+    int n_names = 0;
+    if (strncmp(spec, "folder:", 7) == 0 && dg_folder_class_names(spec + 7, &names, &n_names, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        dg_data_free(&ds);
+        return DG_EXIT_BAD_INPUT;
+    }
+    int *count = calloc((size_t)ds.classes, sizeof(int));
+    if (!count) {
+        dg_cli_error("info: out of memory");
+        dg_folder_names_free(names, n_names);
+        dg_data_free(&ds);
+        return DG_EXIT_BAD_INPUT;
+    }
+    for (int i = 0; i < ds.n; i++) count[ds.labels[i]]++;
+    char img_hex[65], lab_hex[65];
+    dg_sha256 h;
+    dg_sha256_init(&h);
+    dg_sha256_update(&h, ds.images, (size_t)ds.n * ds.c * ds.h * ds.w);
+    dg_sha256_final(&h, img_hex);
+    labels_sha256(ds.labels, ds.n, lab_hex);
+    if (json) {
+        printf("{\"data\": ");
+        dg_json_string(stdout, spec);
+        printf(", \"split\": \"%s\", \"name\": \"%s\", \"images\": %d, \"shape\": [%d, %d, %d], \"classes\": %d", split,
+               ds.name, ds.n, ds.c, ds.h, ds.w, ds.classes);
+        printf(", \"mean\": [");
+        for (int ch = 0; ch < ds.c; ch++) printf(ch ? ", %.9g" : "%.9g", ds.mean[ch]);
+        printf("], \"std\": [");
+        for (int ch = 0; ch < ds.c; ch++) printf(ch ? ", %.9g" : "%.9g", ds.std[ch]);
+        printf("], \"class_names\": ");
+        if (names) {
+            printf("[");
+            for (int k = 0; k < n_names; k++) {
+                if (k) printf(", ");
+                dg_json_string(stdout, names[k]);
+            }
+            printf("]");
+        } else {
+            printf("null");
+        }
+        printf(", \"per_class_count\": [");
+        for (int k = 0; k < ds.classes; k++) printf(k ? ", %d" : "%d", count[k]);
+        printf("], \"images_sha256\": \"%s\", \"labels_sha256\": \"%s\"}\n", img_hex, lab_hex);
+    } else {
+        printf("%s (%s split): %d images of %d×%d×%d, %d classes\n", spec, split, ds.n, ds.c, ds.h, ds.w, ds.classes);
+        printf("  mean");
+        for (int ch = 0; ch < ds.c; ch++) printf(" %.4f", ds.mean[ch]);
+        printf(", std");
+        for (int ch = 0; ch < ds.c; ch++) printf(" %.4f", ds.std[ch]);
+        printf("\n");
+        int shown = ds.classes < 20 ? ds.classes : 20;
+        for (int k = 0; k < shown; k++) {
+            printf("  class %d: %d images", k, count[k]);
+            if (names) printf(" (%s)", dg_err_safe(names[k]).s);
+            printf("\n");
+        }
+        if (shown < ds.classes) printf("  ... %d more classes (--json lists them all)\n", ds.classes - shown);
+        printf("  images sha256 %s (uint8, NCHW)\n  labels sha256 %s (int32, little-endian)\n", img_hex, lab_hex);
+    }
+    free(count);
+    dg_folder_names_free(names, n_names);
+    dg_data_free(&ds);
+    return DG_EXIT_OK;
+}
+
 int dg_cmd_info(int argc, char **argv) {
-    const char *model = NULL, *net = NULL;
+    const char *model = NULL, *net = NULL, *data = NULL, *split = "train";
     int json = 0, classes = 0, list = 0;
     const dg_opt opts[] = {
         {"model", DG_OPT_STR, &model, "a safetensors or torch.save (.pt) file: list its tensors"},
         {"net", DG_OPT_STR, &net, "a net name: list its parameters"},
+        {"data", DG_OPT_STR, &data, "a data set spec: what it loads (shape, classes, counts, digests)"},
+        {"split", DG_OPT_STR, &split, "train|test: the split --data loads (default train)"},
         {"classes", DG_OPT_INT, &classes, "class count for --net (default: the net's natural one)"},
         {"json", DG_OPT_FLAG, &json, "JSON instead of a table"},
         {"nets", DG_OPT_FLAG, &list, "list the known net names"},
@@ -122,9 +218,10 @@ int dg_cmd_info(int argc, char **argv) {
         fputs(dg_net_list(), stdout);
         return DG_EXIT_OK;
     }
-    if (!model == !net) {
-        dg_cli_error("info: give exactly one of --model FILE and --net NAME");
+    if ((model != NULL) + (net != NULL) + (data != NULL) != 1) {
+        dg_cli_error("info: give exactly one of --model FILE, --net NAME and --data SPEC");
         return DG_EXIT_BAD_INPUT;
     }
+    if (data) return info_data(data, split, json);
     return model ? info_model(model, json) : info_net(net, classes, json);
 }

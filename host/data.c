@@ -2,6 +2,7 @@
  * uint8, raw or gzip'd, with every header field, size and label checked; the synthetic set; the
  * seeded subset. Host memory and files only: no batching, augmentation or device code. */
 #include "data.h"
+#include "data_folder.h"
 
 #include "../kernels/math/pixel.h"
 #include "error.h"
@@ -573,11 +574,18 @@ int dg_data_load(const char *spec, int train, dg_dataset *out, char *err, size_t
         } else {
             rc = load_idx(dir, train, out, err, err_len);
         }
+    } else if (KIND_IS("folder")) {
+        if (!dir || !*dir) {
+            dg_err_set(err, err_len, spec, "no directory given (expected folder:DIR)");
+            return -1;
+        }
+        rc = dg_folder_load(dir, train, out, err, err_len); /* sets its own name and normalisation */
     } else if (KIND_IS("synthetic")) {
         rc = load_synthetic(spec, dir ? dir : "", train, out, err, err_len);
     } else {
         dg_err_set(err, err_len, spec,
-                "unknown data set (expected mnist:DIR, fashion-mnist[:DIR], cifar10:DIR or synthetic:C,H,W,K[,N])");
+                "unknown data set (expected mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, folder:DIR or "
+                "synthetic:C,H,W,K[,N])");
         return -1;
     }
     if (rc != 0) {
@@ -596,7 +604,7 @@ int dg_data_load(const char *spec, int train, dg_dataset *out, char *err, size_t
         static const float m[3] = {0.4914f, 0.4822f, 0.4465f}, s[3] = {0.2470f, 0.2435f, 0.2616f};
         snprintf(out->name, sizeof out->name, "cifar10");
         set_norm(out, m, s, 3);
-    } else {
+    } else if (KIND_IS("synthetic")) {
         static const float m[3] = {0.5f, 0.5f, 0.5f}, s[3] = {0.25f, 0.25f, 0.25f};
         snprintf(out->name, sizeof out->name, "synthetic");
         set_norm(out, m, s, 3);

@@ -1,5 +1,6 @@
 /* host/data.h — image classification data sets held in memory as uint8: MNIST and Fashion-MNIST
- * (IDX), CIFAR-10 (binary batches), raw or gzip'd, every size checked; plus a SYNTHETIC set of
+ * (IDX), CIFAR-10 (binary batches), raw or gzip'd, every size checked; folders of PNG files laid
+ * out for torchvision's ImageFolder; plus a SYNTHETIC set of
  * pseudo-random pixels for benchmarks. Host memory only: no augmentation, batching or devices. */
 #ifndef DG_DATA_H
 #define DG_DATA_H
@@ -8,7 +9,7 @@
 #include <stdint.h>
 
 typedef struct {
-    char name[32];       /* "mnist", "fashion-mnist", "cifar10", "synthetic" */
+    char name[32];       /* "mnist", "fashion-mnist", "cifar10", "folder", "synthetic" */
     int n, c, h, w, classes;
     uint8_t *images;     /* n·c·h·w bytes, NCHW per image */
     int32_t *labels;     /* n labels, each in 0..classes-1 */
@@ -23,6 +24,9 @@ typedef struct {
  *       t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each NAME or NAME.gz); "fashion-mnist"
  *       alone reads DG_FASHION_MNIST_DIR.
  *   "cifar10:DIR" — data_batch_1..5.bin (train) or test_batch.bin (test), each NAME or NAME.gz.
+ *   "folder:DIR" — PNG files in DIR/train/<class>/ and DIR/test/<class>/, classes, order and labels
+ *       as torchvision's ImageFolder gives them, normalised with the training split's statistics;
+ *       see data_folder.h.
  *   "synthetic:C,H,W,K[,N]" — NOT REAL DATA: N (default 256) images of C×H×W deterministic
  *       pseudo-random pixels (fixed seed; the test split uses another seed than the train split)
  *       with labels i % K, mean 0.5 std 0.25 per channel; for benchmarks and framework comparisons

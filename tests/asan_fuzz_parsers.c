@@ -1,6 +1,6 @@
 /* tests/asan_fuzz_parsers.c — a deterministic mutation fuzzer for the file parsers (safetensors,
  * PyTorch's torch.save files; IDX, CIFAR-10; raw and gzip; watermark keys; fingerprint registries;
- * PNG), built with ASan/UBSan: a few thousand mutants of valid files must
+ * PNG; folder:DIR trees), built with ASan/UBSan: a few thousand mutants of valid files must
  * each load or fail cleanly, and what loads must be readable in bounds. Touches only a temp dir.
  * Build with -DDG_LIBFUZZER -fsanitize=fuzzer for a libFuzzer target instead of main(). */
 #include <dirent.h>
@@ -22,7 +22,7 @@
 #include "host/torch_pt.h"
 #include "host/watermark.h"
 
-#define TIME_BUDGET_S 20.0
+#define TIME_BUDGET_S 30.0 /* at most; a fast machine finishes every parser's mutants sooner */
 
 static char tmpdir[512], dir_raw[600], dir_gz[600], st_path[600];
 static char errbuf[2048];
@@ -1312,6 +1312,104 @@ static void fuzz_png(int iterations, double deadline, int *done) {
     unlink(png_path);
 }
 
+/* ---- folder:DIR trees: mutated PNG files, and the tree's shape changed around them ---- */
+
+static int folder_ok = 0, folder_rejected = 0;
+static char folder_root[600];
+
+static void run_folder(const char *spec, int train, int h, int w) {
+    dg_dataset d;
+    errbuf[0] = 0;
+    int rc = dg_data_load(spec, train, &d, errbuf, sizeof errbuf);
+    if (rc != 0) {
+        folder_rejected++;
+        CHECK(rc == -1 && errbuf[0] == '/' && strstr(errbuf, ": "), "folder rejection without a path: '%s'", errbuf);
+        CHECK(d.images == NULL && d.labels == NULL && d.n == 0, "struct not cleared after a folder failure");
+        dg_data_free(&d);
+        return;
+    }
+    folder_ok++;
+    CHECK(d.n > 0 && (d.c == 1 || d.c == 3) && d.h == h && d.w == w && d.classes >= 2, "accepted folder dims %d %d %d %d",
+          d.n, d.c, d.h, d.w);
+    int bad = 0;
+    for (int i = 0; i < d.n; i++) bad += d.labels[i] < 0 || d.labels[i] >= d.classes;
+    CHECK(bad == 0, "%d folder labels out of range", bad);
+    float *img = malloc(sizeof(float) * (size_t)d.c * d.h * d.w);
+    if (img) dg_data_image_f32(&d, d.n - 1, img); /* the last image: ASan sees a short buffer */
+    free(img);
+    for (int ch = 0; ch < 3; ch++) CHECK(d.std[ch] > 0.0f && d.mean[ch] >= 0.0f && d.mean[ch] <= 1.0f, "folder stats");
+    dg_data_free(&d);
+}
+
+/* A tree of 2 classes × 2 images per split (grey and RGB, 6×4), mutants of one file at a time,
+ * and one change of shape: an empty class, a test-only class, a JPEG name, a link loop, a folder
+ * named like an image, a file of another size. Both splits load, or fail with one message. */
+static void fuzz_folder(int iterations, double deadline, int *done) {
+    enum { H = 4, W = 6, FILES = 8 };
+    char paths[FILES][700], spec[700], extra[760], extra2[800];
+    buf orig[FILES] = {{0}}, b = {0};
+    snprintf(folder_root, sizeof folder_root, "%s/folder", tmpdir);
+    snprintf(spec, sizeof spec, "folder:%s", folder_root);
+    mkdir(folder_root, 0700);
+    for (int f = 0; f < FILES; f++) {
+        const char *split = f < 4 ? "train" : "test", *cls = (f / 2) % 2 ? "b" : "a";
+        snprintf(paths[f], sizeof paths[f], "%s/%s", folder_root, split);
+        mkdir(paths[f], 0700);
+        snprintf(paths[f], sizeof paths[f], "%s/%s/%s", folder_root, split, cls);
+        mkdir(paths[f], 0700);
+        snprintf(paths[f], sizeof paths[f], "%s/%s/%s/%d.png", folder_root, split, cls, f);
+        int c = f % 2 ? 3 : 1;
+        dg_image im = {W, H, c, malloc((size_t)W * H * 3)};
+        for (int i = 0; i < W * H * c; i++) im.pixels[i] = (uint8_t)(i * 37 + f * 11);
+        char err[512];
+        CHECK(dg_png_write(paths[f], &im, err, sizeof err) == 0, "folder seed: %s", err);
+        dg_image_free(&im);
+        read_whole(paths[f], &orig[f]);
+    }
+    run_folder(spec, 1, H, W);
+    run_folder(spec, 0, H, W);
+    CHECK(folder_ok == 2, "the unmutated folder tree is refused: %s", errbuf);
+    int it = 0;
+    for (; it < iterations && now_s() < deadline; it++) {
+        int f = (int)rnd_below(FILES), shape = (int)rnd_below(8);
+        buf_set(&b, orig[f].p, orig[f].n);
+        int k = (int)rnd_below(3);
+        for (int m = 0; m < k; m++) mutate_png(&b);
+        write_bytes(paths[f], b.p, b.n);
+        extra[0] = extra2[0] = 0;
+        switch (shape) {
+        case 1: snprintf(extra, sizeof extra, "%s/train/c", folder_root), mkdir(extra, 0700); break;
+        case 2:
+            snprintf(extra, sizeof extra, "%s/test/z", folder_root), mkdir(extra, 0700);
+            snprintf(extra2, sizeof extra2, "%s/0.png", extra), write_bytes(extra2, orig[0].p, orig[0].n);
+            break;
+        case 3: snprintf(extra2, sizeof extra2, "%s/train/a/x.JPG", folder_root), write_bytes(extra2, b.p, b.n); break;
+        case 4:
+            snprintf(extra2, sizeof extra2, "%s/train/b/up", folder_root);
+            CHECK(symlink("..", extra2) == 0, "link");
+            break;
+        case 5: snprintf(extra, sizeof extra, "%s/test/a/dir.png", folder_root), mkdir(extra, 0700); break;
+        default: break;
+        }
+        run_folder(spec, 1, H, W);
+        run_folder(spec, 0, H, W);
+        if (extra2[0]) unlink(extra2);
+        if (extra[0]) rmdir(extra);
+        write_bytes(paths[f], orig[f].p, orig[f].n);
+    }
+    *done = it;
+    free(b.p);
+    for (int f = 0; f < FILES; f++) {
+        unlink(paths[f]);
+        free(orig[f].p);
+    }
+    static const char *const dirs[] = {"train/a", "train/b", "test/a", "test/b", "train", "test", ""};
+    for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
+        snprintf(extra, sizeof extra, "%s/%s", folder_root, dirs[i]);
+        rmdir(extra);
+    }
+}
+
 static void setup_dirs(void) {
     const char *base = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/dg_fuzz_XXXXXX", base && *base ? base : "/tmp");
@@ -1348,6 +1446,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     (void)fuzz_registry;
     (void)fuzz_manifest;
     (void)fuzz_png;
+    (void)fuzz_folder;
     (void)remove_dirs;
     if (!ready) {
         setup_dirs();
@@ -1421,32 +1520,37 @@ int main(int argc, char **argv) {
     int scale = argc > 1 ? atoi(argv[1]) : 1; /* `asan_fuzz_parsers 10`: ten times the mutants */
     if (scale < 1) scale = 1;
     setup_dirs();
+    /* Each parser gets its own slice of the budget, counted from when it starts, so that a slow
+     * machine (or a busy ctest -j) shortens every parser's run instead of starving the last. */
+    struct {
+        const char *name;
+        void (*fuzz)(int, double, int *);
+        int iterations;
+        double share;
+        int done;
+        double seconds;
+    } parsers[] = {
+        {"safetensors", fuzz_safetensors, 12000, 0.16, 0, 0}, {"torch.save", fuzz_pt, 6000, 0.10, 0, 0},
+        {"IDX", fuzz_idx, 4000, 0.10, 0, 0},                  {"CIFAR-10", fuzz_cifar, 1500, 0.06, 0, 0},
+        {"keys", fuzz_keys, 6000, 0.06, 0, 0},                {"registries", fuzz_registry, 10000, 0.05, 0, 0},
+        {"InFIP manifests", fuzz_manifest, 6000, 0.05, 0, 0}, {"PNG", fuzz_png, 8000, 0.30, 0, 0},
+        {"folder trees", fuzz_folder, 1500, 0.12, 0, 0},
+    };
     double t0 = now_s();
-    int n_st = 0, n_idx = 0, n_cifar = 0, n_key = 0, n_reg = 0, n_png = 0;
-    fuzz_safetensors(12000 * scale, t0 + TIME_BUDGET_S * 0.40 * scale, &n_st);
-    int n_pt = 0;
-    fuzz_pt(6000 * scale, t0 + TIME_BUDGET_S * 0.48 * scale, &n_pt);
-    double t1 = now_s();
-    fuzz_idx(4000 * scale, t0 + TIME_BUDGET_S * 0.62 * scale, &n_idx);
-    double t2 = now_s();
-    fuzz_cifar(1500 * scale, t0 + TIME_BUDGET_S * 0.75 * scale, &n_cifar);
-    double t3 = now_s();
-    fuzz_keys(6000 * scale, t0 + TIME_BUDGET_S * 0.85 * scale, &n_key);
-    double t4 = now_s();
-    fuzz_registry(10000 * scale, t0 + TIME_BUDGET_S * 0.88 * scale, &n_reg);
-    double t5 = now_s();
-    int n_man = 0;
-    fuzz_manifest(6000 * scale, t0 + TIME_BUDGET_S * 0.92 * scale, &n_man);
-    double t6 = now_s();
-    fuzz_png(8000 * scale, t0 + TIME_BUDGET_S * scale, &n_png);
+    for (size_t i = 0; i < sizeof parsers / sizeof *parsers; i++) {
+        double start = now_s();
+        parsers[i].fuzz(parsers[i].iterations * scale, start + TIME_BUDGET_S * parsers[i].share * scale,
+                        &parsers[i].done);
+        parsers[i].seconds = now_s() - start;
+    }
     remove_dirs();
-    printf("safetensors: %d mutants (%d accepted, %d rejected); torch.save: %d mutants (%d accepted, %d rejected); IDX: %d, CIFAR-10: %d mutants (%d accepted, %d "
-           "rejected); keys: %d mutants (%d accepted, %d rejected); registries: %d mutants (%d accepted, %d rejected); "
-           "InFIP manifests: %d mutants (%d accepted, %d rejected); PNG: %d mutants (%d accepted, %d rejected); "
-           "%.1f s (%.1f + %.1f + %.1f + %.1f + %.1f + %.1f + %.1f)\n",
-           n_st, st_ok, st_rejected, n_pt, pt_ok, pt_rejected, n_idx, n_cifar, data_ok, data_rejected, n_key, key_ok, key_rejected, n_reg, reg_ok,
-           reg_rejected, n_man, man_ok, man_rejected, n_png, png_ok, png_rejected, now_s() - t0, t1 - t0, t2 - t1,
-           t3 - t2, t4 - t3, t5 - t4, t6 - t5, now_s() - t6);
+    for (size_t i = 0; i < sizeof parsers / sizeof *parsers; i++)
+        printf("%s: %d of %d mutants in %.1f s\n", parsers[i].name, parsers[i].done, parsers[i].iterations * scale,
+               parsers[i].seconds);
+    printf("accepted/rejected: safetensors %d/%d, torch.save %d/%d, IDX and CIFAR-10 %d/%d, keys %d/%d, registries "
+           "%d/%d, InFIP manifests %d/%d, PNG %d/%d, folder loads %d/%d; %.1f s in all\n",
+           st_ok, st_rejected, pt_ok, pt_rejected, data_ok, data_rejected, key_ok, key_rejected, reg_ok, reg_rejected,
+           man_ok, man_rejected, png_ok, png_rejected, folder_ok, folder_rejected, now_s() - t0);
     return dg_test_done("asan_fuzz_parsers");
 }
 #endif

@@ -1,0 +1,200 @@
+"""tests/test_data_folder.py — folder:DIR against torchvision's ImageFolder on trees of real
+CIFAR-10 and MNIST images: the same classes, the same order and labels, the same pixels (by the
+SHA-256 that `info --data` prints), the training split's normalisation; LeNet-5 learns from a
+folder tree; bad trees give one line and exit 2."""
+import gzip
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+from PIL import Image
+from torchvision.datasets import ImageFolder
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cli_check import SHARED, check, done, expect_bad, parse, run  # noqa: E402
+
+tmp = tempfile.mkdtemp(prefix="dg-folder-")
+cifar = np.frombuffer(gzip.open(os.path.join(SHARED, "cifar10", "test_batch.bin.gz")).read(), np.uint8).reshape(-1, 3073)
+names = open(os.path.join(SHARED, "cifar10", "batches.meta.txt")).read().split()
+
+
+def cifar_image(i):
+    return cifar[i, 1:].reshape(3, 32, 32).transpose(1, 2, 0)
+
+
+def idx(path):
+    raw = gzip.open(path).read()
+    dims = raw[3]
+    shape = [int.from_bytes(raw[4 + 4 * k:8 + 4 * k], "big") for k in range(dims)]
+    return np.frombuffer(raw[4 + 4 * dims:], np.uint8).reshape(shape)
+
+
+def digest_images(arrays):
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def digest_labels(labels):
+    return hashlib.sha256(np.asarray(labels, dtype="<i4").tobytes()).hexdigest()
+
+
+def torch_view(folder, mode, class_to_idx=None):
+    """(NCHW uint8 arrays, labels, classes) as ImageFolder with PIL convert(mode) sees folder"""
+    ds = ImageFolder(folder, loader=lambda p: Image.open(p).convert(mode))
+    arrays, labels = [], []
+    for path, target in ds.samples:
+        a = np.asarray(ds.loader(path))
+        arrays.append(a[None] if a.ndim == 2 else a.transpose(2, 0, 1))
+        labels.append(class_to_idx[ds.classes[target]] if class_to_idx else target)
+    return arrays, labels, ds
+
+
+def info(spec, split):
+    r = run("info", "--data", spec, "--split", split, "--json")
+    check(r.returncode == 0, f"info --data {spec} --split {split} (exit {r.returncode}) {r.stderr.strip()[-300:]}")
+    return parse(r.stdout)
+
+
+# 1. A colour tree: CIFAR-10 images in class folders, with what ImageFolder's order depends on:
+# files beside sub-folders, "sub" and "sub-b" (sorted(os.walk) orders by the whole folder path,
+# so sub-b comes before sub's own sub-folder "sub/x"), an upper-case .PNG, a hidden class folder,
+# a palette, an RGBA and a grey image among the RGB ones, and files that are not images.
+colour = os.path.join(tmp, "colour")
+for split, first, count in (("train", 0, 300), ("test", 300, 100)):
+    for i in range(first, first + count):
+        cls = names[cifar[i, 0]]
+        sub = ["", "sub", "sub-b", "sub/x"][i % 4]
+        d = os.path.join(colour, split, cls, sub)
+        os.makedirs(d, exist_ok=True)
+        img = Image.fromarray(cifar_image(i))
+        ext = ".PNG" if i % 11 == 0 else ".png"
+        if i % 13 == 0:
+            img = img.convert("P")
+        elif i % 17 == 0:
+            img = img.convert("RGBA")
+        elif i % 19 == 0:
+            img = img.convert("L")
+        img.save(os.path.join(d, f"{i:04d}{ext}"))
+    open(os.path.join(colour, split, "airplane", "notes.txt"), "w").write("not an image\n")
+os.makedirs(os.path.join(colour, "train", ".extra"))
+Image.fromarray(cifar_image(500)).save(os.path.join(colour, "train", ".extra", "a.png"))
+open(os.path.join(colour, "train", "README"), "w").write("a file beside the class folders\n")
+
+spec = "folder:" + colour
+tr = info(spec, "train")
+arrays, labels, ds = torch_view(os.path.join(colour, "train"), "RGB")
+check(tr.get("class_names") == ds.classes and tr.get("classes") == 11 and ds.classes[0] == ".extra",
+      f"class names and indices are ImageFolder's, the hidden folder included: {tr.get('class_names')}")
+check(tr.get("images") == len(ds.samples) == 301 and tr.get("shape") == [3, 32, 32],
+      f"every .png/.PNG at any depth, nothing else ({tr.get('images')} images, ImageFolder {len(ds.samples)})")
+check(tr.get("labels_sha256") == digest_labels(labels), "labels in ImageFolder's sample order")
+check(tr.get("images_sha256") == digest_images(arrays),
+      "pixels equal PIL's convert('RGB') in ImageFolder's order (palette expanded, alpha dropped, grey replicated)")
+stack = np.stack(arrays).astype(np.float64) / 255.0
+mean, std = stack.mean(axis=(0, 2, 3)), stack.std(axis=(0, 2, 3))
+check(np.allclose(tr.get("mean", [0] * 3), mean, atol=1e-6) and np.allclose(tr.get("std", [0] * 3), std, atol=1e-6),
+      f"mean/std are the training pixels' ({tr.get('mean')} vs {mean.tolist()})")
+check(tr.get("per_class_count") == np.bincount(labels, minlength=11).tolist(), "per-class counts")
+
+te = info(spec, "test")
+arrays_t, labels_t, ds_t = torch_view(os.path.join(colour, "test"), "RGB", ds.class_to_idx)
+check(te.get("class_names") == ds.classes and te.get("classes") == 11,
+      "the test split is labelled with the training split's classes (it lacks .extra)")
+check(ds_t.classes[0] == "airplane" and te.get("labels_sha256") == digest_labels(labels_t),
+      "test labels are the training indices of the test folders' names (ImageFolder on test alone would shift them)")
+check(te.get("images_sha256") == digest_images(arrays_t) and te.get("images") == 100, "test pixels")
+check(te.get("mean") == tr.get("mean") and te.get("std") == tr.get("std"), "the test split is normalised as training")
+
+# 2. A grey tree of MNIST digits: one channel; an RGB image in the test split becomes grey by
+# PIL's luma; LeNet-5 learns from it, and eval counts its classes.
+mn_img = idx(os.path.join(SHARED, "mnist", "t10k-images-idx3-ubyte.gz"))
+mn_lab = idx(os.path.join(SHARED, "mnist", "t10k-labels-idx1-ubyte.gz"))
+grey = os.path.join(tmp, "grey")
+for split, first, count in (("train", 0, 4000), ("test", 4000, 1000)):
+    for i in range(first, first + count):
+        d = os.path.join(grey, split, f"digit-{mn_lab[i]}")
+        os.makedirs(d, exist_ok=True)
+        img = Image.fromarray(mn_img[i])
+        if split == "test" and i % 50 == 0:  # tinted RGB
+            a = np.stack([mn_img[i], mn_img[i] // 2, 255 - mn_img[i]], axis=2)
+            img = Image.fromarray(a.astype(np.uint8))
+        img.save(os.path.join(d, f"{i}.png"))
+gspec = "folder:" + grey
+gt = info(gspec, "test")
+arrays_g, labels_g, _ = torch_view(os.path.join(grey, "test"), "L")
+check(gt.get("shape") == [1, 28, 28] and gt.get("images_sha256") == digest_images(arrays_g)
+      and gt.get("labels_sha256") == digest_labels(labels_g),
+      "a grey training split gives one channel; colour test images become PIL's convert('L')")
+model = os.path.join(tmp, "lenet.safetensors")
+r = run("train", "--net", "lenet5", "--data", gspec, "--epochs", "2", "--opt", "adam", "--lr", "2e-3", "--batch", "32",
+        "--seed", "4", "--out", model)
+summary = parse(r.stdout.splitlines()[-1]) if r.returncode == 0 and r.stdout.strip() else {}
+check(r.returncode == 0 and summary.get("test_acc", 0) >= 0.9,
+      f"LeNet-5 learns 4000 MNIST digits from a folder tree: test accuracy {summary.get('test_acc')} >= 0.9 "
+      f"{r.stderr.strip()[-200:]}")
+r = run("eval", "--net", "lenet5", "--model", model, "--data", gspec)
+ev = parse(r.stdout)
+check(r.returncode == 0 and ev.get("per_class_count") == np.bincount(labels_g, minlength=10).tolist()
+      and abs(ev.get("accuracy", 0) - summary.get("test_acc", -1)) < 1e-9, "eval of the folder's test split")
+
+# 3. Bad trees: one line naming the file, exit 2.
+
+
+def bad_tree(name, build):
+    root = os.path.join(tmp, name)
+    os.makedirs(os.path.join(root, "train", "a"))
+    os.makedirs(os.path.join(root, "train", "b"))
+    Image.fromarray(cifar_image(0)).save(os.path.join(root, "train", "a", "0.png"))
+    Image.fromarray(cifar_image(1)).save(os.path.join(root, "train", "b", "1.png"))
+    build(root)
+    return "folder:" + root
+
+
+spec = bad_tree("jpeg", lambda r: Image.fromarray(cifar_image(2)).save(os.path.join(r, "train", "a", "2.jpg")))
+expect_bad(["info", "--data", spec], "2.jpg", "a JPEG among the images is refused, not skipped")
+spec = bad_tree("size", lambda r: Image.fromarray(cifar_image(2)[:30]).save(os.path.join(r, "train", "b", "2.png")))
+expect_bad(["info", "--data", spec], "2.png", "an image of another size")
+spec = bad_tree("corrupt", lambda r: open(os.path.join(r, "train", "b", "2.png"), "wb").write(
+    open(os.path.join(r, "train", "b", "1.png"), "rb").read()[:200]))
+expect_bad(["info", "--data", spec], "2.png", "a truncated PNG")
+spec = bad_tree("empty", lambda r: os.makedirs(os.path.join(r, "train", "c", "deeper")))
+expect_bad(["info", "--data", spec], "train/c", "a training class folder with no image")
+
+
+def test_extra_class(r):
+    os.makedirs(os.path.join(r, "test", "z"))
+    Image.fromarray(cifar_image(3)).save(os.path.join(r, "test", "z", "3.png"))
+
+
+spec = bad_tree("testclass", test_extra_class)
+expect_bad(["info", "--data", spec, "--split", "test"], "test/z", "a test class that training lacks")
+spec = bad_tree("testsize", lambda r: (os.makedirs(os.path.join(r, "test", "a")), Image.fromarray(
+    cifar_image(3)[:, :20]).save(os.path.join(r, "test", "a", "3.png"))))
+expect_bad(["info", "--data", spec, "--split", "test"], "3.png", "test images of another size than training's")
+spec = bad_tree("loop", lambda r: os.symlink("..", os.path.join(r, "train", "a", "up")))
+expect_bad(["info", "--data", spec], "loop", "a link loop below a class folder")
+
+
+def two_loops(r):  # each level branches twice: a depth bound alone would read 2^32 folders
+    os.symlink("../..", os.path.join(r, "train", "a", "up1"))
+    os.symlink("../..", os.path.join(r, "train", "a", "up2"))
+
+
+spec = bad_tree("loops", two_loops)
+expect_bad(["info", "--data", spec], "loop", "two branching link loops, refused at once")
+spec = bad_tree("deep", lambda r: os.makedirs(os.path.join(r, "train", "a", *["d"] * 33)))
+expect_bad(["info", "--data", spec], "deep", "folders more than 32 deep")
+spec = bad_tree("notest", lambda r: None)
+expect_bad(["info", "--data", spec, "--split", "test"], "test", "no test folder")
+expect_bad(["info", "--data", "folder:" + os.path.join(tmp, "nonexistent")], "nonexistent", "no such folder")
+expect_bad(["info", "--data", "folder:"], "folder:", "no folder given")
+expect_bad(["info", "--data", "folder:" + os.path.join(tmp, "jpeg", "train", "a", "0.png")], "0.png", "a file, not a folder")
+expect_bad(["info", "--data", "folder:" + os.path.join(tmp, "jpeg"), "--split", "val"], "val", "an unknown split")
+
+shutil.rmtree(tmp)
+done()
