@@ -199,10 +199,16 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         if (net) dg_cli_error("fp issue: out of memory");
         goto done;
     }
-    dg_eval_result ev = {0}; /* only the predictions are used */
+    dg_eval_result ev = {0}; /* the predictions, and the loss to see that the outputs are finite */
     int eval_rc = dg_evaluate_predictions(net, &ds, 0, &ev, pred);
+    double eval_loss = ev.loss;
     dg_eval_result_free(&ev);
     if (eval_rc != 0) goto done;
+    if (!isfinite(eval_loss)) { /* finite weights that overflow float32 on the way (3e38 × a pixel) */
+        dg_cli_error("fp issue: %s: the model's loss on %s is not finite, though its weights are (its activations or "
+                     "outputs overflow float32): issuing fingerprints needs a working model", model, data);
+        goto done;
+    }
     snprintf(reg.net, sizeof reg.net, "%s", net_name);
     snprintf(reg.data, sizeof reg.data, "%s", data);
     snprintf(reg.split, sizeof reg.split, "%s", split);

@@ -230,6 +230,19 @@ static int extract(int argc, char **argv, dg_dist *dist) {
     const void *input_ctx[2] = {&ds, idx};
     if (relevance_on_ranks(dist, rel_plan, net, n, data_input, input_ctx, x, rel, pred, logits) != 0) goto done;
     double seconds = dg_now_s() - t0;
+    /* finite weights can still overflow float32 on the way (3e38 × a pixel): every rank holds all
+     * the keys' results, so every rank refuses alike */
+    for (int i = 0; i < n; i++) {
+        int bad_out = 0, bad_rel = 0;
+        for (int j = 0; j < ds.classes && !bad_out; j++) bad_out = !isfinite(logits[(size_t)i * ds.classes + j]);
+        for (size_t j = 0; j < per && !bad_rel; j++) bad_rel = !isfinite(rel[(size_t)i * per + j]);
+        if (bad_out || bad_rel) {
+            dg_cli_error("infip extract: %s: the %s of key %d (image %d) is not finite, though the weights are (the "
+                         "activations overflow float32): an InFIP reference needs a working model",
+                         model, bad_out ? "output" : "relevance", i, idx[i]);
+            goto done;
+        }
+    }
     if (!dg_dist_is_root(dist)) { /* rank 0 writes the reference */
         rc = DG_EXIT_OK;
         goto done;

@@ -9,6 +9,10 @@
 #include "private_file.h"
 
 void dg_json_float_text(float v, char *num, size_t len) {
+    if (!isfinite(v)) {
+        snprintf(num, len, "null");
+        return;
+    }
     for (int digits = 6; digits <= 9; digits++) {
         snprintf(num, len, "%.*g", digits, (double)v);
         if (strtof(num, NULL) == v) return;

@@ -7,7 +7,8 @@
 #include <cjson/cJSON.h>
 #include <stddef.h>
 
-/* the shortest decimal text that reads back as the same float (0.01, not 0.00999999978) */
+/* the shortest decimal text that reads back as the same float (0.01, not 0.00999999978); null for
+ * NaN and ±inf, which JSON cannot hold (the readers then refuse the field by name) */
 void dg_json_float_text(float v, char *num, size_t len);
 void dg_json_add_float(cJSON *obj, const char *name, float v);
 cJSON *dg_json_float_array(const float *v, int n);

@@ -12,6 +12,7 @@
 #include "check.h"
 #include "host/cli.h"
 #include "host/infip.h"
+#include "host/json_fields.h"
 #include "host/relevance.h"
 #include "host/ssim.h"
 #include "host/watermark.h"
@@ -117,6 +118,16 @@ static void check_json_numbers(void) {
     CHECK(strcmp(dg_json_fixed(0.25, 6).s, "0.250000") == 0 && strcmp(dg_json_sig(1.0 / 3.0, 3).s, "0.333") == 0,
           "finite values as printf prints them: %s %s", dg_json_fixed(0.25, 6).s, dg_json_sig(1.0 / 3.0, 3).s);
     CHECK(strlen(dg_json_fixed(-1.7976931348623157e308, 6).s) == 317, "the largest double fits in full");
+    /* the writer of registries and manifests: shortest exact text, null where JSON has no number */
+    char num[32];
+    dg_json_float_text(NAN, num, sizeof num);
+    CHECK(strcmp(num, "null") == 0, "a NaN float field is written as null, not '%s'", num);
+    dg_json_float_text(-INFINITY, num, sizeof num);
+    CHECK(strcmp(num, "null") == 0, "an infinite float field is written as null, not '%s'", num);
+    dg_json_float_text(0.01f, num, sizeof num);
+    CHECK(strcmp(num, "0.01") == 0, "0.01f is written as '%s'", num);
+    dg_json_float_text(-3.4028235e38f, num, sizeof num);
+    CHECK(strtof(num, NULL) == -3.4028235e38f, "the largest float reads back ('%s')", num);
 }
 
 int main(void) {

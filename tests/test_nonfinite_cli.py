@@ -47,7 +47,9 @@ check(r.returncode == 0, "the planted watermark verifies")
 spoiled = {}
 for name, edit in (("fc3-nan", lambda t: t["fc3.weight"].__setitem__((0, 0), np.nan)),
                    ("conv2-nan", lambda t: t["conv2.weight"].__setitem__(Ellipsis, np.nan)),
-                   ("conv1-inf", lambda t: t["conv1.weight"].__setitem__(Ellipsis, np.inf))):
+                   ("conv1-inf", lambda t: t["conv1.weight"].__setitem__(Ellipsis, np.inf)),
+                   # finite weights whose activations overflow float32: they pass the weight check
+                   ("fc1-huge", lambda t: t["fc1.weight"].__setitem__(Ellipsis, 3e38))):
     t = {k: np.array(v, copy=True) for k, v in clean.items()}
     edit(t)
     st_io.write(P(name + ".safetensors"), t)
@@ -87,6 +89,9 @@ for name, path in spoiled.items():
                     "--seed", "7", "--out", P("k2.json")], layer[1], f"{name}: wm keygen of the spoiled layer")
     expect_bad(["infip", "extract", "--model", path, "--net", "lenet5", "--keys", MNIST, "--n", "5", "--seed", "3",
                 "--out", P("ref2")], "needs a working model", f"{name}: infip extract")
+    if name == "fc1-huge":  # refused only after the forward pass, which says what overflowed
+        expect_bad(["infip", "extract", "--model", path, "--net", "lenet5", "--keys", MNIST, "--n", "5", "--seed", "3",
+                    "--out", P("ref2")], "overflow float32", f"{name}: infip extract names the overflow")
     expect_bad(["fp", "issue", "--model", path, "--net", "lenet5", "--data", MNIST, "--classes", "0-9", "--conf", "0.3",
                 "--eps", "0.01", "--users", "2", "--out", P("fps")], "needs a working model", f"{name}: fp issue")
 check(not os.path.exists(P("k2.json")) and not os.path.exists(P("ref2")) and not os.path.exists(P("fps/registry.json")),
