@@ -466,7 +466,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     if (!dg_dist_is_root(dist)) goto done; /* rank 0 compares and reports */
     rc = DG_EXIT_BAD_INPUT;
     if (out && make_folder(out) != 0) goto done;
-    int agree = 0;
+    int agree = 0, nonfinite = 0;
     /* the other SSIM form is reported too (the verdict is the chosen one's): it costs little */
     const dg_ssim_mode other = mode == DG_SSIM_GLOBAL ? DG_SSIM_GAUSSIAN : DG_SSIM_GLOBAL;
     const int other_fits = dg_ssim_fits(h, w, other);
@@ -475,6 +475,9 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         ssim[k] = dg_ssim(mine, owner + (size_t)k * plane, h, w, mode);
         ssim_other[k] = other_fits ? dg_ssim(mine, owner + (size_t)k * plane, h, w, other) : 0.0;
         agree += pred[k] == m.keys[k].predicted;
+        int bad = 0; /* NaN relevance draws black pixels: said, not hidden */
+        for (size_t j = 0; j < per && !bad; j++) bad = !isfinite(rel[(size_t)k * per + j]);
+        nonfinite += bad;
         char name[64], fp_sha[65];
         snprintf(name, sizeof name, "fp-%05d.png", k);
         if (out && write_png(out, name, mine, 1, h, w, interleaved, fp_sha) != 0) goto done;
@@ -492,10 +495,10 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     dg_json_string(stdout, reference);
     printf(", \"model_sha256\": \"%s\", \"owner_model_sha256\": \"%s\", \"same_file\": %s, \"mode\": \"%s\", "
            "\"keys\": %d, \"assim\": %.6f, \"ssim_min\": %.6f, \"ssim_median\": %.6f, \"ssim_max\": %.6f, "
-           "\"ssim_std\": %.6f, \"keys_below_threshold\": %d, \"prediction_agreement\": %.6f, \"threshold\": %g, "
-           "\"pirated\": %s, \"verdict\": \"%s\", \"backend\": \"%s\", \"seconds\": %.3f",
+           "\"ssim_std\": %.6f, \"keys_below_threshold\": %d, \"keys_nonfinite\": %d, \"prediction_agreement\": %.6f, "
+           "\"threshold\": %g, \"pirated\": %s, \"verdict\": \"%s\", \"backend\": \"%s\", \"seconds\": %.3f",
            sha, m.model_sha256, strcmp(sha, m.model_sha256) == 0 ? "true" : "false", dg_ssim_mode_name(mode), n,
-           s.assim, s.min, s.median, s.max, s.std, s.below, (double)agree / n, (double)threshold,
+           s.assim, s.min, s.median, s.max, s.std, s.below, nonfinite, (double)agree / n, (double)threshold,
            pirated ? "true" : "false", pirated ? "pirated" : "not pirated", be->name, seconds);
     printf(", \"ranks\": %d, \"assim_%s\": %.6f, \"assim_%s\": ", dist->size, dg_ssim_mode_name(mode), s.assim,
            dg_ssim_mode_name(other));

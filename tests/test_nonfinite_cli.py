@@ -83,6 +83,11 @@ for name, path in spoiled.items():
           f"{name}: infip verify answers in strict JSON (pirated {pirated}, ASSIM {out and out[0].get('assim')})")
     if name == "conv1-inf":
         check(not pirated, "conv1-inf: a model whose first layer is infinite is not called pirated")
+    if name in ("conv1-inf", "fc1-huge"):
+        check(out and out[0].get("keys_nonfinite") == out[0].get("keys") == 20,
+              f"{name}: infip verify counts the keys whose relevance is not finite ({out and out[0].get('keys_nonfinite')})")
+    if name == "fc3-nan":
+        check(out and out[0].get("keys_nonfinite") == 0, "fc3-nan: one NaN in fc3 leaves the relevance finite")
     layer = {"conv2-nan": ("conv2.weight", "is NaN"), "conv1-inf": ("conv1.weight", "is infinite")}.get(name)
     if layer:
         expect_bad(["wm", "keygen", "--model", path, "--net", "lenet5", "--layer", layer[0], "--digits", "12345",
