@@ -1,7 +1,8 @@
 """tests/test_data_folder.py — folder:DIR against torchvision's ImageFolder on trees of real
 CIFAR-10 and MNIST images: the same classes, the same order and labels, the same pixels (by the
 SHA-256 that `info --data` prints), the training split's normalisation; LeNet-5 learns from a
-folder tree; bad trees give one line and exit 2."""
+folder tree; a LeNet-5 trained by PyTorch on the tree evaluates to torch's own accuracy; InFIP
+keys come from a folder; bad trees give one line and exit 2."""
 import gzip
 import hashlib
 import os
@@ -141,6 +142,50 @@ r = run("eval", "--net", "lenet5", "--model", model, "--data", gspec)
 ev = parse(r.stdout)
 check(r.returncode == 0 and ev.get("per_class_count") == np.bincount(labels_g, minlength=10).tolist()
       and abs(ev.get("accuracy", 0) - summary.get("test_acc", -1)) < 1e-9, "eval of the folder's test split")
+
+# 2b. A model trained elsewhere: PyTorch trains LeNet-5 on the same tree through ImageFolder (with
+# the normalisation `info --data` reports), saves it with torch.save, and dnnguard's eval of the
+# .pt on folder:DIR gets as many images right as torch in every class.
+import torch  # noqa: E402
+import torch_nets  # noqa: E402
+from torchvision import transforms  # noqa: E402
+
+torch.manual_seed(5)
+torch.set_num_threads(2)
+gtr = info(gspec, "train")
+norm = transforms.Compose([transforms.Grayscale(), transforms.ToTensor(), transforms.Normalize(gtr["mean"], gtr["std"])])
+train_t = ImageFolder(os.path.join(grey, "train"), transform=norm)
+test_t = ImageFolder(os.path.join(grey, "test"), transform=norm)
+net = torch_nets.build("lenet5", 10)
+opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+for x, y in torch.utils.data.DataLoader(train_t, batch_size=32, shuffle=True):
+    opt.zero_grad()
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    opt.step()
+net.eval()
+with torch.no_grad():
+    xs, ys = zip(*[test_t[i] for i in range(len(test_t))])
+    torch_pred = net(torch.stack(xs)).argmax(1)
+hit = (torch_pred == torch.tensor(ys)).numpy()
+torch_acc = float(hit.mean())
+torch_per_class = [int(hit[np.asarray(ys) == k].sum()) for k in range(10)]
+torch.save(net.state_dict(), os.path.join(tmp, "torch-lenet.pt"))
+r = run("eval", "--net", "lenet5", "--model", os.path.join(tmp, "torch-lenet.pt"), "--data", gspec)
+ev = parse(r.stdout)
+ours = [round(a * n) for a, n in zip(ev.get("per_class_accuracy", []), ev.get("per_class_count", []))]
+check(r.returncode == 0 and torch_acc > 0.85 and ours == torch_per_class,
+      f"a LeNet-5 trained by PyTorch on the ImageFolder tree: dnnguard eval on folder:DIR gets {ev.get('accuracy')}, "
+      f"torch {torch_acc:.6f}, as many right in every class {r.stderr.strip()[-200:]}")
+
+# 2c. InFIP with keys from a folder: the owner's reference from folder:DIR, the model against
+# itself is pirated with ASSIM exactly 1.
+ref = os.path.join(tmp, "ref")
+r = run("infip", "extract", "--model", model, "--net", "lenet5", "--keys", gspec, "--n", "16", "--seed", "2", "--out", ref)
+check(r.returncode == 0, f"infip extract --keys folder:DIR (exit {r.returncode}) {r.stderr.strip()[-200:]}")
+r = run("infip", "verify", "--model", model, "--net", "lenet5", "--reference", ref)
+v = parse(r.stdout)
+check(r.returncode == 0 and v.get("assim") == 1.0 and v.get("pirated") is True,
+      f"infip verify of the model against its folder-keyed reference: ASSIM {v.get('assim')}, exit {r.returncode}")
 
 # 3. Bad trees: one line naming the file, exit 2.
 
