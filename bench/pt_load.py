@@ -16,22 +16,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import torch
 import torchvision
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 import st_io  # noqa: E402
-
-
-def best(fn, reps):
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from best_of import best  # noqa: E402  (bench/ is the script's folder, on sys.path)
 
 
 def main():

@@ -141,6 +141,12 @@ static int info_data(const char *spec, const char *split, int json) {
         dg_data_free(&ds);
         return DG_EXIT_BAD_INPUT;
     }
+    if (names && n_names != ds.classes) { /* read again after loading: the tree changed meanwhile */
+        dg_cli_error("%s: the class folders changed while they were read (%d, then %d)", spec + 7, ds.classes, n_names);
+        dg_folder_names_free(names, n_names);
+        dg_data_free(&ds);
+        return DG_EXIT_BAD_INPUT;
+    }
     int *count = calloc((size_t)ds.classes, sizeof(int));
     if (!count) {
         dg_cli_error("info: out of memory");

@@ -77,7 +77,9 @@ static int train_on_ranks(const char *command, dg_train_opts *o, const char *dis
     if (dg_dist_start(&dist, dist_name, command) != 0 || dg_dist_same_args(&dist, command, argc, argv) != 0)
         return dg_dist_finish(&dist, DG_EXIT_BAD_INPUT);
     o->dist = &dist;
-    return dg_dist_finish(&dist, dg_train(o));
+    int rc = dg_train(o);
+    o->dist = NULL; /* dist ends here */
+    return dg_dist_finish(&dist, rc);
 }
 
 #define DIST_OPT(dst)                                                                                           \

@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "png.h"
+#include "safetensors.h" /* dg_st_utf8_check */
 
 #define FOLDER_MAX_SIDE 4096
 #define FOLDER_MAX_BYTES ((size_t)1 << 33) /* n·c·h·w as held, like the synthetic set's bound */
@@ -56,7 +57,7 @@ static int list_names(const char *path, char ***names, int *count, char *err, si
     *count = 0;
     DIR *dir = opendir(path);
     if (!dir) {
-        dg_err_set(err, err_len, path, "%s", strerror(errno));
+        dg_err_set(err, err_len, dg_err_safe_path(path).s, "%s", strerror(errno));
         return -1;
     }
     int cap = 0;
@@ -76,15 +77,30 @@ static int list_names(const char *path, char ***names, int *count, char *err, si
         errno = 0;
     }
     if (errno) {
-        dg_err_set(err, err_len, path, "%s", strerror(errno));
-        closedir(dir);
-        return -1;
+        dg_err_set(err, err_len, dg_err_safe_path(path).s, "%s", strerror(errno));
+        goto fail;
     }
     closedir(dir);
     return 0;
 oom:
+    dg_err_set(err, err_len, dg_err_safe_path(path).s, "out of memory listing the folder");
+fail:
     closedir(dir);
-    dg_err_set(err, err_len, path, "out of memory listing the folder");
+    dg_folder_names_free(*names, *count);
+    *names = NULL;
+    *count = 0;
+    return -1;
+}
+
+/* Names must be UTF-8: Python's sorted(), which orders ImageFolder's classes and files, compares
+ * code points, and for UTF-8 byte order is code-point order; for other bytes it is not. */
+static int utf8_name(const char *folder, const char *name, char *err, size_t err_len) {
+    if (dg_st_utf8_check((const unsigned char *)name, strlen(name)) == strlen(name)) return 0;
+    char *p = join(folder, name);
+    dg_err_set(err, err_len, dg_err_safe_path(p ? p : folder).s,
+               "a name that is not UTF-8 (Python would sort it elsewhere, so ImageFolder's order is not knowable): "
+               "rename it");
+    free(p);
     return -1;
 }
 
@@ -102,18 +118,29 @@ int dg_folder_classes(const char *split_dir, char ***names, int *count, char *er
     int k = 0;
     for (int i = 0; i < n; i++) {
         char *p = join(split_dir, all[i]);
-        int dir = p && is_dir(p);
+        if (!p) {
+            dg_err_set(err, err_len, dg_err_safe_path(split_dir).s, "out of memory");
+            for (int j = i; j < n; j++) free(all[j]);
+            dg_folder_names_free(all, k);
+            return -1;
+        }
+        int dir = is_dir(p);
         free(p);
         if (dir) all[k++] = all[i];
         else free(all[i]);
     }
+    for (int i = 0; i < k; i++)
+        if (utf8_name(split_dir, all[i], err, err_len) != 0) {
+            dg_folder_names_free(all, k);
+            return -1;
+        }
     if (k == 0) {
-        dg_err_set(err, err_len, split_dir, "no class folders (folder:DIR wants DIR/train/<class>/*.png)");
+        dg_err_set(err, err_len, dg_err_safe_path(split_dir).s, "no class folders (folder:DIR wants DIR/train/<class>/*.png)");
         free(all);
         return -1;
     }
     if (k > DG_FOLDER_MAX_CLASSES) {
-        dg_err_set(err, err_len, split_dir, "%d class folders, more than %d", k, DG_FOLDER_MAX_CLASSES);
+        dg_err_set(err, err_len, dg_err_safe_path(split_dir).s, "%d class folders, more than %d", k, DG_FOLDER_MAX_CLASSES);
         dg_folder_names_free(all, k);
         return -1;
     }
@@ -143,9 +170,11 @@ static void file_list_free(file_list *l) {
     memset(l, 0, sizeof *l);
 }
 
-/* sorted(os.walk(...)) orders by the folder path as a whole string, then sorted(fnames) by name */
+/* ImageFolder's make_dataset: class by class in sorted order (so by label), and within a class
+ * sorted(os.walk(...)), by the folder path as a whole string, then sorted(fnames) by name */
 static int cmp_file(const void *a, const void *b) {
     const image_file *x = a, *y = b;
+    if (x->label != y->label) return x->label < y->label ? -1 : 1;
     int c = strcmp(x->root, y->root);
     return c ? c : strcmp(x->name, y->name);
 }
@@ -158,24 +187,48 @@ typedef struct {
     long folders_read;
 } walk_state;
 
+/* Add one .png file to l; -1 with err. */
+static int add_file(file_list *l, const char *root, const char *name, int label, char *err, size_t err_len) {
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? 2 * l->cap : 1024;
+        image_file *nv = ncap <= (size_t)INT32_MAX ? realloc(l->v, sizeof *nv * ncap) : NULL;
+        if (!nv) {
+            dg_err_set(err, err_len, dg_err_safe_path(root).s, ncap > (size_t)INT32_MAX ? "too many images" : "out of memory");
+            return -1;
+        }
+        l->v = nv;
+        l->cap = ncap;
+    }
+    image_file f = {strdup(root), strdup(name), label};
+    if (!f.root || !f.name) {
+        free(f.root), free(f.name);
+        dg_err_set(err, err_len, dg_err_safe_path(root).s, "out of memory");
+        return -1;
+    }
+    l->v[l->n++] = f;
+    return 0;
+}
+
 /* Add the .png files under root (at any depth) with label to l; -1 with err. */
 static int walk(const char *root, int label, int depth, walk_state *ws, file_list *l, char *err, size_t err_len) {
     struct stat st;
+    const dg_safe_name safe = dg_err_safe_path(root);
+    const char *safe_root = safe.s; /* safe lives to the end of the function */
     if (depth > DG_FOLDER_MAX_DEPTH) {
-        dg_err_set(err, err_len, root, "more than %d folders deep", DG_FOLDER_MAX_DEPTH);
+        dg_err_set(err, err_len, safe_root, "more than %d folders deep", DG_FOLDER_MAX_DEPTH);
         return -1;
     }
     if (stat(root, &st) != 0) {
-        dg_err_set(err, err_len, root, "%s", strerror(errno));
+        dg_err_set(err, err_len, safe_root, "%s", strerror(errno));
         return -1;
     }
     for (int up = 0; up < depth; up++)
         if (ws->dev[up] == st.st_dev && ws->ino[up] == st.st_ino) {
-            dg_err_set(err, err_len, root, "a link back to a folder above it (a loop)");
+            dg_err_set(err, err_len, safe_root, "a link back to a folder above it (a loop)");
             return -1;
         }
     if (++ws->folders_read > DG_FOLDER_MAX_FOLDERS) {
-        dg_err_set(err, err_len, root, "more than %d folders below the class folders", DG_FOLDER_MAX_FOLDERS);
+        dg_err_set(err, err_len, safe_root, "more than %d folders below the class folders", DG_FOLDER_MAX_FOLDERS);
         return -1;
     }
     ws->dev[depth] = st.st_dev;
@@ -186,41 +239,25 @@ static int walk(const char *root, int label, int depth, walk_state *ws, file_lis
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         char *p = join(root, names[i]);
+        struct stat es;
         if (!p) {
-            dg_err_set(err, err_len, root, "out of memory");
+            dg_err_set(err, err_len, safe_root, "out of memory");
             rc = -1;
             break;
         }
-        if (is_dir(p)) {
-            rc = walk(p, label, depth + 1, ws, l, err, err_len);
-        } else {
-            int kind = image_kind(names[i]);
-            if (kind == 2) {
-                dg_err_set(err, err_len, p, "only PNG images are read (convert it, or move it out of the folder)");
-                rc = -1;
-            } else if (kind == 1) {
-                if (l->n == l->cap) {
-                    size_t ncap = l->cap ? 2 * l->cap : 1024;
-                    image_file *nv = ncap <= (size_t)INT32_MAX ? realloc(l->v, sizeof *nv * ncap) : NULL;
-                    if (!nv) {
-                        dg_err_set(err, err_len, root, ncap > (size_t)INT32_MAX ? "too many images" : "out of memory");
-                        rc = -1;
-                    } else {
-                        l->v = nv;
-                        l->cap = ncap;
-                    }
-                }
-                if (rc == 0) {
-                    image_file f = {strdup(root), strdup(names[i]), label};
-                    if (!f.root || !f.name) {
-                        free(f.root), free(f.name);
-                        dg_err_set(err, err_len, root, "out of memory");
-                        rc = -1;
-                    } else {
-                        l->v[l->n++] = f;
-                    }
-                }
-            }
+        int kind = image_kind(names[i]), found = stat(p, &es) == 0; /* links followed, as os.walk does */
+        if (found && S_ISDIR(es.st_mode)) {
+            rc = utf8_name(root, names[i], err, err_len);
+            if (rc == 0) rc = walk(p, label, depth + 1, ws, l, err, err_len);
+        } else if (kind == 2) {
+            dg_err_set(err, err_len, dg_err_safe_path(p).s, "only PNG images are read (convert it, or move it out of the folder)");
+            rc = -1;
+        } else if (kind == 1 && found && !S_ISREG(es.st_mode)) { /* a FIFO would block, /dev/zero never end */
+            dg_err_set(err, err_len, dg_err_safe_path(p).s, "not a regular file");
+            rc = -1;
+        } else if (kind == 1) { /* a broken link is listed too, and then refused by the reader */
+            rc = utf8_name(root, names[i], err, err_len);
+            if (rc == 0) rc = add_file(l, root, names[i], label, err, err_len);
         }
         free(p);
     }
@@ -236,7 +273,7 @@ static int widen_to_rgb(dg_dataset *d, size_t n_total, char *err, size_t err_len
     size_t plane = (size_t)d->h * d->w;
     uint8_t *wide = realloc(d->images, n_total * 3 * plane);
     if (!wide) {
-        dg_err_set(err, err_len, path, "out of memory");
+        dg_err_set(err, err_len, dg_err_safe_path(path).s, "out of memory");
         return -1;
     }
     d->images = wide;
@@ -260,18 +297,24 @@ static int decode_all(const file_list *l, int want_c, int want_h, int want_w, dg
             return -1;
         }
         int rc = dg_png_read(path, &img, want_c, perr, sizeof perr);
-        if (rc != 0) {
-            snprintf(err, err_len, "%s", perr);
+        size_t plen = strlen(path);
+        if (rc != 0) { /* "<path>: <problem>", the path made safe for one line */
+            dg_err_set(err, err_len, dg_err_safe_path(path).s, "%s",
+                       strncmp(perr, path, plen) == 0 && perr[plen] == ':' ? perr + plen + 2 : perr);
+        } else if (img.stored_bits == 16) { /* PIL clips 16-bit grey at 255 and keeps the high byte of RGB */
+            dg_err_set(err, err_len, dg_err_safe_path(path).s, "16 bits per sample, which PIL (ImageFolder's reader) and "
+                       "dnnguard read differently: save it with 8");
+            rc = -1;
         } else if (i == 0 && (img.w > FOLDER_MAX_SIDE || img.h > FOLDER_MAX_SIDE)) {
-            dg_err_set(err, err_len, path, "%dx%d pixels, more than %d a side", img.w, img.h, FOLDER_MAX_SIDE);
+            dg_err_set(err, err_len, dg_err_safe_path(path).s, "%dx%d pixels, more than %d a side", img.w, img.h, FOLDER_MAX_SIDE);
             rc = -1;
         } else if (i == 0 && (want_h ? img.h != want_h || img.w != want_w : 0)) {
-            dg_err_set(err, err_len, path, "%dx%d pixels (w×h), but the training images are %dx%d", img.w, img.h,
+            dg_err_set(err, err_len, dg_err_safe_path(path).s, "%dx%d pixels (w×h), but the training images are %dx%d", img.w, img.h,
                        want_w, want_h);
             rc = -1;
         } else if (i > 0 && (img.h != d->h || img.w != d->w)) {
-            dg_err_set(err, err_len, path, "%dx%d pixels (w×h), but %s/%s is %dx%d: all images must have one size",
-                       img.w, img.h, l->v[0].root, l->v[0].name, d->w, d->h);
+            dg_err_set(err, err_len, dg_err_safe_path(path).s, "%dx%d pixels (w×h), but the first image (%s) is %dx%d: all images "
+                       "must have one size", img.w, img.h, dg_err_safe(l->v[0].name).s, d->w, d->h);
             rc = -1;
         }
         if (rc == 0 && i == 0) {
@@ -280,9 +323,9 @@ static int decode_all(const file_list *l, int want_c, int want_h, int want_w, dg
             d->images = l->n <= FOLDER_MAX_BYTES / per ? malloc(l->n * (size_t)d->c * img.h * img.w) : NULL;
             if (!d->images) {
                 if (l->n > FOLDER_MAX_BYTES / per)
-                    dg_err_set(err, err_len, path, "%zu images of this size are more than %zu bytes", l->n,
+                    dg_err_set(err, err_len, dg_err_safe_path(path).s, "%zu images of this size are more than %zu bytes", l->n,
                                FOLDER_MAX_BYTES);
-                else dg_err_set(err, err_len, path, "out of memory for %zu images", l->n);
+                else dg_err_set(err, err_len, dg_err_safe_path(path).s, "out of memory for %zu images", l->n);
                 rc = -1;
             }
         }
@@ -343,28 +386,28 @@ static int load_split(const char *split_dir, char **classes, int n_classes, int 
         char *p = join(split_dir, names[k]);
         size_t before = l.n;
         if (!p) {
-            dg_err_set(err, err_len, split_dir, "out of memory");
+            dg_err_set(err, err_len, dg_err_safe_path(split_dir).s, "out of memory");
             goto done;
         }
         if (!hit) {
-            dg_err_set(err, err_len, p, "a class the training split does not have");
+            dg_err_set(err, err_len, dg_err_safe_path(p).s, "a class the training split does not have");
             free(p);
             goto done;
         }
         int wrc = walk(p, (int)(hit - classes), 0, &ws, &l, err, err_len);
         if (wrc == 0 && own && l.n == before)
-            dg_err_set(err, err_len, p, "no .png image in this class folder (ImageFolder refuses it too)");
+            dg_err_set(err, err_len, dg_err_safe_path(p).s, "no .png image in this class folder (ImageFolder refuses it too)");
         free(p);
         if (wrc != 0 || (own && l.n == before)) goto done;
     }
     if (l.n == 0) {
-        dg_err_set(err, err_len, split_dir, "no .png image in any class folder");
+        dg_err_set(err, err_len, dg_err_safe_path(split_dir).s, "no .png image in any class folder");
         goto done;
     }
     qsort(l.v, l.n, sizeof *l.v, cmp_file);
     d->labels = malloc(sizeof(int32_t) * l.n);
     if (!d->labels) {
-        dg_err_set(err, err_len, split_dir, "out of memory");
+        dg_err_set(err, err_len, dg_err_safe_path(split_dir).s, "out of memory");
         goto done;
     }
     d->classes = n_classes;
@@ -380,7 +423,7 @@ int dg_folder_class_names(const char *dir, char ***names, int *count, char *err,
     *count = 0;
     char *train_dir = join(dir, "train"), *test_dir = join(dir, "test");
     int rc = -1;
-    if (!train_dir || !test_dir) dg_err_set(err, err_len, dir, "out of memory");
+    if (!train_dir || !test_dir) dg_err_set(err, err_len, dg_err_safe_path(dir).s, "out of memory");
     else rc = dg_folder_classes(is_dir(train_dir) ? train_dir : test_dir, names, count, err, err_len);
     free(train_dir), free(test_dir);
     return rc;
@@ -393,17 +436,17 @@ int dg_folder_load(const char *dir, int train, dg_dataset *d, char *err, size_t 
     int n_classes = 0, rc = -1;
     dg_dataset ref = {0};
     if (!train_dir || !test_dir) {
-        dg_err_set(err, err_len, dir, "out of memory");
+        dg_err_set(err, err_len, dg_err_safe_path(dir).s, "out of memory");
         goto done;
     }
     if (!is_dir(dir)) {
-        dg_err_set(err, err_len, dir, "not a folder (folder:DIR wants DIR/train/<class>/*.png and DIR/test/...)");
+        dg_err_set(err, err_len, dg_err_safe_path(dir).s, "not a folder (folder:DIR wants DIR/train/<class>/*.png and DIR/test/...)");
         goto done;
     }
     int have_train = is_dir(train_dir);
     const char *own = train ? train_dir : test_dir;
     if (!is_dir(own)) {
-        dg_err_set(err, err_len, own, "no such folder (folder:DIR wants DIR/train/<class>/*.png and DIR/test/...)");
+        dg_err_set(err, err_len, dg_err_safe_path(own).s, "no such folder (folder:DIR wants DIR/train/<class>/*.png and DIR/test/...)");
         goto done;
     }
     if (dg_folder_class_names(dir, &classes, &n_classes, err, err_len) != 0) goto done;

@@ -28,7 +28,9 @@ int dg_folder_class_names(const char *dir, char ***names, int *count, char *err,
  *  - Classes are DIR/train's class folders (DIR/test's own when there is no DIR/train); a test
  *    class folder that training lacks is refused, a training class with no image is refused.
  *  - Images are the files under each class folder, at any depth (links followed), whose names end
- *    in .png (any case), in ImageFolder's order: sorted by folder path, then by name. Files with
+ *    in .png (any case), in ImageFolder's order: class by class, then sorted by folder path, then
+ *    by name. Names must be UTF-8 (so that byte order is Python's order), a .png a regular file
+ *    with 8 bits or fewer per sample (PIL reads 16-bit PNGs otherwise than png.h). Files with
  *    another image extension of ImageFolder's (.jpg, .jpeg, .ppm, .bmp, .pgm, .tif, .tiff, .webp)
  *    are refused, not skipped; other files are passed over, as ImageFolder passes over them.
  *  - Every image has the size of the first (h, w ≤ 4096). Channels: 1 when every training image is

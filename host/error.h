@@ -13,5 +13,8 @@ void dg_err_set(char *err, size_t err_len, const char *file, const char *fmt, ..
  * as \xNN, at most ~80 visible characters (.s). */
 typedef struct { char s[340]; } dg_safe_name;
 dg_safe_name dg_err_safe(const char *name);
+/* The same for a path, whose end names the file: past 80 bytes, its first 20 and last 60 with
+ * "..." between. */
+dg_safe_name dg_err_safe_path(const char *path);
 
 #endif

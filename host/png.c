@@ -100,6 +100,7 @@ static int run_decoder(decoder *d) {
 
     png_uint_32 w = png_get_image_width(d->png, d->info), h = png_get_image_height(d->png, d->info);
     int stored = (png_get_color_type(d->png, d->info) & PNG_COLOR_MASK_COLOR) ? 3 : 1;
+    int stored_bits = png_get_bit_depth(d->png, d->info);
     int outc = d->want ? d->want : stored;
     png_set_expand(d->png);   /* palette → RGB, grey of 1/2/4 bits → 8, tRNS → alpha (then ignored) */
     png_set_scale_16(d->png); /* 16 → 8 bits, round(v·255/65535) */
@@ -131,6 +132,7 @@ static int run_decoder(decoder *d) {
     d->img.w = (int)w;
     d->img.h = (int)h;
     d->img.channels = outc;
+    d->img.stored_bits = stored_bits;
     return 0;
 }
 

@@ -12,6 +12,7 @@
 typedef struct dg_image {
     int w, h, channels;
     uint8_t *pixels;
+    int stored_bits; /* set by the reader: the file's bits per sample (1, 2, 4, 8, 16); ignored by the writer */
 } dg_image;
 
 /* Limits of the reader (and of the writer, so that what we write we can read back). */

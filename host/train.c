@@ -354,6 +354,8 @@ int dg_train(const dg_train_opts *o) {
         return DG_EXIT_BAD_INPUT;
     }
     int have_test = o->eval_every > 0 && dg_data_load(o->data, 0, &test, err, sizeof err) == 0;
+    if (o->eval_every > 0 && !have_test && root) /* training goes on; the missing figures are said */
+        fprintf(stderr, "dnnguard: train: no test accuracy (the test split does not load: %s)\n", err);
     int rc = DG_EXIT_BAD_INPUT;
     /* activations for this rank's share of a global batch, at most ⌈batch / ranks⌉ images */
     dg_net *net = dg_session_net(o->net, &train, be, (o->batch + dist->size - 1) / dist->size, NULL);
@@ -367,6 +369,7 @@ int dg_train(const dg_train_opts *o) {
     dg_wm_embed wm = {0};
     dg_dist_grads grads = {0};
     char wm_sig[256];
+    dg_eval_result result = {0}; /* here, before the first goto done: done frees it */
     if (!net || !ckpt_path) goto done;
 
     /* initial weights: --init FILE, else PyTorch-style init from the seed */
@@ -435,7 +438,6 @@ int dg_train(const dg_train_opts *o) {
     size_t per = (size_t)train.c * train.h * train.w;
     int steps = dg_loader_steps(loader);
     uint64_t dropout_stream = dg_rng_stream(o->seed, 0xd50ull);
-    dg_eval_result result = {0};
     for (int epoch = start_epoch; epoch < o->epochs; epoch++) {
         float lr = (float)dg_train_lr(o, epoch);
         int first = epoch == start_epoch ? start_step : 0;

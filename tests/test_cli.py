@@ -187,6 +187,11 @@ expect_bad(["train", "--net", "lenet5", "--data", MNIST, "--out", P("x.safetenso
            "malformed number")
 expect_bad(["train", "--net", "lenet5", "--data", MNIST, "--out", P("x.safetensors"), "--frobnicate"], "--frobnicate",
            "unknown option")
+# the failures train meets before its first step leave through the same clean-up as the others
+expect_bad(["train", "--net", "lenet5", "--data", MNIST, "--out", P("x.safetensors"), "--init", P("no-such-init")],
+           "no-such-init", "a missing --init file")
+expect_bad(["train", "--net", "lenet5", "--data", MNIST, "--out", P("x.safetensors"), "--log", P("no/such/dir/l.jsonl")],
+           "l.jsonl", "a --log in a missing folder")
 expect_bad(["eval", "--net", "lenet5", "--model", P("a.safetensors"), "--data", MNIST, "--backend", "tpu"], "tpu",
            "unknown backend")
 

@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "host/data.h"
+#include "host/error.h"
 
 static char tmpdir[512];
 static char errbuf[2048];
@@ -584,7 +585,28 @@ static void test_fashion(void) {
     dg_data_free(&d);
 }
 
+/* paths from a data tree in messages: one line, and the end (the file's name) kept */
+static void test_safe_path(void) {
+    char path[260];
+    for (int i = 0; i < 259; i++) path[i] = (char)('a' + i % 26);
+    path[259] = 0;
+    path[5] = '\n';
+    memcpy(path + 259 - 9, "/file.png", 9);
+    dg_safe_name s = dg_err_safe_path(path);
+    size_t n = strlen(s.s);
+    CHECK(strncmp(s.s, "abcde\\x0a", 9) == 0 && strstr(s.s, "...") && n > 9 && strcmp(s.s + n - 9, "/file.png") == 0 &&
+              !strchr(s.s, '\n'),
+          "a long path keeps its start and its end, escaped: '%s'", s.s);
+    memset(path, 0xff, 259); /* the worst case: every byte escaped */
+    s = dg_err_safe_path(path);
+    CHECK(strlen(s.s) == 20 * 4 + 3 + 60 * 4, "all-escaped path: %zu characters", strlen(s.s));
+    CHECK(strcmp(dg_err_safe_path("/short/a.png").s, "/short/a.png") == 0, "a short path is kept whole");
+    s = dg_err_safe(path);
+    CHECK(strlen(s.s) == 80 * 4 + 3, "dg_err_safe keeps the first 80 bytes");
+}
+
 int main(void) {
+    test_safe_path();
     const char *base = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/dg_data_test_XXXXXX", base && *base ? base : "/tmp");
     if (!mkdtemp(tmpdir)) {

@@ -82,6 +82,11 @@ for split, first, count in (("train", 0, 300), ("test", 300, 100)):
             img = img.convert("L")
         img.save(os.path.join(d, f"{i:04d}{ext}"))
     open(os.path.join(colour, split, "airplane", "notes.txt"), "w").write("not an image\n")
+for split, first in (("train", 600), ("test", 700)):  # "cat-2" sorts between "cat" and "cat/sub" as a path
+    for i in range(first, first + 6):
+        d = os.path.join(colour, split, "cat-2")
+        os.makedirs(d, exist_ok=True)
+        Image.fromarray(cifar_image(i)).save(os.path.join(d, f"{i:04d}.png"))
 os.makedirs(os.path.join(colour, "train", ".extra"))
 Image.fromarray(cifar_image(500)).save(os.path.join(colour, "train", ".extra", "a.png"))
 open(os.path.join(colour, "train", "README"), "w").write("a file beside the class folders\n")
@@ -89,9 +94,9 @@ open(os.path.join(colour, "train", "README"), "w").write("a file beside the clas
 spec = "folder:" + colour
 tr = info(spec, "train")
 arrays, labels, ds = torch_view(os.path.join(colour, "train"), "RGB")
-check(tr.get("class_names") == ds.classes and tr.get("classes") == 11 and ds.classes[0] == ".extra",
+check(tr.get("class_names") == ds.classes and tr.get("classes") == 12 and ds.classes[0] == ".extra",
       f"class names and indices are ImageFolder's, the hidden folder included: {tr.get('class_names')}")
-check(tr.get("images") == len(ds.samples) == 301 and tr.get("shape") == [3, 32, 32],
+check(tr.get("images") == len(ds.samples) == 307 and tr.get("shape") == [3, 32, 32],
       f"every .png/.PNG at any depth, nothing else ({tr.get('images')} images, ImageFolder {len(ds.samples)})")
 check(tr.get("labels_sha256") == digest_labels(labels), "labels in ImageFolder's sample order")
 check(tr.get("images_sha256") == digest_images(arrays),
@@ -100,15 +105,15 @@ stack = np.stack(arrays).astype(np.float64) / 255.0
 mean, std = stack.mean(axis=(0, 2, 3)), stack.std(axis=(0, 2, 3))
 check(np.allclose(tr.get("mean", [0] * 3), mean, atol=1e-6) and np.allclose(tr.get("std", [0] * 3), std, atol=1e-6),
       f"mean/std are the training pixels' ({tr.get('mean')} vs {mean.tolist()})")
-check(tr.get("per_class_count") == np.bincount(labels, minlength=11).tolist(), "per-class counts")
+check(tr.get("per_class_count") == np.bincount(labels, minlength=12).tolist(), "per-class counts")
 
 te = info(spec, "test")
 arrays_t, labels_t, ds_t = torch_view(os.path.join(colour, "test"), "RGB", ds.class_to_idx)
-check(te.get("class_names") == ds.classes and te.get("classes") == 11,
+check(te.get("class_names") == ds.classes and te.get("classes") == 12,
       "the test split is labelled with the training split's classes (it lacks .extra)")
 check(ds_t.classes[0] == "airplane" and te.get("labels_sha256") == digest_labels(labels_t),
       "test labels are the training indices of the test folders' names (ImageFolder on test alone would shift them)")
-check(te.get("images_sha256") == digest_images(arrays_t) and te.get("images") == 100, "test pixels")
+check(te.get("images_sha256") == digest_images(arrays_t) and te.get("images") == 106, "test pixels")
 check(te.get("mean") == tr.get("mean") and te.get("std") == tr.get("std"), "the test split is normalised as training")
 
 # 2. A grey tree of MNIST digits: one channel; an RGB image in the test split becomes grey by
@@ -234,6 +239,18 @@ spec = bad_tree("loops", two_loops)
 expect_bad(["info", "--data", spec], "loop", "two branching link loops, refused at once")
 spec = bad_tree("deep", lambda r: os.makedirs(os.path.join(r, "train", "a", *["d"] * 33)))
 expect_bad(["info", "--data", spec], "deep", "folders more than 32 deep")
+spec = bad_tree("deep16", lambda r: Image.fromarray((cifar_image(2)[:, :, 0].astype(np.uint16) * 257)).save(
+    os.path.join(r, "train", "b", "2.png")))
+r16 = Image.open(os.path.join(tmp, "deep16", "train", "b", "2.png"))
+check(r16.mode.startswith("I"), f"PIL wrote a 16-bit grey PNG (mode {r16.mode})")
+expect_bad(["info", "--data", spec], "16 bits", "a 16-bit image (PIL and dnnguard round those differently)")
+spec = bad_tree("fifo", lambda r: os.mkfifo(os.path.join(r, "train", "b", "2.png")))
+expect_bad(["info", "--data", spec], "not a regular file", "a FIFO named .png is refused, not read (it would block)")
+spec = bad_tree("latin1", lambda r: shutil.copy(os.path.join(r, "train", "a", "0.png"),
+                                                os.path.join(os.fsencode(r), b"train", b"a", b"caf\xe9.png")))
+expect_bad(["info", "--data", spec], "not UTF-8", "a file name that is not UTF-8 (Python would sort it elsewhere)")
+spec = bad_tree("newline", lambda r: Image.fromarray(cifar_image(2)[:5]).save(os.path.join(r, "train", "a", "x\nfake.png")))
+expect_bad(["info", "--data", spec], "x\\x0afake.png", "a name with a newline stays on one line")
 spec = bad_tree("notest", lambda r: None)
 expect_bad(["info", "--data", spec, "--split", "test"], "test", "no test folder")
 expect_bad(["info", "--data", "folder:" + os.path.join(tmp, "nonexistent")], "nonexistent", "no such folder")
