@@ -91,7 +91,15 @@ int dg_dist_start(dg_dist *d, const char *name, const char *command) {
         return -1;
     }
 #endif
-    if (start_mpi(d, command) != 0) return -1;
+    /* MPI_Init waits for every rank the launcher started (its closing exchange): one that never
+     * comes (a node that hangs before it starts, a wrong --mpi plugin) holds this one there */
+    snprintf(d->who, sizeof d->who, "%s: starting MPI", command);
+    dg_watchdog *starting = dg_watchdog_start(limit_s, d->who);
+    dg_watchdog_arm(starting, "MPI_Init (the other ranks' start)");
+    int started = start_mpi(d, command);
+    dg_watchdog_disarm(starting);
+    dg_watchdog_stop(starting);
+    if (started != 0) return -1;
     d->kind = nccl ? DG_DIST_NCCL : DG_DIST_MPI;
     const char *source = NULL;
     int tasks = launcher_tasks(&source);

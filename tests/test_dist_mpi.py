@@ -209,6 +209,17 @@ check(pid is not None and proc.returncode == 4 and 3 <= waited < 30 and len(line
       and "did not complete within 3 s" in line[0],
       f"a stopped rank 1: rank 0 ends the job after {waited:.1f} s, exit {proc.returncode}, with one line {line}")
 check(ended, "... and the stopped rank is ended too")
+# 5b. A rank that never reaches MPI_Init (its node hangs before it starts): the ranks that did
+# wait in MPI_Init for it, under the watchdog too.
+late = [MPIRUN, "-np", "2", "sh", "-c", 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then sleep 60; fi; exec "$0" "$@"',
+        DNNGUARD, *longer, "--out", P("late.st")]
+t0 = time.time()
+r = subprocess.run(late, capture_output=True, text=True, env=dict(ENV, DNNGUARD_DIST_TIMEOUT="3"), timeout=120)
+waited = time.time() - t0
+line = [l for l in r.stderr.splitlines() if l.startswith("dnnguard: train: starting MPI: ")]
+check(r.returncode == 4 and 3 <= waited < 40 and len(line) == 1 and "MPI_Init" in line[0],
+      f"a rank that starts 60 s late: rank 0 ends the job from MPI_Init after {waited:.1f} s, exit {r.returncode}, "
+      f"one line {line or r.stderr.strip()[-300:]}")
 r = subprocess.run([DNNGUARD, *longer, "--out", P("x.st")], capture_output=True, text=True,
                    env=dict(ENV, DNNGUARD_DIST_TIMEOUT="soon"), timeout=120)
 check(r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "DNNGUARD_DIST_TIMEOUT" in r.stderr
