@@ -177,7 +177,8 @@ static int attack_permute(int argc, char **argv) {
     const dg_backend *be = dg_cli_backend("cpu");
     if (!be || (data && dg_session_data(data, 0, &ds) != 0)) goto done;
     if (!(net = dg_session_net(net_name, data ? &ds : NULL, be, 1, NULL))) goto done;
-    if (dg_model_load_file(net, &f, err, sizeof err) != 0) {
+    size_t stripped = 0; /* a prefix all the file's names carry ("model."): the output keeps them */
+    if (dg_model_load_file(net, &f, &stripped, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
         goto done;
     }
@@ -198,8 +199,9 @@ static int attack_permute(int argc, char **argv) {
         goto done;
     }
     for (int i = 0; i < f.n_tensors; i++) {
-        int p = dg_net_find_param(net, f.tensors[i].name);
-        if (p >= 0) replace[i] = host + net->params[p].offset;
+        const char *name = f.tensors[i].name;
+        int p = strlen(name) > stripped ? dg_net_find_param(net, name + stripped) : -1;
+        if (p >= 0 && !dg_model_ignored_tensor(name)) replace[i] = host + net->params[p].offset;
     }
     char seed_s[32];
     snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)seed);

@@ -8,6 +8,8 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "error.h"
+#include "model_io.h"
 #include "safetensors.h"
 #include "session.h"
 #include "sha256.h"
@@ -24,6 +26,16 @@ static float *read_layer(const char *path, const char *layer, const int *want, i
     }
     float *w = NULL;
     int t = dg_st_find(&f, layer);
+    char full[512];
+    for (int k = 0; t < 0; k++) { /* "model.conv2.weight": a prefix that every name carries */
+        const char *text = NULL;
+        size_t len = dg_model_name_prefix(&f, k, &text);
+        if (!len || snprintf(full, sizeof full, "%.*s%s", (int)len, text, layer) >= (int)sizeof full) break;
+        t = dg_st_find(&f, full);
+        if (t >= 0)
+            fprintf(stderr, "dnnguard: note: %s: '%s' read as '%s'\n", dg_err_safe_path(path).s, layer,
+                    dg_err_safe(full).s);
+    }
     if (t < 0) {
         dg_cli_error("%s: no tensor '%s'", path, layer);
     } else if (f.tensors[t].ndim != 4 || f.tensors[t].numel == 0) {

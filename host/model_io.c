@@ -3,6 +3,8 @@
  * half-loading. Knows nothing of training or optimizers beyond writing tensors it is handed. */
 #include "model_io.h"
 
+#include "error.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,11 +30,55 @@ static void shape_text(char *buf, size_t len, int ndim, const int64_t *shape) {
     if (used < len) snprintf(buf + used, len - used, "]");
 }
 
-int dg_model_load_file(dg_net *net, const dg_st_file *f, char *err, size_t err_len) {
+size_t dg_model_name_prefix(const dg_st_file *f, int k, const char **text) {
+    const char *first = NULL;
+    for (int t = 0; t < f->n_tensors && !first; t++)
+        if (!dg_model_ignored_tensor(f->tensors[t].name)) first = f->tensors[t].name;
+    if (text) *text = first;
+    if (!first) return 0;
+    for (size_t len = 1; first[len - 1]; len++) {
+        if (first[len - 1] != '.' || !first[len]) continue;
+        for (int t = 0; t < f->n_tensors; t++)
+            if (!dg_model_ignored_tensor(f->tensors[t].name) && strncmp(f->tensors[t].name, first, len) != 0)
+                return 0; /* a longer prefix is not shared either */
+        if (k-- == 0) return len;
+    }
+    return 0;
+}
+
+/* Whether f's tensors, each less its first strip bytes (the prefix of the first name), are the
+ * net's parameters exactly (the ignored ones aside). */
+static int names_match(const dg_net *net, const dg_st_file *f, size_t strip) {
+    const char *prefix = NULL;
     for (int t = 0; t < f->n_tensors; t++) {
         const char *name = f->tensors[t].name;
         if (dg_model_ignored_tensor(name)) continue;
-        if (dg_net_find_param(net, name) < 0) {
+        if (!prefix) prefix = name;
+        if (strlen(name) <= strip || strncmp(name, prefix, strip) != 0 || dg_net_find_param(net, name + strip) < 0)
+            return 0;
+    }
+    char full[DG_NAME_MAX * 4];
+    for (int i = 0; i < net->n_params; i++) {
+        if (snprintf(full, sizeof full, "%.*s%s", (int)strip, prefix ? prefix : "", net->params[i].name) >=
+            (int)sizeof full)
+            return 0;
+        if (dg_st_find(f, full) < 0) return 0;
+    }
+    return 1;
+}
+
+int dg_model_load_file(dg_net *net, const dg_st_file *f, size_t *stripped, char *err, size_t err_len) {
+    size_t strip = 0;
+    if (!names_match(net, f, 0))
+        for (int k = 0; (strip = dg_model_name_prefix(f, k, NULL)) != 0; k++)
+            if (names_match(net, f, strip)) break;
+    if (stripped) *stripped = strip;
+    const char *prefix = "";
+    for (int t = 0; t < f->n_tensors; t++) {
+        const char *name = f->tensors[t].name;
+        if (dg_model_ignored_tensor(name)) continue;
+        if (!*prefix && strip) prefix = name;
+        if (dg_net_find_param(net, name + strip) < 0) {
             snprintf(err, err_len, "%s: unexpected tensor '%s' for net %s", f->path, name, net->name);
             return -1;
         }
@@ -42,9 +88,11 @@ int dg_model_load_file(dg_net *net, const dg_st_file *f, char *err, size_t err_l
         snprintf(err, err_len, "%s: out of memory", f->path);
         return -1;
     }
+    char full[DG_NAME_MAX * 4];
     for (int i = 0; i < net->n_params; i++) {
         const dg_param *p = &net->params[i];
-        int t = dg_st_find(f, p->name);
+        snprintf(full, sizeof full, "%.*s%s", (int)strip, prefix, p->name); /* fits: names_match said so */
+        int t = dg_st_find(f, full);
         if (t < 0) {
             snprintf(err, err_len, "%s: missing tensor '%s' for net %s", f->path, p->name, net->name);
             free(host);
@@ -83,7 +131,16 @@ int dg_model_load_file(dg_net *net, const dg_st_file *f, char *err, size_t err_l
 int dg_model_load(dg_net *net, const char *path, char *err, size_t err_len) {
     dg_st_file f;
     if (dg_st_open(path, &f, err, err_len) != 0) return -1;
-    int rc = dg_model_load_file(net, &f, err, err_len);
+    size_t strip = 0;
+    int rc = dg_model_load_file(net, &f, &strip, err, err_len);
+    if (rc == 0 && strip) {
+        const char *name = NULL;
+        dg_model_name_prefix(&f, 0, &name);
+        char prefix[DG_NAME_MAX * 4];
+        snprintf(prefix, sizeof prefix, "%.*s", (int)strip, name);
+        fprintf(stderr, "dnnguard: note: %s: read without the prefix '%s' that all its tensor names carry\n",
+                dg_err_safe_path(path).s, dg_err_safe(prefix).s);
+    }
     dg_st_close(&f);
     return rc;
 }

@@ -16,11 +16,20 @@ int dg_model_running_stat(const char *name);
 
 /* Load every parameter of net (set up on a backend) from path. Tensors named
  * "*.num_batches_tracked" and "optim.*" are ignored; any other tensor the net lacks, or a missing
- * or misshapen one, is an error. Returns 0, or -1 with err "<path>: <problem>". */
+ * or misshapen one, is an error. When the names do not match as they are but do once a prefix
+ * that every one of them carries is taken off ("model." from Lightning, "backbone." from a
+ * wrapper; dg_model_name_prefix), they are read so, and a note on stderr says which prefix.
+ * Returns 0, or -1 with err "<path>: <problem>". */
 int dg_model_load(dg_net *net, const char *path, char *err, size_t err_len);
 
-/* The same from an open file (lets a caller read metadata and optimizer state from one parse). */
-int dg_model_load_file(dg_net *net, const dg_st_file *f, char *err, size_t err_len);
+/* The same from an open file (lets a caller read metadata and optimizer state from one parse),
+ * silently; *stripped (may be NULL) gets the length of the prefix taken off the file's names. */
+int dg_model_load_file(dg_net *net, const dg_st_file *f, size_t *stripped, char *err, size_t err_len);
+
+/* The length of the k-th shortest prefix ending in '.' that every tensor name of f carries (the
+ * ignored ones aside: "a.", then "a.b.", ...), or 0 when there is no k-th; *text (may be NULL)
+ * points at a name that begins with it. */
+size_t dg_model_name_prefix(const dg_st_file *f, int k, const char **text);
 
 /* One extra tensor to write beside the parameters: host data. */
 typedef struct dg_extra_tensor {

@@ -244,7 +244,7 @@ static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, 
         dg_cli_error("%s: checkpoint position is negative", path);
         goto done;
     }
-    if (dg_model_load_file(net, &f, err, sizeof err) != 0) {
+    if (dg_model_load_file(net, &f, NULL, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
         goto done;
     }

@@ -266,5 +266,33 @@ if check(r.returncode == 0, f"train LeNet-5 {r.stderr[-200:]}"):
               f"eval of {name}: accuracy {e.get('accuracy')} and loss {e.get('loss')} as the safetensors file's "
               f"({ref.get('accuracy')}, {ref.get('loss')})")
 
+    # a prefix that every name carries (Lightning's "model.", a wrapper's "backbone.model."), in a
+    # checkpoint or a safetensors file: read without it, said in a note; two sets of weights under
+    # two prefixes (a model and its EMA copy) are refused, not guessed between
+    torch.save({"state_dict": collections.OrderedDict(("model." + k, v) for k, v in weights.items()),
+                "epoch": 1}, P("lenet-lightning.ckpt"))
+    st_io.write(P("lenet-wrapped.safetensors"), {"backbone.model." + k: v.numpy() for k, v in weights.items()})
+    for name, prefix in (("lenet-lightning.ckpt", "model."), ("lenet-wrapped.safetensors", "backbone.model.")):
+        r = run(*ev, "--model", P(name))
+        e = parse(r.stdout)
+        check(e.get("accuracy") == ref.get("accuracy") and e.get("loss") == ref.get("loss")
+              and f"read without the prefix '{prefix}'" in r.stderr,
+              f"eval of {name} (every name under '{prefix}') equals the plain file's, with a note {r.stderr.strip()!r}")
+    both = {**{"model." + k: v.numpy() for k, v in weights.items()}, **{"ema." + k: v.numpy() for k, v in weights.items()}}
+    st_io.write(P("lenet-ema.safetensors"), both)
+    expect_bad([*ev, "--model", P("lenet-ema.safetensors")], "unexpected tensor", "a model and its EMA copy under two prefixes")
+    partial = {("model." + k if k.startswith("conv") else k): v.numpy() for k, v in weights.items()}
+    st_io.write(P("lenet-partial.safetensors"), partial)
+    expect_bad([*ev, "--model", P("lenet-partial.safetensors")], "unexpected tensor", "a prefix on some names only")
+    r = run("attack", "permute", "--model", P("lenet-wrapped.safetensors"), "--net", "lenet5", "--layer", "conv1.weight",
+            "--seed", "9", "--out", P("perm-wrapped.safetensors"))
+    r2 = run("attack", "permute", "--model", P("lenet.safetensors"), "--net", "lenet5", "--layer", "conv1.weight",
+             "--seed", "9", "--out", P("perm-plain.safetensors"))
+    pw, pp = st_io.read(P("perm-wrapped.safetensors")), st_io.read(P("perm-plain.safetensors"))
+    check(r.returncode == 0 and r2.returncode == 0 and sorted(pw) == sorted("backbone.model." + k for k in pp)
+          and all(np.array_equal(pw["backbone.model." + k], v) for k, v in pp.items())
+          and not np.array_equal(pp["conv1.weight"], weights["conv1.weight"].numpy()),
+          "attack permute of the wrapped file permutes it as the plain one and keeps its names")
+
 shutil.rmtree(tmp, ignore_errors=True)
 done()

@@ -100,6 +100,11 @@ check(rc == 0 and out.get("verified") is True and "".join(map(str, out.get("extr
       and out.get("filter") == key["filter"] and max(out.get("residual", [1])) < 0.5,
       f"the fine-tuned model verifies: extracted {out.get('extracted')}")
 check(0 < out.get("p_chance", 1) < 1e-6, f"the chance of a false pass is reported ({out.get('p_chance')})")
+wrapped = {"model." + k: v for k, v in st_io.read(P("wmft.safetensors")).items()}  # Lightning's names
+st_io.write(P("wmft-wrapped.safetensors"), wrapped)
+rc, out2, err = verify(P("wmft-wrapped.safetensors"), P("k1.json"))
+check(rc == 0 and out2.get("extracted") == out.get("extracted") and "'conv2.weight' read as 'model.conv2.weight'" in err,
+      f"a suspect whose names all carry 'model.' verifies the same, with a note {err.strip()!r}")
 rc, out, _ = verify(P("wmft.safetensors"), P("k2.json"))
 check(rc == 1, f"another key (wm2) does not verify on the wm1 model (exit {rc}, {out.get('matches')} matches)")
 rc, out, _ = verify(P("wmft.safetensors"), P("k1-seed8.json"))
