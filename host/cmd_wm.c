@@ -42,13 +42,17 @@ static float *read_layer(const char *path, const char *layer, const int *want, i
         dg_cli_error("%s: '%s' is not a conv weight (it has %d dimensions, not O, I, R, S)", path, layer,
                      f.tensors[t].ndim);
     } else {
-        int same = 1;
-        for (int d = 0; d < 4; d++) {
-            shape[d] = (int)f.tensors[t].shape[d];
+        const int64_t *dims = f.tensors[t].shape;
+        int small = 1, same = 1;
+        for (int d = 0; d < 4; d++) small &= dims[d] < (1 << 24);
+        for (int d = 0; d < 4 && small; d++) {
+            shape[d] = (int)dims[d];
             same &= !want || want[d] == shape[d];
-            same &= f.tensors[t].shape[d] < (1 << 24);
         }
-        if (!same) {
+        if (!small) {
+            dg_cli_error("%s: '%s' is %lldx%lldx%lldx%lld: a dimension of 2^24 or more is not a conv weight", path, layer,
+                         (long long)dims[0], (long long)dims[1], (long long)dims[2], (long long)dims[3]);
+        } else if (!same) {
             dg_cli_error("%s: '%s' is %dx%dx%dx%d but the key's layer is %dx%dx%dx%d", path, layer, shape[0], shape[1],
                          shape[2], shape[3], want[0], want[1], want[2], want[3]);
         } else if (!(w = malloc(sizeof(float) * f.tensors[t].numel))) {
@@ -180,7 +184,11 @@ static int verify(int argc, char **argv) {
         dg_cli_error("%s", err);
         goto done;
     }
-    dg_wm_verify(key, w, search, need, r);
+    if (dg_wm_verify(key, w, search, need, r) != 0) {
+        dg_cli_error("wm verify: out of memory for the search over %s", search_name);
+        rc = DG_EXIT_BAD_INPUT;
+        goto done;
+    }
     printf("{\"model\": ");
     dg_json_string(stdout, model);
     printf(", \"model_sha256\": \"%s\", \"key\": ", sha);

@@ -57,8 +57,9 @@ typedef struct dg_wm_result {
 } dg_wm_result;
 
 /* Extract and compare on the layer tensor w (host, shape == key->shape). need: digits that must
- * match (key->n for Algorithm 1's exact match). */
-void dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int need, dg_wm_result *r);
+ * match (key->n for Algorithm 1's exact match). 0, or -1 when out of memory (r says nothing then:
+ * no verdict, rather than "not verified"). */
+int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int need, dg_wm_result *r);
 
 /* ---- embedding: the regularizer inside a training loop ---- */
 

@@ -119,7 +119,8 @@ static double chance_of(const channel_search *s, dg_wm_search search, const doub
     return fmin(1.0, per_filter * key->shape[0]);
 }
 
-void dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int need, dg_wm_result *r) {
+int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int need, dg_wm_result *r) {
+    int rc = 0;
     memset(r, 0, sizeof *r);
     channel_search s = {.key = key, .channels = key->shape[1], .rs = key->shape[2] * key->shape[3]};
     s.group_channel = malloc(sizeof(int) * (size_t)key->n);
@@ -130,7 +131,8 @@ void dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int
     int32_t *channel_of = malloc(sizeof(int32_t) * (size_t)key->n);
     dg_wm_result *trial = malloc(sizeof *trial);
     if (!s.group_channel || !s.fits || !s.owner || !s.seen || !s.place || !channel_of || !trial) {
-        r->p_chance = 1.0; /* out of memory: nothing verified */
+        r->p_chance = 1.0; /* out of memory: no verdict */
+        rc = -1;
         goto done;
     }
     group_positions(&s);
@@ -167,4 +169,5 @@ done:
     free(s.place);
     free(channel_of);
     free(trial);
+    return rc;
 }

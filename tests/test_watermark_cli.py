@@ -191,6 +191,10 @@ rc, _, _ = verify(P("clean.safetensors"), P("k1.json"), "--search", "channels")
 check(rc == 1, "the clean model fails the channel search too")
 
 # 8. bad input to verify
+huge = np.ones((1 << 24, 1, 1, 1), np.uint8)  # a 4-d tensor with a dimension of 2^24: no conv weight
+st_io.write(P("huge-dim.safetensors"), {"w": huge})
+expect_bad(["wm", "keygen", "--model", P("huge-dim.safetensors"), "--layer", "w", "--digits", "1234", "--out",
+            P("kh.json")], "2^24", "wm keygen of a layer with a dimension of 2^24 (crashed before)")
 expect_bad(["wm", "verify", "--model", P("wmft.safetensors"), "--key", P("nokey.json")], "nokey.json", "a missing key")
 with open(P("bad.json"), "w") as fh:
     fh.write('{"format": "dnnguard-wmkey-1", "layer": "conv2.weight"')
