@@ -677,6 +677,10 @@ int dg_data_append(dg_dataset *d, const dg_dataset *extra, char *err, size_t err
         }
     if (extra->n <= 0) return 0;
     size_t per = (size_t)d->c * d->h * d->w, n = (size_t)d->n + (size_t)extra->n;
+    if (n > (size_t)INT_MAX) {
+        dg_err_set(err, err_len, d->name, "%d + %d images are more than a data set holds (%d)", d->n, extra->n, INT_MAX);
+        return -1;
+    }
     uint8_t *images = realloc(d->images, n * per);
     int32_t *labels = NULL;
     if (images) d->images = images;

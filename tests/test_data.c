@@ -2,6 +2,7 @@
  * (counts, first labels, per-class counts, pixel statistics), Fashion-MNIST when installed, the
  * synthetic set, subsets, and one hand-made bad file per loader check (in a temp dir). */
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -605,8 +606,20 @@ static void test_safe_path(void) {
     CHECK(strlen(s.s) == 80 * 4 + 3, "dg_err_safe keeps the first 80 bytes");
 }
 
+/* dg_data_append refuses a sum past INT_MAX images before it allocates anything */
+static void test_append_limit(void) {
+    int32_t two[2] = {1, 2};
+    uint8_t px[2] = {0, 0};
+    dg_dataset big = {.n = INT_MAX - 1, .c = 1, .h = 1, .w = 1, .classes = 10}; /* never touched: no images */
+    dg_dataset extra = {.n = 2, .c = 1, .h = 1, .w = 1, .classes = 10, .images = px, .labels = two};
+    snprintf(big.name, sizeof big.name, "big");
+    CHECK(dg_data_append(&big, &extra, errbuf, sizeof errbuf) == -1 && strstr(errbuf, "more than"),
+          "appending past INT_MAX images: '%s'", errbuf);
+}
+
 int main(void) {
     test_safe_path();
+    test_append_limit();
     const char *base = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/dg_data_test_XXXXXX", base && *base ? base : "/tmp");
     if (!mkdtemp(tmpdir)) {
