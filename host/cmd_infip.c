@@ -95,6 +95,12 @@ static int write_png(const char *dir, const char *name, const uint8_t *planar, i
     return 0;
 }
 
+static int all_finite(const float *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return 0;
+    return 1;
+}
+
 /* The relevance of this rank's share of n inputs, in batches of the net's: make(k, x) writes the
  * normalised input of key k into x; rank r fills rel, pred and logits (may be NULL) at its share
  * of the keys, and the shares are gathered so that every rank ends with all n. 0 or −1 (message). */
@@ -233,10 +239,8 @@ static int extract(int argc, char **argv, dg_dist *dist) {
     /* finite weights can still overflow float32 on the way (3e38 × a pixel): every rank holds all
      * the keys' results, so every rank refuses alike */
     for (int i = 0; i < n; i++) {
-        int bad_out = 0, bad_rel = 0;
-        for (int j = 0; j < ds.classes && !bad_out; j++) bad_out = !isfinite(logits[(size_t)i * ds.classes + j]);
-        for (size_t j = 0; j < per && !bad_rel; j++) bad_rel = !isfinite(rel[(size_t)i * per + j]);
-        if (bad_out || bad_rel) {
+        int bad_out = !all_finite(logits + (size_t)i * ds.classes, (size_t)ds.classes);
+        if (bad_out || !all_finite(rel + (size_t)i * per, per)) {
             dg_cli_error("infip extract: %s: the %s of key %d (image %d) is not finite, though the weights are (the "
                          "activations overflow float32): an InFIP reference needs a working model",
                          model, bad_out ? "output" : "relevance", i, idx[i]);
@@ -475,9 +479,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         ssim[k] = dg_ssim(mine, owner + (size_t)k * plane, h, w, mode);
         ssim_other[k] = other_fits ? dg_ssim(mine, owner + (size_t)k * plane, h, w, other) : 0.0;
         agree += pred[k] == m.keys[k].predicted;
-        int bad = 0; /* NaN relevance draws black pixels: said, not hidden */
-        for (size_t j = 0; j < per && !bad; j++) bad = !isfinite(rel[(size_t)k * per + j]);
-        nonfinite += bad;
+        nonfinite += !all_finite(rel + (size_t)k * per, per); /* drawn black: said, not hidden */
         char name[64], fp_sha[65];
         snprintf(name, sizeof name, "fp-%05d.png", k);
         if (out && write_png(out, name, mine, 1, h, w, interleaved, fp_sha) != 0) goto done;

@@ -135,12 +135,14 @@ int dg_folder_classes(const char *split_dir, char ***names, int *count, char *er
             return -1;
         }
     if (k == 0) {
-        dg_err_set(err, err_len, dg_err_safe_path(split_dir).s, "no class folders (folder:DIR wants DIR/train/<class>/*.png)");
+        dg_err_set(err, err_len, dg_err_safe_path(split_dir).s,
+                   "no class folders (folder:DIR wants DIR/train/<class>/*.png)");
         free(all);
         return -1;
     }
     if (k > DG_FOLDER_MAX_CLASSES) {
-        dg_err_set(err, err_len, dg_err_safe_path(split_dir).s, "%d class folders, more than %d", k, DG_FOLDER_MAX_CLASSES);
+        dg_err_set(err, err_len, dg_err_safe_path(split_dir).s,
+                   "%d class folders, more than %d", k, DG_FOLDER_MAX_CLASSES);
         dg_folder_names_free(all, k);
         return -1;
     }
@@ -193,7 +195,8 @@ static int add_file(file_list *l, const char *root, const char *name, int label,
         size_t ncap = l->cap ? 2 * l->cap : 1024;
         image_file *nv = ncap <= (size_t)INT32_MAX ? realloc(l->v, sizeof *nv * ncap) : NULL;
         if (!nv) {
-            dg_err_set(err, err_len, dg_err_safe_path(root).s, ncap > (size_t)INT32_MAX ? "too many images" : "out of memory");
+            dg_err_set(err, err_len, dg_err_safe_path(root).s,
+                       ncap > (size_t)INT32_MAX ? "too many images" : "out of memory");
             return -1;
         }
         l->v = nv;
@@ -250,7 +253,8 @@ static int walk(const char *root, int label, int depth, walk_state *ws, file_lis
             rc = utf8_name(root, names[i], err, err_len);
             if (rc == 0) rc = walk(p, label, depth + 1, ws, l, err, err_len);
         } else if (kind == 2) {
-            dg_err_set(err, err_len, dg_err_safe_path(p).s, "only PNG images are read (convert it, or move it out of the folder)");
+            dg_err_set(err, err_len, dg_err_safe_path(p).s,
+                       "only PNG images are read (convert it, or move it out of the folder)");
             rc = -1;
         } else if (kind == 1 && found && !S_ISREG(es.st_mode)) { /* a FIFO would block, /dev/zero never end */
             dg_err_set(err, err_len, dg_err_safe_path(p).s, "not a regular file");
@@ -293,27 +297,28 @@ static int decode_all(const file_list *l, int want_c, int want_h, int want_w, dg
         dg_image img = {0};
         char perr[600];
         if (!path) {
-            dg_err_set(err, err_len, l->v[i].root, "out of memory");
+            dg_err_set(err, err_len, dg_err_safe_path(l->v[i].root).s, "out of memory");
             return -1;
         }
+        const dg_safe_name where = dg_err_safe_path(path); /* every message below names the file so */
         int rc = dg_png_read(path, &img, want_c, perr, sizeof perr);
         size_t plen = strlen(path);
         if (rc != 0) { /* "<path>: <problem>", the path made safe for one line */
-            dg_err_set(err, err_len, dg_err_safe_path(path).s, "%s",
+            dg_err_set(err, err_len, where.s, "%s",
                        strncmp(perr, path, plen) == 0 && perr[plen] == ':' ? perr + plen + 2 : perr);
         } else if (img.stored_bits == 16) { /* PIL clips 16-bit grey at 255 and keeps the high byte of RGB */
-            dg_err_set(err, err_len, dg_err_safe_path(path).s, "16 bits per sample, which PIL (ImageFolder's reader) and "
+            dg_err_set(err, err_len, where.s, "16 bits per sample, which PIL (ImageFolder's reader) and "
                        "dnnguard read differently: save it with 8");
             rc = -1;
         } else if (i == 0 && (img.w > FOLDER_MAX_SIDE || img.h > FOLDER_MAX_SIDE)) {
-            dg_err_set(err, err_len, dg_err_safe_path(path).s, "%dx%d pixels, more than %d a side", img.w, img.h, FOLDER_MAX_SIDE);
+            dg_err_set(err, err_len, where.s, "%dx%d pixels, more than %d a side", img.w, img.h, FOLDER_MAX_SIDE);
             rc = -1;
         } else if (i == 0 && (want_h ? img.h != want_h || img.w != want_w : 0)) {
-            dg_err_set(err, err_len, dg_err_safe_path(path).s, "%dx%d pixels (w×h), but the training images are %dx%d", img.w, img.h,
+            dg_err_set(err, err_len, where.s, "%dx%d pixels (w×h), but the training images are %dx%d", img.w, img.h,
                        want_w, want_h);
             rc = -1;
         } else if (i > 0 && (img.h != d->h || img.w != d->w)) {
-            dg_err_set(err, err_len, dg_err_safe_path(path).s, "%dx%d pixels (w×h), but the first image (%s) is %dx%d: all images "
+            dg_err_set(err, err_len, where.s, "%dx%d pixels (w×h), but the first image (%s) is %dx%d: all images "
                        "must have one size", img.w, img.h, dg_err_safe(l->v[0].name).s, d->w, d->h);
             rc = -1;
         }
@@ -323,9 +328,9 @@ static int decode_all(const file_list *l, int want_c, int want_h, int want_w, dg
             d->images = l->n <= FOLDER_MAX_BYTES / per ? malloc(l->n * (size_t)d->c * img.h * img.w) : NULL;
             if (!d->images) {
                 if (l->n > FOLDER_MAX_BYTES / per)
-                    dg_err_set(err, err_len, dg_err_safe_path(path).s, "%zu images of this size are more than %zu bytes", l->n,
+                    dg_err_set(err, err_len, where.s, "%zu images of this size are more than %zu bytes", l->n,
                                FOLDER_MAX_BYTES);
-                else dg_err_set(err, err_len, dg_err_safe_path(path).s, "out of memory for %zu images", l->n);
+                else dg_err_set(err, err_len, where.s, "out of memory for %zu images", l->n);
                 rc = -1;
             }
         }
@@ -396,7 +401,8 @@ static int load_split(const char *split_dir, char **classes, int n_classes, int 
         }
         int wrc = walk(p, (int)(hit - classes), 0, &ws, &l, err, err_len);
         if (wrc == 0 && own && l.n == before)
-            dg_err_set(err, err_len, dg_err_safe_path(p).s, "no .png image in this class folder (ImageFolder refuses it too)");
+            dg_err_set(err, err_len, dg_err_safe_path(p).s,
+                       "no .png image in this class folder (ImageFolder refuses it too)");
         free(p);
         if (wrc != 0 || (own && l.n == before)) goto done;
     }
@@ -440,13 +446,15 @@ int dg_folder_load(const char *dir, int train, dg_dataset *d, char *err, size_t 
         goto done;
     }
     if (!is_dir(dir)) {
-        dg_err_set(err, err_len, dg_err_safe_path(dir).s, "not a folder (folder:DIR wants DIR/train/<class>/*.png and DIR/test/...)");
+        dg_err_set(err, err_len, dg_err_safe_path(dir).s,
+                   "not a folder (folder:DIR wants DIR/train/<class>/*.png and DIR/test/...)");
         goto done;
     }
     int have_train = is_dir(train_dir);
     const char *own = train ? train_dir : test_dir;
     if (!is_dir(own)) {
-        dg_err_set(err, err_len, dg_err_safe_path(own).s, "no such folder (folder:DIR wants DIR/train/<class>/*.png and DIR/test/...)");
+        dg_err_set(err, err_len, dg_err_safe_path(own).s,
+                   "no such folder (folder:DIR wants DIR/train/<class>/*.png and DIR/test/...)");
         goto done;
     }
     if (dg_folder_class_names(dir, &classes, &n_classes, err, err_len) != 0) goto done;

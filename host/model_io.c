@@ -46,21 +46,18 @@ size_t dg_model_name_prefix(const dg_st_file *f, int k, const char **text) {
     return 0;
 }
 
-/* Whether f's tensors, each less its first strip bytes (the prefix of the first name), are the
- * net's parameters exactly (the ignored ones aside). */
-static int names_match(const dg_net *net, const dg_st_file *f, size_t strip) {
-    const char *prefix = NULL;
+/* Whether f's tensors, each less the prefix prefix[0..strip), are the net's parameters exactly
+ * (the ignored ones aside). */
+static int names_match(const dg_net *net, const dg_st_file *f, const char *prefix, size_t strip) {
     for (int t = 0; t < f->n_tensors; t++) {
         const char *name = f->tensors[t].name;
         if (dg_model_ignored_tensor(name)) continue;
-        if (!prefix) prefix = name;
         if (strlen(name) <= strip || strncmp(name, prefix, strip) != 0 || dg_net_find_param(net, name + strip) < 0)
             return 0;
     }
     char full[DG_NAME_MAX * 4];
     for (int i = 0; i < net->n_params; i++) {
-        if (snprintf(full, sizeof full, "%.*s%s", (int)strip, prefix ? prefix : "", net->params[i].name) >=
-            (int)sizeof full)
+        if (snprintf(full, sizeof full, "%.*s%s", (int)strip, prefix, net->params[i].name) >= (int)sizeof full)
             return 0;
         if (dg_st_find(f, full) < 0) return 0;
     }
@@ -69,15 +66,15 @@ static int names_match(const dg_net *net, const dg_st_file *f, size_t strip) {
 
 int dg_model_load_file(dg_net *net, const dg_st_file *f, size_t *stripped, char *err, size_t err_len) {
     size_t strip = 0;
-    if (!names_match(net, f, 0))
-        for (int k = 0; (strip = dg_model_name_prefix(f, k, NULL)) != 0; k++)
-            if (names_match(net, f, strip)) break;
+    const char *prefix = ""; /* the text of the prefix taken off: the start of the first name */
+    if (!names_match(net, f, "", 0))
+        for (int k = 0; (strip = dg_model_name_prefix(f, k, &prefix)) != 0; k++)
+            if (names_match(net, f, prefix, strip)) break;
+    if (!strip) prefix = "";
     if (stripped) *stripped = strip;
-    const char *prefix = "";
     for (int t = 0; t < f->n_tensors; t++) {
         const char *name = f->tensors[t].name;
         if (dg_model_ignored_tensor(name)) continue;
-        if (!*prefix && strip) prefix = name;
         if (dg_net_find_param(net, name + strip) < 0) {
             snprintf(err, err_len, "%s: unexpected tensor '%s' for net %s", f->path, name, net->name);
             return -1;
