@@ -136,13 +136,14 @@ static int info_data(const char *spec, const char *split, int json) {
     if (dg_session_data(spec, strcmp(split, "train") == 0, &ds) != 0) return DG_EXIT_BAD_INPUT;
     char **names = NULL, err[600];
     int n_names = 0;
-    if (strncmp(spec, "folder:", 7) == 0 && dg_folder_class_names(spec + 7, &names, &n_names, err, sizeof err) != 0) {
+    const char *folder = dg_data_folder_dir(spec, NULL);
+    if (folder && dg_folder_class_names(folder, &names, &n_names, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
         dg_data_free(&ds);
         return DG_EXIT_BAD_INPUT;
     }
     if (names && n_names != ds.classes) { /* read again after loading: the tree changed meanwhile */
-        dg_cli_error("%s: the class folders changed while they were read (%d, then %d)", spec + 7, ds.classes, n_names);
+        dg_cli_error("%s: the class folders changed while they were read (%d, then %d)", folder, ds.classes, n_names);
         dg_folder_names_free(names, n_names);
         dg_data_free(&ds);
         return DG_EXIT_BAD_INPUT;

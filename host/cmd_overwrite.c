@@ -98,7 +98,11 @@ int dg_cmd_attack_overwrite(int argc, char **argv) {
     dg_dataset train = {0}, test = {0}, keys = {0}, fresh = {0};
     if (dg_session_data(o.data, strcmp(o.split, "test") != 0, &train) != 0) return DG_EXIT_BAD_INPUT;
     rc = DG_EXIT_BAD_INPUT;
-    if (dg_session_data(o.data, 0, &test) != 0) goto done;
+    char err[512];
+    if (dg_data_load_test(o.data, &train, &test, err, sizeof err) != 0) { /* a folder's: train's normalisation */
+        dg_cli_error("%s", err);
+        goto done;
+    }
     if (n_keys < 1 || source < 0 || source >= train.classes || target < 0 || target >= train.classes ||
         source == target || !(noise_std >= 0.0f && noise_std <= 10.0f) || limit < 0) {
         dg_cli_error("attack overwrite: --keys must be ≥ 1, --source-class and --target-class two different classes "

@@ -547,7 +547,21 @@ static void set_norm(dg_dataset *d, const float *mean, const float *std, int c) 
     }
 }
 
-int dg_data_load(const char *spec, int train, dg_dataset *out, char *err, size_t err_len) {
+const char *dg_data_folder_dir(const char *spec, int *channels) {
+    static const struct {
+        const char *kind;
+        int channels;
+    } kinds[] = {{"folder:", 0}, {"folder-rgb:", 3}, {"folder-grey:", 1}};
+    for (size_t k = 0; spec && k < sizeof kinds / sizeof *kinds; k++)
+        if (strncmp(spec, kinds[k].kind, strlen(kinds[k].kind)) == 0) {
+            if (channels) *channels = kinds[k].channels;
+            return spec + strlen(kinds[k].kind);
+        }
+    return NULL;
+}
+
+static int load_spec(const char *spec, int train, const dg_dataset *like, dg_dataset *out, char *err,
+                     size_t err_len) {
     if (err && err_len) err[0] = 0;
     if (!out) {
         dg_err_set(err, err_len, spec, "no data set struct given");
@@ -574,17 +588,20 @@ int dg_data_load(const char *spec, int train, dg_dataset *out, char *err, size_t
         } else {
             rc = load_idx(dir, train, out, err, err_len);
         }
-    } else if (KIND_IS("folder")) {
+    } else if (KIND_IS("folder") || KIND_IS("folder-rgb") || KIND_IS("folder-grey")) {
         if (!dir || !*dir) {
-            dg_err_set(err, err_len, spec, "no directory given (expected folder:DIR)");
+            dg_err_set(err, err_len, spec, "no directory given (expected %.*s:DIR)", (int)kind_len, spec);
             return -1;
         }
-        rc = dg_folder_load(dir, train, out, err, err_len); /* sets its own name and normalisation */
+        int channels = 0;
+        dg_data_folder_dir(spec, &channels);
+        /* sets its own name and normalisation */
+        rc = dg_folder_load(dir, train, channels, train ? NULL : like, out, err, err_len);
     } else if (KIND_IS("synthetic")) {
         rc = load_synthetic(spec, dir ? dir : "", train, out, err, err_len);
     } else {
         dg_err_set(err, err_len, spec,
-                "unknown data set (expected mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, folder:DIR or "
+                "unknown data set (expected mnist:DIR, fashion-mnist[:DIR], cifar10:DIR, folder[-rgb|-grey]:DIR or "
                 "synthetic:C,H,W,K[,N])");
         return -1;
     }
@@ -611,6 +628,14 @@ int dg_data_load(const char *spec, int train, dg_dataset *out, char *err, size_t
     }
 #undef KIND_IS
     return 0;
+}
+
+int dg_data_load(const char *spec, int train, dg_dataset *out, char *err, size_t err_len) {
+    return load_spec(spec, train, NULL, out, err, err_len);
+}
+
+int dg_data_load_test(const char *spec, const dg_dataset *like, dg_dataset *out, char *err, size_t err_len) {
+    return load_spec(spec, 0, like, out, err, err_len);
 }
 
 int dg_data_subset_indices(int n, int count, uint64_t seed, int *out) {

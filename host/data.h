@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 typedef struct {
-    char name[32];       /* "mnist", "fashion-mnist", "cifar10", "folder", "synthetic" */
+    char name[32];       /* "mnist", "fashion-mnist", "cifar10", "folder[-rgb|-grey]", "synthetic" */
     int n, c, h, w, classes;
     uint8_t *images;     /* n·c·h·w bytes, NCHW per image */
     int32_t *labels;     /* n labels, each in 0..classes-1 */
@@ -26,7 +26,9 @@ typedef struct {
  *   "cifar10:DIR" — data_batch_1..5.bin (train) or test_batch.bin (test), each NAME or NAME.gz.
  *   "folder:DIR" — PNG files in DIR/train/<class>/ and DIR/test/<class>/, classes, order and labels
  *       as torchvision's ImageFolder gives them, normalised with the training split's statistics;
- *       see data_folder.h.
+ *       see data_folder.h. Channels: 1 when every training image is grey, else 3;
+ *       "folder-rgb:DIR" makes every image RGB (ImageFolder's default loader), "folder-grey:DIR"
+ *       every image grey (PIL's luma, torchvision's Grayscale).
  *   "synthetic:C,H,W,K[,N]" — NOT REAL DATA: N (default 256) images of C×H×W deterministic
  *       pseudo-random pixels (fixed seed; the test split uses another seed than the train split)
  *       with labels i % K, mean 0.5 std 0.25 per channel; for benchmarks and framework comparisons
@@ -38,6 +40,15 @@ typedef struct {
  * train: 1 = training split, 0 = test split.
  * Returns 0, or -1 with err "<file>: <problem>" (out zeroed; dg_data_free on it is harmless). */
 int dg_data_load(const char *spec, int train, dg_dataset *out, char *err, size_t err_len);
+
+/* The test split of spec, given a split of the same spec already loaded (like: NULL, or that
+ * split, before or after dg_data_subset or dg_data_append). Equal to dg_data_load(spec, 0, ...);
+ * a folder's test split then takes like's normalisation instead of decoding DIR/train again. */
+int dg_data_load_test(const char *spec, const dg_dataset *like, dg_dataset *out, char *err, size_t err_len);
+
+/* The DIR of "folder:DIR", "folder-rgb:DIR" or "folder-grey:DIR" (a pointer into spec), and in
+ * *channels (may be NULL) 0, 3 or 1 for the three; NULL for any other spec. */
+const char *dg_data_folder_dir(const char *spec, int *channels);
 
 void dg_data_free(dg_dataset *d);
 

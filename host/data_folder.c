@@ -435,7 +435,8 @@ int dg_folder_class_names(const char *dir, char ***names, int *count, char *err,
     return rc;
 }
 
-int dg_folder_load(const char *dir, int train, dg_dataset *d, char *err, size_t err_len) {
+int dg_folder_load(const char *dir, int train, int channels, const dg_dataset *like, dg_dataset *d, char *err,
+                   size_t err_len) {
     memset(d, 0, sizeof *d);
     char *train_dir = join(dir, "train"), *test_dir = join(dir, "test");
     char **classes = NULL;
@@ -443,6 +444,10 @@ int dg_folder_load(const char *dir, int train, dg_dataset *d, char *err, size_t 
     dg_dataset ref = {0};
     if (!train_dir || !test_dir) {
         dg_err_set(err, err_len, dg_err_safe_path(dir).s, "out of memory");
+        goto done;
+    }
+    if (channels != 0 && channels != 1 && channels != 3) {
+        dg_err_set(err, err_len, dg_err_safe_path(dir).s, "%d channels asked (0, 1 or 3)", channels);
         goto done;
     }
     if (!is_dir(dir)) {
@@ -459,15 +464,24 @@ int dg_folder_load(const char *dir, int train, dg_dataset *d, char *err, size_t 
     }
     if (dg_folder_class_names(dir, &classes, &n_classes, err, err_len) != 0) goto done;
     if (train || !have_train) {
-        if (load_split(own, classes, n_classes, 1, 0, 0, 0, d, err, err_len) != 0) goto done;
+        if (load_split(own, classes, n_classes, 1, channels, 0, 0, d, err, err_len) != 0) goto done;
         pixel_stats(d, d->mean, d->std);
+    } else if (like) { /* shaped and normalised as the split already loaded, which has training's */
+        if (like->classes != n_classes || (channels && like->c != channels)) {
+            dg_err_set(err, err_len, dg_err_safe_path(train_dir).s,
+                       "the class folders or channels changed since the training split was read");
+            goto done;
+        }
+        if (load_split(test_dir, classes, n_classes, 0, like->c, like->h, like->w, d, err, err_len) != 0) goto done;
+        memcpy(d->mean, like->mean, sizeof d->mean);
+        memcpy(d->std, like->std, sizeof d->std);
     } else {
         /* the test split is normalised, and shaped, as training saw its images */
-        if (load_split(train_dir, classes, n_classes, 1, 0, 0, 0, &ref, err, err_len) != 0) goto done;
+        if (load_split(train_dir, classes, n_classes, 1, channels, 0, 0, &ref, err, err_len) != 0) goto done;
         pixel_stats(&ref, d->mean, d->std); /* load_split leaves mean and std alone */
         if (load_split(test_dir, classes, n_classes, 0, ref.c, ref.h, ref.w, d, err, err_len) != 0) goto done;
     }
-    snprintf(d->name, sizeof d->name, "folder");
+    snprintf(d->name, sizeof d->name, "%s", channels == 3 ? "folder-rgb" : channels == 1 ? "folder-grey" : "folder");
     rc = 0;
 done:
     if (rc != 0) dg_data_free(d);

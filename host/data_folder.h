@@ -33,12 +33,18 @@ int dg_folder_class_names(const char *dir, char ***names, int *count, char *err,
  *    with 8 bits or fewer per sample (PIL reads 16-bit PNGs otherwise than png.h). Files with
  *    another image extension of ImageFolder's (.jpg, .jpeg, .ppm, .bmp, .pgm, .tif, .tiff, .webp)
  *    are refused, not skipped; other files are passed over, as ImageFolder passes over them.
- *  - Every image has the size of the first (h, w ≤ 4096). Channels: 1 when every training image is
- *    grey (grey+alpha included), else 3 (grey replicated); the test split takes the training
- *    split's channels (RGB → grey by PIL's luma) and must have its size.
+ *  - Every image has the size of the first (h, w ≤ 4096). Channels: `channels` 3 makes every image
+ *    RGB (grey replicated: ImageFolder's default loader, PIL's convert("RGB")), 1 makes every image
+ *    grey (PIL's luma: convert("L"), torchvision's Grayscale on PIL images); 0 gives 1 when every
+ *    training image is grey (grey+alpha included), else 3. The test split takes the training
+ *    split's channels and must have its size.
  *  - mean and std per channel are the training split's pixels' (population std, on [0, 1]), for
  *    both splits; a channel with no spread gets std 1.
+ *  - like (NULL, or a split loaded before from the same DIR and channels, either one, subsetted or
+ *    appended to or not): the test split takes like's channels, size, mean and std instead of
+ *    decoding DIR/train again to find them.
  * 0, or -1 with err "<path>: <problem>" and d zeroed. */
-int dg_folder_load(const char *dir, int train, dg_dataset *d, char *err, size_t err_len);
+int dg_folder_load(const char *dir, int train, int channels, const dg_dataset *like, dg_dataset *d, char *err,
+                   size_t err_len);
 
 #endif

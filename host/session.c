@@ -13,7 +13,8 @@
 int dg_session_data(const char *spec, int train, dg_dataset *ds) {
     char err[512];
     if (!spec) {
-        dg_cli_error("--data is required (mnist:DIR, fashion-mnist:DIR, cifar10:DIR, folder:DIR, synthetic:C,H,W,K)");
+        dg_cli_error("--data is required (mnist:DIR, fashion-mnist:DIR, cifar10:DIR, folder[-rgb|-grey]:DIR, "
+                     "synthetic:C,H,W,K)");
         return -1;
     }
     if (dg_data_load(spec, train, ds, err, sizeof err) != 0) {

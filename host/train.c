@@ -353,7 +353,7 @@ int dg_train(const dg_train_opts *o) {
         dg_data_free(&train);
         return DG_EXIT_BAD_INPUT;
     }
-    int have_test = o->eval_every > 0 && dg_data_load(o->data, 0, &test, err, sizeof err) == 0;
+    int have_test = o->eval_every > 0 && dg_data_load_test(o->data, &train, &test, err, sizeof err) == 0;
     if (o->eval_every > 0 && !have_test && root) /* training goes on; the missing figures are said */
         fprintf(stderr, "dnnguard: train: no test accuracy (the test split does not load: %s)\n", err);
     int rc = DG_EXIT_BAD_INPUT;

@@ -2,7 +2,8 @@
 CIFAR-10 and MNIST images: the same classes, the same order and labels, the same pixels (by the
 SHA-256 that `info --data` prints), the training split's normalisation; LeNet-5 learns from a
 folder tree; a LeNet-5 trained by PyTorch on the tree evaluates to torch's own accuracy; InFIP
-keys come from a folder; bad trees give one line and exit 2."""
+keys come from a folder; folder-rgb:/folder-grey: read every image as PIL's convert("RGB") /
+convert("L") (a 3-channel PyTorch model on a grey tree); bad trees give one line and exit 2."""
 import gzip
 import hashlib
 import os
@@ -191,6 +192,51 @@ r = run("infip", "verify", "--model", model, "--net", "lenet5", "--reference", r
 v = parse(r.stdout)
 check(r.returncode == 0 and v.get("assim") == 1.0 and v.get("pirated") is True,
       f"infip verify of the model against its folder-keyed reference: ASSIM {v.get('assim')}, exit {r.returncode}")
+
+# 2d. Channel modes. folder-rgb:DIR reads every image as ImageFolder's default loader does
+# (convert("RGB")): a PyTorch LeNet-5 with a 3-channel stem, fed the grey tree so, evaluates in
+# dnnguard to torch's accuracy in every class. folder-grey:DIR reads every image as
+# convert("L") (torchvision's Grayscale): the colour tree becomes one channel, test split too.
+rspec = "folder-rgb:" + grey
+rtr, rte = info(rspec, "train"), info(rspec, "test")
+arrays_r, labels_r, _ = torch_view(os.path.join(grey, "test"), "RGB")
+check(rte.get("shape") == [3, 28, 28] and rte.get("images_sha256") == digest_images(arrays_r)
+      and rte.get("labels_sha256") == digest_labels(labels_r) and rte.get("name") == "folder-rgb",
+      "folder-rgb: a grey tree read as ImageFolder's default loader reads it (3 channels, tinted images kept)")
+check(rtr.get("mean") == [gtr["mean"][0]] * 3 and rtr.get("std") == [gtr["std"][0]] * 3 and rte.get("mean") == rtr.get("mean"),
+      f"folder-rgb: the grey statistics on each channel ({rtr.get('mean')}, {rtr.get('std')})")
+net3 = torch_nets.LeNet5(10, in_c=3)
+state = {k: v.clone() for k, v in net.state_dict().items()}
+state["conv1.weight"] = state["conv1.weight"].repeat(1, 3, 1, 1) / 3  # the same function of a grey image
+net3.load_state_dict(state)
+net3.eval()
+rgb_t = ImageFolder(os.path.join(grey, "test"), transform=transforms.Compose(
+    [transforms.ToTensor(), transforms.Normalize(rtr["mean"], rtr["std"])]))
+with torch.no_grad():
+    xs, ys = zip(*[rgb_t[i] for i in range(len(rgb_t))])
+    hit3 = (net3(torch.stack(xs)).argmax(1) == torch.tensor(ys)).numpy()
+torch.save(net3.state_dict(), os.path.join(tmp, "torch-lenet-rgb.pt"))
+r = run("eval", "--net", "lenet5", "--model", os.path.join(tmp, "torch-lenet-rgb.pt"), "--data", rspec)
+ev = parse(r.stdout)
+ours = [round(a * n) for a, n in zip(ev.get("per_class_accuracy", []), ev.get("per_class_count", []))]
+check(r.returncode == 0 and hit3.mean() > 0.85 and ours == [int(hit3[np.asarray(ys) == k].sum()) for k in range(10)],
+      f"a 3-channel PyTorch LeNet-5 on folder-rgb: dnnguard {ev.get('accuracy')}, torch {hit3.mean():.6f}, "
+      f"as many right in every class {r.stderr.strip()[-200:]}")
+r = run("eval", "--net", "lenet5", "--model", os.path.join(tmp, "torch-lenet-rgb.pt"), "--data", gspec)
+check(r.returncode == 2 and "conv1.weight" in r.stderr,
+      f"the 3-channel model on the 1-channel folder: refused, naming conv1.weight (exit {r.returncode}) {r.stderr.strip()[-200:]}")
+yspec = "folder-grey:" + colour
+ytr, yte = info(yspec, "train"), info(yspec, "test")
+arrays_y, labels_y, _ = torch_view(os.path.join(colour, "train"), "L")
+arrays_yt, labels_yt, _ = torch_view(os.path.join(colour, "test"), "L", ds.class_to_idx)
+stack = np.stack(arrays_y).astype(np.float64) / 255.0
+check(ytr.get("shape") == [1, 32, 32] and ytr.get("images_sha256") == digest_images(arrays_y)
+      and ytr.get("labels_sha256") == digest_labels(labels_y) and yte.get("images_sha256") == digest_images(arrays_yt)
+      and yte.get("labels_sha256") == digest_labels(labels_yt),
+      "folder-grey: a colour tree read as convert('L'), both splits")
+check(np.allclose(ytr.get("mean", [0]), [stack.mean()], atol=1e-6) and np.allclose(ytr.get("std", [0]), [stack.std()], atol=1e-6)
+      and yte.get("mean") == ytr.get("mean"), f"folder-grey: statistics of the grey pixels ({ytr.get('mean')})")
+expect_bad(["info", "--data", "folder-rgb:"], "folder-rgb:", "folder-rgb with no folder")
 
 # 3. Bad trees: one line naming the file, exit 2.
 
