@@ -55,6 +55,7 @@ typedef struct {
     const char *folder; /* "archive/" of "archive/data.pkl" */
     size_t folder_len;
     const zip_entry *pkl; /* that entry */
+    int torchscript;      /* torch.jit.save's archive: constants.pkl and code/ beside data.pkl */
 } zip_dir;
 
 static int cmp_entry(const void *a, const void *b) {
@@ -209,11 +210,7 @@ static int zip_read(const dg_st_file *f, zip_dir *z, char *err, size_t err_len) 
         dg_err_set(err, err_len, f->path, "a zip archive but not a PyTorch checkpoint (no <folder>/data.pkl entry)");
         return -1;
     }
-    if (zip_find(z, "constants.pkl")) {
-        dg_err_set(err, err_len, f->path, "a TorchScript archive (torch.jit.save): dnnguard reads state dicts; write one "
-                   "with torch.save(model.state_dict(), path)");
-        return -1;
-    }
+    z->torchscript = zip_find(z, "constants.pkl") != NULL; /* its data.pkl is the module's attributes */
     const zip_entry *order = zip_find(z, "byteorder");
     if (order && !(order->method == 0 && order->size == 6 && memcmp(order->data, "little", 6) == 0)) {
         char said[17] = {0};
@@ -255,6 +252,8 @@ struct value {
     size_t uses;            /* STORAGE: tensors of the state dict on it */
     size_t file_offset;     /* STORAGE: of its zip entry's data in the file's bytes */
     tensor_view *view;      /* TENSOR */
+    value *state;           /* OPAQUE: the dict its BUILD gave (a module's __dict__, a TorchScript
+                             * object's attributes), or a set's items (a list) */
 };
 
 typedef struct {
@@ -273,6 +272,7 @@ typedef struct {
     value none, yes, no, empty;   /* immutable values shared by every push of them */
     value **storages;             /* by key (storage_slot) */
     size_t storages_cap, storages_count;
+    size_t visits;                /* modules walked by module_state_dict */
     char *err;
     size_t err_len;
     int failed;
@@ -563,13 +563,16 @@ static int int_tuple(vm *m, const value *t, int64_t *out, int *ndim, const char 
 
 /* An object of class `name` that a pickle builds (REDUCE of an unknown callable, NEWOBJ, OBJ,
  * INST): nothing is called; it may sit anywhere but among the weights (fill_tensors refuses it). */
-static value *opaque(vm *m, const value *cls) {
+static value *opaque_named(vm *m, const char *name) {
     value *v = make(m, V_OPAQUE);
-    const char *name = cls && cls->kind == V_GLOBAL ? cls->s : "object";
     size_t n = strlen(name);
     if (!v || charge(m, n + 1) != 0 || !(v->s = strdup(name))) return NULL;
     v->len = n;
     return v;
+}
+
+static value *opaque(vm *m, const value *cls) {
+    return opaque_named(m, cls && cls->kind == V_GLOBAL ? cls->s : "object");
 }
 
 /* REDUCE: the few callables of a saved state dict are interpreted; any other makes an opaque
@@ -611,7 +614,11 @@ static value *reduce(vm *m, const value *fn, const value *args) {
         }
         return args->items[0];
     }
-    return opaque(m, fn);
+    value *obj = opaque(m, fn);
+    if (obj && (strcmp(name, "__builtin__.set") == 0 || strcmp(name, "builtins.set") == 0) && args->n == 1 &&
+        args->items[0]->kind == V_LIST) /* protocol 2's set: its items, for a module's non-persistent buffers */
+        obj->state = args->items[0];
+    return obj;
 }
 
 /* Runs data.pkl to its STOP; the result, or NULL (m->err says why). */
@@ -751,6 +758,30 @@ static value *run(vm *m) {
             if (!(v = pop(m)) || !(d = top(m))) return NULL;
             if (d->kind != V_DICT && d->kind != V_OPAQUE) /* a tensor's state would change what it holds */
                 return fail(m, "BUILD of a tensor or of a value that takes no state", NULL), NULL;
+            if (d->kind == V_OPAQUE) { /* kept as given (nothing is called): (dict, slots) or the dict */
+                value *given = v->kind == V_TUPLE && v->n == 2 ? v->items[0] : v;
+                if (given->kind == V_DICT && d->state) /* torch.save builds an object once */
+                    return fail(m, "BUILD of one object twice", NULL), NULL;
+                if (given->kind == V_DICT) d->state = (value *)given;
+            }
+            break;
+        case 0x8f: /* EMPTY_SET (protocol 4) */
+            if (!(v = opaque_named(m, "builtins.set")) || !(v->state = make(m, V_LIST)) || push(m, v) != 0) return NULL;
+            break;
+        case 0x90: /* ADDITEMS: MARK items... onto the set below the mark */
+            if (since_mark(m, &from, &n) != 0) return NULL;
+            m->depth = from;
+            if (!(d = top(m))) return NULL;
+            if (d->kind != V_OPAQUE || !d->state || d->state->kind != V_LIST || strcmp(d->s, "builtins.set") != 0)
+                return fail(m, "ADDITEMS to something other than a set", NULL), NULL;
+            if (append_items(m, d->state, m->stack + from, n) != 0) return NULL;
+            break;
+        case 0x91: /* FROZENSET: MARK items... */
+            if (since_mark(m, &from, &n) != 0) return NULL;
+            m->depth = from;
+            if (!(v = opaque_named(m, "builtins.frozenset")) || !(v->state = make_seq(m, V_LIST, m->stack + from, n)) ||
+                push(m, v) != 0)
+                return NULL;
             break;
         case 0x81: /* NEWOBJ cls args */
             if (!(v = pop(m)) || !(k = pop(m)) || push(m, opaque(m, k)) != 0) return NULL;
@@ -796,7 +827,95 @@ static int utf8_string(const value *k) {
            dg_st_utf8_check((const unsigned char *)k->s, k->len) == k->len;
 }
 
-static int holds_tensors(const value *v) { return v->kind == V_DICT && tensor_entries(v) > 0; }
+/* d[key] for a string key (the last, as a Python dict keeps it), or NULL */
+static const value *dict_get(const value *d, const char *key) {
+    const value *found = NULL;
+    for (size_t i = 0; d && d->kind == V_DICT && i + 1 < d->n; i += 2)
+        if (d->items[i]->kind == V_STR && strcmp(d->items[i]->s, key) == 0) found = d->items[i + 1];
+    return found;
+}
+
+/* 1: an nn.Module pickled whole (torch.save(model)): an object whose __dict__ holds the dicts
+ * _parameters and _modules (and _buffers); 2: a module of a TorchScript archive (a class
+ * __torch__.*), whose attributes are its parameters, buffers and submodules; 0: neither. */
+static int module_kind(const vm *m, const value *v) {
+    if (v->kind != V_OPAQUE || !v->state || v->state->kind != V_DICT) return 0;
+    if (m->z->torchscript && strncmp(v->s, "__torch__.", 10) == 0) return 2;
+    const value *params = dict_get(v->state, "_parameters"), *mods = dict_get(v->state, "_modules");
+    return params && params->kind == V_DICT && mods && mods->kind == V_DICT ? 1 : 0;
+}
+
+static int holds_tensors(const vm *m, const value *v) {
+    return (v->kind == V_DICT && tensor_entries(v) > 0) || module_kind(m, v);
+}
+
+/* Whether the set value (a protocol-2 REDUCE or a protocol-4 EMPTY_SET) holds the string name. */
+static int set_has(const value *set, const char *name) {
+    const value *items = set && set->kind == V_OPAQUE ? set->state : NULL;
+    for (size_t i = 0; items && items->kind == V_LIST && i < items->n; i++)
+        if (items->items[i]->kind == V_STR && strcmp(items->items[i]->s, name) == 0) return 1;
+    return 0;
+}
+
+#define MODULE_NAME_MAX 4096
+#define MODULE_DEPTH_MAX 64
+
+/* out[prefix + name] = t, the key a new string */
+static int add_named(vm *m, value *out, const char *prefix, const value *name, value *t) {
+    size_t pl = strlen(prefix);
+    if (name->kind != V_STR || name->len == 0 || strlen(name->s) != name->len)
+        return fail(m, "a module attribute whose name is not a non-empty string", NULL);
+    if (pl + name->len >= MODULE_NAME_MAX) return fail(m, "a parameter name over 4096 bytes", NULL);
+    char full[MODULE_NAME_MAX];
+    memcpy(full, prefix, pl);
+    memcpy(full + pl, name->s, name->len + 1);
+    value *key = make_str(m, (const uint8_t *)full, pl + name->len), *kv[2] = {key, t};
+    return key ? append_items(m, out, kv, 2) : -1;
+}
+
+/* The state dict of module obj, as module.state_dict() names it, appended to out under prefix:
+ * a pickled nn.Module's parameters (None ones left out), its buffers but those in
+ * _non_persistent_buffers_set, then its submodules'; a TorchScript module's tensor attributes and
+ * its submodules', in its attributes' order. */
+static int module_state_dict(vm *m, const value *obj, const char *prefix, int depth, value *out) {
+    if (depth > MODULE_DEPTH_MAX) return fail(m, "modules nested more than 64 deep (a module inside itself?)", NULL);
+    if (++m->visits > 100000 + m->len) return fail(m, "more modules than the pickle's size allows", NULL);
+    const int kind = module_kind(m, obj);
+    const value *st = obj->state;
+    const value *lists[3] = {st, NULL, NULL}; /* TorchScript: the attributes */
+    if (kind == 1) {
+        lists[0] = dict_get(st, "_parameters");
+        lists[1] = dict_get(st, "_buffers");
+        lists[2] = dict_get(st, "_modules");
+    }
+    const value *skip = kind == 1 ? dict_get(st, "_non_persistent_buffers_set") : NULL;
+    for (int l = 0; l < 3; l++) {
+        const value *d = lists[l];
+        if (!d) continue;
+        if (d->kind != V_DICT) return fail(m, "a module's _parameters, _buffers or _modules is not a dict", NULL);
+        for (size_t i = 0; i + 1 < d->n; i += 2) {
+            const value *k = d->items[i];
+            value *v = d->items[i + 1];
+            if (v->kind == V_NONE || (l == 1 && k->kind == V_STR && set_has(skip, k->s))) continue;
+            if (kind == 2 ? v->kind == V_TENSOR : l < 2) {
+                if (v->kind != V_TENSOR) return fail(m, "a module's parameter or buffer is not a tensor", NULL);
+                if (add_named(m, out, prefix, k, v) != 0) return -1;
+            } else if (kind == 2 ? module_kind(m, v) == 2 : l == 2) {
+                if (module_kind(m, v) != kind) return fail(m, "a submodule that is not a module", NULL);
+                if (k->kind != V_STR || k->len == 0 || strlen(k->s) != k->len)
+                    return fail(m, "a submodule whose name is not a non-empty string", NULL);
+                size_t pl = strlen(prefix);
+                if (pl + k->len + 1 >= MODULE_NAME_MAX) return fail(m, "a parameter name over 4096 bytes", NULL);
+                char sub[MODULE_NAME_MAX];
+                memcpy(sub, prefix, pl);
+                memcpy(sub + pl, k->s, k->len);
+                memcpy(sub + pl + k->len, ".", 2);
+                if (module_state_dict(m, v, sub, depth + 1, out) != 0) return -1;
+            }
+        }
+    }
+    return 0;
+}
 
 static int cmp_str_value(const void *a, const void *b) {
     const value *x = *(const value *const *)a, *y = *(const value *const *)b;
@@ -822,12 +941,27 @@ static int repeated_key(const dg_st_file *f, const value *d, char *err, size_t e
     return found;
 }
 
+/* A module's state dict as a new dict of tensors (module_state_dict), or NULL with err. */
+static value *flatten_module(vm *m, const value *module) {
+    value *out = make(m, V_DICT);
+    if (!out || module_state_dict(m, module, "", 0, out) != 0) return NULL;
+    return out;
+}
+
 /* The dict whose tensors are the weights: the one entry of a checkpoint dict that holds tensors
- * ({"state_dict": ..., "optimizer": ..., "epoch": ..., "best_acc1": tensor(...)}), else the root
- * itself; *entry names that entry. */
-static const value *state_dict(const dg_st_file *f, const value *root, const value **entry, char *err,
-                               size_t err_len) {
+ * ({"state_dict": ..., "optimizer": ..., "epoch": ..., "best_acc1": tensor(...)}) or a whole module
+ * ({"model": <module>, ...}, as YOLOv5 saves), else the root itself; a module (torch.save(model),
+ * a TorchScript archive) gives its state dict; *entry names the entry, *module the module's class. */
+static const value *state_dict(vm *m, const value *root, const value **entry, const char **module) {
+    const dg_st_file *f = m->f;
+    char *err = m->err;
+    size_t err_len = m->err_len;
     *entry = NULL;
+    *module = NULL;
+    if (module_kind(m, root)) {
+        *module = root->s;
+        if (!(root = flatten_module(m, root))) return NULL;
+    }
     if (root->kind != V_DICT) {
         const char *what = root->kind == V_TENSOR ? "a single tensor" : root->kind == V_OPAQUE ? root->s : "a non-dict object";
         dg_err_set(err, err_len, f->path, "holds %s%s, not a dict of tensors: dnnguard reads the files of "
@@ -839,7 +973,7 @@ static const value *state_dict(const dg_st_file *f, const value *root, const val
     int several = 0;
     for (size_t i = 0; i + 1 < root->n; i += 2) {
         const value *k = root->items[i], *v = root->items[i + 1];
-        if (!holds_tensors(v)) continue;
+        if (!holds_tensors(m, v)) continue;
         several += found != NULL;
         if (!found) {
             found = v;
@@ -854,6 +988,10 @@ static const value *state_dict(const dg_st_file *f, const value *root, const val
     if (found && !utf8_string(*entry)) {
         dg_err_set(err, err_len, f->path, "the entry that holds the tensors has a key that is not a UTF-8 string");
         return NULL;
+    }
+    if (found && module_kind(m, found)) {
+        *module = found->s;
+        if (!(found = flatten_module(m, found))) return NULL;
     }
     if (!found && !tensor_entries(root)) {
         dg_err_set(err, err_len, f->path, "a dict with no tensors: save the model's state dict with "
@@ -931,7 +1069,7 @@ static void gather(const tensor_view *t, size_t numel, const uint8_t *storage_da
 /* The keys the reader itself sets, from what is said about the file ("source") and what it found
  * in it: whatever an archive's metadata entry says of them is dropped, so they tell the truth. */
 static void drop_reserved_meta(dg_st_file *f) {
-    static const char *const reserved[] = {"source", "torch_entry", "torch_stripped_prefix"};
+    static const char *const reserved[] = {"source", "torch_entry", "torch_stripped_prefix", "torch_module"};
     int kept = 0;
     for (int i = 0; i < f->n_meta; i++) {
         int drop = 0;
@@ -973,7 +1111,8 @@ static int add_meta(dg_st_file *f, const char *key, const char *value) {
 /* The tensors of sd into f. A contiguous tensor alone on its storage is read where it lies in the
  * file's bytes; the others (views, tied weights sharing a storage) are copied contiguous into
  * room added after them, so that no two tensors overlap. */
-static int fill_tensors(dg_st_file *f, const value *sd, const value *entry, char *err, size_t err_len) {
+static int fill_tensors(dg_st_file *f, const value *sd, const value *entry, const char *module, int torchscript,
+                        char *err, size_t err_len) {
     size_t n = tensor_entries(sd), total = 0, prefixed = 0;
     for (size_t i = 0; i + 1 < sd->n; i += 2) {
         const value *k = sd->items[i], *t = sd->items[i + 1];
@@ -1040,7 +1179,8 @@ static int fill_tensors(dg_st_file *f, const value *sd, const value *entry, char
         }
     }
     f->data_start = 0;
-    if (add_meta(f, "source", "torch.save") != 0 || (entry && add_meta(f, "torch_entry", entry->s) != 0) ||
+    if (add_meta(f, "source", torchscript ? "torch.jit.save" : "torch.save") != 0 ||
+        (entry && add_meta(f, "torch_entry", entry->s) != 0) || (module && add_meta(f, "torch_module", module) != 0) ||
         (strip && add_meta(f, "torch_stripped_prefix", "module.") != 0))
         goto oom;
     return 0;
@@ -1082,8 +1222,9 @@ int dg_pt_fill(dg_st_file *f, char *err, size_t err_len) {
     m.empty.kind = V_TUPLE;
     const value *root = run(&m);
     const value *entry = NULL;
-    const value *sd = root ? state_dict(f, root, &entry, err, err_len) : NULL;
-    if (sd) rc = fill_tensors(f, sd, entry, err, err_len);
+    const char *module = NULL;
+    const value *sd = root ? state_dict(&m, root, &entry, &module) : NULL;
+    if (sd) rc = fill_tensors(f, sd, entry, module, z.torchscript, err, err_len);
 done:
     for (value *v = m.made, *next; v; v = next) {
         next = v->next_made;

@@ -5,8 +5,10 @@
  * machine that knows only the opcodes and the few callables a saved state dict uses (dicts,
  * OrderedDict, _rebuild_tensor_v2, _rebuild_parameter): it never imports or calls anything, so a
  * hostile file can only be refused. Objects of any other class (a checkpoint's argparse.Namespace)
- * are kept as opaque values, allowed beside the weights and refused among them. Host memory only;
- * knows nothing of nets or devices. */
+ * are kept as opaque values with the state their BUILD gives, allowed beside the weights and
+ * refused among them. A whole module (torch.save(model), or a checkpoint's entry that is one, or
+ * torch.jit.save's archive) is read as its state_dict() would name it. Host memory only; knows
+ * nothing of nets or devices. */
 #ifndef DG_TORCH_PT_H
 #define DG_TORCH_PT_H
 
@@ -27,16 +29,22 @@ int dg_pt_claims(const uint8_t *bytes, size_t size);
  * dg_st_open does: every tensor of the state dict, in the pickle's order, dtypes as saved, with
  * data_start 0: read where it lies in f->bytes when it is contiguous and alone on its storage,
  * else copied contiguous (strides and storage offsets applied) into room added after the file;
- * metadata "source" = "torch.save" and, when the tensors came from the one entry of a checkpoint
- * dict that holds a dict of tensors ({"state_dict": ..., "epoch": ...}), "torch_entry" = that
- * entry's key; a "module." prefix that every name carries (DataParallel's) is removed and recorded
- * as "torch_stripped_prefix"; beside these three, the pairs of the archive's DG_PT_META_ENTRY
- * (dg_pt_write's metadata: a JSON object of strings, refused otherwise; what it says of the three
+ * metadata "source" = "torch.save" ("torch.jit.save" for a TorchScript archive) and, when the
+ * tensors came from the one entry of a checkpoint dict that holds a dict of tensors or a module
+ * ({"state_dict": ..., "epoch": ...}, {"model": <module>, ...}), "torch_entry" = that entry's key;
+ * "torch_module" = the module's class ("__main__.Net", "__torch__.Net") when they came from a whole
+ * module: a pickled nn.Module's parameters (not None ones), buffers (not the non-persistent ones)
+ * and submodules', in state_dict()'s order; a TorchScript module's tensor attributes, which
+ * include its non-persistent buffers (as the scripted module's state_dict() does); a "module."
+ * prefix that every name carries (DataParallel's) is removed and recorded as
+ * "torch_stripped_prefix"; beside these four, the pairs of the archive's DG_PT_META_ENTRY
+ * (dg_pt_write's metadata: a JSON object of strings, refused otherwise; what it says of the four
  * is dropped). Names are not yet checked for duplicates (the caller does). 0, or -1 with err =
- * "<path>: <what is wrong>": a TorchScript archive, a pickled module, the legacy pre-1.6
- * format, big-endian data, a compressed entry, a key given twice, a storage or tensor that does not
- * fit or is typed two ways, tensors that would take over 8 times the file (and 64 MiB), an opcode
- * outside protocols 2-5, BUILD of a tensor; f's fields are then for dg_st_close only. */
+ * "<path>: <what is wrong>": the legacy pre-1.6 format, big-endian data, a compressed entry, a key
+ * given twice, a storage or tensor that does not fit or is typed two ways, tensors that would take
+ * over 8 times the file (and 64 MiB), an opcode outside protocols 2-5, BUILD of a tensor or of one
+ * object twice, modules nested over 64 deep (a module inside itself); f's fields are then for
+ * dg_st_close only. */
 int dg_pt_fill(dg_st_file *f, char *err, size_t err_len);
 
 /* Whether path names a torch.save file by its extension (.pt or .pth, any case): where

@@ -459,12 +459,14 @@ static void mutate_pt_json(buf *b, size_t at, size_t end) {
 }
 
 static void fuzz_pt(int iterations, double deadline, int *done) {
-    buf seeds[3] = {{0}};
-    const char *names[3] = {"checkpoint.pt", "params.pt", "params.pt as dnnguard writes it"};
-    size_t span_at[3], span_end[3], json_at = 0, json_end = 0;
+    enum { SEEDS = 5 };
+    buf seeds[SEEDS] = {{0}};
+    const char *names[SEEDS] = {"checkpoint.pt", "params.pt", "params.pt as dnnguard writes it", "module.pt",
+                                "script.pt"};
+    size_t span_at[SEEDS], span_end[SEEDS], json_at = 0, json_end = 0;
     const int ok0 = st_ok, rejected0 = st_rejected;
-    for (int s = 0; s < 3; s++) {
-        if (s < 2)
+    for (int s = 0; s < SEEDS; s++) {
+        if (s != 2)
             CHECK(read_fixture(names[s], &seeds[s]) == 0, "tests/fixtures/%s is readable (DG_SOURCE_DIR)", names[s]);
         else CHECK(written_seed(&seeds[s], &json_at, &json_end) == 0 && json_end > json_at, "%s: written", names[s]);
         pickle_span(&seeds[s], &span_at[s], &span_end[s]);
@@ -475,8 +477,10 @@ static void fuzz_pt(int iterations, double deadline, int *done) {
     }
     buf b = {0};
     int it = 0, seeds_ok = st_ok;
-    for (; it < iterations && now_s() < deadline && seeds[0].n && seeds[1].n && seeds[2].n; it++) {
-        int s = (int)rnd_below(3);
+    int all_read = 1;
+    for (int s = 0; s < SEEDS; s++) all_read &= seeds[s].n > 0;
+    for (; it < iterations && now_s() < deadline && all_read; it++) {
+        int s = (int)rnd_below(SEEDS);
         buf_set(&b, seeds[s].p, seeds[s].n);
         int k = 1 + (int)rnd_below(3);
         for (int m = 0; m < k; m++) {
@@ -493,7 +497,7 @@ static void fuzz_pt(int iterations, double deadline, int *done) {
     st_rejected = rejected0;
     *done = it;
     free(b.p);
-    for (int s = 0; s < 3; s++) free(seeds[s].p);
+    for (int s = 0; s < SEEDS; s++) free(seeds[s].p);
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -1530,10 +1534,10 @@ int main(int argc, char **argv) {
         int done;
         double seconds;
     } parsers[] = {
-        {"safetensors", fuzz_safetensors, 12000, 0.16, 0, 0}, {"torch.save", fuzz_pt, 6000, 0.10, 0, 0},
+        {"safetensors", fuzz_safetensors, 12000, 0.16, 0, 0}, {"torch.save", fuzz_pt, 10000, 0.12, 0, 0},
         {"IDX", fuzz_idx, 4000, 0.10, 0, 0},                  {"CIFAR-10", fuzz_cifar, 1500, 0.06, 0, 0},
         {"keys", fuzz_keys, 6000, 0.06, 0, 0},                {"registries", fuzz_registry, 10000, 0.05, 0, 0},
-        {"InFIP manifests", fuzz_manifest, 6000, 0.05, 0, 0}, {"PNG", fuzz_png, 8000, 0.30, 0, 0},
+        {"InFIP manifests", fuzz_manifest, 6000, 0.05, 0, 0}, {"PNG", fuzz_png, 8000, 0.28, 0, 0},
         {"folder trees", fuzz_folder, 1500, 0.12, 0, 0},
     };
     double t0 = now_s();
