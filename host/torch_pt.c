@@ -272,7 +272,7 @@ typedef struct {
     value none, yes, no, empty;   /* immutable values shared by every push of them */
     value **storages;             /* by key (storage_slot) */
     size_t storages_cap, storages_count;
-    size_t visits;                /* modules walked by module_state_dict */
+    size_t visits;                /* modules walked by module_state_dict (after STOP) */
     char *err;
     size_t err_len;
     int failed;
@@ -288,7 +288,8 @@ static int fail(vm *m, const char *fmt, const char *detail) {
     if (!m->failed) {
         char what[800];
         snprintf(what, sizeof what, fmt, detail ? detail : "");
-        dg_err_set(m->err, m->err_len, m->f->path, "data.pkl byte %zu: %s", m->at, what);
+        if (m->visits) dg_err_set(m->err, m->err_len, m->f->path, "data.pkl: %s", what); /* after STOP */
+        else dg_err_set(m->err, m->err_len, m->f->path, "data.pkl byte %zu: %s", m->at, what);
     }
     m->failed = 1;
     return -1;
@@ -878,8 +879,8 @@ static int add_named(vm *m, value *out, const char *prefix, const value *name, v
  * _non_persistent_buffers_set, then its submodules'; a TorchScript module's tensor attributes and
  * its submodules', in its attributes' order. */
 static int module_state_dict(vm *m, const value *obj, const char *prefix, int depth, value *out) {
-    if (depth > MODULE_DEPTH_MAX) return fail(m, "modules nested more than 64 deep (a module inside itself?)", NULL);
     if (++m->visits > 100000 + m->len) return fail(m, "more modules than the pickle's size allows", NULL);
+    if (depth > MODULE_DEPTH_MAX) return fail(m, "modules nested more than 64 deep (a module inside itself?)", NULL);
     const int kind = module_kind(m, obj);
     const value *st = obj->state;
     const value *lists[3] = {st, NULL, NULL}; /* TorchScript: the attributes */

@@ -197,6 +197,12 @@ for name, scripted in (("script.pt", torch.jit.script(odd)), ("traced.pt", torch
 cyclic = torch.nn.Sequential(torch.nn.Linear(2, 2))
 cyclic._modules["again"] = cyclic  # state_dict() would recurse for ever; torch.save keeps the cycle
 torch.save(cyclic, P("cyclic.pt"))
+wide = torch.nn.Linear(1, 1)
+for _ in range(40):  # 40 levels, each holding the next twice: 2^40 names for state_dict()
+    level = torch.nn.Module()
+    level._modules["a"] = level._modules["b"] = wide
+    wide = level
+torch.save(wide, P("wide.pt"))
 opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
 net(torch.randn(2, 3, 3, 3)).sum().backward()
 opt.step()
@@ -225,6 +231,7 @@ raw = open(P("all-2.pt"), "rb").read()
 open(P("truncated.pt"), "wb").write(raw[: len(raw) // 2])
 refusals = [
     ("cyclic.pt", "64 deep", "a module inside itself"),
+    ("wide.pt", "size allows", "2^40 paths through 41 modules, refused at once"),
     ("legacy.pt", "legacy", "the legacy (pre-1.6) format"),
     ("tensor.pt", "single tensor", "a single tensor"),
     ("notensors.pt", "no tensors", "a dict without tensors"),
