@@ -911,7 +911,8 @@ RUN_FN(run_cw_box_fwd, be->cw_box_fwd(c->n, c->c, c->hw, p[0], p[1], p[2], p[3],
 RUN_FN(run_cw_box_bwd, be->cw_box_bwd(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], p[4]))
 RUN_FN(run_cw_logits, be->cw_logits(c->n, c->out, p[0], p[1], p[2], p[3], c->f[0], c->iv[0], p[4], p[5], p[6]))
 RUN_FN(run_adam,
-       be->adam_step(c->count, p[0], p[1], p[2], p[3], c->f[0], c->f[1], c->f[2], c->f[3], c->f[4], c->iv[0]))
+       be->adam_step(c->count, p[0], p[1], p[2], p[3], c->f[0], c->f[1], c->f[2], c->f[3], c->f[4], c->iv[1],
+                     c->iv[0]))
 
 /* the watermark regularizer: n distinct positions (a seeded partial shuffle) in a tensor of
  * `size` weights, with and without the gradient */
@@ -1063,11 +1064,14 @@ static void loss_optim_cases(ctx *x) {
     const struct {
         int t;
         float wd;
-    } adam[] = {{1, 0.0f}, {10, 5e-4f}, {1000, 0.0f}};
+        int decoupled;
+    } adam[] = {{1, 0.0f, 0}, {10, 5e-4f, 0}, {1000, 0.0f, 0}, {3, 1e-2f, 1}};
     for (size_t t = 0; t < sizeof adam / sizeof *adam; t++) {
         uint64_t seed = 7800 + 10 * t;
         tcase c;
-        if (!begin_case(x, &c, "adam_step", run_adam, "%zu step %d wd %g", n, adam[t].t, (double)adam[t].wd)) break;
+        if (!begin_case(x, &c, "adam_step", run_adam, "%zu step %d wd %g%s", n, adam[t].t, (double)adam[t].wd,
+                        adam[t].decoupled ? " decoupled (AdamW)" : ""))
+            break;
         c.count = n;
         c.f[0] = 1e-3f;
         c.f[1] = 0.9f;
@@ -1075,6 +1079,7 @@ static void loss_optim_cases(ctx *x) {
         c.f[3] = 1e-8f;
         c.f[4] = adam[t].wd;
         c.iv[0] = adam[t].t;
+        c.iv[1] = adam[t].decoupled;
         rnd_inout(x, &c, "w", n, seed, -1, 1);
         rnd_in(x, &c, "g", n, seed + 1, -1, 1);
         rnd_inout(x, &c, "m", n, seed + 2, -0.1f, 0.1f);

@@ -76,7 +76,8 @@ static void on_signal(int sig) { stop_signal = sig; }
 
 /* Optimizer state: host copies are only made when checkpointing. */
 typedef struct optim_state {
-    int adam;
+    int adam;       /* Adam or AdamW: two buffers */
+    int decoupled;  /* AdamW */
     float *a, *b;      /* device: momentum buffer | Adam exp_avg, exp_avg_sq (b NULL for SGD) */
     long global_step;  /* optimizer steps taken */
 } optim_state;
@@ -96,7 +97,7 @@ static void optim_step(dg_net *net, const dg_train_opts *o, optim_state *s, floa
         float *w = net->param_arena + p->offset, *g = net->grad_arena + p->offset;
         if (s->adam)
             be->adam_step(p->numel, w, g, s->a + p->offset, s->b + p->offset, lr, o->beta1, o->beta2, o->adam_eps,
-                          o->weight_decay, (int)s->global_step);
+                          o->weight_decay, s->decoupled, (int)s->global_step);
         else
             be->sgd_step(p->numel, w, g, s->a + p->offset, lr, o->momentum, o->weight_decay, o->nesterov,
                          s->global_step == 1);
@@ -292,8 +293,8 @@ static int check_opts(const dg_train_opts *o) {
         dg_cli_error("train: --split must be train or test, not '%s'", o->split);
         return -1;
     }
-    if (strcmp(o->opt, "sgd") != 0 && strcmp(o->opt, "adam") != 0) {
-        dg_cli_error("train: --opt must be sgd or adam, not '%s'", o->opt);
+    if (strcmp(o->opt, "sgd") != 0 && strcmp(o->opt, "adam") != 0 && strcmp(o->opt, "adamw") != 0) {
+        dg_cli_error("train: --opt must be sgd, adam or adamw, not '%s'", o->opt);
         return -1;
     }
     const char *schedules[] = {"const", "step", "multistep", "cosine"};
@@ -364,7 +365,7 @@ int dg_train(const dg_train_opts *o) {
     FILE *log = NULL;
     float *probs = NULL;
     int *pred = NULL;
-    optim_state s = {.adam = strcmp(o->opt, "adam") == 0};
+    optim_state s = {.adam = strncmp(o->opt, "adam", 4) == 0, .decoupled = strcmp(o->opt, "adamw") == 0};
     dg_wm_key *key = NULL;
     dg_wm_embed wm = {0};
     dg_dist_grads grads = {0};

@@ -109,14 +109,15 @@ typedef struct dg_backend {
     void (*softmax_xent)(int n, int k, const float *logits, const int32_t *labels, float *probs,
                          float *loss, float *dlogits, float grad_scale);
 
-    /* optimizer updates, PyTorch's formulas (torch.optim.SGD / Adam with L2 weight_decay):
+    /* optimizer updates, PyTorch's formulas (torch.optim.SGD / Adam with L2 weight_decay / AdamW):
      * SGD: g' = g + wd·w; buf = momentum·buf + g' (buf = g' when first); step = nesterov ? g' + momentum·buf : buf; w −= lr·step
      * Adam (step t ≥ 1): g' = g + wd·w; m = β1 m + (1−β1) g'; v = β2 v + (1−β2) g'²;
-     *                    w −= lr · (m / (1−β1ᵗ)) / (sqrt(v / (1−β2ᵗ)) + eps) */
+     *                    w −= lr · (m / (1−β1ᵗ)) / (sqrt(v / (1−β2ᵗ)) + eps)
+     * AdamW (decoupled = 1): w ·= 1 − lr·wd first, then Adam's update with g' = g */
     void (*sgd_step)(size_t n, float *w, const float *g, float *buf, float lr, float momentum,
                      float weight_decay, int nesterov, int first);
     void (*adam_step)(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1,
-                      float beta2, float eps, float weight_decay, int t);
+                      float beta2, float eps, float weight_decay, int decoupled, int t);
 
     /* ActiveGuard watermark regularizer L = λ·(1/n)·Σ_k (digits[k] − (a·w[idx[k]] + b))²:
      * mapped[k] = a·w[idx[k]] + b (written); dw[idx[k]] += ∂L/∂w (dw may be NULL: extraction only).

@@ -13,6 +13,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cli_check import DNNGUARD, MNIST, check, done, expect_bad, parse, run  # noqa: E402
+import st_io  # noqa: E402
 
 FASHION = "fashion-mnist"
 
@@ -88,6 +89,28 @@ r3 = run(*adam, "--seed", "5", "--out", P("adam2.safetensors"), "--resume")
 check(r1.returncode == 0 and r2.returncode == 3 and r3.returncode == 0
       and filecmp.cmp(P("adam.safetensors"), P("adam2.safetensors"), shallow=False),
       "Adam run stopped at an epoch boundary and resumed equals the uninterrupted run")
+# AdamW (decoupled decay, the per-element update checked against torch.optim.AdamW in
+# test_optim_torch): with --wd 0 it is Adam bit for bit, with --wd it is not; its state resumes;
+# a checkpoint of an AdamW run does not resume as Adam.
+adamw = [x if x != "adam" else "adamw" for x in adam]
+r1 = run(*adamw, "--seed", "5", "--out", P("adamw.safetensors"))
+r2 = run(*adamw, "--seed", "5", "--out", P("adamw2.safetensors"), "--stop-after", "60")
+r3 = run(*adamw, "--seed", "5", "--out", P("adamw2.safetensors"), "--resume")
+check(r1.returncode == 0 and r2.returncode == 3 and r3.returncode == 0
+      and filecmp.cmp(P("adamw.safetensors"), P("adamw2.safetensors"), shallow=False)
+      and not filecmp.cmp(P("adamw.safetensors"), P("adam.safetensors"), shallow=False),
+      "AdamW with --wd differs from Adam, and stopped + resumed equals the uninterrupted run")
+r2 = run(*adamw, "--seed", "5", "--out", P("adamw3.safetensors"), "--stop-after", "10")
+r3 = run(*adam, "--seed", "5", "--out", P("adamw3.safetensors"), "--resume")
+check(r2.returncode == 3 and r3.returncode == 2 and "opt" in r3.stderr,
+      f"an AdamW checkpoint does not resume as Adam (exit {r3.returncode}) {r3.stderr.strip()[-200:]}")
+no_wd = lambda cmd: [{"5e-4": "0", "3000": "1000"}.get(x, x) for x in cmd]
+r1 = run(*no_wd(adam), "--seed", "5", "--out", P("adam0.safetensors"))
+r2 = run(*no_wd(adamw), "--seed", "5", "--out", P("adamw0.safetensors"))
+w1 = st_io.read(P("adam0.safetensors")) if r1.returncode == 0 else {}
+w2 = st_io.read(P("adamw0.safetensors")) if r2.returncode == 0 else {}
+check(w1 and sorted(w1) == sorted(w2) and all(w1[k].tobytes() == w2[k].tobytes() for k in w1),
+      "AdamW with --wd 0 gives Adam's weights bit for bit")
 
 # A real SIGTERM in the middle of a run, then --resume.
 longer = [x if x != "3000" else "12000" for x in common] + ["--seed", "5"]

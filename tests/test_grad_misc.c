@@ -548,10 +548,12 @@ static void sgd_ref(size_t n, double *w, const float *g, double *buf, double lr,
 }
 
 /* torch.optim.Adam (amsgrad off), written out in double */
+/* Adam (L2: g + wd·w) or, decoupled, AdamW (w ·= 1 − lr·wd first), in double */
 static void adam_ref(size_t n, double *w, const float *g, double *m, double *v, double lr, double b1,
-                     double b2, double eps, double wd, int t) {
+                     double b2, double eps, double wd, int decoupled, int t) {
     for (size_t i = 0; i < n; i++) {
-        double gg = g[i] + wd * w[i];
+        if (decoupled) w[i] *= 1.0 - lr * wd;
+        double gg = g[i] + (decoupled ? 0.0 : wd) * w[i];
         m[i] = b1 * m[i] + (1.0 - b1) * gg;
         v[i] = b2 * v[i] + (1.0 - b2) * gg * gg;
         double denom = sqrt(v[i]) / sqrt(1.0 - pow(b2, t)) + eps;
@@ -592,28 +594,29 @@ static void test_sgd(void) {
 
 static void test_adam(void) {
     const size_t n = 20000;
-    struct { float lr, wd, gscale; } cfg[4] = {
-        {1e-3f, 0.0f, 1.0f}, {1e-2f, 1e-2f, 1.0f},
-        {1e-2f, 0.0f, 1e-8f},  /* sqrt(v̂) ~ eps: the place of eps matters */
-        {1e-1f, 5e-4f, 10.0f}};
+    struct { float lr, wd, gscale; int decoupled; } cfg[6] = {
+        {1e-3f, 0.0f, 1.0f, 0}, {1e-2f, 1e-2f, 1.0f, 0},
+        {1e-2f, 0.0f, 1e-8f, 0},  /* sqrt(v̂) ~ eps: the place of eps matters */
+        {1e-1f, 5e-4f, 10.0f, 0},
+        {1e-2f, 1e-1f, 1.0f, 1}, {1e-1f, 0.5f, 10.0f, 1}}; /* AdamW: the decay is a large share of the step */
     const float b1 = 0.9f, b2 = 0.999f, eps = 1e-8f;
     float *w = falloc(n), *g = falloc(n), *m = falloc(n), *v = falloc(n), *w0 = falloc(n), *dw = falloc(n);
     double *wd = dalloc(n), *md = dalloc(n), *vd = dalloc(n), *d0 = dalloc(n);
     dg_test_fill(w0, n, 300, -1.0f, 1.0f);
-    for (int k = 0; k < 4; k++) {
+    for (int k = 0; k < 6; k++) {
         memcpy(w, w0, n * sizeof(float));
         for (size_t i = 0; i < n; i++) wd[i] = w0[i], md[i] = vd[i] = 0.0, m[i] = v[i] = 0.0f;
         for (int t = 1; t <= 5; t++) {
             dg_test_fill(g, n, 400 + t, -1.0f, 1.0f);
             for (size_t i = 0; i < n; i++) g[i] *= cfg[k].gscale;
-            dg_cpu_adam_step(n, w, g, m, v, cfg[k].lr, b1, b2, eps, cfg[k].wd, t);
-            adam_ref(n, wd, g, md, vd, cfg[k].lr, b1, b2, eps, cfg[k].wd, t);
+            dg_cpu_adam_step(n, w, g, m, v, cfg[k].lr, b1, b2, eps, cfg[k].wd, cfg[k].decoupled, t);
+            adam_ref(n, wd, g, md, vd, cfg[k].lr, b1, b2, eps, cfg[k].wd, cfg[k].decoupled, t);
         }
         for (size_t i = 0; i < n; i++) dw[i] = w[i] - w0[i], d0[i] = wd[i] - w0[i];
         double ew = nerr(w, wd, n), edw = nerr(dw, d0, n), em = nerr(m, md, n), ev = nerr(v, vd, n);
         CHECK(ew < 1e-6 && edw < 1e-4 && em < 1e-5 && ev < 1e-5,
-              "adam lr=%g wd=%g gscale=%g: w %g, Δw %g, m %g, v %g", cfg[k].lr, cfg[k].wd, cfg[k].gscale,
-              ew, edw, em, ev);
+              "%s lr=%g wd=%g gscale=%g: w %g, Δw %g, m %g, v %g", cfg[k].decoupled ? "adamw" : "adam", cfg[k].lr,
+              cfg[k].wd, cfg[k].gscale, ew, edw, em, ev);
     }
     free(w); free(g); free(m); free(v); free(w0); free(dw); free(wd); free(md); free(vd); free(d0);
 }

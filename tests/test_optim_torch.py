@@ -75,7 +75,7 @@ def build(tmp):
     fp, ip = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int32)
     f, i, z = ctypes.c_float, ctypes.c_int, ctypes.c_size_t
     L.dg_cpu_sgd_step.argtypes = [z, fp, fp, fp, f, f, f, i, i]
-    L.dg_cpu_adam_step.argtypes = [z, fp, fp, fp, fp, f, f, f, f, f, i]
+    L.dg_cpu_adam_step.argtypes = [z, fp, fp, fp, fp, f, f, f, f, f, i, i]
     L.dg_cpu_bn_fwd_train.argtypes = [i, i, i, fp, fp, fp, fp, fp, f, f, fp, fp, fp]
     L.dg_cpu_bn_fwd_eval.argtypes = [i, i, i, fp, fp, fp, fp, fp, f, fp]
     L.dg_cpu_bn_bwd.argtypes = [i, i, i, fp, fp, fp, fp, fp, fp, fp, fp]
@@ -121,19 +121,21 @@ def test_sgd(L, rng):
 
 def test_adam(L, rng):
     n = 4099
-    for lr, wd, gscale in ((1e-3, 0.0, 1.0), (1e-3, 5e-4, 1.0), (1e-2, 0.0, 1e-7)):
+    for kind, lr, wd, gscale in (("adam", 1e-3, 0.0, 1.0), ("adam", 1e-3, 5e-4, 1.0), ("adam", 1e-2, 0.0, 1e-7),
+                                 ("adamw", 1e-3, 1e-2, 1.0), ("adamw", 1e-1, 0.5, 10.0), ("adamw", 1e-2, 0.0, 1e-7)):
         lr, wd, b1, b2, eps = f32(lr), f32(wd), f32(0.9), f32(0.999), f32(1e-8)
         w0 = rng.standard_normal(n).astype(np.float32)
         grads = [(rng.standard_normal(n) * gscale).astype(np.float32) for _ in range(5)]
         p = torch.nn.Parameter(torch.from_numpy(w0.copy()))
-        opt = torch.optim.Adam([p], lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
+        cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+        opt = cls([p], lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
         w, m, v = w0.copy(), np.zeros(n, np.float32), np.zeros(n, np.float32)
         for t, g in enumerate(grads, start=1):
             p.grad = torch.from_numpy(g.copy())
             opt.step()
-            L.dg_cpu_adam_step(n, ptr(w), ptr(g), ptr(m), ptr(v), lr, b1, b2, eps, wd, t)
+            L.dg_cpu_adam_step(n, ptr(w), ptr(g), ptr(m), ptr(v), lr, b1, b2, eps, wd, int(kind == "adamw"), t)
         ref, st = p.detach().numpy(), opt.state[p]
-        name = f"adam lr={lr:g} wd={wd:g} grad-scale={gscale:g}"
+        name = f"{kind} lr={lr:g} wd={wd:g} grad-scale={gscale:g}"
         close(name + " w", w, ref)
         close_step(name + " step", w, ref, w0)
         close(name + " exp_avg", m, st["exp_avg"].numpy())

@@ -1,4 +1,4 @@
-/* kernels/cpu/optim.c — CPU SGD and Adam steps over one parameter tensor, element by element with
+/* kernels/cpu/optim.c — CPU SGD and Adam/AdamW steps over one parameter tensor, element by element with
  * the formulas of kernels/math/optim.h (PyTorch's). Touches only w, its gradient and its state. */
 #include "cpu.h"
 #include "../math/optim.h"
@@ -12,9 +12,9 @@ void dg_cpu_sgd_step(size_t n, float *w, const float *g, float *buf, float lr, f
 }
 
 void dg_cpu_adam_step(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1,
-                      float beta2, float eps, float weight_decay, int t) {
-    const dg_adam_scalars s = dg_adam_prepare(lr, beta1, beta2, t);
+                      float beta2, float eps, float weight_decay, int decoupled, int t) {
+    const dg_adam_scalars s = dg_adam_prepare(lr, beta1, beta2, weight_decay, decoupled, t);
 #pragma omp parallel for schedule(static) if (n >= DG_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++)
-        w[i] = dg_adam_update(w[i], g[i], &m[i], &v[i], beta1, beta2, eps, weight_decay, s);
+        w[i] = dg_adam_update(w[i], g[i], &m[i], &v[i], beta1, beta2, eps, s);
 }

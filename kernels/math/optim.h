@@ -1,4 +1,4 @@
-/* kernels/math/optim.h — per-element SGD and Adam updates in torch.optim's (1.13) order of float32
+/* kernels/math/optim.h — per-element SGD, Adam and AdamW updates in torch.optim's (1.13) order of float32
  * operations; the per-step scalars are computed once in double, as Python does.
  * Formulas only: no loops over memory (the pointers are one element's own state). */
 #ifndef DG_MATH_OPTIM_H
@@ -40,11 +40,16 @@ typedef struct dg_adam_scalars {
     float one_minus_beta1, one_minus_beta2; /* 1 − β */
     float neg_step_size;                    /* −lr/(1 − β1ᵗ) */
     float bias_correction2_sqrt;            /* sqrt(1 − β2ᵗ) */
+    float decay;                            /* AdamW: 1 − lr·wd (the weight's decoupled decay); Adam: 1 */
+    float l2;                               /* Adam: wd (L2, added to the gradient); AdamW: 0 */
 } dg_adam_scalars;
 
-DG_HD dg_adam_scalars dg_adam_prepare(float lr, float beta1, float beta2, int t) {
+/* decoupled: 0 torch.optim.Adam (weight decay as L2 on the gradient), 1 torch.optim.AdamW */
+DG_HD dg_adam_scalars dg_adam_prepare(float lr, float beta1, float beta2, float weight_decay, int decoupled, int t) {
     dg_adam_scalars s;
     double b1 = beta1, b2 = beta2;
+    s.decay = decoupled ? (float)(1.0 - (double)lr * (double)weight_decay) : 1.0f; /* a Python double to mul_ */
+    s.l2 = decoupled ? 0.0f : weight_decay;
     s.one_minus_beta1 = (float)(1.0 - b1);
     s.one_minus_beta2 = (float)(1.0 - b2);
     s.neg_step_size = (float)(-((double)lr / (1.0 - pow(b1, (double)t))));
@@ -52,12 +57,14 @@ DG_HD dg_adam_scalars dg_adam_prepare(float lr, float beta1, float beta2, int t)
     return s;
 }
 
-/* torch.optim.Adam, amsgrad off, L2 weight decay (step t ≥ 1): g' = g + wd·w;
- * m = β1·m + (1−β1)·g'; v = β2·v + (1−β2)·g'²; denom = sqrt(v)/sqrt(1−β2ᵗ) + eps (eps after the
- * square root); w += (−lr/(1−β1ᵗ))·m/denom. Updates *m and *v; returns the new weight. */
+/* torch.optim.Adam and AdamW, amsgrad off (step t ≥ 1): AdamW first decays w ·= 1 − lr·wd, Adam
+ * adds L2 to the gradient, g' = g + wd·w; then m = β1·m + (1−β1)·g'; v = β2·v + (1−β2)·g'²;
+ * denom = sqrt(v)/sqrt(1−β2ᵗ) + eps (eps after the square root); w += (−lr/(1−β1ᵗ))·m/denom.
+ * Updates *m and *v; returns the new weight. */
 DG_HD float dg_adam_update(float w, float g, float *m, float *v, float beta1, float beta2, float eps,
-                           float wd, dg_adam_scalars s) {
-    if (wd != 0.0f) g = dg_optim_fma(w, wd, g);                       /* grad.add(param, alpha=wd) */
+                           dg_adam_scalars s) {
+    w *= s.decay;                                                     /* AdamW: param.mul_(1 − lr·wd); Adam: ·1 */
+    if (s.l2 != 0.0f) g = dg_optim_fma(w, s.l2, g);                   /* Adam: grad.add(param, alpha=wd) */
     float mt = dg_optim_fma(g, s.one_minus_beta1, *m * beta1);        /* m.mul_(β1).add_(g, alpha=1−β1) */
     float vt = dg_optim_fma(s.one_minus_beta2 * g, g, *v * beta2);    /* v.mul_(β2).addcmul_(g, g, value=1−β2) */
     *m = mt;
