@@ -147,8 +147,8 @@ static void p_dropout_bwd(size_t n, const float *m, const float *dy, float *dx) 
 static void p_add(size_t n, const float *a, const float *b, float *y) { TIMED(P_ADD, real->add(n, a, b, y)); }
 static void p_axpy(size_t n, float al, const float *x, float *y) { TIMED(P_AXPY, real->axpy(n, al, x, y)); }
 static void p_softmax_xent(int n, int k, const float *lg, const int32_t *lb, float *pr, float *ls, float *dl,
-                           float sc) {
-    TIMED(P_SOFTMAX_XENT, real->softmax_xent(n, k, lg, lb, pr, ls, dl, sc));
+                           float sc, float sm) {
+    TIMED(P_SOFTMAX_XENT, real->softmax_xent(n, k, lg, lb, pr, ls, dl, sc, sm));
 }
 static void p_sgd_step(size_t n, float *w, const float *g, float *buf, float lr, float mom, float wd, int nest,
                        int first) {

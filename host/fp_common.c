@@ -56,7 +56,7 @@ void dg_fp_probs(dg_net *net, const float *host_x, int n, float *probs) {
     be->zero(net->labels, sizeof(int32_t) * (size_t)n); /* the loss is not wanted, only its softmax */
     dg_net_forward(net, net->nodes[0].y, n, DG_MODE_EVAL);
     be->softmax_xent(n, net->classes, net->nodes[dg_net_output(net)].y, net->labels, net->probs, net->loss, NULL,
-                     0.0f);
+                     0.0f, 0.0f);
     be->download(probs, net->probs, sizeof(float) * (size_t)n * net->classes);
 }
 

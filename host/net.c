@@ -429,9 +429,10 @@ void dg_net_forward(dg_net *net, const float *x, int n, int mode) {
     }
 }
 
-double dg_net_loss_sum(dg_net *net, int n, float grad_scale) {
+double dg_net_loss_sum(dg_net *net, int n, float grad_scale, float smoothing) {
     dg_node *out = &net->nodes[dg_net_output(net)];
-    net->be->softmax_xent(n, net->classes, out->y, net->labels, net->probs, net->loss, out->dy, grad_scale);
+    net->be->softmax_xent(n, net->classes, out->y, net->labels, net->probs, net->loss, out->dy, grad_scale,
+                          smoothing);
     float *host = malloc(sizeof(float) * (size_t)n);
     double total = 0.0;
     if (host) {
@@ -442,7 +443,7 @@ double dg_net_loss_sum(dg_net *net, int n, float grad_scale) {
     return total;
 }
 
-double dg_net_loss(dg_net *net, int n) { return dg_net_loss_sum(net, n, 1.0f / (float)n) / n; }
+double dg_net_loss(dg_net *net, int n) { return dg_net_loss_sum(net, n, 1.0f / (float)n, 0.0f) / n; }
 
 void dg_net_zero_grad(dg_net *net, int n) {
     if (n >= net->batch) { /* all activation gradients lie in one range */

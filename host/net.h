@@ -141,9 +141,10 @@ void dg_net_forward(dg_net *net, const float *x, int n, int mode);
  * (computed on the host in double from the per-sample losses). */
 double dg_net_loss(dg_net *net, int n);
 /* The same with dlogits scaled by grad_scale instead of 1/n (data parallelism: 1/global batch, so
- * that summing the ranks' gradients gives the global batch's mean); returns the SUM of the n
+ * that summing the ranks' gradients gives the global batch's mean) and the targets smoothed
+ * (label smoothing ε: (1 − ε)·onehot + ε/k; 0 for plain cross-entropy); returns the SUM of the n
  * per-sample losses (double, on the host). */
-double dg_net_loss_sum(dg_net *net, int n, float grad_scale);
+double dg_net_loss_sum(dg_net *net, int n, float grad_scale, float smoothing);
 /* Zero the first n images of every activation gradient (what a batch of n uses) and every
  * parameter gradient (not those of a frozen net). */
 void dg_net_zero_grad(dg_net *net, int n);

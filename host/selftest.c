@@ -904,7 +904,7 @@ static void bn_cases(ctx *x) {
 
 /* ---- loss and optimizers ---- */
 
-RUN_FN(run_softmax_xent, be->softmax_xent(c->n, c->out, p[0], p[1], p[2], p[3], p[4], c->f[0]))
+RUN_FN(run_softmax_xent, be->softmax_xent(c->n, c->out, p[0], p[1], p[2], p[3], p[4], c->f[0], c->f[1]))
 RUN_FN(run_sgd, be->sgd_step(c->count, p[0], p[1], p[2], c->f[0], c->f[1], c->f[2], c->iv[0], c->iv[1]))
 RUN_FN(run_wm_reg, be->wm_reg(c->n, p[0], p[1], p[2], c->f[0], c->f[1], c->f[2], p[3], p[4]))
 RUN_FN(run_cw_box_fwd, be->cw_box_fwd(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], c->iv[0], p[4], p[5]))
@@ -1010,19 +1010,22 @@ static void cw_cases(ctx *x) {
 }
 
 static void loss_optim_cases(ctx *x) {
-    static const int shapes[][4] = {/* n k with-dlogits logit-scale */
-                                    {1, 2, 1, 1}, {8, 10, 1, 3}, {3, 1000, 1, 5}, {5, 7, 0, 1}, {4, 10, 1, 50}};
+    static const int shapes[][5] = {/* n k with-dlogits logit-scale smoothing% */
+                                    {1, 2, 1, 1, 0}, {8, 10, 1, 3, 0}, {3, 1000, 1, 5, 0}, {5, 7, 0, 1, 0},
+                                    {4, 10, 1, 50, 0}, {8, 10, 1, 3, 10}, {3, 1000, 1, 5, 30}};
     for (size_t t = 0; t < sizeof shapes / sizeof *shapes; t++) {
         int n = shapes[t][0], k = shapes[t][1], with_d = shapes[t][2];
         float scale = (float)shapes[t][3];
         size_t nl = (size_t)n * k;
         uint64_t seed = 7000 + 10 * t;
         tcase c;
-        if (!begin_case(x, &c, "softmax_xent", run_softmax_xent, "n%d k%d logits +-%g%s", n, k, (double)scale,
-                        with_d ? "" : " no dlogits"))
+        const float smoothing = (float)shapes[t][4] / 100.0f;
+        if (!begin_case(x, &c, "softmax_xent", run_softmax_xent, "n%d k%d logits +-%g%s smoothing %g", n, k,
+                        (double)scale, with_d ? "" : " no dlogits", (double)smoothing))
             break;
         c.n = n, c.out = k;
         c.f[0] = 1.0f / (float)n;
+        c.f[1] = smoothing;
         int32_t *labels = malloc((size_t)n * sizeof *labels);
         if (labels) {
             uint64_t s = dg_rng_stream(x->o->seed, seed + 1);

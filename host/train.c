@@ -189,10 +189,13 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
     snprintf(v_wm, sizeof v_wm, "%.17g", sums->wm_sum);
     snprintf(v_correct, sizeof v_correct, "%ld", sums->correct);
     snprintf(v_seen, sizeof v_seen, "%ld", sums->seen);
+    char v_smooth[32];
+    snprintf(v_smooth, sizeof v_smooth, "%.9g", (double)o->label_smoothing);
     const char *keys[] = {"format", "net", "data", "split", "opt", "wm", "epoch", "step_in_epoch", "global_step",
-                          "seed", "batch", "epoch_loss_sum", "epoch_wm_sum", "epoch_correct", "epoch_seen"};
+                          "seed", "batch", "epoch_loss_sum", "epoch_wm_sum", "epoch_correct", "epoch_seen",
+                          "label_smoothing"};
     const char *values[] = {"dnnguard-checkpoint-1", o->net, o->data, o->split, o->opt, wm_sig, v_epoch, v_step,
-                            v_global, v_seed, v_batch, v_loss, v_wm, v_correct, v_seen};
+                            v_global, v_seed, v_batch, v_loss, v_wm, v_correct, v_seen, v_smooth};
     int rc = dg_model_save(net, path, extras, n_extras, keys, values, (int)(sizeof keys / sizeof *keys), err,
                            sizeof err);
     if (rc != 0) dg_cli_error("%s", err);
@@ -202,7 +205,7 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
 }
 
 /* Restore parameters, optimizer buffers and position from a checkpoint written by this run's
- * configuration; a checkpoint of another net, data set, optimizer, seed or batch is refused. */
+ * configuration; a checkpoint of another net, data set, optimizer, seed, batch or label smoothing is refused. */
 static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, const char *path, int *epoch,
                            int *step_in_epoch, epoch_sums *sums, const char *wm_sig) {
     char err[512];
@@ -212,14 +215,16 @@ static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, 
         return -1;
     }
     int rc = -1;
-    char seed_text[32], batch_text[32];
+    char seed_text[32], batch_text[32], smooth_text[32];
     snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)o->seed);
     snprintf(batch_text, sizeof batch_text, "%d", o->batch);
+    snprintf(smooth_text, sizeof smooth_text, "%.9g", (double)o->label_smoothing);
     const char *must[][2] = {{"format", "dnnguard-checkpoint-1"}, {"net", o->net}, {"data", o->data},
                              {"split", o->split}, {"opt", o->opt}, {"wm", wm_sig}, {"seed", seed_text},
-                             {"batch", batch_text}};
+                             {"batch", batch_text}, {"label_smoothing", smooth_text}};
     for (size_t i = 0; i < sizeof must / sizeof *must; i++) {
         const char *have = dg_st_meta(&f, must[i][0]);
+        if (!have && strcmp(must[i][0], "label_smoothing") == 0) have = "0"; /* checkpoints from before it */
         if (!have || strcmp(have, must[i][1]) != 0) {
             dg_cli_error("%s: checkpoint has %s '%s' but this run has '%s'", path, must[i][0], have ? have : "(none)",
                          must[i][1]);
@@ -287,6 +292,10 @@ static int check_opts(const dg_train_opts *o) {
     }
     if (o->epochs < 1 || o->batch < 1 || !(o->lr > 0.0f) || o->weight_decay < 0.0f || o->momentum < 0.0f) {
         dg_cli_error("train: --epochs and --batch must be ≥ 1, --lr > 0, --wd and --momentum ≥ 0");
+        return -1;
+    }
+    if (!(o->label_smoothing >= 0.0f && o->label_smoothing < 1.0f)) {
+        dg_cli_error("train: --label-smoothing must be in [0, 1)");
         return -1;
     }
     if (strcmp(o->split, "train") != 0 && strcmp(o->split, "test") != 0) {
@@ -461,7 +470,7 @@ int dg_train(const dg_train_opts *o) {
             if (n > 0) {
                 dg_net_forward(net, net->nodes[0].y, n, DG_MODE_TRAIN);
                 /* dlogits scaled by 1/n_global: the ranks' gradients sum to the global batch's mean */
-                loss = dg_net_loss_sum(net, n, 1.0f / (float)n_global) / n;
+                loss = dg_net_loss_sum(net, n, 1.0f / (float)n_global, o->label_smoothing) / n;
             }
             dg_dist_grads_begin(&grads);
             if (n > 0) dg_net_backward(net, n, NULL);

@@ -23,6 +23,7 @@ typedef struct dg_train_opts {
     int stop_after;         /* act as if signalled after this many optimizer steps (tests, preemption drills) */
     int augment;            /* -1: on for CIFAR-10, off otherwise */
     float lr, momentum, weight_decay, gamma, beta1, beta2, adam_eps;
+    float label_smoothing; /* ε of the training loss's targets, in [0, 1); evaluation losses use 0 */
     int step_size;
     uint64_t seed;
     int quiet;               /* print no result line on stdout (a caller prints its own) */

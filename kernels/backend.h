@@ -103,11 +103,12 @@ typedef struct dg_backend {
     void (*add)(size_t n, const float *a, const float *b, float *y); /* y = a + b */
     void (*axpy)(size_t n, float alpha, const float *x, float *y);   /* y += alpha·x */
 
-    /* fused softmax cross-entropy over [n, k] logits and int32 labels:
-     * probs = softmax(logits); loss[i] = −log probs[i, label_i];
-     * dlogits = grad_scale·(probs − onehot) (written, not accumulated; may be NULL) */
+    /* fused softmax cross-entropy over [n, k] logits and int32 labels, against the target
+     * t = (1 − smoothing)·onehot + smoothing/k (torch's label_smoothing; 0: the plain one-hot):
+     * probs = softmax(logits); loss[i] = −Σ_j t_ij log probs[i, j];
+     * dlogits = grad_scale·(probs − t) (written, not accumulated; may be NULL) */
     void (*softmax_xent)(int n, int k, const float *logits, const int32_t *labels, float *probs,
-                         float *loss, float *dlogits, float grad_scale);
+                         float *loss, float *dlogits, float grad_scale, float smoothing);
 
     /* optimizer updates, PyTorch's formulas (torch.optim.SGD / Adam with L2 weight_decay / AdamW):
      * SGD: g' = g + wd·w; buf = momentum·buf + g' (buf = g' when first); step = nesterov ? g' + momentum·buf : buf; w −= lr·step

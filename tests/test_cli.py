@@ -111,6 +111,22 @@ w1 = st_io.read(P("adam0.safetensors")) if r1.returncode == 0 else {}
 w2 = st_io.read(P("adamw0.safetensors")) if r2.returncode == 0 else {}
 check(w1 and sorted(w1) == sorted(w2) and all(w1[k].tobytes() == w2[k].tobytes() for k in w1),
       "AdamW with --wd 0 gives Adam's weights bit for bit")
+# Label smoothing (the loss and its gradient checked against torch's label_smoothing in
+# test_optim_torch and by gradcheck in test_grad_misc): it changes the weights; --label-smoothing 0
+# is the plain loss bit for bit; a checkpoint does not resume with another ε; ε = 1 is refused.
+r1 = run(*no_wd(adam), "--seed", "5", "--label-smoothing", "0.1", "--out", P("smooth.safetensors"))
+r2 = run(*no_wd(adam), "--seed", "5", "--label-smoothing", "0", "--out", P("smooth0.safetensors"))
+w3 = st_io.read(P("smooth.safetensors")) if r1.returncode == 0 else {}
+w4 = st_io.read(P("smooth0.safetensors")) if r2.returncode == 0 else {}
+check(w3 and w4 and all(w1[k].tobytes() == w4[k].tobytes() for k in w1)
+      and any(w1[k].tobytes() != w3[k].tobytes() for k in w1),
+      "--label-smoothing 0.1 trains other weights; --label-smoothing 0 the same as without it")
+r2 = run(*no_wd(adam), "--seed", "5", "--label-smoothing", "0.1", "--out", P("smooth2.safetensors"), "--stop-after", "5")
+r3 = run(*no_wd(adam), "--seed", "5", "--label-smoothing", "0.2", "--out", P("smooth2.safetensors"), "--resume")
+check(r2.returncode == 3 and r3.returncode == 2 and "label_smoothing" in r3.stderr,
+      f"a checkpoint does not resume with another label smoothing (exit {r3.returncode}) {r3.stderr.strip()[-160:]}")
+expect_bad([*no_wd(adam), "--label-smoothing", "1", "--out", P("x.safetensors")], "label-smoothing",
+           "label smoothing of 1")
 
 # A real SIGTERM in the middle of a run, then --resume.
 longer = [x if x != "3000" else "12000" for x in common] + ["--seed", "5"]

@@ -443,29 +443,32 @@ static void test_add_axpy(void) {
 
 /* ---------------------------------------------------------------- softmax cross-entropy */
 
-/* −log softmax and softmax in double, for one row */
-static double xent_ref(int k, const float *z, int label, double *p) {
-    double mx = z[0], s = 0.0;
+/* cross-entropy against (1 − eps)·onehot + eps/k, as −Σ_j t_j log softmax_j, and softmax, in
+ * double, for one row */
+static double xent_ref(int k, const float *z, int label, double *p, double eps) {
+    double mx = z[0], s = 0.0, l = 0.0;
     for (int j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;
     for (int j = 0; j < k; j++) s += exp((double)z[j] - mx);
     if (p)
         for (int j = 0; j < k; j++) p[j] = exp((double)z[j] - mx) / s;
-    return log(s) - ((double)z[label] - mx);
+    for (int j = 0; j < k; j++) l -= ((j == label) * (1.0 - eps) + eps / k) * ((double)z[j] - mx - log(s));
+    return l;
 }
 
 typedef struct xent_ctx {
     int n, k, use_ref;
     float *z, *probs, *loss;
     int32_t *labels;
+    float smoothing;
 } xent_ctx;
 
 static double xent_mean_loss(void *p) {
     xent_ctx *c = p;
     double l = 0.0;
     if (c->use_ref) {
-        for (int i = 0; i < c->n; i++) l += xent_ref(c->k, c->z + (size_t)i * c->k, c->labels[i], NULL);
+        for (int i = 0; i < c->n; i++) l += xent_ref(c->k, c->z + (size_t)i * c->k, c->labels[i], NULL, c->smoothing);
     } else {
-        dg_cpu_softmax_xent(c->n, c->k, c->z, c->labels, c->probs, c->loss, NULL, 0.0f);
+        dg_cpu_softmax_xent(c->n, c->k, c->z, c->labels, c->probs, c->loss, NULL, 0.0f, c->smoothing);
         for (int i = 0; i < c->n; i++) l += c->loss[i];
     }
     return l / c->n;
@@ -478,33 +481,37 @@ static void test_softmax_xent(void) {
     int32_t labels[6] = {0, 9, 3, 3, 7, 1};
     dg_test_fill(z, nk, 90, -4.0f, 4.0f);
     snap(z, nk);
-    for (size_t i = 0; i < nk; i++) dz[i] = 123.0f; /* must be overwritten, not added to */
-    dg_cpu_softmax_xent(n, k, z, labels, probs, loss, dz, 1.0f / n);
-
     double pr[10];
-    int ok_loss = 1, ok_p = 1, ok_g = 1;
-    for (int i = 0; i < n; i++) {
-        double l = xent_ref(k, z + (size_t)i * k, labels[i], pr);
-        ok_loss &= fabs(loss[i] - l) <= 1e-6 * fmax(1.0, fabs(l));
-        for (int j = 0; j < k; j++) {
-            size_t q = (size_t)i * k + j;
-            ok_p &= fabs(probs[q] - pr[j]) <= 1e-6 * pr[j] + 1e-12;
-            double g = (pr[j] - (j == labels[i])) / n;
-            ok_g &= fabs(dz[q] - g) <= 1e-6 / n;
+    const float smoothings[3] = {0.0f, 0.1f, 0.35f}; /* label smoothing: torch's label_smoothing */
+    for (int e = 0; e < 3; e++) {
+        const float eps = smoothings[e];
+        for (size_t i = 0; i < nk; i++) dz[i] = 123.0f; /* must be overwritten, not added to */
+        dg_cpu_softmax_xent(n, k, z, labels, probs, loss, dz, 1.0f / n, eps);
+        int ok_loss = 1, ok_p = 1, ok_g = 1;
+        for (int i = 0; i < n; i++) {
+            double l = xent_ref(k, z + (size_t)i * k, labels[i], pr, eps);
+            ok_loss &= fabs(loss[i] - l) <= 1e-6 * fmax(1.0, fabs(l));
+            for (int j = 0; j < k; j++) {
+                size_t q = (size_t)i * k + j;
+                ok_p &= fabs(probs[q] - pr[j]) <= 1e-6 * pr[j] + 1e-12;
+                double g = (pr[j] - ((j == labels[i]) * (1.0 - eps) + eps / k)) / n;
+                ok_g &= fabs(dz[q] - g) <= 1e-6 / n;
+            }
         }
-    }
-    CHECK(ok_loss, "softmax_xent loss != -log softmax (double)");
-    CHECK(ok_p, "softmax_xent probs != softmax (double)");
-    CHECK(ok_g, "softmax_xent dlogits != grad_scale·(p - onehot) (written, not accumulated)");
+        CHECK(ok_loss, "softmax_xent (smoothing %g) loss != -Σ t log softmax (double)", eps);
+        CHECK(ok_p, "softmax_xent (smoothing %g) probs != softmax (double)", eps);
+        CHECK(ok_g, "softmax_xent (smoothing %g) dlogits != grad_scale·(p - t) (written, not accumulated)", eps);
 
-    xent_ctx c = {n, k, 1, z, falloc(nk), falloc(n), labels};
-    const float h = 1.0f / 64.0f;
-    double e_ref = dg_gradcheck(z, dz, nk, xent_mean_loss, &c, h, nk, 1e-5);
-    c.use_ref = 0;
-    double e_ker = dg_gradcheck(z, dz, nk, xent_mean_loss, &c, h, nk, 1e-2);
-    CHECK(e_ref < 1e-3, "softmax_xent gradcheck (double loss): worst relative error %g", e_ref);
-    CHECK(e_ker < 1e-2, "softmax_xent gradcheck (kernel loss): worst relative error %g", e_ker);
-    free(c.probs); free(c.loss);
+        xent_ctx c = {n, k, 1, z, falloc(nk), falloc(n), labels, eps};
+        const float h = 1.0f / 64.0f; /* the float kernel's step; the double reference takes a finer one,
+                                         * since smoothing puts gradients near 0 (p_j ≈ ε/k) */
+        double e_ref = dg_gradcheck(z, dz, nk, xent_mean_loss, &c, h / 16.0f, nk, 1e-5);
+        c.use_ref = 0;
+        double e_ker = dg_gradcheck(z, dz, nk, xent_mean_loss, &c, h, nk, 1e-2);
+        CHECK(e_ref < 1e-3, "softmax_xent (smoothing %g) gradcheck (double loss): worst relative error %g", eps, e_ref);
+        CHECK(e_ker < 1e-2, "softmax_xent (smoothing %g) gradcheck (kernel loss): worst relative error %g", eps, e_ker);
+        free(c.probs); free(c.loss);
+    }
 
     /* stability: logits of ±1e4 */
     float big[3 * 10] = {1e4f, -1e4f, 0.0f, 9999.0f, -9999.0f, 5000.0f, 1e4f, -1.0f, 1.0f, 2.0f,
@@ -512,10 +519,10 @@ static void test_softmax_xent(void) {
                          1e4f, 1e4f, 1e4f, 1e4f, 1e4f, 1e4f, 1e4f, 1e4f, 1e4f, 1e4f};
     int32_t bl[3] = {1, 9, 4};
     float bp[30], bloss[3], bd[30];
-    dg_cpu_softmax_xent(3, 10, big, bl, bp, bloss, bd, 1.0f / 3);
+    dg_cpu_softmax_xent(3, 10, big, bl, bp, bloss, bd, 1.0f / 3, 0.0f);
     int finite = 1, match = 1;
     for (int i = 0; i < 3; i++) {
-        double l = xent_ref(10, big + i * 10, bl[i], pr), s = 0.0;
+        double l = xent_ref(10, big + i * 10, bl[i], pr, 0.0), s = 0.0;
         match &= fabs(bloss[i] - l) <= 1e-6 * fmax(1.0, fabs(l));
         for (int j = 0; j < 10; j++) {
             finite &= isfinite(bp[i * 10 + j]) && isfinite(bd[i * 10 + j]);

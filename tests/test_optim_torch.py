@@ -79,7 +79,7 @@ def build(tmp):
     L.dg_cpu_bn_fwd_train.argtypes = [i, i, i, fp, fp, fp, fp, fp, f, f, fp, fp, fp]
     L.dg_cpu_bn_fwd_eval.argtypes = [i, i, i, fp, fp, fp, fp, fp, f, fp]
     L.dg_cpu_bn_bwd.argtypes = [i, i, i, fp, fp, fp, fp, fp, fp, fp, fp]
-    L.dg_cpu_softmax_xent.argtypes = [i, i, fp, ip, fp, fp, fp, f]
+    L.dg_cpu_softmax_xent.argtypes = [i, i, fp, ip, fp, fp, fp, f, f]
     for fn in ("dg_cpu_sgd_step", "dg_cpu_adam_step", "dg_cpu_bn_fwd_train", "dg_cpu_bn_fwd_eval",
                "dg_cpu_bn_bwd", "dg_cpu_softmax_xent"):
         getattr(L, fn).restype = None
@@ -193,15 +193,18 @@ def test_cross_entropy(L, rng):
                     [-1e4] * 9 + [-9990],
                     [1e4] * 10], np.float32)
     cases.append(("logits +-1e4", big, np.array([6, 9, 4], np.int32)))
-    for name, z, lab in cases:
+    cases += [(name + ", label smoothing 0.1", z, lab, 0.1) for name, z, lab in cases[:2]]
+    cases.append(("1000 classes, label smoothing 0.4", logits, cases[1][2], 0.4))
+    for name, z, lab, *smooth in cases:
         n, k = z.shape
+        eps = f32(smooth[0]) if smooth else 0.0
         probs, loss, dz = np.zeros_like(z), np.zeros(n, np.float32), np.full_like(z, 123.0)
-        L.dg_cpu_softmax_xent(n, k, ptr(z), ptr(lab), ptr(probs), ptr(loss), ptr(dz), f32(1.0 / n))
+        L.dg_cpu_softmax_xent(n, k, ptr(z), ptr(lab), ptr(probs), ptr(loss), ptr(dz), f32(1.0 / n), eps)
         zt = torch.from_numpy(z.copy()).requires_grad_(True)
         lt = torch.from_numpy(lab.astype(np.int64))
-        mean = F.cross_entropy(zt, lt)
+        mean = F.cross_entropy(zt, lt, label_smoothing=eps)
         mean.backward()
-        per = F.cross_entropy(zt.detach(), lt, reduction="none")
+        per = F.cross_entropy(zt.detach(), lt, reduction="none", label_smoothing=eps)
         close(f"cross_entropy {name} loss", loss, per.numpy())
         close(f"cross_entropy {name} mean loss", np.float64(loss).mean(), mean.item())
         close(f"cross_entropy {name} dlogits", dz, zt.grad.numpy())

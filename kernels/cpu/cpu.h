@@ -73,7 +73,7 @@ void dg_cpu_bn_bwd_eval(int n, int c, int hw, const float *x, const float *gamma
 
 /* loss.c */
 void dg_cpu_softmax_xent(int n, int k, const float *logits, const int32_t *labels, float *probs,
-                         float *loss, float *dlogits, float grad_scale);
+                         float *loss, float *dlogits, float grad_scale, float smoothing);
 
 /* optim.c */
 void dg_cpu_sgd_step(size_t n, float *w, const float *g, float *buf, float lr, float momentum,

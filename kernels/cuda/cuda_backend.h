@@ -88,7 +88,7 @@ void dg_cuda_bn_bwd_eval(int n, int c, int hw, const float *x, const float *gamm
 
 /* loss.cu */
 void dg_cuda_softmax_xent(int n, int k, const float *logits, const int32_t *labels, float *probs, float *loss,
-                          float *dlogits, float grad_scale);
+                          float *dlogits, float grad_scale, float smoothing);
 
 /* optim.cu */
 void dg_cuda_sgd_step(size_t n, float *w, const float *g, float *buf, float lr, float momentum,

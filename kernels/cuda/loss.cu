@@ -1,4 +1,5 @@
-/* kernels/cuda/loss.cu — CUDA fused softmax cross-entropy over [n, k] logits, one block per row:
+/* kernels/cuda/loss.cu — CUDA fused softmax cross-entropy over [n, k] logits (with label
+ * smoothing), one block per row:
  * row maximum, shifted exponentials, their sum in double, probabilities, the row's loss and the
  * scaled gradient (written, not accumulated), with the formulas of kernels/math/softmax.h.
  * Labels are validated by the host; an out-of-range one gives a NaN loss here instead of a stray
@@ -11,7 +12,7 @@ namespace {
 
 __global__ void softmax_xent_kernel(int k, const float *__restrict__ logits, const int32_t *__restrict__ labels,
                                     float *__restrict__ probs, float *__restrict__ loss, float *__restrict__ dlogits,
-                                    float grad_scale) {
+                                    float grad_scale, float smoothing) {
     const int row = blockIdx.x;
     const float *z = logits + (size_t)row * k;
     float *p = probs + (size_t)row * k;
@@ -28,25 +29,30 @@ __global__ void softmax_xent_kernel(int k, const float *__restrict__ logits, con
         sum += e;
     }
     const float sum_f = (float)dg_block_sum(sum);
+    double shifted = 0.0; /* Σ (z − max), for label smoothing only (every thread takes the branch alike) */
+    if (smoothing != 0.0f) {
+        for (int j = threadIdx.x; j < k; j += blockDim.x) shifted += z[j] - mx;
+        shifted = dg_block_sum(shifted);
+    }
     const int label = labels[row];
     const bool valid = label >= 0 && label < k;
     for (int j = threadIdx.x; j < k; j += blockDim.x) { /* each thread rereads only what it wrote */
         float pj = dg_softmax_prob(p[j], sum_f);
         p[j] = pj;
-        if (dlogits) dlogits[(size_t)row * k + j] = dg_xent_grad(pj, j == label, grad_scale);
+        if (dlogits) dlogits[(size_t)row * k + j] = dg_xent_grad(pj, j == label, smoothing, k, grad_scale);
     }
-    if (threadIdx.x == 0) loss[row] = valid ? dg_xent_loss(z[label], mx, sum_f) : NAN;
+    if (threadIdx.x == 0) loss[row] = valid ? dg_xent_loss(z[label], mx, sum_f, smoothing, (float)shifted, k) : NAN;
 }
 
 } // namespace
 
 void dg_cuda_softmax_xent(int n, int k, const float *logits, const int32_t *labels, float *probs, float *loss,
-                          float *dlogits, float grad_scale) {
+                          float *dlogits, float grad_scale, float smoothing) {
     if (n == 0) return;
     const char *why = NULL;
     if (k < 1 || dg_cuda_nchw_check(n, k, 1, &why) != 0) dg_cuda_bad_shape("softmax_xent", why ? why : "k < 1");
     dg_launch l = dg_launch_rows((size_t)n, (size_t)k, DG_CUDA_THREADS);
     softmax_xent_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(k, logits, labels, probs, loss, dlogits,
-                                                                      grad_scale);
+                                                                      grad_scale, smoothing);
     DG_CUDA_CHECK_LAUNCH();
 }
