@@ -3,13 +3,16 @@
  * entries of the archive's one folder, sorted by name; data.pkl through a pickle machine → a tree
  * of values whose tensors point at storages (entries "data/<key>"); the state dict picked from the
  * tree → tensors read in place, or copied contiguous after the file's bytes. Every value the
- * machine makes is on one list, freed at the end, so no recursion ever walks a hostile tree. */
+ * machine makes is on one list, freed at the end; the one recursion, over a whole module's
+ * submodules, goes 64 deep at most, and its work is bounded by the pickle's size. */
 #include "torch_pt.h"
-#include "error.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
+
+#include "error.h"
 
 static uint64_t le(const uint8_t *p, int n) {
     uint64_t v = 0;
@@ -46,7 +49,9 @@ typedef struct {
     size_t name_len;
     int method;
     const uint8_t *data;
-    size_t size;
+    size_t size;        /* stored (compressed) bytes */
+    uint64_t usize;     /* bytes once inflated */
+    uint32_t crc;
 } zip_entry;
 
 typedef struct {
@@ -73,7 +78,7 @@ static const zip_entry *zip_find(const zip_dir *z, const char *rest) {
     if (z->folder_len + rest_len >= sizeof name) return NULL;
     memcpy(name, z->folder, z->folder_len);
     memcpy(name + z->folder_len, rest, rest_len);
-    zip_entry key = {name, z->folder_len + rest_len, 0, NULL, 0};
+    zip_entry key = {.name = name, .name_len = z->folder_len + rest_len};
     return bsearch(&key, z->e, z->n, sizeof *z->e, cmp_entry);
 }
 
@@ -181,6 +186,8 @@ static int zip_read(const dg_st_file *f, zip_dir *z, char *err, size_t err_len) 
         }
         e->data = b + data;
         e->size = (size_t)csize;
+        e->usize = usize;
+        e->crc = (uint32_t)le(b + at + 16, 4);
         at += 46 + nlen + xlen + clen;
     }
     qsort(z->e, z->n, sizeof *z->e, cmp_entry);
@@ -252,8 +259,9 @@ struct value {
     size_t uses;            /* STORAGE: tensors of the state dict on it */
     size_t file_offset;     /* STORAGE: of its zip entry's data in the file's bytes */
     tensor_view *view;      /* TENSOR */
-    value *state;           /* OPAQUE: the dict its BUILD gave (a module's __dict__, a TorchScript
-                             * object's attributes), or a set's items (a list) */
+    value *state;           /* OPAQUE: a copy of the dict its BUILD gave (a module's __dict__, a
+                             * TorchScript object's attributes), or a copy of a set's items (a list) */
+    int checked;            /* DICT: no_repeats found no key twice */
 };
 
 typedef struct {
@@ -272,7 +280,11 @@ typedef struct {
     value none, yes, no, empty;   /* immutable values shared by every push of them */
     value **storages;             /* by key (storage_slot) */
     size_t storages_cap, storages_count;
-    size_t visits;                /* modules walked by module_state_dict (after STOP) */
+    int after_stop;               /* run() is done: errors name no byte of the pickle */
+    size_t visits;                /* modules walked by module_state_dict */
+    uint64_t work;                /* and the entries it scanned (spend) */
+    struct ts_class *classes;     /* TorchScript classes read from the archive's code (ts_class_of) */
+    size_t n_classes, classes_cap;
     char *err;
     size_t err_len;
     int failed;
@@ -288,7 +300,7 @@ static int fail(vm *m, const char *fmt, const char *detail) {
     if (!m->failed) {
         char what[800];
         snprintf(what, sizeof what, fmt, detail ? detail : "");
-        if (m->visits) dg_err_set(m->err, m->err_len, m->f->path, "data.pkl: %s", what); /* after STOP */
+        if (m->after_stop) dg_err_set(m->err, m->err_len, m->f->path, "data.pkl: %s", what);
         else dg_err_set(m->err, m->err_len, m->f->path, "data.pkl byte %zu: %s", m->at, what);
     }
     m->failed = 1;
@@ -618,7 +630,7 @@ static value *reduce(vm *m, const value *fn, const value *args) {
     value *obj = opaque(m, fn);
     if (obj && (strcmp(name, "__builtin__.set") == 0 || strcmp(name, "builtins.set") == 0) && args->n == 1 &&
         args->items[0]->kind == V_LIST) /* protocol 2's set: its items, for a module's non-persistent buffers */
-        obj->state = args->items[0];
+        obj->state = make_seq(m, V_LIST, args->items[0]->items, args->items[0]->n); /* set() copies */
     return obj;
 }
 
@@ -763,7 +775,8 @@ static value *run(vm *m) {
                 value *given = v->kind == V_TUPLE && v->n == 2 ? v->items[0] : v;
                 if (given->kind == V_DICT && d->state) /* torch.save builds an object once */
                     return fail(m, "BUILD of one object twice", NULL), NULL;
-                if (given->kind == V_DICT) d->state = (value *)given;
+                /* Python copies it into the object's __dict__: later changes to this dict are not its */
+                if (given->kind == V_DICT && !(d->state = make_seq(m, V_DICT, given->items, given->n))) return NULL;
             }
             break;
         case 0x8f: /* EMPTY_SET (protocol 4) */
@@ -828,94 +841,153 @@ static int utf8_string(const value *k) {
            dg_st_utf8_check((const unsigned char *)k->s, k->len) == k->len;
 }
 
-/* d[key] for a string key (the last, as a Python dict keeps it), or NULL */
-static const value *dict_get(const value *d, const char *key) {
-    const value *found = NULL;
-    for (size_t i = 0; d && d->kind == V_DICT && i + 1 < d->n; i += 2)
+/* Work of the walk over modules (entries scanned, modules visited), bounded by the pickle's size so
+ * that a small file of shared submodules or long dicts cannot stall it. 0, or -1 with the vm failed. */
+static int spend(vm *m, size_t units) {
+    m->work += units;
+    if (m->work > 1000000 + 64 * (uint64_t)m->len)
+        return fail(m, "more modules, or module entries, than the pickle's size allows", NULL);
+    return m->failed ? -1 : 0;
+}
+
+/* d[key] for a string key, or NULL (module dicts are checked for repeated keys before they are
+ * read: no_repeats). Charged to the walk's work. */
+static value *dict_get(vm *m, const value *d, const char *key) {
+    value *found = NULL;
+    if (!d || d->kind != V_DICT || spend(m, d->n / 2) != 0) return NULL;
+    for (size_t i = 0; i + 1 < d->n; i += 2)
         if (d->items[i]->kind == V_STR && strcmp(d->items[i]->s, key) == 0) found = d->items[i + 1];
     return found;
 }
 
-/* 1: an nn.Module pickled whole (torch.save(model)): an object whose __dict__ holds the dicts
- * _parameters and _modules (and _buffers); 2: a module of a TorchScript archive (a class
- * __torch__.*), whose attributes are its parameters, buffers and submodules; 0: neither. */
-static int module_kind(const vm *m, const value *v) {
-    if (v->kind != V_OPAQUE || !v->state || v->state->kind != V_DICT) return 0;
-    if (m->z->torchscript && strncmp(v->s, "__torch__.", 10) == 0) return 2;
-    const value *params = dict_get(v->state, "_parameters"), *mods = dict_get(v->state, "_modules");
-    return params && params->kind == V_DICT && mods && mods->kind == V_DICT ? 1 : 0;
-}
+/* A TorchScript class, from its code/ file: whether it is a Module, and its __parameters__ and
+ * __buffers__ (lists of V_STR), which say which tensor attributes torch's state_dict() names. */
+typedef struct ts_class {
+    const char *name; /* the GLOBAL's "__torch__.<module>.<Class>" (owned by its value) */
+    int is_module;
+    value *params, *buffers;
+} ts_class;
 
-static int holds_tensors(const vm *m, const value *v) {
-    return (v->kind == V_DICT && tensor_entries(v) > 0) || module_kind(m, v);
-}
-
-/* Whether the set value (a protocol-2 REDUCE or a protocol-4 EMPTY_SET) holds the string name. */
-static int set_has(const value *set, const char *name) {
-    const value *items = set && set->kind == V_OPAQUE ? set->state : NULL;
-    for (size_t i = 0; items && items->kind == V_LIST && i < items->n; i++)
-        if (items->items[i]->kind == V_STR && strcmp(items->items[i]->s, name) == 0) return 1;
-    return 0;
-}
-
-#define MODULE_NAME_MAX 4096
-#define MODULE_DEPTH_MAX 64
-
-/* out[prefix + name] = t, the key a new string */
-static int add_named(vm *m, value *out, const char *prefix, const value *name, value *t) {
-    size_t pl = strlen(prefix);
-    if (name->kind != V_STR || name->len == 0 || strlen(name->s) != name->len)
-        return fail(m, "a module attribute whose name is not a non-empty string", NULL);
-    if (pl + name->len >= MODULE_NAME_MAX) return fail(m, "a parameter name over 4096 bytes", NULL);
-    char full[MODULE_NAME_MAX];
-    memcpy(full, prefix, pl);
-    memcpy(full + pl, name->s, name->len + 1);
-    value *key = make_str(m, (const uint8_t *)full, pl + name->len), *kv[2] = {key, t};
-    return key ? append_items(m, out, kv, 2) : -1;
-}
-
-/* The state dict of module obj, as module.state_dict() names it, appended to out under prefix:
- * a pickled nn.Module's parameters (None ones left out), its buffers but those in
- * _non_persistent_buffers_set, then its submodules'; a TorchScript module's tensor attributes and
- * its submodules', in its attributes' order. */
-static int module_state_dict(vm *m, const value *obj, const char *prefix, int depth, value *out) {
-    if (++m->visits > 100000 + m->len) return fail(m, "more modules than the pickle's size allows", NULL);
-    if (depth > MODULE_DEPTH_MAX) return fail(m, "modules nested more than 64 deep (a module inside itself?)", NULL);
-    const int kind = module_kind(m, obj);
-    const value *st = obj->state;
-    const value *lists[3] = {st, NULL, NULL}; /* TorchScript: the attributes */
-    if (kind == 1) {
-        lists[0] = dict_get(st, "_parameters");
-        lists[1] = dict_get(st, "_buffers");
-        lists[2] = dict_get(st, "_modules");
+/* The names of one `  __parameters__ = ["a", "b", ]` line's list into a new V_LIST, or NULL. */
+static value *ts_name_list(vm *m, const char *at, const char *end) {
+    value *list = make(m, V_LIST);
+    if (!list) return NULL;
+    const char *p = at;
+    while (p < end && *p == ' ') p++;
+    if (p >= end || *p++ != '[') return fail(m, "TorchScript code: a parameter list that is not [...]", NULL), NULL;
+    for (;;) {
+        while (p < end && (*p == ' ' || *p == ',')) p++;
+        if (p < end && *p == ']') return list;
+        if (p >= end || *p != '"') return fail(m, "TorchScript code: a parameter list that is not [\"name\", ...]", NULL), NULL;
+        const char *q = ++p;
+        while (q < end && *q != '"' && *q != '\\' && *q != '\n') q++;
+        if (q >= end || *q != '"' || q == p) return fail(m, "TorchScript code: a parameter name it cannot read", NULL), NULL;
+        value *s = make_str(m, (const uint8_t *)p, (size_t)(q - p));
+        if (!s || append_items(m, list, &s, 1) != 0) return NULL;
+        p = q + 1;
     }
-    const value *skip = kind == 1 ? dict_get(st, "_non_persistent_buffers_set") : NULL;
-    for (int l = 0; l < 3; l++) {
-        const value *d = lists[l];
-        if (!d) continue;
-        if (d->kind != V_DICT) return fail(m, "a module's _parameters, _buffers or _modules is not a dict", NULL);
-        for (size_t i = 0; i + 1 < d->n; i += 2) {
-            const value *k = d->items[i];
-            value *v = d->items[i + 1];
-            if (v->kind == V_NONE || (l == 1 && k->kind == V_STR && set_has(skip, k->s))) continue;
-            if (kind == 2 ? v->kind == V_TENSOR : l < 2) {
-                if (v->kind != V_TENSOR) return fail(m, "a module's parameter or buffer is not a tensor", NULL);
-                if (add_named(m, out, prefix, k, v) != 0) return -1;
-            } else if (kind == 2 ? module_kind(m, v) == 2 : l == 2) {
-                if (module_kind(m, v) != kind) return fail(m, "a submodule that is not a module", NULL);
-                if (k->kind != V_STR || k->len == 0 || strlen(k->s) != k->len)
-                    return fail(m, "a submodule whose name is not a non-empty string", NULL);
-                size_t pl = strlen(prefix);
-                if (pl + k->len + 1 >= MODULE_NAME_MAX) return fail(m, "a parameter name over 4096 bytes", NULL);
-                char sub[MODULE_NAME_MAX];
-                memcpy(sub, prefix, pl);
-                memcpy(sub + pl, k->s, k->len);
-                memcpy(sub + pl + k->len, ".", 2);
-                if (module_state_dict(m, v, sub, depth + 1, out) != 0) return -1;
-            }
+}
+
+/* An archive entry's bytes as a NUL-terminated string: stored, or deflated (TorchScript's code/
+ * files), checked against its size and CRC-32; at most 16 MiB. NULL with the vm failed. */
+static const char *entry_text(vm *m, const zip_entry *e, size_t *len) {
+    if (e->usize > ((size_t)16 << 20)) return fail(m, "TorchScript code: a code file over 16 MiB", NULL), NULL;
+    value *v = make(m, V_STR);
+    if (!v || charge(m, (size_t)e->usize + 1) != 0) return NULL;
+    if (!(v->s = malloc((size_t)e->usize + 1))) return fail(m, "out of memory", NULL), NULL;
+    size_t got = 0;
+    if (e->method == 0) {
+        memcpy(v->s, e->data, e->size);
+        got = e->size;
+    } else if (e->method == 8) {
+        z_stream zs;
+        memset(&zs, 0, sizeof zs);
+        if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) return fail(m, "out of memory", NULL), NULL;
+        zs.next_in = (Bytef *)(uintptr_t)e->data;
+        zs.avail_in = (uInt)e->size; /* ≤ the file; code files are small (checked through usize) */
+        zs.next_out = (Bytef *)v->s;
+        zs.avail_out = (uInt)e->usize + 1; /* one byte more, to see a stream longer than it says */
+        int rc = e->size <= UINT32_MAX ? inflate(&zs, Z_FINISH) : Z_DATA_ERROR;
+        got = zs.total_out;
+        inflateEnd(&zs);
+        if (rc != Z_STREAM_END) got = SIZE_MAX;
+    }
+    if (got != e->usize || (uint32_t)crc32(0L, (const Bytef *)v->s, (uInt)got) != e->crc)
+        return fail(m, "TorchScript code: a code file that is damaged or compressed otherwise than with deflate",
+                    NULL), NULL;
+    v->s[got] = 0;
+    v->len = got;
+    *len = got;
+    return v->s;
+}
+
+/* What the archive's code says of class `name` ("__torch__.a.b.C": class C in code/__torch__/a/b.py,
+ * "__torch__.C": in code/__torch__.py), read once per class. NULL with the vm failed. */
+static const ts_class *ts_class_of(vm *m, const char *name) {
+    if (spend(m, m->n_classes) != 0) return NULL;
+    for (size_t i = 0; i < m->n_classes; i++)
+        if (strcmp(m->classes[i].name, name) == 0) return &m->classes[i];
+    if (strlen(name) >= 400) return fail(m, "a TorchScript class name over 400 bytes", NULL), NULL;
+    if (grow(&m->classes, &m->classes_cap, m->n_classes + 1, sizeof *m->classes, &m->spent, m->budget) != 0)
+        return fail(m, "out of memory, or more than the pickle's size allows", NULL), NULL;
+    ts_class *c = &m->classes[m->n_classes];
+    memset(c, 0, sizeof *c);
+    c->name = name;
+    const char *path = name + 10, *dot = strrchr(path, '.'), *cls = dot ? dot + 1 : path; /* after "__torch__." */
+    char rest[512];
+    if (dot) {
+        int n = snprintf(rest, sizeof rest, "code/__torch__/%.*s.py", (int)(dot - path), path);
+        for (int i = 15; i < n - 3; i++)
+            if (rest[i] == '.') rest[i] = '/';
+    } else {
+        snprintf(rest, sizeof rest, "code/__torch__.py");
+    }
+    const zip_entry *e = zip_find(m->z, rest);
+    if (!e) return fail(m, "TorchScript archive without the code of class %s", dg_err_safe(name).s), NULL;
+    size_t len;
+    const char *text = entry_text(m, e, &len), *end = text + len;
+    if (!text) return NULL;
+    size_t cl = strlen(cls);
+    const char *at = NULL;
+    for (const char *p = text; p && p < end; p = memchr(p, '\n', (size_t)(end - p)), p = p ? p + 1 : NULL)
+        if ((size_t)(end - p) > 6 + cl && memcmp(p, "class ", 6) == 0 && memcmp(p + 6, cls, cl) == 0 &&
+            (p[6 + cl] == '(' || p[6 + cl] == ':')) {
+            at = p;
+            break;
         }
+    m->n_classes++;
+    if (spend(m, len) != 0) return NULL;
+    if (!at || strncmp(at + 6 + cl, "(Module):", 9) != 0) return c; /* a script class: no state of a module's */
+    c->is_module = 1;
+    /* the class's body: the lines after `class` that begin with two spaces */
+    for (const char *p = memchr(at, '\n', (size_t)(end - at)); p && p + 1 < end && p[1] == ' ';
+         p = memchr(p + 1, '\n', (size_t)(end - p - 1))) {
+        const char *line = p + 1, *eol = memchr(line, '\n', (size_t)(end - line));
+        if (!eol) eol = end;
+        value **slot = strncmp(line, "  __parameters__ =", 18) == 0 ? &c->params
+                       : strncmp(line, "  __buffers__ =", 15) == 0  ? &c->buffers : NULL;
+        if (slot && *slot) return fail(m, "TorchScript code: class %s lists its parameters twice", dg_err_safe(name).s), NULL;
+        if (slot && !(*slot = ts_name_list(m, line + (slot == &c->params ? 18 : 15), eol))) return NULL;
     }
-    return 0;
+    if (!c->params || !c->buffers)
+        return fail(m, "TorchScript code: class %s does not list __parameters__ and __buffers__",
+                    dg_err_safe(name).s), NULL;
+    return c;
+}
+
+/* 1: an nn.Module pickled whole (torch.save(model)): an object whose __dict__ holds the dicts
+ * _parameters and _modules (and _buffers); 2: a module of a TorchScript archive (an object of a
+ * class __torch__.* that its code declares a Module); 0: neither (-1: the vm failed). */
+static int module_kind(vm *m, const value *v) {
+    if (m->failed) return -1;
+    if (v->kind != V_OPAQUE || !v->state || v->state->kind != V_DICT) return 0;
+    if (m->z->torchscript && strncmp(v->s, "__torch__.", 10) == 0) {
+        const ts_class *c = ts_class_of(m, v->s);
+        return c ? 2 * c->is_module : -1;
+    }
+    const value *params = dict_get(m, v->state, "_parameters"), *mods = dict_get(m, v->state, "_modules");
+    if (m->failed) return -1;
+    return params && params->kind == V_DICT && mods && mods->kind == V_DICT ? 1 : 0;
 }
 
 static int cmp_str_value(const void *a, const void *b) {
@@ -923,46 +995,163 @@ static int cmp_str_value(const void *a, const void *b) {
     return strcmp(x->s, y->s);
 }
 
-/* A string key that d holds twice (Python keeps the last value; a state dict never repeats one):
- * 0 none, 1 (with err), -1 out of memory. */
-static int repeated_key(const dg_st_file *f, const value *d, char *err, size_t err_len) {
+/* The first string key that d holds twice (Python keeps the last value; torch.save never repeats
+ * one), or NULL; *oom on running out of memory. */
+static const value *twice(const value *d, int *oom) {
     size_t n = 0;
+    const value *found = NULL;
     const value **keys = malloc(sizeof *keys * (d->n / 2 + 1));
-    if (!keys) return -1;
+    if (!keys) {
+        *oom = 1;
+        return NULL;
+    }
     for (size_t i = 0; i + 1 < d->n; i += 2)
         if (d->items[i]->kind == V_STR) keys[n++] = d->items[i];
     qsort(keys, n, sizeof *keys, cmp_str_value);
-    int found = 0;
     for (size_t i = 1; i < n && !found; i++)
-        if (strcmp(keys[i - 1]->s, keys[i]->s) == 0) {
-            dg_err_set(err, err_len, f->path, "the dict holds key '%s' twice", dg_err_safe(keys[i]->s).s);
-            found = 1;
-        }
+        if (strcmp(keys[i - 1]->s, keys[i]->s) == 0) found = keys[i];
     free(keys);
     return found;
 }
 
-/* A module's state dict as a new dict of tensors (module_state_dict), or NULL with err. */
-static value *flatten_module(vm *m, const value *module) {
+/* Refuses a module dict (its attributes, _parameters, _buffers, _modules) with a key given twice
+ * or one that is not a non-empty string; each dict checked once. 0 or -1. */
+static int no_repeats(vm *m, value *d) {
+    if (!d || d->kind != V_DICT || d->checked) return 0;
+    for (size_t i = 0; i + 1 < d->n; i += 2)
+        if (!utf8_string(d->items[i])) return fail(m, "a module attribute whose name is not a non-empty UTF-8 string", NULL);
+    int oom = 0;
+    const value *k = twice(d, &oom);
+    if (oom) return fail(m, "out of memory", NULL);
+    if (k) return fail(m, "a module's dict holds '%s' twice", dg_err_safe(k->s).s);
+    d->checked = 1;
+    return spend(m, d->n);
+}
+
+/* Whether the set value (a protocol-2 REDUCE or a protocol-4 EMPTY_SET) holds the string name. */
+static int set_has(vm *m, const value *set, const char *name) {
+    const value *items = set && set->kind == V_OPAQUE ? set->state : NULL;
+    if (!items || items->kind != V_LIST || spend(m, items->n) != 0) return 0;
+    for (size_t i = 0; i < items->n; i++)
+        if (items->items[i]->kind == V_STR && strcmp(items->items[i]->s, name) == 0) return 1;
+    return 0;
+}
+
+static int holds_tensors(const value *v) { return v->kind == V_DICT && tensor_entries(v) > 0; }
+
+#define MODULE_NAME_MAX 4096
+#define MODULE_DEPTH_MAX 64
+
+/* prefix + name into full[MODULE_NAME_MAX] (with a dot after it when dot). 0, or -1 with the vm failed. */
+static int join_name(vm *m, char *full, const char *prefix, const value *name, int dot) {
+    size_t pl = strlen(prefix);
+    if (pl + name->len + 2 > MODULE_NAME_MAX) return fail(m, "a parameter name over 4096 bytes", NULL);
+    memcpy(full, prefix, pl);
+    memcpy(full + pl, name->s, name->len);
+    memcpy(full + pl + name->len, dot ? "." : "", dot ? 2 : 1);
+    return 0;
+}
+
+/* out[prefix + name] = t, the key a new string */
+static int add_named(vm *m, value *out, const char *prefix, const value *name, value *t) {
+    char full[MODULE_NAME_MAX];
+    if (join_name(m, full, prefix, name, 0) != 0) return -1;
+    value *key = make_str(m, (const uint8_t *)full, strlen(full)), *kv[2] = {key, t};
+    return key ? append_items(m, out, kv, 2) : -1;
+}
+
+/* The state dict of module obj, as module.state_dict() names it, appended to out under prefix:
+ * its parameters (None ones left out), its buffers (a pickled nn.Module's but those in
+ * _non_persistent_buffers_set; a TorchScript module's __buffers__, where that mark is not kept),
+ * then its submodules', in their order. The walk's work (entries scanned, modules visited) is
+ * bounded by the pickle's size, so that a small file of shared submodules cannot stall it. */
+static int module_state_dict(vm *m, const value *obj, const char *prefix, int depth, value *out) {
+    m->visits++;
+    if (spend(m, 1) != 0) return -1;
+    if (depth > MODULE_DEPTH_MAX) return fail(m, "modules nested more than 64 deep (a module inside itself?)", NULL);
+    const int kind = module_kind(m, obj);
+    value *st = obj->state;
+    if (kind < 0 || no_repeats(m, st) != 0) return -1;
+    value *params = st, *buffers = st, *mods = st; /* TorchScript: all are attributes */
+    const value *skip = NULL, *p_names = NULL, *b_names = NULL;
+    if (kind == 1) {
+        params = dict_get(m, st, "_parameters");
+        buffers = dict_get(m, st, "_buffers");
+        mods = dict_get(m, st, "_modules");
+        skip = dict_get(m, st, "_non_persistent_buffers_set");
+        if ((buffers && buffers->kind != V_DICT) || no_repeats(m, params) != 0 || no_repeats(m, buffers) != 0 ||
+            no_repeats(m, mods) != 0)
+            return buffers && buffers->kind != V_DICT ? fail(m, "a module's _buffers is not a dict", NULL) : -1;
+    } else {
+        const ts_class *c = ts_class_of(m, obj->s);
+        if (!c) return -1;
+        p_names = c->params;
+        b_names = c->buffers;
+    }
+    for (int l = 0; l < 2; l++) { /* parameters, then buffers */
+        const value *d = l ? buffers : params, *names = l ? b_names : p_names;
+        size_t count = names ? names->n : d ? d->n / 2 : 0;
+        for (size_t i = 0; i < count; i++) {
+            const value *k = names ? names->items[i] : d->items[2 * i];
+            value *v = names ? dict_get(m, d, k->s) : d->items[2 * i + 1];
+            if (m->failed) return -1;
+            if (names && !v)
+                return fail(m, "a TorchScript module without the attribute '%s' that its code lists", dg_err_safe(k->s).s);
+            if (v->kind == V_NONE || (l == 1 && set_has(m, skip, k->s))) continue;
+            if (m->failed) return -1;
+            if (v->kind != V_TENSOR) return fail(m, "a module's parameter or buffer '%s' is not a tensor", dg_err_safe(k->s).s);
+            if (add_named(m, out, prefix, k, v) != 0) return -1;
+        }
+    }
+    for (size_t i = 0; mods && i + 1 < mods->n; i += 2) { /* submodules */
+        const value *k = mods->items[i];
+        value *v = mods->items[i + 1];
+        if (spend(m, 1) != 0) return -1;
+        if (kind == 2 && (v->kind != V_OPAQUE || strncmp(v->s, "__torch__.", 10) != 0)) continue; /* not a module */
+        if (v->kind == V_NONE) continue;
+        int sub_kind = module_kind(m, v);
+        if (sub_kind < 0) return -1;
+        if (kind == 2 && sub_kind == 0) continue; /* an object of a script class: not in state_dict() */
+        if (sub_kind != kind) return fail(m, "submodule '%s' is not a module", dg_err_safe(k->s).s);
+        char sub[MODULE_NAME_MAX];
+        if (join_name(m, sub, prefix, k, 1) != 0 || module_state_dict(m, v, sub, depth + 1, out) != 0) return -1;
+    }
+    return 0;
+}
+
+/* A string key that d holds twice: 0 none, 1 (with err), -1 out of memory. */
+static int repeated_key(const dg_st_file *f, const value *d, char *err, size_t err_len) {
+    int oom = 0;
+    const value *k = twice(d, &oom);
+    if (k) dg_err_set(err, err_len, f->path, "the dict holds key '%s' twice", dg_err_safe(k->s).s);
+    return oom ? -1 : k != NULL;
+}
+
+/* A module's state dict as a new dict of tensors (module_state_dict), or NULL with err; *module
+ * its class name, which must be UTF-8. */
+static value *flatten_module(vm *m, const value *module, const char **name) {
+    if (strlen(module->s) != module->len ||
+        dg_st_utf8_check((const unsigned char *)module->s, module->len) != module->len)
+        return fail(m, "a module whose class name is not UTF-8", NULL), NULL;
+    *name = module->s;
     value *out = make(m, V_DICT);
     if (!out || module_state_dict(m, module, "", 0, out) != 0) return NULL;
     return out;
 }
 
-/* The dict whose tensors are the weights: the one entry of a checkpoint dict that holds tensors
- * ({"state_dict": ..., "optimizer": ..., "epoch": ..., "best_acc1": tensor(...)}) or a whole module
- * ({"model": <module>, ...}, as YOLOv5 saves), else the root itself; a module (torch.save(model),
- * a TorchScript archive) gives its state dict; *entry names the entry, *module the module's class. */
+/* The dict whose tensors are the weights: the one entry of a checkpoint dict that is a dict of
+ * tensors ({"state_dict": ..., "optimizer": ..., "epoch": ..., "best_acc1": tensor(...)}), else its
+ * one entry that is a whole module ({"model": <module>, "ema": None, ...}, as YOLOv5's stripped
+ * checkpoints hold it), else the root itself; a module (torch.save(model), a TorchScript archive)
+ * gives its state dict; *entry names the entry, *module the module's class. */
 static const value *state_dict(vm *m, const value *root, const value **entry, const char **module) {
     const dg_st_file *f = m->f;
     char *err = m->err;
     size_t err_len = m->err_len;
     *entry = NULL;
     *module = NULL;
-    if (module_kind(m, root)) {
-        *module = root->s;
-        if (!(root = flatten_module(m, root))) return NULL;
-    }
+    int kind = module_kind(m, root);
+    if (kind < 0 || m->failed || (kind && !(root = flatten_module(m, root, module)))) return NULL;
     if (root->kind != V_DICT) {
         const char *what = root->kind == V_TENSOR ? "a single tensor" : root->kind == V_OPAQUE ? root->s : "a non-dict object";
         dg_err_set(err, err_len, f->path, "holds %s%s, not a dict of tensors: dnnguard reads the files of "
@@ -970,29 +1159,32 @@ static const value *state_dict(vm *m, const value *root, const value **entry, co
                    dg_err_safe(what).s);
         return NULL;
     }
-    const value *found = NULL;
-    int several = 0;
+    const value *found = NULL, *found_module = NULL, *module_key = NULL;
+    int dicts = 0, modules = 0;
     for (size_t i = 0; i + 1 < root->n; i += 2) {
         const value *k = root->items[i], *v = root->items[i + 1];
-        if (!holds_tensors(m, v)) continue;
-        several += found != NULL;
-        if (!found) {
+        int vk = module_kind(m, v);
+        if (vk < 0 || m->failed) return NULL;
+        if (holds_tensors(v) && !dicts++) {
             found = v;
             *entry = k;
+        } else if (vk && !modules++) {
+            found_module = v;
+            module_key = k;
         }
     }
-    if (several) {
-        dg_err_set(err, err_len, f->path, "a dict with several entries that hold tensors: save the model's state dict "
-                   "alone with torch.save(model.state_dict(), path)");
+    if (dicts > 1 || (!dicts && modules > 1)) {
+        dg_err_set(err, err_len, f->path, "a dict with several entries that hold %s: save the model's state dict "
+                   "alone with torch.save(model.state_dict(), path)", dicts > 1 ? "tensors" : "whole modules");
         return NULL;
     }
-    if (found && !utf8_string(*entry)) {
+    if (!dicts && modules) { /* a state dict beside a module is taken before it */
+        *entry = module_key;
+        if (utf8_string(module_key) && !(found = flatten_module(m, found_module, module))) return NULL;
+    }
+    if (*entry && !utf8_string(*entry)) {
         dg_err_set(err, err_len, f->path, "the entry that holds the tensors has a key that is not a UTF-8 string");
         return NULL;
-    }
-    if (found && module_kind(m, found)) {
-        *module = found->s;
-        if (!(found = flatten_module(m, found))) return NULL;
     }
     if (!found && !tensor_entries(root)) {
         dg_err_set(err, err_len, f->path, "a dict with no tensors: save the model's state dict with "
@@ -1222,6 +1414,7 @@ int dg_pt_fill(dg_st_file *f, char *err, size_t err_len) {
     m.yes.i = 1;
     m.empty.kind = V_TUPLE;
     const value *root = run(&m);
+    m.after_stop = 1;
     const value *entry = NULL;
     const char *module = NULL;
     const value *sd = root ? state_dict(&m, root, &entry, &module) : NULL;
@@ -1238,6 +1431,7 @@ done:
     free(m.marks);
     free(m.memo);
     free(m.storages);
+    free(m.classes);
     free(z.e);
     return rc;
 }

@@ -34,8 +34,11 @@ int dg_pt_claims(const uint8_t *bytes, size_t size);
  * ({"state_dict": ..., "epoch": ...}, {"model": <module>, ...}), "torch_entry" = that entry's key;
  * "torch_module" = the module's class ("__main__.Net", "__torch__.Net") when they came from a whole
  * module: a pickled nn.Module's parameters (not None ones), buffers (not the non-persistent ones)
- * and submodules', in state_dict()'s order; a TorchScript module's tensor attributes, which
- * include its non-persistent buffers (as the scripted module's state_dict() does); a "module."
+ * and submodules', in state_dict()'s order; a TorchScript module's parameters and buffers as its
+ * class's code in the archive lists them (__parameters__, __buffers__: its non-persistent buffers
+ * included, as the scripted module's state_dict() has them), and its submodules' (attributes of a
+ * class the code declares a Module); a checkpoint's state dict is taken before a module beside it;
+ * an _extra_state is not read; a "module."
  * prefix that every name carries (DataParallel's) is removed and recorded as
  * "torch_stripped_prefix"; beside these four, the pairs of the archive's DG_PT_META_ENTRY
  * (dg_pt_write's metadata: a JSON object of strings, refused otherwise; what it says of the four
@@ -43,8 +46,9 @@ int dg_pt_claims(const uint8_t *bytes, size_t size);
  * "<path>: <what is wrong>": the legacy pre-1.6 format, big-endian data, a compressed entry, a key
  * given twice, a storage or tensor that does not fit or is typed two ways, tensors that would take
  * over 8 times the file (and 64 MiB), an opcode outside protocols 2-5, BUILD of a tensor or of one
- * object twice, modules nested over 64 deep (a module inside itself); f's fields are then for
- * dg_st_close only. */
+ * object twice, modules nested over 64 deep (a module inside itself), a module dict with a key
+ * twice, a walk over modules longer than the pickle's size allows, a TorchScript class without its
+ * code, two whole modules in one checkpoint; f's fields are then for dg_st_close only. */
 int dg_pt_fill(dg_st_file *f, char *err, size_t err_len);
 
 /* Whether path names a torch.save file by its extension (.pt or .pth, any case): where

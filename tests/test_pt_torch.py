@@ -11,6 +11,7 @@ exactly as its safetensors file does. Touches only a temp dir."""
 import argparse
 import collections
 import os
+import pickletools
 import shutil
 import struct
 import subprocess
@@ -194,6 +195,54 @@ for name, scripted in (("script.pt", torch.jit.script(odd)), ("traced.pt", torch
           and set(got) == set(odd.state_dict()) | {"cache"},
           f"{name}: a TorchScript archive reads as the scripted module's state dict, and its non-persistent buffer "
           f"'cache' too (TorchScript keeps no mark of it) {sorted(got or [])} {err}")
+
+
+class Extras(torch.nn.Module):  # tensors that torch's state_dict() leaves out of a scripted module
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 2)
+        self.plain = torch.zeros(4)  # an attribute, neither parameter nor buffer
+        self.holder = Holder(torch.ones(2))  # an object of a script class
+
+    def forward(self, x):
+        return self.lin(x) + self.plain.sum() + self.holder.t.sum()
+
+
+@torch.jit.script
+class Holder:
+    def __init__(self, t: torch.Tensor):
+        self.t = t
+
+
+torch.jit.save(torch.jit.script(Extras()), P("script-extras.pt"))
+loaded = torch.jit.load(P("script-extras.pt"))
+got, meta, err = dump(P("script-extras.pt"))
+check(same(got, expect(loaded.state_dict())) and set(got or []) == {"lin.weight", "lin.bias"},
+      f"TorchScript: a plain tensor attribute and a script class's tensor are not parameters (the archive's code "
+      f"says which are) {sorted(got or [])} {err}")
+torch.save({"model": odd, "state_dict": odd.state_dict(), "epoch": 2}, P("both.pt"))
+got, meta, err = dump(P("both.pt"))
+check(same(got, expect(odd.state_dict())) and meta.get("torch_entry") == "state_dict",
+      f"a checkpoint with a whole module and a state dict: the state dict {meta} {err}")
+torch.save({"model": odd, "ema": Odd()}, P("model-ema.pt"))
+# torch.load copies BUILD's state into the object: changing that dict afterwards (through the memo)
+# does not change the module, so it must not change what dnnguard reads either
+base = torch.nn.Linear(2, 2)
+torch.save({"model": base, "aux": [{"weight": torch.full((2, 2), 7.0), "bias": torch.full((2,), 7.0)}]}, P("memo-base.pt"))
+with zipfile.ZipFile(P("memo-base.pt")) as z:
+    names = z.namelist()
+    pkl_name = next(n for n in names if n.endswith("data.pkl"))
+    pkl, ops = z.read(pkl_name), list(pickletools.genops(z.read(pkl_name)))
+    at = next(i for i, (op, arg, _) in enumerate(ops) if op.name == "GLOBAL" and arg.endswith(" Linear"))
+    state_memo = next(ops[j + 1][1] for j in range(at, len(ops)) if ops[j][0].name == "EMPTY_DICT")
+    fake_memo = ops[max(j for j, (op, _, _) in enumerate(ops) if op.name == "EMPTY_DICT") + 1][1]
+    patch = b"h" + bytes([state_memo]) + b"X\x0b\0\0\0_parameters" + b"h" + bytes([fake_memo]) + b"s0"
+    with zipfile.ZipFile(P("memo-mut.pt"), "w", zipfile.ZIP_STORED) as out:
+        for n in names:
+            out.writestr(n, pkl[:-1] + patch + b"." if n == pkl_name else z.read(n))
+got, meta, err = dump(P("memo-mut.pt"))
+check(same(got, expect(torch.load(P("memo-mut.pt"))["model"].state_dict())),
+      f"a module's __dict__ changed after its BUILD reads as torch.load's module, not as the changed dict {err}")
 cyclic = torch.nn.Sequential(torch.nn.Linear(2, 2))
 cyclic._modules["again"] = cyclic  # state_dict() would recurse for ever; torch.save keeps the cycle
 torch.save(cyclic, P("cyclic.pt"))
@@ -203,6 +252,26 @@ for _ in range(40):  # 40 levels, each holding the next twice: 2^40 names for st
     level._modules["a"] = level._modules["b"] = wide
     wide = level
 torch.save(wide, P("wide.pt"))
+
+
+class Bare:  # a module's __dict__ without nn.Module's code, for files of pathological size
+    pass
+
+
+def bare(params=None, bufs=None, mods=None, skip=None, pad=0):
+    b = Bare()
+    b.__dict__.update(_parameters=params or {}, _buffers=bufs or {}, _modules=mods or {})
+    if skip is not None:
+        b.__dict__["_non_persistent_buffers_set"] = skip
+    b.__dict__.update({f"p{i}": 0 for i in range(pad)})
+    return b
+
+
+for name, leaf in (("dag-set.pt", bare(bufs={f"b{i}": torch.zeros(1) for i in range(1000)}, skip={f"b{i}" for i in range(1000)})),
+                   ("dag-pad.pt", bare(params={"w": None}, pad=20000))):
+    for _ in range(40):  # a 40-level DAG over a leaf that is slow to read: 2^40 visits of it
+        leaf = bare(mods={"a": leaf, "b": leaf})
+    torch.save(leaf, P(name))
 opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
 net(torch.randn(2, 3, 3, 3)).sum().backward()
 opt.step()
@@ -232,6 +301,9 @@ open(P("truncated.pt"), "wb").write(raw[: len(raw) // 2])
 refusals = [
     ("cyclic.pt", "64 deep", "a module inside itself"),
     ("wide.pt", "size allows", "2^40 paths through 41 modules, refused at once"),
+    ("dag-set.pt", "size allows", "a DAG over a leaf of 1000 non-persistent buffers (each looked up in the set)"),
+    ("dag-pad.pt", "size allows", "a DAG over a leaf of 20000 attributes"),
+    ("model-ema.pt", "several entries that hold whole modules", "a checkpoint with a model and its EMA copy"),
     ("legacy.pt", "legacy", "the legacy (pre-1.6) format"),
     ("tensor.pt", "single tensor", "a single tensor"),
     ("notensors.pt", "no tensors", "a dict without tensors"),
@@ -285,6 +357,9 @@ t = torch.load(P("memo.pt"))
 got, meta, err = dump(P("memo.pt"))
 check(got is not None and same(got, expect(t)), f"MEMOIZE after BINPUT 1 gives torch.load's tensor {t} {err}")
 archive(P("dupkey.pt"), b"\x80\x02}(" + pstr("w") + ptensor("0") + pstr("w") + b"Nu.", two)
+# a whole module whose _parameters holds "w" twice (torch.load keeps the second, None: no "w")
+archive(P("dupparam.pt"), b"\x80\x02" + pglobal("__main__", "M") + b")\x81}(" + pstr("_parameters") + b"}(" + pstr("w") +
+        ptensor("0") + pstr("w") + b"Nu" + pstr("_modules") + b"}ub.", two)
 archive(P("build.pt"), b"\x80\x02}" + pstr("w") + ptensor("0") + b"Nb" + b"s.", two)
 archive(P("dtypes.pt"), b"\x80\x02}(" + pstr("a") + ptensor("0") + pstr("b") + ptensor("0", "IntStorage") + b"u.", two)
 archive(P("numel.pt"), b"\x80\x02}" + pstr("w") + ptensor("0", numel=1) + b"s.", two)
@@ -294,6 +369,7 @@ archive(P("long.pt"), b"\x80\x02}" + pstr("w") + ptensor("0") + b"s.", two, fold
 torch.save(sd, P("legacy4.pt"), _use_new_zipfile_serialization=False, pickle_protocol=4)
 for name, mention, what in refusals + [
     ("dupkey.pt", "twice", "a key given twice (torch.load keeps the last)"),
+    ("dupparam.pt", "'w' twice", "a module's parameter given twice"),
     ("build.pt", "BUILD", "BUILD of a tensor (torch.load would set its contents)"),
     ("dtypes.pt", "two different types", "one storage referenced with two dtypes"),
     ("numel.pt", "another size", "a storage whose reference gives another size"),
