@@ -30,7 +30,7 @@ static const char *const op_names[] = {
     "linear_fwd", "linear_bwd", "relu_fwd", "relu_bwd",
     "maxpool_fwd", "maxpool_bwd", "avgpool_fwd", "avgpool_bwd",
     "bn_fwd_train", "bn_fwd_eval", "bn_bwd", "bn_bwd_eval",
-    "dropout_fwd", "dropout_bwd", "add", "axpy", "softmax_xent", "sgd_step", "adam_step",
+    "dropout_fwd", "dropout_bwd", "add", "axpy", "scale", "sum_squares", "softmax_xent", "sgd_step", "adam_step",
     "wm_reg", "cw_box_fwd", "cw_box_bwd", "cw_logits", "lrp_ratio", "lrp_share", "lrp_maxpool", "net_step",
     "net_relevance", NULL,
 };
@@ -590,6 +590,8 @@ RUN_FN(run_dropout_fwd, be->dropout_fwd(c->count, c->f[0], c->seed, p[0], p[1], 
 RUN_FN(run_dropout_bwd, be->dropout_bwd(c->count, p[0], p[1], p[2]))
 RUN_FN(run_add, be->add(c->count, p[0], p[1], p[2]))
 RUN_FN(run_axpy, be->axpy(c->count, c->f[0], p[0], p[1]))
+RUN_FN(run_scale, be->scale(c->count, c->f[0], p[0]))
+RUN_FN(run_sum_squares, float s = (float)be->sum_squares(c->count, p[0]); be->upload(p[1], &s, sizeof s))
 RUN_FN(run_lrp_ratio, be->lrp_ratio(c->count, p[0], p[1], c->f[0], p[2]))
 RUN_FN(run_lrp_share, be->lrp_share(c->count, c->f[0], p[0], p[1], p[2]))
 
@@ -630,6 +632,18 @@ static void elementwise_cases(ctx *x) {
             c.f[0] = -0.37f;
             rnd_in(x, &c, "x", n, seed + 5, -1, 1);
             rnd_inout(x, &c, "y", n, seed + 6, -1, 1);
+            check_case(x, &c);
+        }
+        if (begin_case(x, &c, "scale", run_scale, "%zu elements alpha 0.61", n)) {
+            c.count = n;
+            c.f[0] = 0.61f;
+            rnd_inout(x, &c, "x", n, seed + 13, -1, 1);
+            check_case(x, &c);
+        }
+        if (begin_case(x, &c, "sum_squares", run_sum_squares, "%zu elements", n)) {
+            c.count = n;
+            rnd_in(x, &c, "x", n, seed + 14, -1, 1);
+            add_out(&c, "sum", 1);
             check_case(x, &c);
         }
         if (begin_case(x, &c, "lrp_ratio", run_lrp_ratio, "%zu elements eps 1e-9", n)) {

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../kernels/math/optim.h"
 #include "../kernels/math/rng.h"
 #include "cli.h"
 #include "dist_train.h"
@@ -88,9 +89,24 @@ static const char *optim_kind(const optim_state *s, int k) {
     return s->adam ? (k ? "exp_avg_sq" : "exp_avg") : "momentum_buffer";
 }
 
+/* clip_grad_norm_: the trainable parameters' gradients scaled to a total norm of at most max_norm */
+static void clip_gradients(dg_net *net, float max_norm) {
+    const dg_backend *be = net->be;
+    double sum = 0.0;
+    for (int i = 0; i < net->n_params; i++)
+        if (net->params[i].role != DG_PARAM_RUNNING)
+            sum += be->sum_squares(net->params[i].numel, net->grad_arena + net->params[i].offset);
+    const float coef = dg_clip_coef(sum, max_norm);
+    if (coef >= 1.0f) return; /* torch multiplies by 1 then: no bit changes */
+    for (int i = 0; i < net->n_params; i++)
+        if (net->params[i].role != DG_PARAM_RUNNING)
+            be->scale(net->params[i].numel, coef, net->grad_arena + net->params[i].offset);
+}
+
 static void optim_step(dg_net *net, const dg_train_opts *o, optim_state *s, float lr) {
     const dg_backend *be = net->be;
     s->global_step++;
+    if (o->clip_grad_norm > 0.0f) clip_gradients(net, o->clip_grad_norm);
     for (int i = 0; i < net->n_params; i++) {
         const dg_param *p = &net->params[i];
         if (p->role == DG_PARAM_RUNNING) continue;
@@ -296,6 +312,10 @@ static int check_opts(const dg_train_opts *o) {
     }
     if (!(o->label_smoothing >= 0.0f && o->label_smoothing < 1.0f)) {
         dg_cli_error("train: --label-smoothing must be in [0, 1)");
+        return -1;
+    }
+    if (!(o->clip_grad_norm >= 0.0f) || isinf(o->clip_grad_norm)) {
+        dg_cli_error("train: --clip-grad-norm must be a finite number ≥ 0 (0: no clipping)");
         return -1;
     }
     if (strcmp(o->split, "train") != 0 && strcmp(o->split, "test") != 0) {

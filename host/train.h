@@ -24,6 +24,7 @@ typedef struct dg_train_opts {
     int augment;            /* -1: on for CIFAR-10, off otherwise */
     float lr, momentum, weight_decay, gamma, beta1, beta2, adam_eps;
     float label_smoothing; /* ε of the training loss's targets, in [0, 1); evaluation losses use 0 */
+    float clip_grad_norm;  /* > 0: gradients scaled to at most this total L2 norm before each step */
     int step_size;
     uint64_t seed;
     int quiet;               /* print no result line on stdout (a caller prints its own) */

@@ -102,6 +102,10 @@ typedef struct dg_backend {
     /* elementwise */
     void (*add)(size_t n, const float *a, const float *b, float *y); /* y = a + b */
     void (*axpy)(size_t n, float alpha, const float *x, float *y);   /* y += alpha·x */
+    void (*scale)(size_t n, float alpha, float *x);                  /* x ·= alpha */
+    /* Σ x² in double, added in an order that does not depend on the thread count (the same bits
+     * on every run of one backend); waits for the device */
+    double (*sum_squares)(size_t n, const float *x);
 
     /* fused softmax cross-entropy over [n, k] logits and int32 labels, against the target
      * t = (1 − smoothing)·onehot + smoothing/k (torch's label_smoothing; 0: the plain one-hot):

@@ -13,7 +13,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cli_check import DNNGUARD, MNIST, check, done, expect_bad, parse, run  # noqa: E402
+import numpy as np  # noqa: E402
 import st_io  # noqa: E402
+import torch  # noqa: E402
 
 FASHION = "fashion-mnist"
 
@@ -127,6 +129,31 @@ check(r2.returncode == 3 and r3.returncode == 2 and "label_smoothing" in r3.stde
       f"a checkpoint does not resume with another label smoothing (exit {r3.returncode}) {r3.stderr.strip()[-160:]}")
 expect_bad([*no_wd(adam), "--label-smoothing", "1", "--out", P("x.safetensors")], "label-smoothing",
            "label smoothing of 1")
+# Gradient clipping against torch.nn.utils.clip_grad_norm_: one SGD step (lr 1, no momentum) over
+# all 64 images of a data set moves the weights by the clipped gradient of `dnnguard grad` on them.
+
+tiny = "synthetic:1,28,28,10,64"
+r = run("grad", "--net", "lenet5", "--model", P("adam0.safetensors"), "--data", tiny, "--batch", "64",
+        "--out", P("g.safetensors"))
+g = st_io.read(P("g.safetensors")) if r.returncode == 0 else {}
+g = {k: v for k, v in g.items() if k in w1}
+norm = float(np.sqrt(sum(float((v.astype(np.float64) ** 2).sum()) for v in g.values())))
+for max_norm in (0.25 * norm, 4 * norm):
+    r = run("train", "--net", "lenet5", "--data", tiny, "--init", P("adam0.safetensors"), "--epochs", "1", "--batch", "64",
+            "--opt", "sgd", "--lr", "1", "--momentum", "0", "--eval-every", "0", "--clip-grad-norm", f"{max_norm:.6g}",
+            "--out", P("clip.safetensors"))
+    w = st_io.read(P("clip.safetensors")) if r.returncode == 0 else {}
+    tg = [torch.from_numpy(v.copy()) for v in g.values()]
+    ps = [torch.zeros_like(t, requires_grad=True) for t in tg]
+    for p_, t in zip(ps, tg):
+        p_.grad = t
+    torch.nn.utils.clip_grad_norm_(ps, float(np.float32(float(f"{max_norm:.6g}"))))
+    step = {k: p_.grad.numpy() for k, p_ in zip(g, ps)}
+    err = max(float(np.abs((w1[k] - w[k]) - step[k]).max()) for k in g) / max(float(np.abs(v).max()) for v in step.values()) \
+        if w and g else 1.0
+    check(r.returncode == 0 and err < 1e-4, f"--clip-grad-norm {max_norm:.3g} (gradient norm {norm:.3g}): the step is "
+          f"torch's clip_grad_norm_ of the gradient (normalised error {err:.2g}) {r.stderr.strip()[-160:]}")
+expect_bad([*no_wd(adam), "--clip-grad-norm", "-1", "--out", P("x.safetensors")], "clip-grad-norm", "a negative clip norm")
 
 # A real SIGTERM in the middle of a run, then --resume.
 longer = [x if x != "3000" else "12000" for x in common] + ["--seed", "5"]
@@ -180,9 +207,6 @@ expect_bad(["eval", "--net", "lenet5", "--model", P("nonexistent.safetensors"), 
            "nonexistent.safetensors", "missing weights file")
 expect_bad(["eval", "--net", "resnet18-cifar", "--model", P("a.safetensors"), "--data", MNIST], "a.safetensors",
            "weights of another net")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import numpy as np  # noqa: E402
-import st_io  # noqa: E402
 weights = st_io.read(P("a.safetensors"))
 misshapen = dict(weights, **{"fc1.weight": weights["fc1.weight"].reshape(60, 800)})
 st_io.write(P("misshapen.safetensors"), misshapen)

@@ -437,7 +437,25 @@ static void test_add_axpy(void) {
         for (size_t i = 0; i < n; i++)
             ok &= fabs((double)y[i] - ((double)y0[i] - 0.375 * a[i])) <= 1e-6 * (fabs(y0[i]) + fabs(a[i]));
         CHECK(ok, "axpy (n=%zu) differs from y + alpha·x", n);
+        memcpy(y, y0, n * sizeof(float));
+        dg_cpu_scale(n, 0.61f, y);
+        ok = 1;
+        for (size_t i = 0; i < n; i++) ok &= y[i] == y0[i] * 0.61f;
+        CHECK(ok, "scale (n=%zu) differs from x·alpha", n);
         free(a); free(b); free(y); free(y0);
+    }
+    /* the sum of squares across its 2^16-element chunks, against long double */
+    const size_t counts[4] = {0, 5, 65536, 3 * 65536 + 7};
+    for (int s = 0; s < 4; s++) {
+        const size_t n = counts[s];
+        float *x = falloc(n ? n : 1);
+        dg_test_fill(x, n, 82, -3.0f, 3.0f);
+        long double ref = 0.0L;
+        for (size_t i = 0; i < n; i++) ref += (long double)x[i] * x[i];
+        double got = dg_cpu_sum_squares(n, x), again = dg_cpu_sum_squares(n, x);
+        CHECK(fabsl((long double)got - ref) <= 1e-12L * (ref + 1.0L) && got == again,
+              "sum_squares (n=%zu): %.17g vs %.17Lg", n, got, ref);
+        free(x);
     }
 }
 

@@ -30,7 +30,7 @@ ops = {row["op"] for row in rows}
 need = {"alloc", "upload", "download", "copy", "zero", "conv_fwd", "conv_bwd_data", "conv_bwd_filter",
         "bias_fwd", "bias_bwd", "linear_fwd", "linear_bwd", "relu_fwd", "relu_bwd", "maxpool_fwd",
         "maxpool_bwd", "avgpool_fwd", "avgpool_bwd", "bn_fwd_train", "bn_fwd_eval", "bn_bwd", "bn_bwd_eval",
-        "dropout_fwd", "dropout_bwd", "add", "axpy", "softmax_xent", "sgd_step", "adam_step", "wm_reg", "cw_box_fwd", "cw_box_bwd", "cw_logits", "lrp_ratio", "lrp_share", "lrp_maxpool", "net_step", "net_relevance"}
+        "dropout_fwd", "dropout_bwd", "add", "axpy", "scale", "sum_squares", "softmax_xent", "sgd_step", "adam_step", "wm_reg", "cw_box_fwd", "cw_box_bwd", "cw_logits", "lrp_ratio", "lrp_share", "lrp_maxpool", "net_step", "net_relevance"}
 problems = []
 if ops != need: problems.append(f"ops differ: missing {sorted(need - ops)}, extra {sorted(ops - need)}")
 if not r["all_agree"] or r["failed"] != 0: problems.append("not all agree")

@@ -58,6 +58,8 @@ void dg_cpu_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float 
 void dg_cpu_dropout_bwd(size_t n, const float *mask, const float *dy, float *dx);
 void dg_cpu_add(size_t n, const float *a, const float *b, float *y);
 void dg_cpu_axpy(size_t n, float alpha, const float *x, float *y);
+void dg_cpu_scale(size_t n, float alpha, float *x);
+double dg_cpu_sum_squares(size_t n, const float *x);
 
 /* batchnorm.c */
 void dg_cpu_bn_fwd_train(int n, int c, int hw, const float *x, const float *gamma, const float *beta,

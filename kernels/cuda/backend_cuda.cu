@@ -68,6 +68,8 @@ void fill_table(dg_backend *t) {
     t->dropout_bwd = dg_cuda_dropout_bwd;
     t->add = dg_cuda_add;
     t->axpy = dg_cuda_axpy;
+    t->scale = dg_cuda_scale;
+    t->sum_squares = dg_cuda_sum_squares;
     t->softmax_xent = dg_cuda_softmax_xent;
     t->sgd_step = dg_cuda_sgd_step;
     t->adam_step = dg_cuda_adam_step;

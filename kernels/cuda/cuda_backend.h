@@ -65,6 +65,8 @@ void dg_cuda_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float
 void dg_cuda_dropout_bwd(size_t n, const float *mask, const float *dy, float *dx);
 void dg_cuda_add(size_t n, const float *a, const float *b, float *y);
 void dg_cuda_axpy(size_t n, float alpha, const float *x, float *y);
+void dg_cuda_scale(size_t n, float alpha, float *x);
+double dg_cuda_sum_squares(size_t n, const float *x);
 
 /* pool.cu */
 void dg_cuda_maxpool_fwd(const dg_pool_desc *d, const float *x, float *y, int32_t *argmax);

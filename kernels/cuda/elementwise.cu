@@ -1,6 +1,10 @@
-/* kernels/cuda/elementwise.cu — CUDA ReLU, dropout, add, axpy and the per-channel conv bias
+/* kernels/cuda/elementwise.cu — CUDA ReLU, dropout, add, axpy, scale, the sum of squares (one
+ * partial per block in double, added on the host in order) and the per-channel conv bias
  * (forward add, backward per-channel sums in double, one block per channel: no atomics). Per-element
  * formulas from kernels/math/; backward ops accumulate (+=). Touches only the buffers it is handed. */
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "cuda_backend.h"
 #include "reduce.cuh"
 #include "../math/activation.h"
@@ -41,6 +45,18 @@ __global__ void add_kernel(size_t n, const float *a, const float *b, float *y) {
 
 __global__ void axpy_kernel(size_t n, float alpha, const float *__restrict__ x, float *__restrict__ y) {
     DG_GRID_STRIDE(i, n) y[i] += alpha * x[i];
+}
+
+__global__ void scale_kernel(size_t n, float alpha, float *__restrict__ x) {
+    DG_GRID_STRIDE(i, n) x[i] *= alpha;
+}
+
+/* Each block's Σ x² in double (a fixed tree) into partial[blockIdx.x]. */
+__global__ void sum_squares_kernel(size_t n, const float *__restrict__ x, double *__restrict__ partial) {
+    double acc = 0.0;
+    DG_GRID_STRIDE(i, n) acc += (double)x[i] * (double)x[i];
+    acc = dg_block_sum(acc);
+    if (threadIdx.x == 0) partial[blockIdx.x] = acc;
 }
 
 __global__ void bias_fwd_kernel(size_t total, int c, int hw, const float *__restrict__ b, float *__restrict__ y) {
@@ -112,6 +128,31 @@ void dg_cuda_axpy(size_t n, float alpha, const float *x, float *y) {
     if (!l.blocks) return;
     axpy_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(n, alpha, x, y);
     DG_CUDA_CHECK_LAUNCH();
+}
+
+void dg_cuda_scale(size_t n, float alpha, float *x) {
+    dg_launch l = ew(n);
+    if (!l.blocks) return;
+    scale_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(n, alpha, x);
+    DG_CUDA_CHECK_LAUNCH();
+}
+
+double dg_cuda_sum_squares(size_t n, const float *x) {
+    dg_launch l = ew(n);
+    if (!l.blocks) return 0.0;
+    size_t bytes = sizeof(double) * (size_t)l.blocks;
+    double *partial = (double *)dg_cuda_scratch(bytes), *host = (double *)malloc(bytes);
+    if (!host) {
+        fprintf(stderr, "dnnguard: cuda: out of host memory for %u partial sums\n", l.blocks);
+        exit(DG_CUDA_EXIT_DEVICE_FAILURE);
+    }
+    sum_squares_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(n, x, partial);
+    DG_CUDA_CHECK_LAUNCH();
+    dg_cuda_download(host, partial, bytes); /* waits for the kernel */
+    double total = 0.0;
+    for (unsigned b = 0; b < l.blocks; b++) total += host[b];
+    free(host);
+    return total;
 }
 
 void dg_cuda_bias_fwd(int n, int c, int hw, const float *b, float *y) {

@@ -73,4 +73,13 @@ DG_HD float dg_adam_update(float w, float g, float *m, float *v, float beta1, fl
     return w + s.neg_step_size * mt / denom;                          /* param.addcdiv_(m, denom, value=−step) */
 }
 
+/* torch.nn.utils.clip_grad_norm_ (norm 2): total = ‖all gradients‖ (here sqrt of their Σ g² in
+ * double, rounded to float), coef = max_norm / (total + 1e-6) in float, at most 1; every gradient
+ * is then multiplied by coef. */
+DG_HD float dg_clip_coef(double sum_squares, float max_norm) {
+    float total = (float)sqrt(sum_squares);
+    float coef = max_norm / (total + 1e-6f);
+    return coef < 1.0f ? coef : 1.0f;
+}
+
 #endif
