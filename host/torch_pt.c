@@ -239,6 +239,12 @@ typedef enum {
 
 typedef struct value value;
 
+/* a string key of a dict (or item of a list) and the index of its value (of itself) in items */
+typedef struct sorted_key {
+    value *key;
+    size_t at;
+} sorted_key;
+
 typedef struct tensor_view {
     value *storage;
     int64_t offset;         /* in elements */
@@ -261,7 +267,8 @@ struct value {
     tensor_view *view;      /* TENSOR */
     value *state;           /* OPAQUE: a copy of the dict its BUILD gave (a module's __dict__, a
                              * TorchScript object's attributes), or a copy of a set's items (a list) */
-    int checked;            /* DICT: no_repeats found no key twice */
+    sorted_key *sorted;     /* DICT, LIST: its string keys sorted (sort_keys), once read for modules */
+    size_t n_sorted;
 };
 
 typedef struct {
@@ -285,6 +292,9 @@ typedef struct {
     uint64_t work;                /* and the entries it scanned (spend) */
     struct ts_class *classes;     /* TorchScript classes read from the archive's code (ts_class_of) */
     size_t n_classes, classes_cap;
+    size_t *class_slots, class_slots_cap; /* their index by name: open addressing, SIZE_MAX empty */
+    struct ts_file *files;        /* its code files, each inflated once (ts_file_of) */
+    size_t n_files, files_cap;
     char *err;
     size_t err_len;
     int failed;
@@ -841,99 +851,254 @@ static int utf8_string(const value *k) {
            dg_st_utf8_check((const unsigned char *)k->s, k->len) == k->len;
 }
 
-/* Work of the walk over modules (entries scanned, modules visited), bounded by the pickle's size so
- * that a small file of shared submodules or long dicts cannot stall it. 0, or -1 with the vm failed. */
+/* Work of the walk over modules (entries scanned, modules visited), bounded by the pickle's and
+ * the archive's sizes, so that a small file of shared submodules, long dicts or many classes
+ * cannot stall it. 0, or -1 with the vm failed. */
 static int spend(vm *m, size_t units) {
     m->work += units;
-    if (m->work > 1000000 + 64 * (uint64_t)m->len)
-        return fail(m, "more modules, or module entries, than the pickle's size allows", NULL);
+    if (m->work > 1000000 + 64 * ((uint64_t)m->len + m->f->size))
+        return fail(m, "more modules, or module entries, than the file's size allows", NULL);
     return m->failed ? -1 : 0;
 }
 
-/* d[key] for a string key, or NULL (module dicts are checked for repeated keys before they are
- * read: no_repeats). Charged to the walk's work. */
+static int cmp_key(const void *a, const void *b) {
+    return strcmp(((const sorted_key *)a)->key->s, ((const sorted_key *)b)->key->s);
+}
+
+/* The string keys of d (a dict: its keys; a list: its items) with their places, sorted by key,
+ * into d->sorted (once); repeated ones are left for the caller to see. 0, or -1 with the vm failed. */
+static int sort_keys(vm *m, value *d) {
+    if (d->sorted) return 0;
+    int dict = d->kind == V_DICT;
+    size_t count = dict ? d->n / 2 : d->n, k = 0;
+    if (spend(m, count) != 0) return -1;
+    if (!(d->sorted = malloc(sizeof *d->sorted * (count + 1)))) return fail(m, "out of memory", NULL);
+    for (size_t i = 0; i < count; i++) {
+        value *s = d->items[dict ? 2 * i : i];
+        if (s->kind == V_STR) d->sorted[k++] = (sorted_key){s, dict ? 2 * i + 1 : i};
+    }
+    qsort(d->sorted, k, sizeof *d->sorted, cmp_key);
+    d->n_sorted = k;
+    return 0;
+}
+
+/* The entry of sorted d whose key is name (bsearch), or NULL. */
+static const sorted_key *find_key(const value *d, const char *name) {
+    value probe = {.kind = V_STR, .s = (char *)(uintptr_t)name};
+    sorted_key key = {&probe, 0};
+    return bsearch(&key, d->sorted, d->n_sorted, sizeof *d->sorted, cmp_key);
+}
+
+/* Refuses a module dict (its attributes, _parameters, _buffers, _modules) with a key given twice
+ * or one that is not a non-empty UTF-8 string, and sorts its keys for dict_get; each dict once.
+ * 0 or -1. */
+static int no_repeats(vm *m, value *d) {
+    if (!d || d->kind != V_DICT || d->sorted) return 0;
+    for (size_t i = 0; i + 1 < d->n; i += 2)
+        if (!utf8_string(d->items[i])) return fail(m, "a module attribute whose name is not a non-empty UTF-8 string", NULL);
+    if (sort_keys(m, d) != 0) return -1;
+    for (size_t i = 1; i < d->n_sorted; i++)
+        if (strcmp(d->sorted[i - 1].key->s, d->sorted[i].key->s) == 0)
+            return fail(m, "a module's dict holds '%s' twice", dg_err_safe(d->sorted[i].key->s).s);
+    return 0;
+}
+
+/* d[key] for a string key, or NULL: by its sorted keys once no_repeats checked it (they are then
+ * unique), else by a scan charged to the walk's work (the last one, as a Python dict keeps it). */
 static value *dict_get(vm *m, const value *d, const char *key) {
+    if (!d || d->kind != V_DICT) return NULL;
+    if (d->sorted) {
+        const sorted_key *k = find_key(d, key);
+        return k ? d->items[k->at] : NULL;
+    }
     value *found = NULL;
-    if (!d || d->kind != V_DICT || spend(m, d->n / 2) != 0) return NULL;
+    if (spend(m, d->n / 2) != 0) return NULL;
     for (size_t i = 0; i + 1 < d->n; i += 2)
         if (d->items[i]->kind == V_STR && strcmp(d->items[i]->s, key) == 0) found = d->items[i + 1];
     return found;
 }
 
-/* A TorchScript class, from its code/ file: whether it is a Module, and its __parameters__ and
- * __buffers__ (lists of V_STR), which say which tensor attributes torch's state_dict() names. */
+/* Whether the set value (a protocol-2 REDUCE or a protocol-4 EMPTY_SET) holds the string name. */
+static int set_has(vm *m, const value *set, const char *name) {
+    value *items = set && set->kind == V_OPAQUE ? set->state : NULL;
+    if (!items || items->kind != V_LIST || sort_keys(m, items) != 0) return 0;
+    return find_key(items, name) != NULL;
+}
+
+/* ---- TorchScript: what the archive's code says of a class ---- */
+
+/* A code/ file, inflated once, with the lines where its classes begin, sorted by class name. */
+typedef struct ts_file {
+    const zip_entry *e;
+    const char *text; /* NUL-terminated, owned by a V_STR value */
+    size_t len, n_lines;
+    struct ts_class_line {
+        const char *name; /* in text, name_len bytes */
+        size_t name_len;
+        const char *line;
+    } *lines;
+} ts_file;
+
+/* One declared attribute of a class, in the order of the class's slots. */
+typedef struct ts_attr {
+    const value *name, *type; /* V_STR: "weight", "Tensor" / "Optional[Tensor]" / "__torch__.x.Conv2d" */
+} ts_attr;
+
+/* A class: 1 a Module, 2 a module interface, 0 a script class; its attributes, and its
+ * __parameters__ and __buffers__ (V_LIST of V_STR, sorted by sort_keys). */
 typedef struct ts_class {
-    const char *name; /* the GLOBAL's "__torch__.<module>.<Class>" (owned by its value) */
-    int is_module;
+    const char *name;
+    int kind;
+    ts_attr *attrs;
+    size_t n_attrs;
     value *params, *buffers;
 } ts_class;
 
-/* The names of one `  __parameters__ = ["a", "b", ]` line's list into a new V_LIST, or NULL. */
-static value *ts_name_list(vm *m, const char *at, const char *end) {
-    value *list = make(m, V_LIST);
-    if (!list) return NULL;
-    const char *p = at;
-    while (p < end && *p == ' ') p++;
-    if (p >= end || *p++ != '[') return fail(m, "TorchScript code: a parameter list that is not [...]", NULL), NULL;
-    for (;;) {
-        while (p < end && (*p == ' ' || *p == ',')) p++;
-        if (p < end && *p == ']') return list;
-        if (p >= end || *p != '"') return fail(m, "TorchScript code: a parameter list that is not [\"name\", ...]", NULL), NULL;
-        const char *q = ++p;
-        while (q < end && *q != '"' && *q != '\\' && *q != '\n') q++;
-        if (q >= end || *q != '"' || q == p) return fail(m, "TorchScript code: a parameter name it cannot read", NULL), NULL;
-        value *s = make_str(m, (const uint8_t *)p, (size_t)(q - p));
-        if (!s || append_items(m, list, &s, 1) != 0) return NULL;
-        p = q + 1;
-    }
+static int cmp_class_line(const void *a, const void *b) {
+    const struct ts_class_line *x = a, *y = b;
+    size_t n = x->name_len < y->name_len ? x->name_len : y->name_len;
+    int c = memcmp(x->name, y->name, n);
+    return c ? c : (x->name_len > y->name_len) - (x->name_len < y->name_len);
 }
 
-/* An archive entry's bytes as a NUL-terminated string: stored, or deflated (TorchScript's code/
- * files), checked against its size and CRC-32; at most 16 MiB. NULL with the vm failed. */
-static const char *entry_text(vm *m, const zip_entry *e, size_t *len) {
+/* a character of a quoted attribute name (a submodule may be called "block1-0"; never a dot, a
+ * quote, a backslash, a NUL or a line break) */
+static int name_char(char c) { return c && c != '"' && c != '\\' && c != '\n' && c != '.'; }
+
+static int ident_char(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+/* The code file e, inflated (stored or deflated; size and CRC-32 checked; at most 16 MiB) and
+ * indexed once: every line that begins "class NAME(" or "class NAME:". NULL with the vm failed. */
+static const ts_file *ts_file_of(vm *m, const zip_entry *e) {
+    if (spend(m, m->n_files) != 0) return NULL;
+    for (size_t i = 0; i < m->n_files; i++)
+        if (m->files[i].e == e) return &m->files[i];
     if (e->usize > ((size_t)16 << 20)) return fail(m, "TorchScript code: a code file over 16 MiB", NULL), NULL;
+    if (spend(m, e->size + (size_t)e->usize) != 0) return NULL;
     value *v = make(m, V_STR);
     if (!v || charge(m, (size_t)e->usize + 1) != 0) return NULL;
     if (!(v->s = malloc((size_t)e->usize + 1))) return fail(m, "out of memory", NULL), NULL;
-    size_t got = 0;
+    size_t got = SIZE_MAX;
     if (e->method == 0) {
         memcpy(v->s, e->data, e->size);
         got = e->size;
-    } else if (e->method == 8) {
+    } else if (e->method == 8 && e->size <= UINT32_MAX) {
         z_stream zs;
         memset(&zs, 0, sizeof zs);
         if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) return fail(m, "out of memory", NULL), NULL;
         zs.next_in = (Bytef *)(uintptr_t)e->data;
-        zs.avail_in = (uInt)e->size; /* ≤ the file; code files are small (checked through usize) */
+        zs.avail_in = (uInt)e->size;
         zs.next_out = (Bytef *)v->s;
         zs.avail_out = (uInt)e->usize + 1; /* one byte more, to see a stream longer than it says */
-        int rc = e->size <= UINT32_MAX ? inflate(&zs, Z_FINISH) : Z_DATA_ERROR;
-        got = zs.total_out;
+        if (inflate(&zs, Z_FINISH) == Z_STREAM_END) got = zs.total_out;
         inflateEnd(&zs);
-        if (rc != Z_STREAM_END) got = SIZE_MAX;
     }
     if (got != e->usize || (uint32_t)crc32(0L, (const Bytef *)v->s, (uInt)got) != e->crc)
         return fail(m, "TorchScript code: a code file that is damaged or compressed otherwise than with deflate",
                     NULL), NULL;
     v->s[got] = 0;
     v->len = got;
-    *len = got;
-    return v->s;
+    if (grow(&m->files, &m->files_cap, m->n_files + 1, sizeof *m->files, &m->spent, m->budget) != 0)
+        return fail(m, "out of memory, or more than the pickle's size allows", NULL), NULL;
+    ts_file *f = &m->files[m->n_files++];
+    memset(f, 0, sizeof *f);
+    f->e = e;
+    f->text = v->s;
+    f->len = got;
+    size_t cap = 0;
+    for (const char *p = f->text, *end = f->text + got; p < end;) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol) eol = end;
+        if (eol - p > 6 && memcmp(p, "class ", 6) == 0) {
+            const char *q = p + 6;
+            while (q < eol && ident_char(*q)) q++;
+            if (q > p + 6 && q < eol && (*q == '(' || *q == ':')) {
+                if (grow(&f->lines, &cap, f->n_lines + 1, sizeof *f->lines, &m->spent, m->budget) != 0)
+                    return fail(m, "out of memory, or more than the pickle's size allows", NULL), NULL;
+                f->lines[f->n_lines++] = (struct ts_class_line){p + 6, (size_t)(q - p - 6), p};
+            }
+        }
+        p = eol + 1;
+    }
+    if (f->n_lines) qsort(f->lines, f->n_lines, sizeof *f->lines, cmp_class_line);
+    return f;
+}
+
+/* The names of a `["a", "b", ]` list (each followed by a comma) into a new V_LIST. */
+static value *ts_name_list(vm *m, const char *p, const char *end) {
+    value *list = make(m, V_LIST);
+    if (!list) return NULL;
+    while (p < end && *p == ' ') p++;
+    if (p >= end || *p++ != '[') return fail(m, "TorchScript code: a parameter list that is not [...]", NULL), NULL;
+    for (;;) {
+        while (p < end && *p == ' ') p++;
+        if (p < end && *p == ']') return list;
+        const char *q = p + 1;
+        while (q < end && name_char(*q)) q++;
+        if (p >= end || *p != '"' || q == p + 1 || q + 1 >= end || q[0] != '"' || q[1] != ',')
+            return fail(m, "TorchScript code: a parameter list it cannot read", NULL), NULL;
+        value *s = make_str(m, (const uint8_t *)p + 1, (size_t)(q - p - 1));
+        if (!s || append_items(m, list, &s, 1) != 0) return NULL;
+        p = q + 2;
+    }
+}
+
+/* A declared attribute of a class body line, or 0 when the line declares none: `  name : TYPE`
+ * (not a Final constant) or `  __annotations__["name"] = TYPE`. -1 with the vm failed. */
+static int ts_attr_line(vm *m, const char *line, const char *eol, ts_attr *a) {
+    const char *p = line + 2, *name = p, *type;
+    size_t name_len;
+    if (strncmp(p, "__annotations__[\"", 17) == 0) {
+        name = p + 17;
+        const char *q = name;
+        while (q < eol && name_char(*q)) q++;
+        if (q == name || eol - q < 5 || memcmp(q, "\"] = ", 5) != 0)
+            return fail(m, "TorchScript code: an __annotations__ line it cannot read", NULL);
+        name_len = (size_t)(q - name);
+        type = q + 5;
+    } else {
+        while (p < eol && ident_char(*p)) p++;
+        if (p == name || eol - p < 3 || memcmp(p, " : ", 3) != 0) return 0;
+        name_len = (size_t)(p - name);
+        type = p + 3;
+        if (strncmp(type, "Final[", 6) == 0) return 0; /* a constant, not a slot */
+    }
+    size_t type_len = (size_t)(eol - type);
+    while (type_len && type[type_len - 1] == ' ') type_len--;
+    a->name = make_str(m, (const uint8_t *)name, name_len);
+    a->type = a->name ? make_str(m, (const uint8_t *)type, type_len) : NULL;
+    return a->type ? 1 : -1;
 }
 
 /* What the archive's code says of class `name` ("__torch__.a.b.C": class C in code/__torch__/a/b.py,
- * "__torch__.C": in code/__torch__.py), read once per class. NULL with the vm failed. */
+ * "__torch__.C": in code/__torch__.py), read once per class (found by hash). NULL with the vm
+ * failed; a class whose code is missing is an error (torch.jit.load would refuse the file). */
 static const ts_class *ts_class_of(vm *m, const char *name) {
-    if (spend(m, m->n_classes) != 0) return NULL;
-    for (size_t i = 0; i < m->n_classes; i++)
-        if (strcmp(m->classes[i].name, name) == 0) return &m->classes[i];
-    if (strlen(name) >= 400) return fail(m, "a TorchScript class name over 400 bytes", NULL), NULL;
-    if (grow(&m->classes, &m->classes_cap, m->n_classes + 1, sizeof *m->classes, &m->spent, m->budget) != 0)
-        return fail(m, "out of memory, or more than the pickle's size allows", NULL), NULL;
-    ts_class *c = &m->classes[m->n_classes];
-    memset(c, 0, sizeof *c);
-    c->name = name;
-    const char *path = name + 10, *dot = strrchr(path, '.'), *cls = dot ? dot + 1 : path; /* after "__torch__." */
+    if (strlen(name) >= 400 || strncmp(name, "__torch__.", 10) != 0)
+        return fail(m, "a TorchScript class name it cannot read", NULL), NULL;
+    if (2 * (m->n_classes + 1) > m->class_slots_cap) { /* the index: open addressing, at most half full */
+        size_t cap = m->class_slots_cap ? 2 * m->class_slots_cap : 64;
+        if (charge(m, cap * sizeof(size_t)) != 0) return NULL;
+        size_t *slots = malloc(cap * sizeof *slots);
+        if (!slots) return fail(m, "out of memory", NULL), NULL;
+        for (size_t i = 0; i < cap; i++) slots[i] = SIZE_MAX;
+        for (size_t i = 0; i < m->n_classes; i++) {
+            size_t h = (size_t)dg_pt_hash(m->classes[i].name) & (cap - 1);
+            while (slots[h] != SIZE_MAX) h = (h + 1) & (cap - 1);
+            slots[h] = i;
+        }
+        free(m->class_slots);
+        m->class_slots = slots;
+        m->class_slots_cap = cap;
+    }
+    size_t h = (size_t)dg_pt_hash(name) & (m->class_slots_cap - 1);
+    while (m->class_slots[h] != SIZE_MAX && strcmp(m->classes[m->class_slots[h]].name, name) != 0)
+        h = (h + 1) & (m->class_slots_cap - 1);
+    if (m->class_slots[h] != SIZE_MAX) return &m->classes[m->class_slots[h]];
+
+    const char *path = name + 10, *dot = strrchr(path, '.'), *cls = dot ? dot + 1 : path;
     char rest[512];
     if (dot) {
         int n = snprintf(rest, sizeof rest, "code/__torch__/%.*s.py", (int)(dot - path), path);
@@ -944,34 +1109,47 @@ static const ts_class *ts_class_of(vm *m, const char *name) {
     }
     const zip_entry *e = zip_find(m->z, rest);
     if (!e) return fail(m, "TorchScript archive without the code of class %s", dg_err_safe(name).s), NULL;
-    size_t len;
-    const char *text = entry_text(m, e, &len), *end = text + len;
-    if (!text) return NULL;
-    size_t cl = strlen(cls);
-    const char *at = NULL;
-    for (const char *p = text; p && p < end; p = memchr(p, '\n', (size_t)(end - p)), p = p ? p + 1 : NULL)
-        if ((size_t)(end - p) > 6 + cl && memcmp(p, "class ", 6) == 0 && memcmp(p + 6, cls, cl) == 0 &&
-            (p[6 + cl] == '(' || p[6 + cl] == ':')) {
-            at = p;
-            break;
-        }
-    m->n_classes++;
-    if (spend(m, len) != 0) return NULL;
-    if (!at || strncmp(at + 6 + cl, "(Module):", 9) != 0) return c; /* a script class: no state of a module's */
-    c->is_module = 1;
-    /* the class's body: the lines after `class` that begin with two spaces */
-    for (const char *p = memchr(at, '\n', (size_t)(end - at)); p && p + 1 < end && p[1] == ' ';
+    const ts_file *file = ts_file_of(m, e);
+    if (!file) return NULL;
+    struct ts_class_line probe = {cls, strlen(cls), NULL};
+    const struct ts_class_line *at =
+        file->n_lines ? bsearch(&probe, file->lines, file->n_lines, sizeof *file->lines, cmp_class_line) : NULL;
+    if (!at) return fail(m, "TorchScript archive without the code of class %s", dg_err_safe(name).s), NULL;
+    if (grow(&m->classes, &m->classes_cap, m->n_classes + 1, sizeof *m->classes, &m->spent, m->budget) != 0)
+        return fail(m, "out of memory, or more than the pickle's size allows", NULL), NULL;
+    ts_class *c = &m->classes[m->n_classes];
+    memset(c, 0, sizeof *c);
+    c->name = name;
+    m->class_slots[h] = m->n_classes++; /* now, so that its attributes are freed if the parse fails */
+    const char *base = at->line + 6 + probe.name_len, *end = file->text + file->len;
+    c->kind = strncmp(base, "(Module):", 9) == 0 ? 1 : strncmp(base, "(ModuleInterface):", 18) == 0 ? 2 : 0;
+    size_t attrs_cap = 0;
+    /* the class's declarations: the lines after `class` that begin with two spaces, up to its methods */
+    for (const char *p = memchr(at->line, '\n', (size_t)(end - at->line)); c->kind == 1 && p && p + 3 < end &&
+         p[1] == ' ' && p[2] == ' ' && p[3] != ' ' && strncmp(p + 3, "def ", 4) != 0;
          p = memchr(p + 1, '\n', (size_t)(end - p - 1))) {
         const char *line = p + 1, *eol = memchr(line, '\n', (size_t)(end - line));
         if (!eol) eol = end;
+        if (spend(m, (size_t)(eol - line)) != 0) return NULL;
         value **slot = strncmp(line, "  __parameters__ =", 18) == 0 ? &c->params
                        : strncmp(line, "  __buffers__ =", 15) == 0  ? &c->buffers : NULL;
-        if (slot && *slot) return fail(m, "TorchScript code: class %s lists its parameters twice", dg_err_safe(name).s), NULL;
-        if (slot && !(*slot = ts_name_list(m, line + (slot == &c->params ? 18 : 15), eol))) return NULL;
+        if (slot) {
+            if (*slot) return fail(m, "TorchScript code: class %s lists its parameters twice", dg_err_safe(name).s), NULL;
+            if (!(*slot = ts_name_list(m, line + (slot == &c->params ? 18 : 15), eol)) || sort_keys(m, *slot) != 0)
+                return NULL;
+            continue;
+        }
+        ts_attr a;
+        int r = ts_attr_line(m, line, eol, &a);
+        if (r < 0) return NULL;
+        if (r == 0) continue;
+        if (grow(&c->attrs, &attrs_cap, c->n_attrs + 1, sizeof *c->attrs, &m->spent, m->budget) != 0)
+            return fail(m, "out of memory, or more than the pickle's size allows", NULL), NULL;
+        c->attrs[c->n_attrs++] = a;
     }
-    if (!c->params || !c->buffers)
-        return fail(m, "TorchScript code: class %s does not list __parameters__ and __buffers__",
-                    dg_err_safe(name).s), NULL;
+    if (c->kind == 1 && (!c->params || !c->buffers))
+        return fail(m, "TorchScript code: class %s does not list __parameters__ and __buffers__", dg_err_safe(name).s),
+               NULL;
     return c;
 }
 
@@ -983,58 +1161,11 @@ static int module_kind(vm *m, const value *v) {
     if (v->kind != V_OPAQUE || !v->state || v->state->kind != V_DICT) return 0;
     if (m->z->torchscript && strncmp(v->s, "__torch__.", 10) == 0) {
         const ts_class *c = ts_class_of(m, v->s);
-        return c ? 2 * c->is_module : -1;
+        return c ? 2 * (c->kind == 1) : -1;
     }
     const value *params = dict_get(m, v->state, "_parameters"), *mods = dict_get(m, v->state, "_modules");
     if (m->failed) return -1;
     return params && params->kind == V_DICT && mods && mods->kind == V_DICT ? 1 : 0;
-}
-
-static int cmp_str_value(const void *a, const void *b) {
-    const value *x = *(const value *const *)a, *y = *(const value *const *)b;
-    return strcmp(x->s, y->s);
-}
-
-/* The first string key that d holds twice (Python keeps the last value; torch.save never repeats
- * one), or NULL; *oom on running out of memory. */
-static const value *twice(const value *d, int *oom) {
-    size_t n = 0;
-    const value *found = NULL;
-    const value **keys = malloc(sizeof *keys * (d->n / 2 + 1));
-    if (!keys) {
-        *oom = 1;
-        return NULL;
-    }
-    for (size_t i = 0; i + 1 < d->n; i += 2)
-        if (d->items[i]->kind == V_STR) keys[n++] = d->items[i];
-    qsort(keys, n, sizeof *keys, cmp_str_value);
-    for (size_t i = 1; i < n && !found; i++)
-        if (strcmp(keys[i - 1]->s, keys[i]->s) == 0) found = keys[i];
-    free(keys);
-    return found;
-}
-
-/* Refuses a module dict (its attributes, _parameters, _buffers, _modules) with a key given twice
- * or one that is not a non-empty string; each dict checked once. 0 or -1. */
-static int no_repeats(vm *m, value *d) {
-    if (!d || d->kind != V_DICT || d->checked) return 0;
-    for (size_t i = 0; i + 1 < d->n; i += 2)
-        if (!utf8_string(d->items[i])) return fail(m, "a module attribute whose name is not a non-empty UTF-8 string", NULL);
-    int oom = 0;
-    const value *k = twice(d, &oom);
-    if (oom) return fail(m, "out of memory", NULL);
-    if (k) return fail(m, "a module's dict holds '%s' twice", dg_err_safe(k->s).s);
-    d->checked = 1;
-    return spend(m, d->n);
-}
-
-/* Whether the set value (a protocol-2 REDUCE or a protocol-4 EMPTY_SET) holds the string name. */
-static int set_has(vm *m, const value *set, const char *name) {
-    const value *items = set && set->kind == V_OPAQUE ? set->state : NULL;
-    if (!items || items->kind != V_LIST || spend(m, items->n) != 0) return 0;
-    for (size_t i = 0; i < items->n; i++)
-        if (items->items[i]->kind == V_STR && strcmp(items->items[i]->s, name) == 0) return 1;
-    return 0;
 }
 
 static int holds_tensors(const value *v) { return v->kind == V_DICT && tensor_entries(v) > 0; }
@@ -1060,43 +1191,82 @@ static int add_named(vm *m, value *out, const char *prefix, const value *name, v
     return key ? append_items(m, out, kv, 2) : -1;
 }
 
-/* The state dict of module obj, as module.state_dict() names it, appended to out under prefix:
- * its parameters (None ones left out), its buffers (a pickled nn.Module's but those in
- * _non_persistent_buffers_set; a TorchScript module's __buffers__, where that mark is not kept),
- * then its submodules', in their order. The walk's work (entries scanned, modules visited) is
- * bounded by the pickle's size, so that a small file of shared submodules cannot stall it. */
+/* A TorchScript module's state dict, as torch.jit's state_dict() names it (torch/csrc/jit/api/
+ * module.h's policies): in the order of its class's slots, the parameters (attributes its code
+ * lists in __parameters__ whose value is a tensor), then the buffers (listed in __buffers__ and
+ * declared `Tensor`: an Optional[Tensor] one is left out, as torch leaves it), then the
+ * submodules (attributes declared of a Module or module-interface class). */
+static int ts_state_dict(vm *m, const value *obj, const char *prefix, int depth, value *out);
+
+static int module_state_dict(vm *m, const value *obj, const char *prefix, int depth, value *out);
+
+static int ts_state_dict(vm *m, const value *obj, const char *prefix, int depth, value *out) {
+    const ts_class *c = ts_class_of(m, obj->s);
+    value *st = obj->state;
+    if (!c || no_repeats(m, st) != 0) return -1;
+    ts_attr *attrs = c->attrs; /* c itself may move when ts_class_of grows the table */
+    const size_t n_attrs = c->n_attrs;
+    value *params = c->params, *buffers = c->buffers;
+    for (int l = 0; l < 3; l++)
+        for (size_t i = 0; i < n_attrs; i++) {
+            const ts_attr *a = &attrs[i];
+            if (spend(m, 1) != 0) return -1;
+            int is_param = find_key(params, a->name->s) != NULL;
+            int is_buffer = !is_param && find_key(buffers, a->name->s) && strcmp(a->type->s, "Tensor") == 0;
+            int is_module = 0;
+            if (l == 2 && !is_param && strncmp(a->type->s, "__torch__.", 10) == 0) {
+                const ts_class *t = ts_class_of(m, a->type->s);
+                if (!t) return -1;
+                is_module = t->kind != 0;
+            }
+            if (!(l == 0 ? is_param : l == 1 ? is_buffer : is_module)) continue;
+            value *v = dict_get(m, st, a->name->s);
+            if (!v) return fail(m, "a TorchScript module without the attribute '%s' its code declares",
+                                dg_err_safe(a->name->s).s);
+            if (l < 2) {
+                if (v->kind == V_NONE) continue;
+                if (v->kind != V_TENSOR)
+                    return fail(m, "a module's parameter or buffer '%s' is not a tensor", dg_err_safe(a->name->s).s);
+                if (add_named(m, out, prefix, a->name, v) != 0) return -1;
+                continue;
+            }
+            int sub = module_kind(m, v);
+            if (sub < 0) return -1;
+            if (sub != 2) return fail(m, "submodule '%s' is not a TorchScript module", dg_err_safe(a->name->s).s);
+            char name[MODULE_NAME_MAX];
+            if (join_name(m, name, prefix, a->name, 1) != 0 || module_state_dict(m, v, name, depth + 1, out) != 0)
+                return -1;
+        }
+    return 0;
+}
+
+/* The state dict of module obj, as module.state_dict() names it, appended to out under prefix: a
+ * pickled nn.Module's parameters (None ones left out), its buffers but those in
+ * _non_persistent_buffers_set, then its submodules', in their dicts' order; a TorchScript module's
+ * as ts_state_dict reads it. */
 static int module_state_dict(vm *m, const value *obj, const char *prefix, int depth, value *out) {
-    m->visits++;
+    /* a module reached along many paths (shared submodules) is walked once per path, as
+     * state_dict() does; real models share few, so their paths are far fewer than their bytes */
+    if (++m->visits > 100000 + m->len / 8)
+        return fail(m, "more paths through shared submodules than the pickle's size allows", NULL);
     if (spend(m, 1) != 0) return -1;
     if (depth > MODULE_DEPTH_MAX) return fail(m, "modules nested more than 64 deep (a module inside itself?)", NULL);
     const int kind = module_kind(m, obj);
+    if (kind < 0) return -1;
+    if (kind == 2) return ts_state_dict(m, obj, prefix, depth, out);
     value *st = obj->state;
-    if (kind < 0 || no_repeats(m, st) != 0) return -1;
-    value *params = st, *buffers = st, *mods = st; /* TorchScript: all are attributes */
-    const value *skip = NULL, *p_names = NULL, *b_names = NULL;
-    if (kind == 1) {
-        params = dict_get(m, st, "_parameters");
-        buffers = dict_get(m, st, "_buffers");
-        mods = dict_get(m, st, "_modules");
-        skip = dict_get(m, st, "_non_persistent_buffers_set");
-        if ((buffers && buffers->kind != V_DICT) || no_repeats(m, params) != 0 || no_repeats(m, buffers) != 0 ||
-            no_repeats(m, mods) != 0)
-            return buffers && buffers->kind != V_DICT ? fail(m, "a module's _buffers is not a dict", NULL) : -1;
-    } else {
-        const ts_class *c = ts_class_of(m, obj->s);
-        if (!c) return -1;
-        p_names = c->params;
-        b_names = c->buffers;
-    }
+    if (no_repeats(m, st) != 0) return -1;
+    value *params = dict_get(m, st, "_parameters"), *buffers = dict_get(m, st, "_buffers"),
+          *mods = dict_get(m, st, "_modules");
+    const value *skip = dict_get(m, st, "_non_persistent_buffers_set");
+    if (buffers && buffers->kind != V_DICT) return fail(m, "a module's _buffers is not a dict", NULL);
+    if (no_repeats(m, params) != 0 || no_repeats(m, buffers) != 0 || no_repeats(m, mods) != 0) return -1;
     for (int l = 0; l < 2; l++) { /* parameters, then buffers */
-        const value *d = l ? buffers : params, *names = l ? b_names : p_names;
-        size_t count = names ? names->n : d ? d->n / 2 : 0;
-        for (size_t i = 0; i < count; i++) {
-            const value *k = names ? names->items[i] : d->items[2 * i];
-            value *v = names ? dict_get(m, d, k->s) : d->items[2 * i + 1];
-            if (m->failed) return -1;
-            if (names && !v)
-                return fail(m, "a TorchScript module without the attribute '%s' that its code lists", dg_err_safe(k->s).s);
+        const value *d = l ? buffers : params;
+        for (size_t i = 0; d && i + 1 < d->n; i += 2) {
+            const value *k = d->items[i];
+            value *v = d->items[i + 1];
+            if (spend(m, 1) != 0) return -1;
             if (v->kind == V_NONE || (l == 1 && set_has(m, skip, k->s))) continue;
             if (m->failed) return -1;
             if (v->kind != V_TENSOR) return fail(m, "a module's parameter or buffer '%s' is not a tensor", dg_err_safe(k->s).s);
@@ -1107,12 +1277,10 @@ static int module_state_dict(vm *m, const value *obj, const char *prefix, int de
         const value *k = mods->items[i];
         value *v = mods->items[i + 1];
         if (spend(m, 1) != 0) return -1;
-        if (kind == 2 && (v->kind != V_OPAQUE || strncmp(v->s, "__torch__.", 10) != 0)) continue; /* not a module */
         if (v->kind == V_NONE) continue;
         int sub_kind = module_kind(m, v);
         if (sub_kind < 0) return -1;
-        if (kind == 2 && sub_kind == 0) continue; /* an object of a script class: not in state_dict() */
-        if (sub_kind != kind) return fail(m, "submodule '%s' is not a module", dg_err_safe(k->s).s);
+        if (sub_kind != 1) return fail(m, "submodule '%s' is not a module", dg_err_safe(k->s).s);
         char sub[MODULE_NAME_MAX];
         if (join_name(m, sub, prefix, k, 1) != 0 || module_state_dict(m, v, sub, depth + 1, out) != 0) return -1;
     }
@@ -1121,10 +1289,20 @@ static int module_state_dict(vm *m, const value *obj, const char *prefix, int de
 
 /* A string key that d holds twice: 0 none, 1 (with err), -1 out of memory. */
 static int repeated_key(const dg_st_file *f, const value *d, char *err, size_t err_len) {
-    int oom = 0;
-    const value *k = twice(d, &oom);
-    if (k) dg_err_set(err, err_len, f->path, "the dict holds key '%s' twice", dg_err_safe(k->s).s);
-    return oom ? -1 : k != NULL;
+    size_t n = 0;
+    sorted_key *keys = malloc(sizeof *keys * (d->n / 2 + 1));
+    if (!keys) return -1;
+    for (size_t i = 0; i + 1 < d->n; i += 2)
+        if (d->items[i]->kind == V_STR) keys[n++] = (sorted_key){d->items[i], i + 1};
+    qsort(keys, n, sizeof *keys, cmp_key);
+    int found = 0;
+    for (size_t i = 1; i < n && !found; i++)
+        if (strcmp(keys[i - 1].key->s, keys[i].key->s) == 0) {
+            dg_err_set(err, err_len, f->path, "the dict holds key '%s' twice", dg_err_safe(keys[i].key->s).s);
+            found = 1;
+        }
+    free(keys);
+    return found;
 }
 
 /* A module's state dict as a new dict of tensors (module_state_dict), or NULL with err; *module
@@ -1425,13 +1603,18 @@ done:
         free(v->s);
         free(v->items);
         free(v->view);
+        free(v->sorted);
         free(v);
     }
     free(m.stack);
     free(m.marks);
     free(m.memo);
     free(m.storages);
+    for (size_t i = 0; i < m.n_classes; i++) free(m.classes[i].attrs);
+    for (size_t i = 0; i < m.n_files; i++) free(m.files[i].lines);
     free(m.classes);
+    free(m.class_slots);
+    free(m.files);
     free(z.e);
     return rc;
 }

@@ -34,10 +34,11 @@ int dg_pt_claims(const uint8_t *bytes, size_t size);
  * ({"state_dict": ..., "epoch": ...}, {"model": <module>, ...}), "torch_entry" = that entry's key;
  * "torch_module" = the module's class ("__main__.Net", "__torch__.Net") when they came from a whole
  * module: a pickled nn.Module's parameters (not None ones), buffers (not the non-persistent ones)
- * and submodules', in state_dict()'s order; a TorchScript module's parameters and buffers as its
- * class's code in the archive lists them (__parameters__, __buffers__: its non-persistent buffers
- * included, as the scripted module's state_dict() has them), and its submodules' (attributes of a
- * class the code declares a Module); a checkpoint's state dict is taken before a module beside it;
+ * and submodules', in state_dict()'s order; a TorchScript module's as torch.jit names them from
+ * its class's code in the archive: in slot order, the __parameters__ holding a tensor, the
+ * __buffers__ declared Tensor (its non-persistent ones included, as the scripted module's
+ * state_dict() has them; Optional[Tensor] ones not), then the slots declared of a Module or module
+ * interface class; a checkpoint's state dict is taken before a module beside it;
  * an _extra_state is not read; a "module."
  * prefix that every name carries (DataParallel's) is removed and recorded as
  * "torch_stripped_prefix"; beside these four, the pairs of the archive's DG_PT_META_ENTRY

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import zipfile
 import zlib
+from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cli_check import DNNGUARD, MNIST, check, done, expect_bad, parse, run  # noqa: E402
@@ -220,6 +221,30 @@ got, meta, err = dump(P("script-extras.pt"))
 check(same(got, expect(loaded.state_dict())) and set(got or []) == {"lin.weight", "lin.bias"},
       f"TorchScript: a plain tensor attribute and a script class's tensor are not parameters (the archive's code "
       f"says which are) {sorted(got or [])} {err}")
+
+
+class Declared(torch.nn.Module):  # torch.jit's state_dict() follows the declared types and slots
+    mask: torch.jit.Final[int] = 3
+    opt: Optional[torch.Tensor]
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("opt", torch.ones(2))  # declared Optional[Tensor]: not in state_dict()
+        self.blocks = torch.nn.ModuleDict({"block1-0": torch.nn.Linear(2, 2), "b": torch.nn.Linear(2, 1)})
+        for i in range(1000):  # many parameters: looked up by sorted name, not by scanning
+            self.register_parameter(f"p{i}", torch.nn.Parameter(torch.full((1,), float(i))))
+        self.register_parameter("a_late", torch.nn.Parameter(torch.zeros(1)))
+
+    def forward(self, x):
+        return self.blocks["block1-0"](x).sum() + self.p0
+
+
+torch.jit.save(torch.jit.script(Declared()), P("script-declared.pt"))
+want = torch.jit.load(P("script-declared.pt")).state_dict()
+got, meta, err = dump(P("script-declared.pt"))
+check(same(got, expect(want)) and list(got or []) == list(want) and "opt" not in (got or {}),
+      f"TorchScript: an Optional[Tensor] buffer left out, a submodule named 'block1-0', 1001 parameters, in "
+      f"torch's order ({len(want)} tensors) {err}")
 torch.save({"model": odd, "state_dict": odd.state_dict(), "epoch": 2}, P("both.pt"))
 got, meta, err = dump(P("both.pt"))
 check(same(got, expect(odd.state_dict())) and meta.get("torch_entry") == "state_dict",
