@@ -85,7 +85,7 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     const char *model = NULL, *net_name = NULL, *data = NULL, *classes_text = NULL, *confs_text = NULL, *out = NULL,
                *split = "test", *backend = "auto", *dist_name = "none";
     float eps = 0.01f, margin = -1.0f;
-    int users = 0, retries = 5, batch = 0;
+    int users = 0, retries = 5, batch = 0, force = 0;
     uint64_t seed = 1;
     dg_cw_opts cw;
     dg_cw_cli cw_cli = DG_CW_CLI_INIT;
@@ -101,6 +101,7 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         {"users", DG_OPT_INT, &users, "how many users (default: classes × confidences); user i·T + j gets class i, "
                                       "confidence j"},
         {"out", DG_OPT_STR, &out, "folder for the PNGs and registry.json"},
+        {"force", DG_OPT_FLAG, &force, "replace a registry already in --out"},
         {"seed", DG_OPT_U64, &seed, "picks the source images (default 1)"},
         {"retries", DG_OPT_INT, &retries, "new source images tried for a user whose fingerprint fails (default 5)"},
         {"batch", DG_OPT_INT, &batch, "users generated at once (default: all)"},
@@ -118,6 +119,18 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     if (strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
         dg_cli_error("fp issue: --split must be test or train");
         return DG_EXIT_BAD_INPUT;
+    }
+    {
+        struct stat st;
+        size_t len = strlen(out) + 32;
+        char *existing = malloc(len);
+        int there = existing && (snprintf(existing, len, "%s/registry.json", out), stat(existing, &st) == 0);
+        free(existing);
+        if (there && !force) { /* its users' fingerprints would stop authenticating */
+            dg_cli_error("%s: a registry is already there (a registry is a secret, and its users' fingerprints "
+                         "authenticate through it: --force replaces it)", out);
+            return DG_EXIT_BAD_INPUT;
+        }
     }
     if (margin < 0.0f) margin = eps / 2.0f;
     if (!(eps > 0.0f && eps <= 0.5f) || !(margin > 0.0f && margin <= eps) || retries < 0 || batch < 0) {

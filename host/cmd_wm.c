@@ -136,7 +136,7 @@ static int keygen(int argc, char **argv) {
 
 static int verify(int argc, char **argv) {
     const char *model = NULL, *key_path = NULL, *search_name = "filters";
-    int need = 0;
+    int need = -1; /* not given: all digits */
     const dg_opt opts[] = {
         {"model", DG_OPT_STR, &model, "the suspect model (safetensors or torch.save .pt, any trainer)"},
         {"key", DG_OPT_STR, &key_path, "the owner's key (wm keygen)"},
@@ -172,7 +172,7 @@ static int verify(int argc, char **argv) {
         dg_cli_error("%s", err);
         goto done;
     }
-    if (need == 0) need = key->n;
+    if (need == -1) need = key->n;
     if (need < 1 || need > key->n) {
         dg_cli_error("wm verify: --min-match must be from 1 to the key's %d digits", key->n);
         goto done;

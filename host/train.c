@@ -205,13 +205,14 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
     snprintf(v_wm, sizeof v_wm, "%.17g", sums->wm_sum);
     snprintf(v_correct, sizeof v_correct, "%ld", sums->correct);
     snprintf(v_seen, sizeof v_seen, "%ld", sums->seen);
-    char v_smooth[32];
+    char v_smooth[32], v_subset[32];
     snprintf(v_smooth, sizeof v_smooth, "%.9g", (double)o->label_smoothing);
+    snprintf(v_subset, sizeof v_subset, "%d", o->subset);
     const char *keys[] = {"format", "net", "data", "split", "opt", "wm", "epoch", "step_in_epoch", "global_step",
                           "seed", "batch", "epoch_loss_sum", "epoch_wm_sum", "epoch_correct", "epoch_seen",
-                          "label_smoothing"};
+                          "label_smoothing", "subset"};
     const char *values[] = {"dnnguard-checkpoint-1", o->net, o->data, o->split, o->opt, wm_sig, v_epoch, v_step,
-                            v_global, v_seed, v_batch, v_loss, v_wm, v_correct, v_seen, v_smooth};
+                            v_global, v_seed, v_batch, v_loss, v_wm, v_correct, v_seen, v_smooth, v_subset};
     int rc = dg_model_save(net, path, extras, n_extras, keys, values, (int)(sizeof keys / sizeof *keys), err,
                            sizeof err);
     if (rc != 0) dg_cli_error("%s", err);
@@ -221,7 +222,8 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
 }
 
 /* Restore parameters, optimizer buffers and position from a checkpoint written by this run's
- * configuration; a checkpoint of another net, data set, optimizer, seed, batch or label smoothing is refused. */
+ * configuration; a checkpoint of another net, data set, split, subset, optimizer, watermark key, seed, batch or
+ * label smoothing is refused (the subset changes the data order). */
 static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, const char *path, int *epoch,
                            int *step_in_epoch, epoch_sums *sums, const char *wm_sig) {
     char err[512];
@@ -231,16 +233,18 @@ static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, 
         return -1;
     }
     int rc = -1;
-    char seed_text[32], batch_text[32], smooth_text[32];
+    char seed_text[32], batch_text[32], smooth_text[32], subset_text[32];
     snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)o->seed);
     snprintf(batch_text, sizeof batch_text, "%d", o->batch);
     snprintf(smooth_text, sizeof smooth_text, "%.9g", (double)o->label_smoothing);
+    snprintf(subset_text, sizeof subset_text, "%d", o->subset);
     const char *must[][2] = {{"format", "dnnguard-checkpoint-1"}, {"net", o->net}, {"data", o->data},
                              {"split", o->split}, {"opt", o->opt}, {"wm", wm_sig}, {"seed", seed_text},
-                             {"batch", batch_text}, {"label_smoothing", smooth_text}};
+                             {"batch", batch_text}, {"label_smoothing", smooth_text}, {"subset", subset_text}};
     for (size_t i = 0; i < sizeof must / sizeof *must; i++) {
         const char *have = dg_st_meta(&f, must[i][0]);
-        if (!have && strcmp(must[i][0], "label_smoothing") == 0) have = "0"; /* checkpoints from before it */
+        if (!have && (strcmp(must[i][0], "label_smoothing") == 0 || strcmp(must[i][0], "subset") == 0))
+            have = "0"; /* checkpoints from before these were recorded */
         if (!have || strcmp(have, must[i][1]) != 0) {
             dg_cli_error("%s: checkpoint has %s '%s' but this run has '%s'", path, must[i][0], have ? have : "(none)",
                          must[i][1]);
@@ -365,6 +369,13 @@ static void share_start(dg_dist *d, const dg_net *net, const optim_state *s) {
 
 int dg_train(const dg_train_opts *o) {
     if (check_opts(o) != 0) return DG_EXIT_BAD_INPUT;
+    /* from the start: a preemption while the data loads is taken at the first step (checkpoint,
+     * exit 3) instead of killing the process with nothing saved */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     dg_dist single;
     dg_dist_single(&single);
     dg_dist *dist = o->dist ? o->dist : &single;
@@ -458,12 +469,6 @@ int dg_train(const dg_train_opts *o) {
             goto done;
         }
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGUSR1, &sa, NULL);
-
     int tty = root && isatty(STDERR_FILENO);
     size_t per = (size_t)train.c * train.h * train.w;
     int steps = dg_loader_steps(loader);

@@ -127,6 +127,10 @@ r2 = run(*no_wd(adam), "--seed", "5", "--label-smoothing", "0.1", "--out", P("sm
 r3 = run(*no_wd(adam), "--seed", "5", "--label-smoothing", "0.2", "--out", P("smooth2.safetensors"), "--resume")
 check(r2.returncode == 3 and r3.returncode == 2 and "label_smoothing" in r3.stderr,
       f"a checkpoint does not resume with another label smoothing (exit {r3.returncode}) {r3.stderr.strip()[-160:]}")
+r3 = run(*[{"1000": "900"}.get(x, x) for x in no_wd(adam)], "--seed", "5", "--label-smoothing", "0.1",
+         "--out", P("smooth2.safetensors"), "--resume")
+check(r3.returncode == 2 and "subset" in r3.stderr,
+      f"a checkpoint does not resume with another --subset (its data order) (exit {r3.returncode}) {r3.stderr.strip()[-160:]}")
 expect_bad([*no_wd(adam), "--label-smoothing", "1", "--out", P("x.safetensors")], "label-smoothing",
            "label smoothing of 1")
 # Gradient clipping against torch.nn.utils.clip_grad_norm_: one SGD step (lr 1, no momentum) over

@@ -71,6 +71,9 @@ check(r.returncode == 0 and out.get("users") == 6 and out.get("issued") == 6 and
       and out.get("not_issued") == [],
       f"fp issue: exit {r.returncode}, {out.get('issued')} of {out.get('users')} issued in {issue_s:.1f} s "
       f"{r.stderr.strip()[-300:]}")
+before = open(REG, "rb").read() if os.path.exists(REG) else b""
+expect_bad([*ISSUE, "--out", FPS], "already there", "fp issue into a folder that holds a registry (no --force)")
+check(before and open(REG, "rb").read() == before, "the refused fp issue left the registry as it was")
 check(abs(out.get("capacity", 0) - 33.0) < 1e-6, f"capacity 3 × (0.51 − 0.29)/0.02 = 33: {out.get('capacity')}")
 reg = json.load(open(REG)) if os.path.exists(REG) else {"users": []}
 users = reg["users"]

@@ -216,6 +216,8 @@ expect_bad(["wm", "verify", "--model", P("wmft.safetensors"), "--key", P("k1.jso
            "an unknown search mode")
 expect_bad(["wm", "verify", "--model", P("wmft.safetensors"), "--key", P("k1.json"), "--min-match", "14"],
            "min-match", "--min-match above the digit count")
+expect_bad(["wm", "verify", "--model", P("wmft.safetensors"), "--key", P("k1.json"), "--min-match", "0"],
+           "min-match", "--min-match 0 (it used to mean all digits)")
 expect_bad(["train", *TRAIN, "--wm", P("bad.json"), "--epochs", "1", "--out", P("never.safetensors")], "bad.json",
            "training with a corrupt key")
 expect_bad(["train", "--net", "vgg16-cifar", "--data", "synthetic:3,32,32,10,64", "--wm", P("k1.json"), "--epochs", "1",
