@@ -44,6 +44,10 @@ int main(int argc, char **argv) {
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         int json = argc == 3 && strcmp(argv[2], "--json") == 0;
+        if (argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+            printf("usage: dnnguard version [--json]   what this binary was built with and finds\n");
+            return DG_EXIT_OK;
+        }
         if (argc > 2 && !json) {
             dg_cli_error("version: the only option is --json");
             return DG_EXIT_BAD_INPUT;

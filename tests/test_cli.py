@@ -273,6 +273,9 @@ v = parse(r.stdout)
 check(r.returncode == 0 and sorted(v) == ["cpu", "cuda", "mpi", "version"] and v["cpu"] == lines[1][len("cpu: "):],
       f"version --json: the same four items as one object {r.stdout.strip()[:200]}")
 expect_bad(["version", "--frobnicate"], "--json", "version with an unknown option")
+helps = {cmd: run(*cmd.split(), "--help").returncode for cmd in ("version", "train", "eval", "info", "wm verify",
+                                                                  "fp issue", "infip verify", "attack prune")}
+check(all(rc == 0 for rc in helps.values()), f"every --help exits 0: {helps}")
 
 # DNNGUARD_CPU_CONV with an unknown value: one warning line, then the default rule (the same weights)
 bogus = subprocess.run([DNNGUARD, "train", "--net", "lenet5", "--data", MNIST, "--subset", "256", "--epochs", "1",
