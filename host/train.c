@@ -166,6 +166,31 @@ static void wm_signature(const dg_train_opts *o, const dg_wm_key *key, char *out
              (double)o->wm_lambda);
 }
 
+/* The configuration a checkpoint records and a resume must match (the rest of a run's options are
+ * taken from its command): key, this run's value, and what a checkpoint written before the key was
+ * recorded stands for (NULL: it must be there). */
+enum { RUN_CONFIG_N = 10 };
+typedef struct run_config {
+    const char *key[RUN_CONFIG_N], *value[RUN_CONFIG_N], *before[RUN_CONFIG_N];
+    char seed[32], batch[32], smoothing[32], subset[32];
+} run_config;
+
+static void run_config_of(const dg_train_opts *o, const char *wm_sig, run_config *c) {
+    snprintf(c->seed, sizeof c->seed, "%llu", (unsigned long long)o->seed);
+    snprintf(c->batch, sizeof c->batch, "%d", o->batch);
+    snprintf(c->smoothing, sizeof c->smoothing, "%.9g", (double)o->label_smoothing);
+    snprintf(c->subset, sizeof c->subset, "%d", o->subset);
+    const char *pairs[RUN_CONFIG_N][3] = {
+        {"format", "dnnguard-checkpoint-1", NULL}, {"net", o->net, NULL}, {"data", o->data, NULL},
+        {"split", o->split, NULL}, {"opt", o->opt, NULL}, {"wm", wm_sig, NULL}, {"seed", c->seed, NULL},
+        {"batch", c->batch, NULL}, {"label_smoothing", c->smoothing, "0"}, {"subset", c->subset, "0"}};
+    for (int i = 0; i < RUN_CONFIG_N; i++) {
+        c->key[i] = pairs[i][0];
+        c->value[i] = pairs[i][1];
+        c->before[i] = pairs[i][2];
+    }
+}
+
 static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const optim_state *s, const char *path,
                            int epoch, int step_in_epoch, const epoch_sums *sums, const char *wm_sig) {
     char err[512];
@@ -194,27 +219,21 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
             e->data = host + (size_t)k * floats + p->offset;
         }
     }
-    char v_epoch[32], v_step[32], v_global[32], v_seed[32], v_batch[32], v_loss[64], v_wm[64], v_correct[32],
-        v_seen[32];
+    run_config c;
+    run_config_of(o, wm_sig, &c);
+    char v_epoch[32], v_step[32], v_global[32], v_loss[64], v_wm[64], v_correct[32], v_seen[32];
     snprintf(v_epoch, sizeof v_epoch, "%d", epoch);
     snprintf(v_step, sizeof v_step, "%d", step_in_epoch);
     snprintf(v_global, sizeof v_global, "%ld", s->global_step);
-    snprintf(v_seed, sizeof v_seed, "%llu", (unsigned long long)o->seed);
-    snprintf(v_batch, sizeof v_batch, "%d", o->batch);
     snprintf(v_loss, sizeof v_loss, "%.17g", sums->loss_sum);
     snprintf(v_wm, sizeof v_wm, "%.17g", sums->wm_sum);
     snprintf(v_correct, sizeof v_correct, "%ld", sums->correct);
     snprintf(v_seen, sizeof v_seen, "%ld", sums->seen);
-    char v_smooth[32], v_subset[32];
-    snprintf(v_smooth, sizeof v_smooth, "%.9g", (double)o->label_smoothing);
-    snprintf(v_subset, sizeof v_subset, "%d", o->subset);
-    const char *keys[] = {"format", "net", "data", "split", "opt", "wm", "epoch", "step_in_epoch", "global_step",
-                          "seed", "batch", "epoch_loss_sum", "epoch_wm_sum", "epoch_correct", "epoch_seen",
-                          "label_smoothing", "subset"};
-    const char *values[] = {"dnnguard-checkpoint-1", o->net, o->data, o->split, o->opt, wm_sig, v_epoch, v_step,
-                            v_global, v_seed, v_batch, v_loss, v_wm, v_correct, v_seen, v_smooth, v_subset};
-    int rc = dg_model_save(net, path, extras, n_extras, keys, values, (int)(sizeof keys / sizeof *keys), err,
-                           sizeof err);
+    const char *keys[RUN_CONFIG_N + 7] = {"epoch", "step_in_epoch", "global_step", "epoch_loss_sum", "epoch_wm_sum",
+                                          "epoch_correct", "epoch_seen"};
+    const char *values[RUN_CONFIG_N + 7] = {v_epoch, v_step, v_global, v_loss, v_wm, v_correct, v_seen};
+    for (int i = 0; i < RUN_CONFIG_N; i++) keys[7 + i] = c.key[i], values[7 + i] = c.value[i];
+    int rc = dg_model_save(net, path, extras, n_extras, keys, values, RUN_CONFIG_N + 7, err, sizeof err);
     if (rc != 0) dg_cli_error("%s", err);
     free(host);
     free(extras);
@@ -233,21 +252,14 @@ static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, 
         return -1;
     }
     int rc = -1;
-    char seed_text[32], batch_text[32], smooth_text[32], subset_text[32];
-    snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)o->seed);
-    snprintf(batch_text, sizeof batch_text, "%d", o->batch);
-    snprintf(smooth_text, sizeof smooth_text, "%.9g", (double)o->label_smoothing);
-    snprintf(subset_text, sizeof subset_text, "%d", o->subset);
-    const char *must[][2] = {{"format", "dnnguard-checkpoint-1"}, {"net", o->net}, {"data", o->data},
-                             {"split", o->split}, {"opt", o->opt}, {"wm", wm_sig}, {"seed", seed_text},
-                             {"batch", batch_text}, {"label_smoothing", smooth_text}, {"subset", subset_text}};
-    for (size_t i = 0; i < sizeof must / sizeof *must; i++) {
-        const char *have = dg_st_meta(&f, must[i][0]);
-        if (!have && (strcmp(must[i][0], "label_smoothing") == 0 || strcmp(must[i][0], "subset") == 0))
-            have = "0"; /* checkpoints from before these were recorded */
-        if (!have || strcmp(have, must[i][1]) != 0) {
-            dg_cli_error("%s: checkpoint has %s '%s' but this run has '%s'", path, must[i][0], have ? have : "(none)",
-                         must[i][1]);
+    run_config c;
+    run_config_of(o, wm_sig, &c);
+    for (int i = 0; i < RUN_CONFIG_N; i++) {
+        const char *have = dg_st_meta(&f, c.key[i]);
+        if (!have) have = c.before[i];
+        if (!have || strcmp(have, c.value[i]) != 0) {
+            dg_cli_error("%s: checkpoint has %s '%s' but this run has '%s'", path, c.key[i], have ? have : "(none)",
+                         c.value[i]);
             goto done;
         }
     }
