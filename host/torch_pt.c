@@ -889,6 +889,14 @@ static const sorted_key *find_key(const value *d, const char *name) {
     return bsearch(&key, d->sorted, d->n_sorted, sizeof *d->sorted, cmp_key);
 }
 
+/* The first string key that sorted d (sort_keys) holds twice (Python keeps the last value; torch.save
+ * never repeats one), or NULL. */
+static const value *first_repeat(const value *d) {
+    for (size_t i = 1; i < d->n_sorted; i++)
+        if (strcmp(d->sorted[i - 1].key->s, d->sorted[i].key->s) == 0) return d->sorted[i].key;
+    return NULL;
+}
+
 /* Refuses a module dict (its attributes, _parameters, _buffers, _modules) with a key given twice
  * or one that is not a non-empty UTF-8 string, and sorts its keys for dict_get; each dict once.
  * 0 or -1. */
@@ -897,10 +905,8 @@ static int no_repeats(vm *m, value *d) {
     for (size_t i = 0; i + 1 < d->n; i += 2)
         if (!utf8_string(d->items[i])) return fail(m, "a module attribute whose name is not a non-empty UTF-8 string", NULL);
     if (sort_keys(m, d) != 0) return -1;
-    for (size_t i = 1; i < d->n_sorted; i++)
-        if (strcmp(d->sorted[i - 1].key->s, d->sorted[i].key->s) == 0)
-            return fail(m, "a module's dict holds '%s' twice", dg_err_safe(d->sorted[i].key->s).s);
-    return 0;
+    const value *k = first_repeat(d);
+    return k ? fail(m, "a module's dict holds '%s' twice", dg_err_safe(k->s).s) : 0;
 }
 
 /* d[key] for a string key, or NULL: by its sorted keys once no_repeats checked it (they are then
@@ -1287,22 +1293,13 @@ static int module_state_dict(vm *m, const value *obj, const char *prefix, int de
     return 0;
 }
 
-/* A string key that d holds twice: 0 none, 1 (with err), -1 out of memory. */
-static int repeated_key(const dg_st_file *f, const value *d, char *err, size_t err_len) {
-    size_t n = 0;
-    sorted_key *keys = malloc(sizeof *keys * (d->n / 2 + 1));
-    if (!keys) return -1;
-    for (size_t i = 0; i + 1 < d->n; i += 2)
-        if (d->items[i]->kind == V_STR) keys[n++] = (sorted_key){d->items[i], i + 1};
-    qsort(keys, n, sizeof *keys, cmp_key);
-    int found = 0;
-    for (size_t i = 1; i < n && !found; i++)
-        if (strcmp(keys[i - 1].key->s, keys[i].key->s) == 0) {
-            dg_err_set(err, err_len, f->path, "the dict holds key '%s' twice", dg_err_safe(keys[i].key->s).s);
-            found = 1;
-        }
-    free(keys);
-    return found;
+/* Refuses the state dict (or the checkpoint dict around it) when it holds a string key twice.
+ * 0, or -1 with err (the vm failed when sorting ran out of memory). */
+static int repeated_key(vm *m, value *d) {
+    if (sort_keys(m, d) != 0) return -1;
+    const value *k = first_repeat(d);
+    if (k) dg_err_set(m->err, m->err_len, m->f->path, "the dict holds key '%s' twice", dg_err_safe(k->s).s);
+    return k ? -1 : 0;
 }
 
 /* A module's state dict as a new dict of tensors (module_state_dict), or NULL with err; *module
@@ -1322,7 +1319,7 @@ static value *flatten_module(vm *m, const value *module, const char **name) {
  * one entry that is a whole module ({"model": <module>, "ema": None, ...}, as YOLOv5's stripped
  * checkpoints hold it), else the root itself; a module (torch.save(model), a TorchScript archive)
  * gives its state dict; *entry names the entry, *module the module's class. */
-static const value *state_dict(vm *m, const value *root, const value **entry, const char **module) {
+static const value *state_dict(vm *m, value *root, const value **entry, const char **module) {
     const dg_st_file *f = m->f;
     char *err = m->err;
     size_t err_len = m->err_len;
@@ -1337,10 +1334,12 @@ static const value *state_dict(vm *m, const value *root, const value **entry, co
                    dg_err_safe(what).s);
         return NULL;
     }
-    const value *found = NULL, *found_module = NULL, *module_key = NULL;
+    value *found = NULL;
+    const value *found_module = NULL, *module_key = NULL;
     int dicts = 0, modules = 0;
     for (size_t i = 0; i + 1 < root->n; i += 2) {
-        const value *k = root->items[i], *v = root->items[i + 1];
+        const value *k = root->items[i];
+        value *v = root->items[i + 1];
         int vk = module_kind(m, v);
         if (vk < 0 || m->failed) return NULL;
         if (holds_tensors(v) && !dicts++) {
@@ -1369,10 +1368,8 @@ static const value *state_dict(vm *m, const value *root, const value **entry, co
                    "torch.save(model.state_dict(), path)");
         return NULL;
     }
-    int rc = repeated_key(f, root, err, err_len);
-    if (rc == 0 && found) rc = repeated_key(f, found, err, err_len);
-    if (rc < 0) dg_err_set(err, err_len, f->path, "out of memory");
-    return rc ? NULL : found ? found : root;
+    if (repeated_key(m, root) != 0 || (found && repeated_key(m, found) != 0)) return NULL;
+    return found ? found : root;
 }
 
 /* Checks t against its storage; its element count into *numel. */
@@ -1591,7 +1588,7 @@ int dg_pt_fill(dg_st_file *f, char *err, size_t err_len) {
     m.yes.kind = m.no.kind = V_BOOL;
     m.yes.i = 1;
     m.empty.kind = V_TUPLE;
-    const value *root = run(&m);
+    value *root = run(&m);
     m.after_stop = 1;
     const value *entry = NULL;
     const char *module = NULL;
