@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -82,4 +83,29 @@ int dg_write_atomic(const char *path, const dg_chunk *chunks, size_t n, char *er
     }
     free(tmp);
     return what ? -1 : 0;
+}
+
+int dg_check_writable(const char *path, char *err, size_t err_len) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        dg_err_set(err, err_len, path, "is a folder, not a file to write");
+        return -1;
+    }
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 48);
+    if (!tmp) {
+        dg_err_set(err, err_len, path, "out of memory");
+        return -1;
+    }
+    snprintf(tmp, plen + 48, "%s.tmp.%ld.probe", path, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        dg_err_set(err, err_len, path, "cannot be written: %s", strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    close(fd);
+    unlink(tmp);
+    free(tmp);
+    return 0;
 }

@@ -16,4 +16,9 @@ typedef struct {
  * temporary file left behind. Safe to call from several threads at once. */
 int dg_write_atomic(const char *path, const dg_chunk *chunks, size_t n, char *err, size_t err_len);
 
+/* Whether path could be written by dg_write_atomic, found out before long work instead of after it:
+ * a temporary file beside it is created and removed. 0, or -1 with err "<path>: <why>" (a missing or
+ * unwritable folder, or a folder where the file should be). */
+int dg_check_writable(const char *path, char *err, size_t err_len);
+
 #endif

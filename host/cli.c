@@ -66,7 +66,7 @@ static int parse_value(const char *command, const dg_opt *o, const char *text) {
     }
     case DG_OPT_FLOAT: {
         float v = strtof(text, &end);
-        if (errno || end == text || *end || v != v) break;
+        if (errno || end == text || *end || !isfinite(v)) break; /* no option means NaN or ∞ */
         *(float *)o->dst = v;
         return 0;
     }

@@ -207,6 +207,26 @@ static int info_data(const char *spec, const char *split, int json) {
     return DG_EXIT_OK;
 }
 
+/* `info --nets`: the known nets with their natural input and class count. */
+static int list_nets(int json) {
+    const char *name, *about;
+    int c, h, w, k;
+    if (json) printf("[");
+    for (int i = 0; (name = dg_net_known(i, &about, &c, &h, &w, &k)); i++) {
+        if (json) {
+            printf("%s\n  {\"name\": ", i ? "," : "");
+            dg_json_string(stdout, name);
+            printf(", \"input\": [%d, %d, %d], \"classes\": %d, \"about\": ", c, h, w, k);
+            dg_json_string(stdout, about);
+            printf("}");
+        } else {
+            printf("  %-15s %dx%dx%d, %d classes: %s\n", name, c, h, w, k, about);
+        }
+    }
+    if (json) printf("\n]\n");
+    return DG_EXIT_OK;
+}
+
 int dg_cmd_info(int argc, char **argv) {
     const char *model = NULL, *net = NULL, *data = NULL, *split = "train";
     int json = 0, classes = 0, list = 0;
@@ -221,10 +241,7 @@ int dg_cmd_info(int argc, char **argv) {
     };
     int rc = dg_cli_parse("info", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
-    if (list) {
-        fputs(dg_net_list(), stdout);
-        return DG_EXIT_OK;
-    }
+    if (list) return list_nets(json);
     if ((model != NULL) + (net != NULL) + (data != NULL) != 1) {
         dg_cli_error("info: give exactly one of --model FILE, --net NAME and --data SPEC");
         return DG_EXIT_BAD_INPUT;

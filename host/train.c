@@ -13,6 +13,7 @@
 
 #include "../kernels/math/optim.h"
 #include "../kernels/math/rng.h"
+#include "atomic_file.h"
 #include "cli.h"
 #include "dist_train.h"
 #include "loader.h"
@@ -322,8 +323,30 @@ static int check_opts(const dg_train_opts *o) {
         dg_cli_error("train: --out FILE is required");
         return -1;
     }
-    if (o->epochs < 1 || o->batch < 1 || !(o->lr > 0.0f) || o->weight_decay < 0.0f || o->momentum < 0.0f) {
-        dg_cli_error("train: --epochs and --batch must be ≥ 1, --lr > 0, --wd and --momentum ≥ 0");
+    /* the parser has refused NaN and infinities; what is left is each option's own range */
+    if (o->epochs < 1 || o->batch < 1 || !(o->lr > 0.0f) || o->weight_decay < 0.0f) {
+        dg_cli_error("train: --epochs and --batch must be ≥ 1, --lr > 0, --wd ≥ 0");
+        return -1;
+    }
+    if (!(o->momentum >= 0.0f && o->momentum < 1.0f) || !(o->beta1 >= 0.0f && o->beta1 < 1.0f) ||
+        !(o->beta2 >= 0.0f && o->beta2 < 1.0f)) {
+        dg_cli_error("train: --momentum, --beta1 and --beta2 must be in [0, 1)");
+        return -1;
+    }
+    if (o->nesterov && (strcmp(o->opt, "sgd") != 0 || o->momentum == 0.0f)) {
+        dg_cli_error("train: --nesterov needs --opt sgd with a --momentum above 0 (as torch.optim.SGD)");
+        return -1;
+    }
+    if (!(o->gamma > 0.0f) || o->step_size < 1) {
+        dg_cli_error("train: --gamma must be > 0 and --step-size ≥ 1");
+        return -1;
+    }
+    if (o->augment < -1 || o->augment > 1) {
+        dg_cli_error("train: --augment must be 0 (off) or 1 (on), not %d", o->augment);
+        return -1;
+    }
+    if (o->subset < 0 || o->eval_every < 0 || o->ckpt_every < 0 || o->stop_after < 0 || o->wm_lambda < 0.0f) {
+        dg_cli_error("train: --subset, --eval-every, --ckpt-every, --stop-after and --wm-lambda must be ≥ 0");
         return -1;
     }
     if (!(o->label_smoothing >= 0.0f && o->label_smoothing < 1.0f)) {
@@ -364,6 +387,17 @@ static int check_opts(const dg_train_opts *o) {
     return 0;
 }
 
+/* 1 (said in one line) when --out, the checkpoint or --log cannot be written. */
+static int outputs_unwritable(const dg_train_opts *o) {
+    char err[512];
+    char *ckpt = o->checkpoint ? strdup(o->checkpoint) : derive_checkpoint_path(o->out);
+    int bad = !ckpt || dg_check_writable(o->out, err, sizeof err) != 0 || dg_check_writable(ckpt, err, sizeof err) != 0 ||
+              (o->log && dg_check_writable(o->log, err, sizeof err) != 0);
+    if (bad) dg_cli_error("train: %s", ckpt ? err : "out of memory");
+    free(ckpt);
+    return bad;
+}
+
 /* The dropout stream of one step on one rank: rank 0's is the one-process run's, the others' are
  * derived from it (each rank drops its own images' units). */
 static uint64_t dropout_seed(uint64_t stream, long global_step, int rank) {
@@ -396,6 +430,10 @@ int dg_train(const dg_train_opts *o) {
     if (!be || dg_cli_backend_modes("train", be, o->precision, o->deterministic) != 0 ||
         dg_dist_connect_device(dist, be) != 0)
         return DG_EXIT_BAD_INPUT;
+    /* rank 0's outputs are tried now, not found unwritable after the epochs; every rank stops with it */
+    int unwritable = root && outputs_unwritable(o);
+    dg_dist_broadcast(dist, &unwritable, sizeof unwritable);
+    if (unwritable) return DG_EXIT_BAD_INPUT;
     dg_dataset train = {0}, test = {0};
     int on_train_split = strcmp(o->split, "train") == 0;
     if (dg_session_data(o->data, on_train_split, &train) != 0) return DG_EXIT_BAD_INPUT;

@@ -65,50 +65,45 @@ static int parse_wrn(const char *spec, int *depth, int *width) {
 }
 
 typedef struct family {
-    const char *name;
+    const char *name; /* "wrn-D-K" stands for every depth and width */
     int c, h, w, classes; /* natural input and class count */
+    const char *about;
 } family;
 
 static const family families[] = {
-    {"lenet5", 1, 28, 28, 10},
-    {"vgg16-cifar", 3, 32, 32, 10},
-    {"resnet18-cifar", 3, 32, 32, 10},
-    {"vgg16", 3, 224, 224, 1000},
-    {"resnet18", 3, 224, 224, 1000},
+    {"lenet5", 1, 28, 28, 10, "LeNet-5 (conv 6@5x5 pad 2, conv 16@5x5, fc 120-84-K); MNIST"},
+    {"wrn-D-K", 3, 32, 32, 10,
+     "Wide ResNet depth D, width K ((D-4)%6 == 0, D >= 10), pre-activation, as xternalz/WideResNet-pytorch "
+     "(wrn-10-4: ActiveGuard/Uchida host)"},
+    {"vgg16-cifar", 3, 32, 32, 10, "VGG-16 with batch norm and one linear classifier (kuangliu/pytorch-cifar)"},
+    {"resnet18-cifar", 3, 32, 32, 10, "torchvision ResNet-18 with a 3x3 stride-1 stem and no max pool"},
+    {"vgg16", 3, 224, 224, 1000, "torchvision VGG-16 (no batch norm, ImageNet names)"},
+    {"resnet18", 3, 224, 224, 1000, "torchvision ResNet-18 (ImageNet names)"},
 };
+enum { N_FAMILIES = sizeof families / sizeof families[0], WRN_FAMILY = 1 };
+
+const char *dg_net_known(int i, const char **about, int *c, int *h, int *w, int *classes) {
+    if (i < 0 || i >= N_FAMILIES) return NULL;
+    const family *f = &families[i];
+    if (about) *about = f->about;
+    if (c) *c = f->c;
+    if (h) *h = f->h;
+    if (w) *w = f->w;
+    if (classes) *classes = f->classes;
+    return f->name;
+}
 
 int dg_net_default_shape(const char *spec, int *in_c, int *in_h, int *in_w, int *classes) {
     if (!spec) return -1;
-    int c = 0, h = 0, w = 0, k = 0, depth, width;
+    int depth, width, i = 0;
     if (parse_wrn(spec, &depth, &width) == 0) {
-        c = 3;
-        h = w = 32;
-        k = 10;
+        i = WRN_FAMILY;
     } else {
-        size_t i;
-        for (i = 0; i < sizeof families / sizeof families[0]; i++)
-            if (strcmp(spec, families[i].name) == 0) break;
-        if (i == sizeof families / sizeof families[0]) return -1;
-        c = families[i].c;
-        h = families[i].h;
-        w = families[i].w;
-        k = families[i].classes;
+        while (i < N_FAMILIES && (i == WRN_FAMILY || strcmp(spec, families[i].name) != 0)) i++;
+        if (i == N_FAMILIES) return -1;
     }
-    if (in_c) *in_c = c;
-    if (in_h) *in_h = h;
-    if (in_w) *in_w = w;
-    if (classes) *classes = k;
+    dg_net_known(i, NULL, in_c, in_h, in_w, classes);
     return 0;
-}
-
-const char *dg_net_list(void) {
-    return "  lenet5          LeNet-5 (conv 6@5x5 pad 2, conv 16@5x5, fc 120-84-K); MNIST 1x28x28\n"
-           "  wrn-D-K         Wide ResNet depth D, width K ((D-4)%6 == 0, D >= 10), pre-activation, as\n"
-           "                  xternalz/WideResNet-pytorch; CIFAR 3x32x32 (wrn-10-4: ActiveGuard/Uchida host)\n"
-           "  vgg16-cifar     VGG-16 with batch norm and one linear classifier (kuangliu/pytorch-cifar); 3x32x32\n"
-           "  resnet18-cifar  torchvision ResNet-18 with a 3x3 stride-1 stem and no max pool; 3x32x32\n"
-           "  vgg16           torchvision VGG-16 (no batch norm, ImageNet names); 3x224x224, 1000 classes\n"
-           "  resnet18        torchvision ResNet-18 (ImageNet names); 3x224x224, 1000 classes\n";
 }
 
 dg_net *dg_net_create(const char *spec, int classes, int in_c, int in_h, int in_w, char *err, size_t err_len) {

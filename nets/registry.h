@@ -14,8 +14,10 @@ dg_net *dg_net_create(const char *spec, int classes, int in_c, int in_h, int in_
 /* The natural input and class count of a name (lenet5: 1×28×28, 10; *-cifar and wrn-*: 3×32×32, 10;
  * vgg16/resnet18: 3×224×224, 1000). -1 for an unknown name, 0 otherwise. */
 int dg_net_default_shape(const char *spec, int *in_c, int *in_h, int *in_w, int *classes);
-/* One line per known name with a short description, for --help. */
-const char *dg_net_list(void);
+/* The known nets, i = 0, 1, ... in the order `info --nets` lists them; NULL past the last. The name
+ * ("wrn-D-K" stands for the wide-resnet family), and optionally a one-line description and the
+ * natural input and class count. */
+const char *dg_net_known(int i, const char **about, int *c, int *h, int *w, int *classes);
 
 /* ---- for the builders in nets/ only ---- */
 /* Each builder gets a valid shape (all ≥ 1) and classes ≥ 2 from dg_net_create and returns the net,

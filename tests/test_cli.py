@@ -83,7 +83,7 @@ check(r.returncode == 0 and filecmp.cmp(P("a.safetensors"), P("r.safetensors"), 
       "stopped + resumed run equals the uninterrupted run bit for bit")
 
 # Adam state resumes too (stop exactly at an epoch boundary: 3000/64 = 47 steps per epoch).
-adam = [x if x != "sgd" else "adam" for x in common]
+adam = [x if x != "sgd" else "adam" for x in common if x != "--nesterov"]  # Adam has no Nesterov form
 adam[adam.index("0.05")] = "1e-3"
 r1 = run(*adam, "--seed", "5", "--out", P("adam.safetensors"))
 r2 = run(*adam, "--seed", "5", "--out", P("adam2.safetensors"), "--stop-after", "47")
@@ -261,6 +261,37 @@ expect_bad(["train", "--net", "lenet5", "--data", MNIST, "--out", P("x.safetenso
            "l.jsonl", "a --log in a missing folder")
 expect_bad(["eval", "--net", "lenet5", "--model", P("a.safetensors"), "--data", MNIST, "--backend", "tpu"], "tpu",
            "unknown backend")
+# outputs that cannot be written are found before the data loads and the epochs run: nothing was
+# logged, no checkpoint was written
+quick = ["train", "--net", "lenet5", "--data", MNIST, "--subset", "256", "--epochs", "1", "--batch", "64"]
+for out, extra, what in ((P("no/such/dir/x.safetensors"), [], "an --out in a missing folder"),
+                         (P("."), [], "an --out that is a folder"),
+                         (P("early.safetensors"), ["--checkpoint", P("no/such/dir/c.safetensors")],
+                          "a --checkpoint in a missing folder")):
+    if os.path.exists(P("early.jsonl")):
+        os.remove(P("early.jsonl"))
+    mention = extra[1] if extra else out
+    expect_bad([*quick, "--out", out, "--log", P("early.jsonl"), *extra], mention, what)
+    check(not os.path.exists(P("early.jsonl")) and not os.path.exists(P("early.ckpt.safetensors")),
+          f"{what}: refused before training (no log, no checkpoint)")
+# each option's range, refused with one line instead of training something else than asked
+for extra, mention, what in ((["--augment", "2"], "--augment", "--augment 2"),
+                             (["--momentum", "1"], "--momentum", "--momentum 1 (never forgets)"),
+                             (["--opt", "adam", "--beta2", "1.5"], "--beta2", "--beta2 1.5"),
+                             (["--opt", "adam", "--nesterov"], "--nesterov", "--nesterov with adam"),
+                             (["--momentum", "0", "--nesterov"], "--nesterov", "--nesterov without momentum"),
+                             (["--schedule", "step", "--step-size", "0"], "--step-size", "--step-size 0"),
+                             (["--gamma", "-1"], "--gamma", "--gamma -1"),
+                             (["--subset", "-5"], "--subset", "--subset -5"),
+                             (["--eval-every", "-1"], "--eval-every", "--eval-every -1"),
+                             (["--lr", "inf"], "--lr", "--lr inf"),
+                             (["--wd", "nan"], "--wd", "--wd nan")):
+    expect_bad([*quick, "--out", P("range.safetensors"), *extra], mention, what)
+r = run("info", "--nets", "--json")
+nets = parse(r.stdout)
+check(r.returncode == 0 and isinstance(nets, list) and [n["name"] for n in nets][:2] == ["lenet5", "wrn-D-K"] and
+      nets[0]["input"] == [1, 28, 28] and nets[-1]["classes"] == 1000,
+      f"info --nets --json: the nets as JSON {r.stdout[:120]!r}")
 
 # --version: what the binary was built with, one line each
 r = run("--version")

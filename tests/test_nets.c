@@ -199,10 +199,16 @@ static void check_defaults(void) {
     CHECK(dg_net_default_shape("resnet18", &c, &h, &w, &k) == 0 && h == 224 && k == 1000, "resnet18");
     CHECK(dg_net_default_shape("nosuch", &c, &h, &w, &k) == -1, "unknown");
     CHECK(dg_net_default_shape("wrn-x-1", &c, &h, &w, &k) == -1, "bad wrn");
-    const char *list = dg_net_list();
-    CHECK(strstr(list, "lenet5") && strstr(list, "wrn-D-K") && strstr(list, "vgg16-cifar") &&
-              strstr(list, "resnet18-cifar") && strstr(list, "resnet18"),
-          "dg_net_list");
+    /* the listed names are the ones that build, each with its natural shape */
+    int n_known = 0;
+    for (const char *name; (name = dg_net_known(n_known, NULL, &c, &h, &w, &k)); n_known++) {
+        int c2, h2, w2, k2;
+        const char *spec = strcmp(name, "wrn-D-K") == 0 ? "wrn-16-4" : name;
+        CHECK(dg_net_default_shape(spec, &c2, &h2, &w2, &k2) == 0 && c2 == c && h2 == h && w2 == w && k2 == k,
+              "dg_net_known shape of %s", name);
+    }
+    CHECK(n_known == 6 && dg_net_known(-1, NULL, NULL, NULL, NULL, NULL) == NULL, "dg_net_known count %d", n_known);
+    CHECK(dg_net_default_shape("wrn-D-K", &c, &h, &w, &k) == -1, "the family's pattern is not a name");
     /* every natural shape builds */
     const char *names[] = {"lenet5", "wrn-16-4", "vgg16-cifar", "resnet18-cifar", "vgg16", "resnet18"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
