@@ -627,6 +627,14 @@ static int load_spec(const char *spec, int train, const dg_dataset *like, dg_dat
         set_norm(out, m, s, 3);
     }
 #undef KIND_IS
+    /* the test split is fed to a net built for the training split's images and classes */
+    if (like && (out->c != like->c || out->h != like->h || out->w != like->w || out->classes > like->classes)) {
+        dg_err_set(err, err_len, spec,
+                   "the test split's images are %dx%dx%d with %d classes, the training split's %dx%dx%d with %d",
+                   out->c, out->h, out->w, out->classes, like->c, like->h, like->w, like->classes);
+        dg_data_free(out);
+        return -1;
+    }
     return 0;
 }
 

@@ -43,7 +43,9 @@ int dg_data_load(const char *spec, int train, dg_dataset *out, char *err, size_t
 
 /* The test split of spec, given a split of the same spec already loaded (like: NULL, or that
  * split, before or after dg_data_subset or dg_data_append). Equal to dg_data_load(spec, 0, ...);
- * a folder's test split then takes like's normalisation instead of decoding DIR/train again. */
+ * a folder's test split then takes like's normalisation instead of decoding DIR/train again. A test
+ * split whose images are not like's size, or that has more classes than like, is refused (a net built
+ * for like could not take it). */
 int dg_data_load_test(const char *spec, const dg_dataset *like, dg_dataset *out, char *err, size_t err_len);
 
 /* The DIR of "folder:DIR", "folder-rgb:DIR" or "folder-grey:DIR" (a pointer into spec), and in

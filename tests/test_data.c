@@ -205,6 +205,24 @@ static void test_bad_idx(void) {
     write_idx(&p, 0, 1);
     expect_fail("lying count (gz)", "mnist", 0, "t10k-images-idx3-ubyte.gz", "truncated");
 
+    /* a test split of another image size than the training split's is refused where it is loaded for
+     * that training split (its images would not fit the net's input) */
+    dg_test_empty_dir(tmpdir);
+    write_idx(&good, 1, 0);
+    make_idx(&p, 12, 4, 6);
+    write_idx(&p, 0, 0);
+    {
+        char spec[700];
+        snprintf(spec, sizeof spec, "mnist:%s", tmpdir);
+        dg_dataset tr, te;
+        CHECK(dg_data_load(spec, 1, &tr, errbuf, sizeof errbuf) == 0, "train split 5x6: %s", errbuf);
+        int rc = dg_data_load_test(spec, &tr, &te, errbuf, sizeof errbuf);
+        CHECK(rc == -1 && strstr(errbuf, "1x4x6 with 10 classes, the training split's 1x5x6") && te.images == NULL,
+              "a 4x6 test split for a 5x6 training split: rc %d '%s'", rc, errbuf);
+        dg_data_free(&tr);
+        dg_data_free(&te);
+    }
+
     /* missing files */
     dg_test_empty_dir(tmpdir);
     write_file("t10k-images-idx3-ubyte", good.img, good.img_len, 0);
