@@ -1,6 +1,7 @@
 /* host/cli.c — option parsing and backend choice shared by the subcommands (see cli.h). */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -49,6 +50,11 @@ void dg_json_string(FILE *out, const char *s) {
 static int parse_value(const char *command, const dg_opt *o, const char *text) {
     char *end = NULL;
     errno = 0;
+    /* an empty value is a mistake in a script (an unset variable); strto* would skip leading spaces */
+    if (!text[0] || isspace((unsigned char)text[0])) {
+        dg_cli_error("%s: --%s: '%s' is not a valid value (empty, or starting with a space)", command, o->name, text);
+        return -1;
+    }
     switch (o->type) {
     case DG_OPT_STR: *(const char **)o->dst = text; return 0;
     case DG_OPT_INT: {
@@ -72,7 +78,8 @@ static int parse_value(const char *command, const dg_opt *o, const char *text) {
     }
     case DG_OPT_FLAG: return 0;
     }
-    dg_cli_error("%s: --%s: '%s' is not a valid value", command, o->name, text);
+    if (errno == ERANGE) dg_cli_error("%s: --%s: '%s' is out of range", command, o->name, text);
+    else dg_cli_error("%s: --%s: '%s' is not a valid value", command, o->name, text);
     return -1;
 }
 
@@ -110,6 +117,12 @@ int dg_cli_parse(const char *command, int argc, char **argv, const dg_opt *opts,
         }
         if (parse_value(command, o, argv[++i]) != 0) return -1;
     }
+    return 0;
+}
+
+int dg_cli_given(int argc, char **argv, const char *name) {
+    for (int i = 0; i < argc; i++)
+        if (strncmp(argv[i], "--", 2) == 0 && strcmp(argv[i] + 2, name) == 0) return 1;
     return 0;
 }
 

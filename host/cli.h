@@ -22,6 +22,9 @@ typedef struct dg_opt {
 /* Parse argv[0..argc) against opts; prints one line and returns -1 on an unknown option, a
  * missing value or a malformed number. "--help" prints the options and returns 1. */
 int dg_cli_parse(const char *command, int argc, char **argv, const dg_opt *opts, int n_opts);
+/* Whether "--name" is among argv[0..argc) (after dg_cli_parse accepted them): for options whose
+ * default cannot tell "not given" apart, such as one that means nothing with another's value. */
+int dg_cli_given(int argc, char **argv, const char *name);
 
 /* "cpu", "cuda" or "auto" (CUDA when compiled in and a device is present). NULL + message when
  * the backend cannot be had. */

@@ -65,6 +65,27 @@ int dg_train_parse(const char *command, int argc, char **argv, dg_train_opts *o,
     for (int i = 0; i < n_extra && n < MAX_OPTS; i++) opts[n++] = extra[i];
     int rc = dg_cli_parse(command, argc, argv, opts, n);
     if (rc != 0) return rc;
+    /* an option the rest of the command makes meaningless is a mistake the user wants to hear of */
+    const int multistep = strcmp(o->schedule, "multistep") == 0, step = strcmp(o->schedule, "step") == 0;
+    const int sgd = strcmp(o->opt, "sgd") == 0;
+    const struct {
+        const char *option;
+        int meaningless;
+        const char *needs;
+    } unused[] = {
+        {"milestones", !multistep, "--schedule multistep"},
+        {"step-size", !step, "--schedule step"},
+        {"gamma", !step && !multistep, "--schedule step or multistep"},
+        {"momentum", !sgd, "--opt sgd"},
+        {"beta1", sgd, "--opt adam or adamw"},
+        {"beta2", sgd, "--opt adam or adamw"},
+        {"wm-lambda", !from_model && !o->wm, "--wm KEY"},
+    };
+    for (size_t i = 0; i < sizeof unused / sizeof *unused; i++)
+        if (unused[i].meaningless && dg_cli_given(argc, argv, unused[i].option)) {
+            dg_cli_error("%s: --%s means something only with %s", command, unused[i].option, unused[i].needs);
+            return -1;
+        }
     if (from_model) {
         if (!*model) {
             dg_cli_error("%s: --model FILE is required", command);

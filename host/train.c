@@ -504,6 +504,12 @@ int dg_train(const dg_train_opts *o) {
         struct stat st;
         if (stat(ckpt_path, &st) == 0) {
             if (load_checkpoint(net, o, &s, ckpt_path, &start_epoch, &start_step, &sums, wm_sig) != 0) goto done;
+            if (start_epoch > o->epochs || (start_epoch == o->epochs && start_step > 0)) {
+                /* its weights are not those of a shorter run: they have seen the later epochs */
+                dg_cli_error("%s: the checkpoint is past --epochs %d (%d epochs and %d steps done)", ckpt_path,
+                             o->epochs, start_epoch, start_step);
+                goto done;
+            }
             if (root)
                 fprintf(stderr, "dnnguard: resuming from %s at epoch %d, step %d\n", ckpt_path, start_epoch + 1,
                         start_step);

@@ -81,9 +81,13 @@ check(r.returncode == 3 and os.path.exists(P("r.ckpt.safetensors")) and not os.p
 r = run(*common, "--seed", "5", "--out", P("r.safetensors"), "--resume")
 check(r.returncode == 0 and filecmp.cmp(P("a.safetensors"), P("r.safetensors"), shallow=False),
       "stopped + resumed run equals the uninterrupted run bit for bit")
+# its checkpoint now holds 2 epochs: a 1-epoch run cannot resume from it (it would get 2 epochs' weights)
+expect_bad([*[{"2": "1"}.get(x, x) for x in common], "--seed", "5", "--out", P("r.safetensors"), "--resume"],
+           "past --epochs 1", "resuming a checkpoint past --epochs")
 
 # Adam state resumes too (stop exactly at an epoch boundary: 3000/64 = 47 steps per epoch).
-adam = [x if x != "sgd" else "adam" for x in common if x != "--nesterov"]  # Adam has no Nesterov form
+adam = [x if x != "sgd" else "adam" for x in common if x != "--nesterov"]  # Adam has no momentum or Nesterov
+del adam[adam.index("--momentum"):adam.index("--momentum") + 2]
 adam[adam.index("0.05")] = "1e-3"
 r1 = run(*adam, "--seed", "5", "--out", P("adam.safetensors"))
 r2 = run(*adam, "--seed", "5", "--out", P("adam2.safetensors"), "--stop-after", "47")
@@ -285,7 +289,16 @@ for extra, mention, what in ((["--augment", "2"], "--augment", "--augment 2"),
                              (["--subset", "-5"], "--subset", "--subset -5"),
                              (["--eval-every", "-1"], "--eval-every", "--eval-every -1"),
                              (["--lr", "inf"], "--lr", "--lr inf"),
-                             (["--wd", "nan"], "--wd", "--wd nan")):
+                             (["--wd", "nan"], "--wd", "--wd nan"),
+                             (["--lr", "1e-46"], "out of range", "--lr below the smallest float"),
+                             (["--seed", " -1"], "--seed", "--seed ' -1' (strtoull would wrap it)"),
+                             (["--log", ""], "--log", "an empty --log"),
+                             # options that the rest of the command makes meaningless
+                             (["--schedule", "cosine", "--milestones", "1,2"], "--milestones", "--milestones with cosine"),
+                             (["--gamma", "0.5"], "--gamma", "--gamma with the constant schedule"),
+                             (["--beta1", "0.5"], "--beta1", "--beta1 with sgd"),
+                             (["--opt", "adam", "--momentum", "0.5"], "--momentum", "--momentum with adam"),
+                             (["--wm-lambda", "5"], "--wm-lambda", "--wm-lambda without --wm")):
     expect_bad([*quick, "--out", P("range.safetensors"), *extra], mention, what)
 r = run("info", "--nets", "--json")
 nets = parse(r.stdout)
