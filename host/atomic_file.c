@@ -109,3 +109,27 @@ int dg_check_writable(const char *path, char *err, size_t err_len) {
     free(tmp);
     return 0;
 }
+
+int dg_make_folder(const char *path, char *err, size_t err_len) {
+    struct stat st;
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        dg_err_set(err, err_len, path, "cannot create the folder: %s", strerror(errno));
+        return -1;
+    }
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        dg_err_set(err, err_len, path, "is not a folder");
+        return -1;
+    }
+    size_t len = strlen(path);
+    char *probe = malloc(len + 24);
+    if (!probe) {
+        dg_err_set(err, err_len, path, "out of memory");
+        return -1;
+    }
+    snprintf(probe, len + 24, "%s/.probe.%ld", path, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) dg_err_set(err, err_len, path, "cannot write in the folder: %s", strerror(errno));
+    else close(fd), unlink(probe);
+    free(probe);
+    return fd < 0 ? -1 : 0;
+}

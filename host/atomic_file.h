@@ -20,5 +20,8 @@ int dg_write_atomic(const char *path, const dg_chunk *chunks, size_t n, char *er
  * a temporary file beside it is created and removed. 0, or -1 with err "<path>: <why>" (a missing or
  * unwritable folder, or a folder where the file should be). */
 int dg_check_writable(const char *path, char *err, size_t err_len);
+/* An output folder: made (mode 0700) unless it is there. 0, or -1 with err "<path>: <why>" when it
+ * cannot be made, is a file, or cannot be written in — said before the work, not after it. */
+int dg_make_folder(const char *path, char *err, size_t err_len);
 
 #endif

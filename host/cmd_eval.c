@@ -16,7 +16,7 @@ int dg_cmd_eval(int argc, char **argv) {
         {"data", DG_OPT_STR, &data, "data set spec, as for train"},
         {"split", DG_OPT_STR, &split, "test | train (default test)"},
         {"batch", DG_OPT_INT, &batch, "batch size (default 256)"},
-        {"limit", DG_OPT_INT, &limit, "only the first N images"},
+        {"limit", DG_OPT_INT, &limit, "only the first N images (default 0: all)"},
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
     };
     int rc = dg_cli_parse("eval", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
@@ -29,8 +29,8 @@ int dg_cmd_eval(int argc, char **argv) {
         dg_cli_error("eval: --split must be test or train, not '%s'", split);
         return DG_EXIT_BAD_INPUT;
     }
-    if (batch < 1) {
-        dg_cli_error("eval: --batch must be ≥ 1");
+    if (batch < 1 || limit < 0) {
+        dg_cli_error("eval: --batch must be ≥ 1 and --limit ≥ 0 (0: every image)");
         return DG_EXIT_BAD_INPUT;
     }
     const dg_backend *be = dg_cli_backend(backend);

@@ -45,7 +45,7 @@ static uint8_t *issued_pixels(const dg_fp_registry *r, const char *registry_path
 int dg_cmd_attack_forge(int argc, char **argv) {
     const char *model = NULL, *registry = NULL, *data = NULL, *method = NULL, *backend = "auto";
     int n = 10000, batch = 500;
-    float fgsm_eps = -1.0f;
+    float fgsm_eps = NAN; /* unset: the kind's default */
     dg_cw_cli cw_cli = DG_CW_CLI_INIT;
     const dg_opt opts[] = {
         {"model", DG_OPT_STR, &model, "the protected model"},
@@ -69,6 +69,20 @@ int dg_cmd_attack_forge(int argc, char **argv) {
         dg_cli_error("attack forge: --method must be clean, fgsm or cw; --n and --batch ≥ 1");
         return DG_EXIT_BAD_INPUT;
     }
+    if (!isnan(fgsm_eps) && !(fgsm_eps > 0.0f && fgsm_eps <= 1.0f)) {
+        dg_cli_error("attack forge: --fgsm-eps must be in (0, 1] (a step on [0, 1] pixels)");
+        return DG_EXIT_BAD_INPUT;
+    }
+    const char *cw_only[] = {"lr", "alpha", "alpha-max", "search-steps", "iters", "conf-weight"};
+    for (size_t i = 0; i < sizeof cw_only / sizeof *cw_only; i++)
+        if (kind != 2 && dg_cli_given(argc, argv, cw_only[i])) {
+            dg_cli_error("attack forge: --%s means something only with --method cw", cw_only[i]);
+            return DG_EXIT_BAD_INPUT;
+        }
+    if (kind != 1 && !isnan(fgsm_eps)) {
+        dg_cli_error("attack forge: --fgsm-eps means something only with --method fgsm");
+        return DG_EXIT_BAD_INPUT;
+    }
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     char err[512];
@@ -77,6 +91,9 @@ int dg_cmd_attack_forge(int argc, char **argv) {
         dg_cli_error("%s", err);
         return DG_EXIT_BAD_INPUT;
     }
+    dg_cw_opts cw;
+    if (dg_cw_cli_apply(&cw_cli, reg.c == 3, &cw) != 0) return DG_EXIT_BAD_INPUT;
+    cw.untargeted = 1;
     rc = DG_EXIT_BAD_INPUT;
     dg_dataset ds = {0};
     dg_net *net = NULL;
@@ -109,10 +126,7 @@ int dg_cmd_attack_forge(int argc, char **argv) {
         dg_cli_error("attack forge: out of memory");
         goto done;
     }
-    if (fgsm_eps < 0.0f) fgsm_eps = reg.c == 3 ? 8.0f / 255.0f : 0.1f;
-    dg_cw_opts cw;
-    if (dg_cw_cli_apply(&cw_cli, reg.c == 3, &cw) != 0) goto done;
-    cw.untargeted = 1;
+    if (isnan(fgsm_eps)) fgsm_eps = reg.c == 3 ? 8.0f / 255.0f : 0.1f;
     long made = 0, rule = 0, strict = 0, changed_class = 0;
     double l2_sum = 0.0, t0 = dg_now_s();
     for (int first = 0; first < n; first += batch) {

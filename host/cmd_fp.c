@@ -2,7 +2,6 @@
  * confidence, written as 8-bit PNGs and checked the way `fp auth` will read them, with a 0600
  * registry) and `dnnguard fp auth` (ActiveGuard's authentication of one image, JSON, the verdict
  * as the exit code). */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,13 +9,14 @@
 #include <sys/stat.h>
 
 #include "../kernels/math/rng.h"
-#include "model_io.h"
+#include "atomic_file.h"
 #include "cli.h"
 #include "commands.h"
 #include "cw.h"
 #include "dist.h"
 #include "fingerprint.h"
 #include "fp_common.h"
+#include "model_io.h"
 #include "session.h"
 #include "sha256.h"
 
@@ -84,7 +84,7 @@ static int issue(int argc, char **argv) {
 static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     const char *model = NULL, *net_name = NULL, *data = NULL, *classes_text = NULL, *confs_text = NULL, *out = NULL,
                *split = "test", *backend = "auto", *dist_name = "none";
-    float eps = 0.01f, margin = -1.0f;
+    float eps = 0.01f, margin = NAN; /* unset: eps / 2 */
     int users = 0, retries = 5, batch = 0, force = 0;
     uint64_t seed = 1;
     dg_cw_opts cw;
@@ -132,7 +132,7 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
             return DG_EXIT_BAD_INPUT;
         }
     }
-    if (margin < 0.0f) margin = eps / 2.0f;
+    if (isnan(margin)) margin = eps / 2.0f;
     if (!(eps > 0.0f && eps <= 0.5f) || !(margin > 0.0f && margin <= eps) || retries < 0 || batch < 0) {
         dg_cli_error("fp issue: need 0 < eps ≤ 0.5, 0 < margin ≤ eps, --retries and --batch ≥ 0");
         return DG_EXIT_BAD_INPUT;
@@ -178,8 +178,8 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         return DG_EXIT_BAD_INPUT;
     }
     if (batch == 0 || batch > users) batch = users;
-    if (mkdir(out, 0700) != 0 && errno != EEXIST) {
-        dg_cli_error("%s: cannot create the folder: %s", out, strerror(errno));
+    if (dg_make_folder(out, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
         dg_data_free(&ds);
         return DG_EXIT_BAD_INPUT;
     }

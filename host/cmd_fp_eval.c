@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../kernels/math/rng.h"
+#include "atomic_file.h"
 #include "cli.h"
 #include "commands.h"
 #include "cw.h"
@@ -40,9 +41,13 @@ int dg_cmd_fp_eval(int argc, char **argv) {
         dg_cli_error("fp eval: --per-user and --batch must be ≥ 1");
         return DG_EXIT_BAD_INPUT;
     }
+    char err[512];
+    if (table && dg_check_writable(table, err, sizeof err) != 0) { /* now, not after the fingerprints */
+        dg_cli_error("%s", err);
+        return DG_EXIT_BAD_INPUT;
+    }
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
-    char err[512];
     dg_fp_registry reg;
     if (dg_fp_registry_read(registry, &reg, err, sizeof err) != 0) {
         dg_cli_error("%s", err);

@@ -2,13 +2,13 @@
  * relevance fingerprints as PNGs, the raw relevance, a manifest) and `dnnguard infip verify`
  * (InFIP's Algorithm 1 on a suspect model: its fingerprints of the same keys, ASSIM against the
  * owner's, the decision as JSON and as the exit code). */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "commands.h"
 #include "dist.h"
@@ -64,8 +64,9 @@ static dg_relevance *infip_plan(dg_net *net, const float *mean, const float *std
 }
 
 static int make_folder(const char *path) {
-    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-        dg_cli_error("%s: cannot create the folder: %s", path, strerror(errno));
+    char err[600];
+    if (dg_make_folder(path, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
         return -1;
     }
     return 0;
@@ -196,6 +197,17 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("%s: a reference is already there (--force replaces it)", out);
         return DG_EXIT_BAD_INPUT;
     }
+    /* rank 0 writes the reference: its folders are made now, not found unmakeable after the relevance */
+    int unmade = 0;
+    if (dg_dist_is_root(dist)) {
+        const char *sub[] = {"", "/keys", "/fingerprints"};
+        for (int i = 0; i < 3 && !unmade; i++) {
+            snprintf(path, sizeof path, "%s%s", out, sub[i]);
+            unmade = make_folder(path) != 0;
+        }
+    }
+    dg_dist_broadcast(dist, &unmade, sizeof unmade);
+    if (unmade) return DG_EXIT_BAD_INPUT;
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     dg_dataset ds;
@@ -251,10 +263,6 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         rc = DG_EXIT_OK;
         goto done;
     }
-    snprintf(path, sizeof path, "%s/keys", out);
-    if (make_folder(out) != 0 || make_folder(path) != 0) goto done;
-    snprintf(path, sizeof path, "%s/fingerprints", out);
-    if (make_folder(path) != 0) goto done;
 
     long saturated = 0, zeros = 0, correct = 0;
     double sum_min = INFINITY, sum_max = -INFINITY, sum_mean = 0.0;
@@ -413,6 +421,9 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("infip verify: --threshold must lie in [-1, 1] and --batch be ≥ 0");
         return DG_EXIT_BAD_INPUT;
     }
+    int unmade = dg_dist_is_root(dist) && out && make_folder(out) != 0; /* before the work, on the writer */
+    dg_dist_broadcast(dist, &unmade, sizeof unmade);
+    if (unmade) return DG_EXIT_BAD_INPUT;
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     char path[4200], err[512], sha[65];
@@ -469,7 +480,6 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     rc = DG_EXIT_OK;
     if (!dg_dist_is_root(dist)) goto done; /* rank 0 compares and reports */
     rc = DG_EXIT_BAD_INPUT;
-    if (out && make_folder(out) != 0) goto done;
     int agree = 0, nonfinite = 0;
     /* the other SSIM form is reported too (the verdict is the chosen one's): it costs little */
     const dg_ssim_mode other = mode == DG_SSIM_GLOBAL ? DG_SSIM_GAUSSIAN : DG_SSIM_GLOBAL;

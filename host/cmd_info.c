@@ -241,11 +241,19 @@ int dg_cmd_info(int argc, char **argv) {
     };
     int rc = dg_cli_parse("info", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
-    if (list) return list_nets(json);
-    if ((model != NULL) + (net != NULL) + (data != NULL) != 1) {
-        dg_cli_error("info: give exactly one of --model FILE, --net NAME and --data SPEC");
+    if (list + (model != NULL) + (net != NULL) + (data != NULL) != 1) {
+        dg_cli_error("info: give exactly one of --nets, --model FILE, --net NAME and --data SPEC");
         return DG_EXIT_BAD_INPUT;
     }
+    if ((!net && dg_cli_given(argc, argv, "classes")) || (!data && dg_cli_given(argc, argv, "split"))) {
+        dg_cli_error("info: --classes goes with --net, --split with --data");
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (net && dg_cli_given(argc, argv, "classes") && classes < 2) {
+        dg_cli_error("info: --classes must be ≥ 2, not %d", classes);
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (list) return list_nets(json);
     if (data) return info_data(data, split, json);
     return model ? info_model(model, json) : info_net(net, classes, json);
 }

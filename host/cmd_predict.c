@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "commands.h"
 #include "fingerprint.h"
@@ -26,7 +27,7 @@ int dg_cmd_predict(int argc, char **argv) {
         {"fingerprint", DG_OPT_STR, &fingerprint, "the user's fingerprint (PNG); without one, the answers are random"},
         {"registry", DG_OPT_STR, &registry, "registry.json from fp issue (needed with --fingerprint)"},
         {"seed", DG_OPT_U64, &seed, "the control layer's random answers (default 1)"},
-        {"limit", DG_OPT_INT, &limit, "only the first N queries"},
+        {"limit", DG_OPT_INT, &limit, "only the first N queries (default 0: all)"},
         {"out", DG_OPT_STR, &out, "write the answers, one class per line"},
         {"batch", DG_OPT_INT, &batch, "batch size (default 256)"},
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
@@ -41,13 +42,17 @@ int dg_cmd_predict(int argc, char **argv) {
         dg_cli_error("predict: --fingerprint and --registry go together");
         return DG_EXIT_BAD_INPUT;
     }
-    if ((strcmp(split, "test") != 0 && strcmp(split, "train") != 0) || batch < 1) {
-        dg_cli_error("predict: --split must be test or train, --batch ≥ 1");
+    if ((strcmp(split, "test") != 0 && strcmp(split, "train") != 0) || batch < 1 || limit < 0) {
+        dg_cli_error("predict: --split must be test or train, --batch ≥ 1, --limit ≥ 0 (0: every query)");
+        return DG_EXIT_BAD_INPUT;
+    }
+    char err[512];
+    if (out && dg_check_writable(out, err, sizeof err) != 0) { /* now, not after the predictions */
+        dg_cli_error("%s", err);
         return DG_EXIT_BAD_INPUT;
     }
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
-    char err[512];
     dg_fp_registry reg = {0};
     dg_dataset ds = {0};
     dg_net *net = NULL;

@@ -63,12 +63,6 @@ int dg_cmd_selftest(int argc, char **argv) {
     };
     int rc = dg_cli_parse("selftest", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
-    int tf32 = 0;
-    if (strcmp(precision, "tf32") == 0) tf32 = 1;
-    else if (strcmp(precision, "fp32") != 0) {
-        dg_cli_error("selftest: --precision must be fp32 or tf32, not '%s'", precision);
-        return DG_EXIT_BAD_INPUT;
-    }
     if (reps < 0 || reps > 1000) {
         dg_cli_error("selftest: --reps must be between 0 and 1000");
         return DG_EXIT_BAD_INPUT;
@@ -82,17 +76,13 @@ int dg_cmd_selftest(int argc, char **argv) {
         return DG_EXIT_BAD_INPUT;
     }
     const dg_backend *test = dg_cli_backend(backend);
-    if (!test) return DG_EXIT_BAD_INPUT;
+    /* the modes as train takes them: TF32 on the CPU is refused, not tested at TF32's looser bound */
+    if (!test || dg_cli_backend_modes("selftest", test, precision, deterministic) != 0) return DG_EXIT_BAD_INPUT;
+    const int tf32 = strcmp(precision, "tf32") == 0;
     const dg_backend *ref = dg_backend_cpu();
     const char *device = "host CPU";
 #ifdef DNNGUARD_HAVE_CUDA
-    if (test != ref) {
-        dg_cuda_set_tf32(tf32);
-        dg_cuda_set_deterministic(deterministic);
-        device = dg_cuda_device_name();
-    }
-#else
-    (void)deterministic;
+    if (test != ref) device = dg_cuda_device_name();
 #endif
 
     dg_selftest_opts o = {.ref = ref, .test = test, .tf32 = tf32, .reps = reps, .nets = !no_nets, .only = only,

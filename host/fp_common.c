@@ -11,16 +11,21 @@
 
 int dg_cw_cli_apply(const dg_cw_cli *v, int colour, dg_cw_opts *o) {
     dg_cw_defaults(o, colour);
-    if (v->search_steps < 0 || v->iters < 0) {
+    if ((!isnan(v->lr) && !(v->lr > 0.0f)) || (!isnan(v->alpha) && !(v->alpha > 0.0f)) ||
+        (!isnan(v->alpha_max) && !(v->alpha_max > 0.0f)) || (!isnan(v->conf_weight) && v->conf_weight < 0.0f)) {
+        dg_cli_error("--lr, --alpha and --alpha-max must be > 0, --conf-weight ≥ 0");
+        return -1;
+    }
+    if ((v->search_steps != INT_MIN && v->search_steps < 1) || (v->iters != INT_MIN && v->iters < 1)) {
         dg_cli_error("--search-steps and --iters must be ≥ 1");
         return -1;
     }
-    if (v->lr > 0.0f) o->lr = v->lr;
-    if (v->alpha > 0.0f) o->alpha_init = v->alpha;
-    if (v->alpha_max > 0.0f) o->alpha_hi = v->alpha_max;
-    if (v->conf_weight >= 0.0f) o->conf_weight = v->conf_weight;
-    if (v->search_steps > 0) o->search_steps = v->search_steps;
-    if (v->iters > 0) o->max_iter = v->iters;
+    if (!isnan(v->lr)) o->lr = v->lr;
+    if (!isnan(v->alpha)) o->alpha_init = v->alpha;
+    if (!isnan(v->alpha_max)) o->alpha_hi = v->alpha_max;
+    if (!isnan(v->conf_weight)) o->conf_weight = v->conf_weight;
+    if (v->search_steps != INT_MIN) o->search_steps = v->search_steps;
+    if (v->iters != INT_MIN) o->max_iter = v->iters;
     if (!(o->alpha_init < o->alpha_hi)) {
         dg_cli_error("--alpha %g must lie below --alpha-max %g", (double)o->alpha_init, (double)o->alpha_hi);
         return -1;

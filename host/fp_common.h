@@ -4,6 +4,8 @@
 #ifndef DG_FP_COMMON_H
 #define DG_FP_COMMON_H
 
+#include <limits.h>
+#include <math.h>
 #include <stdint.h>
 
 #include "cli.h"
@@ -13,13 +15,14 @@
 #include "net.h"
 #include "png.h"
 
-/* The generator's options on the command line, shared by fp issue, fp eval and attack forge:
- * unset values (≤ 0, or < 0 for the weight) keep the defaults of the data set's kind. */
+/* The generator's options on the command line, shared by fp issue, fp eval and attack forge: an
+ * unset value (NaN, INT_MIN: values the parser never gives) keeps the default of the data set's kind;
+ * a set one must be in range (the rates and α > 0, the weight ≥ 0, the counts ≥ 1). */
 typedef struct dg_cw_cli {
     float lr, alpha, alpha_max, conf_weight;
     int search_steps, iters;
 } dg_cw_cli;
-#define DG_CW_CLI_INIT {-1.0f, -1.0f, -1.0f, -1.0f, 0, 0}
+#define DG_CW_CLI_INIT {NAN, NAN, NAN, NAN, INT_MIN, INT_MIN}
 #define DG_CW_CLI_OPTS(v)                                                                                        \
     {"lr", DG_OPT_FLOAT, &(v).lr, "Adam step on δ (default: 0.005 grey, 0.001 colour)"},                          \
     {"alpha", DG_OPT_FLOAT, &(v).alpha, "first α (default: 20 grey, 0.5 colour)"},                               \

@@ -300,6 +300,12 @@ for extra, mention, what in ((["--augment", "2"], "--augment", "--augment 2"),
                              (["--opt", "adam", "--momentum", "0.5"], "--momentum", "--momentum with adam"),
                              (["--wm-lambda", "5"], "--wm-lambda", "--wm-lambda without --wm")):
     expect_bad([*quick, "--out", P("range.safetensors"), *extra], mention, what)
+for args, mention, what in ((["info", "--net", "lenet5", "--classes", "-3"], "--classes", "info --classes -3"),
+                            (["info", "--data", MNIST, "--classes", "5"], "--classes", "info --classes with --data"),
+                            (["info", "--nets", "--model", P("a.safetensors")], "exactly one", "info --nets with --model"),
+                            (["eval", "--net", "lenet5", "--model", P("a.safetensors"), "--data", MNIST, "--limit", "-5"],
+                             "--limit", "eval --limit -5")):
+    expect_bad(args, mention, what)
 r = run("info", "--nets", "--json")
 nets = parse(r.stdout)
 check(r.returncode == 0 and isinstance(nets, list) and [n["name"] for n in nets][:2] == ["lenet5", "wrn-D-K"] and

@@ -391,6 +391,28 @@ expect_bad([*FORGE, "--method", "pgd"], "--method", "attack forge with an unknow
 expect_bad(["fp", "eval", "--model", MODEL, "--registry", P("truncated.json")], "truncated.json",
            "fp eval with a truncated registry")
 check(not os.path.exists(P("never")), "a refused fp issue leaves no output folder")
+# a value given is used or refused, never replaced by the default; options of another method are refused
+with open(P("plainfile"), "w") as f:
+    f.write("x")
+for args, mention, what in (([*ISSUE_BAD, "--classes", "0-2", "--conf", "0.3", "--iters", "0", "--out", P("never")],
+                              "--iters", "fp issue --iters 0"),
+                             ([*ISSUE_BAD, "--classes", "0-2", "--conf", "0.3", "--alpha", "-1", "--out", P("never")],
+                              "--alpha", "fp issue --alpha -1"),
+                             ([*ISSUE_BAD, "--classes", "0-2", "--conf", "0.3", "--margin", "-1", "--out", P("never")],
+                              "margin", "fp issue --margin -1"),
+                             ([*ISSUE_BAD, "--classes", "0-2", "--conf", "0.3", "--out", P("plainfile")],
+                              "not a folder", "fp issue --out naming a file"),
+                             ([*FORGE, "--method", "fgsm", "--fgsm-eps", "-0.5"], "--fgsm-eps", "forge --fgsm-eps -0.5"),
+                             ([*FORGE, "--method", "clean", "--fgsm-eps", "0.3"], "--fgsm-eps", "--fgsm-eps with clean"),
+                             ([*FORGE, "--method", "fgsm", "--iters", "5"], "--iters", "a C&W option with fgsm"),
+                             ([*FORGE, "--method", "cw", "--search-steps", "0"], "--search-steps", "forge --search-steps 0"),
+                             ([*PRED, "--limit", "-3"], "--limit", "predict --limit -3"),
+                             ([*PRED, "--out", P("no/such/dir/answers.txt")], "answers.txt",
+                              "predict --out in a missing folder"),
+                             (["fp", "eval", "--model", MODEL, "--registry", REG, "--table", P("no/such/dir/t.md")],
+                              "t.md", "fp eval --table in a missing folder (before generating)")):
+    expect_bad(args, mention, what)
+check(not os.path.exists(P("never")), "the refused runs leave no output folder")
 
 shutil.rmtree(tmp, ignore_errors=True)
 print(f"test_fp_cli: {time.time() - T0:.1f} s (fp issue {issue_s:.1f} s)")

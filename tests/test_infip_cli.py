@@ -213,8 +213,12 @@ def main():
     for args, word, what in [
             (["--model", owner, "--reference", REF, "--mode", "box"], "--mode", "unknown SSIM mode"),
             (["--model", owner, "--reference", REF, "--threshold", "2"], "--threshold", "threshold outside [-1, 1]"),
-            (["--reference", REF], "--model", "no model")]:
+            (["--reference", REF], "--model", "no model"),
+            (["--model", owner, "--reference", REF, "--out", P("no/such/dir")], "no/such/dir",
+             "an --out folder that cannot be made (said before the relevance)")]:
         expect_bad(["infip", "verify", *args], word, what)
+    with open(P("plainfile"), "w") as f:
+        f.write("x")
     base = ["infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST]
     for args, word, what in [
             (["--n", "10", "--out", REF], "already", "an existing reference without --force"),
@@ -223,7 +227,8 @@ def main():
             (["--n", "5", "--lambda", "0", "--out", P("x3")], "--lambda", "lambda 0"),
             (["--n", "5", "--inject", "grad", "--out", P("x4")], "--inject", "unknown injection"),
             (["--n", "5", "--split", "val", "--out", P("x5")], "--split", "unknown split"),
-            (["--n", "5"], "--out", "no --out")]:
+            (["--n", "5"], "--out", "no --out"),
+            (["--n", "5", "--out", P("plainfile")], "not a folder", "an --out that is a file")]:
         expect_bad(base + args, word, what)
     r = run("infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST, "--n", "5", "--out", REF,
             "--force")
