@@ -53,7 +53,10 @@ int dg_cmd_eval(int argc, char **argv) {
             printf(k ? ", %.6f" : "%.6f", r.count[k] ? (double)r.correct[k] / r.count[k] : 0.0);
         printf("], \"per_class_count\": [");
         for (int k = 0; k < r.classes; k++) printf(k ? ", %d" : "%d", r.count[k]);
-        printf("]}\n");
+        printf("], \"nonfinite_outputs\": %d}\n", r.nonfinite);
+        if (r.nonfinite) /* the accuracy is true (no made-up class is right), but the user should know */
+            fprintf(stderr, "dnnguard: eval: %d of %d images have NaN or infinite outputs, counted wrong: %s is not a "
+                    "working model\n", r.nonfinite, r.images, model);
         rc = DG_EXIT_OK;
     }
     dg_eval_result_free(&r);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "atomic_file.h"
 #include "cli.h"
@@ -197,17 +198,6 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("%s: a reference is already there (--force replaces it)", out);
         return DG_EXIT_BAD_INPUT;
     }
-    /* rank 0 writes the reference: its folders are made now, not found unmakeable after the relevance */
-    int unmade = 0;
-    if (dg_dist_is_root(dist)) {
-        const char *sub[] = {"", "/keys", "/fingerprints"};
-        for (int i = 0; i < 3 && !unmade; i++) {
-            snprintf(path, sizeof path, "%s%s", out, sub[i]);
-            unmade = make_folder(path) != 0;
-        }
-    }
-    dg_dist_broadcast(dist, &unmade, sizeof unmade);
-    if (unmade) return DG_EXIT_BAD_INPUT;
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     dg_dataset ds;
@@ -217,6 +207,8 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         dg_data_free(&ds);
         return DG_EXIT_BAD_INPUT;
     }
+    static const char *const sub[] = {"", "/keys", "/fingerprints"}; /* the reference's folders */
+    int made_folders = 0;                                               /* bit i: this run made sub[i] */
     rc = DG_EXIT_BAD_INPUT;
     const int c = ds.c, h = ds.h, w = ds.w;
     const size_t per = (size_t)c * h * w, plane = (size_t)h * w;
@@ -237,6 +229,16 @@ static int extract(int argc, char **argv, dg_dist *dist) {
     uint8_t *fp = malloc(plane), *interleaved = malloc(per);
     m.keys = calloc((size_t)n, sizeof *m.keys);
     if (!rel_plan) goto done;
+    /* rank 0 writes the reference: its folders are made now, not found unmakeable after the relevance,
+     * and those this run made are removed again (when still empty) if it fails */
+    int unmade = 0;
+    for (int i = 0; i < 3 && !unmade && dg_dist_is_root(dist); i++) {
+        snprintf(path, sizeof path, "%s%s", out, sub[i]);
+        made_folders |= (stat(path, &st) != 0) << i;
+        unmade = make_folder(path) != 0;
+    }
+    dg_dist_broadcast(dist, &unmade, sizeof unmade);
+    if (unmade) goto done;
     if (!idx || !pred || !idx32 || !pred32 || !rel || !logits || !x || !fp || !interleaved || !m.keys ||
         dg_data_subset_indices(ds.n, n, seed, idx) != 0) {
         dg_cli_error("infip extract: out of memory (%.1f MiB of relevance)",
@@ -338,6 +340,11 @@ static int extract(int argc, char **argv, dg_dist *dist) {
            n / (seconds > 0 ? seconds : 1e-9));
     rc = DG_EXIT_OK;
 done:
+    for (int i = 2; i >= 0 && rc != DG_EXIT_OK; i--)
+        if (made_folders >> i & 1) {
+            snprintf(path, sizeof path, "%s%s", out, sub[i]);
+            rmdir(path); /* only when empty: what was written stays */
+        }
     dg_relevance_free(rel_plan);
     dg_net_free(net);
     dg_data_free(&ds);

@@ -92,6 +92,7 @@ int dg_cmd_predict(int argc, char **argv) {
     if (!(pred = malloc(sizeof(int) * (size_t)(n ? n : 1)))) goto done;
     dg_eval_result ev = {0}; /* only the predictions are used */
     int eval_rc = dg_evaluate_predictions(net, &ds, n, &ev, pred);
+    const int nonfinite = ev.nonfinite;
     dg_eval_result_free(&ev);
     if (eval_rc != 0) goto done;
     long correct_model = 0, correct_random = 0;
@@ -117,9 +118,12 @@ int dg_cmd_predict(int argc, char **argv) {
     if (fingerprint) dg_json_string(stdout, fingerprint);
     else printf("null");
     printf(", \"authorized\": %s, \"user\": %d, \"path\": \"%s\", \"accuracy\": %.6f, \"accuracy_authorized\": %.6f, "
-           "\"accuracy_unauthorized\": %.6f, \"seed\": %llu}\n",
+           "\"accuracy_unauthorized\": %.6f, \"nonfinite_outputs\": %d, \"seed\": %llu}\n",
            authorized ? "true" : "false", user, authorized ? "model" : "random", authorized ? acc_model : acc_random,
-           acc_model, acc_random, (unsigned long long)seed);
+           acc_model, acc_random, nonfinite, (unsigned long long)seed);
+    if (nonfinite) /* the model's answers to them are −1: it gives no class */
+        fprintf(stderr, "dnnguard: predict: %d of %d queries have NaN or infinite outputs (the model's answer -1, "
+                "counted wrong): %s is not a working model\n", nonfinite, n, model);
     rc = DG_EXIT_OK;
 done:
     dg_net_free(net);

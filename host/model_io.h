@@ -49,9 +49,9 @@ int dg_model_save(const dg_net *net, const char *path, const dg_extra_tensor *ex
 float *dg_model_download(const dg_net *net);
 
 /* For the commands that make an owner's secret or reference from a model (wm keygen, fp issue,
- * infip extract), which a NaN or infinite weight would make worthless: 0 when every parameter
- * (running statistics included) is finite, else -1 with err "<path>: <tensor>[<index>] is NaN or
- * infinite: ... needs a working model". */
+ * infip extract) or train from it (train --init), which a NaN or infinite weight would make worthless
+ * or break: 0 when every parameter (running statistics included) is finite, else -1 with err
+ * "<path>: <tensor>[<index>] is NaN or infinite: ... needs a working model". */
 int dg_model_require_finite(const dg_net *net, const char *path, const char *what, char *err, size_t err_len);
 
 #endif

@@ -1,6 +1,7 @@
 /* host/session.c — shared set-up for the subcommands and whole-split evaluation (see session.h). */
 #include "session.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,12 @@ int dg_evaluate_predictions(dg_net *net, const dg_dataset *ds, int limit, dg_eva
         loss_sum += dg_net_loss(net, n) * n;
         be->download(probs, net->probs, sizeof(float) * (size_t)n * net->classes);
         dg_argmax_rows(probs, n, net->classes, pred);
+        for (int i = 0; i < n; i++) {
+            const float *row = probs + (size_t)i * net->classes;
+            int finite = 1;
+            for (int k = 0; k < net->classes && finite; k++) finite = isfinite(row[k]);
+            if (!finite) pred[i] = -1, r->nonfinite++;
+        }
         if (predictions) memcpy(predictions + r->images, pred, sizeof(int) * (size_t)n);
         for (int i = 0; i < n; i++) {
             r->count[labels[i]]++;

@@ -18,6 +18,7 @@ typedef struct dg_eval_result {
     int images;
     double loss;             /* mean cross-entropy */
     double accuracy;         /* fraction correct */
+    int nonfinite;           /* images whose outputs hold NaN or ±inf: no class, counted wrong */
     int classes;
     int *correct, *count;    /* [classes] per true class, malloc'd: dg_eval_result_free */
 } dg_eval_result;
@@ -26,7 +27,8 @@ typedef struct dg_eval_result {
  * (all when limit ≤ 0). r must be zeroed ({0}) or hold an earlier result, whose arrays are freed
  * first; labels outside 0..classes-1 are refused. */
 int dg_evaluate(dg_net *net, const dg_dataset *ds, int limit, dg_eval_result *r);
-/* The same, also writing each image's predicted class (in data set order) to predictions[n]. */
+/* The same, also writing each image's predicted class (in data set order) to predictions[n]: −1 for
+ * an image whose outputs are not finite (argmax of NaN would make one up). */
 int dg_evaluate_predictions(dg_net *net, const dg_dataset *ds, int limit, dg_eval_result *r, int *predictions);
 
 /* An empty result for `classes` classes, its per-class arrays zeroed (r's earlier arrays freed).

@@ -465,8 +465,9 @@ int dg_train(const dg_train_opts *o) {
 
     /* initial weights: --init FILE, else PyTorch-style init from the seed */
     if (o->init) {
-        if (dg_model_load(net, o->init, err, sizeof err) != 0) {
-            dg_cli_error("%s", err);
+        if (dg_model_load(net, o->init, err, sizeof err) != 0 ||
+            dg_model_require_finite(net, o->init, "training from it", err, sizeof err) != 0) {
+            dg_cli_error("%s", err); /* NaN weights would be reported as a NaN loss, blaming --lr */
             goto done;
         }
     } else {

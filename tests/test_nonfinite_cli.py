@@ -63,6 +63,24 @@ for name, path in spoiled.items():
     r = run("eval", "--net", "lenet5", "--model", path, "--data", MNIST, "--limit", "500")
     out = strict(r.stdout)
     check(r.returncode == 0 and out and "loss" in out[0], f"{name}: eval prints strict JSON (loss {out and out[0].get('loss')})")
+    # every output is NaN here (one NaN weight of fc3 reaches every softmax): no image is given a
+    # class (an argmax of NaN would pick class 0 and score its 10%), and the user is told in one line
+    ev = out[0] if out else {}
+    warned = [l for l in r.stderr.splitlines() if "not a working model" in l]
+    # (fc1-huge: the images whose fc1 sums stay finite keep a class)
+    all_nan = name != "fc1-huge"
+    check((ev.get("nonfinite_outputs") == 500 and ev.get("accuracy") == 0 if all_nan else
+           0 < ev.get("nonfinite_outputs", 0) < 500 and ev.get("accuracy", 1) <= 1 - ev["nonfinite_outputs"] / 500)
+          and len(warned) == 1,
+          f"{name}: eval counts 500 non-finite outputs as wrong, accuracy 0, one warning line "
+          f"({ev.get('nonfinite_outputs')}, {ev.get('accuracy')}, {warned})")
+    r = run("predict", "--net", "lenet5", "--model", path, "--data", MNIST, "--limit", "50", "--out", P("ans.txt"))
+    out = strict(r.stdout)
+    answers = open(P("ans.txt")).read().split() if r.returncode == 0 else []
+    # (no fingerprint: the answers given are the random ones; the model's own are -1)
+    check(not all_nan or (out and out[0].get("nonfinite_outputs") == 50 and out[0].get("accuracy_authorized") == 0
+                          and len(answers) == 50 and "-1" not in answers and "not a working model" in r.stderr),
+          f"{name}: predict counts the model's 50 non-finite answers wrong {r.stdout.strip()[-160:]}")
     r = run("grad", "--net", "lenet5", "--model", path, "--data", MNIST, "--batch", "4", "--out", P("g.safetensors"))
     check(r.returncode == 0 and strict(r.stdout), f"{name}: grad prints strict JSON")
     r = run("attack", "prune", "--model", path, "--rate", "0.5", "--out", P("p.safetensors"))
@@ -97,6 +115,9 @@ for name, path in spoiled.items():
     if name == "fc1-huge":  # refused only after the forward pass, which says what overflowed
         expect_bad(["infip", "extract", "--model", path, "--net", "lenet5", "--keys", MNIST, "--n", "5", "--seed", "3",
                     "--out", P("ref2")], "overflow float32", f"{name}: infip extract names the overflow")
+    if name != "fc1-huge":  # NaN weights, not a NaN loss that would blame --lr
+        expect_bad(["train", "--net", "lenet5", "--data", MNIST, "--subset", "256", "--epochs", "1", "--init", path,
+                    "--out", P("t2.safetensors")], "needs a working model", f"{name}: train --init")
     expect_bad(["fp", "issue", "--model", path, "--net", "lenet5", "--data", MNIST, "--classes", "0-9", "--conf", "0.3",
                 "--eps", "0.01", "--users", "2", "--out", P("fps")], "needs a working model", f"{name}: fp issue")
 check(not os.path.exists(P("k2.json")) and not os.path.exists(P("ref2")) and not os.path.exists(P("fps/registry.json")),
