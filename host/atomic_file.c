@@ -1,4 +1,5 @@
-/* host/atomic_file.c — temporary name, fsync, rename (see atomic_file.h). */
+/* host/atomic_file.c — temporary name, fsync, rename; trying outputs before the work (see atomic_file.h). */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "atomic_file.h"
 
 #include <errno.h>
@@ -132,4 +133,30 @@ int dg_make_folder(const char *path, char *err, size_t err_len) {
     else close(fd), unlink(probe);
     free(probe);
     return fd < 0 ? -1 : 0;
+}
+
+/* path with its folder resolved (links, "." and ".."), for files that may not be there yet; NULL when
+ * the folder is not there either (or out of memory). malloc'd. */
+static char *resolved_name(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    char *real = dir ? realpath(dir, NULL) : NULL;
+    const char *base = slash ? slash + 1 : path;
+    char *out = real ? malloc(strlen(real) + strlen(base) + 2) : NULL;
+    if (out) sprintf(out, "%s/%s", real, base);
+    free(dir);
+    free(real);
+    return out;
+}
+
+int dg_same_file(const char *a, const char *b) {
+    if (!a || !b) return 0;
+    if (strcmp(a, b) == 0) return 1;
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    char *ra = resolved_name(a), *rb = resolved_name(b);
+    int same = ra && rb && strcmp(ra, rb) == 0;
+    free(ra);
+    free(rb);
+    return same;
 }

@@ -20,6 +20,11 @@ int dg_write_atomic(const char *path, const dg_chunk *chunks, size_t n, char *er
  * a temporary file beside it is created and removed. 0, or -1 with err "<path>: <why>" (a missing or
  * unwritable folder, or a folder where the file should be). */
 int dg_check_writable(const char *path, char *err, size_t err_len);
+/* 1 when paths a and b name one file: the same text, both there with one device and inode (links,
+ * "./x" and "x"), or, before they exist, the same name in the same resolved folder; 0 otherwise. For
+ * refusing an output that would replace an input or another output. */
+int dg_same_file(const char *a, const char *b);
+
 /* An output folder: made (mode 0700) unless it is there. 0, or -1 with err "<path>: <why>" when it
  * cannot be made, is a file, or cannot be written in — said before the work, not after it. */
 int dg_make_folder(const char *path, char *err, size_t err_len);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "atomic_file.h"
 #include "cli.h"
 #include "commands.h"
 #include "error.h"
@@ -84,6 +85,12 @@ static int keygen(int argc, char **argv) {
     if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
     if (!model || !layer || !digits || !out) {
         dg_cli_error("wm keygen: --model, --layer, --digits and --out are required");
+        return DG_EXIT_BAD_INPUT;
+    }
+    char why[600];
+    if (dg_same_file(out, model) || dg_check_writable(out, why, sizeof why) != 0) {
+        dg_cli_error("%s", dg_same_file(out, model) ? "wm keygen: --out is the --model file: the key would replace it"
+                                                     : why);
         return DG_EXIT_BAD_INPUT;
     }
     struct stat st;

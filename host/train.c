@@ -391,9 +391,19 @@ static int check_opts(const dg_train_opts *o) {
 static int outputs_unwritable(const dg_train_opts *o) {
     char err[512];
     char *ckpt = o->checkpoint ? strdup(o->checkpoint) : derive_checkpoint_path(o->out);
-    int bad = !ckpt || dg_check_writable(o->out, err, sizeof err) != 0 || dg_check_writable(ckpt, err, sizeof err) != 0 ||
-              (o->log && dg_check_writable(o->log, err, sizeof err) != 0);
-    if (bad) dg_cli_error("train: %s", ckpt ? err : "out of memory");
+    if (!ckpt) {
+        dg_cli_error("train: out of memory");
+        return 1;
+    }
+    int bad = 1;
+    /* one file for two outputs: the weights would overwrite the checkpoint (no resume) or the log */
+    if (dg_same_file(o->out, ckpt) || dg_same_file(o->out, o->log) || dg_same_file(ckpt, o->log))
+        dg_cli_error("train: --out, the checkpoint (%s) and --log must be three files", ckpt);
+    else if (dg_check_writable(o->out, err, sizeof err) != 0 || dg_check_writable(ckpt, err, sizeof err) != 0 ||
+             (o->log && dg_check_writable(o->log, err, sizeof err) != 0))
+        dg_cli_error("train: %s", err);
+    else
+        bad = 0;
     free(ckpt);
     return bad;
 }

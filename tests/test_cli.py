@@ -278,6 +278,9 @@ for out, extra, what in ((P("no/such/dir/x.safetensors"), [], "an --out in a mis
     expect_bad([*quick, "--out", out, "--log", P("early.jsonl"), *extra], mention, what)
     check(not os.path.exists(P("early.jsonl")) and not os.path.exists(P("early.ckpt.safetensors")),
           f"{what}: refused before training (no log, no checkpoint)")
+for extra, what in ((["--checkpoint", P("same.safetensors")], "--checkpoint = --out (no resume after the end)"),
+                    (["--log", P("./same.safetensors")], "--log = --out")):
+    expect_bad([*quick, "--out", P("same.safetensors"), *extra], "three files", what)
 # each option's range, refused with one line instead of training something else than asked
 for extra, mention, what in ((["--augment", "2"], "--augment", "--augment 2"),
                              (["--momentum", "1"], "--momentum", "--momentum 1 (never forgets)"),

@@ -71,6 +71,10 @@ r = run("wm", "keygen", "--model", P("clean.safetensors"), "--layer", "conv2.wei
 check(r.returncode == 0, "keygen of a second key (wm2)")
 expect_bad(["wm", "keygen", "--model", P("clean.safetensors"), "--layer", "conv2.weight", "--digits", WM1,
             "--out", P("k1.json")], "already", "an existing key is not overwritten without --force")
+expect_bad(["wm", "keygen", "--model", P("clean.safetensors"), "--layer", "conv2.weight", "--digits", WM1,
+            "--out", P("./clean.safetensors"), "--force"], "--model file", "a key that would replace its --model")
+expect_bad(["wm", "keygen", "--model", P("clean.safetensors"), "--layer", "conv2.weight", "--digits", WM1,
+            "--out", tmp, "--force"], "folder", "a key --out that is a folder")
 expect_bad(["wm", "keygen", "--model", P("clean.safetensors"), "--net", "lenet5", "--layer", "fc1.weight",
             "--digits", WM1, "--out", P("x.json")], "not a conv weight", "a linear layer")
 expect_bad(["wm", "keygen", "--model", P("clean.safetensors"), "--layer", "fc1.weight", "--digits", WM1,
