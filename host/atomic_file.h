@@ -1,6 +1,7 @@
 /* host/atomic_file.h — writing a file so that a reader sees the old one or the whole new one,
  * never half of one: the bytes go to "<path>.tmp.<pid>.<k>" (mode 0644, created exclusively),
- * are fsynced and renamed over path, and the folder is fsynced so that the rename lasts. */
+ * are fsynced and renamed over path, and the folder is fsynced so that the rename lasts. Also the
+ * checks that an output can be written at all, made before long work instead of after it. */
 #ifndef DG_ATOMIC_FILE_H
 #define DG_ATOMIC_FILE_H
 

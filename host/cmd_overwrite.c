@@ -132,10 +132,11 @@ int dg_cmd_attack_overwrite(int argc, char **argv) {
     dg_json_string(stdout, o.out);
     printf(", \"attack\": \"overwrite\", \"model\": ");
     dg_json_string(stdout, model);
-    printf(", \"keys\": %d, \"source_class\": %d, \"target_class\": %d, \"noise_std\": %g, \"finetune_images\": %d, "
+    printf(", \"keys\": %d, \"source_class\": %d, \"target_class\": %d, \"noise_std\": %g, \"finetune_images\": %d, \"trained_images\": %d, "
            "\"epochs\": %d, \"wm_accuracy_before\": %.6f, \"wm_accuracy\": %.6f, \"wm_accuracy_fresh_before\": %.6f, "
            "\"wm_accuracy_fresh\": %.6f, \"test_acc_before\": %.6f, \"test_acc\": %.6f, \"test_images\": %d}\n",
-           n_keys, source, target, (double)noise_std, o.subset > 0 ? o.subset : train.n, o.epochs, wm_before, wm_after,
+           n_keys, source, target, (double)noise_std, o.subset > 0 ? o.subset : train.n,
+           (o.subset > 0 ? o.subset : train.n) + n_keys, o.epochs, wm_before, wm_after,
            fresh_before, fresh_after, test_before, test_after, limit > 0 && limit < test.n ? limit : test.n);
     rc = DG_EXIT_OK;
 done:

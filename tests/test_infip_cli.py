@@ -136,7 +136,8 @@ def main():
             "--out", P("ow.safetensors"))
     ow = parse(r.stdout)
     check(r.returncode == 0 and ow.get("wm_accuracy", 0) >= 0.9 and ow.get("wm_accuracy_before", 1) <= 0.1 and
-          ow.get("wm_accuracy_fresh", 0) >= 0.8 and ow.get("test_acc", 0) > 0.8,
+          ow.get("wm_accuracy_fresh", 0) >= 0.8 and ow.get("test_acc", 0) > 0.8 and
+          ow.get("finetune_images") == 500 and ow.get("trained_images") == 600,
           f"attack overwrite: the pirate's backdoor learned ({r.stdout.strip()[:400]} {r.stderr.strip()[-200:]})")
     summary, other, runs = {}, {}, {}
     for mode in ("global", "gaussian"):
