@@ -90,18 +90,14 @@ static const char *optim_kind(const optim_state *s, int k) {
     return s->adam ? (k ? "exp_avg_sq" : "exp_avg") : "momentum_buffer";
 }
 
-/* clip_grad_norm_: the trainable parameters' gradients scaled to a total norm of at most max_norm */
+/* clip_grad_norm_: the trainable parameters' gradients scaled to a total norm of at most max_norm. The
+ * running statistics' slots of the gradient arena stay zero, so the whole arena is one reduction (one
+ * device round trip, not one per parameter) and one scale. */
 static void clip_gradients(dg_net *net, float max_norm) {
     const dg_backend *be = net->be;
-    double sum = 0.0;
-    for (int i = 0; i < net->n_params; i++)
-        if (net->params[i].role != DG_PARAM_RUNNING)
-            sum += be->sum_squares(net->params[i].numel, net->grad_arena + net->params[i].offset);
-    const float coef = dg_clip_coef(sum, max_norm);
+    const float coef = dg_clip_coef(be->sum_squares(net->n_param_floats, net->grad_arena), max_norm);
     if (coef >= 1.0f) return; /* torch multiplies by 1 then: no bit changes */
-    for (int i = 0; i < net->n_params; i++)
-        if (net->params[i].role != DG_PARAM_RUNNING)
-            be->scale(net->params[i].numel, coef, net->grad_arena + net->params[i].offset);
+    be->scale(net->n_param_floats, coef, net->grad_arena);
 }
 
 static void optim_step(dg_net *net, const dg_train_opts *o, optim_state *s, float lr) {
