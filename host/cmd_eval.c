@@ -47,8 +47,9 @@ int dg_cmd_eval(int argc, char **argv) {
         dg_json_string(stdout, net_name);
         printf(", \"data\": ");
         dg_json_string(stdout, data);
-        printf(", \"split\": \"%s\", \"images\": %d, \"accuracy\": %.6f, \"loss\": %s, \"per_class_accuracy\": [",
-               split, r.images, r.accuracy, dg_json_fixed(r.loss, 6).s);
+        printf(", \"split\": \"%s\", \"images\": %d, \"accuracy\": %.6f, \"top5_accuracy\": %.6f, \"loss\": %s, "
+               "\"per_class_accuracy\": [",
+               split, r.images, r.accuracy, r.top5_accuracy, dg_json_fixed(r.loss, 6).s);
         for (int k = 0; k < r.classes; k++)
             printf(k ? ", %.6f" : "%.6f", r.count[k] ? (double)r.correct[k] / r.count[k] : 0.0);
         printf("], \"per_class_count\": [");

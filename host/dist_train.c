@@ -116,8 +116,10 @@ int dg_dist_evaluate(dg_dist *d, dg_net *net, const dg_dataset *ds, dg_eval_resu
     share.n = hi - lo;
     int failed = share.n > 0 ? dg_evaluate(net, &share, 0, r) != 0 : dg_eval_result_init(r, k) != 0;
     int classes = k; /* the same on every rank, failed or not, so that the sums match */
-    /* [failed, loss sum, images, non-finite, correct per class, count per class] summed over the ranks */
-    double *sums = calloc(4 + 2 * (size_t)classes, sizeof(double));
+    /* [failed, loss sum, images, non-finite, top-5 hits, correct per class, count per class] summed over
+     * the ranks */
+    enum { HEAD = 5 };
+    double *sums = calloc(HEAD + 2 * (size_t)classes, sizeof(double));
     if (!sums) {
         dg_cli_error("rank %d: out of memory", d->rank);
         dg_dist_finish(d, DG_EXIT_BAD_INPUT);
@@ -127,9 +129,10 @@ int dg_dist_evaluate(dg_dist *d, dg_net *net, const dg_dataset *ds, dg_eval_resu
     sums[1] = r->loss * r->images;
     sums[2] = r->images;
     sums[3] = r->nonfinite;
+    sums[4] = r->top5_accuracy * r->images;
     if (!failed)
-        for (int c = 0; c < classes; c++) sums[4 + c] = r->correct[c], sums[4 + classes + c] = r->count[c];
-    dg_dist_sum_f64(d, sums, 4 + 2 * classes);
+        for (int c = 0; c < classes; c++) sums[HEAD + c] = r->correct[c], sums[HEAD + classes + c] = r->count[c];
+    dg_dist_sum_f64(d, sums, HEAD + 2 * classes);
     int any_failed = sums[0] > 0;
     if (any_failed) {
         free(sums);
@@ -140,12 +143,13 @@ int dg_dist_evaluate(dg_dist *d, dg_net *net, const dg_dataset *ds, dg_eval_resu
     r->nonfinite = (int)sums[3];
     long correct = 0;
     for (int c = 0; c < classes; c++) {
-        r->correct[c] = (int)sums[4 + c];
-        r->count[c] = (int)sums[4 + classes + c];
+        r->correct[c] = (int)sums[HEAD + c];
+        r->count[c] = (int)sums[HEAD + classes + c];
         correct += r->correct[c];
     }
     r->loss = r->images ? sums[1] / r->images : 0.0;
     r->accuracy = r->images ? (double)correct / r->images : 0.0;
+    r->top5_accuracy = r->images ? sums[4] / r->images : 0.0;
     free(sums);
     return 0;
 }

@@ -117,6 +117,7 @@ int dg_evaluate_predictions(dg_net *net, const dg_dataset *ds, int limit, dg_eva
     const dg_backend *be = net->be;
     size_t per = (size_t)ds->c * ds->h * ds->w;
     double loss_sum = 0.0;
+    long top5 = 0;
     dg_loader_begin(loader, 0, 0);
     const float *x;
     const int32_t *labels;
@@ -130,9 +131,11 @@ int dg_evaluate_predictions(dg_net *net, const dg_dataset *ds, int limit, dg_eva
         dg_argmax_rows(probs, n, net->classes, pred);
         for (int i = 0; i < n; i++) {
             const float *row = probs + (size_t)i * net->classes;
-            int finite = 1;
+            int finite = 1, above = 0; /* classes more probable than the label */
             for (int k = 0; k < net->classes && finite; k++) finite = isfinite(row[k]);
             if (!finite) pred[i] = -1, r->nonfinite++;
+            for (int k = 0; k < net->classes && finite; k++) above += row[k] > row[labels[i]];
+            top5 += finite && above < 5;
         }
         if (predictions) memcpy(predictions + r->images, pred, sizeof(int) * (size_t)n);
         for (int i = 0; i < n; i++) {
@@ -145,6 +148,7 @@ int dg_evaluate_predictions(dg_net *net, const dg_dataset *ds, int limit, dg_eva
     for (int k = 0; k < net->classes; k++) correct += r->correct[k];
     r->loss = r->images ? loss_sum / r->images : 0.0;
     r->accuracy = r->images ? (double)correct / r->images : 0.0;
+    r->top5_accuracy = r->images ? (double)top5 / r->images : 0.0;
     dg_loader_free(loader);
     free(probs);
     free(pred);

@@ -18,6 +18,7 @@ typedef struct dg_eval_result {
     int images;
     double loss;             /* mean cross-entropy */
     double accuracy;         /* fraction correct */
+    double top5_accuracy;    /* fraction whose label is among the 5 most probable classes (ties count for it) */
     int nonfinite;           /* images whose outputs hold NaN or ±inf: no class, counted wrong */
     int classes;
     int *correct, *count;    /* [classes] per true class, malloc'd: dg_eval_result_free */

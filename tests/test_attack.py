@@ -257,6 +257,18 @@ def check_permute(name, model, layer, x, seed=9, data=None, eval_args=None):
 
 
 x_mnist = mnist_images(64)
+
+# eval's top-1 and top-5 accuracy against torch's argmax and topk of the same weights on the same
+# 2000 test images (a 1-epoch LeNet-5 on 2000 images, so that top-5 is not all hits)
+labels = np.frombuffer(gzip.open(os.path.join(SHARED, "mnist", "t10k-labels-idx1-ubyte.gz")).read()[8:8 + 2000],
+                       np.uint8).astype(np.int64)
+logits = torch.from_numpy(torch_logits("lenet5", W, mnist_images(2000)))
+top1 = float((logits.argmax(1).numpy() == labels).mean())
+top5 = float((logits.topk(5, 1).indices.numpy() == labels[:, None]).any(1).mean())
+ev = run_json("eval", "--net", "lenet5", "--model", P("m.safetensors"), "--data", MNIST, "--limit", "2000")
+check(ev is not None and abs(ev["accuracy"] - top1) <= 1 / 2000 and abs(ev["top5_accuracy"] - top5) <= 1 / 2000
+      and top5 < 1.0 and top5 > top1,
+      f"eval's accuracy {ev and ev['accuracy']} and top-5 {ev and ev['top5_accuracy']} are torch's {top1} and {top5}")
 for layer in ["conv1.weight", "conv2.weight", "fc1.weight"]:
     check_permute("lenet5", P("m.safetensors"), layer, x_mnist, eval_args=["--data", MNIST])
 rep9 = run_json("attack", "permute", "--model", P("m.safetensors"), "--net", "lenet5", "--layer", "conv2.weight",
