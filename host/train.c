@@ -73,6 +73,14 @@ double dg_train_lr(const dg_train_opts *o, int epoch) {
     return lr;
 }
 
+/* Linear warm-up (Goyal et al., "Accurate, large minibatch SGD"): the scheduled rate times t / (W·S) at
+ * global step t = 1 .. W·S, S steps per epoch; torch's LambdaLR(lambda t: min(1, (t + 1) / (W·S)))
+ * stepped after every optimizer step. */
+static float warmed_up_lr(const dg_train_opts *o, float lr, long step_number, int steps_per_epoch) {
+    long span = (long)o->warmup_epochs * steps_per_epoch;
+    return step_number < span ? (float)((double)lr * (double)step_number / (double)span) : lr;
+}
+
 static volatile sig_atomic_t stop_signal = 0;
 static void on_signal(int sig) { stop_signal = sig; }
 
@@ -341,8 +349,9 @@ static int check_opts(const dg_train_opts *o) {
         dg_cli_error("train: --augment must be 0 (off) or 1 (on), not %d", o->augment);
         return -1;
     }
-    if (o->subset < 0 || o->eval_every < 0 || o->ckpt_every < 0 || o->stop_after < 0 || o->wm_lambda < 0.0f) {
-        dg_cli_error("train: --subset, --eval-every, --ckpt-every, --stop-after and --wm-lambda must be ≥ 0");
+    if (o->subset < 0 || o->warmup_epochs < 0 || o->warmup_epochs > o->epochs || o->eval_every < 0 || o->ckpt_every < 0 || o->stop_after < 0 || o->wm_lambda < 0.0f) {
+        dg_cli_error("train: --subset, --eval-every, --ckpt-every, --stop-after and --wm-lambda must be ≥ 0, "
+                     "--warmup-epochs from 0 to --epochs");
         return -1;
     }
     if (!(o->label_smoothing >= 0.0f && o->label_smoothing < 1.0f)) {
@@ -537,7 +546,8 @@ int dg_train(const dg_train_opts *o) {
     int steps = dg_loader_steps(loader);
     uint64_t dropout_stream = dg_rng_stream(o->seed, 0xd50ull);
     for (int epoch = start_epoch; epoch < o->epochs; epoch++) {
-        float lr = (float)dg_train_lr(o, epoch);
+        const float lr = (float)dg_train_lr(o, epoch);
+        float step_lr = lr; /* the last step's rate, which the log reports */
         int first = epoch == start_epoch ? start_step : 0;
         if (first == 0) memset(&sums, 0, sizeof sums);
         dg_loader_begin(loader, epoch, first);
@@ -569,7 +579,8 @@ int dg_train(const dg_train_opts *o) {
                 wm_reg = dg_wm_embed_step_part(&wm, be, lo, hi - lo);
             }
             dg_dist_grads_finish(&grads);
-            optim_step(net, o, &s, lr);
+            step_lr = warmed_up_lr(o, lr, s.global_step + 1, steps);
+            optim_step(net, o, &s, step_lr);
             int correct = 0;
             if (n > 0) {
                 be->download(probs, net->probs, sizeof(float) * (size_t)n * net->classes);
@@ -626,7 +637,7 @@ int dg_train(const dg_train_opts *o) {
         int len = snprintf(line, sizeof line,
                            "{\"epoch\": %d, \"step\": %ld, \"lr\": %.6g, \"train_loss\": %s, \"train_acc\": %.6f, "
                            "\"images_per_s\": %.1f, \"seconds\": %.3f",
-                           epoch + 1, s.global_step, lr, dg_json_fixed(sums.loss_sum / sums.seen, 6).s,
+                           epoch + 1, s.global_step, step_lr, dg_json_fixed(sums.loss_sum / sums.seen, 6).s,
                            (double)sums.correct / sums.seen, images_timed / seconds, seconds);
         if (evaluate)
             len += snprintf(line + len, sizeof line - (size_t)len, ", \"test_loss\": %s, \"test_acc\": %.6f",

@@ -26,6 +26,8 @@ typedef struct dg_train_opts {
     float label_smoothing; /* ε of the training loss's targets, in [0, 1); evaluation losses use 0 */
     float clip_grad_norm;  /* > 0: gradients scaled to at most this total L2 norm before each step */
     int step_size;
+    int warmup_epochs;     /* > 0: the rate ramps linearly from 1/(W·S) of the schedule's to all of it over
+                              the first W epochs of S steps, step by step */
     uint64_t seed;
     int quiet;               /* print no result line on stdout (a caller prints its own) */
     const dg_dataset *extra; /* examples appended to the training set after --subset (attack

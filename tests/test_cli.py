@@ -163,6 +163,29 @@ for max_norm in (0.25 * norm, 4 * norm):
           f"torch's clip_grad_norm_ of the gradient (normalised error {err:.2g}) {r.stderr.strip()[-160:]}")
 expect_bad([*no_wd(adam), "--clip-grad-norm", "-1", "--out", P("x.safetensors")], "clip-grad-norm", "a negative clip norm")
 
+# --warmup-epochs W: the rate at step t is the schedule's times torch's LambdaLR(min(1, (t + 1) / (W·S)))
+# factor. One step per epoch here (64 images, batch 64), W = 4: the first step is a quarter of the plain
+# SGD step along the same gradient, and the epochs log the rates torch's scheduler gives.
+warm = ["train", "--net", "lenet5", "--data", tiny, "--init", P("adam0.safetensors"), "--epochs", "4", "--batch", "64",
+        "--opt", "sgd", "--lr", "1", "--momentum", "0", "--eval-every", "0", "--warmup-epochs", "4"]
+r = run(*warm, "--stop-after", "1", "--out", P("warm1.safetensors"))
+w = {k: v for k, v in st_io.read(P("warm1.ckpt.safetensors")).items() if k in g} if r.returncode == 3 else {}
+err = max(float(np.abs((w1[k] - w[k]) - 0.25 * g[k]).max()) for k in g) / (0.25 * max(float(np.abs(v).max()) for v in g.values())) \
+    if w else 1.0
+check(r.returncode == 3 and err < 1e-4, f"--warmup-epochs 4: the first step is 1/4 of the gradient step (normalised error {err:.2g})")
+r = run(*warm, "--log", P("warm.jsonl"), "--out", P("warm.safetensors"))
+lrs = [json.loads(l)["lr"] for l in open(P("warm.jsonl"))] if r.returncode == 0 else []
+p_ = torch.zeros(1, requires_grad=True)
+opt = torch.optim.SGD([p_], lr=1.0)
+sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: min(1.0, (t + 1) / 4))
+want = []
+for _ in range(4):
+    want.append(opt.param_groups[0]["lr"])
+    opt.step()
+    sched.step()
+check(r.returncode == 0 and lrs == want, f"--warmup-epochs 4: the epochs' rates {lrs} are torch's LambdaLR's {want}")
+expect_bad([*warm[:-1], "5", "--out", P("x.safetensors")], "--warmup-epochs", "--warmup-epochs past --epochs")
+
 # A real SIGTERM in the middle of a run, then --resume.
 longer = [x if x != "3000" else "12000" for x in common] + ["--seed", "5"]
 ref = run(*longer, "--out", P("ref.safetensors"))
