@@ -3,6 +3,7 @@
  * step, and the position in the epoch; everything random is a function of (seed, epoch, step). */
 #include "train.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,8 +53,9 @@ static int parse_milestones(const char *text, int *out, int cap) {
     int n = 0;
     while (text && *text) {
         char *end;
-        long v = strtol(text, &end, 10);
-        if (end == text || v < 0 || n == cap) return -1;
+        errno = 0;
+        long v = *text >= '0' && *text <= '9' ? strtol(text, &end, 10) : -1; /* digits only: no sign, no space */
+        if (v < 0 || errno || v > 100000000L || n == cap) return -1; /* an epoch number fits an int */
         out[n++] = (int)v;
         text = *end == ',' ? end + 1 : end;
         if (*end && *end != ',') return -1;
