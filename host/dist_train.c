@@ -85,9 +85,13 @@ void dg_dist_grads_finish(dg_dist_grads *g) {
         dg_dist_sum_device(d, net->be, net->grad_arena, net->n_param_floats);
     }
     dg_dist_wait(d);
+    /* the averaged statistics go back to their parameters, and their gradient slots to zero: what
+     * reads the whole gradient arena (the clip's norm) counts only trained parameters (net.h) */
     for (int i = 0; i < net->n_params; i++) {
         const dg_param *p = &net->params[i];
-        if (p->role == DG_PARAM_RUNNING) net->be->copy(param_of(net, p), grad_of(net, p), sizeof(float) * p->numel);
+        if (p->role != DG_PARAM_RUNNING) continue;
+        net->be->copy(param_of(net, p), grad_of(net, p), sizeof(float) * p->numel);
+        net->be->zero(grad_of(net, p), sizeof(float) * p->numel);
     }
 }
 

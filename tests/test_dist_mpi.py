@@ -128,6 +128,12 @@ s2 = mpirun(2, *bn, "--out", P("bn-r.st"), "--resume")
 check(u.returncode == 0 and s1.returncode == 3 and s2.returncode == 0
       and filecmp.cmp(P("bn.st"), P("bn-r.st"), shallow=False),
       f"2 ranks, batch norm: stopped after 3 steps (exit {s1.returncode}) and resumed = uninterrupted, bit for bit")
+# the running statistics travel through the gradient all-reduce: their slots must be zero again when
+# --clip-grad-norm takes the norm of the whole gradient arena. A bound above the gradients' norm (here
+# 10) then changes no bit; counted with the statistics, the norm passed it and the run was clipped.
+c = mpirun(2, *bn, "--out", P("bn-clip.st"), "--clip-grad-norm", "10")
+check(u.returncode == 0 and c.returncode == 0 and filecmp.cmp(P("bn.st"), P("bn-clip.st"), shallow=False),
+      f"2 ranks, batch norm: a clip norm above the gradients' changes no bit {c.stderr[-200:]}")
 
 longer = sgd[:] + ["--dist", "mpi"]
 longer[longer.index("1990")] = "6000"
