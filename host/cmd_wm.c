@@ -144,6 +144,7 @@ static int keygen(int argc, char **argv) {
 static int verify(int argc, char **argv) {
     const char *model = NULL, *key_path = NULL, *search_name = "filters";
     int need = -1; /* not given: all digits */
+    float max_p = 1e-6f;
     const dg_opt opts[] = {
         {"model", DG_OPT_STR, &model, "the suspect model (safetensors or torch.save .pt, any trainer)"},
         {"key", DG_OPT_STR, &key_path, "the owner's key (wm keygen)"},
@@ -151,11 +152,17 @@ static int verify(int argc, char **argv) {
          "key | filters | channels: read only the key's filter; also every output filter (default: survives an "
          "output-channel permutation); also any input-channel assignment"},
         {"min-match", DG_OPT_INT, &need, "digits that must match (default: all, as Algorithm 1)"},
+        {"max-p-chance", DG_OPT_FLOAT, &max_p,
+         "verified only when a layer without the watermark would pass with at most this chance (default 1e-6)"},
     };
     int rc = dg_cli_parse("wm verify", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
     if (!model || !key_path) {
         dg_cli_error("wm verify: --model and --key are required");
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (!(max_p > 0.0f && max_p <= 1.0f)) {
+        dg_cli_error("wm verify: --max-p-chance must be in (0, 1]");
         return DG_EXIT_BAD_INPUT;
     }
     dg_wm_search search;
@@ -209,9 +216,19 @@ static int verify(int argc, char **argv) {
     for (int k = 0; k < key->n; k++) printf(k ? ", %d" : "%d", r->extracted[k]);
     printf("], \"residual\": [");
     for (int k = 0; k < key->n; k++) printf(k ? ", %s" : "%s", dg_json_fixed(r->residual[k], 4).s);
-    printf("], \"matches\": %d, \"n\": %d, \"need\": %d, \"p_chance\": %.3g, \"verified\": %s}\n", r->matches, key->n,
-           need, r->p_chance, r->verified ? "true" : "false");
-    rc = r->verified ? DG_EXIT_OK : DG_EXIT_NO;
+    /* matching digits prove something only when a layer without the watermark would rarely match:
+     * a short key, a map that reads most weights as one digit, or a search that tries enough places
+     * makes the match near certain for any model */
+    const int significant = r->p_chance <= (double)max_p, verified = r->verified && significant;
+    printf("], \"matches\": %d, \"n\": %d, \"need\": %d, \"digits_match\": %s, \"p_chance\": %.3g, "
+           "\"max_p_chance\": %g, \"verified\": %s}\n",
+           r->matches, key->n, need, r->verified ? "true" : "false", r->p_chance, (double)max_p,
+           verified ? "true" : "false");
+    if (r->verified && !significant)
+        fprintf(stderr, "dnnguard: wm verify: the digits match, but a layer without the watermark would pass this "
+                "search with chance %.3g (above --max-p-chance %g): not a proof, not verified\n", r->p_chance,
+                (double)max_p);
+    rc = verified ? DG_EXIT_OK : DG_EXIT_NO;
 done:
     free(key);
     free(r);

@@ -228,6 +228,13 @@ int dg_wm_key_parse(const char *json, size_t len, const char *name, dg_wm_key *k
         why = "\"a\" (> 0), \"b\", \"w_min\" < \"w_max\" must be finite numbers";
         goto done;
     }
+    { /* the map is the one keygen derives from the range; any other would read any layer as chosen digits */
+        const float a = 9.0f / (key->w_max - key->w_min), b = -a * key->w_min;
+        if (!(fabsf(key->a - a) <= 1e-6f * a && fabsf(key->b - b) <= 1e-6f * fmaxf(1.0f, fabsf(b)))) {
+            why = "\"a\" and \"b\" must be 9 / (w_max - w_min) and -a * w_min, the map of [w_min, w_max] onto [0, 9]";
+            goto done;
+        }
+    }
     if (cJSON_IsString(seed)) {
         char *end;
         errno = 0;

@@ -98,17 +98,33 @@ static int search_channels(channel_search *s, const float *w, int o, int32_t *ch
     return 1;
 }
 
-/* The chance that a layer whose weights are drawn independently from this layer's digit
- * frequencies q passes the search: one filter at fixed positions reads all n digits with
- * Π q(d_k); a search over O filters multiplies by O (union bound); a search over input channels
- * lets each group of positions sharing a channel sit on any of I channels (union bound again). */
-static double chance_of(const channel_search *s, dg_wm_search search, const double q[10]) {
-    const dg_wm_key *key = s->key;
-    if (search != DG_WM_SEARCH_CHANNELS) {
-        double p = 1.0;
-        for (int k = 0; k < key->n; k++) p *= q[key->digits[k]];
-        return fmin(1.0, search == DG_WM_SEARCH_FILTERS ? p * key->shape[0] : p);
+/* The chance that one filter at fixed positions reads at least `need` of the n digits right when its
+ * weights are independent draws with digit frequencies q: digit k reads right with q(d_k), and the
+ * count is Poisson-binomial; its tail by dynamic programming over the digits (exact[j]: j right so
+ * far). need = n gives Π q(d_k). */
+static double at_least(const dg_wm_key *key, const double q[10], int need, double *exact) {
+    exact[0] = 1.0;
+    for (int k = 0; k < key->n; k++) {
+        const double hit = q[key->digits[k]];
+        exact[k + 1] = 0.0;
+        for (int j = k + 1; j > 0; j--) exact[j] = exact[j] * (1.0 - hit) + exact[j - 1] * hit;
+        exact[0] *= 1.0 - hit;
     }
+    double tail = 0.0;
+    for (int j = need; j <= key->n; j++) tail += exact[j];
+    return fmin(1.0, tail);
+}
+
+/* The chance that a layer whose weights are drawn independently from this layer's digit
+ * frequencies q passes the search with `need` digits: one filter at fixed positions with
+ * at_least(); a search over O filters multiplies by O (union bound); a search over input channels
+ * (which takes every digit) lets each group of positions sharing a channel sit on any of I channels
+ * (union bound again), added to the filter search's chance when that needs fewer digits. */
+static double chance_of(const channel_search *s, dg_wm_search search, const double q[10], int need, double *work) {
+    const dg_wm_key *key = s->key;
+    const double one = at_least(key, q, need, work);
+    if (search != DG_WM_SEARCH_CHANNELS) return fmin(1.0, search == DG_WM_SEARCH_FILTERS ? one * key->shape[0] : one);
+    const double filters = need < key->n ? one * key->shape[0] : 0.0;
     double per_filter = 1.0;
     for (int g = 0; g < s->groups; g++) {
         double group = 1.0;
@@ -116,7 +132,7 @@ static double chance_of(const channel_search *s, dg_wm_search search, const doub
             if (key->positions[k] / s->rs == s->group_channel[g]) group *= q[key->digits[k]];
         per_filter *= fmin(1.0, group * s->channels);
     }
-    return fmin(1.0, per_filter * key->shape[0]);
+    return fmin(1.0, per_filter * key->shape[0] + filters);
 }
 
 int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int need, dg_wm_result *r) {
@@ -130,7 +146,8 @@ int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int 
     s.place = malloc(sizeof(int) * (size_t)key->n);
     int32_t *channel_of = malloc(sizeof(int32_t) * (size_t)key->n);
     dg_wm_result *trial = malloc(sizeof *trial);
-    if (!s.group_channel || !s.fits || !s.owner || !s.seen || !s.place || !channel_of || !trial) {
+    double *work = malloc(sizeof(double) * ((size_t)key->n + 1));
+    if (!s.group_channel || !s.fits || !s.owner || !s.seen || !s.place || !channel_of || !trial || !work) {
         r->p_chance = 1.0; /* out of memory: no verdict */
         rc = -1;
         goto done;
@@ -138,7 +155,7 @@ int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int 
     group_positions(&s);
     double q[10];
     digit_frequencies(key, w, q);
-    r->p_chance = chance_of(&s, search, q);
+    r->p_chance = chance_of(&s, search, q, need, work);
 
     /* Algorithm 1: the key's filter at the key's positions */
     read_filter(key, w, key->filter, NULL, r);
@@ -169,5 +186,6 @@ done:
     free(s.place);
     free(channel_of);
     free(trial);
+    free(work);
     return rc;
 }

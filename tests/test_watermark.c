@@ -185,33 +185,36 @@ static void test_key_file(void) {
         {"[1,2]", "format"},
         {"{\"format\":\"dnnguard-wmkey-2\"}", "format"},
         {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5],\"filter\":0,\"digits\":\"12\","
-         "\"positions\":[0,1],\"a\":1,\"b\":0,\"w_min\":0,\"w_max\":1}", "shape"},
+         "\"positions\":[0,1],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1}", "shape"},
         {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,0],\"filter\":0,\"digits\":\"12\","
-         "\"positions\":[0,1],\"a\":1,\"b\":0,\"w_min\":0,\"w_max\":1}", "shape"},
+         "\"positions\":[0,1],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1}", "shape"},
         {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":16,\"digits\":\"12\","
-         "\"positions\":[0,1],\"a\":1,\"b\":0,\"w_min\":0,\"w_max\":1}", "filter"},
+         "\"positions\":[0,1],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1}", "filter"},
         {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":1.5,\"digits\":\"12\","
-         "\"positions\":[0,1],\"a\":1,\"b\":0,\"w_min\":0,\"w_max\":1}", "filter"},
+         "\"positions\":[0,1],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1}", "filter"},
         {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"1x\","
-         "\"positions\":[0,1],\"a\":1,\"b\":0,\"w_min\":0,\"w_max\":1}", "digits"},
+         "\"positions\":[0,1],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1}", "digits"},
         {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"12\","
-         "\"positions\":[0],\"a\":1,\"b\":0,\"w_min\":0,\"w_max\":1}", "positions"},
+         "\"positions\":[0],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1}", "positions"},
         {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"12\","
-         "\"positions\":[3,3],\"a\":1,\"b\":0,\"w_min\":0,\"w_max\":1}", "distinct"},
+         "\"positions\":[3,3],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1}", "distinct"},
         {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"12\","
-         "\"positions\":[0,150],\"a\":1,\"b\":0,\"w_min\":0,\"w_max\":1}", "positions"},
+         "\"positions\":[0,150],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1}", "positions"},
         {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"12\","
          "\"positions\":[0,1],\"a\":0,\"b\":0,\"w_min\":0,\"w_max\":1}", "\"a\""},
         {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"12\","
-         "\"positions\":[0,1],\"a\":1,\"b\":1e999,\"w_min\":0,\"w_max\":1}", "\"a\""},
+         "\"positions\":[0,1],\"a\":9,\"b\":1e999,\"w_min\":0,\"w_max\":1}", "\"a\""},
         {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"12\","
-         "\"positions\":[0,1],\"a\":1,\"b\":0,\"w_min\":1,\"w_max\":1}", "w_max"},
+         "\"positions\":[0,1],\"a\":9,\"b\":0,\"w_min\":1,\"w_max\":1}", "w_max"},
         {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"12\","
-         "\"positions\":[0,1],\"a\":1,\"b\":0,\"w_min\":0,\"w_max\":1,\"seed\":\"12x\"}", "seed"},
+         "\"positions\":[0,1],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1,\"seed\":\"12x\"}", "seed"},
+        /* a map that is not the range's: with a tiny a and b = 5, every weight of any layer reads 5 */
+        {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"55\","
+         "\"positions\":[0,1],\"a\":1e-9,\"b\":5,\"w_min\":0,\"w_max\":1}", "9 / (w_max - w_min)"},
         {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"12\","
-         "\"positions\":[0,1],\"a\":1,\"b\":0,\"w_min\":0,\"w_max\":1}", "layer"},
+         "\"positions\":[0,1],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1}", "layer"},
         {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[65536,65536,1,1],\"filter\":0,\"digits\":\"12\","
-         "\"positions\":[0,1],\"a\":1,\"b\":0,\"w_min\":0,\"w_max\":1}", "2^31"},
+         "\"positions\":[0,1],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1}", "2^31"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         write_text(path, bad[i].json);
@@ -224,7 +227,7 @@ static void test_key_file(void) {
     CHECK(dg_wm_key_read(path, &back, err, sizeof err) == -1 && strstr(err, "missing.json"), "a missing key: %s", err);
     /* a valid minimal key parses (the refusals above are not a parser that refuses everything) */
     const char *ok = "{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,"
-                     "\"digits\":\"12\",\"positions\":[0,1],\"a\":1,\"b\":0,\"w_min\":0,\"w_max\":1}";
+                     "\"digits\":\"12\",\"positions\":[0,1],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1}";
     CHECK(dg_wm_key_parse(ok, strlen(ok), "ok", &back, err, sizeof err) == 0, "a minimal key parses: %s", err);
 }
 

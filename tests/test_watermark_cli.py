@@ -222,6 +222,31 @@ expect_bad(["wm", "verify", "--model", P("wmft.safetensors"), "--key", P("k1.jso
            "min-match", "--min-match above the digit count")
 expect_bad(["wm", "verify", "--model", P("wmft.safetensors"), "--key", P("k1.json"), "--min-match", "0"],
            "min-match", "--min-match 0 (it used to mean all digits)")
+# keys that cannot prove anything: matching digits are not a verdict when a layer without the
+# watermark would match as easily (p_chance above --max-p-chance, default 1e-6)
+r = run("wm", "keygen", "--model", P("clean.safetensors"), "--layer", "conv2.weight", "--digits", "5", "--seed", "7",
+        "--out", P("one.json"))
+rc, out, err = verify(P("clean.safetensors"), P("one.json"))
+check(r.returncode == 0 and rc == 1 and out.get("digits_match") is True and out.get("verified") is False
+      and out.get("p_chance", 0) > 1e-6 and "not a proof" in err,
+      f"a 1-digit key on the model it was made from: the digit matches, not verified (exit {rc}, {out.get('p_chance')})")
+rc, out, err = verify(P("clean.safetensors"), P("k1.json"), "--min-match", "3")
+check(rc == 1 and out.get("digits_match") is True and out.get("verified") is False and out.get("p_chance", 0) > 0.01,
+      f"--min-match 3 of 13 on a clean model: p_chance is the chance of 3 or more ({out.get('p_chance')}), not verified")
+rc, out, err = verify(P("wmft.safetensors"), P("k1.json"), "--min-match", "12")
+check(rc == 0 and out.get("verified") is True and 0 < out.get("p_chance", 1) < 1e-6,
+      f"--min-match 12 on the watermarked model: still verified ({out.get('p_chance')})")
+forged = dict(key, a=1e-9, b=5.0, digits="5555555555555")
+json.dump(forged, open(P("forged.json"), "w"))
+expect_bad(["wm", "verify", "--model", P("clean.safetensors"), "--key", P("forged.json")], "9 / (w_max - w_min)",
+           "a key whose map is not its range's (every weight would read 5)")
+wide = dict(key, w_min=-1.1e6, w_max=0.9e6, a=9 / 2e6, b=9 / 2e6 * 1.1e6, digits="5555555555555")
+json.dump(wide, open(P("wide.json"), "w"))
+rc, out, err = verify(P("clean.safetensors"), P("wide.json"), "--search", "key")
+check(rc == 1 and out.get("digits_match") is True and out.get("verified") is False and out.get("p_chance") == 1,
+      f"a consistent map over an absurd range reads every weight as 5: p_chance 1, not verified (exit {rc}, {out})")
+expect_bad(["wm", "verify", "--model", P("wmft.safetensors"), "--key", P("k1.json"), "--max-p-chance", "0"],
+           "max-p-chance", "--max-p-chance 0")
 expect_bad(["train", *TRAIN, "--wm", P("bad.json"), "--epochs", "1", "--out", P("never.safetensors")], "bad.json",
            "training with a corrupt key")
 expect_bad(["train", "--net", "vgg16-cifar", "--data", "synthetic:3,32,32,10,64", "--wm", P("k1.json"), "--epochs", "1",
