@@ -111,6 +111,23 @@ int dg_check_writable(const char *path, char *err, size_t err_len) {
     return 0;
 }
 
+int dg_check_openable(const char *path, char *err, size_t err_len) {
+    struct stat st;
+    if (stat(path, &st) != 0) return dg_check_writable(path, err, err_len);
+    if (S_ISDIR(st.st_mode)) {
+        dg_err_set(err, err_len, path, "is a folder, not a file to write");
+        return -1;
+    }
+    /* no O_CREAT, no O_TRUNC: nothing changes; a FIFO without a reader yet (ENXIO) will have one */
+    int fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && errno != ENXIO) {
+        dg_err_set(err, err_len, path, "cannot be written: %s", strerror(errno));
+        return -1;
+    }
+    if (fd >= 0) close(fd);
+    return 0;
+}
+
 int dg_make_folder(const char *path, char *err, size_t err_len) {
     struct stat st;
     if (mkdir(path, 0700) != 0 && errno != EEXIST) {

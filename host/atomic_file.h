@@ -21,6 +21,11 @@ int dg_write_atomic(const char *path, const dg_chunk *chunks, size_t n, char *er
  * a temporary file beside it is created and removed. 0, or -1 with err "<path>: <why>" (a missing or
  * unwritable folder, or a folder where the file should be). */
 int dg_check_writable(const char *path, char *err, size_t err_len);
+/* The same for a file opened with fopen(path, "w" or "a") rather than replaced by a rename: one that
+ * is there (a regular file, /dev/stdout, a FIFO) must open for writing, without being truncated by
+ * the check; one that is not there is tried as above. */
+int dg_check_openable(const char *path, char *err, size_t err_len);
+
 /* 1 when paths a and b name one file: the same text, both there with one device and inode (links,
  * "./x" and "x"), or, before they exist, the same name in the same resolved folder; 0 otherwise. For
  * refusing an output that would replace an input or another output. */

@@ -92,7 +92,10 @@ int dg_cmd_attack_forge(int argc, char **argv) {
         return DG_EXIT_BAD_INPUT;
     }
     dg_cw_opts cw;
-    if (dg_cw_cli_apply(&cw_cli, reg.c == 3, &cw) != 0) return DG_EXIT_BAD_INPUT;
+    if (dg_cw_cli_apply("attack forge", &cw_cli, reg.c == 3, &cw) != 0) {
+        dg_fp_registry_free(&reg);
+        return DG_EXIT_BAD_INPUT;
+    }
     cw.untargeted = 1;
     rc = DG_EXIT_BAD_INPUT;
     dg_dataset ds = {0};

@@ -147,7 +147,8 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     char err[512];
     dg_dataset ds;
     if (dg_session_data(data, strcmp(split, "train") == 0, &ds) != 0) return DG_EXIT_BAD_INPUT;
-    if (dg_cw_cli_apply(&cw_cli, ds.c == 3, &cw) != 0) { /* the paper's settings per kind, then the options */
+    /* the paper's settings per kind, then the options */
+    if (dg_cw_cli_apply("fp issue", &cw_cli, ds.c == 3, &cw) != 0) {
         dg_data_free(&ds);
         return DG_EXIT_BAD_INPUT;
     }
@@ -178,11 +179,16 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         return DG_EXIT_BAD_INPUT;
     }
     if (batch == 0 || batch > users) batch = users;
-    if (dg_make_folder(out, err, sizeof err) != 0) {
-        dg_cli_error("%s", err);
+    /* rank 0 makes and tries the folder, once (the probe's name is per process); every rank writes its
+     * users' PNGs into it */
+    int unmade = root && dg_make_folder(out, err, sizeof err) != 0;
+    if (unmade) dg_cli_error("%s", err);
+    dg_dist_broadcast(dist, &unmade, sizeof unmade);
+    if (unmade) {
         dg_data_free(&ds);
         return DG_EXIT_BAD_INPUT;
     }
+    if (!root) (void)mkdir(out, 0700); /* there already on a shared file system */
 
     rc = DG_EXIT_BAD_INPUT;
     const int c = ds.c, hw = ds.h * ds.w;

@@ -42,7 +42,11 @@ int dg_cmd_fp_eval(int argc, char **argv) {
         return DG_EXIT_BAD_INPUT;
     }
     char err[512];
-    if (table && dg_check_writable(table, err, sizeof err) != 0) { /* now, not after the fingerprints */
+    if (table && (dg_same_file(table, model) || dg_same_file(table, registry))) {
+        dg_cli_error("fp eval: --table is the --model or --registry file");
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (table && dg_check_openable(table, err, sizeof err) != 0) { /* now, not after the fingerprints */
         dg_cli_error("%s", err);
         return DG_EXIT_BAD_INPUT;
     }
@@ -55,6 +59,11 @@ int dg_cmd_fp_eval(int argc, char **argv) {
     }
     if (reg.n_users == 0) {
         dg_cli_error("%s: the registry lists no users", registry);
+        dg_fp_registry_free(&reg);
+        return DG_EXIT_BAD_INPUT;
+    }
+    dg_cw_opts cw; /* before the model is evaluated: a bad option is said at once */
+    if (dg_cw_cli_apply("fp eval", &cw_cli, reg.c == 3, &cw) != 0) {
         dg_fp_registry_free(&reg);
         return DG_EXIT_BAD_INPUT;
     }
@@ -92,8 +101,6 @@ int dg_cmd_fp_eval(int argc, char **argv) {
     int eval_rc = dg_evaluate_predictions(net, &ds, 0, &ev, pred);
     dg_eval_result_free(&ev);
     if (eval_rc != 0) goto done;
-    dg_cw_opts cw;
-    if (dg_cw_cli_apply(&cw_cli, reg.c == 3, &cw) != 0) goto done;
     cw.margin = reg.margin;
     uint64_t stream = dg_rng_stream(seed, 0xe7a1ull);
     long cursor = 0, attempted = 0, authenticated = 0;

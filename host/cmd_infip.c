@@ -428,9 +428,6 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("infip verify: --threshold must lie in [-1, 1] and --batch be ≥ 0");
         return DG_EXIT_BAD_INPUT;
     }
-    int unmade = dg_dist_is_root(dist) && out && make_folder(out) != 0; /* before the work, on the writer */
-    dg_dist_broadcast(dist, &unmade, sizeof unmade);
-    if (unmade) return DG_EXIT_BAD_INPUT;
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     char path[4200], err[512], sha[65];
@@ -449,6 +446,19 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     }
     if (dg_sha256_file(model, sha, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
+        dg_infip_manifest_free(&m);
+        return DG_EXIT_BAD_INPUT;
+    }
+    /* --out is made by the writer before the work, not found unmakeable after it, and removed again
+     * (when still empty) if the run fails */
+    int unmade = 0, made_out = 0;
+    if (dg_dist_is_root(dist) && out) {
+        struct stat st;
+        made_out = stat(out, &st) != 0;
+        unmade = make_folder(out) != 0;
+    }
+    dg_dist_broadcast(dist, &unmade, sizeof unmade);
+    if (unmade) {
         dg_infip_manifest_free(&m);
         return DG_EXIT_BAD_INPUT;
     }
@@ -546,6 +556,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     printf("}\n");
     rc = pirated ? DG_EXIT_OK : DG_EXIT_NO;
 done:
+    if (rc == DG_EXIT_BAD_INPUT && made_out) rmdir(out); /* only when empty */
     dg_relevance_free(plan);
     dg_net_free(net);
     dg_infip_manifest_free(&m);

@@ -47,7 +47,11 @@ int dg_cmd_predict(int argc, char **argv) {
         return DG_EXIT_BAD_INPUT;
     }
     char err[512];
-    if (out && dg_check_writable(out, err, sizeof err) != 0) { /* now, not after the predictions */
+    if (out && dg_same_file(out, model)) {
+        dg_cli_error("predict: --out is the --model file");
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (out && dg_check_openable(out, err, sizeof err) != 0) { /* now, not after the predictions */
         dg_cli_error("%s", err);
         return DG_EXIT_BAD_INPUT;
     }
@@ -121,9 +125,10 @@ int dg_cmd_predict(int argc, char **argv) {
            "\"accuracy_unauthorized\": %.6f, \"nonfinite_outputs\": %d, \"seed\": %llu}\n",
            authorized ? "true" : "false", user, authorized ? "model" : "random", authorized ? acc_model : acc_random,
            acc_model, acc_random, nonfinite, (unsigned long long)seed);
-    if (nonfinite) /* the model's answers to them are −1: it gives no class */
-        fprintf(stderr, "dnnguard: predict: %d of %d queries have NaN or infinite outputs (the model's answer -1, "
-                "counted wrong): %s is not a working model\n", nonfinite, n, model);
+    if (nonfinite) /* the model gives them no class: −1, counted wrong in accuracy_authorized */
+        fprintf(stderr, "dnnguard: predict: %d of %d queries have NaN or infinite outputs (%s): %s is not a working "
+                "model\n", nonfinite, n, authorized ? "answered -1, counted wrong" : "the model's answer would be -1",
+                model);
     rc = DG_EXIT_OK;
 done:
     dg_net_free(net);

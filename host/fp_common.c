@@ -9,15 +9,15 @@
 #include "session.h"
 #include "sha256.h"
 
-int dg_cw_cli_apply(const dg_cw_cli *v, int colour, dg_cw_opts *o) {
+int dg_cw_cli_apply(const char *command, const dg_cw_cli *v, int colour, dg_cw_opts *o) {
     dg_cw_defaults(o, colour);
     if ((!isnan(v->lr) && !(v->lr > 0.0f)) || (!isnan(v->alpha) && !(v->alpha > 0.0f)) ||
         (!isnan(v->alpha_max) && !(v->alpha_max > 0.0f)) || (!isnan(v->conf_weight) && v->conf_weight < 0.0f)) {
-        dg_cli_error("--lr, --alpha and --alpha-max must be > 0, --conf-weight ≥ 0");
+        dg_cli_error("%s: --lr, --alpha and --alpha-max must be > 0, --conf-weight ≥ 0", command);
         return -1;
     }
     if ((v->search_steps != INT_MIN && v->search_steps < 1) || (v->iters != INT_MIN && v->iters < 1)) {
-        dg_cli_error("--search-steps and --iters must be ≥ 1");
+        dg_cli_error("%s: --search-steps and --iters must be ≥ 1", command);
         return -1;
     }
     if (!isnan(v->lr)) o->lr = v->lr;
@@ -27,7 +27,7 @@ int dg_cw_cli_apply(const dg_cw_cli *v, int colour, dg_cw_opts *o) {
     if (v->search_steps != INT_MIN) o->search_steps = v->search_steps;
     if (v->iters != INT_MIN) o->max_iter = v->iters;
     if (!(o->alpha_init < o->alpha_hi)) {
-        dg_cli_error("--alpha %g must lie below --alpha-max %g", (double)o->alpha_init, (double)o->alpha_hi);
+        dg_cli_error("%s: --alpha %g must lie below --alpha-max %g", command, (double)o->alpha_init, (double)o->alpha_hi);
         return -1;
     }
     return 0;

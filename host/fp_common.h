@@ -32,7 +32,7 @@ typedef struct dg_cw_cli {
     {"conf-weight", DG_OPT_FLOAT, &(v).conf_weight, "weight of the confidence term KL(q ‖ p) (default 3)"}
 /* o = the defaults for the kind (colour or grey), then every option set in v; −1 and a message
  * when a set value is out of range. */
-int dg_cw_cli_apply(const dg_cw_cli *v, int colour, dg_cw_opts *o);
+int dg_cw_cli_apply(const char *command, const dg_cw_cli *v, int colour, dg_cw_opts *o);
 
 /* Planar 8-bit pixels [c·h·w] → the net's input [c·h·w] with mean/std (kernels/math/pixel.h). */
 void dg_fp_pixels_to_input(const uint8_t *pixels, int c, int hw, const float *mean, const float *std, float *u);

@@ -404,10 +404,17 @@ static int outputs_unwritable(const dg_train_opts *o) {
     }
     int bad = 1;
     /* one file for two outputs: the weights would overwrite the checkpoint (no resume) or the log */
+    /* nor may an output overwrite the secret key, or the starting weights before the run has ended
+     * (--out = --init replaces them with the result, atomically, as an in-place fine-tune would) */
+    int clash = dg_same_file(o->out, o->wm) || dg_same_file(ckpt, o->wm) || dg_same_file(o->log, o->wm) ||
+                dg_same_file(ckpt, o->init) || dg_same_file(o->log, o->init);
     if (dg_same_file(o->out, ckpt) || dg_same_file(o->out, o->log) || dg_same_file(ckpt, o->log))
         dg_cli_error("train: --out, the checkpoint (%s) and --log must be three files", ckpt);
+    else if (clash)
+        dg_cli_error("train: the checkpoint (%s) and --log may not be the --init file, nor any output the --wm key",
+                     ckpt);
     else if (dg_check_writable(o->out, err, sizeof err) != 0 || dg_check_writable(ckpt, err, sizeof err) != 0 ||
-             (o->log && dg_check_writable(o->log, err, sizeof err) != 0))
+             (o->log && dg_check_openable(o->log, err, sizeof err) != 0))
         dg_cli_error("train: %s", err);
     else
         bad = 0;

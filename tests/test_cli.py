@@ -304,6 +304,10 @@ for out, extra, what in ((P("no/such/dir/x.safetensors"), [], "an --out in a mis
 for extra, what in ((["--checkpoint", P("same.safetensors")], "--checkpoint = --out (no resume after the end)"),
                     (["--log", P("./same.safetensors")], "--log = --out")):
     expect_bad([*quick, "--out", P("same.safetensors"), *extra], "three files", what)
+expect_bad([*quick, "--init", P("a.safetensors"), "--log", P("a.safetensors"), "--out", P("b2.safetensors")],
+           "--init", "--log = --init (the starting weights would become the log)")
+r = run(*quick, "--eval-every", "0", "--log", "/dev/stderr", "--out", P("devlog.safetensors"))
+check(r.returncode == 0 and '"epoch": 1' in r.stderr, f"--log /dev/stderr is written (exit {r.returncode})")
 # each option's range, refused with one line instead of training something else than asked
 for extra, mention, what in ((["--augment", "2"], "--augment", "--augment 2"),
                              (["--momentum", "1"], "--momentum", "--momentum 1 (never forgets)"),
@@ -311,7 +315,8 @@ for extra, mention, what in ((["--augment", "2"], "--augment", "--augment 2"),
                              (["--opt", "adam", "--nesterov"], "--nesterov", "--nesterov with adam"),
                              (["--momentum", "0", "--nesterov"], "--nesterov", "--nesterov without momentum"),
                              (["--schedule", "step", "--step-size", "0"], "--step-size", "--step-size 0"),
-                             (["--gamma", "-1"], "--gamma", "--gamma -1"),
+                             (["--schedule", "step", "--gamma", "-1"], "--gamma", "--gamma -1"),
+                             (["--opt", "rmsprop", "--momentum", "0.9"], "--opt must be", "an unknown --opt is said as such"),
                              (["--subset", "-5"], "--subset", "--subset -5"),
                              (["--eval-every", "-1"], "--eval-every", "--eval-every -1"),
                              (["--lr", "inf"], "--lr", "--lr inf"),

@@ -413,6 +413,8 @@ for args, mention, what in (([*ISSUE_BAD, "--classes", "0-2", "--conf", "0.3", "
                               "t.md", "fp eval --table in a missing folder (before generating)")):
     expect_bad(args, mention, what)
 check(not os.path.exists(P("never")), "the refused runs leave no output folder")
+r = run(*PRED, "--limit", "5", "--out", "/dev/stdout")
+check(r.returncode == 0 and len(r.stdout.splitlines()) == 6, f"predict --out /dev/stdout: 5 answers and the JSON {r.stdout[:80]!r}")
 
 shutil.rmtree(tmp, ignore_errors=True)
 print(f"test_fp_cli: {time.time() - T0:.1f} s (fp issue {issue_s:.1f} s)")

@@ -209,8 +209,9 @@ def main():
     check(r.returncode == 0, "a vgg16-cifar model for the size check")
     r = run("infip", "extract", "--model", vgg, "--net", "vgg16-cifar", "--keys", CIFAR, "--n", "2", "--out", cifar_ref)
     check(r.returncode == 0, f"a CIFAR-10 reference ({r.stderr.strip()[-200:]})")
-    expect_bad(["infip", "verify", "--model", owner, "--net", "lenet5", "--reference", cifar_ref], "owner.safetensors",
-               "a 28x28 grey model against a 32x32 colour reference")
+    expect_bad(["infip", "verify", "--model", owner, "--net", "lenet5", "--reference", cifar_ref, "--out", P("vleft")],
+               "owner.safetensors", "a 28x28 grey model against a 32x32 colour reference")
+    check(not os.path.exists(P("vleft")), "the refused verify leaves no --out folder behind")
     for args, word, what in [
             (["--model", owner, "--reference", REF, "--mode", "box"], "--mode", "unknown SSIM mode"),
             (["--model", owner, "--reference", REF, "--threshold", "2"], "--threshold", "threshold outside [-1, 1]"),

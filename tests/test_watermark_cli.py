@@ -245,6 +245,8 @@ json.dump(wide, open(P("wide.json"), "w"))
 rc, out, err = verify(P("clean.safetensors"), P("wide.json"), "--search", "key")
 check(rc == 1 and out.get("digits_match") is True and out.get("verified") is False and out.get("p_chance") == 1,
       f"a consistent map over an absurd range reads every weight as 5: p_chance 1, not verified (exit {rc}, {out})")
+expect_bad(["train", *TRAIN, "--wm", P("k1.json"), "--wm-lambda", "-1", "--epochs", "1", "--out", P("never.safetensors")],
+           "--wm-lambda", "a negative --wm-lambda (it pushes the weights away from the digits)")
 expect_bad(["wm", "verify", "--model", P("wmft.safetensors"), "--key", P("k1.json"), "--max-p-chance", "0"],
            "max-p-chance", "--max-p-chance 0")
 expect_bad(["train", *TRAIN, "--wm", P("bad.json"), "--epochs", "1", "--out", P("never.safetensors")], "bad.json",
