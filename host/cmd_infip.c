@@ -523,15 +523,16 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     printf(", \"reference\": ");
     dg_json_string(stdout, reference);
     printf(", \"model_sha256\": \"%s\", \"owner_model_sha256\": \"%s\", \"same_file\": %s, \"mode\": \"%s\", "
-           "\"keys\": %d, \"assim\": %.6f, \"ssim_min\": %.6f, \"ssim_median\": %.6f, \"ssim_max\": %.6f, "
+           "\"keys\": %d, \"assim\": %.9f, \"ssim_min\": %.6f, \"ssim_median\": %.6f, \"ssim_max\": %.6f, "
            "\"ssim_std\": %.6f, \"keys_below_threshold\": %d, \"keys_nonfinite\": %d, \"prediction_agreement\": %.6f, "
-           "\"threshold\": %g, \"pirated\": %s, \"verdict\": \"%s\", \"backend\": \"%s\", \"seconds\": %.3f",
+           "\"threshold\": %.9g, \"pirated\": %s, \"verdict\": \"%s\", \"backend\": \"%s\", \"seconds\": %.3f",
            sha, m.model_sha256, strcmp(sha, m.model_sha256) == 0 ? "true" : "false", dg_ssim_mode_name(mode), n,
            s.assim, s.min, s.median, s.max, s.std, s.below, nonfinite, (double)agree / n, (double)threshold,
            pirated ? "true" : "false", pirated ? "pirated" : "not pirated", be->name, seconds);
-    printf(", \"ranks\": %d, \"assim_%s\": %.6f, \"assim_%s\": ", dist->size, dg_ssim_mode_name(mode), s.assim,
+    /* the verdict's figures in full (9 digits): 0.999999996 printed as 1.000000 looked as if it met 1 */
+    printf(", \"ranks\": %d, \"assim_%s\": %.9f, \"assim_%s\": ", dist->size, dg_ssim_mode_name(mode), s.assim,
            dg_ssim_mode_name(other));
-    if (other_fits) printf("%.6f", s_other.assim);
+    if (other_fits) printf("%.9f", s_other.assim);
     else printf("null"); /* images smaller than the Gaussian window */
     /* both forms' spread over the keys, so that one relevance pass serves a report of both */
     printf(", \"forms\": {");
@@ -541,7 +542,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         printf("%s\"%s\": ", f ? ", " : "", dg_ssim_mode_name(fm));
         if (fm != mode && !other_fits) printf("null");
         else
-            printf("{\"assim\": %.6f, \"ssim_min\": %.6f, \"ssim_median\": %.6f, \"ssim_max\": %.6f, "
+            printf("{\"assim\": %.9f, \"ssim_min\": %.6f, \"ssim_median\": %.6f, \"ssim_max\": %.6f, "
                    "\"ssim_std\": %.6f, \"keys_below_threshold\": %d}",
                    st->assim, st->min, st->median, st->max, st->std, st->below);
     }

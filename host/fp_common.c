@@ -91,7 +91,8 @@ dg_net *dg_fp_registry_net(const dg_fp_registry *r, const char *model, const dg_
         return NULL;
     }
     if (strcmp(sha, r->model_sha256) != 0) {
-        dg_cli_error("%s: not the model the registry's fingerprints were issued for (its SHA-256 differs)", model);
+        dg_cli_error("%s: not the file the registry's fingerprints were issued for (its SHA-256 differs; the "
+                     "registry binds the exact file, so the same weights saved again are another file)", model);
         return NULL;
     }
     dg_dataset shape = {.c = r->c, .h = r->h, .w = r->w, .classes = r->classes};

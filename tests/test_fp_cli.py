@@ -350,10 +350,10 @@ expect_bad(["fp", "auth", "--model", MODEL, "--registry", MODEL, "--input", FP1]
            "a model file given as the registry")
 expect_bad(["fp", "auth", "--model", MODEL, "--registry", P("none.json"), "--input", FP1], "none.json",
            "a missing registry")
-expect_bad(["fp", "auth", "--model", P("other.safetensors"), "--registry", REG, "--input", FP1], "not the model",
+expect_bad(["fp", "auth", "--model", P("other.safetensors"), "--registry", REG, "--input", FP1], "not the file",
            "fp auth with another model than the registry's")
 expect_bad(["predict", "--model", P("other.safetensors"), "--net", "lenet5", "--data", MNIST, "--fingerprint", FP1,
-            "--registry", REG], "not the model", "predict with another model than the registry's")
+            "--registry", REG], "not the file", "predict with another model than the registry's")
 Image.fromarray(np.zeros((32, 32), np.uint8), "L").save(P("big.png"))
 expect_bad(["fp", "auth", "--model", MODEL, "--registry", REG, "--input", P("big.png")], "32x32", "a 32x32 PNG")
 Image.fromarray(np.stack([test_images[0]] * 3, -1), "RGB").save(P("rgb.png"))
