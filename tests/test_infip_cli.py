@@ -167,6 +167,9 @@ def main():
     rc, v, _ = verify(owner, "--per-key")
     check(rc == 0 and len(v.get("per_key", [])) == N_KEYS and all(k["ssim"] == 1.0 for k in v["per_key"]),
           "--per-key lists every key")
+    _, v2, _ = verify(owner, "--threshold", "0.9")
+    check(v.get("threshold_source") == "the paper's default, not calibrated" and v2.get("threshold_source") ==
+          "--threshold", f"the JSON says whose threshold decided ({v.get('threshold_source')}, {v2.get('threshold_source')})")
 
     # ---- bad input ----
     expect_bad(["infip", "verify", "--model", owner, "--reference", P("nowhere")], "manifest.json",
