@@ -21,9 +21,10 @@ int dg_write_atomic(const char *path, const dg_chunk *chunks, size_t n, char *er
  * a temporary file beside it is created and removed. 0, or -1 with err "<path>: <why>" (a missing or
  * unwritable folder, or a folder where the file should be). */
 int dg_check_writable(const char *path, char *err, size_t err_len);
-/* The same for a file opened with fopen(path, "w" or "a") rather than replaced by a rename: one that
- * is there (a regular file, /dev/stdout, a FIFO) must open for writing, without being truncated by
- * the check; one that is not there is tried as above. */
+/* The same for a file opened with fopen(path, "w" or "a") rather than replaced by a rename: a regular
+ * file that is there must open for writing (it is not truncated by the check), a FIFO or device
+ * (/dev/stdout) must be writable by access(), which leaves it unopened; one that is not there is
+ * tried as above. */
 int dg_check_openable(const char *path, char *err, size_t err_len);
 
 /* 1 when paths a and b name one file: the same text, both there with one device and inode (links,

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "atomic_file.h"
 #include "cli.h"
@@ -100,7 +102,12 @@ int dg_cmd_predict(int argc, char **argv) {
     dg_eval_result_free(&ev);
     if (eval_rc != 0) goto done;
     long correct_model = 0, correct_random = 0;
-    FILE *answers = out ? fopen(out, "w") : NULL;
+    /* --out naming this process's stdout (/dev/stdout into a file) writes there: a second stream on it
+     * would write over the JSON from offset 0 */
+    struct stat st_out, st_stdout;
+    int to_stdout = out && stat(out, &st_out) == 0 && fstat(STDOUT_FILENO, &st_stdout) == 0 &&
+                    st_out.st_dev == st_stdout.st_dev && st_out.st_ino == st_stdout.st_ino;
+    FILE *answers = to_stdout ? stdout : out ? fopen(out, "w") : NULL;
     if (out && !answers) {
         dg_cli_error("%s: cannot open for writing", out);
         goto done;
@@ -111,7 +118,7 @@ int dg_cmd_predict(int argc, char **argv) {
         correct_random += random_class == ds.labels[i];
         if (answers) fprintf(answers, "%d\n", authorized ? pred[i] : random_class);
     }
-    if (answers && fclose(answers) != 0) {
+    if (answers && (to_stdout ? fflush(answers) : fclose(answers)) != 0) {
         dg_cli_error("%s: write error", out);
         goto done;
     }

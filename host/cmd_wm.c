@@ -220,14 +220,17 @@ static int verify(int argc, char **argv) {
      * a short key, a map that reads most weights as one digit, or a search that tries enough places
      * makes the match near certain for any model */
     const int significant = r->p_chance <= (double)max_p, verified = r->verified && significant;
-    printf("], \"matches\": %d, \"n\": %d, \"need\": %d, \"digits_match\": %s, \"p_chance\": %.3g, "
+    static const char *const stage[] = {"\"key\"", "\"filters\"", "\"channels\""};
+    printf("], \"matches\": %d, \"n\": %d, \"need\": %d, \"digits_match\": %s, \"matched_by\": %s, \"p_chance\": %.3g, "
            "\"max_p_chance\": %g, \"verified\": %s}\n",
-           r->matches, key->n, need, r->verified ? "true" : "false", r->p_chance, (double)max_p,
-           verified ? "true" : "false");
+           r->matches, key->n, need, r->verified ? "true" : "false", r->matched_by >= 0 ? stage[r->matched_by] : "null",
+           r->p_chance, (double)max_p, verified ? "true" : "false");
     if (r->verified && !significant)
-        fprintf(stderr, "dnnguard: wm verify: the digits match, but a layer without the watermark would pass this "
-                "search with chance %.3g (above --max-p-chance %g): not a proof, not verified\n", r->p_chance,
-                (double)max_p);
+        fprintf(stderr, "dnnguard: wm verify: the digits match (%s search), but a layer without the watermark would "
+                "match there with chance %.3g (above --max-p-chance %g): not a proof, not verified\n",
+                r->matched_by == DG_WM_SEARCH_CHANNELS ? "channel" : r->matched_by == DG_WM_SEARCH_FILTERS ? "filter"
+                                                                                                         : "key",
+                r->p_chance, (double)max_p);
     rc = verified ? DG_EXIT_OK : DG_EXIT_NO;
 done:
     free(key);

@@ -105,12 +105,12 @@ int dg_evaluate_predictions(dg_net *net, const dg_dataset *ds, int limit, dg_eva
             return -1;
         }
     dg_loader *loader = dg_loader_new(&view, net->batch, 0, 0, 0);
-    float *probs = malloc(sizeof(float) * (size_t)net->batch * net->classes);
+    float *logits = malloc(sizeof(float) * (size_t)net->batch * net->classes);
     int *pred = malloc(sizeof(int) * (size_t)net->batch);
-    if (!loader || !probs || !pred) {
+    if (!loader || !logits || !pred) {
         dg_cli_error("out of memory");
         dg_loader_free(loader);
-        free(probs);
+        free(logits);
         free(pred);
         return -1;
     }
@@ -127,11 +127,13 @@ int dg_evaluate_predictions(dg_net *net, const dg_dataset *ds, int limit, dg_eva
         be->upload(net->labels, labels, sizeof(int32_t) * (size_t)n);
         dg_net_forward(net, net->nodes[0].y, n, DG_MODE_EVAL);
         loss_sum += dg_net_loss(net, n) * n;
-        be->download(probs, net->probs, sizeof(float) * (size_t)n * net->classes);
-        dg_argmax_rows(probs, n, net->classes, pred);
+        /* ranks from the logits, as torch's argmax and topk take them: a confident model's softmax
+         * underflows to 0 for many classes, which would then tie with the label */
+        be->download(logits, net->nodes[dg_net_output(net)].y, sizeof(float) * (size_t)n * net->classes);
+        dg_argmax_rows(logits, n, net->classes, pred);
         for (int i = 0; i < n; i++) {
-            const float *row = probs + (size_t)i * net->classes;
-            int finite = 1, above = 0; /* classes more probable than the label */
+            const float *row = logits + (size_t)i * net->classes;
+            int finite = 1, above = 0; /* classes ranked above the label */
             for (int k = 0; k < net->classes && finite; k++) finite = isfinite(row[k]);
             if (!finite) pred[i] = -1, r->nonfinite++;
             for (int k = 0; k < net->classes && finite; k++) above += row[k] > row[labels[i]];
@@ -150,7 +152,7 @@ int dg_evaluate_predictions(dg_net *net, const dg_dataset *ds, int limit, dg_eva
     r->accuracy = r->images ? (double)correct / r->images : 0.0;
     r->top5_accuracy = r->images ? (double)top5 / r->images : 0.0;
     dg_loader_free(loader);
-    free(probs);
+    free(logits);
     free(pred);
     return 0;
 }

@@ -57,8 +57,8 @@ static int parse_milestones(const char *text, int *out, int cap) {
         long v = *text >= '0' && *text <= '9' ? strtol(text, &end, 10) : -1; /* digits only: no sign, no space */
         if (v < 0 || errno || v > 100000000L || n == cap) return -1; /* an epoch number fits an int */
         out[n++] = (int)v;
+        if (*end && (*end != ',' || !end[1])) return -1; /* a separator, not junk or a trailing comma */
         text = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',') return -1;
     }
     return n;
 }

@@ -52,9 +52,10 @@ typedef struct dg_wm_result {
     float residual[DG_WM_MAX_DIGITS]; /* |map(v) − d| */
     int32_t channel_of[DG_WM_MAX_DIGITS]; /* input channel each digit was read from */
     int input_permuted;  /* the digits were found under a non-identity input-channel assignment */
+    int matched_by;      /* the stage that found the digits (a dg_wm_search: key, filters, channels), -1: none */
     double p_chance;     /* estimated chance that a layer with this weight distribution but no
-                            watermark passes the same search with the same number of digits
-                            needed (an independence estimate) */
+                            watermark passes that stage (none found: the whole search asked for) with
+                            the same number of digits needed (an independence estimate) */
 } dg_wm_result;
 
 /* Extract and compare on the layer tensor w (host, shape == key->shape). need: digits that must

@@ -155,11 +155,18 @@ int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int 
     group_positions(&s);
     double q[10];
     digit_frequencies(key, w, q);
-    r->p_chance = chance_of(&s, search, q, need, work);
+    /* each stage's own chance: a match is judged by the stage that found it (a wide layer's channel
+     * search tries so many places that its chance is near 1, while the key's filter is still strong
+     * evidence); with nothing found, the chance of the whole search asked for is reported */
+    double p_stage[3];
+    for (int st = 0; st <= (int)search; st++) p_stage[st] = chance_of(&s, (dg_wm_search)st, q, need, work);
+    r->p_chance = p_stage[search];
+    r->matched_by = -1;
 
     /* Algorithm 1: the key's filter at the key's positions */
     read_filter(key, w, key->filter, NULL, r);
     r->verified = r->matches >= need;
+    if (r->verified) r->matched_by = DG_WM_SEARCH_KEY, r->p_chance = p_stage[DG_WM_SEARCH_KEY];
     if (search == DG_WM_SEARCH_KEY || r->verified) goto done;
 
     /* every output filter; the best match is reported (ties: the lowest index) */
@@ -168,6 +175,7 @@ int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int 
         if (read_filter(key, w, o, NULL, trial) > best_matches) best = o, best_matches = trial->matches;
     read_filter(key, w, best, NULL, r);
     r->verified = r->matches >= need;
+    if (r->verified) r->matched_by = DG_WM_SEARCH_FILTERS, r->p_chance = p_stage[DG_WM_SEARCH_FILTERS];
     if (search == DG_WM_SEARCH_FILTERS || r->verified) goto done;
 
     /* every filter under any injective input-channel assignment: all digits must read right */
@@ -175,6 +183,7 @@ int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int 
         if (search_channels(&s, w, o, channel_of)) {
             read_filter(key, w, o, channel_of, r);
             r->verified = r->matches >= need;
+            if (r->verified) r->matched_by = DG_WM_SEARCH_CHANNELS, r->p_chance = p_stage[DG_WM_SEARCH_CHANNELS];
             for (int k = 0; k < key->n; k++) r->input_permuted |= channel_of[k] != key->positions[k] / s.rs;
             break;
         }

@@ -262,13 +262,19 @@ x_mnist = mnist_images(64)
 # 2000 test images (a 1-epoch LeNet-5 on 2000 images, so that top-5 is not all hits)
 labels = np.frombuffer(gzip.open(os.path.join(SHARED, "mnist", "t10k-labels-idx1-ubyte.gz")).read()[8:8 + 2000],
                        np.uint8).astype(np.int64)
-logits = torch.from_numpy(torch_logits("lenet5", W, mnist_images(2000)))
-top1 = float((logits.argmax(1).numpy() == labels).mean())
-top5 = float((logits.topk(5, 1).indices.numpy() == labels[:, None]).any(1).mean())
-ev = run_json("eval", "--net", "lenet5", "--model", P("m.safetensors"), "--data", MNIST, "--limit", "2000")
-check(ev is not None and abs(ev["accuracy"] - top1) <= 1 / 2000 and abs(ev["top5_accuracy"] - top5) <= 1 / 2000
-      and top5 < 1.0 and top5 > top1,
-      f"eval's accuracy {ev and ev['accuracy']} and top-5 {ev and ev['top5_accuracy']} are torch's {top1} and {top5}")
+# scale 1000 on fc3: a confident model whose softmax underflows to 0 for most classes (ranked from the
+# logits, a wrong label stays wrong; ranked from the probabilities it tied with the rest at 0)
+for scale in (1.0, 1000.0):
+    Ws = dict(W, **{k: (W[k] * np.float32(scale)).astype(np.float32) for k in ("fc3.weight", "fc3.bias")})
+    st_io.write(P("scaled.safetensors"), Ws)
+    logits = torch.from_numpy(torch_logits("lenet5", Ws, mnist_images(2000)))
+    top1 = float((logits.argmax(1).numpy() == labels).mean())
+    top5 = float((logits.topk(5, 1).indices.numpy() == labels[:, None]).any(1).mean())
+    ev = run_json("eval", "--net", "lenet5", "--model", P("scaled.safetensors"), "--data", MNIST, "--limit", "2000")
+    check(ev is not None and abs(ev["accuracy"] - top1) <= 1 / 2000 and abs(ev["top5_accuracy"] - top5) <= 1 / 2000
+          and top5 < 1.0 and top5 > top1,
+          f"fc3 x{scale:g}: eval's accuracy {ev and ev['accuracy']} and top-5 {ev and ev['top5_accuracy']} are torch's "
+          f"{top1} and {top5}")
 for layer in ["conv1.weight", "conv2.weight", "fc1.weight"]:
     check_permute("lenet5", P("m.safetensors"), layer, x_mnist, eval_args=["--data", MNIST])
 rep9 = run_json("attack", "permute", "--model", P("m.safetensors"), "--net", "lenet5", "--layer", "conv2.weight",

@@ -308,6 +308,13 @@ expect_bad([*quick, "--init", P("a.safetensors"), "--log", P("a.safetensors"), "
            "--init", "--log = --init (the starting weights would become the log)")
 r = run(*quick, "--eval-every", "0", "--log", "/dev/stderr", "--out", P("devlog.safetensors"))
 check(r.returncode == 0 and '"epoch": 1' in r.stderr, f"--log /dev/stderr is written (exit {r.returncode})")
+os.mkfifo(P("log.fifo"))  # a FIFO with a reader: the early check must not open it (its reader would see EOF)
+with open(P("fifo.out"), "w") as sink:
+    reader = subprocess.Popen(["cat", P("log.fifo")], stdout=sink)
+    r = run(*quick, "--eval-every", "0", "--log", P("log.fifo"), "--out", P("fifolog.safetensors"), timeout=120)
+    reader.wait(timeout=60)
+check(r.returncode == 0 and len(open(P("fifo.out")).read().splitlines()) == 1,
+      f"--log into a FIFO with a reader: the epoch's line arrives (exit {r.returncode})")
 # each option's range, refused with one line instead of training something else than asked
 for extra, mention, what in ((["--augment", "2"], "--augment", "--augment 2"),
                              (["--momentum", "1"], "--momentum", "--momentum 1 (never forgets)"),
@@ -325,6 +332,7 @@ for extra, mention, what in ((["--augment", "2"], "--augment", "--augment 2"),
                              (["--schedule", "multistep", "--milestones", "99999999999"], "--milestones",
                               "a milestone past int (it was truncated)"),
                              (["--schedule", "multistep", "--milestones", "2,-3"], "--milestones", "a negative milestone"),
+                             (["--schedule", "multistep", "--milestones", "1,"], "--milestones", "a trailing comma"),
                              (["--seed", " -1"], "--seed", "--seed ' -1' (strtoull would wrap it)"),
                              (["--log", ""], "--log", "an empty --log"),
                              # options that the rest of the command makes meaningless

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +25,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402
 import torch_nets  # noqa: E402
-from cli_check import MNIST, SHARED, check, done, expect_bad, parse, run, sha256  # noqa: E402
+from cli_check import DNNGUARD, MNIST, SHARED, check, done, expect_bad, parse, run, sha256  # noqa: E402
 
 T0 = time.time()
 tmp = tempfile.mkdtemp(prefix="dg-fp-")
@@ -415,6 +416,10 @@ for args, mention, what in (([*ISSUE_BAD, "--classes", "0-2", "--conf", "0.3", "
 check(not os.path.exists(P("never")), "the refused runs leave no output folder")
 r = run(*PRED, "--limit", "5", "--out", "/dev/stdout")
 check(r.returncode == 0 and len(r.stdout.splitlines()) == 6, f"predict --out /dev/stdout: 5 answers and the JSON {r.stdout[:80]!r}")
+with open(P("pf.txt"), "w") as f:  # stdout a file: the answers must not be overwritten by the JSON
+    rc = subprocess.run([DNNGUARD, *PRED, "--limit", "5", "--out", "/dev/stdout"], stdout=f).returncode
+lines = open(P("pf.txt")).read().splitlines()
+check(rc == 0 and len(lines) == 6 and lines[-1].startswith("{"), f"predict --out /dev/stdout into a file: {lines}")
 
 shutil.rmtree(tmp, ignore_errors=True)
 print(f"test_fp_cli: {time.time() - T0:.1f} s (fp issue {issue_s:.1f} s)")

@@ -278,9 +278,10 @@ static void test_verify(void) {
     for (int i = 0; i < k.n; i++) exact &= r.extracted[i] == k.digits[i] && r.residual[i] <= 0.3001f;
     CHECK(exact, "the planted watermark is extracted exactly, residuals ≤ 0.3");
     double p_key = r.p_chance;
+    CHECK(r.matched_by == DG_WM_SEARCH_KEY, "matched by the key's filter (%d)", r.matched_by);
     dg_wm_verify(&k, w, DG_WM_SEARCH_FILTERS, k.n, &r);
-    CHECK(r.p_chance >= p_key * 15.99 && r.p_chance <= fmin(1.0, p_key * 16.01),
-          "searching 16 filters multiplies the chance by 16: %g vs %g", r.p_chance, p_key);
+    CHECK(r.matched_by == DG_WM_SEARCH_KEY && r.p_chance == p_key,
+          "found at the key's filter, a wider search is judged by the key's chance: %g vs %g", r.p_chance, p_key);
     /* one digit off: 12 of 13 fails Algorithm 1, passes with --min-match 12 */
     int rs = 25;
     float *spot = &w[(size_t)k.filter * 150 + (k.positions[4] / rs) * rs + k.positions[4] % rs];
@@ -303,6 +304,8 @@ static void test_verify(void) {
     dg_wm_verify(&k, moved, DG_WM_SEARCH_FILTERS, k.n, &r);
     CHECK(r.verified && r.filter == perm_out[k.filter] && !r.input_permuted,
           "the filter search finds the watermark in filter %d (found %d)", perm_out[k.filter], r.filter);
+    CHECK(r.matched_by == DG_WM_SEARCH_FILTERS && r.p_chance >= p_key * 15.99 && r.p_chance <= fmin(1.0, p_key * 16.01),
+          "found in another filter: searching 16 filters multiplies the chance by 16: %g vs %g", r.p_chance, p_key);
     /* input channels permuted as well: only the channel search finds it */
     permute_inputs(moved, twice, shape, perm_in);
     dg_wm_verify(&k, twice, DG_WM_SEARCH_FILTERS, k.n, &r);
@@ -321,6 +324,25 @@ static void test_verify(void) {
         false_pass += r.verified;
     }
     CHECK(false_pass == 0, "40 unrelated layers: %d pass the channel search", false_pass);
+
+    /* a wide layer (64 input channels, WRN-like): the channel search alone could place most digits
+     * almost anywhere (its chance is ~1), but a watermark at the key's filter is judged by the key's
+     * chance and verifies under every search */
+    const int wide_shape[4] = {32, 64, 3, 3};
+    static float wide[32 * 64 * 9];
+    static dg_wm_key kw;
+    make_layer(wide, wide_shape, 33);
+    CHECK(dg_wm_keygen(wide, wide_shape, "wide", DIGITS, 7, &kw, err, sizeof err) == 0, "wide keygen: %s", err);
+    plant(&kw, wide, kw.filter, NULL);
+    double p_wide[3];
+    int wide_ok = 1;
+    for (int s = 0; s < 3; s++) {
+        dg_wm_verify(&kw, wide, (dg_wm_search)s, kw.n, &r);
+        p_wide[s] = r.p_chance;
+        wide_ok &= r.verified && r.matched_by == DG_WM_SEARCH_KEY;
+    }
+    CHECK(wide_ok && p_wide[2] == p_wide[0] && p_wide[0] < 1e-6,
+          "a wide layer's watermark at the key's filter: matched by the key under every search, chance %g", p_wide[0]);
 }
 
 /* ---- SHA-256: FIPS 180-4 examples ---- */
