@@ -86,29 +86,29 @@ int dg_write_atomic(const char *path, const dg_chunk *chunks, size_t n, char *er
     return what ? -1 : 0;
 }
 
+/* Create and remove "<path><suffix>.<pid>" exclusively: 0, or -1 with err "<path>: <what>: <why>". */
+static int probe_beside(const char *path, const char *suffix, const char *what, char *err, size_t err_len) {
+    size_t len = strlen(path) + strlen(suffix) + 24;
+    char *probe = malloc(len);
+    if (!probe) {
+        dg_err_set(err, err_len, path, "out of memory");
+        return -1;
+    }
+    snprintf(probe, len, "%s%s.%ld", path, suffix, (long)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) dg_err_set(err, err_len, path, "%s: %s", what, strerror(errno));
+    else close(fd), unlink(probe);
+    free(probe);
+    return fd < 0 ? -1 : 0;
+}
+
 int dg_check_writable(const char *path, char *err, size_t err_len) {
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
         dg_err_set(err, err_len, path, "is a folder, not a file to write");
         return -1;
     }
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 48);
-    if (!tmp) {
-        dg_err_set(err, err_len, path, "out of memory");
-        return -1;
-    }
-    snprintf(tmp, plen + 48, "%s.tmp.%ld.probe", path, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0) {
-        dg_err_set(err, err_len, path, "cannot be written: %s", strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    close(fd);
-    unlink(tmp);
-    free(tmp);
-    return 0;
+    return probe_beside(path, ".tmp.probe", "cannot be written", err, err_len);
 }
 
 int dg_check_openable(const char *path, char *err, size_t err_len) {
@@ -143,18 +143,7 @@ int dg_make_folder(const char *path, char *err, size_t err_len) {
         dg_err_set(err, err_len, path, "is not a folder");
         return -1;
     }
-    size_t len = strlen(path);
-    char *probe = malloc(len + 24);
-    if (!probe) {
-        dg_err_set(err, err_len, path, "out of memory");
-        return -1;
-    }
-    snprintf(probe, len + 24, "%s/.probe.%ld", path, (long)getpid());
-    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) dg_err_set(err, err_len, path, "cannot write in the folder: %s", strerror(errno));
-    else close(fd), unlink(probe);
-    free(probe);
-    return fd < 0 ? -1 : 0;
+    return probe_beside(path, "/.probe", "cannot write in the folder", err, err_len);
 }
 
 /* path with its folder resolved (links, "." and ".."), for files that may not be there yet; NULL when

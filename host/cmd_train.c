@@ -68,11 +68,8 @@ int dg_train_parse(const char *command, int argc, char **argv, dg_train_opts *o,
     int rc = dg_cli_parse(command, argc, argv, opts, n);
     if (rc != 0) return rc;
     /* an option the rest of the command makes meaningless is a mistake the user wants to hear of (an
-     * unknown --opt or --schedule is said by dg_train's own checks, not as such a mistake) */
-    const char *known_opt[] = {"sgd", "adam", "adamw"}, *known_schedule[] = {"const", "step", "multistep", "cosine"};
-    int known = 0;
-    for (int i = 0; i < 3; i++) known += strcmp(o->opt, known_opt[i]) == 0;
-    for (int i = 0; i < 4; i++) known += strcmp(o->schedule, known_schedule[i]) == 0;
+     * unknown --opt or --schedule is said as such first) */
+    if (dg_train_check_names(o) != 0) return -1;
     const int multistep = strcmp(o->schedule, "multistep") == 0, step = strcmp(o->schedule, "step") == 0;
     const int sgd = strcmp(o->opt, "sgd") == 0;
     const struct {
@@ -89,7 +86,7 @@ int dg_train_parse(const char *command, int argc, char **argv, dg_train_opts *o,
         {"wm-lambda", !from_model && !o->wm, "--wm KEY"},
     };
     for (size_t i = 0; i < sizeof unused / sizeof *unused; i++)
-        if (known == 2 && unused[i].meaningless && dg_cli_given(argc, argv, unused[i].option)) {
+        if (unused[i].meaningless && dg_cli_given(argc, argv, unused[i].option)) {
             dg_cli_error("%s: --%s means something only with %s", command, unused[i].option, unused[i].needs);
             return -1;
         }

@@ -88,9 +88,12 @@ static int keygen(int argc, char **argv) {
         return DG_EXIT_BAD_INPUT;
     }
     char why[600];
-    if (dg_same_file(out, model) || dg_check_writable(out, why, sizeof why) != 0) {
-        dg_cli_error("%s", dg_same_file(out, model) ? "wm keygen: --out is the --model file: the key would replace it"
-                                                     : why);
+    if (dg_same_file(out, model)) {
+        dg_cli_error("wm keygen: --out is the --model file: the key would replace it");
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (dg_check_writable(out, why, sizeof why) != 0) {
+        dg_cli_error("%s", why);
         return DG_EXIT_BAD_INPUT;
     }
     struct stat st;
@@ -220,17 +223,17 @@ static int verify(int argc, char **argv) {
      * a short key, a map that reads most weights as one digit, or a search that tries enough places
      * makes the match near certain for any model */
     const int significant = r->p_chance <= (double)max_p, verified = r->verified && significant;
-    static const char *const stage[] = {"\"key\"", "\"filters\"", "\"channels\""};
-    printf("], \"matches\": %d, \"n\": %d, \"need\": %d, \"digits_match\": %s, \"matched_by\": %s, \"p_chance\": %.3g, "
-           "\"max_p_chance\": %g, \"verified\": %s}\n",
-           r->matches, key->n, need, r->verified ? "true" : "false", r->matched_by >= 0 ? stage[r->matched_by] : "null",
-           r->p_chance, (double)max_p, verified ? "true" : "false");
+    static const char *const stage[] = {"key", "filters", "channels"}; /* by dg_wm_search */
+    printf("], \"matches\": %d, \"n\": %d, \"need\": %d, \"digits_match\": %s, \"matched_by\": ", r->matches, key->n,
+           need, r->verified ? "true" : "false");
+    if (r->matched_by >= 0) printf("\"%s\"", stage[r->matched_by]);
+    else printf("null");
+    printf(", \"p_chance\": %.3g, \"max_p_chance\": %g, \"verified\": %s}\n", r->p_chance, (double)max_p,
+           verified ? "true" : "false");
     if (r->verified && !significant)
-        fprintf(stderr, "dnnguard: wm verify: the digits match (%s search), but a layer without the watermark would "
+        fprintf(stderr, "dnnguard: wm verify: the digits match (stage %s), but a layer without the watermark would "
                 "match there with chance %.3g (above --max-p-chance %g): not a proof, not verified\n",
-                r->matched_by == DG_WM_SEARCH_CHANNELS ? "channel" : r->matched_by == DG_WM_SEARCH_FILTERS ? "filter"
-                                                                                                         : "key",
-                r->p_chance, (double)max_p);
+                stage[r->matched_by], r->p_chance, (double)max_p);
     rc = verified ? DG_EXIT_OK : DG_EXIT_NO;
 done:
     free(key);

@@ -324,6 +324,21 @@ done:
     return rc;
 }
 
+int dg_train_check_names(const dg_train_opts *o) {
+    if (strcmp(o->opt, "sgd") != 0 && strcmp(o->opt, "adam") != 0 && strcmp(o->opt, "adamw") != 0) {
+        dg_cli_error("train: --opt must be sgd, adam or adamw, not '%s'", o->opt);
+        return -1;
+    }
+    const char *schedules[] = {"const", "step", "multistep", "cosine"};
+    int known = 0;
+    for (int i = 0; i < 4; i++) known |= strcmp(o->schedule, schedules[i]) == 0;
+    if (!known) {
+        dg_cli_error("train: --schedule must be const, step, multistep or cosine, not '%s'", o->schedule);
+        return -1;
+    }
+    return 0;
+}
+
 static int check_opts(const dg_train_opts *o) {
     if (!o->out) {
         dg_cli_error("train: --out FILE is required");
@@ -351,7 +366,8 @@ static int check_opts(const dg_train_opts *o) {
         dg_cli_error("train: --augment must be 0 (off) or 1 (on), not %d", o->augment);
         return -1;
     }
-    if (o->subset < 0 || o->warmup_epochs < 0 || o->warmup_epochs > o->epochs || o->eval_every < 0 || o->ckpt_every < 0 || o->stop_after < 0 || o->wm_lambda < 0.0f) {
+    if (o->subset < 0 || o->warmup_epochs < 0 || o->warmup_epochs > o->epochs || o->eval_every < 0 ||
+        o->ckpt_every < 0 || o->stop_after < 0 || o->wm_lambda < 0.0f) {
         dg_cli_error("train: --subset, --eval-every, --ckpt-every, --stop-after and --wm-lambda must be ≥ 0, "
                      "--warmup-epochs from 0 to --epochs");
         return -1;
@@ -368,17 +384,7 @@ static int check_opts(const dg_train_opts *o) {
         dg_cli_error("train: --split must be train or test, not '%s'", o->split);
         return -1;
     }
-    if (strcmp(o->opt, "sgd") != 0 && strcmp(o->opt, "adam") != 0 && strcmp(o->opt, "adamw") != 0) {
-        dg_cli_error("train: --opt must be sgd, adam or adamw, not '%s'", o->opt);
-        return -1;
-    }
-    const char *schedules[] = {"const", "step", "multistep", "cosine"};
-    int known = 0;
-    for (int i = 0; i < 4; i++) known |= strcmp(o->schedule, schedules[i]) == 0;
-    if (!known) {
-        dg_cli_error("train: --schedule must be const, step, multistep or cosine, not '%s'", o->schedule);
-        return -1;
-    }
+    if (dg_train_check_names(o) != 0) return -1;
     int m[64];
     if (strcmp(o->schedule, "multistep") == 0 && (!o->milestones || parse_milestones(o->milestones, m, 32) <= 0)) {
         dg_cli_error("train: --schedule multistep needs --milestones E1,E2,... (epochs)");
@@ -403,8 +409,8 @@ static int outputs_unwritable(const dg_train_opts *o) {
         return 1;
     }
     int bad = 1;
-    /* one file for two outputs: the weights would overwrite the checkpoint (no resume) or the log */
-    /* nor may an output overwrite the secret key, or the starting weights before the run has ended
+    /* one file for two outputs (the weights would overwrite the checkpoint, so no resume, or the log);
+     * nor may an output overwrite the secret key, or the starting weights before the run has ended
      * (--out = --init replaces them with the result, atomically, as an in-place fine-tune would) */
     int clash = dg_same_file(o->out, o->wm) || dg_same_file(ckpt, o->wm) || dg_same_file(o->log, o->wm) ||
                 dg_same_file(ckpt, o->init) || dg_same_file(o->log, o->init);

@@ -46,6 +46,8 @@ double dg_train_lr(const dg_train_opts *o, int epoch);
  * watermark), then the shared ones, then n_extra options of the caller's. 0, 1 after --help, −1
  * with the message printed. */
 struct dg_opt;
+/* 0 when --opt and --schedule are names dg_train knows, else −1 with the message printed. */
+int dg_train_check_names(const dg_train_opts *o);
 int dg_train_parse(const char *command, int argc, char **argv, dg_train_opts *o, int from_model, const char **model,
                    const struct dg_opt *extra, int n_extra);
 

@@ -16,6 +16,12 @@
 
 #define KEY_FORMAT "dnnguard-wmkey-1"
 
+/* The digit map of a filter's range: [lo, hi] onto [0, 9], as keygen writes it and the reader demands. */
+static void digit_map(float lo, float hi, float *a, float *b) {
+    *a = 9.0f / (hi - lo);
+    *b = -*a * lo;
+}
+
 int dg_wm_keygen(const float *w, const int shape[4], const char *layer, const char *digits, uint64_t seed,
                  dg_wm_key *key, char *err, size_t err_len) {
     memset(key, 0, sizeof *key);
@@ -55,7 +61,8 @@ int dg_wm_keygen(const float *w, const int shape[4], const char *layer, const ch
         snprintf(err, err_len, "filter %d of %s is constant: no range to map the digits onto", key->filter, layer);
         return -1;
     }
-    const float a = 9.0f / (hi - lo), b = -a * lo; /* [lo, hi] onto [0, 9] */
+    float a, b;
+    digit_map(lo, hi, &a, &b);
     if (!(isfinite(a) && a > 0.0f && isfinite(b))) { /* a range too small or too large for floats */
         snprintf(err, err_len, "filter %d of %s spans [%g, %g], which gives no finite map onto the digits",
                  key->filter, layer, (double)lo, (double)hi);
@@ -229,7 +236,8 @@ int dg_wm_key_parse(const char *json, size_t len, const char *name, dg_wm_key *k
         goto done;
     }
     { /* the map is the one keygen derives from the range; any other would read any layer as chosen digits */
-        const float a = 9.0f / (key->w_max - key->w_min), b = -a * key->w_min;
+        float a, b;
+        digit_map(key->w_min, key->w_max, &a, &b);
         if (!(fabsf(key->a - a) <= 1e-6f * a && fabsf(key->b - b) <= 1e-6f * fmaxf(1.0f, fabsf(b)))) {
             why = "\"a\" and \"b\" must be 9 / (w_max - w_min) and -a * w_min, the map of [w_min, w_max] onto [0, 9]";
             goto done;

@@ -116,13 +116,12 @@ static double at_least(const dg_wm_key *key, const double q[10], int need, doubl
 }
 
 /* The chance that a layer whose weights are drawn independently from this layer's digit
- * frequencies q passes the search with `need` digits: one filter at fixed positions with
- * at_least(); a search over O filters multiplies by O (union bound); a search over input channels
+ * frequencies q passes the search with `need` digits: one filter at fixed positions with `one`
+ * (at_least()); a search over O filters multiplies by O (union bound); a search over input channels
  * (which takes every digit) lets each group of positions sharing a channel sit on any of I channels
  * (union bound again), added to the filter search's chance when that needs fewer digits. */
-static double chance_of(const channel_search *s, dg_wm_search search, const double q[10], int need, double *work) {
+static double chance_of(const channel_search *s, dg_wm_search search, const double q[10], int need, double one) {
     const dg_wm_key *key = s->key;
-    const double one = at_least(key, q, need, work);
     if (search != DG_WM_SEARCH_CHANNELS) return fmin(1.0, search == DG_WM_SEARCH_FILTERS ? one * key->shape[0] : one);
     const double filters = need < key->n ? one * key->shape[0] : 0.0;
     double per_filter = 1.0;
@@ -158,8 +157,9 @@ int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int 
     /* each stage's own chance: a match is judged by the stage that found it (a wide layer's channel
      * search tries so many places that its chance is near 1, while the key's filter is still strong
      * evidence); with nothing found, the chance of the whole search asked for is reported */
+    const double one = at_least(key, q, need, work);
     double p_stage[3];
-    for (int st = 0; st <= (int)search; st++) p_stage[st] = chance_of(&s, (dg_wm_search)st, q, need, work);
+    for (int st = 0; st <= (int)search; st++) p_stage[st] = chance_of(&s, (dg_wm_search)st, q, need, one);
     r->p_chance = p_stage[search];
     r->matched_by = -1;
 
