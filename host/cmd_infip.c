@@ -1,7 +1,9 @@
 /* host/cmd_infip.c — `dnnguard infip extract` (an owner's reference folder: key images, their DTD
- * relevance fingerprints as PNGs, the raw relevance, a manifest) and `dnnguard infip verify`
- * (InFIP's Algorithm 1 on a suspect model: its fingerprints of the same keys, ASSIM against the
- * owner's, the decision as JSON and as the exit code). */
+ * relevance fingerprints as PNGs, the raw relevance, a manifest), `dnnguard infip verify` (InFIP's
+ * Algorithm 1 on a suspect model: its fingerprints of the same keys, ASSIM against the owner's, the
+ * decision as JSON and as the exit code) and `dnnguard infip calibrate` (the threshold set by
+ * independently trained models, stored beside the manifest for verify). The steps they share are
+ * host/infip_run.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,56 +15,15 @@
 #include "cli.h"
 #include "commands.h"
 #include "dist.h"
-#include "fp_common.h"
 #include "infip.h"
+#include "infip_run.h"
+#include "json_fields.h"
 #include "model_io.h"
-#include "png.h"
 #include "relevance.h"
 #include "safetensors.h"
 #include "session.h"
 #include "sha256.h"
 #include "ssim.h"
-#include "../nets/registry.h"
-
-#define DEFAULT_ACT_BUDGET ((size_t)1 << 30) /* activation bytes a default batch may take */
-
-/* Build net `name` for a c×h×w input and `classes` outputs, set up for the batch asked (or, when
- * batch ≤ 0, the largest whose activations fit DEFAULT_ACT_BUDGET, at most `n`), load model. */
-static dg_net *infip_net(const char *name, int c, int h, int w, int classes, const dg_backend *be, int batch, int n,
-                         const char *model) {
-    char err[512];
-    dg_net *net = dg_net_create(name, classes, c, h, w, err, sizeof err);
-    if (!net) {
-        dg_cli_error("%s", err);
-        return NULL;
-    }
-    if (batch <= 0) { /* bytes(b) = fixed + b · per_image */
-        size_t one = dg_net_activation_bytes(net, 1), per_image = dg_net_activation_bytes(net, 2) - one;
-        size_t fixed = one - per_image;
-        size_t fit = per_image && DEFAULT_ACT_BUDGET > fixed ? (DEFAULT_ACT_BUDGET - fixed) / per_image : 1;
-        batch = fit < 1 ? 1 : fit > 256 ? 256 : (int)fit;
-    }
-    if (batch > n) batch = n;
-    if (dg_net_setup(net, be, batch) != 0) {
-        dg_net_free(net);
-        return NULL;
-    }
-    if (dg_model_load(net, model, err, sizeof err) != 0) {
-        dg_cli_error("%s", err);
-        dg_net_free(net);
-        return NULL;
-    }
-    return net;
-}
-
-static dg_relevance *infip_plan(dg_net *net, const float *mean, const float *std, float eps, int inject_logit) {
-    dg_relevance_opts ro = {.eps = eps, .inject_logit = inject_logit};
-    dg_relevance_bounds(&ro, net->in_c, mean, std);
-    char err[512];
-    dg_relevance *r = dg_relevance_new(net, &ro, err, sizeof err);
-    if (!r) dg_cli_error("%s", err);
-    return r;
-}
 
 static int make_folder(const char *path) {
     char err[600];
@@ -80,50 +41,6 @@ static int parse_inject(const char *text, int *logit) {
         dg_cli_error("--inject must be one or logit, not '%s'", text);
         return -1;
     }
-    return 0;
-}
-
-/* Write an image (planar pixels) as PNG at dir/name and hash it. 0 or −1 (message printed). */
-static int write_png(const char *dir, const char *name, const uint8_t *planar, int c, int h, int w,
-                     uint8_t *interleaved, char sha[65]) {
-    char path[4200], err[512];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    dg_image img = {.pixels = interleaved};
-    dg_fp_planar_to_image(planar, c, h, w, &img);
-    if (dg_png_write(path, &img, err, sizeof err) != 0 || dg_sha256_file(path, sha, err, sizeof err) != 0) {
-        dg_cli_error("%s", err);
-        return -1;
-    }
-    return 0;
-}
-
-static int all_finite(const float *v, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(v[i])) return 0;
-    return 1;
-}
-
-/* The relevance of this rank's share of n inputs, in batches of the net's: make(k, x) writes the
- * normalised input of key k into x; rank r fills rel, pred and logits (may be NULL) at its share
- * of the keys, and the shares are gathered so that every rank ends with all n. 0 or −1 (message). */
-typedef void (*input_fn)(const void *ctx, int k, float *x);
-static int relevance_on_ranks(dg_dist *dist, dg_relevance *plan, dg_net *net, int n, input_fn make, const void *ctx,
-                              float *x, float *rel, int *pred, float *logits) {
-    const size_t per = (size_t)net->in_c * net->in_h * net->in_w;
-    int lo, hi;
-    dg_dist_share(n, dist->rank, dist->size, &lo, &hi);
-    for (int first = lo; first < hi; first += net->batch) {
-        int b = hi - first < net->batch ? hi - first : net->batch;
-        for (int i = 0; i < b; i++) make(ctx, first + i, x + (size_t)i * per);
-        if (dg_relevance_run(plan, x, b, NULL, pred + first, logits ? logits + (size_t)first * net->classes : NULL,
-                             rel + (size_t)first * per) != 0) {
-            dg_cli_error("infip: out of memory");
-            return -1;
-        }
-    }
-    dg_dist_gather_shares(dist, rel, sizeof(float) * per, n);
-    dg_dist_gather_shares(dist, pred, sizeof(int), n);
-    if (logits) dg_dist_gather_shares(dist, logits, sizeof(float) * (size_t)net->classes, n);
     return 0;
 }
 
@@ -146,6 +63,26 @@ static int on_ranks(const char *command, int argc, char **argv, int (*run)(int, 
     {"dist", DG_OPT_STR, &(v), "none | mpi: the keys split across the ranks mpirun or srun started (default none)"}
 
 /* ---- infip extract ---- */
+
+/* A calibration left from the reference --force replaced no longer holds: removed, and said (the
+ * same command again writes the same manifest, and its calibration then stays). */
+static void drop_stale_calibration(const char *out, const char *manifest_path) {
+    char path[4200], err[600];
+    dg_infip_manifest now;
+    dg_infip_calibration cal;
+    snprintf(path, sizeof path, "%s/" DG_INFIP_CALIBRATION, out);
+    struct stat st;
+    if (lstat(path, &st) != 0) return;
+    if (dg_infip_manifest_read(manifest_path, &now, err, sizeof err) == 0 &&
+        dg_infip_calibration_read(path, &now, &cal, err, sizeof err) == 0) {
+        dg_infip_calibration_free(&cal);
+        dg_infip_manifest_free(&now);
+        return;
+    }
+    dg_infip_manifest_free(&now);
+    if (unlink(path) == 0)
+        fprintf(stderr, "infip extract: removed %s: it calibrated the reference this one replaced\n", path);
+}
 
 static void data_input(const void *ctx, int k, float *x) {
     const void *const *c = ctx; /* {dataset, indices} */
@@ -213,14 +150,14 @@ static int extract(int argc, char **argv, dg_dist *dist) {
     const int c = ds.c, h = ds.h, w = ds.w;
     const size_t per = (size_t)c * h * w, plane = (size_t)h * w;
     dg_infip_manifest m = {0};
-    dg_net *net = infip_net(net_name, c, h, w, ds.classes, be, batch, n, model);
+    dg_net *net = dg_infip_net(net_name, c, h, w, ds.classes, be, batch, n, model);
     char why[512];
     if (net && dg_model_require_finite(net, model, "an InFIP reference", why, sizeof why) != 0) {
         dg_cli_error("infip extract: %s", why);
         dg_net_free(net);
         net = NULL;
     }
-    dg_relevance *rel_plan = net ? infip_plan(net, ds.mean, ds.std, eps, inject_logit) : NULL;
+    dg_relevance *rel_plan = net ? dg_infip_plan(net, ds.mean, ds.std, eps, inject_logit) : NULL;
     int *idx = malloc(sizeof(int) * (size_t)n), *pred = malloc(sizeof(int) * (size_t)n);
     int32_t *idx32 = malloc(sizeof(int32_t) * (size_t)n), *pred32 = malloc(sizeof(int32_t) * (size_t)n);
     float *rel = malloc(sizeof(float) * per * (size_t)n);
@@ -248,13 +185,13 @@ static int extract(int argc, char **argv, dg_dist *dist) {
 
     double t0 = dg_now_s();
     const void *input_ctx[2] = {&ds, idx};
-    if (relevance_on_ranks(dist, rel_plan, net, n, data_input, input_ctx, x, rel, pred, logits) != 0) goto done;
+    if (dg_infip_relevance_on_ranks(dist, rel_plan, net, n, data_input, input_ctx, x, rel, pred, logits) != 0) goto done;
     double seconds = dg_now_s() - t0;
     /* finite weights can still overflow float32 on the way (3e38 × a pixel): every rank holds all
      * the keys' results, so every rank refuses alike */
     for (int i = 0; i < n; i++) {
-        int bad_out = !all_finite(logits + (size_t)i * ds.classes, (size_t)ds.classes);
-        if (bad_out || !all_finite(rel + (size_t)i * per, per)) {
+        int bad_out = !dg_infip_all_finite(logits + (size_t)i * ds.classes, (size_t)ds.classes);
+        if (bad_out || !dg_infip_all_finite(rel + (size_t)i * per, per)) {
             dg_cli_error("infip extract: %s: the %s of key %d (image %d) is not finite, though the weights are (the "
                          "activations overflow float32): an InFIP reference needs a working model",
                          model, bad_out ? "output" : "relevance", i, idx[i]);
@@ -284,8 +221,8 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         for (size_t j = 0; j < plane; j++) saturated += fp[j] == 255, zeros += fp[j] == 0;
         snprintf(k->key_file, sizeof k->key_file, "keys/key-%05d.png", i);
         snprintf(k->fp_file, sizeof k->fp_file, "fingerprints/fp-%05d.png", i);
-        if (write_png(out, k->key_file, ds.images + (size_t)idx[i] * per, c, h, w, interleaved, k->key_sha256) != 0 ||
-            write_png(out, k->fp_file, fp, 1, h, w, interleaved, k->fp_sha256) != 0)
+        if (dg_infip_write_png(out, k->key_file, ds.images + (size_t)idx[i] * per, c, h, w, interleaved, k->key_sha256) != 0 ||
+            dg_infip_write_png(out, k->fp_file, fp, 1, h, w, interleaved, k->fp_sha256) != 0)
             goto done;
         idx32[i] = idx[i];
         pred32[i] = pred[i];
@@ -325,6 +262,7 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("%s", err);
         goto done;
     }
+    drop_stale_calibration(out, path);
     printf("{\"reference\": ");
     dg_json_string(stdout, out);
     printf(", \"net\": ");
@@ -355,57 +293,31 @@ done:
 
 /* ---- infip verify ---- */
 
-/* Read the reference's PNG `name` (checked: its SHA-256 is the manifest's, its size the keys',
- * its channels `channels`) into planar pixels. 0 or −1 (message printed). */
-static int read_reference_png(const char *dir, const char *name, const char *sha, int channels, int h, int w,
-                              uint8_t *planar) {
-    char path[4200], err[512], got[65];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    if (dg_sha256_file(path, got, err, sizeof err) != 0) {
+/* The reference's calibration, when it has one: 1 read (c filled), 0 none there, −1 refused (message). */
+static int read_calibration(const char *reference, const dg_infip_manifest *m, dg_infip_calibration *c) {
+    char path[4200], err[600];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/" DG_INFIP_CALIBRATION, reference);
+    memset(c, 0, sizeof *c);
+    if (lstat(path, &st) != 0) return 0;
+    if (dg_infip_calibration_read(path, m, c, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
         return -1;
     }
-    if (strcmp(got, sha) != 0) {
-        dg_cli_error("%s: not the file the reference's manifest lists (its SHA-256 differs): the reference was "
-                     "modified", path);
-        return -1;
-    }
-    dg_image img;
-    if (dg_png_read(path, &img, 0, err, sizeof err) != 0) {
-        dg_cli_error("%s", err);
-        return -1;
-    }
-    int ok = img.w == w && img.h == h && img.channels == channels;
-    if (!ok)
-        dg_cli_error("%s: %dx%d with %d channel(s), but the reference's keys are %dx%d with %d", path, img.w, img.h,
-                     img.channels, w, h, channels);
-    else
-        dg_fp_image_to_planar(&img, planar);
-    dg_image_free(&img);
-    return ok ? 0 : -1;
-}
-
-/* a key image of the reference (planar pixels) as the net's input */
-typedef struct pixels_ctx {
-    const uint8_t *keys;
-    const dg_infip_manifest *m;
-} pixels_ctx;
-static void pixels_input(const void *ctx, int k, float *x) {
-    const pixels_ctx *p = ctx;
-    size_t plane = (size_t)p->m->h * p->m->w;
-    dg_fp_pixels_to_input(p->keys + (size_t)k * p->m->c * plane, p->m->c, (int)plane, p->m->mean, p->m->std, x);
+    return 1;
 }
 
 static int verify(int argc, char **argv, dg_dist *dist) {
     const char *model = NULL, *net_name = NULL, *reference = NULL, *mode_text = "global", *backend = "auto";
     const char *out = NULL, *dist_name = "none";
-    float threshold = 0.85f;
+    float threshold_opt = 0.85f;
     int batch = 0, per_key = 0;
     const dg_opt opts[] = {
         {"model", DG_OPT_STR, &model, "the suspect model (safetensors or torch.save .pt)"},
         {"net", DG_OPT_STR, &net_name, "its net (default: the owner's, from the reference)"},
         {"reference", DG_OPT_STR, &reference, "the owner's reference folder (infip extract --out)"},
-        {"threshold", DG_OPT_FLOAT, &threshold, "ASSIM at or above it says pirated (default 0.85, the paper's)"},
+        {"threshold", DG_OPT_FLOAT, &threshold_opt,
+         "ASSIM at or above it says pirated (default: the reference's calibration, else the paper's 0.85)"},
         {"mode", DG_OPT_STR, &mode_text, "SSIM form: global (the paper's, default) | gaussian (11x11, sigma 1.5)"},
         {"batch", DG_OPT_INT, &batch, "keys per pass (default: what fits 1 GiB of activations, at most 256)"},
         {"out", DG_OPT_STR, &out, "also write the suspect's fingerprints (PNG) into this folder"},
@@ -424,34 +336,51 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("infip verify: --mode must be global or gaussian, not '%s'", mode_text);
         return DG_EXIT_BAD_INPUT;
     }
-    if (!(threshold >= -1.0f && threshold <= 1.0f) || batch < 0) {
+    if (!(threshold_opt >= -1.0f && threshold_opt <= 1.0f) || batch < 0) {
         dg_cli_error("infip verify: --threshold must lie in [-1, 1] and --batch be ≥ 0");
         return DG_EXIT_BAD_INPUT;
     }
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
-    char path[4200], err[512], sha[65];
-    dg_infip_manifest m;
-    snprintf(path, sizeof path, "%s/" DG_INFIP_MANIFEST, reference);
-    if (dg_infip_manifest_read(path, &m, err, sizeof err) != 0) {
-        dg_cli_error("%s", err);
-        return DG_EXIT_BAD_INPUT;
+    char err[512], sha[65];
+    /* the whole reference is checked before the suspect is looked at */
+    dg_infip_reference ref;
+    if (dg_infip_reference_load(reference, &ref) != 0) return DG_EXIT_BAD_INPUT;
+    const dg_infip_manifest *m = &ref.m;
+    dg_infip_calibration cal;
+    int calibrated = 0;
+    double threshold = threshold_opt;
+    const char *source = "--threshold";
+    if (!dg_cli_given(argc, argv, "threshold")) { /* the reference's own calibration decides, if it has one */
+        calibrated = read_calibration(reference, m, &cal);
+        if (calibrated < 0) {
+            dg_infip_reference_free(&ref);
+            return DG_EXIT_BAD_INPUT;
+        }
+        /* the paper's 0.85 is not safe on every data set (docs/infip.md): the JSON says whose it is */
+        source = calibrated ? "calibrated (calibration.json)" : "the paper's default, not calibrated";
+        if (calibrated) threshold = cal.threshold[mode];
     }
-    if (!net_name) net_name = m.net;
-    if (!dg_ssim_fits(m.h, m.w, mode)) {
-        dg_cli_error("infip verify: %dx%d fingerprints are smaller than the %dx%d window of --mode gaussian", m.w, m.h,
-                     DG_SSIM_WINDOW, DG_SSIM_WINDOW);
-        dg_infip_manifest_free(&m);
-        return DG_EXIT_BAD_INPUT;
+    if (!net_name) net_name = m->net;
+    rc = DG_EXIT_BAD_INPUT;
+    int made_out = 0;
+    dg_infip_score sc = {0};
+    if (!dg_ssim_fits(m->h, m->w, mode)) {
+        dg_cli_error("infip verify: %dx%d fingerprints are smaller than the %dx%d window of --mode gaussian", m->w,
+                     m->h, DG_SSIM_WINDOW, DG_SSIM_WINDOW);
+        goto done;
+    }
+    if (calibrated && isnan(threshold)) { /* not reachable from calibrate, which computes both forms that fit */
+        dg_cli_error("%s/" DG_INFIP_CALIBRATION ": no threshold for --mode %s", reference, mode_text);
+        goto done;
     }
     if (dg_sha256_file(model, sha, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
-        dg_infip_manifest_free(&m);
-        return DG_EXIT_BAD_INPUT;
+        goto done;
     }
     /* --out is made by the writer before the work, not found unmakeable after it, and removed again
      * (when still empty) if the run fails */
-    int unmade = 0, made_out = 0;
+    int unmade = 0;
     if (dg_dist_is_root(dist) && out) {
         struct stat st;
         made_out = stat(out, &st) != 0;
@@ -459,63 +388,23 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     }
     dg_dist_broadcast(dist, &unmade, sizeof unmade);
     if (unmade) {
-        dg_infip_manifest_free(&m);
-        return DG_EXIT_BAD_INPUT;
-    }
-    rc = DG_EXIT_BAD_INPUT;
-    const int n = m.n_keys, c = m.c, h = m.h, w = m.w;
-    const size_t per = (size_t)c * h * w, plane = (size_t)h * w;
-    /* the whole reference is checked before the suspect is looked at */
-    dg_net *net = NULL;
-    dg_relevance *plan = NULL;
-    uint8_t *keys = malloc(per * (size_t)n), *owner = malloc(plane * (size_t)n), *mine = malloc(plane);
-    uint8_t *interleaved = malloc(plane);
-    float *x = NULL, *rel = NULL;
-    int *pred = malloc(sizeof(int) * (size_t)n);
-    double *ssim = malloc(sizeof(double) * (size_t)n), *ssim_other = malloc(sizeof(double) * (size_t)n);
-    if (!keys || !owner || !mine || !interleaved || !pred || !ssim || !ssim_other) {
-        dg_cli_error("infip verify: out of memory");
+        made_out = 0;
         goto done;
     }
-    for (int i = 0; i < n; i++)
-        if (read_reference_png(reference, m.keys[i].key_file, m.keys[i].key_sha256, c, h, w, keys + (size_t)i * per) ||
-            read_reference_png(reference, m.keys[i].fp_file, m.keys[i].fp_sha256, 1, h, w, owner + (size_t)i * plane))
-            goto done;
-    net = infip_net(net_name, c, h, w, m.classes, be, batch, n, model);
-    plan = net ? infip_plan(net, m.mean, m.std, m.eps, m.inject_logit) : NULL;
-    if (!plan) goto done;
-    x = malloc(sizeof(float) * per * (size_t)net->batch);
-    rel = malloc(sizeof(float) * per * (size_t)n);
-    if (!x || !rel) {
-        dg_cli_error("infip verify: out of memory");
-        goto done;
-    }
-
-    double t0 = dg_now_s();
-    pixels_ctx pc = {keys, &m};
-    if (relevance_on_ranks(dist, plan, net, n, pixels_input, &pc, x, rel, pred, NULL) != 0) goto done;
+    if (dg_infip_score_model(&ref, model, net_name, be, batch, dist, out, NULL, &sc) != 0) goto done;
     rc = DG_EXIT_OK;
-    if (!dg_dist_is_root(dist)) goto done; /* rank 0 compares and reports */
-    rc = DG_EXIT_BAD_INPUT;
-    int agree = 0, nonfinite = 0;
-    /* the other SSIM form is reported too (the verdict is the chosen one's): it costs little */
+    if (!dg_dist_is_root(dist)) goto done; /* rank 0 reports */
+    const int n = m->n_keys;
+    /* both forms are reported (the verdict is the chosen one's): one relevance pass gives both */
     const dg_ssim_mode other = mode == DG_SSIM_GLOBAL ? DG_SSIM_GAUSSIAN : DG_SSIM_GLOBAL;
-    const int other_fits = dg_ssim_fits(h, w, other);
-    for (int k = 0; k < n; k++) {
-        dg_infip_image(rel + (size_t)k * per, c, h, w, m.lambda, mine);
-        ssim[k] = dg_ssim(mine, owner + (size_t)k * plane, h, w, mode);
-        ssim_other[k] = other_fits ? dg_ssim(mine, owner + (size_t)k * plane, h, w, other) : 0.0;
-        agree += pred[k] == m.keys[k].predicted;
-        nonfinite += !all_finite(rel + (size_t)k * per, per); /* drawn black: said, not hidden */
-        char name[64], fp_sha[65];
-        snprintf(name, sizeof name, "fp-%05d.png", k);
-        if (out && write_png(out, name, mine, 1, h, w, interleaved, fp_sha) != 0) goto done;
-    }
-    double seconds = dg_now_s() - t0;
-    dg_infip_stats s, s_other;
-    dg_infip_summarize(ssim, n, threshold, &s);
-    dg_infip_summarize(ssim_other, n, threshold, &s_other);
-    int pirated = s.assim >= threshold;
+    const int other_fits = sc.ssim[other] != NULL;
+    dg_infip_stats st[2];
+    for (int f = 0; f < 2; f++)
+        if (sc.ssim[f]) dg_infip_summarize(sc.ssim[f], n, threshold, &st[f]);
+    const dg_infip_stats *s = &st[mode];
+    int pirated = s->assim >= threshold;
+    char threshold_text[40]; /* a calibrated threshold is a double and printed whole; an option's is a float */
+    snprintf(threshold_text, sizeof threshold_text, calibrated ? "%.17g" : "%.9g", threshold);
     printf("{\"model\": ");
     dg_json_string(stdout, model);
     printf(", \"net\": ");
@@ -525,56 +414,260 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     printf(", \"model_sha256\": \"%s\", \"owner_model_sha256\": \"%s\", \"same_file\": %s, \"mode\": \"%s\", "
            "\"keys\": %d, \"assim\": %.9f, \"ssim_min\": %.6f, \"ssim_median\": %.6f, \"ssim_max\": %.6f, "
            "\"ssim_std\": %.6f, \"keys_below_threshold\": %d, \"keys_nonfinite\": %d, \"prediction_agreement\": %.6f, "
-           "\"threshold\": %.9g, \"threshold_source\": \"%s\", \"pirated\": %s, \"verdict\": \"%s\", \"backend\": \"%s\", "
-           "\"seconds\": %.3f",
-           sha, m.model_sha256, strcmp(sha, m.model_sha256) == 0 ? "true" : "false", dg_ssim_mode_name(mode), n,
-           s.assim, s.min, s.median, s.max, s.std, s.below, nonfinite, (double)agree / n, (double)threshold,
-           /* the paper's 0.85 is not safe on every data set (docs/infip.md): the JSON says whose it is */
-           dg_cli_given(argc, argv, "threshold") ? "--threshold" : "the paper's default, not calibrated",
-           pirated ? "true" : "false", pirated ? "pirated" : "not pirated", be->name, seconds);
+           "\"threshold\": %s, \"threshold_source\": \"%s\", \"pirated\": %s, \"verdict\": \"%s\", "
+           "\"backend\": \"%s\", \"seconds\": %.3f",
+           sha, m->model_sha256, strcmp(sha, m->model_sha256) == 0 ? "true" : "false", dg_ssim_mode_name(mode), n,
+           s->assim, s->min, s->median, s->max, s->std, s->below, sc.nonfinite, (double)sc.agree / n,
+           threshold_text, source, pirated ? "true" : "false", pirated ? "pirated" : "not pirated", be->name, sc.seconds);
+    if (calibrated)
+        printf(", \"calibration\": {\"independent\": %d, \"highest_independent\": %.17g, \"margin\": %.17g, "
+               "\"false_positive_bound\": %.6g}",
+               cal.n, cal.highest[mode], cal.margin, cal.false_positive_bound);
     /* the verdict's figures in full (9 digits): 0.999999996 printed as 1.000000 looked as if it met 1 */
-    printf(", \"ranks\": %d, \"assim_%s\": %.9f, \"assim_%s\": ", dist->size, dg_ssim_mode_name(mode), s.assim,
+    printf(", \"ranks\": %d, \"assim_%s\": %.9f, \"assim_%s\": ", dist->size, dg_ssim_mode_name(mode), s->assim,
            dg_ssim_mode_name(other));
-    if (other_fits) printf("%.9f", s_other.assim);
+    if (other_fits) printf("%.9f", st[other].assim);
     else printf("null"); /* images smaller than the Gaussian window */
-    /* both forms' spread over the keys, so that one relevance pass serves a report of both */
     printf(", \"forms\": {");
     for (int f = 0; f < 2; f++) {
-        const dg_ssim_mode fm = f == 0 ? DG_SSIM_GLOBAL : DG_SSIM_GAUSSIAN;
-        const dg_infip_stats *st = fm == mode ? &s : &s_other;
-        printf("%s\"%s\": ", f ? ", " : "", dg_ssim_mode_name(fm));
-        if (fm != mode && !other_fits) printf("null");
+        printf("%s\"%s\": ", f ? ", " : "", dg_ssim_mode_name((dg_ssim_mode)f));
+        if (!sc.ssim[f]) printf("null");
         else
             printf("{\"assim\": %.9f, \"ssim_min\": %.6f, \"ssim_median\": %.6f, \"ssim_max\": %.6f, "
                    "\"ssim_std\": %.6f, \"keys_below_threshold\": %d}",
-                   st->assim, st->min, st->median, st->max, st->std, st->below);
+                   st[f].assim, st[f].min, st[f].median, st[f].max, st[f].std, st[f].below);
     }
     printf("}");
     if (per_key) {
         printf(", \"per_key\": [");
         for (int k = 0; k < n; k++)
             printf("%s{\"index\": %d, \"ssim\": %.6f, \"owner_predicted\": %d, \"predicted\": %d}", k ? ", " : "",
-                   m.keys[k].index, ssim[k], m.keys[k].predicted, pred[k]);
+                   m->keys[k].index, sc.ssim[mode][k], m->keys[k].predicted, sc.pred[k]);
         printf("]");
     }
     printf("}\n");
+    if (!calibrated && !dg_cli_given(argc, argv, "threshold"))
+        fprintf(stderr, "infip verify: warning: the paper's threshold 0.85 is not calibrated for this reference (on "
+                "MNIST it calls every independent LeNet-5 a copy); infip calibrate sets one from independent models\n");
+    else if (calibrated && cal.false_positive_bound > 0.05)
+        fprintf(stderr, "infip verify: warning: the threshold was calibrated on %d independent model%s: an independent "
+                "model may reach it with chance up to %.3g\n", cal.n, cal.n == 1 ? "" : "s", cal.false_positive_bound);
     rc = pirated ? DG_EXIT_OK : DG_EXIT_NO;
 done:
     if (rc == DG_EXIT_BAD_INPUT && made_out) rmdir(out); /* only when empty */
-    dg_relevance_free(plan);
-    dg_net_free(net);
-    dg_infip_manifest_free(&m);
-    free(keys), free(owner), free(mine), free(interleaved), free(x), free(rel), free(pred), free(ssim), free(ssim_other);
+    dg_infip_score_free(&sc);
+    if (calibrated > 0) dg_infip_calibration_free(&cal);
+    dg_infip_reference_free(&ref);
+    return rc;
+}
+
+/* ---- infip calibrate ---- */
+
+/* Split a comma-separated list in place into at most cap items; the count, or −1 for an empty item. */
+static int split_list(char *text, char **items, int cap) {
+    int n = 0;
+    for (char *p = text;; p++) {
+        char *comma = strchr(p, ',');
+        if (comma) *comma = 0;
+        if (!*p || n == cap) return -1;
+        items[n++] = p;
+        if (!comma) return n;
+        p = comma;
+    }
+}
+
+static int calibrate(int argc, char **argv, dg_dist *dist) {
+    const char *reference = NULL, *models_text = NULL, *nets_text = NULL, *backend = "auto";
+    const char *dist_name = "none";
+    float margin = 0.0f;
+    int batch = 0, force = 0;
+    const dg_opt opts[] = {
+        {"reference", DG_OPT_STR, &reference, "the owner's reference folder (infip extract --out)"},
+        {"independent", DG_OPT_STR, &models_text,
+         "independently trained models, comma-separated (safetensors or torch.save .pt; not the owner's)"},
+        {"nets", DG_OPT_STR, &nets_text, "their nets: one for all, or one per model (default: the owner's)"},
+        {"margin", DG_OPT_FLOAT, &margin, "added to the highest independent ASSIM, in [0, 1) (default 0)"},
+        {"batch", DG_OPT_INT, &batch, "keys per pass (default: what fits 1 GiB of activations, at most 256)"},
+        {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
+        {"force", DG_OPT_FLAG, &force, "replace the reference's calibration"},
+        DIST_OPT(dist_name),
+    };
+    int rc = dg_cli_parse("infip calibrate", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
+    if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
+    if (!reference || !models_text) {
+        dg_cli_error("infip calibrate: --reference and --independent are required");
+        return DG_EXIT_BAD_INPUT;
+    }
+    if (!(margin >= 0.0f && margin < 1.0f) || batch < 0) {
+        dg_cli_error("infip calibrate: --margin must lie in [0, 1) and --batch be ≥ 0");
+        return DG_EXIT_BAD_INPUT;
+    }
+    const dg_backend *be = dg_cli_backend(backend);
+    if (!be) return DG_EXIT_BAD_INPUT;
+    char *models_copy = strdup(models_text), *nets_copy = nets_text ? strdup(nets_text) : NULL;
+    char **models = malloc(sizeof(char *) * DG_INFIP_MAX_INDEPENDENT);
+    char **nets = malloc(sizeof(char *) * DG_INFIP_MAX_INDEPENDENT);
+    dg_infip_calibration cal = {0};
+    dg_infip_reference ref = {0};
+    int n = 0, n_nets = 0, have_ref = 0;
+    char path[4200], err[600];
+    rc = DG_EXIT_BAD_INPUT;
+    if (!models_copy || (nets_text && !nets_copy) || !models || !nets) {
+        dg_cli_error("infip calibrate: out of memory");
+        goto done;
+    }
+    n = split_list(models_copy, models, DG_INFIP_MAX_INDEPENDENT);
+    n_nets = nets_copy ? split_list(nets_copy, nets, DG_INFIP_MAX_INDEPENDENT) : 0;
+    if (n < 1 || n_nets < 0) {
+        dg_cli_error("infip calibrate: --independent and --nets take 1 to %d comma-separated names, none empty",
+                     DG_INFIP_MAX_INDEPENDENT);
+        goto done;
+    }
+    if (n_nets > 1 && n_nets != n) {
+        dg_cli_error("infip calibrate: --nets names %d nets for %d models: give one for all, or one per model", n_nets,
+                     n);
+        goto done;
+    }
+    if (dg_infip_reference_load(reference, &ref) != 0) goto done;
+    have_ref = 1;
+    const dg_infip_manifest *m = &ref.m;
+    snprintf(path, sizeof path, "%s/" DG_INFIP_CALIBRATION, reference);
+    struct stat st;
+    if (!force && lstat(path, &st) == 0) {
+        dg_cli_error("%s: the reference is already calibrated (--force replaces it)", path);
+        goto done;
+    }
+    if (dg_dist_is_root(dist) && dg_check_writable(path, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        goto done;
+    }
+    if (!(cal.nulls = calloc((size_t)n, sizeof *cal.nulls))) {
+        dg_cli_error("infip calibrate: out of memory");
+        goto done;
+    }
+    cal.n = n;
+    char margin_text[32]; /* the margin as written (0.01), not as the float holds it (0.0099999998) */
+    dg_json_float_text(margin, margin_text, sizeof margin_text);
+    cal.margin = strtod(margin_text, NULL);
+    cal.has_gaussian = dg_ssim_fits(m->h, m->w, DG_SSIM_GAUSSIAN);
+    snprintf(cal.manifest_sha256, sizeof cal.manifest_sha256, "%s", m->file_sha256);
+    snprintf(cal.owner_model_sha256, sizeof cal.owner_model_sha256, "%s", m->model_sha256);
+    /* every model is identified before any is scored: a typo is found at once, not after an hour */
+    for (int i = 0; i < n; i++) {
+        dg_infip_null *z = &cal.nulls[i];
+        snprintf(z->model, sizeof z->model, "%s", models[i]);
+        snprintf(z->net, sizeof z->net, "%s", n_nets == 0 ? m->net : nets[n_nets == 1 ? 0 : i]);
+        if (dg_sha256_file(models[i], z->sha256, err, sizeof err) != 0) {
+            dg_cli_error("%s", err);
+            goto done;
+        }
+        if (strcmp(z->sha256, m->model_sha256) == 0) {
+            dg_cli_error("infip calibrate: %s is the owner's model, not an independent one", models[i]);
+            goto done;
+        }
+        for (int j = 0; j < i; j++)
+            if (strcmp(cal.nulls[j].sha256, z->sha256) == 0) {
+                dg_cli_error("infip calibrate: %s and %s are one model (the same SHA-256)", models[j], models[i]);
+                goto done;
+            }
+    }
+    double t0 = dg_now_s();
+    int *agree = calloc((size_t)n, sizeof(int));
+    if (!agree) {
+        dg_cli_error("infip calibrate: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        dg_infip_null *z = &cal.nulls[i];
+        dg_infip_score sc;
+        if (dg_infip_score_model(&ref, models[i], z->net, be, batch, dist, NULL, "an InFIP calibration", &sc) != 0) {
+            free(agree);
+            goto done;
+        }
+        int bad = 0;
+        if (dg_dist_is_root(dist)) {
+            dg_infip_stats s;
+            for (int f = 0; f < 2; f++) {
+                z->assim[f] = NAN;
+                if (sc.ssim[f]) dg_infip_summarize(sc.ssim[f], m->n_keys, 0.0, &s), z->assim[f] = s.assim;
+            }
+            agree[i] = sc.agree;
+            if (sc.nonfinite) {
+                dg_cli_error("infip calibrate: %s: its relevance is not finite on %d of %d keys: a calibration needs "
+                             "working models", models[i], sc.nonfinite, m->n_keys);
+                bad = 1;
+            }
+        }
+        dg_infip_score_free(&sc);
+        dg_dist_broadcast(dist, &bad, sizeof bad);
+        if (bad) {
+            free(agree);
+            goto done;
+        }
+    }
+    if (!dg_dist_is_root(dist)) { /* rank 0 writes and reports */
+        free(agree);
+        rc = DG_EXIT_OK;
+        goto done;
+    }
+    dg_infip_calibration_derive(&cal);
+    for (int f = 0; f < 2; f++)
+        if (!isnan(cal.threshold[f]) && !(cal.threshold[f] <= 1.0)) {
+            dg_cli_error("infip calibrate: the highest independent ASSIM (%s form, %.9f)%s reaches 1: no suspect "
+                         "could be called pirated; a model with the owner's fingerprints is not independent",
+                         f ? "gaussian" : "global", cal.highest[f], margin > 0.0f ? " plus --margin" : "");
+            free(agree);
+            goto done;
+        }
+    if (dg_infip_calibration_write(&cal, path, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        free(agree);
+        goto done;
+    }
+    if (cal.false_positive_bound > 0.05)
+        fprintf(stderr, "infip calibrate: warning: with %d independent model%s, a new independent model may score "
+                "above the threshold with chance up to 1/%d = %.3g; 19 or more models bound it by 5%%\n", n,
+                n == 1 ? "" : "s", n + 1, cal.false_positive_bound);
+    printf("{\"reference\": ");
+    dg_json_string(stdout, reference);
+    printf(", \"calibration\": ");
+    dg_json_string(stdout, path);
+    printf(", \"independent\": %d, \"margin\": %.9g, \"false_positive_bound\": %.6g, \"thresholds\": {\"global\": %.17g, "
+           "\"gaussian\": ", n, cal.margin, cal.false_positive_bound, cal.threshold[0]);
+    if (cal.has_gaussian) printf("%.17g", cal.threshold[1]);
+    else printf("null");
+    printf("}, \"models\": [");
+    for (int i = 0; i < n; i++) {
+        const dg_infip_null *z = &cal.nulls[i];
+        printf("%s{\"model\": ", i ? ", " : "");
+        dg_json_string(stdout, z->model);
+        printf(", \"net\": ");
+        dg_json_string(stdout, z->net);
+        printf(", \"sha256\": \"%s\", \"assim_global\": %.9f, \"assim_gaussian\": ", z->sha256, z->assim[0]);
+        if (cal.has_gaussian) printf("%.9f", z->assim[1]);
+        else printf("null");
+        printf(", \"prediction_agreement\": %.6f}", (double)agree[i] / m->n_keys);
+    }
+    printf("], \"backend\": \"%s\", \"ranks\": %d, \"seconds\": %.3f}\n", be->name, dist->size, dg_now_s() - t0);
+    free(agree);
+    rc = DG_EXIT_OK;
+done:
+    if (have_ref) dg_infip_reference_free(&ref);
+    dg_infip_calibration_free(&cal);
+    free(models_copy), free(nets_copy), free(models), free(nets);
     return rc;
 }
 
 int dg_cmd_infip(int argc, char **argv) {
     if (argc >= 1 && strcmp(argv[0], "extract") == 0) return on_ranks("infip extract", argc - 1, argv + 1, extract);
     if (argc >= 1 && strcmp(argv[0], "verify") == 0) return on_ranks("infip verify", argc - 1, argv + 1, verify);
+    if (argc >= 1 && strcmp(argv[0], "calibrate") == 0)
+        return on_ranks("infip calibrate", argc - 1, argv + 1, calibrate);
     if (argc >= 1 && strcmp(argv[0], "--help") == 0) {
-        printf("usage: dnnguard infip extract|verify [options]   (--help after the subcommand lists its options)\n");
+        printf("usage: dnnguard infip extract|verify|calibrate [options]   (--help after the subcommand lists its "
+               "options)\n");
         return DG_EXIT_OK;
     }
-    dg_cli_error("infip: expected extract or verify%s%s", argc ? ", not " : "", argc ? argv[0] : "");
+    dg_cli_error("infip: expected extract, verify or calibrate%s%s", argc ? ", not " : "", argc ? argv[0] : "");
     return DG_EXIT_BAD_INPUT;
 }

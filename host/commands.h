@@ -16,7 +16,7 @@ int dg_cmd_fp_eval(int argc, char **argv);           /* fp eval (host/cmd_fp_eva
 int dg_cmd_attack_forge(int argc, char **argv);      /* attack forge (host/cmd_forge.c) */
 int dg_cmd_predict(int argc, char **argv);           /* the control layer */
 int dg_cmd_ssim(int argc, char **argv);              /* SSIM of two PNGs (host/cmd_ssim.c) */
-int dg_cmd_infip(int argc, char **argv);             /* infip extract | verify (host/cmd_infip.c) */
+int dg_cmd_infip(int argc, char **argv);             /* infip extract | verify | calibrate (host/cmd_infip.c) */
 int dg_cmd_attack_overwrite(int argc, char **argv);  /* attack overwrite (host/cmd_overwrite.c) */
 
 #endif

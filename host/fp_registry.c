@@ -45,18 +45,9 @@ int dg_fp_registry_write(const dg_fp_registry *r, const char *path, char *err, s
 int dg_fp_registry_parse(const char *json, size_t len, const char *name, dg_fp_registry *r, char *err,
                          size_t err_len) {
     memset(r, 0, sizeof *r);
-    cJSON *root = dg_json_parse_one(json, len);
+    cJSON *root = dg_json_open(json, len, name, REGISTRY_FORMAT, "fingerprint registry", err, err_len);
     const char *why = NULL;
-    char format[64];
-    if (!root) {
-        snprintf(err, err_len, "%s: not a JSON document", name);
-        return -1;
-    }
-    if (!cJSON_IsObject(root) || dg_json_get_string(root, "format", format, sizeof format) != 0 ||
-        strcmp(format, REGISTRY_FORMAT) != 0) {
-        why = "not a dnnguard fingerprint registry (format \"" REGISTRY_FORMAT "\")";
-        goto done;
-    }
+    if (!root) return -1;
     if (dg_json_get_string(root, "net", r->net, sizeof r->net) ||
         dg_json_get_string(root, "data", r->data, sizeof r->data) ||
         dg_json_get_string(root, "split", r->split, sizeof r->split) ||

@@ -11,6 +11,8 @@
 #define DG_INFIP_MAX_KEYS 100000
 #define DG_INFIP_MANIFEST "manifest.json"
 #define DG_INFIP_RELEVANCE "relevance.safetensors"
+#define DG_INFIP_CALIBRATION "calibration.json"
+#define DG_INFIP_MAX_INDEPENDENT 10000
 
 typedef struct dg_infip_key {
     int index;            /* the key image's index in its data set split */
@@ -36,6 +38,7 @@ typedef struct dg_infip_manifest {
     char seed[24];           /* the key draw's seed, as decimal text */
     int n_keys;
     dg_infip_key *keys;      /* [n_keys] */
+    char file_sha256[65];    /* the SHA-256 of the manifest's bytes, set by dg_infip_manifest_read */
 } dg_infip_manifest;
 
 /* ---- the manifest (JSON) ---- */
@@ -44,6 +47,43 @@ int dg_infip_manifest_read(const char *path, dg_infip_manifest *m, char *err, si
 int dg_infip_manifest_parse(const char *json, size_t len, const char *name, dg_infip_manifest *m, char *err,
                             size_t err_len);
 void dg_infip_manifest_free(dg_infip_manifest *m);
+
+/* ---- the calibration (calibration.json beside the manifest, written by `infip calibrate`) ----
+ * The ASSIM of independently trained models against the reference, and the threshold they set:
+ * per SSIM form, the next double above (the highest independent ASSIM + margin), so that a suspect
+ * is called pirated (ASSIM ≥ threshold) only above every independent model. If independent models
+ * and a new one are exchangeable, the chance that the new one scores above all n is at most
+ * 1/(n + 1): the false-positive bound the file states. The file names the manifest by its
+ * SHA-256, so a calibration never decides for another reference. */
+typedef struct dg_infip_null {
+    char model[512];      /* the path it was calibrated from (a record; the SHA-256 identifies it) */
+    char sha256[65];
+    char net[64];
+    double assim[2];      /* per dg_ssim_mode; NAN for the Gaussian form where the images are too small */
+} dg_infip_null;
+
+typedef struct dg_infip_calibration {
+    char manifest_sha256[65];
+    char owner_model_sha256[65];
+    double margin;           /* added to the highest independent ASSIM, ≥ 0 */
+    int n;                   /* independent models */
+    dg_infip_null *nulls;    /* [n] */
+    int has_gaussian;        /* whether the Gaussian form was computed */
+    double highest[2];       /* derived: the highest independent ASSIM per form */
+    double threshold[2];     /* derived: nextafter(highest + margin, +inf) per form */
+    double false_positive_bound; /* derived: 1 / (n + 1) */
+} dg_infip_calibration;
+
+/* Fill highest, threshold and false_positive_bound from nulls and margin. */
+void dg_infip_calibration_derive(dg_infip_calibration *c);
+int dg_infip_calibration_write(const dg_infip_calibration *c, const char *path, char *err, size_t err_len);
+/* Read and check a calibration for the manifest m (its file_sha256 and model): every field in
+ * range, the stored thresholds the ones its ASSIMs give, the manifest the one it names. */
+int dg_infip_calibration_parse(const char *json, size_t len, const char *name, const dg_infip_manifest *m,
+                               dg_infip_calibration *c, char *err, size_t err_len);
+int dg_infip_calibration_read(const char *path, const dg_infip_manifest *m, dg_infip_calibration *c, char *err,
+                              size_t err_len);
+void dg_infip_calibration_free(dg_infip_calibration *c);
 
 /* ---- fingerprint images and their comparison ---- */
 

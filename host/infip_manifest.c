@@ -9,6 +9,7 @@
 
 #include "json_fields.h"
 #include "private_file.h"
+#include "sha256.h"
 
 #define MANIFEST_FORMAT "dnnguard-infip-1"
 #define MAX_CLASSES 100000
@@ -71,18 +72,10 @@ static int has_repeats(const dg_infip_key *keys, int n) {
 int dg_infip_manifest_parse(const char *json, size_t len, const char *name, dg_infip_manifest *m, char *err,
                             size_t err_len) {
     memset(m, 0, sizeof *m);
-    cJSON *root = dg_json_parse_one(json, len);
+    cJSON *root = dg_json_open(json, len, name, MANIFEST_FORMAT, "InFIP manifest", err, err_len);
     const char *why = NULL;
-    char format[64], inject[16], relevance[64];
-    if (!root) {
-        snprintf(err, err_len, "%s: not a JSON document", name);
-        return -1;
-    }
-    if (!cJSON_IsObject(root) || dg_json_get_string(root, "format", format, sizeof format) != 0 ||
-        strcmp(format, MANIFEST_FORMAT) != 0) {
-        why = "not a dnnguard InFIP manifest (format \"" MANIFEST_FORMAT "\")";
-        goto done;
-    }
+    char inject[16], relevance[64];
+    if (!root) return -1;
     if (dg_json_get_string(root, "net", m->net, sizeof m->net) ||
         dg_json_get_string(root, "data", m->data, sizeof m->data) ||
         dg_json_get_string(root, "split", m->split, sizeof m->split) ||
@@ -161,6 +154,12 @@ int dg_infip_manifest_read(const char *path, dg_infip_manifest *m, char *err, si
         return -1;
     }
     int rc = dg_infip_manifest_parse(text, len, path, m, err, err_len);
+    if (rc == 0) { /* what a calibration names the reference by */
+        dg_sha256 h;
+        dg_sha256_init(&h);
+        dg_sha256_update(&h, text, len);
+        dg_sha256_final(&h, m->file_sha256);
+    }
     free(text);
     return rc;
 }

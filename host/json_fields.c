@@ -25,6 +25,15 @@ void dg_json_add_float(cJSON *obj, const char *name, float v) {
     cJSON_AddRawToObject(obj, name, num);
 }
 
+void dg_json_add_double(cJSON *obj, const char *name, double v) {
+    char num[40] = "null";
+    for (int digits = 15; digits <= 17 && isfinite(v); digits++) {
+        snprintf(num, sizeof num, "%.*g", digits, v);
+        if (strtod(num, NULL) == v) break;
+    }
+    cJSON_AddRawToObject(obj, name, num);
+}
+
 cJSON *dg_json_float_array(const float *v, int n) {
     cJSON *a = cJSON_CreateArray();
     char num[32];
@@ -58,6 +67,19 @@ cJSON *dg_json_parse_one(const char *text, size_t len) {
     return root;
 }
 
+cJSON *dg_json_open(const char *text, size_t len, const char *name, const char *format, const char *what, char *err,
+                    size_t err_len) {
+    cJSON *root = dg_json_parse_one(text, len);
+    const cJSON *f = root ? cJSON_GetObjectItemCaseSensitive(root, "format") : NULL;
+    if (!root) snprintf(err, err_len, "%s: not a JSON document", name);
+    else if (!cJSON_IsObject(root) || !cJSON_IsString(f) || strcmp(f->valuestring, format) != 0) {
+        snprintf(err, err_len, "%s: not a dnnguard %s (format \"%s\")", name, what, format);
+        cJSON_Delete(root);
+        root = NULL;
+    }
+    return root;
+}
+
 int dg_json_get_int(const cJSON *obj, const char *name, long lo, long hi, int *out) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi) ||
@@ -70,6 +92,12 @@ int dg_json_get_int(const cJSON *obj, const char *name, long lo, long hi, int *o
 int dg_json_get_float(const cJSON *v, double lo, double hi, float *out) {
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi)) return -1;
     *out = (float)v->valuedouble;
+    return 0;
+}
+
+int dg_json_get_double(const cJSON *v, double lo, double hi, double *out) {
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= lo && v->valuedouble <= hi)) return -1;
+    *out = v->valuedouble;
     return 0;
 }
 

@@ -11,6 +11,9 @@
  * NaN and ±inf, which JSON cannot hold (the readers then refuse the field by name) */
 void dg_json_float_text(float v, char *num, size_t len);
 void dg_json_add_float(cJSON *obj, const char *name, float v);
+/* a double in the shortest of 15 to 17 digits that reads back exactly (cJSON's own printing may
+ * lose the last bit); null for NaN and ±inf */
+void dg_json_add_double(cJSON *obj, const char *name, double v);
 cJSON *dg_json_float_array(const float *v, int n);
 
 /* Print root, free it, and write the text as a private (0600) file atomically
@@ -20,9 +23,15 @@ int dg_json_write_private(cJSON *root, const char *path, char *err, size_t err_l
 /* Parse text as exactly one JSON document (white space may follow it, nothing else); NULL otherwise. */
 cJSON *dg_json_parse_one(const char *text, size_t len);
 
+/* Parse text as one JSON object whose "format" is `format`: the document, or NULL with err
+ * "<name>: not a JSON document" or "<name>: not a dnnguard <what> (format "<format>")". */
+cJSON *dg_json_open(const char *text, size_t len, const char *name, const char *format, const char *what, char *err,
+                    size_t err_len);
+
 /* field readers: 0 ok, −1 missing, of the wrong type or out of range */
 int dg_json_get_int(const cJSON *obj, const char *name, long lo, long hi, int *out);
 int dg_json_get_float(const cJSON *v, double lo, double hi, float *out);
+int dg_json_get_double(const cJSON *v, double lo, double hi, double *out); /* exactly as written */
 int dg_json_get_string(const cJSON *obj, const char *name, char *out, size_t cap);
 int dg_json_is_hex64(const char *s);
 /* a file name inside the file's own folder, or one folder below it ("keys/key-0.png" when

@@ -20,7 +20,7 @@ static const command commands[] = {
     {"wm", dg_cmd_wm, "watermark: keygen (a key from a clean model) | verify (extract and compare, JSON)"},
     {"fp", dg_cmd_fp, "users' fingerprints: issue (C&W examples at a class and confidence) | auth (JSON)"},
     {"predict", dg_cmd_predict, "the control layer: the model's answers with a fingerprint that authenticates, random ones without"},
-    {"infip", dg_cmd_infip, "InFIP: extract (DTD relevance fingerprints of key images) | verify (ASSIM, JSON)"},
+    {"infip", dg_cmd_infip, "InFIP: extract (DTD relevance fingerprints of key images) | verify (ASSIM, JSON) | calibrate"},
     {"ssim", dg_cmd_ssim, "SSIM of two PNG images (global or 11x11 Gaussian), JSON"},
     {"attack", dg_cmd_attack, "removal attacks on a model: prune | finetune | permute | forge | overwrite"},
     {"selftest", dg_cmd_selftest, "every op on the CPU and on a backend (--backend cuda), compared; exit 0 if all agree"},

@@ -140,20 +140,10 @@ static int json_float(const cJSON *v, float *out) {
 
 int dg_wm_key_parse(const char *json, size_t len, const char *name, dg_wm_key *key, char *err, size_t err_len) {
     memset(key, 0, sizeof *key);
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-    while (root && end < json + len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')) end++;
-    if (root && end != json + len) { /* one document and nothing after it */
-        cJSON_Delete(root);
-        root = NULL;
-    }
-    if (!root) {
-        snprintf(err, err_len, "%s: not a JSON document", name);
-        return -1;
-    }
+    cJSON *root = dg_json_open(json, len, name, KEY_FORMAT, "watermark key", err, err_len);
+    if (!root) return -1;
     int rc = -1;
     const char *why = NULL;
-    const cJSON *format = cJSON_GetObjectItemCaseSensitive(root, "format");
     const cJSON *layer = cJSON_GetObjectItemCaseSensitive(root, "layer");
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(root, "shape");
     const cJSON *filter = cJSON_GetObjectItemCaseSensitive(root, "filter");
@@ -162,10 +152,6 @@ int dg_wm_key_parse(const char *json, size_t len, const char *name, dg_wm_key *k
     const cJSON *seed = cJSON_GetObjectItemCaseSensitive(root, "seed");
     const cJSON *sha = cJSON_GetObjectItemCaseSensitive(root, "model_sha256");
     long v;
-    if (!cJSON_IsObject(root) || !cJSON_IsString(format) || strcmp(format->valuestring, KEY_FORMAT) != 0) {
-        why = "not a dnnguard watermark key (format \"" KEY_FORMAT "\")";
-        goto done;
-    }
     if (!cJSON_IsString(layer) || !layer->valuestring[0] || strlen(layer->valuestring) >= sizeof key->layer) {
         why = "\"layer\" must be a tensor name";
         goto done;

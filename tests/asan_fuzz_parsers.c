@@ -183,7 +183,12 @@ static const char *const json_tokens[] = {
     "\"key_sha256\"", "\"fingerprint_sha256\"", "\"relevance_sum\"", "\"lambda\"", "\"stabilizer\"", "\"inject\"",
     "\"one\"", "\"logit\"", "\"relevance.safetensors\"", "\"keys/key-00000.png\"", "\"keys/../x.png\"",
     "\"keys/\"", "\"/etc/passwd\"", "\"a/b/c.png\"", "\"18446744073709551615\"", "\"18446744073709551616\"",
-    "5000", "1e-9", "100000", "100001"};
+    "5000", "1e-9", "100000", "100001",
+    /* InFIP calibrations */
+    "\"dnnguard-infip-calibration-1\"", "\"independent\"", "\"thresholds\"", "\"highest_independent\"",
+    "\"assim_global\"", "\"assim_gaussian\"", "\"false_positive_bound\"", "\"manifest_sha256\"",
+    "\"owner_model_sha256\"", "0.9", "0.95", "0.9500000000000001", "0.33333333333333331", "1.0000000000000002",
+    "-1.0000000000000002"};
 
 static uint64_t get_hlen(const buf *b) {
     uint64_t h = 0;
@@ -886,6 +891,31 @@ static void registry_seed(const dg_fp_registry *reg, buf *seed) {
     file_seed(dg_fp_registry_write(reg, path, err, sizeof err), path, err, seed);
 }
 
+/* The mutation loop of the JSON parsers (registries, manifests, calibrations): a seed, 1–4 byte,
+ * object (`objects`: the array whose entries are reordered and repeated), number or token
+ * mutations (numbers up to number_share tenths), then the parser; the mutants run. */
+static int fuzz_json_documents(const buf *seeds, int n_seeds, const char *objects, int number_share,
+                               void (*parse)(const buf *), int iterations, double deadline) {
+    buf b = {0};
+    int it = 0;
+    for (; it < iterations && now_s() < deadline; it++) {
+        const buf *seed = &seeds[rnd_below((size_t)n_seeds)];
+        buf_set(&b, seed->p, seed->n);
+        int k = 1 + (int)rnd_below(4);
+        for (int q = 0; q < k; q++) {
+            size_t r = rnd_below(10);
+            if (r < 2) mutate_bytes(&b, 0);
+            else if (r < 4) mutate_objects(&b, objects);
+            else if (r < (size_t)number_share) mutate_number(&b);
+            else mutate_json(&b);
+        }
+        if (b.n < 8) continue;
+        parse(&b);
+    }
+    free(b.p);
+    return it;
+}
+
 static void fuzz_registry(int iterations, double deadline, int *done) {
     static dg_fp_registry reg;
     static dg_fp_user users[4];
@@ -912,7 +942,7 @@ static void fuzz_registry(int iterations, double deadline, int *done) {
     reg.n_users = 4, reg.users = users;
     /* seeds: 4 users with ids skipped; the same with no users (so that mutated classes and
      * confidences are not refused for the users' sake); colour, 100 classes, users 1 and 5 */
-    buf seeds[3] = {{0}, {0}, {0}}, b = {0};
+    buf seeds[3] = {{0}, {0}, {0}};
     registry_seed(&reg, &seeds[0]);
     reg.n_users = 0;
     registry_seed(&reg, &seeds[1]);
@@ -925,24 +955,8 @@ static void fuzz_registry(int iterations, double deadline, int *done) {
     registry_seed(&reg, &seeds[2]);
     for (int s = 0; s < 3; s++) run_registry(&seeds[s]);
     CHECK(reg_ok == 3, "a seed registry is rejected: %s", errbuf);
-    int it = 0;
-    for (; it < iterations && now_s() < deadline; it++) {
-        const buf *seed = &seeds[rnd_below(3)];
-        buf_set(&b, seed->p, seed->n);
-        int k = 1 + (int)rnd_below(4);
-        for (int m = 0; m < k; m++) {
-            size_t r = rnd_below(10);
-            if (r < 2) mutate_bytes(&b, 0);
-            else if (r < 4) mutate_objects(&b, "\"users\":");
-            else if (r < 7) mutate_number(&b);
-            else mutate_json(&b);
-        }
-        if (b.n < 8) continue;
-        run_registry(&b);
-    }
-    *done = it;
+    *done = fuzz_json_documents(seeds, 3, "\"users\":", 7, run_registry, iterations, deadline);
     for (int s = 0; s < 3; s++) free(seeds[s].p);
-    free(b.p);
 }
 
 /* ---- InFIP manifests: the same framing; what is accepted keeps the manifest's invariants ---- */
@@ -1010,30 +1024,78 @@ static void fuzz_manifest(int iterations, double deadline, int *done) {
         keys[i].relevance_sum = 1.0f - 0.01f * (float)i;
     }
     m.n_keys = 5, m.keys = keys;
-    buf seeds[2] = {{0}, {0}}, b = {0};
+    buf seeds[2] = {{0}, {0}};
     manifest_seed(&m, &seeds[0]);
     m.c = 1, m.h = m.w = 28, m.inject_logit = 1, m.n_keys = 2; /* grey, the logit injection */
     manifest_seed(&m, &seeds[1]);
     for (int s = 0; s < 2; s++) run_manifest(&seeds[s]);
     CHECK(man_ok == 2, "a seed manifest is rejected: %s", errbuf);
-    int it = 0;
-    for (; it < iterations && now_s() < deadline; it++) {
-        const buf *seed = &seeds[rnd_below(2)];
-        buf_set(&b, seed->p, seed->n);
-        int k = 1 + (int)rnd_below(4);
-        for (int q = 0; q < k; q++) {
-            size_t r = rnd_below(10);
-            if (r < 2) mutate_bytes(&b, 0);
-            else if (r < 4) mutate_objects(&b, "\"keys\":");
-            else if (r < 6) mutate_number(&b);
-            else mutate_json(&b);
-        }
-        if (b.n < 8) continue;
-        run_manifest(&b);
-    }
-    *done = it;
+    *done = fuzz_json_documents(seeds, 2, "\"keys\":", 6, run_manifest, iterations, deadline);
     for (int s = 0; s < 2; s++) free(seeds[s].p);
-    free(b.p);
+}
+
+/* ---- InFIP calibrations: the same framing, read for one manifest; what is accepted keeps the
+ * calibration's invariants (the thresholds its ASSIMs give, every model below them, none twice) ---- */
+
+static int cal_ok = 0, cal_rejected = 0;
+static dg_infip_manifest cal_manifest; /* what the calibrations are read for: only its hashes matter */
+
+static void run_calibration(const buf *b) {
+    static dg_infip_calibration c;
+    errbuf[0] = 0;
+    int rc = dg_infip_calibration_parse((const char *)b->p + 8, b->n - 8, "calibration.json", &cal_manifest, &c,
+                                        errbuf, sizeof errbuf);
+    if (rc != 0) {
+        cal_rejected++;
+        CHECK(rc == -1 && strncmp(errbuf, "calibration.json: ", 18) == 0 && c.nulls == NULL && c.n == 0,
+              "calibration rejection without a message or with models left: '%s'", errbuf);
+        return;
+    }
+    cal_ok++;
+    int sane = c.n >= 1 && c.n <= DG_INFIP_MAX_INDEPENDENT && c.nulls && c.margin >= 0.0 && c.margin <= 1.0 &&
+               c.threshold[0] <= 1.0 && (!c.has_gaussian || c.threshold[1] <= 1.0) &&
+               c.false_positive_bound == 1.0 / (c.n + 1.0);
+    for (int i = 0; i < c.n && sane; i++) {
+        const dg_infip_null *z = &c.nulls[i];
+        sane = z->assim[0] < c.threshold[0] && (!c.has_gaussian || z->assim[1] < c.threshold[1]) &&
+               (c.has_gaussian || isnan(z->assim[1])) && strcmp(z->sha256, cal_manifest.model_sha256) != 0;
+        for (int j = 0; j < i && sane && i < 64; j++) sane = strcmp(c.nulls[j].sha256, z->sha256) != 0;
+    }
+    CHECK(sane, "an accepted calibration breaks its own invariants");
+    dg_infip_calibration_free(&c);
+}
+
+static void calibration_seed(dg_infip_calibration *c, buf *seed) {
+    char path[700], err[512] = "";
+    snprintf(path, sizeof path, "%s/calibration.json", tmpdir);
+    dg_infip_calibration_derive(c);
+    file_seed(dg_infip_calibration_write(c, path, err, sizeof err), path, err, seed);
+}
+
+static void fuzz_calibration(int iterations, double deadline, int *done) {
+    static dg_infip_null nulls[3];
+    static dg_infip_calibration c;
+    memset(&c, 0, sizeof c);
+    memset(cal_manifest.file_sha256, 'c', 64);
+    memset(cal_manifest.model_sha256, 'b', 64);
+    memcpy(c.manifest_sha256, cal_manifest.file_sha256, 65);
+    memcpy(c.owner_model_sha256, cal_manifest.model_sha256, 65);
+    for (int i = 0; i < 3; i++) {
+        snprintf(nulls[i].model, sizeof nulls[i].model, "runs/lenet5-%d.safetensors", i + 2);
+        snprintf(nulls[i].net, sizeof nulls[i].net, "lenet5");
+        for (int k = 0; k < 64; k++) nulls[i].sha256[k] = "0123456789abcdef"[(k * 7 + i) % 16];
+        nulls[i].assim[0] = 0.9 + 0.01 * i;
+        nulls[i].assim[1] = 0.8 + 0.03 * i;
+    }
+    c.n = 3, c.nulls = nulls, c.has_gaussian = 1, c.margin = 0.01;
+    buf seeds[2] = {{0}, {0}};
+    calibration_seed(&c, &seeds[0]);
+    c.n = 1, c.has_gaussian = 0, c.margin = 0.0, nulls[0].assim[1] = NAN; /* images below the Gaussian window */
+    calibration_seed(&c, &seeds[1]);
+    for (int s = 0; s < 2; s++) run_calibration(&seeds[s]);
+    CHECK(cal_ok == 2, "a seed calibration is rejected: %s", errbuf);
+    *done = fuzz_json_documents(seeds, 2, "\"independent\":", 6, run_calibration, iterations, deadline);
+    for (int s = 0; s < 2; s++) free(seeds[s].p);
 }
 
 /* ---- PNG: seeds written by dg_png_write (grey, RGB) and hand-made ones (palette + tRNS, 16-bit
@@ -1449,6 +1511,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     (void)fuzz_keys;
     (void)fuzz_registry;
     (void)fuzz_manifest;
+    (void)fuzz_calibration;
     (void)fuzz_png;
     (void)fuzz_folder;
     (void)remove_dirs;
@@ -1458,7 +1521,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (size < 1) return 0;
     char p[800];
-    switch (data[0] % 7) {
+    switch (data[0] % 8) {
+    case 7: {
+        buf b = {0};
+        uint8_t le[8] = {0};
+        buf_insert(&b, 0, le, 8);
+        buf_insert(&b, 8, data + 1, size - 1);
+        run_calibration(&b);
+        free(b.p);
+        break;
+    }
     case 6: {
         buf b = {0};
         uint8_t le[8] = {0};
@@ -1537,7 +1609,8 @@ int main(int argc, char **argv) {
         {"safetensors", fuzz_safetensors, 12000, 0.16, 0, 0}, {"torch.save", fuzz_pt, 10000, 0.12, 0, 0},
         {"IDX", fuzz_idx, 4000, 0.10, 0, 0},                  {"CIFAR-10", fuzz_cifar, 1500, 0.06, 0, 0},
         {"keys", fuzz_keys, 6000, 0.06, 0, 0},                {"registries", fuzz_registry, 10000, 0.05, 0, 0},
-        {"InFIP manifests", fuzz_manifest, 6000, 0.05, 0, 0}, {"PNG", fuzz_png, 8000, 0.28, 0, 0},
+        {"InFIP manifests", fuzz_manifest, 6000, 0.05, 0, 0}, {"InFIP calibrations", fuzz_calibration, 6000, 0.03, 0, 0},
+        {"PNG", fuzz_png, 8000, 0.25, 0, 0},
         {"folder trees", fuzz_folder, 1500, 0.12, 0, 0},
     };
     double t0 = now_s();
@@ -1552,9 +1625,9 @@ int main(int argc, char **argv) {
         printf("%s: %d of %d mutants in %.1f s\n", parsers[i].name, parsers[i].done, parsers[i].iterations * scale,
                parsers[i].seconds);
     printf("accepted/rejected: safetensors %d/%d, torch.save %d/%d, IDX and CIFAR-10 %d/%d, keys %d/%d, registries "
-           "%d/%d, InFIP manifests %d/%d, PNG %d/%d, folder loads %d/%d; %.1f s in all\n",
+           "%d/%d, InFIP manifests %d/%d, calibrations %d/%d, PNG %d/%d, folder loads %d/%d; %.1f s in all\n",
            st_ok, st_rejected, pt_ok, pt_rejected, data_ok, data_rejected, key_ok, key_rejected, reg_ok, reg_rejected,
-           man_ok, man_rejected, png_ok, png_rejected, folder_ok, folder_rejected, now_s() - t0);
+           man_ok, man_rejected, cal_ok, cal_rejected, png_ok, png_rejected, folder_ok, folder_rejected, now_s() - t0);
     return dg_test_done("asan_fuzz_parsers");
 }
 #endif

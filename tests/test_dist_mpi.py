@@ -256,6 +256,18 @@ if check(r.returncode == 0 and one.returncode == 0 and two.returncode == 0 and j
     a1 = json.loads(v1.stdout)["assim"] if v1.returncode == 0 else None
     check(a2 == 1.0 and a1 is not None and a1 > 0.999,
           f"infip verify on 2 ranks of its own 2-rank reference: ASSIM {a2} (1 rank: {a1})")
+    r = run1("train", "--net", "lenet5", "--data", MNIST, "--subset", "2000", "--epochs", "1", "--eval-every", "0",
+             "--seed", "2", "--out", P("infip-indep.st"))
+    shutil.copytree(P("ref1"), P("ref1-cal"))
+    cal = ["infip", "calibrate", "--independent", P("infip-indep.st"), "--batch", "4"]
+    c1 = run1(*cal, "--reference", P("ref1"))
+    c2 = mpirun(2, *cal, "--reference", P("ref1-cal"), "--dist", "mpi")
+    if check(r.returncode == 0 and c1.returncode == 0 and c2.returncode == 0 and json.loads(c2.stdout)["ranks"] == 2,
+             f"infip calibrate on 1 and on 2 ranks ({c2.stderr.strip()[-300:]})"):
+        t1 = json.load(open(P("ref1/calibration.json")))["thresholds"]
+        t2 = json.load(open(P("ref1-cal/calibration.json")))["thresholds"]
+        check(all(abs(t1[f] - t2[f]) < 1e-3 for f in ("global", "gaussian")),
+              f"2 ranks calibrate as 1 does, up to other batches' rounding ({t1} against {t2})")
 
 shutil.rmtree(tmp, ignore_errors=True)
 done()

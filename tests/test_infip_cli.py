@@ -46,6 +46,115 @@ def train(out, seed):
     check(r.returncode == 0, f"train {os.path.basename(out)} (exit {r.returncode}) {r.stderr.strip()[-200:]}")
 
 
+def calibrate_checks(owner, indep, runs):
+    """infip calibrate on a copy of the reference: the threshold is the next double above the highest
+    independent ASSIM, verify then decides by it (and says so), and every way a calibration could
+    mislead is refused."""
+    cal_ref = P("cal-ref")
+    shutil.copytree(REF, cal_ref)
+    nulls = [P("indep3.safetensors"), P("indep4.safetensors")]
+    train(nulls[0], 3)
+    train(nulls[1], 4)
+    r = run("infip", "calibrate", "--reference", cal_ref, "--independent", ",".join(nulls))
+    c = parse(r.stdout)
+    cal_path = os.path.join(cal_ref, "calibration.json")
+    check(r.returncode == 0 and c.get("independent") == 2 and os.path.exists(cal_path),
+          f"infip calibrate on 2 independent models: exit {r.returncode} {r.stderr.strip()[-300:]}")
+    check("1/3" in r.stderr and "warning" in r.stderr,
+          f"with 2 models it warns that the false-positive bound is 1/3 ({r.stderr.strip()})")
+    cal = json.load(open(cal_path))
+    check(stat.S_IMODE(os.stat(cal_path).st_mode) == 0o600 and cal["manifest_sha256"] == sha256(
+        os.path.join(cal_ref, "manifest.json")) and cal["false_positive_bound"] == 1 / 3,
+          "calibration.json: mode 0600, names the manifest by its SHA-256, bound 1/(n+1)")
+    for mode in ("global", "gaussian"):
+        assims = [z["assim_" + mode] for z in cal["independent"]]
+        want = float(np.nextafter(max(assims), 2.0))
+        check(cal["thresholds"][mode] == want and c["thresholds"][mode] == want,
+              f"{mode}: the threshold is the next double above the highest independent ASSIM ({want!r})")
+        for z, path in zip(cal["independent"], nulls):
+            rc, v, err = verify(path, "--mode", mode, reference=cal_ref)
+            check(rc == 1 and v.get("verdict") == "not pirated" and abs(v["assim"] - z["assim_" + mode]) < 1e-9 and
+                  v.get("threshold") == want and v.get("threshold_source") == "calibrated (calibration.json)" and
+                  v.get("calibration", {}).get("independent") == 2 and "chance up to 0.333" in err,
+                  f"{mode}: a calibration model is below its own threshold, and verify says whose threshold "
+                  f"decided ({rc}, {v.get('assim')}, {err})")
+        verdicts = {}
+        for name in ("owner", "ft", "pruned", "ow", "indep"):
+            model = owner if name == "owner" else indep if name == "indep" else P(f"{name}.safetensors")
+            rc, v, _ = verify(model, "--mode", mode, reference=cal_ref)
+            a = runs[(name, mode)]["assim"] if name != "owner" else 1.0
+            check(v.get("assim") == a and v.get("pirated") == (a >= want) and rc == (0 if a >= want else 1),
+                  f"{mode}, {name}: the calibrated verdict is ASSIM >= threshold ({a} against {want})")
+            verdicts[name] = v.get("verdict")
+        print(f"calibrated on 2 models, {mode}: threshold {want:.6f}, verdicts {verdicts}")
+    rc, v, err = verify(indep, "--threshold", "0.5", reference=cal_ref)
+    check(v.get("threshold_source") == "--threshold" and v.get("threshold") == 0.5 and "calibration" not in v,
+          "--threshold overrides the calibration")
+    rc, v, err = verify(indep)
+    check("not calibrated" in err and "infip calibrate" in err, "an uncalibrated default says so on stderr")
+
+    resaved = P("resaved.safetensors")  # the owner's weights as another file: ASSIM 1, not independent
+    shutil.copy(nulls[0], P("indep3-copy.safetensors"))
+    mine = ["--reference", cal_ref, "--force"]
+    for args, word, what in [
+            (["--reference", cal_ref, "--independent", nulls[0]], "already calibrated",
+             "a calibrated reference without --force"),
+            (mine + ["--independent", f"{nulls[0]},{owner}"], "owner's model", "the owner's model as independent"),
+            (mine + ["--independent", f"{nulls[0]},{P('indep3-copy.safetensors')}"], "one model",
+             "one model listed twice (by SHA-256)"),
+            (mine + ["--independent", f"{nulls[0]},{resaved}"], "reaches 1",
+             "a model with the owner's fingerprints (ASSIM 1)"),
+            (mine + ["--independent", f"{nulls[0]},{P('missing.safetensors')}"], "missing.safetensors",
+             "a missing model (before any is scored)"),
+            (mine + ["--independent", f"{nulls[0]},,{nulls[1]}"], "none empty", "an empty list item"),
+            (mine + ["--independent", ",".join(nulls), "--nets", "lenet5,lenet5,lenet5"], "--nets",
+             "three nets for two models"),
+            (mine + ["--independent", nulls[0], "--margin", "1"], "--margin", "a margin of 1"),
+            (mine + ["--independent", nulls[0], "--nets", "resnet18-cifar"], "indep3.safetensors",
+             "a net the model's weights do not fit"),
+            (["--reference", P("nowhere"), "--independent", nulls[0]], "manifest.json", "no reference")]:
+        expect_bad(["infip", "calibrate", *args], word, what)
+    check(json.load(open(cal_path)) == cal, "the refused runs left the calibration as it was")
+    r = run("infip", "calibrate", *mine, "--independent", ",".join(nulls), "--nets", "lenet5", "--margin", "0.01")
+    c2 = parse(r.stdout)
+    check(r.returncode == 0 and c2["thresholds"]["global"] == float(np.nextafter(
+        max(z["assim_global"] for z in cal["independent"]) + 0.01, 2.0)),
+          f"--force --margin 0.01 replaces it: the threshold moves up by the margin ({r.stderr.strip()[-200:]})")
+    run("infip", "calibrate", *mine, "--independent", ",".join(nulls))
+    check(json.load(open(cal_path)) == cal, "the same calibration again writes the same file")
+
+    ext = ["infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST, "--seed", "3", "--lambda", "5000",
+           "--batch", "16", "--out", cal_ref, "--force"]
+    r = run(*ext, "--n", str(N_KEYS))
+    check(r.returncode == 0 and json.load(open(cal_path)) == cal and "removed" not in r.stderr,
+          "extract --force of the same reference again (the same manifest) keeps its calibration")
+
+    # a calibration that no longer holds is refused, never quietly replaced by 0.85
+    edited = dict(cal, thresholds=dict(cal["thresholds"], **{"global": 0.5}))
+    with open(cal_path, "w") as fh:
+        json.dump(edited, fh)
+    expect_bad(["infip", "verify", "--model", indep, "--reference", cal_ref], "edited",
+               "a calibration whose threshold was lowered by hand")
+    shutil.copy(os.path.join(P("ref7"), "manifest.json"), os.path.join(cal_ref, "manifest.json"))
+    shutil.copytree(os.path.join(P("ref7"), "fingerprints"), os.path.join(cal_ref, "fingerprints"),
+                    dirs_exist_ok=True)
+    with open(cal_path, "w") as fh:
+        json.dump(cal, fh)
+    expect_bad(["infip", "verify", "--model", indep, "--reference", cal_ref], "another reference",
+               "a calibration beside another reference's manifest")
+    with open(cal_path, "w") as fh:
+        fh.write("{")
+    expect_bad(["infip", "verify", "--model", indep, "--reference", cal_ref], "calibration.json",
+               "a truncated calibration")
+    shutil.copy(os.path.join(REF, "manifest.json"), os.path.join(cal_ref, "manifest.json"))
+    with open(cal_path, "w") as fh:
+        json.dump(cal, fh)
+    r = run(*ext, "--n", "5")
+    check(r.returncode == 0 and not os.path.exists(cal_path) and "removed" in r.stderr,
+          f"extract --force of another reference removes the calibration it no longer has, and says so "
+          f"({r.stderr.strip()[-200:]})")
+
+
 def main():
     owner, indep = P("owner.safetensors"), P("indep.safetensors")
     train(owner, 1)
@@ -171,6 +280,8 @@ def main():
     check(v.get("threshold_source") == "the paper's default, not calibrated" and v2.get("threshold_source") ==
           "--threshold", f"the JSON says whose threshold decided ({v.get('threshold_source')}, {v2.get('threshold_source')})")
 
+    calibrate_checks(owner, indep, runs)
+
     # ---- bad input ----
     expect_bad(["infip", "verify", "--model", owner, "--reference", P("nowhere")], "manifest.json",
                "a reference folder without a manifest")
@@ -238,7 +349,7 @@ def main():
     r = run("infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST, "--n", "5", "--out", REF,
             "--force")
     check(r.returncode == 0 and len(json.load(open(man_path))["keys"]) == 5, "--force replaces a reference")
-    expect_bad(["infip", "nothing"], "extract or verify", "an unknown infip command")
+    expect_bad(["infip", "nothing"], "extract, verify or calibrate", "an unknown infip command")
     print(f"test_infip_cli: {time.time() - T0:.0f} s")
     shutil.rmtree(tmp, ignore_errors=True)
     done()

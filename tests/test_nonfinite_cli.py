@@ -106,6 +106,11 @@ for name, path in spoiled.items():
               f"{name}: infip verify counts the keys whose relevance is not finite ({out and out[0].get('keys_nonfinite')})")
     if name == "fc3-nan":
         check(out and out[0].get("keys_nonfinite") == 0, "fc3-nan: one NaN in fc3 leaves the relevance finite")
+    # an independent model for a calibration must work: weights that are not finite, or activations
+    # that overflow, are refused (a NaN ASSIM would poison the threshold, a black map deflate it)
+    expect_bad(["infip", "calibrate", "--reference", P("ref"), "--independent", path],
+               "not finite" if name == "fc1-huge" else "is NaN" if "nan" in name else "is infinite",
+               f"{name}: infip calibrate refuses the model")
     layer = {"conv2-nan": ("conv2.weight", "is NaN"), "conv1-inf": ("conv1.weight", "is infinite")}.get(name)
     if layer:
         expect_bad(["wm", "keygen", "--model", path, "--net", "lenet5", "--layer", layer[0], "--digits", "12345",

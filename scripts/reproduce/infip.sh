@@ -104,7 +104,7 @@ verify() { # owner role name net file [ref] [tag] [fps-dir]
   local owner=$1 role=$2 name=$3 net=$4 file=$5 ref=${6:-$out/refs/$1} tag=${7:-main} fps=${8:-}
   local f="$out/logs/verify-$owner-$tag-$name.json"
   if [ ! -s "$f" ]; then
-    dg infip verify --model "$file" --net "$net" --reference "$ref" --mode global \
+    dg infip verify --model "$file" --net "$net" --reference "$ref" --mode global --threshold 0.85 \
         $( [ -n "$fps" ] && echo "--out $fps" ) >"$f" || [ $? -eq 1 ]
   fi
   record "{\"kind\": \"verify\", \"owner\": \"$owner\", \"role\": \"$role\", \"suspect\": \"$name\", \"tag\": \"$tag\", \"verify\": $(cat "$f")}"
