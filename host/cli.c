@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "json_fields.h"
 #ifdef DNNGUARD_HAVE_CUDA
 #include "../kernels/cuda/shapes.h" /* dg_backend_cuda, the mode switches, memory counts */
 #endif
@@ -34,6 +35,12 @@ dg_json_num dg_json_sig(double v, int digits) {
     dg_json_num n;
     if (isfinite(v)) snprintf(n.s, sizeof n.s, "%.*g", digits, v);
     else snprintf(n.s, sizeof n.s, "null");
+    return n;
+}
+
+dg_json_num dg_json_exact(double v) {
+    dg_json_num n;
+    dg_json_double_text(v, n.s, sizeof n.s);
     return n;
 }
 

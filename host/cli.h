@@ -58,6 +58,8 @@ typedef struct {
 } dg_json_num;
 dg_json_num dg_json_fixed(double v, int decimals);
 dg_json_num dg_json_sig(double v, int digits);
+/* v exactly: the shortest text that reads back as the same double (a verdict's figures) */
+dg_json_num dg_json_exact(double v);
 
 /* Seconds on the monotonic clock (for durations). */
 double dg_now_s(void);

@@ -64,23 +64,22 @@ static int on_ranks(const char *command, int argc, char **argv, int (*run)(int, 
 
 /* ---- infip extract ---- */
 
-/* A calibration left from the reference --force replaced no longer holds: removed, and said (the
- * same command again writes the same manifest, and its calibration then stays). */
+/* A calibration left from the reference --force replaced no longer holds: removed, and said. One
+ * that cannot be read is left, and said (verify refuses it); the same command again writes the
+ * same manifest, and its calibration then stays. */
 static void drop_stale_calibration(const char *out, const char *manifest_path) {
-    char path[4200], err[600];
-    dg_infip_manifest now;
+    char path[4200], err[600], sha[65];
     dg_infip_calibration cal;
     snprintf(path, sizeof path, "%s/" DG_INFIP_CALIBRATION, out);
     struct stat st;
-    if (lstat(path, &st) != 0) return;
-    if (dg_infip_manifest_read(manifest_path, &now, err, sizeof err) == 0 &&
-        dg_infip_calibration_read(path, &now, &cal, err, sizeof err) == 0) {
-        dg_infip_calibration_free(&cal);
-        dg_infip_manifest_free(&now);
+    if (lstat(path, &st) != 0 || dg_sha256_file(manifest_path, sha, err, sizeof err) != 0) return;
+    if (dg_infip_calibration_read(path, NULL, &cal, err, sizeof err) != 0) {
+        fprintf(stderr, "infip extract: warning: left %s, which cannot be read (%s); verify refuses it\n", path, err);
         return;
     }
-    dg_infip_manifest_free(&now);
-    if (unlink(path) == 0)
+    int stale = strcmp(cal.manifest_sha256, sha) != 0;
+    dg_infip_calibration_free(&cal);
+    if (stale && unlink(path) == 0)
         fprintf(stderr, "infip extract: removed %s: it calibrated the reference this one replaced\n", path);
 }
 
@@ -347,12 +346,13 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     dg_infip_reference ref;
     if (dg_infip_reference_load(reference, &ref) != 0) return DG_EXIT_BAD_INPUT;
     const dg_infip_manifest *m = &ref.m;
-    dg_infip_calibration cal;
+    dg_infip_calibration cal = {0};
     int calibrated = 0;
     double threshold = threshold_opt;
     const char *source = "--threshold";
     if (!dg_cli_given(argc, argv, "threshold")) { /* the reference's own calibration decides, if it has one */
-        calibrated = read_calibration(reference, m, &cal);
+        if (dg_dist_is_root(dist)) calibrated = read_calibration(reference, m, &cal); /* rank 0 decides */
+        dg_dist_broadcast(dist, &calibrated, sizeof calibrated);
         if (calibrated < 0) {
             dg_infip_reference_free(&ref);
             return DG_EXIT_BAD_INPUT;
@@ -360,6 +360,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         /* the paper's 0.85 is not safe on every data set (docs/infip.md): the JSON says whose it is */
         source = calibrated ? "calibrated (calibration.json)" : "the paper's default, not calibrated";
         if (calibrated) threshold = cal.threshold[mode];
+        dg_dist_broadcast(dist, &threshold, sizeof threshold);
     }
     if (!net_name) net_name = m->net;
     rc = DG_EXIT_BAD_INPUT;
@@ -398,13 +399,15 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     /* both forms are reported (the verdict is the chosen one's): one relevance pass gives both */
     const dg_ssim_mode other = mode == DG_SSIM_GLOBAL ? DG_SSIM_GAUSSIAN : DG_SSIM_GLOBAL;
     const int other_fits = sc.ssim[other] != NULL;
-    dg_infip_stats st[2];
+    dg_infip_stats st[2]; /* each form's keys below its own threshold: a calibration has one per form */
     for (int f = 0; f < 2; f++)
-        if (sc.ssim[f]) dg_infip_summarize(sc.ssim[f], n, threshold, &st[f]);
+        if (sc.ssim[f]) dg_infip_summarize(sc.ssim[f], n, calibrated ? cal.threshold[f] : threshold, &st[f]);
     const dg_infip_stats *s = &st[mode];
     int pirated = s->assim >= threshold;
-    char threshold_text[40]; /* a calibrated threshold is a double and printed whole; an option's is a float */
-    snprintf(threshold_text, sizeof threshold_text, calibrated ? "%.17g" : "%.9g", threshold);
+    /* the verdict's figures exactly (0.999999996 printed as 1.000000 looked as if it met 1, and a
+     * rounded ASSIM beside a calibrated threshold could read as the other verdict); an option's
+     * threshold is a float, printed as the float's 9 digits */
+    dg_json_num threshold_text = calibrated ? dg_json_exact(threshold) : dg_json_sig(threshold, 9);
     printf("{\"model\": ");
     dg_json_string(stdout, model);
     printf(", \"net\": ");
@@ -412,30 +415,29 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     printf(", \"reference\": ");
     dg_json_string(stdout, reference);
     printf(", \"model_sha256\": \"%s\", \"owner_model_sha256\": \"%s\", \"same_file\": %s, \"mode\": \"%s\", "
-           "\"keys\": %d, \"assim\": %.9f, \"ssim_min\": %.6f, \"ssim_median\": %.6f, \"ssim_max\": %.6f, "
+           "\"keys\": %d, \"assim\": %s, \"ssim_min\": %.6f, \"ssim_median\": %.6f, \"ssim_max\": %.6f, "
            "\"ssim_std\": %.6f, \"keys_below_threshold\": %d, \"keys_nonfinite\": %d, \"prediction_agreement\": %.6f, "
            "\"threshold\": %s, \"threshold_source\": \"%s\", \"pirated\": %s, \"verdict\": \"%s\", "
            "\"backend\": \"%s\", \"seconds\": %.3f",
            sha, m->model_sha256, strcmp(sha, m->model_sha256) == 0 ? "true" : "false", dg_ssim_mode_name(mode), n,
-           s->assim, s->min, s->median, s->max, s->std, s->below, sc.nonfinite, (double)sc.agree / n,
-           threshold_text, source, pirated ? "true" : "false", pirated ? "pirated" : "not pirated", be->name, sc.seconds);
+           dg_json_exact(s->assim).s, s->min, s->median, s->max, s->std, s->below, sc.nonfinite,
+           (double)sc.agree / n, threshold_text.s, source, pirated ? "true" : "false", pirated ? "pirated" : "not pirated", be->name, sc.seconds);
     if (calibrated)
-        printf(", \"calibration\": {\"independent\": %d, \"highest_independent\": %.17g, \"margin\": %.17g, "
-               "\"false_positive_bound\": %.6g}",
-               cal.n, cal.highest[mode], cal.margin, cal.false_positive_bound);
-    /* the verdict's figures in full (9 digits): 0.999999996 printed as 1.000000 looked as if it met 1 */
-    printf(", \"ranks\": %d, \"assim_%s\": %.9f, \"assim_%s\": ", dist->size, dg_ssim_mode_name(mode), s->assim,
-           dg_ssim_mode_name(other));
-    if (other_fits) printf("%.9f", st[other].assim);
-    else printf("null"); /* images smaller than the Gaussian window */
+        printf(", \"calibration\": {\"independent\": %d, \"highest_independent\": %s, \"margin\": %s, "
+               "\"false_positive_bound\": %s}",
+               cal.n, dg_json_exact(cal.highest[mode]).s, dg_json_exact(cal.margin).s,
+               dg_json_exact(cal.false_positive_bound).s);
+    printf(", \"ranks\": %d, \"assim_%s\": %s, \"assim_%s\": %s", dist->size, dg_ssim_mode_name(mode),
+           dg_json_exact(s->assim).s, dg_ssim_mode_name(other),
+           other_fits ? dg_json_exact(st[other].assim).s : "null"); /* null: images below the Gaussian window */
     printf(", \"forms\": {");
     for (int f = 0; f < 2; f++) {
         printf("%s\"%s\": ", f ? ", " : "", dg_ssim_mode_name((dg_ssim_mode)f));
         if (!sc.ssim[f]) printf("null");
         else
-            printf("{\"assim\": %.9f, \"ssim_min\": %.6f, \"ssim_median\": %.6f, \"ssim_max\": %.6f, "
+            printf("{\"assim\": %s, \"ssim_min\": %.6f, \"ssim_median\": %.6f, \"ssim_max\": %.6f, "
                    "\"ssim_std\": %.6f, \"keys_below_threshold\": %d}",
-                   st[f].assim, st[f].min, st[f].median, st[f].max, st[f].std, st[f].below);
+                   dg_json_exact(st[f].assim).s, st[f].min, st[f].median, st[f].max, st[f].std, st[f].below);
     }
     printf("}");
     if (per_key) {
@@ -448,15 +450,17 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     printf("}\n");
     if (!calibrated && !dg_cli_given(argc, argv, "threshold"))
         fprintf(stderr, "infip verify: warning: the paper's threshold 0.85 is not calibrated for this reference (on "
-                "MNIST it calls every independent LeNet-5 a copy); infip calibrate sets one from independent models\n");
+                "MNIST it called 18 of 20 independent LeNet-5s copies); infip calibrate sets one from independent "
+                "models\n");
     else if (calibrated && cal.false_positive_bound > 0.05)
-        fprintf(stderr, "infip verify: warning: the threshold was calibrated on %d independent model%s: an independent "
-                "model may reach it with chance up to %.3g\n", cal.n, cal.n == 1 ? "" : "s", cal.false_positive_bound);
+        fprintf(stderr, "infip verify: warning: the threshold was calibrated on %d independent model%s: on average "
+                "over calibrations, an independent model reaches it with chance up to %.3g\n", cal.n,
+                cal.n == 1 ? "" : "s", cal.false_positive_bound);
     rc = pirated ? DG_EXIT_OK : DG_EXIT_NO;
 done:
     if (rc == DG_EXIT_BAD_INPUT && made_out) rmdir(out); /* only when empty */
     dg_infip_score_free(&sc);
-    if (calibrated > 0) dg_infip_calibration_free(&cal);
+    dg_infip_calibration_free(&cal);
     dg_infip_reference_free(&ref);
     return rc;
 }
@@ -509,7 +513,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
     char **nets = malloc(sizeof(char *) * DG_INFIP_MAX_INDEPENDENT);
     dg_infip_calibration cal = {0};
     dg_infip_reference ref = {0};
-    int n = 0, n_nets = 0, have_ref = 0;
+    int n = 0, n_nets = 0, *agree = NULL;
     char path[4200], err[600];
     rc = DG_EXIT_BAD_INPUT;
     if (!models_copy || (nets_text && !nets_copy) || !models || !nets) {
@@ -529,7 +533,6 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         goto done;
     }
     if (dg_infip_reference_load(reference, &ref) != 0) goto done;
-    have_ref = 1;
     const dg_infip_manifest *m = &ref.m;
     snprintf(path, sizeof path, "%s/" DG_INFIP_CALIBRATION, reference);
     struct stat st;
@@ -537,11 +540,14 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("%s: the reference is already calibrated (--force replaces it)", path);
         goto done;
     }
+    int unwritable = 0; /* rank 0 writes the file: it tries now, and every rank hears the answer */
     if (dg_dist_is_root(dist) && dg_check_writable(path, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
-        goto done;
+        unwritable = 1;
     }
-    if (!(cal.nulls = calloc((size_t)n, sizeof *cal.nulls))) {
+    dg_dist_broadcast(dist, &unwritable, sizeof unwritable);
+    if (unwritable) goto done;
+    if (!(cal.nulls = calloc((size_t)n, sizeof *cal.nulls)) || !(agree = calloc((size_t)n, sizeof(int)))) {
         dg_cli_error("infip calibrate: out of memory");
         goto done;
     }
@@ -555,8 +561,14 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
     /* every model is identified before any is scored: a typo is found at once, not after an hour */
     for (int i = 0; i < n; i++) {
         dg_infip_null *z = &cal.nulls[i];
+        const char *net_name = n_nets == 0 ? m->net : nets[n_nets == 1 ? 0 : i];
+        if (strlen(models[i]) >= sizeof z->model || strlen(net_name) >= sizeof z->net) {
+            dg_cli_error("infip calibrate: a model path of %zu or more characters, or a net name of %zu or more: "
+                         "'%.60s...'", sizeof z->model, sizeof z->net, models[i]);
+            goto done;
+        }
         snprintf(z->model, sizeof z->model, "%s", models[i]);
-        snprintf(z->net, sizeof z->net, "%s", n_nets == 0 ? m->net : nets[n_nets == 1 ? 0 : i]);
+        snprintf(z->net, sizeof z->net, "%s", net_name);
         if (dg_sha256_file(models[i], z->sha256, err, sizeof err) != 0) {
             dg_cli_error("%s", err);
             goto done;
@@ -572,24 +584,20 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
             }
     }
     double t0 = dg_now_s();
-    int *agree = calloc((size_t)n, sizeof(int));
-    if (!agree) {
-        dg_cli_error("infip calibrate: out of memory");
-        goto done;
-    }
     for (int i = 0; i < n; i++) {
         dg_infip_null *z = &cal.nulls[i];
         dg_infip_score sc;
-        if (dg_infip_score_model(&ref, models[i], z->net, be, batch, dist, NULL, "an InFIP calibration", &sc) != 0) {
-            free(agree);
+        if (dg_infip_score_model(&ref, models[i], z->net, be, batch, dist, NULL, "an InFIP calibration", &sc) != 0)
             goto done;
-        }
         int bad = 0;
         if (dg_dist_is_root(dist)) {
             dg_infip_stats s;
             for (int f = 0; f < 2; f++) {
                 z->assim[f] = NAN;
-                if (sc.ssim[f]) dg_infip_summarize(sc.ssim[f], m->n_keys, 0.0, &s), z->assim[f] = s.assim;
+                if (sc.ssim[f]) {
+                    dg_infip_summarize(sc.ssim[f], m->n_keys, 0.0, &s);
+                    z->assim[f] = s.assim;
+                }
             }
             agree[i] = sc.agree;
             if (sc.nonfinite) {
@@ -600,61 +608,57 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         }
         dg_infip_score_free(&sc);
         dg_dist_broadcast(dist, &bad, sizeof bad);
-        if (bad) {
-            free(agree);
-            goto done;
-        }
+        if (bad) goto done;
     }
+    int unreachable = 0; /* a threshold above 1: decided on rank 0, heard by every rank */
+    if (dg_dist_is_root(dist)) {
+        dg_infip_calibration_derive(&cal);
+        for (int f = 0; f < 2 && !unreachable; f++)
+            if (!isnan(cal.threshold[f]) && !(cal.threshold[f] <= 1.0)) {
+                dg_cli_error("infip calibrate: the highest independent ASSIM (%s form, %s)%s reaches 1: no suspect "
+                             "could be called pirated; a model with the owner's fingerprints is not independent",
+                             f ? "gaussian" : "global", dg_json_exact(cal.highest[f]).s,
+                             margin > 0.0f ? " plus --margin" : "");
+                unreachable = 1;
+            }
+    }
+    dg_dist_broadcast(dist, &unreachable, sizeof unreachable);
+    if (unreachable) goto done;
     if (!dg_dist_is_root(dist)) { /* rank 0 writes and reports */
-        free(agree);
         rc = DG_EXIT_OK;
         goto done;
     }
-    dg_infip_calibration_derive(&cal);
-    for (int f = 0; f < 2; f++)
-        if (!isnan(cal.threshold[f]) && !(cal.threshold[f] <= 1.0)) {
-            dg_cli_error("infip calibrate: the highest independent ASSIM (%s form, %.9f)%s reaches 1: no suspect "
-                         "could be called pirated; a model with the owner's fingerprints is not independent",
-                         f ? "gaussian" : "global", cal.highest[f], margin > 0.0f ? " plus --margin" : "");
-            free(agree);
-            goto done;
-        }
     if (dg_infip_calibration_write(&cal, path, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
-        free(agree);
         goto done;
     }
     if (cal.false_positive_bound > 0.05)
-        fprintf(stderr, "infip calibrate: warning: with %d independent model%s, a new independent model may score "
-                "above the threshold with chance up to 1/%d = %.3g; 19 or more models bound it by 5%%\n", n,
-                n == 1 ? "" : "s", n + 1, cal.false_positive_bound);
+        fprintf(stderr, "infip calibrate: warning: with %d independent model%s, a new independent model scores above "
+                "the threshold with chance up to 1/%d = %.3g, on average over calibrations; 19 or more models bound it "
+                "by 5%%\n", n, n == 1 ? "" : "s", n + 1, cal.false_positive_bound);
     printf("{\"reference\": ");
     dg_json_string(stdout, reference);
     printf(", \"calibration\": ");
     dg_json_string(stdout, path);
-    printf(", \"independent\": %d, \"margin\": %.9g, \"false_positive_bound\": %.6g, \"thresholds\": {\"global\": %.17g, "
-           "\"gaussian\": ", n, cal.margin, cal.false_positive_bound, cal.threshold[0]);
-    if (cal.has_gaussian) printf("%.17g", cal.threshold[1]);
-    else printf("null");
-    printf("}, \"models\": [");
+    printf(", \"independent\": %d, \"margin\": %s, \"false_positive_bound\": %s, \"thresholds\": {\"global\": %s, "
+           "\"gaussian\": %s}, \"models\": [",
+           n, dg_json_exact(cal.margin).s, dg_json_exact(cal.false_positive_bound).s, dg_json_exact(cal.threshold[0]).s,
+           dg_json_exact(cal.threshold[1]).s); /* null where the Gaussian window does not fit */
     for (int i = 0; i < n; i++) {
         const dg_infip_null *z = &cal.nulls[i];
         printf("%s{\"model\": ", i ? ", " : "");
         dg_json_string(stdout, z->model);
         printf(", \"net\": ");
         dg_json_string(stdout, z->net);
-        printf(", \"sha256\": \"%s\", \"assim_global\": %.9f, \"assim_gaussian\": ", z->sha256, z->assim[0]);
-        if (cal.has_gaussian) printf("%.9f", z->assim[1]);
-        else printf("null");
-        printf(", \"prediction_agreement\": %.6f}", (double)agree[i] / m->n_keys);
+        printf(", \"sha256\": \"%s\", \"assim_global\": %s, \"assim_gaussian\": %s, \"prediction_agreement\": %.6f}",
+               z->sha256, dg_json_exact(z->assim[0]).s, dg_json_exact(z->assim[1]).s, (double)agree[i] / m->n_keys);
     }
     printf("], \"backend\": \"%s\", \"ranks\": %d, \"seconds\": %.3f}\n", be->name, dist->size, dg_now_s() - t0);
-    free(agree);
     rc = DG_EXIT_OK;
 done:
-    if (have_ref) dg_infip_reference_free(&ref);
+    dg_infip_reference_free(&ref);
     dg_infip_calibration_free(&cal);
-    free(models_copy), free(nets_copy), free(models), free(nets);
+    free(models_copy), free(nets_copy), free(models), free(nets), free(agree);
     return rc;
 }
 

@@ -13,6 +13,7 @@
 #define DG_INFIP_RELEVANCE "relevance.safetensors"
 #define DG_INFIP_CALIBRATION "calibration.json"
 #define DG_INFIP_MAX_INDEPENDENT 10000
+#define DG_INFIP_MAX_INDEPENDENT_TEXT "10000" /* for messages */
 
 typedef struct dg_infip_key {
     int index;            /* the key image's index in its data set split */
@@ -53,7 +54,8 @@ void dg_infip_manifest_free(dg_infip_manifest *m);
  * per SSIM form, the next double above (the highest independent ASSIM + margin), so that a suspect
  * is called pirated (ASSIM ≥ threshold) only above every independent model. If independent models
  * and a new one are exchangeable, the chance that the new one scores above all n is at most
- * 1/(n + 1): the false-positive bound the file states. The file names the manifest by its
+ * 1/(n + 1), over the draw of all n + 1 (for one fixed calibration the rate varies about it): the
+ * false-positive bound the file states. The file names the manifest by its
  * SHA-256, so a calibration never decides for another reference. */
 typedef struct dg_infip_null {
     char model[512];      /* the path it was calibrated from (a record; the SHA-256 identifies it) */
@@ -77,8 +79,8 @@ typedef struct dg_infip_calibration {
 /* Fill highest, threshold and false_positive_bound from nulls and margin. */
 void dg_infip_calibration_derive(dg_infip_calibration *c);
 int dg_infip_calibration_write(const dg_infip_calibration *c, const char *path, char *err, size_t err_len);
-/* Read and check a calibration for the manifest m (its file_sha256 and model): every field in
- * range, the stored thresholds the ones its ASSIMs give, the manifest the one it names. */
+/* Read and check a calibration for the manifest m (its file_sha256 and model; NULL: for any): every
+ * field in range, the stored thresholds the ones its ASSIMs give, the manifest the one it names. */
 int dg_infip_calibration_parse(const char *json, size_t len, const char *name, const dg_infip_manifest *m,
                                dg_infip_calibration *c, char *err, size_t err_len);
 int dg_infip_calibration_read(const char *path, const dg_infip_manifest *m, dg_infip_calibration *c, char *err,

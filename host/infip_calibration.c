@@ -71,18 +71,22 @@ int dg_infip_calibration_parse(const char *json, size_t len, const char *name, c
         !dg_json_is_hex64(c->manifest_sha256) ||
         dg_json_get_string(root, "owner_model_sha256", c->owner_model_sha256, sizeof c->owner_model_sha256) ||
         !dg_json_is_hex64(c->owner_model_sha256) ||
-        dg_json_get_double(cJSON_GetObjectItemCaseSensitive(root, "margin"), 0.0, 1.0, &c->margin)) {
-        why = "\"manifest_sha256\" and \"owner_model_sha256\" must be 64 hex digits and \"margin\" a number in [0, 1]";
+        dg_json_get_double(cJSON_GetObjectItemCaseSensitive(root, "margin"), 0.0, 1.0, &c->margin) || !(c->margin < 1.0)) {
+        why = "\"manifest_sha256\" and \"owner_model_sha256\" must be 64 hex digits and \"margin\" a number in [0, 1)";
         goto done;
     }
-    if (m && (strcmp(c->manifest_sha256, m->file_sha256) != 0 || strcmp(c->owner_model_sha256, m->model_sha256) != 0)) {
-        why = "made for another reference (its manifest's SHA-256 differs): run infip calibrate again, or remove it";
+    if (m && strcmp(c->manifest_sha256, m->file_sha256) != 0) {
+        why = "made for another reference (the manifest's SHA-256 differs): run infip calibrate again, or remove it";
+        goto done;
+    }
+    if (m && strcmp(c->owner_model_sha256, m->model_sha256) != 0) {
+        why = "made for another owner's model than the manifest names";
         goto done;
     }
     const cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "independent");
     int n = cJSON_IsArray(list) ? cJSON_GetArraySize(list) : -1;
     if (n < 1 || n > DG_INFIP_MAX_INDEPENDENT) {
-        why = "\"independent\" must be an array of 1 to 10000 models";
+        why = "\"independent\" must be an array of 1 to " DG_INFIP_MAX_INDEPENDENT_TEXT " models";
         goto done;
     }
     if (!(c->nulls = calloc((size_t)n, sizeof *c->nulls))) {

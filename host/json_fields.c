@@ -25,12 +25,17 @@ void dg_json_add_float(cJSON *obj, const char *name, float v) {
     cJSON_AddRawToObject(obj, name, num);
 }
 
-void dg_json_add_double(cJSON *obj, const char *name, double v) {
-    char num[40] = "null";
+void dg_json_double_text(double v, char *num, size_t len) {
+    snprintf(num, len, "null");
     for (int digits = 15; digits <= 17 && isfinite(v); digits++) {
-        snprintf(num, sizeof num, "%.*g", digits, v);
-        if (strtod(num, NULL) == v) break;
+        snprintf(num, len, "%.*g", digits, v);
+        if (strtod(num, NULL) == v) return;
     }
+}
+
+void dg_json_add_double(cJSON *obj, const char *name, double v) {
+    char num[40];
+    dg_json_double_text(v, num, sizeof num);
     cJSON_AddRawToObject(obj, name, num);
 }
 

@@ -12,7 +12,8 @@
 void dg_json_float_text(float v, char *num, size_t len);
 void dg_json_add_float(cJSON *obj, const char *name, float v);
 /* a double in the shortest of 15 to 17 digits that reads back exactly (cJSON's own printing may
- * lose the last bit); null for NaN and ±inf */
+ * lose the last bit); null for NaN and ±inf. The text needs 32 bytes. */
+void dg_json_double_text(double v, char *num, size_t len);
 void dg_json_add_double(cJSON *obj, const char *name, double v);
 cJSON *dg_json_float_array(const float *v, int n);
 

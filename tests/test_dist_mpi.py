@@ -268,6 +268,14 @@ if check(r.returncode == 0 and one.returncode == 0 and two.returncode == 0 and j
         t2 = json.load(open(P("ref1-cal/calibration.json")))["thresholds"]
         check(all(abs(t1[f] - t2[f]) < 1e-3 for f in ("global", "gaussian")),
               f"2 ranks calibrate as 1 does, up to other batches' rounding ({t1} against {t2})")
+        os.makedirs(P("ref1-cal/calibration.json.d"))  # a folder where rank 0 must write the file
+        os.replace(P("ref1-cal/calibration.json"), P("ref1-cal-old.json"))
+        os.rename(P("ref1-cal/calibration.json.d"), P("ref1-cal/calibration.json"))
+        bad = mpirun(2, *cal, "--reference", P("ref1-cal"), "--dist", "mpi", "--force")
+        said = [l for l in bad.stderr.splitlines() if l.startswith("dnnguard: ")]
+        check(bad.returncode == 2 and len(said) == 1 and "is a folder" in said[0],
+              f"2 ranks, an output rank 0 cannot write: exit 2 before any scoring, said once "
+              f"({bad.returncode}, {said})")
 
 shutil.rmtree(tmp, ignore_errors=True)
 done()

@@ -73,7 +73,11 @@ def calibrate_checks(owner, indep, runs):
               f"{mode}: the threshold is the next double above the highest independent ASSIM ({want!r})")
         for z, path in zip(cal["independent"], nulls):
             rc, v, err = verify(path, "--mode", mode, reference=cal_ref)
-            check(rc == 1 and v.get("verdict") == "not pirated" and abs(v["assim"] - z["assim_" + mode]) < 1e-9 and
+            other = "gaussian" if mode == "global" else "global"
+            check(v.get("forms", {}).get(other, {}).get("keys_below_threshold") ==
+                  verify(path, "--mode", other, reference=cal_ref)[1].get("keys_below_threshold"),
+                  f"{mode}: the other form's keys_below_threshold counts against that form's own calibrated threshold")
+            check(rc == 1 and v.get("verdict") == "not pirated" and v["assim"] == z["assim_" + mode] and
                   v.get("threshold") == want and v.get("threshold_source") == "calibrated (calibration.json)" and
                   v.get("calibration", {}).get("independent") == 2 and "chance up to 0.333" in err,
                   f"{mode}: a calibration model is below its own threshold, and verify says whose threshold "
