@@ -44,12 +44,27 @@ dg_json_num dg_json_exact(double v) {
     return n;
 }
 
+size_t dg_utf8_length(const unsigned char *p) {
+    if (p[0] < 0x80) return 1;
+    size_t n = p[0] >= 0xc2 && p[0] <= 0xdf ? 2 : p[0] >= 0xe0 && p[0] <= 0xef ? 3 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+    for (size_t i = 1; i < n; i++)
+        if ((p[i] & 0xc0) != 0x80) return 0;
+    /* no overlong forms, no surrogates, nothing past U+10FFFF */
+    if ((n == 3 && p[0] == 0xe0 && p[1] < 0xa0) || (n == 3 && p[0] == 0xed && p[1] >= 0xa0) ||
+        (n == 4 && p[0] == 0xf0 && p[1] < 0x90) || (n == 4 && p[0] == 0xf4 && p[1] >= 0x90))
+        return 0;
+    return n;
+}
+
 void dg_json_string(FILE *out, const char *s) {
     fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(out, "\\%c", *p);
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        size_t n = dg_utf8_length(p);
+        if (n == 0) fputs("\\ufffd", out); /* a byte that is not UTF-8 (a path's): JSON text must be */
+        else if (*p == '"' || *p == '\\') fprintf(out, "\\%c", *p);
         else if (*p < 0x20) fprintf(out, "\\u%04x", *p);
-        else fputc(*p, out);
+        else fwrite(p, 1, n, out);
+        p += n ? n : 1;
     }
     fputc('"', out);
 }
@@ -81,6 +96,12 @@ static int parse_value(const char *command, const dg_opt *o, const char *text) {
         float v = strtof(text, &end);
         if (errno || end == text || *end || !isfinite(v)) break; /* no option means NaN or ∞ */
         *(float *)o->dst = v;
+        return 0;
+    }
+    case DG_OPT_DOUBLE: {
+        double v = strtod(text, &end);
+        if (errno || end == text || *end || !isfinite(v)) break;
+        *(double *)o->dst = v;
         return 0;
     }
     case DG_OPT_FLAG: return 0;

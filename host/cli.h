@@ -10,7 +10,8 @@
 
 enum { DG_EXIT_OK = 0, DG_EXIT_NO = 1, DG_EXIT_BAD_INPUT = 2, DG_EXIT_STOPPED = 3, DG_EXIT_FAILED = 4 };
 
-typedef enum { DG_OPT_STR, DG_OPT_INT, DG_OPT_FLOAT, DG_OPT_U64, DG_OPT_FLAG } dg_opt_type;
+/* DG_OPT_DOUBLE for values compared with doubles (thresholds, chances): a float would round them */
+typedef enum { DG_OPT_STR, DG_OPT_INT, DG_OPT_FLOAT, DG_OPT_DOUBLE, DG_OPT_U64, DG_OPT_FLAG } dg_opt_type;
 
 typedef struct dg_opt {
     const char *name; /* without the leading "--" */
@@ -47,8 +48,10 @@ typedef struct dg_cli_device_info {
 } dg_cli_device_info;
 dg_cli_device_info dg_cli_device(const dg_backend *be);
 
-/* Writes s as a JSON string literal (quoted, escaped). */
+/* Writes s as a JSON string literal (quoted, escaped; a byte that is not UTF-8 as U+FFFD). */
 void dg_json_string(FILE *out, const char *s);
+/* The length of the UTF-8 character at p (1–4), or 0 when the bytes there are not one. */
+size_t dg_utf8_length(const unsigned char *p);
 
 /* A number as JSON text: v with `decimals` digits after the point (dg_json_fixed, "%.*f") or
  * `digits` significant ones (dg_json_sig, "%.*g"), or null when v is NaN or infinite, which JSON

@@ -275,6 +275,11 @@ static int extract(int argc, char **argv, dg_dist *dist) {
            (double)saturated / ((double)plane * n), (double)zeros / ((double)plane * n), net->batch, be->name,
            dist->size, (double)dg_relevance_device_bytes(rel_plan) / (1 << 20), seconds,
            n / (seconds > 0 ? seconds : 1e-9));
+    if (saturated + zeros >= 0.99 * (double)plane * n) /* λ far off: images with (almost) no grey level */
+        fprintf(stderr, "infip extract: warning: %.1f%% of the fingerprint pixels are black and %.1f%% white: at "
+                "--lambda %g the fingerprints keep almost no relevance, and SSIM will find unrelated models alike "
+                "(choose lambda by the grey range: docs/infip.md)\n", 100.0 * zeros / ((double)plane * n),
+                100.0 * saturated / ((double)plane * n), (double)lambda);
     rc = DG_EXIT_OK;
 done:
     for (int i = 2; i >= 0 && rc != DG_EXIT_OK; i--)
@@ -288,6 +293,14 @@ done:
     dg_infip_manifest_free(&m);
     free(idx), free(pred), free(idx32), free(pred32), free(rel), free(logits), free(x), free(fp), free(interleaved);
     return rc;
+}
+
+/* Whether every rank read the same file (by its SHA-256) under `name`: ranks that see other files
+ * under one path would compute one thing and report another. Rank 0 says so when not. */
+static int same_on_ranks(dg_dist *dist, const char *sha256, const char *name) {
+    if (dg_dist_same_everywhere(dist, strtoull(sha256 + 48, NULL, 16))) return 1;
+    if (dg_dist_is_root(dist)) dg_cli_error("infip: %s is another file on another rank", name);
+    return 0;
 }
 
 /* ---- infip verify ---- */
@@ -309,13 +322,13 @@ static int read_calibration(const char *reference, const dg_infip_manifest *m, d
 static int verify(int argc, char **argv, dg_dist *dist) {
     const char *model = NULL, *net_name = NULL, *reference = NULL, *mode_text = "global", *backend = "auto";
     const char *out = NULL, *dist_name = "none";
-    float threshold_opt = 0.85f;
+    double threshold_opt = 0.85;
     int batch = 0, per_key = 0;
     const dg_opt opts[] = {
         {"model", DG_OPT_STR, &model, "the suspect model (safetensors or torch.save .pt)"},
         {"net", DG_OPT_STR, &net_name, "its net (default: the owner's, from the reference)"},
         {"reference", DG_OPT_STR, &reference, "the owner's reference folder (infip extract --out)"},
-        {"threshold", DG_OPT_FLOAT, &threshold_opt,
+        {"threshold", DG_OPT_DOUBLE, &threshold_opt,
          "ASSIM at or above it says pirated (default: the reference's calibration, else the paper's 0.85)"},
         {"mode", DG_OPT_STR, &mode_text, "SSIM form: global (the paper's, default) | gaussian (11x11, sigma 1.5)"},
         {"batch", DG_OPT_INT, &batch, "keys per pass (default: what fits 1 GiB of activations, at most 256)"},
@@ -335,7 +348,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("infip verify: --mode must be global or gaussian, not '%s'", mode_text);
         return DG_EXIT_BAD_INPUT;
     }
-    if (!(threshold_opt >= -1.0f && threshold_opt <= 1.0f) || batch < 0) {
+    if (!(threshold_opt >= -1.0 && threshold_opt <= 1.0) || batch < 0) {
         dg_cli_error("infip verify: --threshold must lie in [-1, 1] and --batch be ≥ 0");
         return DG_EXIT_BAD_INPUT;
     }
@@ -346,6 +359,10 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     dg_infip_reference ref;
     if (dg_infip_reference_load(reference, &ref) != 0) return DG_EXIT_BAD_INPUT;
     const dg_infip_manifest *m = &ref.m;
+    if (!same_on_ranks(dist, m->file_sha256, reference)) {
+        dg_infip_reference_free(&ref);
+        return DG_EXIT_BAD_INPUT;
+    }
     dg_infip_calibration cal = {0};
     int calibrated = 0;
     double threshold = threshold_opt;
@@ -379,6 +396,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("%s", err);
         goto done;
     }
+    if (!same_on_ranks(dist, sha, model)) goto done;
     /* --out is made by the writer before the work, not found unmakeable after it, and removed again
      * (when still empty) if the run fails */
     int unmade = 0;
@@ -392,7 +410,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         made_out = 0;
         goto done;
     }
-    if (dg_infip_score_model(&ref, model, net_name, be, batch, dist, out, NULL, &sc) != 0) goto done;
+    if (dg_infip_score_model(&ref, model, net_name, be, batch, dist, out, &sc) != 0) goto done;
     rc = DG_EXIT_OK;
     if (!dg_dist_is_root(dist)) goto done; /* rank 0 reports */
     const int n = m->n_keys;
@@ -404,10 +422,9 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         if (sc.ssim[f]) dg_infip_summarize(sc.ssim[f], n, calibrated ? cal.threshold[f] : threshold, &st[f]);
     const dg_infip_stats *s = &st[mode];
     int pirated = s->assim >= threshold;
-    /* the verdict's figures exactly (0.999999996 printed as 1.000000 looked as if it met 1, and a
-     * rounded ASSIM beside a calibrated threshold could read as the other verdict); an option's
-     * threshold is a float, printed as the float's 9 digits */
-    dg_json_num threshold_text = calibrated ? dg_json_exact(threshold) : dg_json_sig(threshold, 9);
+    /* the verdict's figures exactly: 0.999999996 printed as 1.000000 looked as if it met 1, and a
+     * rounded ASSIM beside a calibrated threshold could read as the other verdict */
+    dg_json_num threshold_text = dg_json_exact(threshold);
     printf("{\"model\": ");
     dg_json_string(stdout, model);
     printf(", \"net\": ");
@@ -422,11 +439,13 @@ static int verify(int argc, char **argv, dg_dist *dist) {
            sha, m->model_sha256, strcmp(sha, m->model_sha256) == 0 ? "true" : "false", dg_ssim_mode_name(mode), n,
            dg_json_exact(s->assim).s, s->min, s->median, s->max, s->std, s->below, sc.nonfinite,
            (double)sc.agree / n, threshold_text.s, source, pirated ? "true" : "false", pirated ? "pirated" : "not pirated", be->name, sc.seconds);
+    int net_calibrated = 0; /* the bound speaks of models like the calibration's: is the suspect's net among them? */
+    for (int i = 0; i < cal.n; i++) net_calibrated |= strcmp(cal.nulls[i].net, net_name) == 0;
     if (calibrated)
         printf(", \"calibration\": {\"independent\": %d, \"highest_independent\": %s, \"margin\": %s, "
-               "\"false_positive_bound\": %s}",
+               "\"false_positive_bound\": %s, \"suspect_net_calibrated\": %s}",
                cal.n, dg_json_exact(cal.highest[mode]).s, dg_json_exact(cal.margin).s,
-               dg_json_exact(cal.false_positive_bound).s);
+               dg_json_exact(cal.false_positive_bound).s, net_calibrated ? "true" : "false");
     printf(", \"ranks\": %d, \"assim_%s\": %s, \"assim_%s\": %s", dist->size, dg_ssim_mode_name(mode),
            dg_json_exact(s->assim).s, dg_ssim_mode_name(other),
            other_fits ? dg_json_exact(st[other].assim).s : "null"); /* null: images below the Gaussian window */
@@ -452,7 +471,10 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         fprintf(stderr, "infip verify: warning: the paper's threshold 0.85 is not calibrated for this reference (on "
                 "MNIST it called 18 of 20 independent LeNet-5s copies); infip calibrate sets one from independent "
                 "models\n");
-    else if (calibrated && cal.false_positive_bound > 0.05)
+    if (calibrated && !net_calibrated)
+        fprintf(stderr, "infip verify: warning: no model of the calibration is a %s: its threshold and bound speak of "
+                "other architectures, not of this suspect's\n", net_name);
+    if (calibrated && cal.false_positive_bound > 0.05)
         fprintf(stderr, "infip verify: warning: the threshold was calibrated on %d independent model%s: on average "
                 "over calibrations, an independent model reaches it with chance up to %.3g\n", cal.n,
                 cal.n == 1 ? "" : "s", cal.false_positive_bound);
@@ -466,6 +488,11 @@ done:
 }
 
 /* ---- infip calibrate ---- */
+
+/* The default margin above the highest independent ASSIM. A calibration model verified with another
+ * --batch, rank count or backend rounds its relevance differently and its ASSIM moves in the last
+ * digits (measured: docs/infip.md); the threshold must not sit one double above it. */
+#define DEFAULT_MARGIN 1e-4
 
 /* Split a comma-separated list in place into at most cap items; the count, or −1 for an empty item. */
 static int split_list(char *text, char **items, int cap) {
@@ -483,14 +510,16 @@ static int split_list(char *text, char **items, int cap) {
 static int calibrate(int argc, char **argv, dg_dist *dist) {
     const char *reference = NULL, *models_text = NULL, *nets_text = NULL, *backend = "auto";
     const char *dist_name = "none";
-    float margin = 0.0f;
+    double margin = DEFAULT_MARGIN;
     int batch = 0, force = 0;
     const dg_opt opts[] = {
         {"reference", DG_OPT_STR, &reference, "the owner's reference folder (infip extract --out)"},
         {"independent", DG_OPT_STR, &models_text,
          "independently trained models, comma-separated (safetensors or torch.save .pt; not the owner's)"},
         {"nets", DG_OPT_STR, &nets_text, "their nets: one for all, or one per model (default: the owner's)"},
-        {"margin", DG_OPT_FLOAT, &margin, "added to the highest independent ASSIM, in [0, 1) (default 0)"},
+        {"margin", DG_OPT_DOUBLE, &margin,
+         "added to the highest independent ASSIM, in [0, 1) (default 1e-4: covers rounding across batch sizes, ranks "
+         "and backends)"},
         {"batch", DG_OPT_INT, &batch, "keys per pass (default: what fits 1 GiB of activations, at most 256)"},
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
         {"force", DG_OPT_FLAG, &force, "replace the reference's calibration"},
@@ -502,7 +531,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("infip calibrate: --reference and --independent are required");
         return DG_EXIT_BAD_INPUT;
     }
-    if (!(margin >= 0.0f && margin < 1.0f) || batch < 0) {
+    if (!(margin >= 0.0 && margin < 1.0) || batch < 0) {
         dg_cli_error("infip calibrate: --margin must lie in [0, 1) and --batch be ≥ 0");
         return DG_EXIT_BAD_INPUT;
     }
@@ -513,7 +542,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
     char **nets = malloc(sizeof(char *) * DG_INFIP_MAX_INDEPENDENT);
     dg_infip_calibration cal = {0};
     dg_infip_reference ref = {0};
-    int n = 0, n_nets = 0, *agree = NULL;
+    int n = 0, n_nets = 0, *agree = NULL, *correct = NULL;
     char path[4200], err[600];
     rc = DG_EXIT_BAD_INPUT;
     if (!models_copy || (nets_text && !nets_copy) || !models || !nets) {
@@ -534,6 +563,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
     }
     if (dg_infip_reference_load(reference, &ref) != 0) goto done;
     const dg_infip_manifest *m = &ref.m;
+    if (!same_on_ranks(dist, m->file_sha256, reference)) goto done;
     snprintf(path, sizeof path, "%s/" DG_INFIP_CALIBRATION, reference);
     struct stat st;
     if (!force && lstat(path, &st) == 0) {
@@ -547,18 +577,23 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
     }
     dg_dist_broadcast(dist, &unwritable, sizeof unwritable);
     if (unwritable) goto done;
-    if (!(cal.nulls = calloc((size_t)n, sizeof *cal.nulls)) || !(agree = calloc((size_t)n, sizeof(int)))) {
+    if (!(cal.nulls = calloc((size_t)n, sizeof *cal.nulls)) || !(agree = calloc((size_t)n, sizeof(int))) ||
+        !(correct = calloc((size_t)n, sizeof(int)))) {
         dg_cli_error("infip calibrate: out of memory");
         goto done;
     }
     cal.n = n;
-    char margin_text[32]; /* the margin as written (0.01), not as the float holds it (0.0099999998) */
-    dg_json_float_text(margin, margin_text, sizeof margin_text);
-    cal.margin = strtod(margin_text, NULL);
+    cal.margin = margin;
     cal.has_gaussian = dg_ssim_fits(m->h, m->w, DG_SSIM_GAUSSIAN);
     snprintf(cal.manifest_sha256, sizeof cal.manifest_sha256, "%s", m->file_sha256);
     snprintf(cal.owner_model_sha256, sizeof cal.owner_model_sha256, "%s", m->model_sha256);
-    /* every model is identified before any is scored: a typo is found at once, not after an hour */
+    /* every model is identified, loaded and checked before any is scored: a typo, a net that does
+     * not fit or one model under two names is found at once, not after an hour */
+    char (*digest)[65] = calloc((size_t)n, sizeof *digest);
+    if (!digest) {
+        dg_cli_error("infip calibrate: out of memory");
+        goto done;
+    }
     for (int i = 0; i < n; i++) {
         dg_infip_null *z = &cal.nulls[i];
         const char *net_name = n_nets == 0 ? m->net : nets[n_nets == 1 ? 0 : i];
@@ -567,7 +602,20 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
                          "'%.60s...'", sizeof z->model, sizeof z->net, models[i]);
             goto done;
         }
-        snprintf(z->model, sizeof z->model, "%s", models[i]);
+        /* the path as a record: JSON text is UTF-8, so a byte that is not becomes '?' (the SHA-256 identifies) */
+        size_t at = 0;
+        for (const unsigned char *q = (const unsigned char *)models[i]; *q;) {
+            size_t len = dg_utf8_length(q);
+            if (len == 0) {
+                len = 1;
+                z->model[at] = '?';
+            } else {
+                memcpy(z->model + at, q, len);
+            }
+            at += len;
+            q += len;
+        }
+        z->model[at] = 0;
         snprintf(z->net, sizeof z->net, "%s", net_name);
         if (dg_sha256_file(models[i], z->sha256, err, sizeof err) != 0) {
             dg_cli_error("%s", err);
@@ -577,18 +625,33 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
             dg_cli_error("infip calibrate: %s is the owner's model, not an independent one", models[i]);
             goto done;
         }
-        for (int j = 0; j < i; j++)
-            if (strcmp(cal.nulls[j].sha256, z->sha256) == 0) {
-                dg_cli_error("infip calibrate: %s and %s are one model (the same SHA-256)", models[j], models[i]);
-                goto done;
+        dg_net *net = dg_infip_net(z->net, m->c, m->h, m->w, m->classes, be, 1, 1, models[i]);
+        char why[600];
+        int bad = !net || dg_model_require_finite(net, models[i], "an InFIP calibration", why, sizeof why) != 0;
+        if (net && bad) dg_cli_error("infip calibrate: %s", why);
+        if (!bad && dg_model_digest(net, digest[i]) != 0) {
+            dg_cli_error("infip calibrate: out of memory");
+            bad = 1;
+        }
+        dg_net_free(net);
+        for (int j = 0; j < i && !bad; j++)
+            if (strcmp(cal.nulls[j].sha256, z->sha256) == 0 || strcmp(digest[j], digest[i]) == 0) {
+                dg_cli_error("infip calibrate: %s and %s are one model (the same %s)", models[j], models[i],
+                             strcmp(cal.nulls[j].sha256, z->sha256) == 0 ? "file" : "weights");
+                bad = 1;
             }
+        if (!bad && !same_on_ranks(dist, z->sha256, models[i])) bad = 1;
+        if (bad) {
+            free(digest);
+            goto done;
+        }
     }
+    free(digest);
     double t0 = dg_now_s();
     for (int i = 0; i < n; i++) {
         dg_infip_null *z = &cal.nulls[i];
         dg_infip_score sc;
-        if (dg_infip_score_model(&ref, models[i], z->net, be, batch, dist, NULL, "an InFIP calibration", &sc) != 0)
-            goto done;
+        if (dg_infip_score_model(&ref, models[i], z->net, be, batch, dist, NULL, &sc) != 0) goto done;
         int bad = 0;
         if (dg_dist_is_root(dist)) {
             dg_infip_stats s;
@@ -600,6 +663,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
                 }
             }
             agree[i] = sc.agree;
+            for (int k = 0; k < m->n_keys; k++) correct[i] += sc.pred[k] == m->keys[k].label;
             if (sc.nonfinite) {
                 dg_cli_error("infip calibrate: %s: its relevance is not finite on %d of %d keys: a calibration needs "
                              "working models", models[i], sc.nonfinite, m->n_keys);
@@ -616,9 +680,10 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         for (int f = 0; f < 2 && !unreachable; f++)
             if (!isnan(cal.threshold[f]) && !(cal.threshold[f] <= 1.0)) {
                 dg_cli_error("infip calibrate: the highest independent ASSIM (%s form, %s)%s reaches 1: no suspect "
-                             "could be called pirated; a model with the owner's fingerprints is not independent",
+                             "could be called pirated (a model with the owner's fingerprints is not independent, and "
+                             "a reference whose fingerprints are all black or all white tells no model apart)",
                              f ? "gaussian" : "global", dg_json_exact(cal.highest[f]).s,
-                             margin > 0.0f ? " plus --margin" : "");
+                             margin > 0.0 ? " plus --margin" : "");
                 unreachable = 1;
             }
     }
@@ -632,6 +697,13 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("%s", err);
         goto done;
     }
+    int owner_correct = 0; /* a calibration model should do the task: one far below the owner's is said */
+    for (int k = 0; k < m->n_keys; k++) owner_correct += m->keys[k].predicted == m->keys[k].label;
+    for (int i = 0; i < n; i++)
+        if (2 * correct[i] < owner_correct)
+            fprintf(stderr, "infip calibrate: warning: %s classifies %d of the %d keys right, the owner's model %d: an "
+                    "independent model that does not do the task lowers the threshold\n", models[i], correct[i],
+                    m->n_keys, owner_correct);
     if (cal.false_positive_bound > 0.05)
         fprintf(stderr, "infip calibrate: warning: with %d independent model%s, a new independent model scores above "
                 "the threshold with chance up to 1/%d = %.3g, on average over calibrations; 19 or more models bound it "
@@ -650,15 +722,17 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         dg_json_string(stdout, z->model);
         printf(", \"net\": ");
         dg_json_string(stdout, z->net);
-        printf(", \"sha256\": \"%s\", \"assim_global\": %s, \"assim_gaussian\": %s, \"prediction_agreement\": %.6f}",
-               z->sha256, dg_json_exact(z->assim[0]).s, dg_json_exact(z->assim[1]).s, (double)agree[i] / m->n_keys);
+        printf(", \"sha256\": \"%s\", \"assim_global\": %s, \"assim_gaussian\": %s, \"prediction_agreement\": %.6f, "
+               "\"key_accuracy\": %.6f}",
+               z->sha256, dg_json_exact(z->assim[0]).s, dg_json_exact(z->assim[1]).s, (double)agree[i] / m->n_keys,
+               (double)correct[i] / m->n_keys);
     }
     printf("], \"backend\": \"%s\", \"ranks\": %d, \"seconds\": %.3f}\n", be->name, dist->size, dg_now_s() - t0);
     rc = DG_EXIT_OK;
 done:
     dg_infip_reference_free(&ref);
     dg_infip_calibration_free(&cal);
-    free(models_copy), free(nets_copy), free(models), free(nets), free(agree);
+    free(models_copy), free(nets_copy), free(models), free(nets), free(agree), free(correct);
     return rc;
 }
 

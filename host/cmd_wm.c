@@ -147,7 +147,7 @@ static int keygen(int argc, char **argv) {
 static int verify(int argc, char **argv) {
     const char *model = NULL, *key_path = NULL, *search_name = "filters";
     int need = -1; /* not given: all digits */
-    float max_p = 1e-6f;
+    double max_p = 1e-6;
     const dg_opt opts[] = {
         {"model", DG_OPT_STR, &model, "the suspect model (safetensors or torch.save .pt, any trainer)"},
         {"key", DG_OPT_STR, &key_path, "the owner's key (wm keygen)"},
@@ -155,7 +155,7 @@ static int verify(int argc, char **argv) {
          "key | filters | channels: read only the key's filter; also every output filter (default: survives an "
          "output-channel permutation); also any input-channel assignment"},
         {"min-match", DG_OPT_INT, &need, "digits that must match (default: all, as Algorithm 1)"},
-        {"max-p-chance", DG_OPT_FLOAT, &max_p,
+        {"max-p-chance", DG_OPT_DOUBLE, &max_p,
          "verified only when a layer without the watermark would pass with at most this chance (default 1e-6)"},
     };
     int rc = dg_cli_parse("wm verify", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
@@ -164,7 +164,7 @@ static int verify(int argc, char **argv) {
         dg_cli_error("wm verify: --model and --key are required");
         return DG_EXIT_BAD_INPUT;
     }
-    if (!(max_p > 0.0f && max_p <= 1.0f)) {
+    if (!(max_p > 0.0 && max_p <= 1.0)) {
         dg_cli_error("wm verify: --max-p-chance must be in (0, 1]");
         return DG_EXIT_BAD_INPUT;
     }
@@ -222,18 +222,18 @@ static int verify(int argc, char **argv) {
     /* matching digits prove something only when a layer without the watermark would rarely match:
      * a short key, a map that reads most weights as one digit, or a search that tries enough places
      * makes the match near certain for any model */
-    const int significant = r->p_chance <= (double)max_p, verified = r->verified && significant;
+    const int significant = r->p_chance <= max_p, verified = r->verified && significant;
     static const char *const stage[] = {"key", "filters", "channels"}; /* by dg_wm_search */
     printf("], \"matches\": %d, \"n\": %d, \"need\": %d, \"digits_match\": %s, \"matched_by\": ", r->matches, key->n,
            need, r->verified ? "true" : "false");
     if (r->matched_by >= 0) printf("\"%s\"", stage[r->matched_by]);
     else printf("null");
-    printf(", \"p_chance\": %.3g, \"max_p_chance\": %g, \"verified\": %s}\n", r->p_chance, (double)max_p,
+    printf(", \"p_chance\": %.3g, \"max_p_chance\": %g, \"verified\": %s}\n", r->p_chance, max_p,
            verified ? "true" : "false");
     if (r->verified && !significant)
         fprintf(stderr, "dnnguard: wm verify: the digits match (stage %s), but a layer without the watermark would "
                 "match there with chance %.3g (above --max-p-chance %g): not a proof, not verified\n",
-                stage[r->matched_by], r->p_chance, (double)max_p);
+                stage[r->matched_by], r->p_chance, max_p);
     rc = verified ? DG_EXIT_OK : DG_EXIT_NO;
 done:
     free(key);

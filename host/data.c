@@ -6,6 +6,7 @@
 
 #include "../kernels/math/pixel.h"
 #include "error.h"
+#include "input_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -88,7 +89,11 @@ static int src_open(src_file *s, const char *dir, const char *name, char *err, s
             dg_err_set(err, err_len, dir, "path too long");
             return -1;
         }
-        s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
+        s->fd = dg_open_regular(s->path);
+        if (s->fd == DG_NOT_REGULAR) {
+            dg_err_set(err, err_len, s->path, "not a regular file");
+            return -1;
+        }
         if (s->fd < 0 && errno != ENOENT) {
             dg_err_set(err, err_len, s->path, "cannot open: %s", strerror(errno));
             return -1;

@@ -10,8 +10,15 @@
 
 #include "json_fields.h"
 #include "private_file.h"
+#include "ssim.h"
+#include "../nets/registry.h"
 
 #define CALIBRATION_FORMAT "dnnguard-infip-calibration-1"
+
+static int net_known(const char *name) {
+    int c, h, w, classes;
+    return dg_net_default_shape(name, &c, &h, &w, &classes) == 0;
+}
 
 static const char *const form_name[2] = {"global", "gaussian"}; /* dg_ssim_mode's names, in its order */
 
@@ -100,18 +107,21 @@ int dg_infip_calibration_parse(const char *json, size_t len, const char *name, c
         dg_infip_null *z = &c->nulls[i];
         const cJSON *gauss = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "assim_gaussian") : NULL;
         z->assim[1] = NAN;
-        if (!cJSON_IsObject(o) || dg_json_get_string(o, "model", z->model, sizeof z->model) ||
+        if (!cJSON_IsObject(o) || dg_json_get_string(o, "model", z->model, sizeof z->model) || !z->model[0] ||
             dg_json_get_string(o, "sha256", z->sha256, sizeof z->sha256) || !dg_json_is_hex64(z->sha256) ||
-            dg_json_get_string(o, "net", z->net, sizeof z->net) ||
+            dg_json_get_string(o, "net", z->net, sizeof z->net) || !net_known(z->net) ||
             dg_json_get_double(cJSON_GetObjectItemCaseSensitive(o, "assim_global"), -1.0, 1.0, &z->assim[0]) ||
             (c->has_gaussian ? dg_json_get_double(gauss, -1.0, 1.0, &z->assim[1]) != 0 : !cJSON_IsNull(gauss)))
-            why = "an independent model lacks a field or has one out of range (model, sha256, net, assim_global and "
-                  "assim_gaussian in [-1, 1], the Gaussian form for all or for none)";
+            why = "an independent model lacks a field or has one out of range (model, sha256, a known net, "
+                  "assim_global and assim_gaussian in [-1, 1], the Gaussian form for all or for none)";
         else if (strcmp(z->sha256, c->owner_model_sha256) == 0)
             why = "an independent model is the owner's";
         for (int j = 0; j < i && !why; j++)
             if (strcmp(c->nulls[j].sha256, z->sha256) == 0) why = "an independent model is listed twice";
     }
+    if (!why && m && c->has_gaussian != dg_ssim_fits(m->h, m->w, DG_SSIM_GAUSSIAN))
+        why = c->has_gaussian ? "it has Gaussian-form ASSIMs, but the reference's images are smaller than its window"
+                              : "it lacks the Gaussian form, which the reference's images allow";
     if (why) goto done;
     dg_infip_calibration_derive(c);
     const cJSON *th = cJSON_GetObjectItemCaseSensitive(root, "thresholds");

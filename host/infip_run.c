@@ -167,8 +167,7 @@ static void pixels_input(const void *ctx, int k, float *x) {
 }
 
 int dg_infip_score_model(const dg_infip_reference *ref, const char *model, const char *net_name,
-                         const dg_backend *be, int batch, dg_dist *dist, const char *out_dir, const char *finite_for,
-                         dg_infip_score *s) {
+                         const dg_backend *be, int batch, dg_dist *dist, const char *out_dir, dg_infip_score *s) {
     const dg_infip_manifest *m = &ref->m;
     const int n = m->n_keys, c = m->c, h = m->h, w = m->w;
     const size_t per = (size_t)c * h * w, plane = (size_t)h * w;
@@ -181,12 +180,6 @@ int dg_infip_score_model(const dg_infip_reference *ref, const char *model, const
     s->ssim[DG_SSIM_GLOBAL] = malloc(sizeof(double) * (size_t)n);
     if (gaussian_fits) s->ssim[DG_SSIM_GAUSSIAN] = malloc(sizeof(double) * (size_t)n);
     dg_net *net = dg_infip_net(net_name, c, h, w, m->classes, be, batch, n, model);
-    char why[512];
-    if (net && finite_for && dg_model_require_finite(net, model, finite_for, why, sizeof why) != 0) {
-        dg_cli_error("infip: %s", why);
-        dg_net_free(net);
-        net = NULL;
-    }
     dg_relevance *plan = net ? dg_infip_plan(net, m->mean, m->std, m->eps, m->inject_logit) : NULL;
     if (!plan) goto done;
     x = malloc(sizeof(float) * per * (size_t)net->batch);

@@ -47,8 +47,7 @@ void dg_infip_reference_free(dg_infip_reference *ref);
  * model's own prediction, each map drawn at the reference's λ, and its SSIM in both forms (the
  * Gaussian one only where the images hold its window; ssim[DG_SSIM_GAUSSIAN] is NULL otherwise).
  * Every rank computes its share of the keys; rank 0 holds the scores, and when out_dir is given
- * writes the model's fingerprints there as fp-00000.png, ... With finite_for (what the model is
- * for, e.g. "a calibration"), weights that are not all finite are refused instead of scored. */
+ * writes the model's fingerprints there as fp-00000.png, ... */
 typedef struct dg_infip_score {
     double *ssim[2]; /* [n_keys] per form, indexed by dg_ssim_mode */
     int *pred;       /* [n_keys] the model's class of each key */
@@ -58,8 +57,7 @@ typedef struct dg_infip_score {
     double seconds;  /* relevance and comparison */
 } dg_infip_score;
 int dg_infip_score_model(const dg_infip_reference *ref, const char *model, const char *net_name,
-                         const dg_backend *be, int batch, dg_dist *dist, const char *out_dir, const char *finite_for,
-                         dg_infip_score *s);
+                         const dg_backend *be, int batch, dg_dist *dist, const char *out_dir, dg_infip_score *s);
 void dg_infip_score_free(dg_infip_score *s);
 
 #endif

@@ -2,6 +2,7 @@
  * shape equal, nothing unexpected) so that a weight file for another net fails loudly instead of
  * half-loading. Knows nothing of training or optimizers beyond writing tensors it is handed. */
 #include "model_io.h"
+#include "sha256.h"
 
 #include "error.h"
 
@@ -167,6 +168,18 @@ int dg_model_require_finite(const dg_net *net, const char *path, const char *wha
     }
     free(host);
     return rc;
+}
+
+int dg_model_digest(const dg_net *net, char hex[65]) {
+    float *host = dg_model_download(net);
+    if (!host) return -1;
+    dg_sha256 h;
+    dg_sha256_init(&h);
+    for (int i = 0; i < net->n_params; i++) /* in the net's order: the same values give the same digest */
+        dg_sha256_update(&h, host + net->params[i].offset, sizeof(float) * net->params[i].numel);
+    dg_sha256_final(&h, hex);
+    free(host);
+    return 0;
 }
 
 int dg_model_save(const dg_net *net, const char *path, const dg_extra_tensor *extras, int n_extras,

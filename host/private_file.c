@@ -1,6 +1,7 @@
 /* host/private_file.c — secret text files written 0600 and atomically, and small text files read
  * whole with a size bound (see private_file.h). */
 #include "private_file.h"
+#include "input_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,11 +46,13 @@ int dg_write_private_text(const char *path, const char *text, char *err, size_t 
 }
 
 char *dg_read_small_text(const char *path, size_t max_bytes, size_t *len, char *err, size_t err_len) {
-    FILE *f = fopen(path, "rb");
+    int fd = dg_open_regular(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
     struct stat st;
-    if (!f || fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        snprintf(err, err_len, "%s: %s", path, !f ? strerror(errno) : "not a regular file");
+    if (!f || fstat(fileno(f), &st) != 0) {
+        snprintf(err, err_len, "%s: %s", path, fd == DG_NOT_REGULAR ? "not a regular file" : strerror(errno));
         if (f) fclose(f);
+        else if (fd >= 0) close(fd);
         return NULL;
     }
     if ((unsigned long long)st.st_size > max_bytes) {

@@ -5,6 +5,7 @@
 #include "safetensors.h"
 #include "atomic_file.h"
 #include "error.h"
+#include "input_file.h"
 #include "json_fields.h"
 #include "torch_pt.h"
 
@@ -127,9 +128,10 @@ void dg_st_close(dg_st_file *f) {
 static int read_whole_file(const char *path, uint8_t **bytes, size_t *size, char *err, size_t err_len) {
     *bytes = NULL;
     *size = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = dg_open_regular(path);
     if (fd < 0) {
-        dg_err_set(err, err_len, path, "cannot open: %s", strerror(errno));
+        if (fd == DG_NOT_REGULAR) dg_err_set(err, err_len, path, "not a regular file");
+        else dg_err_set(err, err_len, path, "cannot open: %s", strerror(errno));
         return -1;
     }
     struct stat st;

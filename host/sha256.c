@@ -1,10 +1,12 @@
 /* host/sha256.c — SHA-256 (FIPS 180-4): the compression function, streaming updates and a file
  * digest. Checked against the standard's test vectors and Python's hashlib in tests. */
 #include "sha256.h"
+#include "input_file.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -72,9 +74,11 @@ void dg_sha256_final(dg_sha256 *s, char hex[65]) {
 }
 
 int dg_sha256_file(const char *path, char hex[65], char *err, size_t err_len) {
-    FILE *f = fopen(path, "rb");
+    int fd = dg_open_regular(path); /* a FIFO would block, a device never end */
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
     if (!f) {
-        snprintf(err, err_len, "%s: %s", path, strerror(errno));
+        snprintf(err, err_len, "%s: %s", path, fd == DG_NOT_REGULAR ? "not a regular file" : strerror(errno));
+        if (fd >= 0) close(fd);
         return -1;
     }
     dg_sha256 s;

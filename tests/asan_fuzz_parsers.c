@@ -1038,12 +1038,14 @@ static void fuzz_manifest(int iterations, double deadline, int *done) {
  * calibration's invariants (the thresholds its ASSIMs give, every model below them, none twice) ---- */
 
 static int cal_ok = 0, cal_rejected = 0;
-static dg_infip_manifest cal_manifest; /* what the calibrations are read for: only its hashes matter */
+/* what the calibrations are read for: only the hashes and the image size (28×28 holds the Gaussian
+ * window, 8×8 does not) matter; every mutant is read for both */
+static dg_infip_manifest cal_manifests[2];
 
-static void run_calibration(const buf *b) {
+static void run_calibration_for(const buf *b, const dg_infip_manifest *cal_manifest) {
     static dg_infip_calibration c;
     errbuf[0] = 0;
-    int rc = dg_infip_calibration_parse((const char *)b->p + 8, b->n - 8, "calibration.json", &cal_manifest, &c,
+    int rc = dg_infip_calibration_parse((const char *)b->p + 8, b->n - 8, "calibration.json", cal_manifest, &c,
                                         errbuf, sizeof errbuf);
     if (rc != 0) {
         cal_rejected++;
@@ -1058,11 +1060,16 @@ static void run_calibration(const buf *b) {
     for (int i = 0; i < c.n && sane; i++) {
         const dg_infip_null *z = &c.nulls[i];
         sane = z->assim[0] < c.threshold[0] && (!c.has_gaussian || z->assim[1] < c.threshold[1]) &&
-               (c.has_gaussian || isnan(z->assim[1])) && strcmp(z->sha256, cal_manifest.model_sha256) != 0;
+               (c.has_gaussian || isnan(z->assim[1])) && strcmp(z->sha256, cal_manifest->model_sha256) != 0 &&
+               z->model[0] && c.has_gaussian == (cal_manifest->h >= 11);
         for (int j = 0; j < i && sane && i < 64; j++) sane = strcmp(c.nulls[j].sha256, z->sha256) != 0;
     }
     CHECK(sane, "an accepted calibration breaks its own invariants");
     dg_infip_calibration_free(&c);
+}
+
+static void run_calibration(const buf *b) {
+    for (int i = 0; i < 2; i++) run_calibration_for(b, &cal_manifests[i]);
 }
 
 static void calibration_seed(dg_infip_calibration *c, buf *seed) {
@@ -1076,10 +1083,13 @@ static void fuzz_calibration(int iterations, double deadline, int *done) {
     static dg_infip_null nulls[3];
     static dg_infip_calibration c;
     memset(&c, 0, sizeof c);
-    memset(cal_manifest.file_sha256, 'c', 64);
-    memset(cal_manifest.model_sha256, 'b', 64);
-    memcpy(c.manifest_sha256, cal_manifest.file_sha256, 65);
-    memcpy(c.owner_model_sha256, cal_manifest.model_sha256, 65);
+    for (int i = 0; i < 2; i++) {
+        memset(cal_manifests[i].file_sha256, 'c', 64);
+        memset(cal_manifests[i].model_sha256, 'b', 64);
+        cal_manifests[i].c = 1, cal_manifests[i].h = cal_manifests[i].w = i ? 8 : 28;
+    }
+    memcpy(c.manifest_sha256, cal_manifests[0].file_sha256, 65);
+    memcpy(c.owner_model_sha256, cal_manifests[0].model_sha256, 65);
     for (int i = 0; i < 3; i++) {
         snprintf(nulls[i].model, sizeof nulls[i].model, "runs/lenet5-%d.safetensors", i + 2);
         snprintf(nulls[i].net, sizeof nulls[i].net, "lenet5");
@@ -1093,7 +1103,7 @@ static void fuzz_calibration(int iterations, double deadline, int *done) {
     c.n = 1, c.has_gaussian = 0, c.margin = 0.0, nulls[0].assim[1] = NAN; /* images below the Gaussian window */
     calibration_seed(&c, &seeds[1]);
     for (int s = 0; s < 2; s++) run_calibration(&seeds[s]);
-    CHECK(cal_ok == 2, "a seed calibration is rejected: %s", errbuf);
+    CHECK(cal_ok == 2, "a seed calibration is rejected: %s", errbuf); /* each for the manifest of its size */
     *done = fuzz_json_documents(seeds, 2, "\"independent\":", 6, run_calibration, iterations, deadline);
     for (int s = 0; s < 2; s++) free(seeds[s].p);
 }

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -21,7 +22,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402
-from cli_check import CIFAR, MNIST, SHARED, check, done, expect_bad, parse, run, sha256  # noqa: E402
+from cli_check import CIFAR, DNNGUARD, MNIST, SHARED, check, done, expect_bad, parse, run, sha256  # noqa: E402
 
 T0 = time.time()
 tmp = tempfile.mkdtemp(prefix="dg-infip-")
@@ -68,9 +69,10 @@ def calibrate_checks(owner, indep, runs):
           "calibration.json: mode 0600, names the manifest by its SHA-256, bound 1/(n+1)")
     for mode in ("global", "gaussian"):
         assims = [z["assim_" + mode] for z in cal["independent"]]
-        want = float(np.nextafter(max(assims), 2.0))
+        want = float(np.nextafter(max(assims) + 1e-4, 2.0))
         check(cal["thresholds"][mode] == want and c["thresholds"][mode] == want,
-              f"{mode}: the threshold is the next double above the highest independent ASSIM ({want!r})")
+              f"{mode}: the threshold is the next double above the highest independent ASSIM + the default margin "
+              f"1e-4 ({want!r})")
         for z, path in zip(cal["independent"], nulls):
             rc, v, err = verify(path, "--mode", mode, reference=cal_ref)
             other = "gaussian" if mode == "global" else "global"
@@ -91,6 +93,13 @@ def calibrate_checks(owner, indep, runs):
                   f"{mode}, {name}: the calibrated verdict is ASSIM >= threshold ({a} against {want})")
             verdicts[name] = v.get("verdict")
         print(f"calibrated on 2 models, {mode}: threshold {want:.6f}, verdicts {verdicts}")
+    z = max(cal["independent"], key=lambda z: z["assim_global"])
+    rc, v, _ = verify(nulls[cal["independent"].index(z)], "--threshold", repr(z["assim_global"]), reference=cal_ref)
+    check(rc == 0 and v.get("threshold") == z["assim_global"] and v.get("assim") == z["assim_global"],
+          "--threshold is read as a double: a model at exactly its ASSIM meets it (a float would round it)")
+    rc, v, _ = verify(nulls[cal["independent"].index(z)], "--threshold",
+                      repr(float(np.nextafter(z["assim_global"], 2.0))), reference=cal_ref)
+    check(rc == 1, "and one double above its ASSIM does not")
     rc, v, err = verify(indep, "--threshold", "0.5", reference=cal_ref)
     check(v.get("threshold_source") == "--threshold" and v.get("threshold") == 0.5 and "calibration" not in v,
           "--threshold overrides the calibration")
@@ -119,6 +128,38 @@ def calibrate_checks(owner, indep, runs):
             (["--reference", P("nowhere"), "--independent", nulls[0]], "manifest.json", "no reference")]:
         expect_bad(["infip", "calibrate", *args], word, what)
     check(json.load(open(cal_path)) == cal, "the refused runs left the calibration as it was")
+    # one model under two files (other metadata): the same weights, refused by their digest
+    t3, _ = st_io.read(nulls[0], with_metadata=True)
+    st_io.write(P("indep3-resaved.safetensors"), t3, {"saved_by": "someone else"})
+    expect_bad(["infip", "calibrate", *mine, "--independent", f"{nulls[0]},{P('indep3-resaved.safetensors')}"],
+               "same weights", "one model saved twice with other metadata")
+    # a FIFO anywhere a file is read is refused at once instead of blocking the open for ever
+    os.mkfifo(P("fifo.safetensors"))
+    for args, what in [(["infip", "calibrate", *mine, "--independent", f"{nulls[0]},{P('fifo.safetensors')}"],
+                        "a FIFO as an independent model"),
+                       (["infip", "verify", "--model", P("fifo.safetensors"), "--reference", cal_ref],
+                        "a FIFO as the suspect")]:
+        r = run(*args, timeout=60)
+        check(r.returncode == 2 and "not a regular file" in r.stderr, f"{what}: exit 2, not a regular file")
+    # a model that does not do the task is said (it lowers the threshold)
+    zero = {k: np.zeros_like(v) for k, v in t3.items()}
+    st_io.write(P("zero.safetensors"), zero)
+    shutil.copytree(REF, P("zero-ref"))
+    r = run("infip", "calibrate", "--reference", P("zero-ref"), "--independent", P("zero.safetensors"))
+    zc = parse(r.stdout)
+    check(r.returncode == 0 and "classifies" in r.stderr and zc["models"][0]["key_accuracy"] < 0.5,
+          f"a calibration model far below the owner's key accuracy is warned of ({r.stderr.strip()[-200:]})")
+    # paths that are not UTF-8 are written as valid JSON: U+FFFD on stdout, '?' in the file's record
+    # (the SHA-256 identifies the model)
+    odd, odd_ref = P("indep\udcff.safetensors"), P("ref\udcff")
+    shutil.copy(nulls[1], odd)
+    shutil.copytree(P("zero-ref"), odd_ref)
+    r = subprocess.run([DNNGUARD, "infip", "calibrate", "--reference", os.fsencode(odd_ref), "--force",
+                        "--independent", os.fsencode(odd)], capture_output=True)
+    out = json.loads(r.stdout.decode("utf-8")) if r.returncode == 0 else {}
+    check(r.returncode == 0 and "\ufffd" in out["reference"] and "?" in out["models"][0]["model"] and
+          "?" in json.load(open(os.path.join(odd_ref, "calibration.json")))["independent"][0]["model"],
+          "paths that are not UTF-8: stdout and calibration.json stay valid JSON")
     r = run("infip", "calibrate", *mine, "--independent", ",".join(nulls), "--nets", "lenet5", "--margin", "0.01")
     c2 = parse(r.stdout)
     check(r.returncode == 0 and c2["thresholds"]["global"] == float(np.nextafter(
@@ -134,6 +175,20 @@ def calibrate_checks(owner, indep, runs):
           "extract --force of the same reference again (the same manifest) keeps its calibration")
 
     # a calibration that no longer holds is refused, never quietly replaced by 0.85
+    other_net = dict(cal, independent=[dict(z, net="wrn-10-1") for z in cal["independent"]])
+    with open(cal_path, "w") as fh:
+        json.dump(other_net, fh)
+    rc, v, err = verify(indep, reference=cal_ref)
+    check(v.get("calibration", {}).get("suspect_net_calibrated") is False and "no model of the calibration" in err,
+          f"a calibration of another architecture: verify says it does not speak of this suspect ({err})")
+    with open(cal_path, "w") as fh:
+        fh.write(json.dumps(cal)[:-1] + ', "margin": 0.5}')
+    expect_bad(["infip", "verify", "--model", indep, "--reference", cal_ref], "no name twice",
+               "a calibration naming a field twice (cJSON reads the first, Python the last)")
+    with open(cal_path, "w") as fh:
+        json.dump(dict(cal, independent=[dict(z, net="nonet") for z in cal["independent"]]), fh)
+    expect_bad(["infip", "verify", "--model", indep, "--reference", cal_ref], "known net",
+               "a calibration naming an unknown net")
     edited = dict(cal, thresholds=dict(cal["thresholds"], **{"global": 0.5}))
     with open(cal_path, "w") as fh:
         json.dump(edited, fh)
@@ -219,6 +274,12 @@ def main():
     man3 = json.load(open(os.path.join(P("ref3"), "manifest.json"))) if r3.returncode == 0 else {"keys": []}
     check(r3.returncode == 0 and man3["inject"] == "logit" and [k["index"] for k in man3["keys"]] != idx[:5],
           "another seed draws other keys; --inject logit is recorded")
+    r4 = run("infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST, "--n", "5", "--lambda", "1e-6",
+             "--out", P("ref-black"))
+    check(r4.returncode == 0 and "100.0% of the fingerprint pixels are black" in r4.stderr,
+          f"a lambda that leaves every fingerprint black is warned of ({r4.stderr.strip()[-200:]})")
+    r4 = run("infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST, "--n", "5", "--out", P("ref-ok"))
+    check(r4.returncode == 0 and not r4.stderr.strip(), "lambda 5000 on MNIST: no warning")
 
     # ---- verify ----
     for mode in ("global", "gaussian"):

@@ -1,0 +1,13 @@
+/* host/input_file.h — opening a file a user hands us (a model, a manifest, a key, a data set): a
+ * regular file only. A FIFO would block the open for ever and a device might never end, so the
+ * check is made on the open descriptor without blocking (O_NONBLOCK, then fstat). */
+#ifndef DG_INPUT_FILE_H
+#define DG_INPUT_FILE_H
+
+#define DG_NOT_REGULAR (-2)
+
+/* A read-only descriptor of path when it is a regular file; −1 with errno when it cannot be opened,
+ * DG_NOT_REGULAR when it is a FIFO, a device, a socket or a folder. */
+int dg_open_regular(const char *path);
+
+#endif
