@@ -249,6 +249,9 @@ expect_bad(["train", *TRAIN, "--wm", P("k1.json"), "--wm-lambda", "-1", "--epoch
            "--wm-lambda", "a negative --wm-lambda (it pushes the weights away from the digits)")
 expect_bad(["wm", "verify", "--model", P("wmft.safetensors"), "--key", P("k1.json"), "--max-p-chance", "0"],
            "max-p-chance", "--max-p-chance 0")
+rc, out, err = verify(P("wmft.safetensors"), P("k1.json"), "--max-p-chance", "1e-100")
+check(rc == 1 and out.get("max_p_chance") == 1e-100 and out.get("digits_match") is True and "not a proof" in err,
+      f"--max-p-chance is a double: 1e-100 is a bound (below a float's range), and the match is not enough ({rc}, {err})")
 expect_bad(["train", *TRAIN, "--wm", P("bad.json"), "--epochs", "1", "--out", P("never.safetensors")], "bad.json",
            "training with a corrupt key")
 expect_bad(["train", "--net", "vgg16-cifar", "--data", "synthetic:3,32,32,10,64", "--wm", P("k1.json"), "--epochs", "1",
