@@ -518,8 +518,8 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
          "independently trained models, comma-separated (safetensors or torch.save .pt; not the owner's)"},
         {"nets", DG_OPT_STR, &nets_text, "their nets: one for all, or one per model (default: the owner's)"},
         {"margin", DG_OPT_DOUBLE, &margin,
-         "added to the highest independent ASSIM, in [0, 1) (default 1e-4: covers rounding across batch sizes, ranks "
-         "and backends)"},
+         "added to the highest independent ASSIM, in [0, 1) (default 1e-4: covers the rounding of other batch sizes "
+         "and ranks)"},
         {"batch", DG_OPT_INT, &batch, "keys per pass (default: what fits 1 GiB of activations, at most 256)"},
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
         {"force", DG_OPT_FLAG, &force, "replace the reference's calibration"},
@@ -543,6 +543,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
     dg_infip_calibration cal = {0};
     dg_infip_reference ref = {0};
     int n = 0, n_nets = 0, *agree = NULL, *correct = NULL;
+    char (*digest)[65] = NULL; /* per model: the SHA-256 of its loaded weights */
     char path[4200], err[600];
     rc = DG_EXIT_BAD_INPUT;
     if (!models_copy || (nets_text && !nets_copy) || !models || !nets) {
@@ -589,8 +590,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
     snprintf(cal.owner_model_sha256, sizeof cal.owner_model_sha256, "%s", m->model_sha256);
     /* every model is identified, loaded and checked before any is scored: a typo, a net that does
      * not fit or one model under two names is found at once, not after an hour */
-    char (*digest)[65] = calloc((size_t)n, sizeof *digest);
-    if (!digest) {
+    if (!(digest = calloc((size_t)n, sizeof *digest))) {
         dg_cli_error("infip calibrate: out of memory");
         goto done;
     }
@@ -602,20 +602,22 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
                          "'%.60s...'", sizeof z->model, sizeof z->net, models[i]);
             goto done;
         }
-        /* the path as a record: JSON text is UTF-8, so a byte that is not becomes '?' (the SHA-256 identifies) */
+        /* the path as a record: JSON text is UTF-8, so a byte that is not becomes U+FFFD, as on stdout
+         * (the SHA-256 identifies the model) */
         size_t at = 0;
-        for (const unsigned char *q = (const unsigned char *)models[i]; *q;) {
+        const unsigned char *q = (const unsigned char *)models[i];
+        while (*q && at + 4 < sizeof z->model) {
             size_t len = dg_utf8_length(q);
-            if (len == 0) {
-                len = 1;
-                z->model[at] = '?';
-            } else {
-                memcpy(z->model + at, q, len);
-            }
-            at += len;
-            q += len;
+            const unsigned char *from = len ? q : (const unsigned char *)"\xef\xbf\xbd";
+            memcpy(z->model + at, from, len ? len : 3);
+            at += len ? len : 3;
+            q += len ? len : 1;
         }
         z->model[at] = 0;
+        if (*q) {
+            dg_cli_error("infip calibrate: '%.60s...': a path too long to record", models[i]);
+            goto done;
+        }
         snprintf(z->net, sizeof z->net, "%s", net_name);
         if (dg_sha256_file(models[i], z->sha256, err, sizeof err) != 0) {
             dg_cli_error("%s", err);
@@ -641,17 +643,19 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
                 bad = 1;
             }
         if (!bad && !same_on_ranks(dist, z->sha256, models[i])) bad = 1;
-        if (bad) {
-            free(digest);
-            goto done;
-        }
+        if (bad) goto done;
     }
-    free(digest);
     double t0 = dg_now_s();
     for (int i = 0; i < n; i++) {
         dg_infip_null *z = &cal.nulls[i];
         dg_infip_score sc;
         if (dg_infip_score_model(&ref, models[i], z->net, be, batch, dist, NULL, &sc) != 0) goto done;
+        char again[65]; /* the file scored must be the one recorded: replaced since the check, it is refused */
+        if (dg_sha256_file(models[i], again, err, sizeof err) != 0 || strcmp(again, z->sha256) != 0) {
+            dg_cli_error("infip calibrate: %s changed while it was scored", models[i]);
+            dg_infip_score_free(&sc);
+            goto done;
+        }
         int bad = 0;
         if (dg_dist_is_root(dist)) {
             dg_infip_stats s;
@@ -732,7 +736,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
 done:
     dg_infip_reference_free(&ref);
     dg_infip_calibration_free(&cal);
-    free(models_copy), free(nets_copy), free(models), free(nets), free(agree), free(correct);
+    free(models_copy), free(nets_copy), free(models), free(nets), free(agree), free(correct), free(digest);
     return rc;
 }
 

@@ -228,7 +228,8 @@ static int verify(int argc, char **argv) {
            need, r->verified ? "true" : "false");
     if (r->matched_by >= 0) printf("\"%s\"", stage[r->matched_by]);
     else printf("null");
-    printf(", \"p_chance\": %.3g, \"max_p_chance\": %g, \"verified\": %s}\n", r->p_chance, max_p,
+    printf(", \"p_chance\": %s, \"max_p_chance\": %s, \"verified\": %s}\n", dg_json_exact(r->p_chance).s,
+           dg_json_exact(max_p).s,
            verified ? "true" : "false");
     if (r->verified && !significant)
         fprintf(stderr, "dnnguard: wm verify: the digits match (stage %s), but a layer without the watermark would "

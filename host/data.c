@@ -106,12 +106,6 @@ static int src_open(src_file *s, const char *dir, const char *name, char *err, s
         dg_err_set(err, err_len, shown, "no such file");
         return -1;
     }
-    struct stat st;
-    if (fstat(s->fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        dg_err_set(err, err_len, s->path, "not a regular file");
-        src_close(s);
-        return -1;
-    }
     s->in = malloc(SRC_IN_BYTES);
     if (!s->in) {
         dg_err_set(err, err_len, s->path, "out of memory");

@@ -8,25 +8,18 @@
 #include <unistd.h>
 
 int dg_open_regular(const char *path) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO opens at once instead of waiting */
-    if (fd < 0) return -1;
     struct stat st;
-    if (fstat(fd, &st) != 0) {
+    /* looked at before it is opened: opening a FIFO blocks for ever, and opening and closing one
+     * would end a writer waiting on it */
+    if (stat(path, &st) != 0) return -1;
+    if (!S_ISREG(st.st_mode)) return DG_NOT_REGULAR;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) { /* replaced in between */
         int saved = errno;
         close(fd);
         errno = saved;
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
         return DG_NOT_REGULAR;
-    }
-    int flags = fcntl(fd, F_GETFL);
-    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) { /* reads of a regular file as usual */
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
     }
     return fd;
 }

@@ -1,6 +1,6 @@
 /* host/input_file.h — opening a file a user hands us (a model, a manifest, a key, a data set): a
  * regular file only. A FIFO would block the open for ever and a device might never end, so the
- * check is made on the open descriptor without blocking (O_NONBLOCK, then fstat). */
+ * path is looked at before it is opened (and the open file again, in case it was replaced). */
 #ifndef DG_INPUT_FILE_H
 #define DG_INPUT_FILE_H
 

@@ -65,21 +65,26 @@ static int by_name(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* 1 when some object in the tree names a member twice (or when out of memory: refuse rather than
- * guess). cJSON keeps the first of two, other readers the last: one file would say two things. */
-static int has_duplicate_names(const cJSON *node) {
-    int n = 0, dup = 0;
+/* A member name that some object in the tree has twice, or NULL. cJSON keeps the first of two,
+ * other readers the last: one file would say two things. *oom is set when out of memory. */
+static const char *duplicate_name(const cJSON *node, int *oom) {
+    int n = 0;
+    const char *dup = NULL;
     for (const cJSON *c = node->child; c; c = c->next) n++;
     if (cJSON_IsObject(node) && n > 1) {
         const char **names = malloc(sizeof(char *) * (size_t)n);
-        if (!names) return 1;
+        if (!names) {
+            *oom = 1;
+            return NULL;
+        }
         int k = 0;
         for (const cJSON *c = node->child; c; c = c->next) names[k++] = c->string ? c->string : "";
         qsort(names, (size_t)n, sizeof *names, by_name);
-        for (int i = 1; i < n && !dup; i++) dup = strcmp(names[i - 1], names[i]) == 0;
+        for (int i = 1; i < n && !dup; i++)
+            if (strcmp(names[i - 1], names[i]) == 0) dup = names[i];
         free(names);
     }
-    for (const cJSON *c = node->child; c && !dup; c = c->next) dup = has_duplicate_names(c);
+    for (const cJSON *c = node->child; c && !dup && !*oom; c = c->next) dup = duplicate_name(c, oom);
     return dup;
 }
 
@@ -87,7 +92,7 @@ cJSON *dg_json_parse_one(const char *text, size_t len) {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     while (root && end < text + len && (*end == ' ' || *end == '\n' || *end == '\r' || *end == '\t')) end++;
-    if (root && (end != text + len || has_duplicate_names(root))) { /* one document, nothing after it */
+    if (root && end != text + len) { /* one document and nothing after it */
         cJSON_Delete(root);
         root = NULL;
     }
@@ -98,8 +103,15 @@ cJSON *dg_json_open(const char *text, size_t len, const char *name, const char *
                     size_t err_len) {
     cJSON *root = dg_json_parse_one(text, len);
     const cJSON *f = root ? cJSON_GetObjectItemCaseSensitive(root, "format") : NULL;
-    if (!root) snprintf(err, err_len, "%s: not one JSON document (with no name twice in an object)", name);
-    else if (!cJSON_IsObject(root) || !cJSON_IsString(f) || strcmp(f->valuestring, format) != 0) {
+    int oom = 0;
+    const char *twice = root ? duplicate_name(root, &oom) : NULL;
+    if (!root) snprintf(err, err_len, "%s: not a JSON document", name);
+    else if (twice || oom) {
+        if (oom) snprintf(err, err_len, "%s: out of memory", name);
+        else snprintf(err, err_len, "%s: an object names \"%.60s\" twice", name, twice);
+        cJSON_Delete(root);
+        root = NULL;
+    } else if (!cJSON_IsObject(root) || !cJSON_IsString(f) || strcmp(f->valuestring, format) != 0) {
         snprintf(err, err_len, "%s: not a dnnguard %s (format \"%s\")", name, what, format);
         cJSON_Delete(root);
         root = NULL;

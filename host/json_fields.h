@@ -21,12 +21,11 @@ cJSON *dg_json_float_array(const float *v, int n);
  * (dg_write_private_text). 0, or −1 with err. */
 int dg_json_write_private(cJSON *root, const char *path, char *err, size_t err_len);
 
-/* Parse text as exactly one JSON document (white space may follow it, nothing else) in which no
- * object names a member twice; NULL otherwise. */
+/* Parse text as exactly one JSON document (white space may follow it, nothing else); NULL otherwise. */
 cJSON *dg_json_parse_one(const char *text, size_t len);
 
-/* Parse text as one JSON object whose "format" is `format`: the document, or NULL with err
- * "<name>: not a JSON document" or "<name>: not a dnnguard <what> (format "<format>")". */
+/* Parse text as one JSON object whose "format" is `format` and in which no object names a member
+ * twice: the document, or NULL with err "<name>: <why>". */
 cJSON *dg_json_open(const char *text, size_t len, const char *name, const char *format, const char *what, char *err,
                     size_t err_len);
 

@@ -52,10 +52,11 @@ float *dg_model_download(const dg_net *net);
  * infip extract) or train from it (train --init), which a NaN or infinite weight would make worthless
  * or break: 0 when every parameter (running statistics included) is finite, else -1 with err
  * "<path>: <tensor>[<index>] is NaN or infinite: ... needs a working model". */
+int dg_model_require_finite(const dg_net *net, const char *path, const char *what, char *err, size_t err_len);
+
 /* The SHA-256 of the net's loaded parameter values (running statistics included), in the net's
  * order: one model saved as two files (a checkpoint, a .pt, other metadata) has one digest. 0, or
  * −1 when out of memory. */
 int dg_model_digest(const dg_net *net, char hex[65]);
-int dg_model_require_finite(const dg_net *net, const char *path, const char *what, char *err, size_t err_len);
 
 #endif

@@ -140,11 +140,6 @@ static int read_whole_file(const char *path, uint8_t **bytes, size_t *size, char
         close(fd);
         return -1;
     }
-    if (!S_ISREG(st.st_mode)) {
-        dg_err_set(err, err_len, path, "not a regular file");
-        close(fd);
-        return -1;
-    }
     if (st.st_size < 0 || (uintmax_t)st.st_size > (uintmax_t)SIZE_MAX - 1) {
         dg_err_set(err, err_len, path, "file too large");
         close(fd);

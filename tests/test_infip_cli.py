@@ -149,16 +149,16 @@ def calibrate_checks(owner, indep, runs):
     zc = parse(r.stdout)
     check(r.returncode == 0 and "classifies" in r.stderr and zc["models"][0]["key_accuracy"] < 0.5,
           f"a calibration model far below the owner's key accuracy is warned of ({r.stderr.strip()[-200:]})")
-    # paths that are not UTF-8 are written as valid JSON: U+FFFD on stdout, '?' in the file's record
-    # (the SHA-256 identifies the model)
+    # paths that are not UTF-8 are written as valid JSON, with U+FFFD for such a byte (the SHA-256
+    # identifies the model)
     odd, odd_ref = P("indep\udcff.safetensors"), P("ref\udcff")
     shutil.copy(nulls[1], odd)
     shutil.copytree(P("zero-ref"), odd_ref)
     r = subprocess.run([DNNGUARD, "infip", "calibrate", "--reference", os.fsencode(odd_ref), "--force",
                         "--independent", os.fsencode(odd)], capture_output=True)
     out = json.loads(r.stdout.decode("utf-8")) if r.returncode == 0 else {}
-    check(r.returncode == 0 and "\ufffd" in out["reference"] and "?" in out["models"][0]["model"] and
-          "?" in json.load(open(os.path.join(odd_ref, "calibration.json")))["independent"][0]["model"],
+    check(r.returncode == 0 and "\ufffd" in out["reference"] and "\ufffd" in out["models"][0]["model"] and
+          "\ufffd" in json.load(open(os.path.join(odd_ref, "calibration.json")))["independent"][0]["model"],
           "paths that are not UTF-8: stdout and calibration.json stay valid JSON")
     r = run("infip", "calibrate", *mine, "--independent", ",".join(nulls), "--nets", "lenet5", "--margin", "0.01")
     c2 = parse(r.stdout)
@@ -183,7 +183,7 @@ def calibrate_checks(owner, indep, runs):
           f"a calibration of another architecture: verify says it does not speak of this suspect ({err})")
     with open(cal_path, "w") as fh:
         fh.write(json.dumps(cal)[:-1] + ', "margin": 0.5}')
-    expect_bad(["infip", "verify", "--model", indep, "--reference", cal_ref], "no name twice",
+    expect_bad(["infip", "verify", "--model", indep, "--reference", cal_ref], "\"margin\" twice",
                "a calibration naming a field twice (cJSON reads the first, Python the last)")
     with open(cal_path, "w") as fh:
         json.dump(dict(cal, independent=[dict(z, net="nonet") for z in cal["independent"]]), fh)

@@ -173,7 +173,7 @@ def with_meta(path, text, compress=False):
 
 for name, text, compress, says in (("list", "[1, 2]", False, "not an object"),
                                    ("number", '{"a": 1}', False, "not a string"),
-                                   ("twice", '{"a": "1", "a": "2"}', False, "twice"),
+                                   ("twice", '{"a": "1", "a": "2"}', False, "'a' twice"),
                                    ("trailing", '{"a": "1"} x', False, "not one JSON value"),
                                    ("utf8", b'{"a": "\xff"}', False, "UTF-8"),
                                    ("deflated", '{"a": "1"}', True, "compressed")):
