@@ -36,8 +36,9 @@ int dg_cmd_ssim(int argc, char **argv) {
             goto done;
         }
     if (img[0].w != img[1].w || img[0].h != img[1].h || img[0].channels != img[1].channels) {
-        dg_cli_error("ssim: %s is %dx%d with %d channel(s) but %s is %dx%d with %d", paths[0], img[0].w, img[0].h,
-                     img[0].channels, paths[1], img[1].w, img[1].h, img[1].channels);
+        dg_cli_error("ssim: %s is %dx%d with %d channel(s)%s but %s is %dx%d with %d%s", paths[0], img[0].w,
+                     img[0].h, img[0].channels, dg_png_stored_note(&img[0]), paths[1], img[1].w, img[1].h,
+                     img[1].channels, dg_png_stored_note(&img[1]));
         goto done;
     }
     if (!dg_ssim_fits(img[0].h, img[0].w, mode)) {

@@ -74,8 +74,9 @@ uint8_t *dg_fp_read_png(const char *path, const dg_fp_registry *r) {
     }
     uint8_t *planar = NULL;
     if (img.w != r->w || img.h != r->h || img.channels != r->c)
-        dg_cli_error("%s: the image is %dx%d with %d channel%s; the registry's fingerprints are %dx%d with %d", path,
-                     img.w, img.h, img.channels, img.channels == 1 ? "" : "s", r->w, r->h, r->c);
+        dg_cli_error("%s: the image is %dx%d with %d channel%s%s; the registry's fingerprints are %dx%d with %d", path,
+                     img.w, img.h, img.channels, img.channels == 1 ? "" : "s", dg_png_stored_note(&img), r->w, r->h,
+                     r->c);
     else if (!(planar = malloc((size_t)r->c * r->h * r->w)))
         dg_cli_error("%s: out of memory", path);
     else

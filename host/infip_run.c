@@ -115,8 +115,8 @@ static int read_reference_png(const char *dir, const char *name, const char *sha
     }
     int ok = img.w == w && img.h == h && img.channels == channels;
     if (!ok)
-        dg_cli_error("%s: %dx%d with %d channel(s), but the reference's keys are %dx%d with %d", path, img.w, img.h,
-                     img.channels, w, h, channels);
+        dg_cli_error("%s: %dx%d with %d channel(s)%s, but the reference's keys are %dx%d with %d", path, img.w, img.h,
+                     img.channels, dg_png_stored_note(&img), w, h, channels);
     else
         dg_fp_image_to_planar(&img, planar);
     dg_image_free(&img);

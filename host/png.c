@@ -99,7 +99,13 @@ static int run_decoder(decoder *d) {
     png_read_info(d->png, d->info);
 
     png_uint_32 w = png_get_image_width(d->png, d->info), h = png_get_image_height(d->png, d->info);
-    int stored = (png_get_color_type(d->png, d->info) & PNG_COLOR_MASK_COLOR) ? 3 : 1;
+    const int color_type = png_get_color_type(d->png, d->info);
+    int stored = (color_type & PNG_COLOR_MASK_COLOR) ? 3 : 1;
+    d->img.stored_as = color_type == PNG_COLOR_TYPE_PALETTE  ? "palette"
+                       : color_type == PNG_COLOR_TYPE_GRAY_ALPHA ? "grey+alpha"
+                       : color_type == PNG_COLOR_TYPE_RGB_ALPHA  ? "RGBA"
+                       : stored == 3                             ? "RGB"
+                                                                 : "grey";
     int stored_bits = png_get_bit_depth(d->png, d->info);
     int outc = d->want ? d->want : stored;
     png_set_expand(d->png);   /* palette → RGB, grey of 1/2/4 bits → 8, tRNS → alpha (then ignored) */
@@ -134,6 +140,14 @@ static int run_decoder(decoder *d) {
     d->img.channels = outc;
     d->img.stored_bits = stored_bits;
     return 0;
+}
+
+const char *dg_png_stored_note(const dg_image *img) {
+    const char *s = img->stored_as ? img->stored_as : "";
+    if (strcmp(s, "RGBA") == 0) return " (stored as RGBA: read as RGB, alpha dropped)";
+    if (strcmp(s, "grey+alpha") == 0) return " (stored as grey+alpha: read as grey, alpha dropped)";
+    if (strcmp(s, "palette") == 0) return " (stored with a colour palette: read as RGB, even where its colours are grey)";
+    return "";
 }
 
 int dg_png_decode(const uint8_t *bytes, size_t n, const char *name, dg_image *img, int want_channels, char *err,

@@ -13,7 +13,12 @@ typedef struct dg_image {
     int w, h, channels;
     uint8_t *pixels;
     int stored_bits; /* set by the reader: the file's bits per sample (1, 2, 4, 8, 16); ignored by the writer */
+    const char *stored_as; /* set by the reader: "grey", "grey+alpha", "RGB", "RGBA" or "palette" (static text) */
 } dg_image;
+
+/* For messages about a read image's channels: "" when the file held them as read (grey, RGB),
+ * else what it held and what reading made of it, e.g. " (stored as RGBA: read as RGB, alpha dropped)". */
+const char *dg_png_stored_note(const dg_image *img);
 
 /* Limits of the reader (and of the writer, so that what we write we can read back). */
 #define DG_PNG_MAX_SIDE 16384                       /* pixels, width and height */

@@ -1346,7 +1346,7 @@ static void make_png_seeds(buf *seeds, int *n_seeds) {
     char err[512];
     int n = 0;
     for (int c = 1; c <= 3; c += 2) {
-        dg_image im = {c == 1 ? 7 : 9, c == 1 ? 5 : 4, c, malloc(64 * 3), 0};
+        dg_image im = {c == 1 ? 7 : 9, c == 1 ? 5 : 4, c, malloc(64 * 3), 0, NULL};
         for (int i = 0; i < 64 * 3; i++) im.pixels[i] = (uint8_t)(i * 29);
         if (dg_png_write(png_path, &im, err, sizeof err) != 0) {
             fprintf(stderr, "PNG seed: %s\n", err);
@@ -1435,7 +1435,7 @@ static void fuzz_folder(int iterations, double deadline, int *done) {
         mkdir(paths[f], 0700);
         snprintf(paths[f], sizeof paths[f], "%s/%s/%s/%d.png", folder_root, split, cls, f);
         int c = f % 2 ? 3 : 1;
-        dg_image im = {W, H, c, malloc((size_t)W * H * 3), 0};
+        dg_image im = {W, H, c, malloc((size_t)W * H * 3), 0, NULL};
         for (int i = 0; i < W * H * c; i++) im.pixels[i] = (uint8_t)(i * 37 + f * 11);
         char err[512];
         CHECK(dg_png_write(paths[f], &im, err, sizeof err) == 0, "folder seed: %s", err);

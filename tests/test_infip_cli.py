@@ -414,6 +414,10 @@ def main():
     r = run("infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST, "--n", "5", "--out", REF,
             "--force")
     check(r.returncode == 0 and len(json.load(open(man_path))["keys"]) == 5, "--force replaces a reference")
+    Image.fromarray(np.zeros((28, 28, 4), np.uint8), "RGBA").save(P("rgba.png"))
+    Image.fromarray(np.zeros((28, 28), np.uint8), "L").save(P("grey.png"))
+    expect_bad(["ssim", P("rgba.png"), P("grey.png")], "stored as RGBA: read as RGB, alpha dropped",
+               "an RGBA image beside a grey one: the message says what the file held")
     expect_bad(["infip", "nothing"], "extract, verify or calibrate", "an unknown infip command")
     print(f"test_infip_cli: {time.time() - T0:.0f} s")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -51,7 +51,7 @@ static uint8_t *read_file(const char *path, size_t *n) {
 
 /* A deterministic image whose pixels run through all 256 values. */
 static dg_image make_image(int w, int h, int c, unsigned seed) {
-    dg_image im = {w, h, c, malloc((size_t)w * h * c), 0};
+    dg_image im = {w, h, c, malloc((size_t)w * h * c), 0, NULL};
     for (size_t i = 0; i < (size_t)w * h * c; i++) im.pixels[i] = (uint8_t)(i * 7 + seed * 31 + (i / 256) * 3);
     return im;
 }
@@ -189,7 +189,7 @@ static void test_round_trips(void) {
             dg_image_free(&im);
         }
     /* every value in both formats, checked value by value */
-    dg_image g = {256, 1, 1, malloc(256), 0}, rgb = {256, 1, 3, malloc(768), 0};
+    dg_image g = {256, 1, 1, malloc(256), 0, NULL}, rgb = {256, 1, 3, malloc(768), 0, NULL};
     for (int v = 0; v < 256; v++) {
         g.pixels[v] = (uint8_t)v;
         rgb.pixels[3 * v] = (uint8_t)v;
@@ -226,7 +226,7 @@ static void test_round_trips(void) {
     CHECK(!bad, "RGB → grey is not (19595 R + 38470 G + 7471 B + 32768) >> 16");
     /* a few known values of PIL's convert("L") */
     static const uint8_t px[][4] = {{255, 0, 0, 76}, {0, 255, 0, 150}, {0, 0, 255, 29}, {255, 255, 255, 255}, {1, 1, 1, 1}};
-    dg_image five = {5, 1, 3, malloc(15), 0};
+    dg_image five = {5, 1, 3, malloc(15), 0, NULL};
     for (int i = 0; i < 5; i++) memcpy(five.pixels + 3 * i, px[i], 3);
     dg_image_free(&back);
     CHECK(dg_png_write(path, &five, errbuf, sizeof errbuf) == 0 && dg_png_read(path, &back, 1, errbuf, sizeof errbuf) == 0,
@@ -403,7 +403,7 @@ static void test_formats(void) {
 
 /* Every way a file can be wrong: -1, a message that starts with the name, img zeroed. */
 static void expect_refused(const uint8_t *p, size_t n, const char *what, const char *must_say) {
-    dg_image im = {7, 7, 7, (uint8_t *)1, 0};
+    dg_image im = {7, 7, 7, (uint8_t *)1, 0, NULL};
     errbuf[0] = 0;
     int rc = dg_png_decode(p, n, "bad.png", &im, 0, errbuf, sizeof errbuf);
     CHECK(rc == -1 && names(errbuf, "bad.png") && im.pixels == NULL && im.w == 0 &&
@@ -506,8 +506,8 @@ static void test_refusals(void) {
         CHECK(count_dir_entries(dpath) == 0, "files left in a read-only folder");
         rmdir(dpath);
     }
-    dg_image bad_img[] = {{0, 3, 1, im.pixels, 0},  {3, 0, 3, im.pixels, 0}, {2, 2, 2, im.pixels, 0},
-                          {2, 2, 4, im.pixels, 0},  {2, 2, 3, NULL, 0},     {16385, 1, 1, im.pixels, 0}};
+    dg_image bad_img[] = {{0, 3, 1, im.pixels, 0, NULL},  {3, 0, 3, im.pixels, 0, NULL}, {2, 2, 2, im.pixels, 0, NULL},
+                          {2, 2, 4, im.pixels, 0, NULL},  {2, 2, 3, NULL, 0, NULL},     {16385, 1, 1, im.pixels, 0, NULL}};
     for (size_t i = 0; i < sizeof bad_img / sizeof *bad_img; i++)
         CHECK(dg_png_write(path, &bad_img[i], errbuf, sizeof errbuf) == -1 && names(errbuf, path),
               "bad image %zu written: '%s'", i, errbuf);
