@@ -12,6 +12,7 @@
 
 int dg_train_parse(const char *command, int argc, char **argv, dg_train_opts *o, int from_model, const char **model,
                    const dg_opt *extra, int n_extra) {
+    o->command = command;
     const dg_opt start_train[] = {
         {"init", DG_OPT_STR, &o->init, "start from these weights instead of a fresh initialisation"},
         {"wm", DG_OPT_STR, &o->wm, "watermark key (dnnguard wm keygen): embed it while training"},

@@ -29,6 +29,7 @@
 
 void dg_train_defaults(dg_train_opts *o) {
     memset(o, 0, sizeof *o);
+    o->command = "train";
     o->opt = "sgd";
     o->schedule = "const";
     o->backend = "auto";
@@ -326,14 +327,14 @@ done:
 
 int dg_train_check_names(const dg_train_opts *o) {
     if (strcmp(o->opt, "sgd") != 0 && strcmp(o->opt, "adam") != 0 && strcmp(o->opt, "adamw") != 0) {
-        dg_cli_error("train: --opt must be sgd, adam or adamw, not '%s'", o->opt);
+        dg_cli_error("%s: --opt must be sgd, adam or adamw, not '%s'", o->command, o->opt);
         return -1;
     }
     const char *schedules[] = {"const", "step", "multistep", "cosine"};
     int known = 0;
     for (int i = 0; i < 4; i++) known |= strcmp(o->schedule, schedules[i]) == 0;
     if (!known) {
-        dg_cli_error("train: --schedule must be const, step, multistep or cosine, not '%s'", o->schedule);
+        dg_cli_error("%s: --schedule must be const, step, multistep or cosine, not '%s'", o->command, o->schedule);
         return -1;
     }
     return 0;
@@ -341,60 +342,60 @@ int dg_train_check_names(const dg_train_opts *o) {
 
 static int check_opts(const dg_train_opts *o) {
     if (!o->out) {
-        dg_cli_error("train: --out FILE is required");
+        dg_cli_error("%s: --out FILE is required", o->command);
         return -1;
     }
     /* the parser has refused NaN and infinities; what is left is each option's own range */
     if (o->epochs < 1 || o->batch < 1 || !(o->lr > 0.0f) || o->weight_decay < 0.0f) {
-        dg_cli_error("train: --epochs and --batch must be ≥ 1, --lr > 0, --wd ≥ 0");
+        dg_cli_error("%s: --epochs and --batch must be ≥ 1, --lr > 0, --wd ≥ 0", o->command);
         return -1;
     }
     if (!(o->momentum >= 0.0f && o->momentum < 1.0f) || !(o->beta1 >= 0.0f && o->beta1 < 1.0f) ||
         !(o->beta2 >= 0.0f && o->beta2 < 1.0f)) {
-        dg_cli_error("train: --momentum, --beta1 and --beta2 must be in [0, 1)");
+        dg_cli_error("%s: --momentum, --beta1 and --beta2 must be in [0, 1)", o->command);
         return -1;
     }
     if (o->nesterov && (strcmp(o->opt, "sgd") != 0 || o->momentum == 0.0f)) {
-        dg_cli_error("train: --nesterov needs --opt sgd with a --momentum above 0 (as torch.optim.SGD)");
+        dg_cli_error("%s: --nesterov needs --opt sgd with a --momentum above 0 (as torch.optim.SGD)", o->command);
         return -1;
     }
     if (!(o->gamma > 0.0f) || o->step_size < 1) {
-        dg_cli_error("train: --gamma must be > 0 and --step-size ≥ 1");
+        dg_cli_error("%s: --gamma must be > 0 and --step-size ≥ 1", o->command);
         return -1;
     }
     if (o->augment < -1 || o->augment > 1) {
-        dg_cli_error("train: --augment must be 0 (off) or 1 (on), not %d", o->augment);
+        dg_cli_error("%s: --augment must be 0 (off) or 1 (on), not %d", o->command, o->augment);
         return -1;
     }
     if (o->subset < 0 || o->warmup_epochs < 0 || o->warmup_epochs > o->epochs || o->eval_every < 0 ||
         o->ckpt_every < 0 || o->stop_after < 0 || o->wm_lambda < 0.0f) {
-        dg_cli_error("train: --subset, --eval-every, --ckpt-every, --stop-after and --wm-lambda must be ≥ 0, "
-                     "--warmup-epochs from 0 to --epochs");
+        dg_cli_error("%s: --subset, --eval-every, --ckpt-every, --stop-after and --wm-lambda must be ≥ 0, "
+                     "--warmup-epochs from 0 to --epochs", o->command);
         return -1;
     }
     if (!(o->label_smoothing >= 0.0f && o->label_smoothing < 1.0f)) {
-        dg_cli_error("train: --label-smoothing must be in [0, 1)");
+        dg_cli_error("%s: --label-smoothing must be in [0, 1)", o->command);
         return -1;
     }
     if (!(o->clip_grad_norm >= 0.0f) || isinf(o->clip_grad_norm)) {
-        dg_cli_error("train: --clip-grad-norm must be a finite number ≥ 0 (0: no clipping)");
+        dg_cli_error("%s: --clip-grad-norm must be a finite number ≥ 0 (0: no clipping)", o->command);
         return -1;
     }
     if (strcmp(o->split, "train") != 0 && strcmp(o->split, "test") != 0) {
-        dg_cli_error("train: --split must be train or test, not '%s'", o->split);
+        dg_cli_error("%s: --split must be train or test, not '%s'", o->command, o->split);
         return -1;
     }
     if (dg_train_check_names(o) != 0) return -1;
     int m[64];
     if (strcmp(o->schedule, "multistep") == 0 && (!o->milestones || parse_milestones(o->milestones, m, 32) <= 0)) {
-        dg_cli_error("train: --schedule multistep needs --milestones E1,E2,... (epochs)");
+        dg_cli_error("%s: --schedule multistep needs --milestones E1,E2,... (epochs)", o->command);
         return -1;
     }
     int n_save = o->save_epochs ? parse_milestones(o->save_epochs, m, 64) : 0;
     for (int i = 0; i < n_save; i++)
         if (m[i] < 1 || m[i] > o->epochs) n_save = -1;
     if (n_save < 0 || (o->save_epochs && n_save == 0)) {
-        dg_cli_error("train: --save-epochs must list epochs from 1 to --epochs (%d), e.g. 20,50", o->epochs);
+        dg_cli_error("%s: --save-epochs must list epochs from 1 to --epochs (%d), e.g. 20,50", o->command, o->epochs);
         return -1;
     }
     return 0;
@@ -405,7 +406,7 @@ static int outputs_unwritable(const dg_train_opts *o) {
     char err[512];
     char *ckpt = o->checkpoint ? strdup(o->checkpoint) : derive_checkpoint_path(o->out);
     if (!ckpt) {
-        dg_cli_error("train: out of memory");
+        dg_cli_error("%s: out of memory", o->command);
         return 1;
     }
     int bad = 1;
@@ -415,13 +416,14 @@ static int outputs_unwritable(const dg_train_opts *o) {
     int clash = dg_same_file(o->out, o->wm) || dg_same_file(ckpt, o->wm) || dg_same_file(o->log, o->wm) ||
                 dg_same_file(ckpt, o->init) || dg_same_file(o->log, o->init);
     if (dg_same_file(o->out, ckpt) || dg_same_file(o->out, o->log) || dg_same_file(ckpt, o->log))
-        dg_cli_error("train: --out, the checkpoint (%s) and --log must be three files", ckpt);
+        dg_cli_error("%s: --out, the checkpoint (%s) and --log must be three files", o->command, ckpt);
     else if (clash)
-        dg_cli_error("train: the checkpoint (%s) and --log may not be the --init file, nor any output the --wm key",
+        dg_cli_error("%s: the checkpoint (%s) and --log may not be the --init file, nor any output the --wm key",
+                     o->command,
                      ckpt);
     else if (dg_check_writable(o->out, err, sizeof err) != 0 || dg_check_writable(ckpt, err, sizeof err) != 0 ||
              (o->log && dg_check_openable(o->log, err, sizeof err) != 0))
-        dg_cli_error("train: %s", err);
+        dg_cli_error("%s: %s", o->command, err);
     else
         bad = 0;
     free(ckpt);
@@ -511,7 +513,8 @@ int dg_train(const dg_train_opts *o) {
         key = malloc(sizeof *key);
         if (!key || dg_wm_key_read(o->wm, key, err, sizeof err) != 0 ||
             dg_wm_embed_init(&wm, key, o->wm_lambda, net, err, sizeof err) != 0) {
-            dg_cli_error("%s", key ? err : "train: out of memory");
+            if (key) dg_cli_error("%s", err);
+            else dg_cli_error("%s: out of memory", o->command);
             goto done;
         }
     }
@@ -524,7 +527,7 @@ int dg_train(const dg_train_opts *o) {
     loader = dg_loader_new(&train, o->batch, o->seed, 1, augment);
     if (!s.a || (s.adam && !s.b) || !probs || !pred || !loader ||
         dg_dist_grads_init(&grads, dist, net, key ? dg_net_find_param(net, key->layer) : -1) != 0) {
-        dg_cli_error("train: out of memory");
+        dg_cli_error("%s: out of memory", o->command);
         goto done;
     }
     dg_loader_shard(loader, dist->rank, dist->size);
@@ -616,7 +619,8 @@ int dg_train(const dg_train_opts *o) {
             step++;
             double step_loss = step_sums[2] > 0 ? step_sums[0] / step_sums[2] : 0.0;
             if (!isfinite(step_loss)) {
-                dg_cli_error("train: the loss is %g at epoch %d step %d; lower --lr", step_loss, epoch + 1, step);
+                dg_cli_error("%s: the loss is %g at epoch %d step %d; lower --lr", o->command, step_loss, epoch + 1,
+                             step);
                 goto done;
             }
             double t = dg_now_s();
@@ -680,7 +684,8 @@ int dg_train(const dg_train_opts *o) {
             snprintf(tag, sizeof tag, "epoch%d", epoch + 1);
             snap = derive_path(o->out, tag, 1);
             if (!snap || dg_model_save(net, snap, NULL, 0, NULL, NULL, 0, err, sizeof err) != 0) {
-                dg_cli_error("%s", snap ? err : "train: out of memory");
+                if (snap) dg_cli_error("%s", err);
+                else dg_cli_error("%s: out of memory", o->command);
                 free(snap);
                 goto done;
             }

@@ -9,6 +9,7 @@
 #include "dist.h"
 
 typedef struct dg_train_opts {
+    const char *command;    /* what messages start with: "train" (default), "attack finetune", ... */
     const char *net, *data, *out, *init, *log, *checkpoint, *backend;
     const char *opt;        /* "sgd" | "adam" */
     const char *schedule;   /* "const" | "step" | "multistep" | "cosine" */

@@ -331,6 +331,10 @@ log = [json.loads(line) for line in open(P("ft2.jsonl"))] if r.returncode == 0 e
 check([e.get("step") for e in log] == [5, 10], f"--subset 600 at batch 128: 5 steps an epoch ({[e.get('step') for e in log]})")
 expect_bad(["attack", "finetune", "--model", P("m.safetensors"), "--net", "lenet5", "--data", MNIST, "--wm",
             P("key.json"), "--out", P("no.safetensors")], "--wm", "attack finetune with --wm (it never embeds)")
+expect_bad(["attack", "finetune", "--model", P("m.safetensors"), "--net", "lenet5", "--data", MNIST, "--lr", "-1",
+            "--out", P("no.safetensors")], "attack finetune: --epochs", "attack finetune's errors name attack finetune")
+expect_bad(["attack", "overwrite", "--model", P("m.safetensors"), "--net", "lenet5", "--data", MNIST, "--opt", "rms",
+            "--out", P("no.safetensors")], "attack overwrite: --opt", "attack overwrite's errors name attack overwrite")
 
 # Refusals and bad input: one line, exit 2, no output file.
 random_weights("resnet18-cifar", 3, P("resnet.safetensors"))
