@@ -16,12 +16,20 @@
 #endif
 
 void dg_cli_error(const char *fmt, ...) {
+    char line[8192];
     va_list ap;
     va_start(ap, fmt);
-    fputs("dnnguard: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    fputs("dnnguard: ", stderr);
+    /* one line whatever a path holds: a newline or another control character in a file name is
+     * written as an escape, not as a line break */
+    for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
+        if (*p == '\n') fputs("\\n", stderr);
+        else if (*p < 0x20 && *p != '\t') fprintf(stderr, "\\x%02x", *p);
+        else fputc(*p, stderr);
+    }
+    fputc('\n', stderr);
 }
 
 dg_json_num dg_json_fixed(double v, int decimals) {
@@ -54,6 +62,19 @@ size_t dg_utf8_length(const unsigned char *p) {
         (n == 4 && p[0] == 0xf0 && p[1] < 0x90) || (n == 4 && p[0] == 0xf4 && p[1] >= 0x90))
         return 0;
     return n;
+}
+
+int dg_utf8_clean(const char *in, char *out, size_t cap) {
+    size_t at = 0;
+    const unsigned char *q = (const unsigned char *)in;
+    while (*q && at + 4 < cap) {
+        size_t len = dg_utf8_length(q);
+        memcpy(out + at, len ? (const char *)q : "\xef\xbf\xbd", len ? len : 3);
+        at += len ? len : 3;
+        q += len ? len : 1;
+    }
+    if (cap) out[at] = 0;
+    return *q ? -1 : 0;
 }
 
 void dg_json_string(FILE *out, const char *s) {

@@ -52,6 +52,9 @@ dg_cli_device_info dg_cli_device(const dg_backend *be);
 void dg_json_string(FILE *out, const char *s);
 /* The length of the UTF-8 character at p (1–4), or 0 when the bytes there are not one. */
 size_t dg_utf8_length(const unsigned char *p);
+/* in as UTF-8 text for a record (a path in JSON or metadata): each byte that is not UTF-8 becomes
+ * U+FFFD. 0, or −1 when out (cap bytes) cannot hold it all (out then holds a cut, terminated text). */
+int dg_utf8_clean(const char *in, char *out, size_t cap);
 
 /* A number as JSON text: v with `decimals` digits after the point (dg_json_fixed, "%.*f") or
  * `digits` significant ones (dg_json_sig, "%.*g"), or null when v is NaN or infinite, which JSON

@@ -604,17 +604,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         }
         /* the path as a record: JSON text is UTF-8, so a byte that is not becomes U+FFFD, as on stdout
          * (the SHA-256 identifies the model) */
-        size_t at = 0;
-        const unsigned char *q = (const unsigned char *)models[i];
-        while (*q && at + 4 < sizeof z->model) {
-            size_t len = dg_utf8_length(q);
-            const unsigned char *from = len ? q : (const unsigned char *)"\xef\xbf\xbd";
-            memcpy(z->model + at, from, len ? len : 3);
-            at += len ? len : 3;
-            q += len ? len : 1;
-        }
-        z->model[at] = 0;
-        if (*q) {
+        if (dg_utf8_clean(models[i], z->model, sizeof z->model) != 0) {
             dg_cli_error("infip calibrate: '%.60s...': a path too long to record", models[i]);
             goto done;
         }

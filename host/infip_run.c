@@ -148,6 +148,19 @@ int dg_infip_reference_load(const char *dir, dg_infip_reference *ref) {
             dg_infip_reference_free(ref);
             return -1;
         }
+    /* fingerprints with (almost) no grey level make every model look alike: ASSIM 1 for anyone */
+    size_t black = 0, white = 0, all = plane * (size_t)m->n_keys;
+    for (size_t i = 0; i < all; i++) {
+        black += ref->owner[i] == 0;
+        white += ref->owner[i] == 255;
+    }
+    if (black + white >= 0.99 * (double)all) {
+        dg_cli_error("%s: the fingerprints are %.1f%% black and %.1f%% white: they cannot tell one model from "
+                     "another (extract the reference again with a lambda that keeps grey levels; docs/infip.md)", dir,
+                     100.0 * black / all, 100.0 * white / all);
+        dg_infip_reference_free(ref);
+        return -1;
+    }
     return 0;
 }
 

@@ -34,7 +34,8 @@ int dg_infip_write_png(const char *dir, const char *name, const uint8_t *planar,
 int dg_infip_all_finite(const float *v, size_t n);
 
 /* The owner's reference folder, read whole and checked before any suspect is looked at: the
- * manifest, and every PNG's SHA-256 against it, its size and channels. */
+ * manifest, every PNG's SHA-256 against it, its size and channels, and fingerprints that keep grey
+ * levels (99% or more black and white pixels tell no model apart: refused). */
 typedef struct dg_infip_reference {
     dg_infip_manifest m;
     uint8_t *keys;  /* [n_keys, c, h, w] the key images' planar pixels */

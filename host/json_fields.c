@@ -99,6 +99,19 @@ cJSON *dg_json_parse_one(const char *text, size_t len) {
     return root;
 }
 
+/* Whether a JSON text escapes a NUL (\u0000): cJSON ends a string or a member name there, other
+ * readers keep what follows, so "digits\u0000" would be a member cJSON calls "digits". */
+static int has_nul_escape(const char *text, size_t len) {
+    for (size_t i = 0; i + 1 < len; i++)
+        if (text[i] == '\\') {
+            if (text[i + 1] == 'u' && i + 5 < len && text[i + 2] == '0' && text[i + 3] == '0' && text[i + 4] == '0' &&
+                text[i + 5] == '0')
+                return 1;
+            i++; /* the escaped character: \\u0000 in the text is a backslash, then u0000 */
+        }
+    return 0;
+}
+
 cJSON *dg_json_open(const char *text, size_t len, const char *name, const char *format, const char *what, char *err,
                     size_t err_len) {
     cJSON *root = dg_json_parse_one(text, len);
@@ -106,7 +119,11 @@ cJSON *dg_json_open(const char *text, size_t len, const char *name, const char *
     int oom = 0;
     const char *twice = root ? duplicate_name(root, &oom) : NULL;
     if (!root) snprintf(err, err_len, "%s: not a JSON document", name);
-    else if (twice || oom) {
+    else if (has_nul_escape(text, len)) {
+        snprintf(err, err_len, "%s: a string holds \\u0000 (cJSON would cut it there, other readers not)", name);
+        cJSON_Delete(root);
+        root = NULL;
+    } else if (twice || oom) {
         if (oom) snprintf(err, err_len, "%s: out of memory", name);
         else snprintf(err, err_len, "%s: an object names \"%.60s\" twice", name, twice);
         cJSON_Delete(root);

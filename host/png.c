@@ -8,9 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "atomic_file.h"
 #include "error.h"
+#include "input_file.h"
 
 /* ------------------------------------------------------------------------------------------- */
 /* libpng's error and warning functions: nothing printed, the message kept for the caller         */
@@ -207,9 +209,11 @@ int dg_png_read(const char *path, dg_image *img, int want_channels, char *err, s
         dg_err_set(err, err_len, "(null)", "no input path given");
         return -1;
     }
-    FILE *f = fopen(path, "rb");
+    int fd = dg_open_regular(path); /* a FIFO would block, a device feed 512 MiB before being refused */
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
     if (!f) {
-        dg_err_set(err, err_len, path, "%s", strerror(errno));
+        dg_err_set(err, err_len, path, "%s", fd == DG_NOT_REGULAR ? "not a regular file" : strerror(errno));
+        if (fd >= 0) close(fd);
         return -1;
     }
     uint8_t *bytes = NULL;

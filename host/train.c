@@ -181,6 +181,7 @@ enum { RUN_CONFIG_N = 10 };
 typedef struct run_config {
     const char *key[RUN_CONFIG_N], *value[RUN_CONFIG_N], *before[RUN_CONFIG_N];
     char seed[32], batch[32], smoothing[32], subset[32];
+    char data[3 * 4096 + 8]; /* the data spec as UTF-8: metadata is text, a folder's name may not be */
 } run_config;
 
 static void run_config_of(const dg_train_opts *o, const char *wm_sig, run_config *c) {
@@ -188,8 +189,9 @@ static void run_config_of(const dg_train_opts *o, const char *wm_sig, run_config
     snprintf(c->batch, sizeof c->batch, "%d", o->batch);
     snprintf(c->smoothing, sizeof c->smoothing, "%.9g", (double)o->label_smoothing);
     snprintf(c->subset, sizeof c->subset, "%d", o->subset);
+    dg_utf8_clean(o->data ? o->data : "", c->data, sizeof c->data);
     const char *pairs[RUN_CONFIG_N][3] = {
-        {"format", "dnnguard-checkpoint-1", NULL}, {"net", o->net, NULL}, {"data", o->data, NULL},
+        {"format", "dnnguard-checkpoint-1", NULL}, {"net", o->net, NULL}, {"data", o->data ? c->data : NULL, NULL},
         {"split", o->split, NULL}, {"opt", o->opt, NULL}, {"wm", wm_sig, NULL}, {"seed", c->seed, NULL},
         {"batch", c->batch, NULL}, {"label_smoothing", c->smoothing, "0"}, {"subset", c->subset, "0"}};
     for (int i = 0; i < RUN_CONFIG_N; i++) {

@@ -393,4 +393,25 @@ check(r1.returncode == 0 and r2.returncode == 0 and filecmp.cmp(P("plain.safeten
 check(bogus.returncode == 0 and filecmp.cmp(P("plain.safetensors"), P("bogus.safetensors"), shallow=False),
       "DNNGUARD_CPU_CONV=fast trains the same weights as the default")
 
+# a data folder whose name is not UTF-8 (Latin-1 "café"): the checkpoint's metadata records it as
+# UTF-8 text, so training and resuming work (the checkpoint was refused after the first epoch)
+latin = os.fsencode(P("caf")) + b"\xe9"
+os.mkdir(latin)
+mnist_dir = MNIST.split(":", 1)[1]
+for name in os.listdir(mnist_dir):
+    os.symlink(os.path.join(os.path.abspath(mnist_dir), name), os.path.join(latin, os.fsencode(name)))
+spec = b"mnist:" + latin
+base = [os.fsencode(DNNGUARD), b"train", b"--net", b"lenet5", b"--data", spec, b"--subset", b"500", b"--eval-every",
+        b"0", b"--out", os.fsencode(P("latin.safetensors"))]
+r1 = subprocess.run(base + [b"--epochs", b"1"], capture_output=True)
+r2 = subprocess.run(base + [b"--epochs", b"2", b"--resume"], capture_output=True)
+check(r1.returncode == 0 and r2.returncode == 0 and json.loads(r2.stdout.decode().splitlines()[-1])["epochs"] == 2,
+      f"train and --resume on a data folder whose name is not UTF-8 ({r1.returncode}, {r2.returncode}, "
+      f"{r1.stderr.decode(errors='replace').strip()[-200:]})")
+# a path with a newline still makes one line of error
+r = run("info", "--model", P("no\nsuch.safetensors"))
+lines = [l for l in r.stderr.splitlines() if l.strip()]
+check(r.returncode == 2 and len(lines) == 1 and "no\\nsuch" in lines[0],
+      f"a path with a newline in an error: one line, the newline escaped ({r.stderr!r})")
+
 done()

@@ -278,6 +278,10 @@ def main():
              "--out", P("ref-black"))
     check(r4.returncode == 0 and "100.0% of the fingerprint pixels are black" in r4.stderr,
           f"a lambda that leaves every fingerprint black is warned of ({r4.stderr.strip()[-200:]})")
+    expect_bad(["infip", "verify", "--model", indep, "--reference", P("ref-black")], "cannot tell one model",
+               "verify of an all-black reference (every model would score ASSIM 1)")
+    expect_bad(["infip", "calibrate", "--reference", P("ref-black"), "--independent", indep], "cannot tell one model",
+               "calibrate of an all-black reference")
     r4 = run("infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST, "--n", "5", "--out", P("ref-ok"))
     check(r4.returncode == 0 and not r4.stderr.strip(), "lambda 5000 on MNIST: no warning")
 
@@ -414,6 +418,9 @@ def main():
     r = run("infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST, "--n", "5", "--out", REF,
             "--force")
     check(r.returncode == 0 and len(json.load(open(man_path))["keys"]) == 5, "--force replaces a reference")
+    os.mkfifo(P("fifo.png"))
+    r = run("ssim", P("fifo.png"), P("rgba.png"), timeout=60)
+    check(r.returncode == 2 and "not a regular file" in r.stderr, "a FIFO as a PNG: exit 2 at once, not a hang")
     Image.fromarray(np.zeros((28, 28, 4), np.uint8), "RGBA").save(P("rgba.png"))
     Image.fromarray(np.zeros((28, 28), np.uint8), "L").save(P("grey.png"))
     expect_bad(["ssim", P("rgba.png"), P("grey.png")], "stored as RGBA: read as RGB, alpha dropped",

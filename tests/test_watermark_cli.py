@@ -238,6 +238,9 @@ check(rc == 0 and out.get("verified") is True and 0 < out.get("p_chance", 1) < 1
       f"--min-match 12 on the watermarked model: still verified ({out.get('p_chance')})")
 forged = dict(key, a=1e-9, b=5.0, digits="5555555555555")
 json.dump(forged, open(P("forged.json"), "w"))
+open(P("nul.json"), "w").write(json.dumps(key).replace('"digits"', '"digits\\u0000"', 1))
+expect_bad(["wm", "verify", "--model", P("clean.safetensors"), "--key", P("nul.json")], "u0000",
+           "a key naming a member 'digits\\u0000' (cJSON reads 'digits', Python another member)")
 expect_bad(["wm", "verify", "--model", P("clean.safetensors"), "--key", P("forged.json")], "9 / (w_max - w_min)",
            "a key whose map is not its range's (every weight would read 5)")
 wide = dict(key, w_min=-1.1e6, w_max=0.9e6, a=9 / 2e6, b=9 / 2e6 * 1.1e6, digits="5555555555555")
