@@ -59,6 +59,8 @@ static int on_ranks(const char *command, int argc, char **argv, int (*run)(int, 
     return dg_dist_finish(&dist, run(argc, argv, &dist));
 }
 
+#define BATCH_OPT(v) \
+    {"batch", DG_OPT_INT, &(v), "keys per pass (default: what fits 1 GiB of activations, at most 256)"}
 #define DIST_OPT(v) \
     {"dist", DG_OPT_STR, &(v), "none | mpi: the keys split across the ranks mpirun or srun started (default none)"}
 
@@ -104,7 +106,7 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         {"lambda", DG_OPT_FLOAT, &lambda, "fingerprint = clip(round(lambda · relevance), 0, 255) (default 5000)"},
         {"inject", DG_OPT_STR, &inject_text, "relevance at the predicted logit: one (default) | logit (its value)"},
         {"stabilizer", DG_OPT_FLOAT, &eps, "eps of the rules' denominators (default 1e-9)"},
-        {"batch", DG_OPT_INT, &batch, "keys per pass (default: what fits 1 GiB of activations, at most 256)"},
+        BATCH_OPT(batch),
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
         {"out", DG_OPT_STR, &out, "the reference folder to write"},
         {"force", DG_OPT_FLAG, &force, "replace a reference already in --out"},
@@ -275,7 +277,7 @@ static int extract(int argc, char **argv, dg_dist *dist) {
            (double)saturated / ((double)plane * n), (double)zeros / ((double)plane * n), net->batch, be->name,
            dist->size, (double)dg_relevance_device_bytes(rel_plan) / (1 << 20), seconds,
            n / (seconds > 0 ? seconds : 1e-9));
-    if (saturated + zeros >= 0.99 * (double)plane * n) /* λ far off: images with (almost) no grey level */
+    if (saturated + zeros >= DG_INFIP_FLAT_SHARE * (double)plane * n) /* λ far off: (almost) no grey level */
         fprintf(stderr, "infip extract: warning: %.1f%% of the fingerprint pixels are black and %.1f%% white: at "
                 "--lambda %g the fingerprints keep almost no relevance, and SSIM will find unrelated models alike "
                 "(choose lambda by the grey range: docs/infip.md)\n", 100.0 * zeros / ((double)plane * n),
@@ -331,7 +333,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         {"threshold", DG_OPT_DOUBLE, &threshold_opt,
          "ASSIM at or above it says pirated (default: the reference's calibration, else the paper's 0.85)"},
         {"mode", DG_OPT_STR, &mode_text, "SSIM form: global (the paper's, default) | gaussian (11x11, sigma 1.5)"},
-        {"batch", DG_OPT_INT, &batch, "keys per pass (default: what fits 1 GiB of activations, at most 256)"},
+        BATCH_OPT(batch),
         {"out", DG_OPT_STR, &out, "also write the suspect's fingerprints (PNG) into this folder"},
         {"per-key", DG_OPT_FLAG, &per_key, "list every key's SSIM and predictions in the JSON"},
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
@@ -355,41 +357,30 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     char err[512], sha[65];
+    rc = DG_EXIT_BAD_INPUT;
+    int calibrated = 0, made_out = 0;
+    dg_infip_calibration cal = {0};
+    dg_infip_score sc = {0};
     /* the whole reference is checked before the suspect is looked at */
     dg_infip_reference ref;
-    if (dg_infip_reference_load(reference, &ref) != 0) return DG_EXIT_BAD_INPUT;
+    if (dg_infip_reference_load(reference, &ref) != 0) goto done; /* (it leaves ref empty) */
     const dg_infip_manifest *m = &ref.m;
-    if (!same_on_ranks(dist, m->file_sha256, reference)) {
-        dg_infip_reference_free(&ref);
-        return DG_EXIT_BAD_INPUT;
-    }
-    dg_infip_calibration cal = {0};
-    int calibrated = 0;
+    if (!same_on_ranks(dist, m->file_sha256, reference)) goto done;
     double threshold = threshold_opt;
     const char *source = "--threshold";
     if (!dg_cli_given(argc, argv, "threshold")) { /* the reference's own calibration decides, if it has one */
         if (dg_dist_is_root(dist)) calibrated = read_calibration(reference, m, &cal); /* rank 0 decides */
         dg_dist_broadcast(dist, &calibrated, sizeof calibrated);
-        if (calibrated < 0) {
-            dg_infip_reference_free(&ref);
-            return DG_EXIT_BAD_INPUT;
-        }
+        if (calibrated < 0) goto done;
         /* the paper's 0.85 is not safe on every data set (docs/infip.md): the JSON says whose it is */
         source = calibrated ? "calibrated (calibration.json)" : "the paper's default, not calibrated";
         if (calibrated) threshold = cal.threshold[mode];
         dg_dist_broadcast(dist, &threshold, sizeof threshold);
     }
     if (!net_name) net_name = m->net;
-    rc = DG_EXIT_BAD_INPUT;
-    int made_out = 0;
-    dg_infip_score sc = {0};
     if (!dg_ssim_fits(m->h, m->w, mode)) {
         dg_cli_error("infip verify: %dx%d fingerprints are smaller than the %dx%d window of --mode gaussian", m->w,
                      m->h, DG_SSIM_WINDOW, DG_SSIM_WINDOW);
-        goto done;
-    }
-    if (calibrated && isnan(threshold)) { /* not reachable from calibrate, which computes both forms that fit */
-        dg_cli_error("%s/" DG_INFIP_CALIBRATION ": no threshold for --mode %s", reference, mode_text);
         goto done;
     }
     if (dg_sha256_file(model, sha, err, sizeof err) != 0) {
@@ -424,7 +415,6 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     int pirated = s->assim >= threshold;
     /* the verdict's figures exactly: 0.999999996 printed as 1.000000 looked as if it met 1, and a
      * rounded ASSIM beside a calibrated threshold could read as the other verdict */
-    dg_json_num threshold_text = dg_json_exact(threshold);
     printf("{\"model\": ");
     dg_json_string(stdout, model);
     printf(", \"net\": ");
@@ -438,7 +428,8 @@ static int verify(int argc, char **argv, dg_dist *dist) {
            "\"backend\": \"%s\", \"seconds\": %.3f",
            sha, m->model_sha256, strcmp(sha, m->model_sha256) == 0 ? "true" : "false", dg_ssim_mode_name(mode), n,
            dg_json_exact(s->assim).s, s->min, s->median, s->max, s->std, s->below, sc.nonfinite,
-           (double)sc.agree / n, threshold_text.s, source, pirated ? "true" : "false", pirated ? "pirated" : "not pirated", be->name, sc.seconds);
+           (double)sc.agree / n, dg_json_exact(threshold).s, source, pirated ? "true" : "false",
+           pirated ? "pirated" : "not pirated", be->name, sc.seconds);
     int net_calibrated = 0; /* the bound speaks of models like the calibration's: is the suspect's net among them? */
     for (int i = 0; i < cal.n; i++) net_calibrated |= strcmp(cal.nulls[i].net, net_name) == 0;
     if (calibrated)
@@ -520,7 +511,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         {"margin", DG_OPT_DOUBLE, &margin,
          "added to the highest independent ASSIM, in [0, 1) (default 1e-4: covers the rounding of other batch sizes "
          "and ranks)"},
-        {"batch", DG_OPT_INT, &batch, "keys per pass (default: what fits 1 GiB of activations, at most 256)"},
+        BATCH_OPT(batch),
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
         {"force", DG_OPT_FLAG, &force, "replace the reference's calibration"},
         DIST_OPT(dist_name),
@@ -597,15 +588,11 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
     for (int i = 0; i < n; i++) {
         dg_infip_null *z = &cal.nulls[i];
         const char *net_name = n_nets == 0 ? m->net : nets[n_nets == 1 ? 0 : i];
-        if (strlen(models[i]) >= sizeof z->model || strlen(net_name) >= sizeof z->net) {
-            dg_cli_error("infip calibrate: a model path of %zu or more characters, or a net name of %zu or more: "
-                         "'%.60s...'", sizeof z->model, sizeof z->net, models[i]);
-            goto done;
-        }
         /* the path as a record: JSON text is UTF-8, so a byte that is not becomes U+FFFD, as on stdout
          * (the SHA-256 identifies the model) */
-        if (dg_utf8_clean(models[i], z->model, sizeof z->model) != 0) {
-            dg_cli_error("infip calibrate: '%.60s...': a path too long to record", models[i]);
+        if (dg_utf8_clean(models[i], z->model, sizeof z->model) != 0 || strlen(net_name) >= sizeof z->net) {
+            dg_cli_error("infip calibrate: a model path or net name too long to record (%zu and %zu bytes at most): "
+                         "'%.60s...'", sizeof z->model - 1, sizeof z->net - 1, models[i]);
             goto done;
         }
         snprintf(z->net, sizeof z->net, "%s", net_name);
@@ -674,8 +661,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         for (int f = 0; f < 2 && !unreachable; f++)
             if (!isnan(cal.threshold[f]) && !(cal.threshold[f] <= 1.0)) {
                 dg_cli_error("infip calibrate: the highest independent ASSIM (%s form, %s)%s reaches 1: no suspect "
-                             "could be called pirated (a model with the owner's fingerprints is not independent, and "
-                             "a reference whose fingerprints are all black or all white tells no model apart)",
+                             "could be called pirated (a model with the owner's fingerprints is not independent)",
                              f ? "gaussian" : "global", dg_json_exact(cal.highest[f]).s,
                              margin > 0.0 ? " plus --margin" : "");
                 unreachable = 1;

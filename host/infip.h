@@ -14,6 +14,9 @@
 #define DG_INFIP_CALIBRATION "calibration.json"
 #define DG_INFIP_MAX_INDEPENDENT 10000
 #define DG_INFIP_MAX_INDEPENDENT_TEXT "10000" /* for messages */
+/* Fingerprints with this share of black and white pixels or more keep (almost) no grey level, and
+ * SSIM finds every model alike: extract warns, verify and calibrate refuse such a reference. */
+#define DG_INFIP_FLAT_SHARE 0.99
 
 typedef struct dg_infip_key {
     int index;            /* the key image's index in its data set split */

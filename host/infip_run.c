@@ -154,7 +154,7 @@ int dg_infip_reference_load(const char *dir, dg_infip_reference *ref) {
         black += ref->owner[i] == 0;
         white += ref->owner[i] == 255;
     }
-    if (black + white >= 0.99 * (double)all) {
+    if (black + white >= DG_INFIP_FLAT_SHARE * (double)all) {
         dg_cli_error("%s: the fingerprints are %.1f%% black and %.1f%% white: they cannot tell one model from "
                      "another (extract the reference again with a lambda that keeps grey levels; docs/infip.md)", dir,
                      100.0 * black / all, 100.0 * white / all);
