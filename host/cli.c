@@ -16,10 +16,14 @@
 #endif
 
 void dg_cli_error(const char *fmt, ...) {
-    char line[8192];
-    va_list ap;
+    char small[1024], *line = small;
+    va_list ap, again;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    va_copy(again, ap);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    if (n >= (int)sizeof small && (line = malloc((size_t)n + 1)) != NULL) vsnprintf(line, (size_t)n + 1, fmt, again);
+    if (!line) line = small; /* out of memory: the message cut */
+    va_end(again);
     va_end(ap);
     fputs("dnnguard: ", stderr);
     /* one line whatever a path holds: a newline or another control character in a file name is
@@ -30,6 +34,7 @@ void dg_cli_error(const char *fmt, ...) {
         else fputc(*p, stderr);
     }
     fputc('\n', stderr);
+    if (line != small) free(line);
 }
 
 dg_json_num dg_json_fixed(double v, int decimals) {

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,4 +23,14 @@ int dg_open_regular(const char *path) {
         return DG_NOT_REGULAR;
     }
     return fd;
+}
+
+FILE *dg_fopen_regular(const char *path, const char **why) {
+    int fd = dg_open_regular(path);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        *why = fd == DG_NOT_REGULAR ? "not a regular file" : strerror(errno);
+        if (fd >= 0) close(fd);
+    }
+    return f;
 }

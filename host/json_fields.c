@@ -115,25 +115,25 @@ static int has_nul_escape(const char *text, size_t len) {
 cJSON *dg_json_open(const char *text, size_t len, const char *name, const char *format, const char *what, char *err,
                     size_t err_len) {
     cJSON *root = dg_json_parse_one(text, len);
-    const cJSON *f = root ? cJSON_GetObjectItemCaseSensitive(root, "format") : NULL;
-    int oom = 0;
-    const char *twice = root ? duplicate_name(root, &oom) : NULL;
-    if (!root) snprintf(err, err_len, "%s: not a JSON document", name);
-    else if (has_nul_escape(text, len)) {
-        snprintf(err, err_len, "%s: a string holds \\u0000 (cJSON would cut it there, other readers not)", name);
-        cJSON_Delete(root);
-        root = NULL;
-    } else if (twice || oom) {
-        if (oom) snprintf(err, err_len, "%s: out of memory", name);
-        else snprintf(err, err_len, "%s: an object names \"%.60s\" twice", name, twice);
-        cJSON_Delete(root);
-        root = NULL;
-    } else if (!cJSON_IsObject(root) || !cJSON_IsString(f) || strcmp(f->valuestring, format) != 0) {
-        snprintf(err, err_len, "%s: not a dnnguard %s (format \"%s\")", name, what, format);
-        cJSON_Delete(root);
-        root = NULL;
+    if (!root) {
+        snprintf(err, err_len, "%s: not a JSON document", name);
+        return NULL;
     }
-    return root;
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "format");
+    const char *twice = NULL;
+    int oom = 0;
+    if (has_nul_escape(text, len))
+        snprintf(err, err_len, "%s: a string holds \\u0000 (cJSON would cut it there, other readers not)", name);
+    else if ((twice = duplicate_name(root, &oom)) != NULL)
+        snprintf(err, err_len, "%s: an object names \"%.60s\" twice", name, twice);
+    else if (oom)
+        snprintf(err, err_len, "%s: out of memory", name);
+    else if (!cJSON_IsObject(root) || !cJSON_IsString(f) || strcmp(f->valuestring, format) != 0)
+        snprintf(err, err_len, "%s: not a dnnguard %s (format \"%s\")", name, what, format);
+    else
+        return root;
+    cJSON_Delete(root);
+    return NULL;
 }
 
 int dg_json_get_int(const cJSON *obj, const char *name, long lo, long hi, int *out) {

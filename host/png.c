@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "atomic_file.h"
 #include "error.h"
@@ -209,11 +208,10 @@ int dg_png_read(const char *path, dg_image *img, int want_channels, char *err, s
         dg_err_set(err, err_len, "(null)", "no input path given");
         return -1;
     }
-    int fd = dg_open_regular(path); /* a FIFO would block, a device feed 512 MiB before being refused */
-    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    const char *why;
+    FILE *f = dg_fopen_regular(path, &why); /* a FIFO would block, a device feed 512 MiB before being refused */
     if (!f) {
-        dg_err_set(err, err_len, path, "%s", fd == DG_NOT_REGULAR ? "not a regular file" : strerror(errno));
-        if (fd >= 0) close(fd);
+        dg_err_set(err, err_len, path, "%s", why);
         return -1;
     }
     uint8_t *bytes = NULL;

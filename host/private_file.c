@@ -46,13 +46,12 @@ int dg_write_private_text(const char *path, const char *text, char *err, size_t 
 }
 
 char *dg_read_small_text(const char *path, size_t max_bytes, size_t *len, char *err, size_t err_len) {
-    int fd = dg_open_regular(path);
-    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    const char *why;
+    FILE *f = dg_fopen_regular(path, &why);
     struct stat st;
     if (!f || fstat(fileno(f), &st) != 0) {
-        snprintf(err, err_len, "%s: %s", path, fd == DG_NOT_REGULAR ? "not a regular file" : strerror(errno));
+        snprintf(err, err_len, "%s: %s", path, f ? strerror(errno) : why);
         if (f) fclose(f);
-        else if (fd >= 0) close(fd);
         return NULL;
     }
     if ((unsigned long long)st.st_size > max_bytes) {

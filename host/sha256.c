@@ -3,10 +3,8 @@
 #include "sha256.h"
 #include "input_file.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -74,11 +72,10 @@ void dg_sha256_final(dg_sha256 *s, char hex[65]) {
 }
 
 int dg_sha256_file(const char *path, char hex[65], char *err, size_t err_len) {
-    int fd = dg_open_regular(path); /* a FIFO would block, a device never end */
-    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+    const char *why;
+    FILE *f = dg_fopen_regular(path, &why); /* a FIFO would block, a device never end */
     if (!f) {
-        snprintf(err, err_len, "%s: %s", path, fd == DG_NOT_REGULAR ? "not a regular file" : strerror(errno));
-        if (fd >= 0) close(fd);
+        snprintf(err, err_len, "%s: %s", path, why);
         return -1;
     }
     dg_sha256 s;
