@@ -1510,6 +1510,16 @@ static void remove_dirs(void) {
 }
 
 #ifdef DG_LIBFUZZER
+/* the file behind the 8-byte frame that the built-in mutator's JSON mutants carry */
+static void run_framed(const uint8_t *file, size_t n, void (*parse)(const buf *)) {
+    buf b = {0};
+    uint8_t le[8] = {0};
+    buf_insert(&b, 0, le, 8);
+    buf_insert(&b, 8, file, n);
+    parse(&b);
+    free(b.p);
+}
+
 /* libFuzzer: the first byte picks the parser, the rest is the file. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -1532,33 +1542,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     char p[800];
     switch (data[0] % 8) {
-    case 7: {
-        buf b = {0};
-        uint8_t le[8] = {0};
-        buf_insert(&b, 0, le, 8);
-        buf_insert(&b, 8, data + 1, size - 1);
-        run_calibration(&b);
-        free(b.p);
-        break;
-    }
-    case 6: {
-        buf b = {0};
-        uint8_t le[8] = {0};
-        buf_insert(&b, 0, le, 8);
-        buf_insert(&b, 8, data + 1, size - 1);
-        run_manifest(&b);
-        free(b.p);
-        break;
-    }
-    case 5: {
-        buf b = {0};
-        uint8_t le[8] = {0};
-        buf_insert(&b, 0, le, 8);
-        buf_insert(&b, 8, data + 1, size - 1);
-        run_registry(&b);
-        free(b.p);
-        break;
-    }
+    case 7: run_framed(data + 1, size - 1, run_calibration); break;
+    case 6: run_framed(data + 1, size - 1, run_manifest); break;
+    case 5: run_framed(data + 1, size - 1, run_registry); break;
     case 4: {
         static const int wants[3] = {0, 1, 3};
         buf b = {0};
@@ -1567,15 +1553,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(b.p);
         break;
     }
-    case 3: {
-        buf b = {0};
-        uint8_t le[8] = {0};
-        buf_insert(&b, 0, le, 8);
-        buf_insert(&b, 8, data + 1, size - 1);
-        run_key(&b);
-        free(b.p);
-        break;
-    }
+    case 3: run_framed(data + 1, size - 1, run_key); break;
     case 0: {
         buf b = {0};
         buf_set(&b, data + 1, size - 1);
