@@ -201,8 +201,92 @@ static void run_config_of(const dg_train_opts *o, const char *wm_sig, run_config
     }
 }
 
+/* The recipe a checkpoint records besides its configuration: what a resume may change (a longer
+ * cosine run, a lower rate after a divergence are how runs are continued) but should say, since the
+ * result is then not the uninterrupted run's. "name=value" tokens; a value the optimizer or schedule
+ * does not use is "-", so changing it is no difference. */
+enum { RECIPE_LEN = 1024 };
+/* f's shortest decimal text that reads back as f (0.1, not 0.100000001) */
+static void float_text(float f, char *out, size_t len) {
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(out, len, "%.*g", digits, (double)f);
+        if (strtof(out, NULL) == f) return;
+    }
+}
+
+static void recipe_of(const dg_train_opts *o, int augment, char *out, size_t len) {
+    int sgd = strcmp(o->opt, "sgd") == 0, gamma = strcmp(o->schedule, "step") == 0 ||
+                                                  strcmp(o->schedule, "multistep") == 0;
+    char g[32] = "-", step[32] = "-", ms[64] = "-", ep[32] = "-", mom[32] = "-", b1[32] = "-", b2[32] = "-",
+         eps[32] = "-", lr[32], wd[32], clip[32];
+    float_text(o->lr, lr, sizeof lr);
+    float_text(o->weight_decay, wd, sizeof wd);
+    float_text(o->clip_grad_norm, clip, sizeof clip);
+    if (gamma) float_text(o->gamma, g, sizeof g);
+    if (strcmp(o->schedule, "step") == 0) snprintf(step, sizeof step, "%d", o->step_size);
+    if (strcmp(o->schedule, "multistep") == 0) { /* as numbers: "60, 120" is "60,120" */
+        int m[32], n = parse_milestones(o->milestones, m, 32);
+        size_t used = 0;
+        for (int i = 0; i < n && used < sizeof ms; i++)
+            used += (size_t)snprintf(ms + used, sizeof ms - used, i ? ",%d" : "%d", m[i]);
+    }
+    if (strcmp(o->schedule, "cosine") == 0) snprintf(ep, sizeof ep, "%d", o->epochs);
+    if (sgd) float_text(o->momentum, mom, sizeof mom);
+    else {
+        float_text(o->beta1, b1, sizeof b1);
+        float_text(o->beta2, b2, sizeof b2);
+        float_text(o->adam_eps, eps, sizeof eps);
+    }
+    snprintf(out, len,
+             "lr=%s schedule=%s gamma=%s step_size=%s milestones=%s epochs=%s warmup_epochs=%d momentum=%s "
+             "nesterov=%s wd=%s beta1=%s beta2=%s adam_eps=%s clip_grad_norm=%s augment=%d precision=%s", lr,
+             o->schedule, g, step, ms, ep, o->warmup_epochs, mom, sgd ? (o->nesterov ? "1" : "0") : "-", wd, b1, b2,
+             eps, clip, augment, o->precision);
+}
+
+/* The value of token `name=` in a recipe, as a length-limited string in *value (0 when absent). */
+static int recipe_value(const char *recipe, const char *name, const char **value, int *value_len) {
+    size_t n = strlen(name);
+    for (const char *p = recipe; p && *p;) {
+        const char *end = strchr(p, ' ');
+        size_t tok = end ? (size_t)(end - p) : strlen(p);
+        if (tok > n && strncmp(p, name, n) == 0 && p[n] == '=') {
+            *value = p + n + 1;
+            *value_len = (int)(tok - n - 1);
+            return 1;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return 0;
+}
+
+/* One warning line naming each hyperparameter the resumed run changes ("lr 0.1 → 0.01"); nothing for
+ * a checkpoint written before recipes were recorded. */
+static void warn_recipe_change(const char *path, const char *was, const char *now) {
+    if (!was) return;
+    char changes[1024] = "";
+    size_t used = 0;
+    for (const char *p = now; *p;) {
+        const char *eq = strchr(p, '='), *end = strchr(p, ' ');
+        if (!eq) break;
+        char name[32];
+        snprintf(name, sizeof name, "%.*s", (int)(eq - p) < 31 ? (int)(eq - p) : 31, p);
+        const char *v_now = eq + 1, *v_was;
+        int n_now = (int)(end ? (size_t)(end - v_now) : strlen(v_now)), n_was;
+        if (!recipe_value(was, name, &v_was, &n_was)) v_was = "?", n_was = 1;
+        if ((n_was != n_now || strncmp(v_was, v_now, (size_t)n_now) != 0) && used < sizeof changes)
+            used += (size_t)snprintf(changes + used, sizeof changes - used, "%s%s %.*s → %.*s", used ? ", " : "",
+                                     name, n_was, v_was, n_now, v_now);
+        p = end ? end + 1 : eq + 1 + strlen(eq + 1);
+    }
+    if (used)
+        fprintf(stderr, "dnnguard: resuming %s with another recipe than it was written with (%s): the result is not "
+                "the uninterrupted run's\n", path, changes);
+}
+
 static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const optim_state *s, const char *path,
-                           int epoch, int step_in_epoch, const epoch_sums *sums, const char *wm_sig) {
+                           int epoch, int step_in_epoch, const epoch_sums *sums, const char *wm_sig,
+                           const char *recipe) {
     char err[512];
     int n_buffers = optim_buffers(s);
     size_t floats = net->n_param_floats;
@@ -239,11 +323,11 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
     snprintf(v_wm, sizeof v_wm, "%.17g", sums->wm_sum);
     snprintf(v_correct, sizeof v_correct, "%ld", sums->correct);
     snprintf(v_seen, sizeof v_seen, "%ld", sums->seen);
-    const char *keys[RUN_CONFIG_N + 7] = {"epoch", "step_in_epoch", "global_step", "epoch_loss_sum", "epoch_wm_sum",
-                                          "epoch_correct", "epoch_seen"};
-    const char *values[RUN_CONFIG_N + 7] = {v_epoch, v_step, v_global, v_loss, v_wm, v_correct, v_seen};
-    for (int i = 0; i < RUN_CONFIG_N; i++) keys[7 + i] = c.key[i], values[7 + i] = c.value[i];
-    int rc = dg_model_save(net, path, extras, n_extras, keys, values, RUN_CONFIG_N + 7, err, sizeof err);
+    const char *keys[RUN_CONFIG_N + 8] = {"epoch", "step_in_epoch", "global_step", "epoch_loss_sum", "epoch_wm_sum",
+                                          "epoch_correct", "epoch_seen", "recipe"};
+    const char *values[RUN_CONFIG_N + 8] = {v_epoch, v_step, v_global, v_loss, v_wm, v_correct, v_seen, recipe};
+    for (int i = 0; i < RUN_CONFIG_N; i++) keys[8 + i] = c.key[i], values[8 + i] = c.value[i];
+    int rc = dg_model_save(net, path, extras, n_extras, keys, values, RUN_CONFIG_N + 8, err, sizeof err);
     if (rc != 0) dg_cli_error("%s", err);
     free(host);
     free(extras);
@@ -254,7 +338,7 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
  * configuration; a checkpoint of another net, data set, split, subset, optimizer, watermark key, seed, batch or
  * label smoothing is refused (the subset changes the data order). */
 static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, const char *path, int *epoch,
-                           int *step_in_epoch, epoch_sums *sums, const char *wm_sig) {
+                           int *step_in_epoch, epoch_sums *sums, const char *wm_sig, const char *recipe) {
     char err[512];
     dg_st_file f;
     if (dg_st_open(path, &f, err, sizeof err) != 0) {
@@ -296,6 +380,7 @@ static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, 
         dg_cli_error("%s", err);
         goto done;
     }
+    if (!o->dist || dg_dist_is_root(o->dist)) warn_recipe_change(path, dg_st_meta(&f, "recipe"), recipe);
     size_t floats = net->n_param_floats;
     float *host = calloc(floats ? floats : 1, sizeof(float));
     if (!host) goto done;
@@ -403,7 +488,33 @@ static int check_opts(const dg_train_opts *o) {
     return 0;
 }
 
-/* 1 (said in one line) when --out, the checkpoint or --log cannot be written. */
+/* 1 (said in one line) when a --save-epochs snapshot, OUT.epochN.safetensors, is another file of the
+ * run: a name such as --checkpoint m.epoch2.safetensors would have the snapshot overwrite the
+ * checkpoint (so no resume), the log, the starting weights or the key. */
+static int snapshot_clashes(const dg_train_opts *o, const char *ckpt) {
+    int m[64], n = o->save_epochs ? parse_milestones(o->save_epochs, m, 64) : 0;
+    for (int i = 0; i < n; i++) {
+        char tag[32];
+        snprintf(tag, sizeof tag, "epoch%d", m[i]);
+        char *snap = derive_path(o->out, tag, 1);
+        if (!snap) {
+            dg_cli_error("%s: out of memory", o->command);
+            return 1;
+        }
+        const char *what = dg_same_file(snap, ckpt) ? "the checkpoint"
+                           : dg_same_file(snap, o->log) ? "the --log file"
+                           : dg_same_file(snap, o->init) ? "the --init file"
+                           : dg_same_file(snap, o->wm) ? "the --wm key"
+                           : NULL;
+        if (what) dg_cli_error("%s: the --save-epochs snapshot %s would overwrite %s; choose other names",
+                               o->command, snap, what);
+        free(snap);
+        if (what) return 1;
+    }
+    return 0;
+}
+
+/* 1 (said in one line) when --out, the checkpoint, --log or a snapshot cannot be written. */
 static int outputs_unwritable(const dg_train_opts *o) {
     char err[512];
     char *ckpt = o->checkpoint ? strdup(o->checkpoint) : derive_checkpoint_path(o->out);
@@ -427,7 +538,7 @@ static int outputs_unwritable(const dg_train_opts *o) {
              (o->log && dg_check_openable(o->log, err, sizeof err) != 0))
         dg_cli_error("%s: %s", o->command, err);
     else
-        bad = 0;
+        bad = snapshot_clashes(o, ckpt);
     free(ckpt);
     return bad;
 }
@@ -482,8 +593,11 @@ int dg_train(const dg_train_opts *o) {
     if (o->eval_every > 0 && !have_test && root) /* training goes on; the missing figures are said */
         fprintf(stderr, "dnnguard: train: no test accuracy (the test split does not load: %s)\n", err);
     int rc = DG_EXIT_BAD_INPUT;
-    /* activations for this rank's share of a global batch, at most ⌈batch / ranks⌉ images */
-    dg_net *net = dg_session_net(o->net, &train, be, (o->batch + dist->size - 1) / dist->size, NULL);
+    /* activations for this rank's share of a global batch, at most ⌈batch / ranks⌉ images and at
+     * most the training set's (a --batch above it is one step of all of them) */
+    int rank_batch = (o->batch + dist->size - 1) / dist->size;
+    if (rank_batch > train.n) rank_batch = train.n > 0 ? train.n : 1;
+    dg_net *net = dg_session_net(o->net, &train, be, rank_batch, NULL);
     dg_loader *loader = NULL;
     char *ckpt_path = o->checkpoint ? strdup(o->checkpoint) : derive_checkpoint_path(o->out);
     FILE *log = NULL;
@@ -523,9 +637,11 @@ int dg_train(const dg_train_opts *o) {
     wm_signature(o, key, wm_sig, sizeof wm_sig);
     s.a = be->alloc(sizeof(float) * net->n_param_floats);
     s.b = s.adam ? be->alloc(sizeof(float) * net->n_param_floats) : NULL;
-    probs = malloc(sizeof(float) * (size_t)o->batch * net->classes);
-    pred = malloc(sizeof(int) * (size_t)o->batch);
+    probs = malloc(sizeof(float) * (size_t)rank_batch * net->classes);
+    pred = malloc(sizeof(int) * (size_t)rank_batch);
     int augment = o->augment >= 0 ? o->augment : strncmp(o->data, "cifar10:", 8) == 0;
+    char recipe[RECIPE_LEN];
+    recipe_of(o, augment, recipe, sizeof recipe);
     loader = dg_loader_new(&train, o->batch, o->seed, 1, augment);
     if (!s.a || (s.adam && !s.b) || !probs || !pred || !loader ||
         dg_dist_grads_init(&grads, dist, net, key ? dg_net_find_param(net, key->layer) : -1) != 0) {
@@ -539,14 +655,17 @@ int dg_train(const dg_train_opts *o) {
     if (o->resume) {
         struct stat st;
         if (stat(ckpt_path, &st) == 0) {
-            if (load_checkpoint(net, o, &s, ckpt_path, &start_epoch, &start_step, &sums, wm_sig) != 0) goto done;
+            if (load_checkpoint(net, o, &s, ckpt_path, &start_epoch, &start_step, &sums, wm_sig, recipe) != 0) goto done;
             if (start_epoch > o->epochs || (start_epoch == o->epochs && start_step > 0)) {
                 /* its weights are not those of a shorter run: they have seen the later epochs */
                 dg_cli_error("%s: the checkpoint is past --epochs %d (%d epochs and %d steps done)", ckpt_path,
                              o->epochs, start_epoch, start_step);
                 goto done;
             }
-            if (root)
+            if (root && start_epoch == o->epochs)
+                fprintf(stderr, "dnnguard: %s holds all %d epochs: its weights are the result\n", ckpt_path,
+                        o->epochs);
+            else if (root)
                 fprintf(stderr, "dnnguard: resuming from %s at epoch %d, step %d\n", ckpt_path, start_epoch + 1,
                         start_step);
         } else if (root) {
@@ -634,7 +753,7 @@ int dg_train(const dg_train_opts *o) {
             }
             int want_ckpt = o->ckpt_every > 0 && s.global_step % o->ckpt_every == 0 && step < steps;
             if (stop || want_ckpt) {
-                if (root && save_checkpoint(net, o, &s, ckpt_path, epoch, step, &sums, wm_sig) != 0) goto done;
+                if (root && save_checkpoint(net, o, &s, ckpt_path, epoch, step, &sums, wm_sig, recipe) != 0) goto done;
                 if (stop) {
                     if (tty) fputc('\n', stderr);
                     if (root) {
@@ -680,7 +799,7 @@ int dg_train(const dg_train_opts *o) {
             fflush(log);
         }
         epoch_sums cleared = {0};
-        if (root && save_checkpoint(net, o, &s, ckpt_path, epoch + 1, 0, &cleared, wm_sig) != 0) goto done;
+        if (root && save_checkpoint(net, o, &s, ckpt_path, epoch + 1, 0, &cleared, wm_sig, recipe) != 0) goto done;
         if (root && save_after(o, epoch + 1)) { /* a snapshot of the weights, as OUT.epochN.safetensors (or .pt) */
             char tag[32], *snap;
             snprintf(tag, sizeof tag, "epoch%d", epoch + 1);
@@ -694,6 +813,8 @@ int dg_train(const dg_train_opts *o) {
             free(snap);
         }
     }
+    /* a run resumed after its last epoch evaluated nothing: its result line has the test figures all the same */
+    if (have_test && start_epoch == o->epochs && dg_dist_evaluate(dist, net, &test, &result) != 0) goto done;
     if (!root) {
         rc = DG_EXIT_OK;
         goto done;
