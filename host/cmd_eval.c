@@ -37,6 +37,8 @@ int dg_cmd_eval(int argc, char **argv) {
     if (!be) return DG_EXIT_BAD_INPUT;
     dg_dataset ds;
     if (dg_session_data(data, strcmp(split, "train") == 0, &ds) != 0) return DG_EXIT_BAD_INPUT;
+    int images = limit > 0 && limit < ds.n ? limit : ds.n;
+    if (batch > images) batch = images > 0 ? images : 1; /* activations for the images there are, no more */
     dg_net *net = dg_session_net(net_name, &ds, be, batch, model);
     dg_eval_result r = {0};
     rc = DG_EXIT_BAD_INPUT;
@@ -47,11 +49,18 @@ int dg_cmd_eval(int argc, char **argv) {
         dg_json_string(stdout, net_name);
         printf(", \"data\": ");
         dg_json_string(stdout, data);
-        printf(", \"split\": \"%s\", \"images\": %d, \"accuracy\": %.6f, \"top5_accuracy\": %.6f, \"loss\": %s, "
-               "\"per_class_accuracy\": [",
-               split, r.images, r.accuracy, r.top5_accuracy, dg_json_fixed(r.loss, 6).s);
-        for (int k = 0; k < r.classes; k++)
-            printf(k ? ", %.6f" : "%.6f", r.count[k] ? (double)r.correct[k] / r.count[k] : 0.0);
+        /* null where a figure does not exist: top-5 of five classes or fewer is always right, a class
+         * without images has no accuracy (0 would say its images were all wrong) */
+        printf(", \"split\": \"%s\", \"images\": %d, \"accuracy\": %.6f, \"top5_accuracy\": ", split, r.images,
+               r.accuracy);
+        if (r.classes > 5) printf("%.6f", r.top5_accuracy);
+        else printf("null");
+        printf(", \"loss\": %s, \"per_class_accuracy\": [", dg_json_fixed(r.loss, 6).s);
+        for (int k = 0; k < r.classes; k++) {
+            if (k) printf(", ");
+            if (r.count[k]) printf("%.6f", (double)r.correct[k] / r.count[k]);
+            else printf("null");
+        }
         printf("], \"per_class_count\": [");
         for (int k = 0; k < r.classes; k++) printf(k ? ", %d" : "%d", r.count[k]);
         printf("], \"nonfinite_outputs\": %d}\n", r.nonfinite);

@@ -5,6 +5,7 @@
  * state and a resumed run continues as the uninterrupted one would, without a second collective. */
 #include "dist_train.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,7 +134,7 @@ int dg_dist_evaluate(dg_dist *d, dg_net *net, const dg_dataset *ds, dg_eval_resu
     sums[1] = r->loss * r->images;
     sums[2] = r->images;
     sums[3] = r->nonfinite;
-    sums[4] = r->top5_accuracy * r->images;
+    sums[4] = (double)llround(r->top5_accuracy * r->images); /* the count it was made from: exact sums */
     if (!failed)
         for (int c = 0; c < classes; c++) sums[HEAD + c] = r->correct[c], sums[HEAD + classes + c] = r->count[c];
     dg_dist_sum_f64(d, sums, HEAD + 2 * classes);

@@ -42,6 +42,13 @@ if r.returncode == 0:
     check(r.returncode == 0 and abs(ev["accuracy"] - summary["test_acc"]) < 1e-9 and ev["images"] == 10000
           and len(ev["per_class_accuracy"]) == 10 and sum(ev["per_class_count"]) == 10000,
           f"eval reproduces the training run's test accuracy ({ev.get('accuracy')})")
+    # the first 3 test images are of three classes: the other seven have no accuracy (null, not 0)
+    r = run("eval", "--net", "lenet5", "--model", P("fashion.safetensors"), "--data", FASHION, "--limit", "3")
+    ev = parse(r.stdout)
+    pca, cnt = ev.get("per_class_accuracy", []), ev.get("per_class_count", [])
+    check(r.returncode == 0 and len(pca) == 10 and sum(cnt) == 3 and
+          all((a is None) == (n == 0) for a, n in zip(pca, cnt)) and 0 < pca.count(None) < 10,
+          f"eval --limit 3: a class without images has per_class_accuracy null ({pca}, {cnt})")
     r = run("info", "--model", P("fashion.safetensors"), "--json")
     info = json.loads(r.stdout) if r.returncode == 0 else {}
     check(r.returncode == 0 and info["parameters"] == 61706 and len(info["tensors"]) == 10,
@@ -63,6 +70,18 @@ if check(r.returncode == 0, f"train a 1500-way lenet5 (exit {r.returncode}) {r.s
           f"eval of 1500 classes counts two images in each (exit {r.returncode}, {len(counts)} counts) {r.stderr[-200:]}")
     check(r.returncode == 0 and abs(ev["loss"] - 7.3132) < 0.2 and abs(ev["loss"] - summary["test_loss"]) < 1e-5,
           f"1500-way loss {ev.get('loss')} near ln 1500 = 7.3132 and equal to train's {summary.get('test_loss')}")
+    check(isinstance(ev.get("top5_accuracy"), float), f"1500 classes have a top-5 accuracy ({ev.get('top5_accuracy')})")
+# three classes: a top-5 answer is always right, so there is no top-5 accuracy (null); a --batch
+# above the data set's 64 images is one step of all of them (activations for 64, not 100000)
+few = "synthetic:1,28,28,3,64"
+r = run("train", "--net", "lenet5", "--data", few, "--epochs", "1", "--batch", "100000", "--out", P("few.safetensors"))
+s1 = parse(r.stdout)
+check(r.returncode == 0 and s1.get("steps") == 1, f"train --batch 100000 on 64 images: one step (exit {r.returncode}) "
+      f"{r.stdout.strip()} {r.stderr.strip()[-200:]}")
+r = run("eval", "--net", "lenet5", "--model", P("few.safetensors"), "--data", few, "--batch", "100000000")
+ev = parse(r.stdout)
+check(r.returncode == 0 and "top5_accuracy" in ev and ev["top5_accuracy"] is None and ev.get("images") == 64,
+      f"eval of a 3-class net: top5_accuracy null, --batch 1e8 on 64 images runs (exit {r.returncode}) {r.stdout.strip()}")
 
 # 2. Same command, same seed: the same weights bit for bit; another seed: different weights.
 common = ["train", "--net", "lenet5", "--data", MNIST, "--subset", "3000", "--epochs", "2", "--batch", "64",
@@ -79,8 +98,19 @@ r = run(*common, "--seed", "5", "--out", P("r.safetensors"), "--stop-after", "30
 check(r.returncode == 3 and os.path.exists(P("r.ckpt.safetensors")) and not os.path.exists(P("r.safetensors")),
       f"--stop-after 30 writes a checkpoint and exits 3 (exit {r.returncode})")
 r = run(*common, "--seed", "5", "--out", P("r.safetensors"), "--resume")
-check(r.returncode == 0 and filecmp.cmp(P("a.safetensors"), P("r.safetensors"), shallow=False),
-      "stopped + resumed run equals the uninterrupted run bit for bit")
+check(r.returncode == 0 and filecmp.cmp(P("a.safetensors"), P("r.safetensors"), shallow=False)
+      and "recipe" not in r.stderr, "stopped + resumed run equals the uninterrupted run bit for bit (and says no change)")
+# a resume may change the recipe (a lower rate, more epochs) but says so, in one line naming each change
+r = run(*common, "--seed", "5", "--out", P("rl.safetensors"), "--stop-after", "10")
+r = run(*[{"0.05": "0.01", "0.9": "0.8"}.get(x, x) for x in common], "--seed", "5", "--out", P("rl.safetensors"),
+        "--resume")
+said = [l for l in r.stderr.splitlines() if "recipe" in l]
+check(r.returncode == 0 and len(said) == 1 and "lr 0.05 → 0.01" in said[0] and "momentum 0.9 → 0.8" in said[0]
+      and "wd" not in said[0], f"a resume with another --lr and --momentum says both changes in one line {said}")
+# resumed after its last epoch: the weights are the checkpoint's, and the result line still has the test figures
+r = run(*[x if x != "0" else "1" for x in common], "--seed", "5", "--out", P("rl.safetensors"), "--resume")
+check(r.returncode == 0 and "holds all 2 epochs" in r.stderr and "test_acc" in parse(r.stdout),
+      f"a resume of a finished run writes its weights and evaluates them (exit {r.returncode}) {r.stdout.strip()}")
 # its checkpoint now holds 2 epochs: a 1-epoch run cannot resume from it (it would get 2 epochs' weights)
 expect_bad([*[{"2": "1"}.get(x, x) for x in common], "--seed", "5", "--out", P("r.safetensors"), "--resume"],
            "past --epochs 1", "resuming a checkpoint past --epochs")
@@ -272,6 +302,17 @@ with open(P("snap.safetensors"), "rb") as f1, open(P("snap.epoch3.safetensors"),
     same = f1.read() == f3.read()
 check(r.returncode == 0 and same and os.path.exists(P("snap.epoch1.safetensors")) and
       not os.path.exists(P("snap.epoch2.safetensors")), "--save-epochs 1,3 writes OUT.epoch1 and OUT.epoch3 (= OUT)")
+# a snapshot's name may be another file of the run: it would overwrite the checkpoint (no resume),
+# the log or the starting weights; refused before the data loads (nothing written)
+snapped = ["train", "--net", "lenet5", "--data", MNIST, "--subset", "256", "--epochs", "2", "--save-epochs", "1",
+           "--eval-every", "0", "--out", P("sn.safetensors")]
+for extra, what in ((["--checkpoint", P("sn.epoch1.safetensors")], "the checkpoint"),
+                    (["--log", P("sn.epoch1.safetensors")], "the --log file"),
+                    (["--init", P("snap.epoch1.safetensors"), "--out", P("snap.safetensors")], "the --init file")):
+    before = open(P("snap.epoch1.safetensors"), "rb").read()
+    expect_bad([*snapped, *extra], what, f"a --save-epochs snapshot named as {what}")
+    check(open(P("snap.epoch1.safetensors"), "rb").read() == before and not os.path.exists(P("sn.epoch1.safetensors"))
+          and not os.path.exists(P("sn.safetensors")), f"a snapshot named as {what}: nothing written")
 expect_bad(["eval", "--net", "nosuchnet", "--model", P("a.safetensors"), "--data", MNIST], "nosuchnet", "unknown net")
 expect_bad(["eval", "--net", "lenet5", "--model", P("a.safetensors"), "--data", "mnist:" + P("badidx")], "badidx",
            "IDX file with a wrong magic")
