@@ -334,7 +334,7 @@ int main(int argc, char **argv) {
         spec = synth;
     }
     dg_dataset ds = {0};
-    if (dg_session_data(spec, 1, &ds) != 0) return 2;
+    if (dg_session_data(spec, 1, NULL, &ds) != 0) return 2;
     if (ds.n < o.batch) {
         fprintf(stderr, "dg_bench_train: %s has %d images, fewer than --batch %d\n", spec, ds.n, o.batch);
         dg_data_free(&ds);

@@ -175,7 +175,7 @@ static int attack_permute(int argc, char **argv) {
     float *host = NULL;
     float **replace = NULL;
     const dg_backend *be = dg_cli_backend("cpu");
-    if (!be || (data && dg_session_data(data, 0, &ds) != 0)) goto done;
+    if (!be || (data && dg_session_data(data, 0, NULL, &ds) != 0)) goto done;
     if (!(net = dg_session_net(net_name, data ? &ds : NULL, be, 1, NULL))) goto done;
     size_t stripped = 0; /* a prefix all the file's names carry ("model."): the output keeps them */
     if (dg_model_load_file(net, &f, &stripped, err, sizeof err) != 0) {

@@ -8,13 +8,14 @@
 #include "session.h"
 
 int dg_cmd_eval(int argc, char **argv) {
-    const char *net_name = NULL, *model = NULL, *data = NULL, *split = "test", *backend = "auto";
+    const char *net_name = NULL, *model = NULL, *data = NULL, *split = "test", *backend = "auto", *normalize = NULL;
     int batch = 256, limit = 0;
     const dg_opt opts[] = {
         {"net", DG_OPT_STR, &net_name, "net name"},
         {"model", DG_OPT_STR, &model, "weights (safetensors or torch.save .pt)"},
         {"data", DG_OPT_STR, &data, "data set spec, as for train"},
         {"split", DG_OPT_STR, &split, "test | train (default test)"},
+        DG_NORMALIZE_OPT(normalize),
         {"batch", DG_OPT_INT, &batch, "batch size (default 256)"},
         {"limit", DG_OPT_INT, &limit, "only the first N images (default 0: all)"},
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
@@ -33,10 +34,12 @@ int dg_cmd_eval(int argc, char **argv) {
         dg_cli_error("eval: --batch must be ≥ 1 and --limit ≥ 0 (0: every image)");
         return DG_EXIT_BAD_INPUT;
     }
+    dg_norm norm;
+    if (dg_session_norm("eval", normalize, &norm) != 0) return DG_EXIT_BAD_INPUT;
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     dg_dataset ds;
-    if (dg_session_data(data, strcmp(split, "train") == 0, &ds) != 0) return DG_EXIT_BAD_INPUT;
+    if (dg_session_data(data, strcmp(split, "train") == 0, &norm, &ds) != 0) return DG_EXIT_BAD_INPUT;
     int images = limit > 0 && limit < ds.n ? limit : ds.n;
     if (batch > images) batch = images > 0 ? images : 1; /* activations for the images there are, no more */
     dg_net *net = dg_session_net(net_name, &ds, be, batch, model);
@@ -49,6 +52,9 @@ int dg_cmd_eval(int argc, char **argv) {
         dg_json_string(stdout, net_name);
         printf(", \"data\": ");
         dg_json_string(stdout, data);
+        char norm_text[256];
+        dg_norm_format(ds.mean, ds.std, ds.c, norm_text, sizeof norm_text);
+        printf(", \"normalize\": \"%s\"", norm_text);
         /* null where a figure does not exist: top-5 of five classes or fewer is always right, a class
          * without images has no accuracy (0 would say its images were all wrong) */
         printf(", \"split\": \"%s\", \"images\": %d, \"accuracy\": %.6f, \"top5_accuracy\": ", split, r.images,

@@ -43,7 +43,7 @@ static uint8_t *issued_pixels(const dg_fp_registry *r, const char *registry_path
 }
 
 int dg_cmd_attack_forge(int argc, char **argv) {
-    const char *model = NULL, *registry = NULL, *data = NULL, *method = NULL, *backend = "auto";
+    const char *model = NULL, *registry = NULL, *data = NULL, *method = NULL, *backend = "auto", *normalize = NULL;
     int n = 10000, batch = 500;
     float fgsm_eps = NAN; /* unset: the kind's default */
     dg_cw_cli cw_cli = DG_CW_CLI_INIT;
@@ -51,6 +51,7 @@ int dg_cmd_attack_forge(int argc, char **argv) {
         {"model", DG_OPT_STR, &model, "the protected model"},
         {"registry", DG_OPT_STR, &registry, "registry.json from fp issue"},
         {"data", DG_OPT_STR, &data, "the attacker's images (default: the registry's data set, test split)"},
+        DG_NORMALIZE_RECORDED_OPT(normalize),
         {"method", DG_OPT_STR, &method, "clean | fgsm | cw"},
         {"n", DG_OPT_INT, &n, "fakes to try: the first N test images (default 10000)"},
         {"fgsm-eps", DG_OPT_FLOAT, &fgsm_eps, "FGSM step on [0, 1] pixels (default: 0.1 grey, 8/255 colour)"},
@@ -83,6 +84,8 @@ int dg_cmd_attack_forge(int argc, char **argv) {
         dg_cli_error("attack forge: --fgsm-eps means something only with --method fgsm");
         return DG_EXIT_BAD_INPUT;
     }
+    dg_norm norm;
+    if (dg_session_norm("attack forge", normalize, &norm) != 0) return DG_EXIT_BAD_INPUT;
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     char err[512];
@@ -106,12 +109,13 @@ int dg_cmd_attack_forge(int argc, char **argv) {
     dg_fp_decision *dec = NULL;
     dg_cw_item *items = NULL;
     long *per_user = NULL;
-    if (dg_session_data(data ? data : reg.data, 0, &ds) != 0) goto done;
+    if (dg_session_data(data ? data : reg.data, 0, &norm, &ds) != 0) goto done;
     if (ds.c != reg.c || ds.h != reg.h || ds.w != reg.w || ds.classes != reg.classes) {
         dg_cli_error("%s: its images are not the registry's %dx%dx%d with %d classes", data ? data : reg.data, reg.c,
                      reg.h, reg.w, reg.classes);
         goto done;
     }
+    if (dg_session_norm_recorded("attack forge", normalize != NULL, registry, &ds, reg.mean, reg.std) != 0) goto done;
     if (n > ds.n) n = ds.n;
     if (batch > n) batch = n;
     if (!(net = dg_fp_registry_net(&reg, model, be, batch))) goto done;

@@ -83,7 +83,7 @@ static int issue(int argc, char **argv) {
 
 static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     const char *model = NULL, *net_name = NULL, *data = NULL, *classes_text = NULL, *confs_text = NULL, *out = NULL,
-               *split = "test", *backend = "auto", *dist_name = "none";
+               *split = "test", *backend = "auto", *dist_name = "none", *normalize = NULL;
     float eps = 0.01f, margin = NAN; /* unset: eps / 2 */
     int users = 0, retries = 5, batch = 0, force = 0;
     uint64_t seed = 1;
@@ -94,6 +94,7 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         {"net", DG_OPT_STR, &net_name, "its net"},
         {"data", DG_OPT_STR, &data, "where the source images come from (data set spec)"},
         {"split", DG_OPT_STR, &split, "test | train: the split of the sources (default test)"},
+        {"normalize", DG_OPT_STR, &normalize, DG_NORMALIZE_HELP "; recorded in the registry"},
         {"classes", DG_OPT_STR, &classes_text, "fingerprint classes L_fp, e.g. 0-9 (default: all)"},
         {"conf", DG_OPT_STR, &confs_text, "fingerprint confidences C_fp, e.g. 0.2,0.3,0.4"},
         {"eps", DG_OPT_FLOAT, &eps, "authentication window |P − c| < eps (default 0.01)"},
@@ -137,6 +138,8 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("fp issue: need 0 < eps ≤ 0.5, 0 < margin ≤ eps, --retries and --batch ≥ 0");
         return DG_EXIT_BAD_INPUT;
     }
+    dg_norm norm;
+    if (dg_session_norm("fp issue", normalize, &norm) != 0) return DG_EXIT_BAD_INPUT;
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     if (dist->kind == DG_DIST_NCCL) {
@@ -146,7 +149,7 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     const int root = dg_dist_is_root(dist);
     char err[512];
     dg_dataset ds;
-    if (dg_session_data(data, strcmp(split, "train") == 0, &ds) != 0) return DG_EXIT_BAD_INPUT;
+    if (dg_session_data(data, strcmp(split, "train") == 0, &norm, &ds) != 0) return DG_EXIT_BAD_INPUT;
     /* the paper's settings per kind, then the options */
     if (dg_cw_cli_apply("fp issue", &cw_cli, ds.c == 3, &cw) != 0) {
         dg_data_free(&ds);

@@ -16,7 +16,7 @@
 #include "session.h"
 
 int dg_cmd_fp_eval(int argc, char **argv) {
-    const char *model = NULL, *registry = NULL, *data = NULL, *backend = "auto", *table = NULL;
+    const char *model = NULL, *registry = NULL, *data = NULL, *backend = "auto", *table = NULL, *normalize = NULL;
     int per_user = 10, batch = 300;
     dg_cw_cli cw_cli = DG_CW_CLI_INIT;
     uint64_t seed = 2;
@@ -24,6 +24,7 @@ int dg_cmd_fp_eval(int argc, char **argv) {
         {"model", DG_OPT_STR, &model, "the protected model"},
         {"registry", DG_OPT_STR, &registry, "registry.json from fp issue"},
         {"data", DG_OPT_STR, &data, "source images (default: the registry's data set, same split)"},
+        DG_NORMALIZE_RECORDED_OPT(normalize),
         {"per-user", DG_OPT_INT, &per_user, "fresh fingerprints per user (default 10; the paper's Table II: 100)"},
         {"seed", DG_OPT_U64, &seed, "picks the source images (default 2, another stream than fp issue)"},
         {"batch", DG_OPT_INT, &batch, "fingerprints generated at once (default 300)"},
@@ -50,6 +51,8 @@ int dg_cmd_fp_eval(int argc, char **argv) {
         dg_cli_error("%s", err);
         return DG_EXIT_BAD_INPUT;
     }
+    dg_norm norm;
+    if (dg_session_norm("fp eval", normalize, &norm) != 0) return DG_EXIT_BAD_INPUT;
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     dg_fp_registry reg;
@@ -78,12 +81,14 @@ int dg_cmd_fp_eval(int argc, char **argv) {
     dg_fp_decision *dec = calloc((size_t)batch, sizeof *dec);
     float *x0 = NULL;
     uint8_t *pixels = NULL;
-    if (dg_session_data(data ? data : reg.data, strcmp(reg.split, "train") == 0, &ds) != 0) goto done;
+    if (dg_session_data(data ? data : reg.data, strcmp(reg.split, "train") == 0, &norm, &ds) != 0) goto done;
     if (ds.c != reg.c || ds.h != reg.h || ds.w != reg.w || ds.classes != reg.classes) {
         dg_cli_error("%s: its images are not the registry's %dx%dx%d with %d classes", data ? data : reg.data, reg.c,
                      reg.h, reg.w, reg.classes);
         goto done;
     }
+    /* the sources are picked by the model's answers on them, normalised as its fingerprints are */
+    if (dg_session_norm_recorded("fp eval", normalize != NULL, registry, &ds, reg.mean, reg.std) != 0) goto done;
     if (!(net = dg_fp_registry_net(&reg, model, be, batch))) goto done;
     size_t per = (size_t)reg.c * reg.h * reg.w;
     pred = malloc(sizeof(int) * (size_t)ds.n);

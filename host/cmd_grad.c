@@ -13,13 +13,14 @@
 #include "session.h"
 
 int dg_cmd_grad(int argc, char **argv) {
-    const char *net_name = NULL, *model = NULL, *data = NULL, *out = NULL, *backend = "auto";
+    const char *net_name = NULL, *model = NULL, *data = NULL, *out = NULL, *backend = "auto", *normalize = NULL;
     int batch = 8;
     uint64_t seed = 1;
     const dg_opt opts[] = {
         {"net", DG_OPT_STR, &net_name, "net name"},
         {"model", DG_OPT_STR, &model, "weights (safetensors or torch.save .pt)"},
         {"data", DG_OPT_STR, &data, "data set spec (the batch is drawn from its training split)"},
+        DG_NORMALIZE_OPT(normalize),
         {"batch", DG_OPT_INT, &batch, "batch size (default 8)"},
         {"seed", DG_OPT_U64, &seed, "which batch: the first of the seed's shuffled order (default 1)"},
         {"out", DG_OPT_STR, &out, "gradients file to write (safetensors; torch.save for .pt/.pth)"},
@@ -35,10 +36,12 @@ int dg_cmd_grad(int argc, char **argv) {
         dg_cli_error("grad: --batch must be ≥ 1");
         return DG_EXIT_BAD_INPUT;
     }
+    dg_norm norm;
+    if (dg_session_norm("grad", normalize, &norm) != 0) return DG_EXIT_BAD_INPUT;
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     dg_dataset ds;
-    if (dg_session_data(data, 1, &ds) != 0) return DG_EXIT_BAD_INPUT;
+    if (dg_session_data(data, 1, &norm, &ds) != 0) return DG_EXIT_BAD_INPUT;
     rc = DG_EXIT_BAD_INPUT;
     dg_net *net = dg_session_net(net_name, &ds, be, batch, model);
     dg_loader *loader = net ? dg_loader_new(&ds, batch, seed, 1, 0) : NULL;
@@ -94,11 +97,12 @@ int dg_cmd_grad(int argc, char **argv) {
     entries[e++] = (dg_st_entry){.name = "input.grad", .dtype = DG_ST_F32, .ndim = 4,
                                  .shape = {n, ds.c, ds.h, ds.w}, .data = host_dx};
     char err[512];
-    const char *keys[] = {"net", "model", "loss"};
-    char loss_text[32];
+    const char *keys[] = {"net", "model", "loss", "normalize"}; /* the input tensor's normalisation */
+    char loss_text[32], norm_text[256];
     snprintf(loss_text, sizeof loss_text, "%.9g", loss);
-    const char *values[] = {net_name, model, loss_text};
-    if (dg_st_write(out, entries, e, keys, values, 3, err, sizeof err) != 0) {
+    dg_norm_format(ds.mean, ds.std, ds.c, norm_text, sizeof norm_text);
+    const char *values[] = {net_name, model, loss_text, norm_text};
+    if (dg_st_write(out, entries, e, keys, values, 4, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
         goto done;
     }

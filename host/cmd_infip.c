@@ -92,7 +92,7 @@ static void data_input(const void *ctx, int k, float *x) {
 
 static int extract(int argc, char **argv, dg_dist *dist) {
     const char *model = NULL, *net_name = NULL, *keys_spec = NULL, *split = "test", *out = NULL, *backend = "auto";
-    const char *inject_text = "one", *dist_name = "none";
+    const char *inject_text = "one", *dist_name = "none", *normalize = NULL;
     int n = 400, batch = 0, force = 0;
     float lambda = 5000.0f, eps = DG_RELEVANCE_EPS;
     uint64_t seed = 1;
@@ -101,6 +101,7 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         {"net", DG_OPT_STR, &net_name, "its net"},
         {"keys", DG_OPT_STR, &keys_spec, "the data set the key images are drawn from (e.g. cifar10:DIR)"},
         {"split", DG_OPT_STR, &split, "test (default) or train"},
+        {"normalize", DG_OPT_STR, &normalize, DG_NORMALIZE_HELP "; recorded in the manifest, with the z^B bounds it gives"},
         {"n", DG_OPT_INT, &n, "number of key images (default 400)"},
         {"seed", DG_OPT_U64, &seed, "draws the keys (default 1)"},
         {"lambda", DG_OPT_FLOAT, &lambda, "fingerprint = clip(round(lambda · relevance), 0, 255) (default 5000)"},
@@ -136,10 +137,12 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("%s: a reference is already there (--force replaces it)", out);
         return DG_EXIT_BAD_INPUT;
     }
+    dg_norm norm;
+    if (dg_session_norm("infip extract", normalize, &norm) != 0) return DG_EXIT_BAD_INPUT;
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     dg_dataset ds;
-    if (dg_session_data(keys_spec, strcmp(split, "train") == 0, &ds) != 0) return DG_EXIT_BAD_INPUT;
+    if (dg_session_data(keys_spec, strcmp(split, "train") == 0, &norm, &ds) != 0) return DG_EXIT_BAD_INPUT;
     if (n > ds.n) {
         dg_cli_error("infip extract: --n %d keys asked from a split of %d images", n, ds.n);
         dg_data_free(&ds);
@@ -307,6 +310,22 @@ static int same_on_ranks(dg_dist *dist, const char *sha256, const char *name) {
 
 /* ---- infip verify ---- */
 
+/* The key images are the reference's and so is their normalisation (the manifest's, with its z^B
+ * bounds): a --normalize that says otherwise (with "data", the reference's data set's own is the
+ * manifest's) is refused, never run with. 0, or −1 (message printed). */
+static int reference_norm_only(const char *command, const dg_norm *norm, const char *reference,
+                               const dg_infip_manifest *m) {
+    char err[512];
+    dg_dataset keys = {.c = m->c};
+    memcpy(keys.mean, m->mean, sizeof keys.mean);
+    memcpy(keys.std, m->std, sizeof keys.std);
+    if (dg_norm_apply(norm, &keys, err, sizeof err) != 0) {
+        dg_cli_error("%s: %s: %s", command, reference, err);
+        return -1;
+    }
+    return dg_session_norm_recorded(command, norm->given, reference, &keys, m->mean, m->std);
+}
+
 /* The reference's calibration, when it has one: 1 read (c filled), 0 none there, −1 refused (message). */
 static int read_calibration(const char *reference, const dg_infip_manifest *m, dg_infip_calibration *c) {
     char path[4200], err[600];
@@ -323,7 +342,7 @@ static int read_calibration(const char *reference, const dg_infip_manifest *m, d
 
 static int verify(int argc, char **argv, dg_dist *dist) {
     const char *model = NULL, *net_name = NULL, *reference = NULL, *mode_text = "global", *backend = "auto";
-    const char *out = NULL, *dist_name = "none";
+    const char *out = NULL, *dist_name = "none", *normalize = NULL;
     double threshold_opt = 0.85;
     int batch = 0, per_key = 0;
     const dg_opt opts[] = {
@@ -333,6 +352,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         {"threshold", DG_OPT_DOUBLE, &threshold_opt,
          "ASSIM at or above it says pirated (default: the reference's calibration, else the paper's 0.85)"},
         {"mode", DG_OPT_STR, &mode_text, "SSIM form: global (the paper's, default) | gaussian (11x11, sigma 1.5)"},
+        DG_NORMALIZE_RECORDED_OPT(normalize),
         BATCH_OPT(batch),
         {"out", DG_OPT_STR, &out, "also write the suspect's fingerprints (PNG) into this folder"},
         {"per-key", DG_OPT_FLAG, &per_key, "list every key's SSIM and predictions in the JSON"},
@@ -354,6 +374,8 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("infip verify: --threshold must lie in [-1, 1] and --batch be ≥ 0");
         return DG_EXIT_BAD_INPUT;
     }
+    dg_norm norm;
+    if (dg_session_norm("infip verify", normalize, &norm) != 0) return DG_EXIT_BAD_INPUT;
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     char err[512], sha[65];
@@ -366,6 +388,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     if (dg_infip_reference_load(reference, &ref) != 0) goto done; /* (it leaves ref empty) */
     const dg_infip_manifest *m = &ref.m;
     if (!same_on_ranks(dist, m->file_sha256, reference)) goto done;
+    if (reference_norm_only("infip verify", &norm, reference, m) != 0) goto done;
     double threshold = threshold_opt;
     const char *source = "--threshold";
     if (!dg_cli_given(argc, argv, "threshold")) { /* the reference's own calibration decides, if it has one */
@@ -500,7 +523,7 @@ static int split_list(char *text, char **items, int cap) {
 
 static int calibrate(int argc, char **argv, dg_dist *dist) {
     const char *reference = NULL, *models_text = NULL, *nets_text = NULL, *backend = "auto";
-    const char *dist_name = "none";
+    const char *dist_name = "none", *normalize = NULL;
     double margin = DEFAULT_MARGIN;
     int batch = 0, force = 0;
     const dg_opt opts[] = {
@@ -511,6 +534,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         {"margin", DG_OPT_DOUBLE, &margin,
          "added to the highest independent ASSIM, in [0, 1) (default 1e-4: covers the rounding of other batch sizes "
          "and ranks)"},
+        DG_NORMALIZE_RECORDED_OPT(normalize),
         BATCH_OPT(batch),
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
         {"force", DG_OPT_FLAG, &force, "replace the reference's calibration"},
@@ -526,6 +550,8 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("infip calibrate: --margin must lie in [0, 1) and --batch be ≥ 0");
         return DG_EXIT_BAD_INPUT;
     }
+    dg_norm norm;
+    if (dg_session_norm("infip calibrate", normalize, &norm) != 0) return DG_EXIT_BAD_INPUT;
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     char *models_copy = strdup(models_text), *nets_copy = nets_text ? strdup(nets_text) : NULL;
@@ -556,6 +582,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
     if (dg_infip_reference_load(reference, &ref) != 0) goto done;
     const dg_infip_manifest *m = &ref.m;
     if (!same_on_ranks(dist, m->file_sha256, reference)) goto done;
+    if (reference_norm_only("infip calibrate", &norm, reference, m) != 0) goto done;
     snprintf(path, sizeof path, "%s/" DG_INFIP_CALIBRATION, reference);
     struct stat st;
     if (!force && lstat(path, &st) == 0) {

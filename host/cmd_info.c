@@ -127,13 +127,15 @@ static void labels_sha256(const int32_t *labels, int n, char hex[65]) {
 /* What a data spec loads: shape, classes (with their names for folder:DIR), counts, the
  * normalisation, and digests of the pixels and labels (to check that two runs or two nodes, or
  * dnnguard and a PyTorch script, read the same data). */
-static int info_data(const char *spec, const char *split, int json) {
+static int info_data(const char *spec, const char *split, const char *normalize, int json) {
     dg_dataset ds;
+    dg_norm norm;
     if (strcmp(split, "train") != 0 && strcmp(split, "test") != 0) {
         dg_cli_error("info: --split must be train or test, not '%s'", split);
         return DG_EXIT_BAD_INPUT;
     }
-    if (dg_session_data(spec, strcmp(split, "train") == 0, &ds) != 0) return DG_EXIT_BAD_INPUT;
+    if (dg_session_norm("info", normalize, &norm) != 0) return DG_EXIT_BAD_INPUT;
+    if (dg_session_data(spec, strcmp(split, "train") == 0, &norm, &ds) != 0) return DG_EXIT_BAD_INPUT;
     char **names = NULL, err[600];
     int n_names = 0;
     const char *folder = dg_data_folder_dir(spec, NULL);
@@ -162,6 +164,8 @@ static int info_data(const char *spec, const char *split, int json) {
     dg_sha256_update(&h, ds.images, (size_t)ds.n * ds.c * ds.h * ds.w);
     dg_sha256_final(&h, img_hex);
     labels_sha256(ds.labels, ds.n, lab_hex);
+    char norm_text[256]; /* the same as --normalize text, to pass on to another command */
+    dg_norm_format(ds.mean, ds.std, ds.c, norm_text, sizeof norm_text);
     if (json) {
         printf("{\"data\": ");
         dg_json_string(stdout, spec);
@@ -171,7 +175,7 @@ static int info_data(const char *spec, const char *split, int json) {
         for (int ch = 0; ch < ds.c; ch++) printf(ch ? ", %.9g" : "%.9g", ds.mean[ch]);
         printf("], \"std\": [");
         for (int ch = 0; ch < ds.c; ch++) printf(ch ? ", %.9g" : "%.9g", ds.std[ch]);
-        printf("], \"class_names\": ");
+        printf("], \"normalize\": \"%s\", \"class_names\": ", norm_text);
         if (names) {
             printf("[");
             for (int k = 0; k < n_names; k++) {
@@ -191,7 +195,7 @@ static int info_data(const char *spec, const char *split, int json) {
         for (int ch = 0; ch < ds.c; ch++) printf(" %.4f", ds.mean[ch]);
         printf(", std");
         for (int ch = 0; ch < ds.c; ch++) printf(" %.4f", ds.std[ch]);
-        printf("\n");
+        printf(" (--normalize %s)\n", norm_text);
         int shown = ds.classes < 20 ? ds.classes : 20;
         for (int k = 0; k < shown; k++) {
             printf("  class %d: %d images", k, count[k]);
@@ -228,13 +232,14 @@ static int list_nets(int json) {
 }
 
 int dg_cmd_info(int argc, char **argv) {
-    const char *model = NULL, *net = NULL, *data = NULL, *split = "train";
+    const char *model = NULL, *net = NULL, *data = NULL, *split = "train", *normalize = NULL;
     int json = 0, classes = 0, list = 0;
     const dg_opt opts[] = {
         {"model", DG_OPT_STR, &model, "a safetensors or torch.save (.pt) file: list its tensors"},
         {"net", DG_OPT_STR, &net, "a net name: list its parameters"},
         {"data", DG_OPT_STR, &data, "a data set spec: what it loads (shape, classes, counts, digests)"},
         {"split", DG_OPT_STR, &split, "train|test: the split --data loads (default train)"},
+        DG_NORMALIZE_OPT(normalize),
         {"classes", DG_OPT_INT, &classes, "class count for --net (default: the net's natural one)"},
         {"json", DG_OPT_FLAG, &json, "JSON instead of a table"},
         {"nets", DG_OPT_FLAG, &list, "list the known net names"},
@@ -245,8 +250,8 @@ int dg_cmd_info(int argc, char **argv) {
         dg_cli_error("info: give exactly one of --nets, --model FILE, --net NAME and --data SPEC");
         return DG_EXIT_BAD_INPUT;
     }
-    if ((!net && dg_cli_given(argc, argv, "classes")) || (!data && dg_cli_given(argc, argv, "split"))) {
-        dg_cli_error("info: --classes goes with --net, --split with --data");
+    if ((!net && dg_cli_given(argc, argv, "classes")) || (!data && (dg_cli_given(argc, argv, "split") || normalize))) {
+        dg_cli_error("info: --classes goes with --net, --split and --normalize with --data");
         return DG_EXIT_BAD_INPUT;
     }
     if (net && dg_cli_given(argc, argv, "classes") && classes < 2) {
@@ -254,6 +259,6 @@ int dg_cmd_info(int argc, char **argv) {
         return DG_EXIT_BAD_INPUT;
     }
     if (list) return list_nets(json);
-    if (data) return info_data(data, split, json);
+    if (data) return info_data(data, split, normalize, json);
     return model ? info_model(model, json) : info_net(net, classes, json);
 }

@@ -96,7 +96,10 @@ int dg_cmd_attack_overwrite(int argc, char **argv) {
         return DG_EXIT_BAD_INPUT;
     }
     dg_dataset train = {0}, test = {0}, keys = {0}, fresh = {0};
-    if (dg_session_data(o.data, strcmp(o.split, "test") != 0, &train) != 0) return DG_EXIT_BAD_INPUT;
+    dg_norm norm; /* the test split and the keys made from the splits take it too */
+    if (dg_session_norm("attack overwrite", o.normalize, &norm) != 0 ||
+        dg_session_data(o.data, strcmp(o.split, "test") != 0, &norm, &train) != 0)
+        return DG_EXIT_BAD_INPUT;
     rc = DG_EXIT_BAD_INPUT;
     char err[512];
     if (dg_data_load_test(o.data, &train, &test, err, sizeof err) != 0) { /* a folder's: train's normalisation */

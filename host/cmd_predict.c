@@ -18,7 +18,7 @@
 
 int dg_cmd_predict(int argc, char **argv) {
     const char *model = NULL, *net_name = NULL, *data = NULL, *fingerprint = NULL, *registry = NULL,
-               *split = "test", *backend = "auto", *out = NULL;
+               *split = "test", *backend = "auto", *out = NULL, *normalize = NULL;
     int limit = 0, batch = 256;
     uint64_t seed = 1;
     const dg_opt opts[] = {
@@ -26,6 +26,8 @@ int dg_cmd_predict(int argc, char **argv) {
         {"net", DG_OPT_STR, &net_name, "its net"},
         {"data", DG_OPT_STR, &data, "the labelled queries (data set spec)"},
         {"split", DG_OPT_STR, &split, "test | train (default test)"},
+        {"normalize", DG_OPT_STR, &normalize, DG_NORMALIZE_HELP "; with --registry, it must be the registry's (default: "
+         "that one)"},
         {"fingerprint", DG_OPT_STR, &fingerprint, "the user's fingerprint (PNG); without one, the answers are random"},
         {"registry", DG_OPT_STR, &registry, "registry.json from fp issue (needed with --fingerprint)"},
         {"seed", DG_OPT_U64, &seed, "the control layer's random answers (default 1)"},
@@ -57,6 +59,8 @@ int dg_cmd_predict(int argc, char **argv) {
         dg_cli_error("%s", err);
         return DG_EXIT_BAD_INPUT;
     }
+    dg_norm norm;
+    if (dg_session_norm("predict", normalize, &norm) != 0) return DG_EXIT_BAD_INPUT;
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return DG_EXIT_BAD_INPUT;
     dg_fp_registry reg = {0};
@@ -70,7 +74,7 @@ int dg_cmd_predict(int argc, char **argv) {
         dg_cli_error("%s", err);
         goto done;
     }
-    if (dg_session_data(data, strcmp(split, "train") == 0, &ds) != 0) goto done;
+    if (dg_session_data(data, strcmp(split, "train") == 0, &norm, &ds) != 0) goto done;
     int images = limit > 0 && limit < ds.n ? limit : ds.n;
     if (batch > images) batch = images > 0 ? images : 1; /* activations for the images there are, no more */
     if (registry) {
@@ -80,6 +84,8 @@ int dg_cmd_predict(int argc, char **argv) {
                          reg.net, reg.c, reg.h, reg.w, reg.classes);
             goto done;
         }
+        /* the model's answers are those of the inputs its fingerprints were issued with */
+        if (dg_session_norm_recorded("predict", normalize != NULL, registry, &ds, reg.mean, reg.std) != 0) goto done;
         if (!(net = dg_fp_registry_net(&reg, model, be, batch))) goto done;
     } else if (!(net = dg_session_net(net_name, &ds, be, batch, model))) {
         goto done;

@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "dist.h"
+#include "session.h"
 #include "train.h"
 
 #define MAX_OPTS 64
@@ -22,6 +23,7 @@ int dg_train_parse(const char *command, int argc, char **argv, dg_train_opts *o,
     const dg_opt common[] = {
         {"net", DG_OPT_STR, &o->net, "net name (lenet5, wrn-D-K, vgg16-cifar, vgg16, resnet18-cifar, resnet18)"},
         {"data", DG_OPT_STR, &o->data, "mnist:DIR | fashion-mnist[:DIR] | cifar10:DIR | folder[-rgb|-grey]:DIR | synthetic:C,H,W,K[,N]"},
+        {"normalize", DG_OPT_STR, &o->normalize, DG_NORMALIZE_HELP "; recorded in --out's metadata"},
         {"out", DG_OPT_STR, &o->out, "weights file to write (safetensors; torch.save for .pt/.pth)"},
         {"epochs", DG_OPT_INT, &o->epochs, "epochs (default 10)"},
         {"batch", DG_OPT_INT, &o->batch, "batch size (default 128)"},

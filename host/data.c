@@ -626,6 +626,10 @@ static int load_spec(const char *spec, int train, const dg_dataset *like, dg_dat
         set_norm(out, m, s, 3);
     }
 #undef KIND_IS
+    if (like) { /* normalised as the split the net is trained on, whatever set that split's */
+        memcpy(out->mean, like->mean, sizeof out->mean);
+        memcpy(out->std, like->std, sizeof out->std);
+    }
     /* the test split is fed to a net built for the training split's images and classes */
     if (like && (out->c != like->c || out->h != like->h || out->w != like->w || out->classes > like->classes)) {
         dg_err_set(err, err_len, spec,

@@ -42,8 +42,9 @@ typedef struct {
 int dg_data_load(const char *spec, int train, dg_dataset *out, char *err, size_t err_len);
 
 /* The test split of spec, given a split of the same spec already loaded (like: NULL, or that
- * split, before or after dg_data_subset or dg_data_append). Equal to dg_data_load(spec, 0, ...);
- * a folder's test split then takes like's normalisation instead of decoding DIR/train again. A test
+ * split, before or after dg_data_subset or dg_data_append). Equal to dg_data_load(spec, 0, ...),
+ * but normalised as like is (its data set's own, or what dg_norm_apply set on it): the test split
+ * is fed to the net that like trains; a folder's test split then needs no decoding of DIR/train. A test
  * split whose images are not like's size, or that has more classes than like, is refused (a net built
  * for like could not take it). */
 int dg_data_load_test(const char *spec, const dg_dataset *like, dg_dataset *out, char *err, size_t err_len);
@@ -65,6 +66,26 @@ int dg_data_subset_indices(int n, int count, uint64_t seed, int *out);
 /* Append extra's images and labels (same c, h, w; labels < d->classes) to d; d keeps its name and
  * normalisation. 0 ok; -1 with err. */
 int dg_data_append(dg_dataset *d, const dg_dataset *extra, char *err, size_t err_len);
+
+/* The input normalisation a user states (--normalize), applied over the one a data set loads with. */
+typedef struct dg_norm {
+    int given;          /* 0: the data set's own (no option, or "data") */
+    int n_mean, n_std;  /* values given: 1 (for every channel) or one per channel (at most 3) */
+    float mean[3], std[3];
+} dg_norm;
+
+/* text: NULL or "data" (the data set's own), "imagenet" (torchvision's 0.485,0.456,0.406/
+ * 0.229,0.224,0.225), "none" (0/1: pixels on [0, 1]) or MEAN/STD, each a comma list of 1 to 3 finite
+ * decimal numbers, means in [0, 1], stds in [1e-6, 1e6]. 0, or -1 with err "--normalize: ..." . */
+int dg_norm_parse(const char *text, dg_norm *out, char *err, size_t err_len);
+/* d's mean and std from norm (nothing when it is not given); -1 with err when a count of values is
+ * neither 1 nor d->c. */
+int dg_norm_apply(const dg_norm *norm, dg_dataset *d, char *err, size_t err_len);
+/* Whether d's normalisation is mean/std on each of its channels, exactly. */
+int dg_norm_equal(const dg_dataset *d, const float *mean, const float *std);
+/* c channels' mean/std as --normalize text ("0.5/0.5", "m0,m1,m2/s0,s1,s2"), each number the
+ * shortest text that reads back as the same float: parsed again, it gives the same values. */
+void dg_norm_format(const float *mean, const float *std, int c, char *out, size_t cap);
 
 /* Normalised float image i into out[c·h·w]: (pixel/255 − mean[ch]) / std[ch].
  * An index out of range fills out with zeros. */

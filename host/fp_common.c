@@ -96,7 +96,9 @@ dg_net *dg_fp_registry_net(const dg_fp_registry *r, const char *model, const dg_
                      "registry binds the exact file, so the same weights saved again are another file)", model);
         return NULL;
     }
-    dg_dataset shape = {.c = r->c, .h = r->h, .w = r->w, .classes = r->classes};
+    dg_dataset shape = {.c = r->c, .h = r->h, .w = r->w, .classes = r->classes}; /* and the normalisation: */
+    memcpy(shape.mean, r->mean, sizeof shape.mean); /* a model trained with another is said (session.c) */
+    memcpy(shape.std, r->std, sizeof shape.std);
     return dg_session_net(r->net, &shape, be, batch, model);
 }
 

@@ -127,8 +127,16 @@ int dg_model_load_file(dg_net *net, const dg_st_file *f, size_t *stripped, char 
 }
 
 int dg_model_load(dg_net *net, const char *path, char *err, size_t err_len) {
+    return dg_model_load_meta(net, path, NULL, NULL, 0, err, err_len);
+}
+
+int dg_model_load_meta(dg_net *net, const char *path, const char *key, char *value, size_t cap, char *err,
+                       size_t err_len) {
+    if (value && cap) value[0] = 0;
     dg_st_file f;
     if (dg_st_open(path, &f, err, err_len) != 0) return -1;
+    const char *meta = key ? dg_st_meta(&f, key) : NULL;
+    if (meta && value && strlen(meta) < cap) memcpy(value, meta, strlen(meta) + 1);
     size_t strip = 0;
     int rc = dg_model_load_file(net, &f, &strip, err, err_len);
     if (rc == 0 && strip) {

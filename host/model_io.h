@@ -22,6 +22,15 @@ int dg_model_running_stat(const char *name);
  * Returns 0, or -1 with err "<path>: <problem>". */
 int dg_model_load(dg_net *net, const char *path, char *err, size_t err_len);
 
+/* The metadata key of the input normalisation a model was trained with (dnnguard train's outputs), as
+ * --normalize text (dg_norm_format). */
+#define DG_META_NORMALIZE "normalize"
+
+/* dg_model_load, also copying the file's metadata value for key into value[cap] ("" when it has
+ * none, or one too long for value). */
+int dg_model_load_meta(dg_net *net, const char *path, const char *key, char *value, size_t cap, char *err,
+                       size_t err_len);
+
 /* The same from an open file (lets a caller read metadata and optimizer state from one parse),
  * silently; *stripped (may be NULL) gets the length of the prefix taken off the file's names. */
 int dg_model_load_file(dg_net *net, const dg_st_file *f, size_t *stripped, char *err, size_t err_len);

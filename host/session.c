@@ -7,11 +7,38 @@
 #include <string.h>
 
 #include "cli.h"
+#include "error.h"
 #include "loader.h"
 #include "model_io.h"
 #include "../nets/registry.h"
 
-int dg_session_data(const char *spec, int train, dg_dataset *ds) {
+int dg_session_norm(const char *command, const char *text, dg_norm *norm) {
+    char err[512];
+    if (dg_norm_parse(text, norm, err, sizeof err) != 0) {
+        dg_cli_error("%s: %s", command, err);
+        return -1;
+    }
+    return 0;
+}
+
+int dg_session_norm_recorded(const char *command, int given, const char *record, dg_dataset *ds, const float *mean,
+                             const float *std) {
+    if (given && !dg_norm_equal(ds, mean, std)) {
+        char asked[256], recorded[256];
+        dg_norm_format(ds->mean, ds->std, ds->c, asked, sizeof asked);
+        dg_norm_format(mean, std, ds->c, recorded, sizeof recorded);
+        dg_cli_error("%s: --normalize gives %s, but %s was made with %s: a check against it must use that one",
+                     command, asked, dg_err_safe_path(record).s, recorded);
+        return -1;
+    }
+    for (int ch = 0; ch < 3; ch++) { /* channels ≥ c repeat channel 0, as the loaders set them */
+        ds->mean[ch] = mean[ch < ds->c ? ch : 0];
+        ds->std[ch] = std[ch < ds->c ? ch : 0];
+    }
+    return 0;
+}
+
+int dg_session_data(const char *spec, int train, const dg_norm *norm, dg_dataset *ds) {
     char err[512];
     if (!spec) {
         dg_cli_error("--data is required (mnist:DIR, fashion-mnist:DIR, cifar10:DIR, folder[-rgb|-grey]:DIR, "
@@ -22,7 +49,26 @@ int dg_session_data(const char *spec, int train, dg_dataset *ds) {
         dg_cli_error("%s", err);
         return -1;
     }
+    if (dg_norm_apply(norm, ds, err, sizeof err) != 0) {
+        dg_cli_error("%s: %s", spec, err);
+        dg_data_free(ds);
+        return -1;
+    }
     return 0;
+}
+
+/* A model whose file says it was trained with another normalisation than ds's gets a warning: its
+ * figures on ds would be silently lower. A record that does not parse is passed over (not ours). */
+static void warn_other_norm(const char *model, const char *trained_with, const dg_dataset *ds) {
+    dg_norm norm;
+    dg_dataset as_trained = {.c = ds->c};
+    char err[512], in_use[256];
+    if (!trained_with[0] || dg_norm_parse(trained_with, &norm, err, sizeof err) != 0 ||
+        dg_norm_apply(&norm, &as_trained, err, sizeof err) != 0 || dg_norm_equal(&as_trained, ds->mean, ds->std))
+        return;
+    dg_norm_format(ds->mean, ds->std, ds->c, in_use, sizeof in_use);
+    fprintf(stderr, "dnnguard: warning: %s was trained with --normalize %s, its inputs here are normalised with %s\n",
+            dg_err_safe_path(model).s, dg_err_safe(trained_with).s, in_use);
 }
 
 dg_net *dg_session_net(const char *name, const dg_dataset *ds, const dg_backend *be, int batch, const char *model) {
@@ -51,11 +97,14 @@ dg_net *dg_session_net(const char *name, const dg_dataset *ds, const dg_backend 
         dg_net_free(net);
         return NULL;
     }
-    if (model && dg_model_load(net, model, err, sizeof err) != 0) {
+    char trained_with[256];
+    if (model && dg_model_load_meta(net, model, DG_META_NORMALIZE, trained_with, sizeof trained_with, err,
+                                    sizeof err) != 0) {
         dg_cli_error("%s", err);
         dg_net_free(net);
         return NULL;
     }
+    if (model && ds && ds->std[0] > 0.0f) warn_other_norm(model, trained_with, ds);
     return net;
 }
 

@@ -11,8 +11,30 @@
  * shape), set up on be for batches of `batch`, and load `model` when not NULL. */
 dg_net *dg_session_net(const char *name, const dg_dataset *ds, const dg_backend *be, int batch, const char *model);
 
-/* Load split (1 train, 0 test) of spec into ds. 0 or -1 (message printed). */
-int dg_session_data(const char *spec, int train, dg_dataset *ds);
+/* Load split (1 train, 0 test) of spec into ds, normalised by norm (NULL, or not given: the data
+ * set's own). 0 or -1 (message printed). */
+int dg_session_data(const char *spec, int train, const dg_norm *norm, dg_dataset *ds);
+
+/* --normalize, the same on every command that loads images (host/data.h, dg_norm_parse) */
+#define DG_NORMALIZE_HELP                                                                                     \
+    "input normalisation the model was trained with: MEAN/STD on [0, 1] pixels, one value or one per "        \
+    "channel (0.5/0.5, 0.485,0.456,0.406/0.229,0.224,0.225), imagenet, none (0/1), data (default: the data "  \
+    "set's own)"
+#define DG_NORMALIZE_OPT(dst) {"normalize", DG_OPT_STR, &(dst), DG_NORMALIZE_HELP}
+/* for commands whose reference (registry, InFIP manifest) records the normalisation it was made with */
+#define DG_NORMALIZE_RECORDED_OPT(dst)                                                                          \
+    {"normalize", DG_OPT_STR, &(dst),                                                                          \
+     "input normalisation, as for eval: must be the one the reference records (default: that one)"}
+
+/* text (--normalize; NULL when not given) into norm. 0, or -1 with "<command>: --normalize: ..." printed. */
+int dg_session_norm(const char *command, const char *text, dg_norm *norm);
+
+/* For a command checked against a reference (`record`: its file) made with mean/std on ds->c channels:
+ * when --normalize was given (given), ds, loaded with it, must be normalised so, else the command is
+ * refused (a verification never runs with another normalisation than its reference's); then ds takes
+ * the recorded one (its own data set's may differ). 0, or -1 (message printed). */
+int dg_session_norm_recorded(const char *command, int given, const char *record, dg_dataset *ds, const float *mean,
+                             const float *std);
 
 typedef struct dg_eval_result {
     int images;

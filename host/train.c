@@ -581,7 +581,13 @@ int dg_train(const dg_train_opts *o) {
     if (unwritable) return DG_EXIT_BAD_INPUT;
     dg_dataset train = {0}, test = {0};
     int on_train_split = strcmp(o->split, "train") == 0;
-    if (dg_session_data(o->data, on_train_split, &train) != 0) return DG_EXIT_BAD_INPUT;
+    dg_norm norm; /* the test split takes the training split's (dg_data_load_test) */
+    if (dg_session_norm(o->command, o->normalize, &norm) != 0 ||
+        dg_session_data(o->data, on_train_split, &norm, &train) != 0)
+        return DG_EXIT_BAD_INPUT;
+    char norm_text[256]; /* recorded with the weights: what a user of them must feed them */
+    dg_norm_format(train.mean, train.std, train.c, norm_text, sizeof norm_text);
+    const char *meta_keys[] = {DG_META_NORMALIZE}, *meta_values[] = {norm_text};
     char err[512];
     if ((o->subset > 0 && dg_data_subset(&train, o->subset, o->seed, err, sizeof err) != 0) ||
         (o->extra && dg_data_append(&train, o->extra, err, sizeof err) != 0)) {
@@ -804,7 +810,7 @@ int dg_train(const dg_train_opts *o) {
             char tag[32], *snap;
             snprintf(tag, sizeof tag, "epoch%d", epoch + 1);
             snap = derive_path(o->out, tag, 1);
-            if (!snap || dg_model_save(net, snap, NULL, 0, NULL, NULL, 0, err, sizeof err) != 0) {
+            if (!snap || dg_model_save(net, snap, NULL, 0, meta_keys, meta_values, 1, err, sizeof err) != 0) {
                 if (snap) dg_cli_error("%s", err);
                 else dg_cli_error("%s: out of memory", o->command);
                 free(snap);
@@ -819,7 +825,7 @@ int dg_train(const dg_train_opts *o) {
         rc = DG_EXIT_OK;
         goto done;
     }
-    if (dg_model_save(net, o->out, NULL, 0, NULL, NULL, 0, err, sizeof err) != 0) {
+    if (dg_model_save(net, o->out, NULL, 0, meta_keys, meta_values, 1, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
         goto done;
     }

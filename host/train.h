@@ -16,6 +16,7 @@ typedef struct dg_train_opts {
     const char *milestones; /* "60,120,160" for multistep */
     const char *save_epochs; /* "20,50": also write the weights after these epochs, as OUT.epochN.safetensors */
     const char *split;      /* the split trained on: "train" (default) or "test" (fine-tuning attacks) */
+    const char *normalize;  /* --normalize text (host/data.h, dg_norm_parse); NULL: the data set's own */
     const char *precision;  /* "fp32" (default) | "tf32": tensor-core math on the CUDA backend */
     int deterministic;      /* only deterministic cuDNN algorithms (the CPU always is) */
     const char *wm;         /* watermark key (JSON) whose regularizer is added to the loss, or NULL */
