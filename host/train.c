@@ -177,14 +177,19 @@ static void wm_signature(const dg_train_opts *o, const dg_wm_key *key, char *out
 /* The configuration a checkpoint records and a resume must match (the rest of a run's options are
  * taken from its command): key, this run's value, and what a checkpoint written before the key was
  * recorded stands for (NULL: it must be there). */
-enum { RUN_CONFIG_N = 10 };
+enum { RUN_CONFIG_N = 11 };
+/* What this run records in its checkpoints besides the options: the watermark's signature, the
+ * recipe (below) and the input normalisation as text. */
+typedef struct run_texts {
+    const char *wm, *recipe, *normalize;
+} run_texts;
 typedef struct run_config {
     const char *key[RUN_CONFIG_N], *value[RUN_CONFIG_N], *before[RUN_CONFIG_N];
     char seed[32], batch[32], smoothing[32], subset[32];
     char data[3 * 4096 + 8]; /* the data spec as UTF-8: metadata is text, a folder's name may not be */
 } run_config;
 
-static void run_config_of(const dg_train_opts *o, const char *wm_sig, run_config *c) {
+static void run_config_of(const dg_train_opts *o, const run_texts *t, run_config *c) {
     snprintf(c->seed, sizeof c->seed, "%llu", (unsigned long long)o->seed);
     snprintf(c->batch, sizeof c->batch, "%d", o->batch);
     snprintf(c->smoothing, sizeof c->smoothing, "%.9g", (double)o->label_smoothing);
@@ -192,8 +197,10 @@ static void run_config_of(const dg_train_opts *o, const char *wm_sig, run_config
     dg_utf8_clean(o->data ? o->data : "", c->data, sizeof c->data);
     const char *pairs[RUN_CONFIG_N][3] = {
         {"format", "dnnguard-checkpoint-1", NULL}, {"net", o->net, NULL}, {"data", o->data ? c->data : NULL, NULL},
-        {"split", o->split, NULL}, {"opt", o->opt, NULL}, {"wm", wm_sig, NULL}, {"seed", c->seed, NULL},
-        {"batch", c->batch, NULL}, {"label_smoothing", c->smoothing, "0"}, {"subset", c->subset, "0"}};
+        {"split", o->split, NULL}, {"opt", o->opt, NULL}, {"wm", t->wm, NULL}, {"seed", c->seed, NULL},
+        {"batch", c->batch, NULL}, {"label_smoothing", c->smoothing, "0"}, {"subset", c->subset, "0"},
+        /* before --normalize, every run had the data set's own */
+        {"normalize", t->normalize, !o->normalize || strcmp(o->normalize, "data") == 0 ? t->normalize : NULL}};
     for (int i = 0; i < RUN_CONFIG_N; i++) {
         c->key[i] = pairs[i][0];
         c->value[i] = pairs[i][1];
@@ -285,8 +292,7 @@ static void warn_recipe_change(const char *path, const char *was, const char *no
 }
 
 static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const optim_state *s, const char *path,
-                           int epoch, int step_in_epoch, const epoch_sums *sums, const char *wm_sig,
-                           const char *recipe) {
+                           int epoch, int step_in_epoch, const epoch_sums *sums, const run_texts *t) {
     char err[512];
     int n_buffers = optim_buffers(s);
     size_t floats = net->n_param_floats;
@@ -314,7 +320,7 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
         }
     }
     run_config c;
-    run_config_of(o, wm_sig, &c);
+    run_config_of(o, t, &c);
     char v_epoch[32], v_step[32], v_global[32], v_loss[64], v_wm[64], v_correct[32], v_seen[32];
     snprintf(v_epoch, sizeof v_epoch, "%d", epoch);
     snprintf(v_step, sizeof v_step, "%d", step_in_epoch);
@@ -325,7 +331,7 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
     snprintf(v_seen, sizeof v_seen, "%ld", sums->seen);
     const char *keys[RUN_CONFIG_N + 8] = {"epoch", "step_in_epoch", "global_step", "epoch_loss_sum", "epoch_wm_sum",
                                           "epoch_correct", "epoch_seen", "recipe"};
-    const char *values[RUN_CONFIG_N + 8] = {v_epoch, v_step, v_global, v_loss, v_wm, v_correct, v_seen, recipe};
+    const char *values[RUN_CONFIG_N + 8] = {v_epoch, v_step, v_global, v_loss, v_wm, v_correct, v_seen, t->recipe};
     for (int i = 0; i < RUN_CONFIG_N; i++) keys[8 + i] = c.key[i], values[8 + i] = c.value[i];
     int rc = dg_model_save(net, path, extras, n_extras, keys, values, RUN_CONFIG_N + 8, err, sizeof err);
     if (rc != 0) dg_cli_error("%s", err);
@@ -335,10 +341,10 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
 }
 
 /* Restore parameters, optimizer buffers and position from a checkpoint written by this run's
- * configuration; a checkpoint of another net, data set, split, subset, optimizer, watermark key, seed, batch or
- * label smoothing is refused (the subset changes the data order). */
+ * configuration; a checkpoint of another net, data set, split, subset, optimizer, watermark key, seed, batch,
+ * label smoothing or normalisation is refused (the subset changes the data order). */
 static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, const char *path, int *epoch,
-                           int *step_in_epoch, epoch_sums *sums, const char *wm_sig, const char *recipe) {
+                           int *step_in_epoch, epoch_sums *sums, const run_texts *t) {
     char err[512];
     dg_st_file f;
     if (dg_st_open(path, &f, err, sizeof err) != 0) {
@@ -347,7 +353,7 @@ static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, 
     }
     int rc = -1;
     run_config c;
-    run_config_of(o, wm_sig, &c);
+    run_config_of(o, t, &c);
     for (int i = 0; i < RUN_CONFIG_N; i++) {
         const char *have = dg_st_meta(&f, c.key[i]);
         if (!have) have = c.before[i];
@@ -380,7 +386,7 @@ static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, 
         dg_cli_error("%s", err);
         goto done;
     }
-    if (!o->dist || dg_dist_is_root(o->dist)) warn_recipe_change(path, dg_st_meta(&f, "recipe"), recipe);
+    if (!o->dist || dg_dist_is_root(o->dist)) warn_recipe_change(path, dg_st_meta(&f, "recipe"), t->recipe);
     size_t floats = net->n_param_floats;
     float *host = calloc(floats ? floats : 1, sizeof(float));
     if (!host) goto done;
@@ -648,6 +654,7 @@ int dg_train(const dg_train_opts *o) {
     int augment = o->augment >= 0 ? o->augment : strncmp(o->data, "cifar10:", 8) == 0;
     char recipe[RECIPE_LEN];
     recipe_of(o, augment, recipe, sizeof recipe);
+    const run_texts texts = {wm_sig, recipe, norm_text};
     loader = dg_loader_new(&train, o->batch, o->seed, 1, augment);
     if (!s.a || (s.adam && !s.b) || !probs || !pred || !loader ||
         dg_dist_grads_init(&grads, dist, net, key ? dg_net_find_param(net, key->layer) : -1) != 0) {
@@ -661,7 +668,7 @@ int dg_train(const dg_train_opts *o) {
     if (o->resume) {
         struct stat st;
         if (stat(ckpt_path, &st) == 0) {
-            if (load_checkpoint(net, o, &s, ckpt_path, &start_epoch, &start_step, &sums, wm_sig, recipe) != 0) goto done;
+            if (load_checkpoint(net, o, &s, ckpt_path, &start_epoch, &start_step, &sums, &texts) != 0) goto done;
             if (start_epoch > o->epochs || (start_epoch == o->epochs && start_step > 0)) {
                 /* its weights are not those of a shorter run: they have seen the later epochs */
                 dg_cli_error("%s: the checkpoint is past --epochs %d (%d epochs and %d steps done)", ckpt_path,
@@ -759,7 +766,7 @@ int dg_train(const dg_train_opts *o) {
             }
             int want_ckpt = o->ckpt_every > 0 && s.global_step % o->ckpt_every == 0 && step < steps;
             if (stop || want_ckpt) {
-                if (root && save_checkpoint(net, o, &s, ckpt_path, epoch, step, &sums, wm_sig, recipe) != 0) goto done;
+                if (root && save_checkpoint(net, o, &s, ckpt_path, epoch, step, &sums, &texts) != 0) goto done;
                 if (stop) {
                     if (tty) fputc('\n', stderr);
                     if (root) {
@@ -805,7 +812,7 @@ int dg_train(const dg_train_opts *o) {
             fflush(log);
         }
         epoch_sums cleared = {0};
-        if (root && save_checkpoint(net, o, &s, ckpt_path, epoch + 1, 0, &cleared, wm_sig, recipe) != 0) goto done;
+        if (root && save_checkpoint(net, o, &s, ckpt_path, epoch + 1, 0, &cleared, &texts) != 0) goto done;
         if (root && save_after(o, epoch + 1)) { /* a snapshot of the weights, as OUT.epochN.safetensors (or .pt) */
             char tag[32], *snap;
             snprintf(tag, sizeof tag, "epoch%d", epoch + 1);

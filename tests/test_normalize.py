@@ -97,6 +97,13 @@ r = run("train", "--net", "lenet5", "--data", FASHION, "--subset", "500", "--epo
 r = run("info", "--model", P("own.safetensors"), "--json")
 check(parse(r.stdout).get("metadata", {}).get("normalize") == "0.286/0.353",
       "without --normalize, train records the data set's own (0.286/0.353)")
+# the normalisation changes the data a run trains on: a resume with another one is refused
+own = ["train", "--net", "lenet5", "--data", FASHION, "--subset", "500", "--epochs", "1", "--seed", "3",
+       "--out", P("own.safetensors"), "--resume"]
+expect_bad([*own, "--normalize", "0.5/0.5"], "normalize", "a resume with another --normalize than its checkpoint's")
+r = run(*own, "--normalize", "data")
+check(r.returncode == 0 and "holds all 1 epochs" in r.stderr,
+      f"a resume with the same normalisation (--normalize data) is taken (exit {r.returncode}) {r.stderr.strip()[-200:]}")
 
 # 3. References record theirs, and checks against them refuse another.
 r = run("info", "--data", FASHION, "--split", "test", "--normalize", "imagenet")
