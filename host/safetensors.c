@@ -360,7 +360,12 @@ static int parse_tensor(dg_st_file *f, const cJSON *item, size_t data_size, char
     return 0;
 }
 
-static int check_names_and_overlaps(dg_st_file *f, char *err, size_t err_len) {
+/* Duplicate names, and where the tensors' bytes lie. In a safetensors file (tile) they must cover
+ * the data exactly, one after another from its first byte to its last, empty tensors at their place
+ * among them, as the reference reader requires (its InvalidOffset and MetadataIncompleteBuffer): a
+ * gap or trailing bytes could hide another file's content. A torch.save file's tensors lie where its
+ * archive puts them, and only must not overlap. */
+static int check_names_and_layout(dg_st_file *f, int tile, char *err, size_t err_len) {
     int n = f->n_tensors;
     name_idx *ni = malloc(sizeof *ni * (size_t)(n ? n : 1));
     span *sp = malloc(sizeof *sp * (size_t)(n ? n : 1));
@@ -388,21 +393,40 @@ static int check_names_and_overlaps(dg_st_file *f, char *err, size_t err_len) {
 
     int m = 0;
     for (int i = 0; i < n; i++)
-        if (f->tensors[i].end > f->tensors[i].begin) {
+        if (tile || f->tensors[i].end > f->tensors[i].begin) {
             sp[m].begin = f->tensors[i].begin;
             sp[m].end = f->tensors[i].end;
             sp[m].idx = i;
             m++;
         }
     qsort(sp, (size_t)m, sizeof *sp, cmp_span);
-    for (int i = 1; i < m; i++)
-        if (sp[i].begin < sp[i - 1].end) {
-            dg_err_set(err, err_len, f->path, "tensors '%s' and '%s' overlap in the data",
-                    dg_err_safe(f->tensors[sp[i - 1].idx].name).s, dg_err_safe(f->tensors[sp[i].idx].name).s);
+    size_t covered = 0; /* the data's bytes [0, covered) lie in the tensors so far */
+    int last = -1;      /* the tensor that ends there */
+    for (int i = 0; i < m; i++) {
+        const char *name = f->tensors[sp[i].idx].name;
+        if ((last >= 0 && sp[i].begin < covered) || (tile && sp[i].begin > covered)) {
+            if (sp[i].begin < covered)
+                dg_err_set(err, err_len, f->path, "tensors '%s' and '%s' overlap in the data",
+                        dg_err_safe(f->tensors[last].name).s, dg_err_safe(name).s);
+            else
+                dg_err_set(err, err_len, f->path, "bytes %zu to %zu of the data, before tensor '%s', belong to no "
+                        "tensor: a safetensors file's tensors follow one another", covered, sp[i].begin,
+                        dg_err_safe(name).s);
             free(sp);
             return -1;
         }
+        if (sp[i].end > covered || last < 0) {
+            covered = sp[i].end;
+            last = sp[i].idx;
+        }
+    }
     free(sp);
+    const size_t data_size = f->size - f->data_start;
+    if (tile && covered != data_size) {
+        dg_err_set(err, err_len, f->path, "the data's last %zu bytes (from byte %zu) belong to no tensor: a "
+                "safetensors file ends with its last tensor's data", data_size - covered, covered);
+        return -1;
+    }
     return 0;
 }
 
@@ -488,7 +512,7 @@ static int parse_file(dg_st_file *f, char *err, size_t err_len) {
     }
     cJSON_Delete(root);
     if (rc) return rc;
-    return check_names_and_overlaps(f, err, err_len);
+    return check_names_and_layout(f, 1, err, err_len);
 }
 
 int dg_st_open(const char *path, dg_st_file *f, char *err, size_t err_len) {
@@ -513,7 +537,7 @@ int dg_st_open(const char *path, dg_st_file *f, char *err, size_t err_len) {
     }
     /* PyTorch's torch.save files hold the same tensors (host/torch_pt.c) */
     int rc = dg_pt_claims(f->bytes, f->size)
-                 ? (dg_pt_fill(f, err, err_len) == 0 ? check_names_and_overlaps(f, err, err_len) : -1)
+                 ? (dg_pt_fill(f, err, err_len) == 0 ? check_names_and_layout(f, 0, err, err_len) : -1)
                  : parse_file(f, err, err_len);
     if (rc != 0) dg_st_close(f);
     return rc;

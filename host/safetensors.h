@@ -42,8 +42,11 @@ typedef struct {
  * dg_st_close(f) is harmless either way). Checks: length prefix, header size (≤ 100 MB and within
  * the file), UTF-8 + JSON object, per entry dtype/shape/data_offsets types, known dtype, dims
  * (integers ≥ 0, ≤ 8 of them, numel without overflow), offsets (integers, begin ≤ end ≤ data
- * size, end − begin = numel·dtype size), duplicate names, overlapping tensors, and
- * __metadata__ (an object of strings). Gaps between tensors and trailing bytes are tolerated.
+ * size, end − begin = numel·dtype size), duplicate names, tensors that overlap, leave a gap
+ * between them or end before the data does (the reference reader's InvalidOffset and
+ * MetadataIncompleteBuffer; empty tensors too must lie at their place in the sequence), and
+ * __metadata__ (an object of strings). JSON whitespace before and after the header's object is
+ * accepted, as the reference reader accepts it (its writer pads with spaces).
  * A PyTorch torch.save file (host/torch_pt.h) is read into the same struct, its state dict's
  * tensors with the same duplicate and overlap checks. */
 int dg_st_open(const char *path, dg_st_file *f, char *err, size_t err_len);

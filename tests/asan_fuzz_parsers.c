@@ -269,6 +269,10 @@ static void run_safetensors(const buf *b) {
         return;
     }
     st_ok++;
+    size_t covered = 0; /* a safetensors file's tensors cover its data exactly (a .pt has data_start 0) */
+    for (int i = 0; i < f.n_tensors; i++) covered += f.tensors[i].end - f.tensors[i].begin;
+    CHECK(f.data_start == 0 || covered == f.size - f.data_start, "tensors cover %zu of %zu data bytes", covered,
+          f.size - f.data_start);
     for (int i = 0; i < f.n_tensors; i++) {
         const dg_st_tensor *t = &f.tensors[i];
         CHECK(t->ndim >= 0 && t->ndim <= 8, "ndim %d", t->ndim);
@@ -324,18 +328,19 @@ static void make_st_seeds(buf *seeds, int *n_seeds) {
         fclose(fp);
         n++;
     }
-    /* a hand-written one with whitespace, gaps, unknown keys and a null __metadata__ */
-    const char *hdr = "{ \"__metadata__\" : null ,\n \"x\" : { \"shape\" : [ 2 ] , \"dtype\" : \"F32\" , "
-                      "\"data_offsets\" : [ 8 , 16 ], \"extra\": {\"k\": [1, 2]} },\"y\":{\"dtype\":\"U8\",\"shape\":[],"
+    /* a hand-written one with whitespace (before the object too), entries out of their data's order,
+     * unknown keys and a null __metadata__ */
+    const char *hdr = " \n{ \"__metadata__\" : null ,\n \"x\" : { \"shape\" : [ 2 ] , \"dtype\" : \"F32\" , "
+                      "\"data_offsets\" : [ 1 , 9 ], \"extra\": {\"k\": [1, 2]} },\"y\":{\"dtype\":\"U8\",\"shape\":[],"
                       "\"data_offsets\":[0,1]}}";
     size_t hl = strlen(hdr);
-    buf_reserve(&seeds[n], 8 + hl + 24);
+    buf_reserve(&seeds[n], 8 + hl + 9);
     seeds[n].n = 0;
     uint8_t le[8];
     for (int i = 0; i < 8; i++) le[i] = (uint8_t)((uint64_t)hl >> (8 * i));
     buf_insert(&seeds[n], 0, le, 8);
     buf_insert(&seeds[n], 8, hdr, hl);
-    uint8_t data[24] = {7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x3f, 0, 0, 0, 0x40};
+    uint8_t data[9] = {7, 0, 0, 0x80, 0x3f, 0, 0, 0, 0x40};
     buf_insert(&seeds[n], 8 + hl, data, sizeof data);
     n++;
     *n_seeds = n;
@@ -348,6 +353,14 @@ static void fuzz_safetensors(int iterations, double deadline, int *done) {
     for (int s = 0; s < n_seeds; s++) run_safetensors(&seeds[s]);
     CHECK(st_ok == n_seeds, "seed files rejected (%d of %d accepted): %s", st_ok, n_seeds, errbuf);
     buf b = {0};
+    for (int s = 0; s < n_seeds; s++) { /* one byte more, which no tensor covers: refused, as the reference does */
+        buf_set(&b, seeds[s].p, seeds[s].n);
+        buf_insert(&b, b.n, "", 1);
+        int before = st_rejected;
+        run_safetensors(&b);
+        CHECK(st_rejected == before + 1 && strstr(errbuf, "belong to no tensor"), "seed %d and a trailing byte: '%s'", s,
+              errbuf);
+    }
     int it = 0;
     for (; it < iterations && now_s() < deadline; it++) {
         const buf *seed = &seeds[rnd_below((size_t)n_seeds)];

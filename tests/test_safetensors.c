@@ -458,6 +458,25 @@ static void test_malformed(void) {
         expect_bad("hostile name", L, j, data, 8, "aaaa\\x1b[31mbbbb");
         CHECK(strstr(errbuf, "...") != NULL && strchr(errbuf, 0x1b) == NULL, "long name not cut/escaped: %s", errbuf);
     }
+    /* the tensors must cover the data exactly, as the reference's InvalidOffset and
+     * MetadataIncompleteBuffer require: no gap, no bytes before the first or after the last */
+    expect_bad("gap", L,
+               "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+               "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
+               data, 12, "bytes 4 to 8 of the data, before tensor 'b', belong to no tensor");
+    expect_bad("leading gap", L, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", data, 8,
+               "bytes 0 to 4 of the data, before tensor 'a'");
+    expect_bad("trailing data", L, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", data, 5,
+               "the data's last 1 bytes (from byte 4) belong to no tensor");
+    expect_bad("data, no tensors", L, "{}", data, 16, "the data's last 16 bytes (from byte 0)");
+    expect_bad("empty tensor out of place", L,
+               "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+               "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]}}",
+               data, 8, "tensors 'a' and 'e' overlap");
+    expect_bad("empty tensor past the end", L,
+               "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+               "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[8,8]}}",
+               data, 8, "bytes 4 to 8 of the data, before tensor 'e'");
     expect_bad("meta number", L, "{\"__metadata__\":{\"k\":1}}", NULL, 0, "not a string");
     expect_bad("meta not object", L, "{\"__metadata__\":[\"k\"]}", NULL, 0, "not an object");
     expect_bad("meta twice", L, "{\"__metadata__\":{},\"__metadata__\":{}}", NULL, 0, "__metadata__ appears twice");
@@ -469,10 +488,13 @@ static void test_malformed(void) {
     expect_good("meta null", L, "{\"__metadata__\":null}", NULL, 0, 0);
     expect_good("unknown key", L, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"extra\":[1]}}", data,
                 4, 1);
-    expect_good("gap + trailing data", L,
-                "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]},"
-                "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]}}",
-                data, 16, 2);
+    expect_good("leading whitespace", L, "\t\n {}\r ", NULL, 0, 0); /* the reference reads it (a writer may pad) */
+    expect_good("empty tensors in place", L,
+                "{\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]},"
+                "\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[4,4]},"
+                "\"z\":{\"dtype\":\"U8\",\"shape\":[0,3],\"data_offsets\":[0,0]},"
+                "\"a\":{\"dtype\":\"I32\",\"shape\":[],\"data_offsets\":[0,4]}}",
+                data, 8, 4);
     expect_good("integer as 4.0 and 1e1", L, "{\"a\":{\"dtype\":\"U8\",\"shape\":[1e1],\"data_offsets\":[0,10.0]}}", data, 10,
                 1);
 }

@@ -43,8 +43,9 @@ def raw_bytes(t):
     return t.view(torch.uint8).numpy().tobytes()
 
 
-def write_st(path, tensors, metadata=None, order=None, indent=None):
-    """Hand-made writer (the reference's layout: offsets in `order`, header padded with spaces)."""
+def write_st(path, tensors, metadata=None, order=None, indent=None, lead=b""):
+    """Hand-made writer (the reference's layout: offsets in `order`, header padded with spaces, and
+    `lead` whitespace before it, which the reference reader also reads)."""
     header = {}
     if metadata is not None:
         header["__metadata__"] = metadata
@@ -59,8 +60,8 @@ def write_st(path, tensors, metadata=None, order=None, indent=None):
     hdr = {"__metadata__": header["__metadata__"]} if metadata is not None else {}
     for name in tensors:
         hdr[name] = header[name]
-    text = json.dumps(hdr, separators=(",", ":") if indent is None else None, indent=indent,
-                      ensure_ascii=False).encode("utf-8")
+    text = lead + json.dumps(hdr, separators=(",", ":") if indent is None else None, indent=indent,
+                             ensure_ascii=False).encode("utf-8")
     text += b" " * ((8 - len(text) % 8) % 8)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(text)) + text + data)
@@ -183,11 +184,12 @@ def main():
     try:
         tensors = sample_tensors()
 
-        # 1. Python-written files (compact and indented header, offsets in another order) → C reader.
+        # 1. Python-written files (compact, indented and leading-padded header, offsets in another order) → C reader.
         variants = [
             ("compact", dict(metadata=META)),
             ("reordered", dict(metadata=META, order=sorted(tensors))),
             ("indented", dict(metadata=None, indent=2)),
+            ("leading whitespace", dict(metadata=META, lead=b"\n \t")),
         ]
         for label, kw in variants:
             path = os.path.join(tmp, f"py_{label}.safetensors")
@@ -266,12 +268,17 @@ def main():
         # 5. Malformed files written here are refused with the path in the message.
         bad = os.path.join(tmp, "bad.safetensors")
         hdr = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+        gap = json.dumps({"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+                          "b": {"dtype": "F32", "shape": [1], "data_offsets": [8, 12]}}).encode()
         cases = {
             "truncated data": struct.pack("<Q", len(hdr)) + hdr + b"\0" * 12,
             "bad dtype": struct.pack("<Q", len(hdr)) + hdr.replace(b"F32", b"Q32") + b"\0" * 16,
             "header too long": struct.pack("<Q", len(hdr) + 100) + hdr + b"\0" * 16,
             "not json": struct.pack("<Q", 8) + b"notjson!" + b"\0" * 16,
             "short": b"\x01\x00",
+            # the reference's MetadataIncompleteBuffer and InvalidOffset: bytes that no tensor covers
+            "trailing bytes": struct.pack("<Q", len(hdr)) + hdr + b"\0" * 20,
+            "gap": struct.pack("<Q", len(gap)) + gap + b"\0" * 12,
         }
         for label, blob in cases.items():
             with open(bad, "wb") as f:
