@@ -65,6 +65,23 @@ static int names_match(const dg_net *net, const dg_st_file *f, const char *prefi
     return 1;
 }
 
+/* A batch norm's running_var below zero (-inf included) is no variance that training leaves (it
+ * averages squares), and its square root would fail later under another name: 0, or -1 with err
+ * naming the tensor. NaN and +inf are left to dg_model_require_finite, like other weights'. */
+static int check_running_vars(const dg_net *net, const float *host, const char *path, char *err, size_t err_len) {
+    for (int i = 0; i < net->n_params; i++) {
+        const dg_param *p = &net->params[i];
+        if (p->role != DG_PARAM_RUNNING || !ends_with(p->name, ".running_var")) continue;
+        for (size_t j = 0; j < p->numel; j++)
+            if (host[p->offset + j] < 0) {
+                snprintf(err, err_len, "%s: tensor '%s' holds a negative variance (%g at index %zu); not a trained "
+                         "batch norm's running_var", path, p->name, (double)host[p->offset + j], j);
+                return -1;
+            }
+    }
+    return 0;
+}
+
 int dg_model_load_file(dg_net *net, const dg_st_file *f, size_t *stripped, char *err, size_t err_len) {
     size_t strip = 0;
     const char *prefix = ""; /* the text of the prefix taken off: the start of the first name */
@@ -120,6 +137,10 @@ int dg_model_load_file(dg_net *net, const dg_st_file *f, size_t *stripped, char 
             free(host);
             return -1;
         }
+    }
+    if (check_running_vars(net, host, f->path, err, err_len) != 0) {
+        free(host);
+        return -1;
     }
     net->be->upload(net->param_arena, host, sizeof(float) * net->n_param_floats);
     free(host);

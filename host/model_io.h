@@ -15,8 +15,8 @@ int dg_model_ignored_tensor(const char *name);
 int dg_model_running_stat(const char *name);
 
 /* Load every parameter of net (set up on a backend) from path. Tensors named
- * "*.num_batches_tracked" and "optim.*" are ignored; any other tensor the net lacks, or a missing
- * or misshapen one, is an error. When the names do not match as they are but do once a prefix
+ * "*.num_batches_tracked" and "optim.*" are ignored; any other tensor the net lacks, a missing
+ * or misshapen one, and a batch norm's running_var that holds a value below zero, are errors. When the names do not match as they are but do once a prefix
  * that every one of them carries is taken off ("model." from Lightning, "backbone." from a
  * wrapper; dg_model_name_prefix), they are read so, and a note on stderr says which prefix.
  * Returns 0, or -1 with err "<path>: <problem>". */

@@ -404,6 +404,23 @@ for name, mention, what in refusals + [
 ]:
     expect_bad(["info", "--model", P(name)], mention, what)
 
+# a batch norm's running_var below zero is no trained model's: refused at load, naming the tensor,
+# from a .pt and a safetensors file alike; a negative running_mean is an ordinary one
+import torch_nets  # noqa: E402
+wrn = torch_nets.build("wrn-10-1", 10).state_dict()
+var = next(k for k in wrn if k.endswith(".running_var"))
+wrn[var.replace("running_var", "running_mean")][2] = -4.0
+torch.save(wrn, P("bn-mean.pt"))
+wrn[var][5] = -0.25
+torch.save(wrn, P("bn-var.pt"))
+st_io.write(P("bn-var.safetensors"), {k: v.numpy() for k, v in wrn.items()})
+keygen = ["wm", "keygen", "--net", "wrn-10-1", "--layer", "conv1.weight", "--digits", "123", "--seed", "1"]
+r = run(*keygen, "--model", P("bn-mean.pt"), "--out", P("bn-key.json"))
+check(r.returncode == 0, f"a negative running_mean loads {r.stderr.strip()}")
+for name in ("bn-var.pt", "bn-var.safetensors"):
+    expect_bad([*keygen, "--model", P(name), "--out", P(name + ".json")],
+               f"{P(name)}: tensor '{var}' holds a negative variance (-0.25 at index 5)", f"{name}: a negative running_var")
+
 # end to end: dnnguard's LeNet-5, saved by torch as .pt, evaluates as its safetensors file does
 r = run("train", "--net", "lenet5", "--data", MNIST, "--subset", "1000", "--epochs", "1", "--eval-every", "0",
         "--out", P("lenet.safetensors"))
@@ -412,7 +429,6 @@ if check(r.returncode == 0, f"train LeNet-5 {r.stderr[-200:]}"):
     torch.save(weights, P("lenet.pt"))
     torch.save({"epoch": 1, "model": weights}, P("lenet-ckpt.pth"))
     torch.save(collections.OrderedDict(("module." + k, v) for k, v in weights.items()), P("lenet-dp.pt"))
-    import torch_nets  # noqa: E402
     lenet = torch_nets.build("lenet5", 10)
     lenet.load_state_dict(weights)
     torch.save(lenet, P("lenet-whole.pt"))
