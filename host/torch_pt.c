@@ -27,10 +27,16 @@ static int plausible_safetensors(const uint8_t *b, size_t size) {
     return hlen <= DG_ST_MAX_HEADER_BYTES && hlen <= size - 8;
 }
 
+/* The magic number that opens a legacy file, as protocols 0 and 1 write it (a decimal LONG). */
+#define LEGACY_MAGIC_TEXT "L119547037146038801333356L\n"
+
 /* torch.save(..., _use_new_zipfile_serialization=False) and PyTorch before 1.6: PROTO 2-5, a FRAME
- * from protocol 4 on, then the LONG1 of its 10-byte magic number. Never safetensors: the header
- * length would be 176 MB, or its JSON would hold the byte 0x8a. */
+ * from protocol 4 on, then the LONG1 of its 10-byte magic number; at protocols 0 and 1, no PROTO
+ * and the number in decimal. Never safetensors: the header length would be 176 MB or over 10^18,
+ * or its JSON would hold the byte 0x8a. */
 static int legacy(const uint8_t *b, size_t size) {
+    if (size >= sizeof LEGACY_MAGIC_TEXT - 1 && memcmp(b, LEGACY_MAGIC_TEXT, sizeof LEGACY_MAGIC_TEXT - 1) == 0)
+        return 1;
     if (size < 13 || b[0] != 0x80 || b[1] < 2 || b[1] > 5) return 0;
     size_t at = b[2] == 0x95 ? 11 : 2;
     return b[at] == 0x8a && b[at + 1] == 10;
@@ -644,8 +650,13 @@ static value *reduce(vm *m, const value *fn, const value *args) {
     return obj;
 }
 
+/* Protocols 0 and 1 (no PROTO opcode: their text forms of numbers and containers) are not read. */
+#define PROTOCOL_REFUSED "pickle protocol %s is not read (save with torch.save's default protocol 2, or 3 to 5)"
+
 /* Runs data.pkl to its STOP; the result, or NULL (m->err says why). */
 static value *run(vm *m) {
+    if (m->len == 0 || m->p[0] != 0x80) /* every pickle of protocol 2 or later opens with PROTO */
+        return fail(m, PROTOCOL_REFUSED, "0 or 1"), NULL;
     for (;;) {
         const uint8_t *q = take(m, 1);
         if (!q) return NULL;
@@ -655,7 +666,11 @@ static value *run(vm *m) {
         switch (op) {
         case 0x80: /* PROTO */
             if (!(q = take(m, 1))) return NULL;
-            if (*q > 5) return fail(m, "pickle protocol above 5", NULL), NULL;
+            if (*q < 2 || *q > 5) {
+                char number[8];
+                snprintf(number, sizeof number, "%d", *q);
+                return fail(m, PROTOCOL_REFUSED, number), NULL;
+            }
             break;
         case 0x95: /* FRAME: a length hint */
             if (!take(m, 8)) return NULL;

@@ -46,7 +46,8 @@ int dg_pt_claims(const uint8_t *bytes, size_t size);
  * is dropped). Names are not yet checked for duplicates (the caller does). 0, or -1 with err =
  * "<path>: <what is wrong>": the legacy pre-1.6 format, big-endian data, a compressed entry, a key
  * given twice, a storage or tensor that does not fit or is typed two ways, tensors that would take
- * over 8 times the file (and 64 MiB), an opcode outside protocols 2-5, BUILD of a tensor or of one
+ * over 8 times the file (and 64 MiB), a pickle of protocol 0 or 1 (or above 5), an opcode that
+ * protocols 2-5 do not give a state dict, BUILD of a tensor or of one
  * object twice, modules nested over 64 deep (a module inside itself), a module dict with a key
  * twice, a walk over modules longer than the pickle's size allows, a TorchScript class without its
  * code, two whole modules in one checkpoint; f's fields are then for dg_st_close only. */

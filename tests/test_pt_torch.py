@@ -315,6 +315,9 @@ torch.save({"w": torch.ones(2), "extra": argparse.Namespace(a=1)}, P("object-ins
 
 # refusals (checked below with the hand-made ones): one line, exit 2
 torch.save(sd, P("legacy.pt"), _use_new_zipfile_serialization=False)
+torch.save(sd, P("legacy1.pt"), _use_new_zipfile_serialization=False, pickle_protocol=1)
+torch.save(net.state_dict(), P("proto1.pt"), pickle_protocol=1)
+torch.save(net.state_dict(), P("proto0.pt"), pickle_protocol=0)
 torch.save(big, P("tensor.pt"))
 torch.save({"epoch": 3, "name": "x"}, P("notensors.pt"))
 torch.save({"model": net.state_dict(), "ema": net.state_dict()}, P("two.pt"))
@@ -329,7 +332,10 @@ refusals = [
     ("dag-set.pt", "size allows", "a DAG over a leaf of 1000 non-persistent buffers (each looked up in the set)"),
     ("dag-pad.pt", "size allows", "a DAG over a leaf of 20000 attributes"),
     ("model-ema.pt", "several entries that hold whole modules", "a checkpoint with a model and its EMA copy"),
-    ("legacy.pt", "legacy", "the legacy (pre-1.6) format"),
+    ("proto1.pt", "pickle protocol 0 or 1 is not read (save with torch.save's default protocol 2", "pickle protocol 1"),
+    ("proto0.pt", "pickle protocol 0 or 1 is not read", "pickle protocol 0"),
+    ("legacy1.pt", "in the legacy format", "the legacy format at pickle protocol 1"),
+    ("legacy.pt", "in the legacy format", "the legacy (pre-1.6) format"),
     ("tensor.pt", "single tensor", "a single tensor"),
     ("notensors.pt", "no tensors", "a dict without tensors"),
     ("two.pt", "several", "a checkpoint with two state dicts"),
@@ -400,7 +406,7 @@ for name, mention, what in refusals + [
     ("numel.pt", "another size", "a storage whose reference gives another size"),
     ("bomb.pt", "bomb", "a stride-0 tensor of 2^50 elements"),
     ("long.pt", "too long", "a 600-byte folder name"),
-    ("legacy4.pt", "legacy", "the legacy format at pickle protocol 4"),
+    ("legacy4.pt", "in the legacy format", "the legacy format at pickle protocol 4"),
 ]:
     expect_bad(["info", "--model", P(name)], mention, what)
 
