@@ -1329,11 +1329,61 @@ static value *flatten_module(vm *m, const value *module, const char **name) {
     return out;
 }
 
-/* The dict whose tensors are the weights: the one entry of a checkpoint dict that is a dict of
- * tensors ({"state_dict": ..., "optimizer": ..., "epoch": ..., "best_acc1": tensor(...)}), else its
- * one entry that is a whole module ({"model": <module>, "ema": None, ...}, as YOLOv5's stripped
- * checkpoints hold it), else the root itself; a module (torch.save(model), a TorchScript archive)
- * gives its state dict; *entry names the entry, *module the module's class. */
+/* Whether v is a dict holding a tensor of one or more dimensions: weights, unlike a checkpoint's
+ * dict of 0-d metrics ({"acc": tensor(0.9)}), which is passed over as its other values are. */
+static int holds_weights(const value *v) {
+    if (v->kind != V_DICT) return 0;
+    for (size_t i = 0; i + 1 < v->n; i += 2)
+        if (v->items[i + 1]->kind == V_TENSOR && v->items[i + 1]->view->ndim > 0) return 1;
+    return 0;
+}
+
+/* Whether tensors a and b are one view of one storage. */
+static int same_view(const tensor_view *a, const tensor_view *b) {
+    if (a->storage != b->storage || a->offset != b->offset || a->ndim != b->ndim) return 0;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->size[d] != b->size[d] || a->stride[d] != b->stride[d]) return 0;
+    return 1;
+}
+
+/* Whether the state dict sd holds the tensors of a module's state dict flat (flatten_module), each
+ * under its name on the same storage, as torch.save({"model": m, "state_dict": m.state_dict()})
+ * writes them; a model's EMA copy beside it holds others. -1 when the vm failed. */
+static int same_tensors(vm *m, value *sd, value *flat) {
+    if (tensor_entries(sd) != tensor_entries(flat)) return 0;
+    if (sort_keys(m, flat) != 0) return -1;
+    for (size_t i = 0; i + 1 < sd->n; i += 2) {
+        const value *k = sd->items[i], *t = sd->items[i + 1];
+        if (t->kind != V_TENSOR) continue;
+        const sorted_key *at = k->kind == V_STR ? find_key(flat, k->s) : NULL;
+        const value *u = at ? flat->items[at->at] : NULL;
+        if (!u || u->kind != V_TENSOR || !same_view(t->view, u->view)) return 0;
+    }
+    return 1;
+}
+
+/* A checkpoint dict's keys for messages: "'model', 'ema'" (four at most, then "..."). */
+static void key_list(char *out, size_t len, const value *const *keys, size_t n) {
+    size_t used = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < n && i < 4 && used < len; i++) {
+        const value *k = keys[i];
+        const char *sep = i ? ", " : "";
+        if (utf8_string(k)) used += (size_t)snprintf(out + used, len - used, "%s'%s'", sep, dg_err_safe(k->s).s);
+        else if (k->kind == V_INT) used += (size_t)snprintf(out + used, len - used, "%s%lld", sep, (long long)k->i);
+        else used += (size_t)snprintf(out + used, len - used, "%s?", sep);
+    }
+    if (n > 4 && used < len) snprintf(out + used, len - used, ", ...");
+}
+
+/* The dict whose tensors are the weights, from a checkpoint dict's entries: the one that is a
+ * dict of weights ({"state_dict": ..., "optimizer": ..., "epoch": ..., "best_acc1": tensor(...),
+ * "metrics": {"acc": tensor(0.9)}}: a dict of 0-d tensors only is not one), else its one entry
+ * that is a whole module ({"model": <module>, "ema": None, ...}, as YOLOv5's stripped checkpoints
+ * hold it), else the root itself; a state dict beside a module is taken only when it holds that
+ * module's own tensors, and two sets of weights (two state dicts, two modules, a module and another
+ * state dict: a model and its EMA copy) are refused, naming the entries. A module (torch.save(model),
+ * a TorchScript archive) gives its state dict; *entry names the entry, *module the module's class. */
 static const value *state_dict(vm *m, value *root, const value **entry, const char **module) {
     const dg_st_file *f = m->f;
     char *err = m->err;
@@ -1349,38 +1399,74 @@ static const value *state_dict(vm *m, value *root, const value **entry, const ch
                    dg_err_safe(what).s);
         return NULL;
     }
-    value *found = NULL;
-    const value *found_module = NULL, *module_key = NULL;
-    int dicts = 0, modules = 0;
+    /* the entries that hold weights, then those that are whole modules; the first of each kept */
+    const value *weight_keys[5] = {0}, *module_keys[5] = {0}, *scalars_key = NULL;
+    value *found = NULL, *found_module = NULL;
+    size_t dicts = 0, modules = 0;
     for (size_t i = 0; i + 1 < root->n; i += 2) {
         const value *k = root->items[i];
         value *v = root->items[i + 1];
         int vk = module_kind(m, v);
         if (vk < 0 || m->failed) return NULL;
-        if (holds_tensors(v) && !dicts++) {
-            found = v;
-            *entry = k;
-        } else if (vk && !modules++) {
-            found_module = v;
-            module_key = k;
+        if (holds_weights(v)) {
+            if (!dicts) found = v;
+            if (dicts < 5) weight_keys[dicts] = k;
+            dicts++;
+        } else if (holds_tensors(v)) {
+            if (!scalars_key) scalars_key = k;
+        } else if (vk) {
+            if (!modules) found_module = v;
+            if (modules < 5) module_keys[modules] = k;
+            modules++;
         }
     }
-    if (dicts > 1 || (!dicts && modules > 1)) {
-        dg_err_set(err, err_len, f->path, "a dict with several entries that hold %s: save the model's state dict "
-                   "alone with torch.save(model.state_dict(), path)", dicts > 1 ? "tensors" : "whole modules");
+    char keys[400], more[400];
+    if (dicts > 1 || modules > 1) {
+        key_list(keys, sizeof keys, dicts > 1 ? weight_keys : module_keys, dicts > 1 ? dicts : modules);
+        dg_err_set(err, err_len, f->path, "a dict with several entries that hold %s (%s): save the model's state dict "
+                   "alone with torch.save(model.state_dict(), path)", dicts > 1 ? "tensors" : "whole modules", keys);
         return NULL;
     }
-    if (!dicts && modules) { /* a state dict beside a module is taken before it */
-        *entry = module_key;
-        if (utf8_string(module_key) && !(found = flatten_module(m, found_module, module))) return NULL;
+    if (modules && !utf8_string(module_keys[0])) {
+        dg_err_set(err, err_len, f->path, "the entry that holds a whole module has a key that is not a UTF-8 string");
+        return NULL;
+    }
+    if (modules) { /* a state dict beside a module is taken before it when it holds the same tensors */
+        value *flat = flatten_module(m, found_module, module);
+        if (!flat) return NULL;
+        if (found) {
+            int same = same_tensors(m, found, flat);
+            if (same < 0) return NULL;
+            if (!same) {
+                key_list(keys, sizeof keys, module_keys, 1);
+                key_list(more, sizeof more, weight_keys, 1);
+                dg_err_set(err, err_len, f->path, "a dict whose entries %s (a whole module) and %s (a state dict) hold "
+                           "different weights (a model and its EMA copy?): save the one to check alone with "
+                           "torch.save(model.state_dict(), path)", keys, more);
+                return NULL;
+            }
+            *module = NULL; /* the tensors are the state dict's */
+            *entry = weight_keys[0];
+        } else {
+            found = flat;
+            *entry = module_keys[0];
+        }
+    } else if (found) {
+        *entry = weight_keys[0];
     }
     if (*entry && !utf8_string(*entry)) {
         dg_err_set(err, err_len, f->path, "the entry that holds the tensors has a key that is not a UTF-8 string");
         return NULL;
     }
     if (!found && !tensor_entries(root)) {
-        dg_err_set(err, err_len, f->path, "a dict with no tensors: save the model's state dict with "
-                   "torch.save(model.state_dict(), path)");
+        if (scalars_key) {
+            key_list(keys, sizeof keys, &scalars_key, 1);
+            dg_err_set(err, err_len, f->path, "a dict with no weights: its entry %s holds 0-d tensors only (metrics?); "
+                       "save the model's state dict with torch.save(model.state_dict(), path)", keys);
+        } else {
+            dg_err_set(err, err_len, f->path, "a dict with no tensors: save the model's state dict with "
+                       "torch.save(model.state_dict(), path)");
+        }
         return NULL;
     }
     if (repeated_key(m, root) != 0 || (found && repeated_key(m, found) != 0)) return NULL;

@@ -30,7 +30,8 @@ int dg_pt_claims(const uint8_t *bytes, size_t size);
  * data_start 0: read where it lies in f->bytes when it is contiguous and alone on its storage,
  * else copied contiguous (strides and storage offsets applied) into room added after the file;
  * metadata "source" = "torch.save" ("torch.jit.save" for a TorchScript archive) and, when the
- * tensors came from the one entry of a checkpoint dict that holds a dict of tensors or a module
+ * tensors came from the one entry of a checkpoint dict that holds a dict of weights (a tensor of
+ * one or more dimensions among its values: a dict of 0-d metrics is not one) or a module
  * ({"state_dict": ..., "epoch": ...}, {"model": <module>, ...}), "torch_entry" = that entry's key;
  * "torch_module" = the module's class ("__main__.Net", "__torch__.Net") when they came from a whole
  * module: a pickled nn.Module's parameters (not None ones), buffers (not the non-persistent ones)
@@ -38,7 +39,8 @@ int dg_pt_claims(const uint8_t *bytes, size_t size);
  * its class's code in the archive: in slot order, the __parameters__ holding a tensor, the
  * __buffers__ declared Tensor (its non-persistent ones included, as the scripted module's
  * state_dict() has them; Optional[Tensor] ones not), then the slots declared of a Module or module
- * interface class; a checkpoint's state dict is taken before a module beside it;
+ * interface class; a checkpoint's state dict is taken before a module beside it that holds the
+ * same tensors (and refused beside one that holds others: a model and its EMA copy);
  * an _extra_state is not read; a "module."
  * prefix that every name carries (DataParallel's) is removed and recorded as
  * "torch_stripped_prefix"; beside these four, the pairs of the archive's DG_PT_META_ENTRY
@@ -50,7 +52,8 @@ int dg_pt_claims(const uint8_t *bytes, size_t size);
  * protocols 2-5 do not give a state dict, BUILD of a tensor or of one
  * object twice, modules nested over 64 deep (a module inside itself), a module dict with a key
  * twice, a walk over modules longer than the pickle's size allows, a TorchScript class without its
- * code, two whole modules in one checkpoint; f's fields are then for dg_st_close only. */
+ * code, two sets of weights in one checkpoint (two dicts of weights, two whole modules, a module
+ * and a state dict of other tensors), each named; f's fields are then for dg_st_close only. */
 int dg_pt_fill(dg_st_file *f, char *err, size_t err_len);
 
 /* Whether path names a torch.save file by its extension (.pt or .pth, any case): where

@@ -250,6 +250,20 @@ got, meta, err = dump(P("both.pt"))
 check(same(got, expect(odd.state_dict())) and meta.get("torch_entry") == "state_dict",
       f"a checkpoint with a whole module and a state dict: the state dict {meta} {err}")
 torch.save({"model": odd, "ema": Odd()}, P("model-ema.pt"))
+torch.save({"model": odd, "ema": Odd().state_dict()}, P("model-ema-sd.pt"))  # an EMA copy's state dict beside the model
+torch.save({"model": odd, "weights": odd.state_dict()}, P("model-own-sd.pt"))
+got, meta, err = dump(P("model-own-sd.pt"))
+check(same(got, expect(odd.state_dict())) and meta.get("torch_entry") == "weights",
+      f"a whole module beside its own state dict (the same tensors, under any key): the state dict {meta} {err}")
+# a checkpoint's dict of 0-d metrics beside the weights is passed over, as its other values are
+for name, ckpt, key in (("metrics.pt", {"state_dict": odd.state_dict(), "metrics": {"acc": torch.tensor(0.9)}}, "state_dict"),
+                        ("stats.pt", {"stats": {"loss": torch.tensor(1.0)}, "model": odd.state_dict()}, "model"),
+                        ("module-metrics.pt", {"model": odd, "metrics": {"acc": torch.tensor(0.9)}}, "model")):
+    torch.save(ckpt, P(name))
+    got, meta, err = dump(P(name))
+    check(same(got, expect(odd.state_dict())) and meta.get("torch_entry") == key,
+          f"{name}: the weights in '{key}', not the dict of 0-d tensors beside them {meta} {err}")
+torch.save({"epoch": 3, "metrics": {"acc": torch.tensor(0.9)}}, P("metrics-only.pt"))
 # torch.load copies BUILD's state into the object: changing that dict afterwards (through the memo)
 # does not change the module, so it must not change what dnnguard reads either
 base = torch.nn.Linear(2, 2)
@@ -331,14 +345,17 @@ refusals = [
     ("wide.pt", "size allows", "2^40 paths through 41 modules, refused at once"),
     ("dag-set.pt", "size allows", "a DAG over a leaf of 1000 non-persistent buffers (each looked up in the set)"),
     ("dag-pad.pt", "size allows", "a DAG over a leaf of 20000 attributes"),
-    ("model-ema.pt", "several entries that hold whole modules", "a checkpoint with a model and its EMA copy"),
+    ("model-ema.pt", "several entries that hold whole modules ('model', 'ema')", "a checkpoint with a model and its EMA copy"),
+    ("model-ema-sd.pt", "entries 'model' (a whole module) and 'ema' (a state dict) hold different weights",
+     "a checkpoint with a model and its EMA copy's state dict"),
+    ("metrics-only.pt", "its entry 'metrics' holds 0-d tensors only", "a checkpoint whose only tensors are metrics"),
     ("proto1.pt", "pickle protocol 0 or 1 is not read (save with torch.save's default protocol 2", "pickle protocol 1"),
     ("proto0.pt", "pickle protocol 0 or 1 is not read", "pickle protocol 0"),
     ("legacy1.pt", "in the legacy format", "the legacy format at pickle protocol 1"),
     ("legacy.pt", "in the legacy format", "the legacy (pre-1.6) format"),
     ("tensor.pt", "single tensor", "a single tensor"),
     ("notensors.pt", "no tensors", "a dict without tensors"),
-    ("two.pt", "several", "a checkpoint with two state dicts"),
+    ("two.pt", "several entries that hold tensors ('model', 'ema')", "a checkpoint with two state dicts"),
     ("deflated.pt", "compressed", "a compressed archive"),
     ("truncated.pt", P("truncated.pt"), "a truncated archive"),
     ("object-inside.pt", "argparse.Namespace", "an object among the weights"),
