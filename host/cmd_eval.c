@@ -40,8 +40,7 @@ int dg_cmd_eval(int argc, char **argv) {
     if (!be) return DG_EXIT_BAD_INPUT;
     dg_dataset ds;
     if (dg_session_data(data, strcmp(split, "train") == 0, &norm, &ds) != 0) return DG_EXIT_BAD_INPUT;
-    int images = limit > 0 && limit < ds.n ? limit : ds.n;
-    if (batch > images) batch = images > 0 ? images : 1; /* activations for the images there are, no more */
+    batch = dg_session_batch(batch, limit, &ds);
     dg_net *net = dg_session_net(net_name, &ds, be, batch, model);
     dg_eval_result r = {0};
     rc = DG_EXIT_BAD_INPUT;

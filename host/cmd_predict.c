@@ -75,8 +75,7 @@ int dg_cmd_predict(int argc, char **argv) {
         goto done;
     }
     if (dg_session_data(data, strcmp(split, "train") == 0, &norm, &ds) != 0) goto done;
-    int images = limit > 0 && limit < ds.n ? limit : ds.n;
-    if (batch > images) batch = images > 0 ? images : 1; /* activations for the images there are, no more */
+    batch = dg_session_batch(batch, limit, &ds);
     if (registry) {
         if (strcmp(reg.net, net_name) != 0 || reg.c != ds.c || reg.h != ds.h || reg.w != ds.w ||
             reg.classes != ds.classes) {

@@ -38,6 +38,11 @@ int dg_session_norm_recorded(const char *command, int given, const char *record,
     return 0;
 }
 
+int dg_session_batch(int batch, int limit, const dg_dataset *ds) {
+    int images = limit > 0 && limit < ds->n ? limit : ds->n;
+    return batch > images ? (images > 0 ? images : 1) : batch;
+}
+
 int dg_session_data(const char *spec, int train, const dg_norm *norm, dg_dataset *ds) {
     char err[512];
     if (!spec) {

@@ -11,6 +11,10 @@
  * shape), set up on be for batches of `batch`, and load `model` when not NULL. */
 dg_net *dg_session_net(const char *name, const dg_dataset *ds, const dg_backend *be, int batch, const char *model);
 
+/* The batch that activations are set up for when a command runs the first `limit` (0: all) of ds's n
+ * images: batch, or fewer when there are fewer images (no memory for images that are not there). */
+int dg_session_batch(int batch, int limit, const dg_dataset *ds);
+
 /* Load split (1 train, 0 test) of spec into ds, normalised by norm (NULL, or not given: the data
  * set's own). 0 or -1 (message printed). */
 int dg_session_data(const char *spec, int train, const dg_norm *norm, dg_dataset *ds);

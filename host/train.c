@@ -17,6 +17,7 @@
 #include "atomic_file.h"
 #include "cli.h"
 #include "dist_train.h"
+#include "json_fields.h"
 #include "loader.h"
 #include "model_io.h"
 #include "session.h"
@@ -152,6 +153,13 @@ static char *derive_path(const char *out, const char *tag, int same_format) {
 }
 static char *derive_checkpoint_path(const char *out) { return derive_path(out, "ckpt", 0); }
 
+/* the --save-epochs snapshot of epoch e (1-based): OUT.epochE.safetensors (or .pt); NULL when out of memory */
+static char *snapshot_path(const dg_train_opts *o, int e) {
+    char tag[32];
+    snprintf(tag, sizeof tag, "epoch%d", e);
+    return derive_path(o->out, tag, 1);
+}
+
 /* whether epoch e (1-based) is in the --save-epochs list */
 static int save_after(const dg_train_opts *o, int e) {
     int m[64], n = o->save_epochs ? parse_milestones(o->save_epochs, m, 64) : 0;
@@ -180,8 +188,11 @@ static void wm_signature(const dg_train_opts *o, const dg_wm_key *key, char *out
 enum { RUN_CONFIG_N = 11 };
 /* What this run records in its checkpoints besides the options: the watermark's signature, the
  * recipe (below) and the input normalisation as text. */
+struct recipe;
 typedef struct run_texts {
-    const char *wm, *recipe, *normalize;
+    const char *wm;
+    const struct recipe *recipe;
+    const char *normalize;
 } run_texts;
 typedef struct run_config {
     const char *key[RUN_CONFIG_N], *value[RUN_CONFIG_N], *before[RUN_CONFIG_N];
@@ -210,81 +221,64 @@ static void run_config_of(const dg_train_opts *o, const run_texts *t, run_config
 
 /* The recipe a checkpoint records besides its configuration: what a resume may change (a longer
  * cosine run, a lower rate after a divergence are how runs are continued) but should say, since the
- * result is then not the uninterrupted run's. "name=value" tokens; a value the optimizer or schedule
- * does not use is "-", so changing it is no difference. */
-enum { RECIPE_LEN = 1024 };
-/* f's shortest decimal text that reads back as f (0.1, not 0.100000001) */
-static void float_text(float f, char *out, size_t len) {
-    for (int digits = 6; digits <= 9; digits++) {
-        snprintf(out, len, "%.*g", digits, (double)f);
-        if (strtof(out, NULL) == f) return;
-    }
-}
+ * result is then not the uninterrupted run's. One metadata key per hyperparameter ("recipe.lr"); a
+ * value the optimizer or schedule does not use is "-", so changing it is no difference. */
+enum { RECIPE_N = 16 };
+typedef struct recipe {
+    const char *key[RECIPE_N];
+    char value[RECIPE_N][64];
+} recipe;
 
-static void recipe_of(const dg_train_opts *o, int augment, char *out, size_t len) {
-    int sgd = strcmp(o->opt, "sgd") == 0, gamma = strcmp(o->schedule, "step") == 0 ||
-                                                  strcmp(o->schedule, "multistep") == 0;
-    char g[32] = "-", step[32] = "-", ms[64] = "-", ep[32] = "-", mom[32] = "-", b1[32] = "-", b2[32] = "-",
-         eps[32] = "-", lr[32], wd[32], clip[32];
-    float_text(o->lr, lr, sizeof lr);
-    float_text(o->weight_decay, wd, sizeof wd);
-    float_text(o->clip_grad_norm, clip, sizeof clip);
-    if (gamma) float_text(o->gamma, g, sizeof g);
-    if (strcmp(o->schedule, "step") == 0) snprintf(step, sizeof step, "%d", o->step_size);
-    if (strcmp(o->schedule, "multistep") == 0) { /* as numbers: "60, 120" is "60,120" */
+static void recipe_of(const dg_train_opts *o, int augment, recipe *r) {
+    static const char *const keys[RECIPE_N] = {
+        "recipe.lr", "recipe.schedule", "recipe.gamma", "recipe.step_size", "recipe.milestones", "recipe.epochs",
+        "recipe.warmup_epochs", "recipe.momentum", "recipe.nesterov", "recipe.wd", "recipe.beta1", "recipe.beta2",
+        "recipe.adam_eps", "recipe.clip_grad_norm", "recipe.augment", "recipe.precision"};
+    for (int i = 0; i < RECIPE_N; i++) {
+        r->key[i] = keys[i];
+        snprintf(r->value[i], sizeof r->value[i], "-");
+    }
+    int sgd = strcmp(o->opt, "sgd") == 0, step = strcmp(o->schedule, "step") == 0,
+        multistep = strcmp(o->schedule, "multistep") == 0;
+    char(*v)[64] = r->value;
+    dg_json_float_text(o->lr, v[0], sizeof v[0]);
+    snprintf(v[1], sizeof v[1], "%s", o->schedule);
+    if (step || multistep) dg_json_float_text(o->gamma, v[2], sizeof v[2]);
+    if (step) snprintf(v[3], sizeof v[3], "%d", o->step_size);
+    if (multistep) { /* as numbers: "060,120" is "60,120" */
         int m[32], n = parse_milestones(o->milestones, m, 32);
         size_t used = 0;
-        for (int i = 0; i < n && used < sizeof ms; i++)
-            used += (size_t)snprintf(ms + used, sizeof ms - used, i ? ",%d" : "%d", m[i]);
+        for (int i = 0; i < n && used < sizeof v[4]; i++)
+            used += (size_t)snprintf(v[4] + used, sizeof v[4] - used, i ? ",%d" : "%d", m[i]);
     }
-    if (strcmp(o->schedule, "cosine") == 0) snprintf(ep, sizeof ep, "%d", o->epochs);
-    if (sgd) float_text(o->momentum, mom, sizeof mom);
-    else {
-        float_text(o->beta1, b1, sizeof b1);
-        float_text(o->beta2, b2, sizeof b2);
-        float_text(o->adam_eps, eps, sizeof eps);
+    if (strcmp(o->schedule, "cosine") == 0) snprintf(v[5], sizeof v[5], "%d", o->epochs);
+    snprintf(v[6], sizeof v[6], "%d", o->warmup_epochs);
+    if (sgd) {
+        dg_json_float_text(o->momentum, v[7], sizeof v[7]);
+        snprintf(v[8], sizeof v[8], "%d", o->nesterov ? 1 : 0);
+    } else {
+        dg_json_float_text(o->beta1, v[10], sizeof v[10]);
+        dg_json_float_text(o->beta2, v[11], sizeof v[11]);
+        dg_json_float_text(o->adam_eps, v[12], sizeof v[12]);
     }
-    snprintf(out, len,
-             "lr=%s schedule=%s gamma=%s step_size=%s milestones=%s epochs=%s warmup_epochs=%d momentum=%s "
-             "nesterov=%s wd=%s beta1=%s beta2=%s adam_eps=%s clip_grad_norm=%s augment=%d precision=%s", lr,
-             o->schedule, g, step, ms, ep, o->warmup_epochs, mom, sgd ? (o->nesterov ? "1" : "0") : "-", wd, b1, b2,
-             eps, clip, augment, o->precision);
-}
-
-/* The value of token `name=` in a recipe, as a length-limited string in *value (0 when absent). */
-static int recipe_value(const char *recipe, const char *name, const char **value, int *value_len) {
-    size_t n = strlen(name);
-    for (const char *p = recipe; p && *p;) {
-        const char *end = strchr(p, ' ');
-        size_t tok = end ? (size_t)(end - p) : strlen(p);
-        if (tok > n && strncmp(p, name, n) == 0 && p[n] == '=') {
-            *value = p + n + 1;
-            *value_len = (int)(tok - n - 1);
-            return 1;
-        }
-        p = end ? end + 1 : NULL;
-    }
-    return 0;
+    dg_json_float_text(o->weight_decay, v[9], sizeof v[9]);
+    dg_json_float_text(o->clip_grad_norm, v[13], sizeof v[13]);
+    snprintf(v[14], sizeof v[14], "%d", augment);
+    snprintf(v[15], sizeof v[15], "%.60s", o->precision);
 }
 
 /* One warning line naming each hyperparameter the resumed run changes ("lr 0.1 → 0.01"); nothing for
  * a checkpoint written before recipes were recorded. */
-static void warn_recipe_change(const char *path, const char *was, const char *now) {
-    if (!was) return;
+static void warn_recipe_change(const char *path, const dg_st_file *f, const recipe *now) {
+    if (!dg_st_meta(f, now->key[0])) return;
     char changes[1024] = "";
     size_t used = 0;
-    for (const char *p = now; *p;) {
-        const char *eq = strchr(p, '='), *end = strchr(p, ' ');
-        if (!eq) break;
-        char name[32];
-        snprintf(name, sizeof name, "%.*s", (int)(eq - p) < 31 ? (int)(eq - p) : 31, p);
-        const char *v_now = eq + 1, *v_was;
-        int n_now = (int)(end ? (size_t)(end - v_now) : strlen(v_now)), n_was;
-        if (!recipe_value(was, name, &v_was, &n_was)) v_was = "?", n_was = 1;
-        if ((n_was != n_now || strncmp(v_was, v_now, (size_t)n_now) != 0) && used < sizeof changes)
-            used += (size_t)snprintf(changes + used, sizeof changes - used, "%s%s %.*s → %.*s", used ? ", " : "",
-                                     name, n_was, v_was, n_now, v_now);
-        p = end ? end + 1 : eq + 1 + strlen(eq + 1);
+    for (int i = 0; i < RECIPE_N; i++) {
+        const char *was = dg_st_meta(f, now->key[i]);
+        if (!was) was = "?";
+        if (strcmp(was, now->value[i]) != 0 && used < sizeof changes)
+            used += (size_t)snprintf(changes + used, sizeof changes - used, "%s%s %.64s → %s", used ? ", " : "",
+                                     now->key[i] + strlen("recipe."), was, now->value[i]);
     }
     if (used)
         fprintf(stderr, "dnnguard: resuming %s with another recipe than it was written with (%s): the result is not "
@@ -329,11 +323,16 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
     snprintf(v_wm, sizeof v_wm, "%.17g", sums->wm_sum);
     snprintf(v_correct, sizeof v_correct, "%ld", sums->correct);
     snprintf(v_seen, sizeof v_seen, "%ld", sums->seen);
-    const char *keys[RUN_CONFIG_N + 8] = {"epoch", "step_in_epoch", "global_step", "epoch_loss_sum", "epoch_wm_sum",
-                                          "epoch_correct", "epoch_seen", "recipe"};
-    const char *values[RUN_CONFIG_N + 8] = {v_epoch, v_step, v_global, v_loss, v_wm, v_correct, v_seen, t->recipe};
-    for (int i = 0; i < RUN_CONFIG_N; i++) keys[8 + i] = c.key[i], values[8 + i] = c.value[i];
-    int rc = dg_model_save(net, path, extras, n_extras, keys, values, RUN_CONFIG_N + 8, err, sizeof err);
+    enum { POSITION_N = 7, META_N = POSITION_N + RUN_CONFIG_N + RECIPE_N };
+    const char *keys[META_N] = {"epoch", "step_in_epoch", "global_step", "epoch_loss_sum", "epoch_wm_sum",
+                                "epoch_correct", "epoch_seen"};
+    const char *values[META_N] = {v_epoch, v_step, v_global, v_loss, v_wm, v_correct, v_seen};
+    for (int i = 0; i < RUN_CONFIG_N; i++) keys[POSITION_N + i] = c.key[i], values[POSITION_N + i] = c.value[i];
+    for (int i = 0; i < RECIPE_N; i++) {
+        keys[POSITION_N + RUN_CONFIG_N + i] = t->recipe->key[i];
+        values[POSITION_N + RUN_CONFIG_N + i] = t->recipe->value[i];
+    }
+    int rc = dg_model_save(net, path, extras, n_extras, keys, values, META_N, err, sizeof err);
     if (rc != 0) dg_cli_error("%s", err);
     free(host);
     free(extras);
@@ -386,7 +385,7 @@ static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, 
         dg_cli_error("%s", err);
         goto done;
     }
-    if (!o->dist || dg_dist_is_root(o->dist)) warn_recipe_change(path, dg_st_meta(&f, "recipe"), t->recipe);
+    if (!o->dist || dg_dist_is_root(o->dist)) warn_recipe_change(path, &f, t->recipe);
     size_t floats = net->n_param_floats;
     float *host = calloc(floats ? floats : 1, sizeof(float));
     if (!host) goto done;
@@ -500,9 +499,7 @@ static int check_opts(const dg_train_opts *o) {
 static int snapshot_clashes(const dg_train_opts *o, const char *ckpt) {
     int m[64], n = o->save_epochs ? parse_milestones(o->save_epochs, m, 64) : 0;
     for (int i = 0; i < n; i++) {
-        char tag[32];
-        snprintf(tag, sizeof tag, "epoch%d", m[i]);
-        char *snap = derive_path(o->out, tag, 1);
+        char *snap = snapshot_path(o, m[i]);
         if (!snap) {
             dg_cli_error("%s: out of memory", o->command);
             return 1;
@@ -607,8 +604,7 @@ int dg_train(const dg_train_opts *o) {
     int rc = DG_EXIT_BAD_INPUT;
     /* activations for this rank's share of a global batch, at most ⌈batch / ranks⌉ images and at
      * most the training set's (a --batch above it is one step of all of them) */
-    int rank_batch = (o->batch + dist->size - 1) / dist->size;
-    if (rank_batch > train.n) rank_batch = train.n > 0 ? train.n : 1;
+    int rank_batch = dg_session_batch((o->batch + dist->size - 1) / dist->size, 0, &train);
     dg_net *net = dg_session_net(o->net, &train, be, rank_batch, NULL);
     dg_loader *loader = NULL;
     char *ckpt_path = o->checkpoint ? strdup(o->checkpoint) : derive_checkpoint_path(o->out);
@@ -652,9 +648,9 @@ int dg_train(const dg_train_opts *o) {
     probs = malloc(sizeof(float) * (size_t)rank_batch * net->classes);
     pred = malloc(sizeof(int) * (size_t)rank_batch);
     int augment = o->augment >= 0 ? o->augment : strncmp(o->data, "cifar10:", 8) == 0;
-    char recipe[RECIPE_LEN];
-    recipe_of(o, augment, recipe, sizeof recipe);
-    const run_texts texts = {wm_sig, recipe, norm_text};
+    recipe run_recipe;
+    recipe_of(o, augment, &run_recipe);
+    const run_texts texts = {wm_sig, &run_recipe, norm_text};
     loader = dg_loader_new(&train, o->batch, o->seed, 1, augment);
     if (!s.a || (s.adam && !s.b) || !probs || !pred || !loader ||
         dg_dist_grads_init(&grads, dist, net, key ? dg_net_find_param(net, key->layer) : -1) != 0) {
@@ -814,9 +810,7 @@ int dg_train(const dg_train_opts *o) {
         epoch_sums cleared = {0};
         if (root && save_checkpoint(net, o, &s, ckpt_path, epoch + 1, 0, &cleared, &texts) != 0) goto done;
         if (root && save_after(o, epoch + 1)) { /* a snapshot of the weights, as OUT.epochN.safetensors (or .pt) */
-            char tag[32], *snap;
-            snprintf(tag, sizeof tag, "epoch%d", epoch + 1);
-            snap = derive_path(o->out, tag, 1);
+            char *snap = snapshot_path(o, epoch + 1);
             if (!snap || dg_model_save(net, snap, NULL, 0, meta_keys, meta_values, 1, err, sizeof err) != 0) {
                 if (snap) dg_cli_error("%s", err);
                 else dg_cli_error("%s: out of memory", o->command);
