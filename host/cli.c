@@ -15,6 +15,33 @@
 #include "../kernels/cuda/shapes.h" /* dg_backend_cuda, the mode switches, memory counts */
 #endif
 
+/* The lines dg_cli_error holds (dg_cli_error_hold), one after another, each ended by '\n'. Only the
+ * main thread holds: the ranks' set-up, before the loader or any other thread starts. */
+static struct {
+    int on;
+    char *text;
+    size_t len;
+} held;
+
+/* Appends the message, made one line, to out (a growing buffer; left as it was when memory runs out). */
+static void append_line(char **out, size_t *len, const char *line) {
+    size_t room = strlen(line) * 4 + 2; /* each byte at most "\xNN" */
+    char *grown = realloc(*out, *len + room);
+    if (!grown) return;
+    *out = grown;
+    char *w = grown + *len;
+    /* one line whatever a path holds: a newline or another control character in a file name is
+     * written as an escape, not as a line break */
+    for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
+        if (*p == '\n') w += sprintf(w, "\\n");
+        else if (*p < 0x20 && *p != '\t') w += sprintf(w, "\\x%02x", *p);
+        else *w++ = (char)*p;
+    }
+    *w++ = '\n';
+    *w = 0;
+    *len = (size_t)(w - grown);
+}
+
 void dg_cli_error(const char *fmt, ...) {
     char small[1024], *line = small;
     va_list ap, again;
@@ -25,16 +52,30 @@ void dg_cli_error(const char *fmt, ...) {
     if (!line) line = small; /* out of memory: the message cut */
     va_end(again);
     va_end(ap);
-    fputs("dnnguard: ", stderr);
-    /* one line whatever a path holds: a newline or another control character in a file name is
-     * written as an escape, not as a line break */
-    for (const unsigned char *p = (const unsigned char *)line; *p; p++) {
-        if (*p == '\n') fputs("\\n", stderr);
-        else if (*p < 0x20 && *p != '\t') fprintf(stderr, "\\x%02x", *p);
-        else fputc(*p, stderr);
+    size_t len_before = held.len;
+    if (held.on) append_line(&held.text, &held.len, line);
+    if (!held.on || held.len == len_before) { /* not held, or no memory to hold it: said now */
+        char *one = NULL;
+        size_t one_len = 0;
+        append_line(&one, &one_len, line);
+        fprintf(stderr, "dnnguard: %s", one ? one : "(out of memory writing a message)\n");
+        free(one);
     }
-    fputc('\n', stderr);
     if (line != small) free(line);
+}
+
+void dg_cli_error_hold(void) { held.on = 1; }
+
+void dg_cli_error_release(int say, const char *prefix) {
+    for (char *at = held.text; say && at && *at;) {
+        char *end = strchr(at, '\n');
+        fprintf(stderr, "dnnguard: %s%.*s\n", prefix ? prefix : "", (int)(end - at), at);
+        at = end + 1;
+    }
+    free(held.text);
+    held.text = NULL;
+    held.len = 0;
+    held.on = 0;
 }
 
 dg_json_num dg_json_fixed(double v, int decimals) {

@@ -70,7 +70,13 @@ dg_json_num dg_json_exact(double v);
 /* Seconds on the monotonic clock (for durations). */
 double dg_now_s(void);
 
-/* Prints "dnnguard: <message>" on stderr. */
+/* Prints "dnnguard: <message>" on stderr, as one line (control characters escaped); while held, keeps
+ * it instead. */
 void dg_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Holding: the lines of dg_cli_error are kept, not printed, until dg_cli_error_release, which prints
+ * them (each as "dnnguard: <prefix><message>") when say is set, else drops them, and ends holding.
+ * Several ranks that fail alike hold their lines so that one rank says them (host/dist.h). */
+void dg_cli_error_hold(void);
+void dg_cli_error_release(int say, const char *prefix);
 
 #endif

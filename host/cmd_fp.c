@@ -112,14 +112,14 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
                                          "(--batch stays the batch of all ranks together; default none)"},
     };
     int rc = dg_cli_parse("fp issue", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
-    if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
+    if (rc != 0) return rc > 0 ? DG_EXIT_OK : dg_dist_fail(dist);
     if (!model || !net_name || !data || !confs_text || !out) {
         dg_cli_error("fp issue: --model, --net, --data, --conf and --out are required");
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     if (strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
         dg_cli_error("fp issue: --split must be test or train");
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     {
         struct stat st;
@@ -130,30 +130,30 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         if (there && !force) { /* its users' fingerprints would stop authenticating */
             dg_cli_error("%s: a registry is already there (a registry is a secret, and its users' fingerprints "
                          "authenticate through it: --force replaces it)", out);
-            return DG_EXIT_BAD_INPUT;
+            return dg_dist_fail(dist);
         }
     }
     if (isnan(margin)) margin = eps / 2.0f;
     if (!(eps > 0.0f && eps <= 0.5f) || !(margin > 0.0f && margin <= eps) || retries < 0 || batch < 0) {
         dg_cli_error("fp issue: need 0 < eps ≤ 0.5, 0 < margin ≤ eps, --retries and --batch ≥ 0");
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     dg_norm norm;
-    if (dg_session_norm("fp issue", normalize, &norm) != 0) return DG_EXIT_BAD_INPUT;
+    if (dg_session_norm("fp issue", normalize, &norm) != 0) return dg_dist_fail(dist);
     const dg_backend *be = dg_cli_backend(backend);
-    if (!be) return DG_EXIT_BAD_INPUT;
+    if (!be) return dg_dist_fail(dist);
     if (dist->kind == DG_DIST_NCCL) {
         dg_cli_error("fp issue: --dist nccl has nothing to reduce on the device; use --dist mpi (with any backend)");
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     const int root = dg_dist_is_root(dist);
     char err[512];
     dg_dataset ds;
-    if (dg_session_data(data, strcmp(split, "train") == 0, &norm, &ds) != 0) return DG_EXIT_BAD_INPUT;
+    if (dg_session_data(data, strcmp(split, "train") == 0, &norm, &ds) != 0) return dg_dist_fail(dist);
     /* the paper's settings per kind, then the options */
     if (dg_cw_cli_apply("fp issue", &cw_cli, ds.c == 3, &cw) != 0) {
         dg_data_free(&ds);
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     cw.margin = margin;
 
@@ -171,7 +171,7 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     if (n_cls < 0 || n_conf < 0) {
         dg_cli_error("fp issue: %s", err);
         dg_data_free(&ds);
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     int capacity_ids = n_cls * n_conf;
     if (users == 0) users = capacity_ids;
@@ -179,21 +179,21 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("fp issue: --users %d: %d classes × %d confidences give %d identities", users, n_cls, n_conf,
                      capacity_ids);
         dg_data_free(&ds);
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     if (batch == 0 || batch > users) batch = users;
     /* rank 0 makes and tries the folder, once (the probe's name is per process); every rank writes its
      * users' PNGs into it */
     int unmade = root && dg_make_folder(out, err, sizeof err) != 0;
     if (unmade) dg_cli_error("%s", err);
-    dg_dist_broadcast(dist, &unmade, sizeof unmade);
-    if (unmade) {
+    if (dg_dist_agree(dist, unmade) != 0) {
         dg_data_free(&ds);
         return DG_EXIT_BAD_INPUT;
     }
     if (!root) (void)mkdir(out, 0700); /* there already on a shared file system */
 
     rc = DG_EXIT_BAD_INPUT;
+    int agreed = 0; /* whether this rank reached the agreement point before the generation */
     const int c = ds.c, hw = ds.h * ds.w;
     const size_t per = (size_t)c * hw;
     dg_net *net = dg_session_net(net_name, &ds, be, batch > 256 ? batch : 256, model);
@@ -251,6 +251,9 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         u[i].source = -1;
         snprintf(u[i].file, sizeof u[i].file, users > 100 ? "user-%04d.png" : "user-%02d.png", i);
     }
+    agreed = 1; /* the model loads and works on every rank */
+    if (dg_dist_agree(dist, 0) != 0) goto done;
+    dg_dist_release_errors(dist);
     issue_ctx ictx = {&ds, pred, seed, 0, used};
     double t0 = dg_now_s();
     int attempts = 0, n_issued = 0;
@@ -354,6 +357,7 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("fp issue: %d of %d users got no fingerprint that authenticates after %d retries "
                      "(more --retries, --iters or --search-steps may help)", users - n_issued, users, retries);
 done:
+    if (!agreed) dg_dist_fail(dist); /* it failed in the set-up */
     dg_net_free(net);
     dg_net_free(check);
     dg_data_free(&ds);

@@ -54,7 +54,7 @@ static int on_ranks(const char *command, int argc, char **argv, int (*run)(int, 
         return dg_dist_finish(&dist, DG_EXIT_BAD_INPUT);
     if (dist.kind == DG_DIST_NCCL) {
         dg_cli_error("%s: --dist nccl has nothing to reduce on the device; use --dist mpi (with any backend)", command);
-        return dg_dist_finish(&dist, DG_EXIT_BAD_INPUT);
+        return dg_dist_finish(&dist, dg_dist_fail(&dist));
     }
     return dg_dist_finish(&dist, run(argc, argv, &dist));
 }
@@ -114,43 +114,44 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         DIST_OPT(dist_name),
     };
     int rc = dg_cli_parse("infip extract", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
-    if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
+    if (rc != 0) return rc > 0 ? DG_EXIT_OK : dg_dist_fail(dist);
     int inject_logit = 0;
     if (!model || !net_name || !keys_spec || !out) {
         dg_cli_error("infip extract: --model, --net, --keys and --out are required");
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
-    if (parse_inject(inject_text, &inject_logit) != 0) return DG_EXIT_BAD_INPUT;
+    if (parse_inject(inject_text, &inject_logit) != 0) return dg_dist_fail(dist);
     if (strcmp(split, "test") != 0 && strcmp(split, "train") != 0) {
         dg_cli_error("infip extract: --split must be test or train, not '%s'", split);
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     if (!(lambda > 0.0f) || !(eps >= 0.0f && eps <= 1.0f) || n < 1 || n > DG_INFIP_MAX_KEYS || batch < 0) {
         dg_cli_error("infip extract: --lambda must be positive, --stabilizer in [0, 1], --n from 1 to %d, "
                      "--batch ≥ 0", DG_INFIP_MAX_KEYS);
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     char path[4200], err[512];
     struct stat st;
     snprintf(path, sizeof path, "%s/" DG_INFIP_MANIFEST, out);
     if (!force && stat(path, &st) == 0) {
         dg_cli_error("%s: a reference is already there (--force replaces it)", out);
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     dg_norm norm;
-    if (dg_session_norm("infip extract", normalize, &norm) != 0) return DG_EXIT_BAD_INPUT;
+    if (dg_session_norm("infip extract", normalize, &norm) != 0) return dg_dist_fail(dist);
     const dg_backend *be = dg_cli_backend(backend);
-    if (!be) return DG_EXIT_BAD_INPUT;
+    if (!be) return dg_dist_fail(dist);
     dg_dataset ds;
-    if (dg_session_data(keys_spec, strcmp(split, "train") == 0, &norm, &ds) != 0) return DG_EXIT_BAD_INPUT;
+    if (dg_session_data(keys_spec, strcmp(split, "train") == 0, &norm, &ds) != 0) return dg_dist_fail(dist);
     if (n > ds.n) {
         dg_cli_error("infip extract: --n %d keys asked from a split of %d images", n, ds.n);
         dg_data_free(&ds);
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     static const char *const sub[] = {"", "/keys", "/fingerprints"}; /* the reference's folders */
     int made_folders = 0;                                               /* bit i: this run made sub[i] */
     rc = DG_EXIT_BAD_INPUT;
+    int settled = 0; /* whether the set-up is over (host/dist.h): a rank that fails before takes part in its end */
     const int c = ds.c, h = ds.h, w = ds.w;
     const size_t per = (size_t)c * h * w, plane = (size_t)h * w;
     dg_infip_manifest m = {0};
@@ -178,8 +179,9 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         made_folders |= (stat(path, &st) != 0) << i;
         unmade = make_folder(path) != 0;
     }
-    dg_dist_broadcast(dist, &unmade, sizeof unmade);
-    if (unmade) goto done;
+    if (dg_dist_agree(dist, unmade) != 0) goto done; /* rank 0 made them, or every rank stops */
+    settled = 1;
+    dg_dist_release_errors(dist);
     if (!idx || !pred || !idx32 || !pred32 || !rel || !logits || !x || !fp || !interleaved || !m.keys ||
         dg_data_subset_indices(ds.n, n, seed, idx) != 0) {
         dg_cli_error("infip extract: out of memory (%.1f MiB of relevance)",
@@ -287,6 +289,7 @@ static int extract(int argc, char **argv, dg_dist *dist) {
                 100.0 * saturated / ((double)plane * n), (double)lambda);
     rc = DG_EXIT_OK;
 done:
+    if (!settled) dg_dist_fail(dist);
     for (int i = 2; i >= 0 && rc != DG_EXIT_OK; i--)
         if (made_folders >> i & 1) {
             snprintf(path, sizeof path, "%s%s", out, sub[i]);
@@ -301,11 +304,12 @@ done:
 }
 
 /* Whether every rank read the same file (by its SHA-256) under `name`: ranks that see other files
- * under one path would compute one thing and report another. Rank 0 says so when not. */
+ * under one path would compute one thing and report another. Rank 0 says so when not. An
+ * agreement point of the set-up (host/dist.h): 0 also when another rank failed. */
 static int same_on_ranks(dg_dist *dist, const char *sha256, const char *name) {
-    if (dg_dist_same_everywhere(dist, strtoull(sha256 + 48, NULL, 16))) return 1;
-    if (dg_dist_is_root(dist)) dg_cli_error("infip: %s is another file on another rank", name);
-    return 0;
+    int differ = dg_dist_agree_same(dist, strtoull(sha256 + 48, NULL, 16));
+    if (differ == 1 && dg_dist_is_root(dist)) dg_cli_error("infip: %s is another file on another rank", name);
+    return differ == 0;
 }
 
 /* ---- infip verify ---- */
@@ -360,27 +364,28 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         DIST_OPT(dist_name),
     };
     int rc = dg_cli_parse("infip verify", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
-    if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
+    if (rc != 0) return rc > 0 ? DG_EXIT_OK : dg_dist_fail(dist);
     dg_ssim_mode mode;
     if (!model || !reference) {
         dg_cli_error("infip verify: --model and --reference are required");
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     if (dg_ssim_parse_mode(mode_text, &mode) != 0) {
         dg_cli_error("infip verify: --mode must be global or gaussian, not '%s'", mode_text);
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     if (!(threshold_opt >= -1.0 && threshold_opt <= 1.0) || batch < 0) {
         dg_cli_error("infip verify: --threshold must lie in [-1, 1] and --batch be ≥ 0");
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     dg_norm norm;
-    if (dg_session_norm("infip verify", normalize, &norm) != 0) return DG_EXIT_BAD_INPUT;
+    if (dg_session_norm("infip verify", normalize, &norm) != 0) return dg_dist_fail(dist);
     const dg_backend *be = dg_cli_backend(backend);
-    if (!be) return DG_EXIT_BAD_INPUT;
+    if (!be) return dg_dist_fail(dist);
     char err[512], sha[65];
     rc = DG_EXIT_BAD_INPUT;
     int calibrated = 0, made_out = 0;
+    int settled = 0; /* whether the set-up is over (host/dist.h): a rank that fails before takes part in its end */
     dg_infip_calibration cal = {0};
     dg_infip_score sc = {0};
     /* the whole reference is checked before the suspect is looked at */
@@ -419,11 +424,10 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         made_out = stat(out, &st) != 0;
         unmade = make_folder(out) != 0;
     }
-    dg_dist_broadcast(dist, &unmade, sizeof unmade);
-    if (unmade) {
-        made_out = 0;
-        goto done;
-    }
+    if (unmade) made_out = 0;
+    if (dg_dist_agree(dist, unmade) != 0) goto done; /* rank 0 made it, or every rank stops */
+    settled = 1;
+    dg_dist_release_errors(dist);
     if (dg_infip_score_model(&ref, model, net_name, be, batch, dist, out, &sc) != 0) goto done;
     rc = DG_EXIT_OK;
     if (!dg_dist_is_root(dist)) goto done; /* rank 0 reports */
@@ -494,6 +498,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
                 cal.n == 1 ? "" : "s", cal.false_positive_bound);
     rc = pirated ? DG_EXIT_OK : DG_EXIT_NO;
 done:
+    if (!settled) dg_dist_fail(dist);
     if (rc == DG_EXIT_BAD_INPUT && made_out) rmdir(out); /* only when empty */
     dg_infip_score_free(&sc);
     dg_infip_calibration_free(&cal);
@@ -541,19 +546,19 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         DIST_OPT(dist_name),
     };
     int rc = dg_cli_parse("infip calibrate", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
-    if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
+    if (rc != 0) return rc > 0 ? DG_EXIT_OK : dg_dist_fail(dist);
     if (!reference || !models_text) {
         dg_cli_error("infip calibrate: --reference and --independent are required");
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     if (!(margin >= 0.0 && margin < 1.0) || batch < 0) {
         dg_cli_error("infip calibrate: --margin must lie in [0, 1) and --batch be ≥ 0");
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     dg_norm norm;
-    if (dg_session_norm("infip calibrate", normalize, &norm) != 0) return DG_EXIT_BAD_INPUT;
+    if (dg_session_norm("infip calibrate", normalize, &norm) != 0) return dg_dist_fail(dist);
     const dg_backend *be = dg_cli_backend(backend);
-    if (!be) return DG_EXIT_BAD_INPUT;
+    if (!be) return dg_dist_fail(dist);
     char *models_copy = strdup(models_text), *nets_copy = nets_text ? strdup(nets_text) : NULL;
     char **models = malloc(sizeof(char *) * DG_INFIP_MAX_INDEPENDENT);
     char **nets = malloc(sizeof(char *) * DG_INFIP_MAX_INDEPENDENT);
@@ -563,6 +568,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
     char (*digest)[65] = NULL; /* per model: the SHA-256 of its loaded weights */
     char path[4200], err[600];
     rc = DG_EXIT_BAD_INPUT;
+    int settled = 0; /* whether the set-up is over (host/dist.h): a rank that fails before takes part in its end */
     if (!models_copy || (nets_text && !nets_copy) || !models || !nets) {
         dg_cli_error("infip calibrate: out of memory");
         goto done;
@@ -594,8 +600,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("%s", err);
         unwritable = 1;
     }
-    dg_dist_broadcast(dist, &unwritable, sizeof unwritable);
-    if (unwritable) goto done;
+    if (dg_dist_agree(dist, unwritable) != 0) goto done;
     if (!(cal.nulls = calloc((size_t)n, sizeof *cal.nulls)) || !(agree = calloc((size_t)n, sizeof(int))) ||
         !(correct = calloc((size_t)n, sizeof(int)))) {
         dg_cli_error("infip calibrate: out of memory");
@@ -649,6 +654,8 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         if (!bad && !same_on_ranks(dist, z->sha256, models[i])) bad = 1;
         if (bad) goto done;
     }
+    settled = 1;
+    dg_dist_release_errors(dist);
     double t0 = dg_now_s();
     for (int i = 0; i < n; i++) {
         dg_infip_null *z = &cal.nulls[i];
@@ -737,6 +744,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
     printf("], \"backend\": \"%s\", \"ranks\": %d, \"seconds\": %.3f}\n", be->name, dist->size, dg_now_s() - t0);
     rc = DG_EXIT_OK;
 done:
+    if (!settled) dg_dist_fail(dist);
     dg_infip_reference_free(&ref);
     dg_infip_calibration_free(&cal);
     free(models_copy), free(nets_copy), free(models), free(nets), free(agree), free(correct), free(digest);

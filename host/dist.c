@@ -30,6 +30,16 @@ static int launcher_tasks(const char **source) {
     return 1;
 }
 
+/* This task's rank as the launcher numbers them, before MPI starts; 0 when no launcher says. */
+static int launcher_rank(void) {
+    const char *vars[] = {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"};
+    for (size_t i = 0; i < sizeof vars / sizeof *vars; i++) {
+        const char *v = getenv(vars[i]);
+        if (v && *v) return atoi(v);
+    }
+    return 0;
+}
+
 void dg_dist_single(dg_dist *d) {
     memset(d, 0, sizeof *d);
     d->kind = DG_DIST_NONE;
@@ -60,7 +70,19 @@ static int start_mpi(dg_dist *d, const char *command) {
 }
 #endif
 
+static int start_ranks(dg_dist *d, const char *name, const char *command);
+
 int dg_dist_start(dg_dist *d, const char *name, const char *command) {
+    /* what is refused before the ranks know each other (an unknown --dist, a build without MPI) is
+     * refused alike by every task the launcher started: the first task says it, the others are silent */
+    int other_task = launcher_rank() > 0;
+    if (other_task) dg_cli_error_hold();
+    int rc = start_ranks(d, name, command);
+    if (d->size < 2) dg_cli_error_release(rc == 0 || !other_task, NULL);
+    return rc; /* on several ranks, held until the command's set-up is settled */
+}
+
+static int start_ranks(dg_dist *d, const char *name, const char *command) {
     dg_dist_single(d);
     if (!name || strcmp(name, "none") == 0) {
         const char *source = NULL;
@@ -108,6 +130,7 @@ int dg_dist_start(dg_dist *d, const char *name, const char *command) {
                      "srun --mpi=pmix (or mpirun)", command, tasks, source);
         return -1;
     }
+    if (d->size > 1) dg_cli_error_hold(); /* until the command's set-up is settled (dg_dist_agree) */
     if (d->size > 1 || nccl) { /* one NCCL rank still reduces (dg_dist_reduces) */
         snprintf(d->who, sizeof d->who, "%s: rank %d of %d", command, d->rank, d->size);
         d->watch = dg_watchdog_start(limit_s, d->who);
@@ -174,6 +197,8 @@ int dg_dist_finish(dg_dist *d, int rc) {
         dg_watchdog_disarm(d->watch);
     }
     d->comm = NULL;
+    dg_dist_release_errors(d);
+    collective = collective || (rc == DG_EXIT_BAD_INPUT && d->failed_together);
 #ifdef DNNGUARD_HAVE_MPI
     if (collective || d->size == 1) {
         dg_watchdog_arm(d->watch, "MPI_Finalize");
@@ -259,20 +284,45 @@ void dg_dist_gather_shares(dg_dist *d, void *records, size_t record_bytes, int n
 #endif
 }
 
-int dg_dist_same_everywhere(dg_dist *d, unsigned long long value) {
-    (void)value;
+/* The one collective of the set-up: the lowest rank that failed (as size − rank, so that MAX finds
+ * it; 0 when none did) and whether every rank passed the same value (max of v and max of ~v, that
+ * is ~min of v: equal everywhere iff max == min), in one reduction. Every agreement point and
+ * every check of values is this call, so a rank that fails anywhere in the set-up meets the others
+ * at whichever of them they reach next. */
+static int settle(dg_dist *d, int failed, unsigned long long value) {
+    if (d->failed_together) return -1; /* settled already: every rank knows */
+    if (d->size < 2) return failed ? -1 : 0;
+    unsigned long long all[3] = {failed ? (unsigned long long)(d->size - d->rank) : 0ull, value, ~value};
 #ifdef DNNGUARD_HAVE_MPI
-    if (d->size < 2) return 1;
-    /* max of v and max of ~v (= ~min of v) in one reduction: equal everywhere iff max == min */
-    unsigned long long both[2] = {value, ~value};
-    dg_watchdog_arm(d->watch, "a check that the ranks agree");
-    MPI_Allreduce(MPI_IN_PLACE, both, 2, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+    dg_watchdog_arm(d->watch, "a check that every rank's set-up went well");
+    MPI_Allreduce(MPI_IN_PLACE, all, 3, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
     dg_watchdog_disarm(d->watch);
-    return both[0] == ~both[1];
-#else
-    (void)d;
-    return 1;
 #endif
+    if (all[0] == 0 && all[1] == ~all[2]) return 0;
+    d->failed_together = 1;
+    if (all[0] == 0) { /* values differ: the caller's rank 0 says so */
+        dg_cli_error_release(dg_dist_is_root(d), NULL);
+        return 1;
+    }
+    int first = d->size - (int)all[0];
+    char prefix[48] = "";
+    if (first > 0) snprintf(prefix, sizeof prefix, "rank %d of %d: ", first, d->size);
+    dg_cli_error_release(d->rank == first, prefix);
+    return -1;
+}
+
+int dg_dist_agree(dg_dist *d, int failed) { return settle(d, failed, 0) == 0 ? 0 : -1; }
+
+int dg_dist_fail(dg_dist *d) {
+    settle(d, 1, 0);
+    return DG_EXIT_BAD_INPUT;
+}
+
+int dg_dist_agree_same(dg_dist *d, unsigned long long value) { return settle(d, 0, value); }
+
+void dg_dist_release_errors(dg_dist *d) {
+    (void)d;
+    dg_cli_error_release(1, NULL);
 }
 
 int dg_dist_same_args(dg_dist *d, const char *command, int argc, char **argv) {
@@ -282,9 +332,9 @@ int dg_dist_same_args(dg_dist *d, const char *command, int argc, char **argv) {
             h = (h ^ *c) * 1099511628211ull;
             if (!*c) break;
         }
-    if (dg_dist_same_everywhere(d, h)) return 0;
-    dg_cli_error("%s: rank %d was started with other options than the other ranks", command, d->rank);
-    return -1;
+    int differ = dg_dist_agree_same(d, h);
+    if (differ == 1 && dg_dist_is_root(d)) dg_cli_error("%s: the ranks were started with different options", command);
+    return differ ? -1 : 0;
 }
 
 #ifdef DNNGUARD_HAVE_MPI

@@ -25,6 +25,7 @@ typedef struct dg_dist {
     size_t staging_floats;
     dg_watchdog *watch;          /* times every wait on the other ranks (more than one rank) */
     char who[64];                /* "train: rank 1 of 2", for the watchdog's line */
+    int failed_together;         /* every rank ends with exit 2 after a dg_dist_agree that failed */
 } dg_dist;
 
 /* --dist NAME ("none", "mpi", "nccl") → a context. Starts MPI (mpi, nccl) and, for nccl, binds this
@@ -36,6 +37,25 @@ typedef struct dg_dist {
  * after one line on stderr (the caller exits 2). */
 int dg_dist_start(dg_dist *d, const char *name, const char *command);
 
+/* Set-up that fails on some ranks and not on others (a data set that one node cannot read, a
+ * GPU out of memory) must still end every rank the same way, with one line and exit 2, through
+ * MPI_Finalize rather than MPI_Abort's banner. So on more than one rank dg_dist_start holds the
+ * lines of dg_cli_error (cli.h), and a command settles its set-up at agreement points:
+ * dg_dist_agree(d, failed), which every rank reaches (no other collective since the last one),
+ * returns 0 when no rank failed, else -1 on every rank after the lowest failing rank has said its
+ * held lines ("rank 1 of 2: " before them when it is not rank 0); the others' are dropped. A rank
+ * that fails between two agreement points returns dg_dist_fail(d): its part in the next one,
+ * then DG_EXIT_BAD_INPUT (once the ranks have agreed to fail, both return at once: done
+ * already). dg_dist_release_errors(d) ends holding when the set-up is over;
+ * dg_dist_finish ends it too, saying what is held, so no line is ever lost. */
+int dg_dist_agree(dg_dist *d, int failed);
+int dg_dist_fail(dg_dist *d);
+/* An agreement point that also checks that every rank passed the same value (that all ranks run
+ * one configuration, read one file): 0 when so, 1 when the values differ (the caller's rank 0
+ * says how; every rank ends with exit 2), -1 when a rank failed (said, as above). */
+int dg_dist_agree_same(dg_dist *d, unsigned long long value);
+void dg_dist_release_errors(dg_dist *d);
+
 /* A one-rank context without any check (callers that never run distributed). */
 void dg_dist_single(dg_dist *d);
 
@@ -44,7 +64,8 @@ void dg_dist_single(dg_dist *d);
 int dg_dist_connect_device(dg_dist *d, const dg_backend *be);
 
 /* End the run with process exit code rc: a clean MPI shutdown when every rank got here the same
- * way (rc 0, 1 or 3, which the commands reach collectively), MPI_Abort(rc) otherwise, since a rank
+ * way (rc 0, 1 or 3, which the commands reach collectively, or 2 after a failed dg_dist_agree),
+ * MPI_Abort(rc) otherwise, since a rank
  * that failed alone would leave the others waiting in a collective forever. Frees what d holds.
  * Returns rc. */
 int dg_dist_finish(dg_dist *d, int rc);
@@ -70,10 +91,9 @@ void dg_dist_barrier(dg_dist *d);
 /* records[n] of record_bytes each, where rank r filled its share (dg_dist_share) of them: after
  * the call every rank holds all n records. */
 void dg_dist_gather_shares(dg_dist *d, void *records, size_t record_bytes, int n);
-/* 1 when every rank passed the same value (a check that all ranks run one configuration). */
-int dg_dist_same_everywhere(dg_dist *d, unsigned long long value);
 /* Ranks started with different arguments would silently compute different things: 0 when every
- * rank's argv hashes alike, else -1 after one line on stderr (the caller exits 2). */
+ * rank's argv hashes alike, else -1 on every rank after one line from rank 0 (the caller exits 2,
+ * through dg_dist_finish, on every rank alike). */
 int dg_dist_same_args(dg_dist *d, const char *command, int argc, char **argv);
 
 /* Sum count floats of backend memory across ranks, in place: MPI (directly on the CPU backend's

@@ -562,7 +562,13 @@ static void share_start(dg_dist *d, const dg_net *net, const optim_state *s) {
 }
 
 int dg_train(const dg_train_opts *o) {
-    if (check_opts(o) != 0) return DG_EXIT_BAD_INPUT;
+    dg_dist single;
+    dg_dist_single(&single);
+    dg_dist *dist = o->dist ? o->dist : &single;
+    const int root = dg_dist_is_root(dist);
+    /* the set-up up to share_start: a rank that fails in it takes part in the next agreement point
+     * (dg_dist_fail), so that every rank stops alike with one line (host/dist.h) */
+    if (check_opts(o) != 0) return dg_dist_fail(dist);
     /* from the start: a preemption while the data loads is taken at the first step (checkpoint,
      * exit 3) instead of killing the process with nothing saved */
     struct sigaction sa;
@@ -570,24 +576,17 @@ int dg_train(const dg_train_opts *o) {
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
-    dg_dist single;
-    dg_dist_single(&single);
-    dg_dist *dist = o->dist ? o->dist : &single;
-    const int root = dg_dist_is_root(dist);
     const dg_backend *be = dg_cli_backend(o->backend);
-    if (!be || dg_cli_backend_modes("train", be, o->precision, o->deterministic) != 0 ||
-        dg_dist_connect_device(dist, be) != 0)
-        return DG_EXIT_BAD_INPUT;
+    if (!be || dg_cli_backend_modes("train", be, o->precision, o->deterministic) != 0) return dg_dist_fail(dist);
+    if (dg_dist_agree(dist, 0) != 0 || dg_dist_connect_device(dist, be) != 0) return DG_EXIT_BAD_INPUT;
     /* rank 0's outputs are tried now, not found unwritable after the epochs; every rank stops with it */
-    int unwritable = root && outputs_unwritable(o);
-    dg_dist_broadcast(dist, &unwritable, sizeof unwritable);
-    if (unwritable) return DG_EXIT_BAD_INPUT;
+    if (dg_dist_agree(dist, root && outputs_unwritable(o)) != 0) return DG_EXIT_BAD_INPUT;
     dg_dataset train = {0}, test = {0};
     int on_train_split = strcmp(o->split, "train") == 0;
     dg_norm norm; /* the test split takes the training split's (dg_data_load_test) */
     if (dg_session_norm(o->command, o->normalize, &norm) != 0 ||
         dg_session_data(o->data, on_train_split, &norm, &train) != 0)
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     char norm_text[256]; /* recorded with the weights: what a user of them must feed them */
     dg_norm_format(train.mean, train.std, train.c, norm_text, sizeof norm_text);
     const char *meta_keys[] = {DG_META_NORMALIZE}, *meta_values[] = {norm_text};
@@ -596,7 +595,7 @@ int dg_train(const dg_train_opts *o) {
         (o->extra && dg_data_append(&train, o->extra, err, sizeof err) != 0)) {
         dg_cli_error("%s", err);
         dg_data_free(&train);
-        return DG_EXIT_BAD_INPUT;
+        return dg_dist_fail(dist);
     }
     int have_test = o->eval_every > 0 && dg_data_load_test(o->data, &train, &test, err, sizeof err) == 0;
     if (o->eval_every > 0 && !have_test && root) /* training goes on; the missing figures are said */
@@ -617,6 +616,7 @@ int dg_train(const dg_train_opts *o) {
     dg_dist_grads grads = {0};
     char wm_sig[256];
     dg_eval_result result = {0}; /* here, before the first goto done: done frees it */
+    int agreed = 0; /* whether this rank took part in the set-up's last agreement point, before share_start */
     if (!net || !ckpt_path) goto done;
 
     /* initial weights: --init FILE, else PyTorch-style init from the seed */
@@ -681,6 +681,9 @@ int dg_train(const dg_train_opts *o) {
             fprintf(stderr, "dnnguard: no checkpoint at %s yet, starting from the beginning\n", ckpt_path);
         }
     }
+    agreed = 1;
+    if (dg_dist_agree(dist, 0) != 0) goto done;
+    dg_dist_release_errors(dist);
     share_start(dist, net, &s);
     if (o->log && root) { /* rank 0 writes the log, the checkpoints and the weights */
         log = fopen(o->log, start_epoch || start_step ? "a" : "w");
@@ -845,6 +848,7 @@ int dg_train(const dg_train_opts *o) {
     }
     rc = DG_EXIT_OK;
 done:
+    if (!agreed) dg_dist_fail(dist); /* it failed in the set-up */
     dg_eval_result_free(&result);
     dg_dist_grads_free(&grads);
     if (key) dg_wm_embed_free(&wm, be);

@@ -75,8 +75,36 @@ t0 = time.time()
 r = subprocess.run([MPIRUN, "-np", "1", DNNGUARD, *base, "--out", P("x.st"), "--seed", "1", "--dist", "mpi", ":",
                     "-np", "1", DNNGUARD, *base, "--out", P("x.st"), "--seed", "2", "--dist", "mpi"],
                    capture_output=True, text=True, env=ENV, timeout=300)
-check(r.returncode == 2 and "other options" in r.stderr and not os.path.exists(P("x.st")),
-      f"ranks started with different options stop with exit 2 ({r.returncode}, {time.time() - t0:.1f} s)")
+said = [l for l in r.stderr.splitlines() if l.startswith("dnnguard: ")]
+check(r.returncode == 2 and len(said) == 1 and "different options" in said[0] and "MPI_ABORT" not in r.stderr
+      and not os.path.exists(P("x.st")),
+      f"ranks started with different options stop with exit 2 and one line from rank 0 ({r.returncode}, "
+      f"{time.time() - t0:.1f} s, {said})")
+
+
+def one_rank_lacks(args, lacking_rank):
+    """The same command on 2 ranks from two working folders: a relative path in args names a file in
+    P("here") that P("empty") lacks, so rank lacking_rank alone fails in the set-up."""
+    here, empty = P("here"), P("empty")
+    wdirs = [empty, here] if lacking_rank == 0 else [here, empty]
+    exe = os.path.abspath(DNNGUARD)  # the working folders differ from this one
+    return subprocess.run([MPIRUN, "-np", "1", "-wdir", wdirs[0], exe, *args, ":",
+                           "-np", "1", "-wdir", wdirs[1], exe, *args], capture_output=True, text=True, env=ENV,
+                          timeout=120)
+
+
+os.makedirs(P("here"))
+os.makedirs(P("empty"))
+os.symlink(os.path.abspath(MNIST.split(":", 1)[1]), P("here/data"))
+for lacking in (1, 0):  # a file missing on one node: every rank stops alike, with one line from the one that failed
+    r = one_rank_lacks(["train", "--net", "lenet5", "--data", "mnist:data", "--subset", "200", "--epochs", "1",
+                        "--eval-every", "0", "--out", P("x.st"), "--dist", "mpi"], lacking)
+    lines = [l for l in r.stderr.splitlines() if l.startswith("dnnguard: ")]  # mpirun adds its notice of exit 2
+    check(r.returncode == 2 and len(lines) == 1 and "no such file" in lines[0] and "MPI_ABORT" not in r.stderr
+          and lines[0].startswith("dnnguard: rank 1 of 2: " if lacking else "dnnguard: data/")
+          and not os.path.exists(P("x.st")),
+          f"train: the data missing on rank {lacking} alone: exit 2 on every rank, the one line of stderr is that "
+          f"rank's ({r.returncode}, {lines})")
 
 # 2. One rank with --dist mpi is the one-process run, bit for bit.
 sgd = base + ["--batch", "63", "--opt", "sgd", "--lr", "0.05", "--momentum", "0.9", "--nesterov", "--wd", "5e-4",
@@ -256,6 +284,13 @@ if check(r.returncode == 0 and one.returncode == 0 and two.returncode == 0 and j
     a1 = json.loads(v1.stdout)["assim"] if v1.returncode == 0 else None
     check(a2 == 1.0 and a1 is not None and a1 > 0.999,
           f"infip verify on 2 ranks of its own 2-rank reference: ASSIM {a2} (1 rank: {a1})")
+    shutil.copy(P("infip.st"), P("here/suspect.st"))
+    r = one_rank_lacks(["infip", "verify", "--model", "suspect.st", "--reference", P("ref2"), "--dist", "mpi"], 1)
+    lines = [l for l in r.stderr.splitlines() if l.startswith("dnnguard: ")]
+    check(r.returncode == 2 and len(lines) == 1 and lines[0].startswith("dnnguard: rank 1 of 2: suspect.st")
+          and "MPI_ABORT" not in r.stderr
+          and r.stdout == "",
+          f"infip verify: the suspect missing on rank 1 alone: exit 2, one line, no verdict ({r.returncode}, {lines})")
     r = run1("train", "--net", "lenet5", "--data", MNIST, "--subset", "2000", "--epochs", "1", "--eval-every", "0",
              "--seed", "2", "--out", P("infip-indep.st"))
     shutil.copytree(P("ref1"), P("ref1-cal"))
