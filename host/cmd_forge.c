@@ -109,13 +109,9 @@ int dg_cmd_attack_forge(int argc, char **argv) {
     dg_fp_decision *dec = NULL;
     dg_cw_item *items = NULL;
     long *per_user = NULL;
-    if (dg_session_data(data ? data : reg.data, 0, &norm, &ds) != 0) goto done;
-    if (ds.c != reg.c || ds.h != reg.h || ds.w != reg.w || ds.classes != reg.classes) {
-        dg_cli_error("%s: its images are not the registry's %dx%dx%d with %d classes", data ? data : reg.data, reg.c,
-                     reg.h, reg.w, reg.classes);
+    if (dg_fp_registry_data("attack forge", &reg, registry, NULL, data ? data : reg.data, 0, &norm, normalize != NULL,
+                            &ds) != 0)
         goto done;
-    }
-    if (dg_session_norm_recorded("attack forge", normalize != NULL, registry, &ds, reg.mean, reg.std) != 0) goto done;
     if (n > ds.n) n = ds.n;
     if (batch > n) batch = n;
     if (!(net = dg_fp_registry_net(&reg, model, be, batch))) goto done;

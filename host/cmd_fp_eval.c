@@ -81,14 +81,10 @@ int dg_cmd_fp_eval(int argc, char **argv) {
     dg_fp_decision *dec = calloc((size_t)batch, sizeof *dec);
     float *x0 = NULL;
     uint8_t *pixels = NULL;
-    if (dg_session_data(data ? data : reg.data, strcmp(reg.split, "train") == 0, &norm, &ds) != 0) goto done;
-    if (ds.c != reg.c || ds.h != reg.h || ds.w != reg.w || ds.classes != reg.classes) {
-        dg_cli_error("%s: its images are not the registry's %dx%dx%d with %d classes", data ? data : reg.data, reg.c,
-                     reg.h, reg.w, reg.classes);
-        goto done;
-    }
     /* the sources are picked by the model's answers on them, normalised as its fingerprints are */
-    if (dg_session_norm_recorded("fp eval", normalize != NULL, registry, &ds, reg.mean, reg.std) != 0) goto done;
+    if (dg_fp_registry_data("fp eval", &reg, registry, NULL, data ? data : reg.data, strcmp(reg.split, "train") == 0,
+                            &norm, normalize != NULL, &ds) != 0)
+        goto done;
     if (!(net = dg_fp_registry_net(&reg, model, be, batch))) goto done;
     size_t per = (size_t)reg.c * reg.h * reg.w;
     pred = malloc(sizeof(int) * (size_t)ds.n);

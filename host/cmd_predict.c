@@ -26,8 +26,8 @@ int dg_cmd_predict(int argc, char **argv) {
         {"net", DG_OPT_STR, &net_name, "its net"},
         {"data", DG_OPT_STR, &data, "the labelled queries (data set spec)"},
         {"split", DG_OPT_STR, &split, "test | train (default test)"},
-        {"normalize", DG_OPT_STR, &normalize, DG_NORMALIZE_HELP "; with --registry, it must be the registry's (default: "
-         "that one)"},
+        {"normalize", DG_OPT_STR, &normalize,
+         DG_NORMALIZE_HELP "; with --registry, it must be the registry's (default: that one)"},
         {"fingerprint", DG_OPT_STR, &fingerprint, "the user's fingerprint (PNG); without one, the answers are random"},
         {"registry", DG_OPT_STR, &registry, "registry.json from fp issue (needed with --fingerprint)"},
         {"seed", DG_OPT_U64, &seed, "the control layer's random answers (default 1)"},
@@ -74,21 +74,13 @@ int dg_cmd_predict(int argc, char **argv) {
         dg_cli_error("%s", err);
         goto done;
     }
-    if (dg_session_data(data, strcmp(split, "train") == 0, &norm, &ds) != 0) goto done;
-    batch = dg_session_batch(batch, limit, &ds);
-    if (registry) {
-        if (strcmp(reg.net, net_name) != 0 || reg.c != ds.c || reg.h != ds.h || reg.w != ds.w ||
-            reg.classes != ds.classes) {
-            dg_cli_error("%s: issued for %s on %dx%dx%d images with %d classes, not for this --net and --data", registry,
-                         reg.net, reg.c, reg.h, reg.w, reg.classes);
-            goto done;
-        }
-        /* the model's answers are those of the inputs its fingerprints were issued with */
-        if (dg_session_norm_recorded("predict", normalize != NULL, registry, &ds, reg.mean, reg.std) != 0) goto done;
-        if (!(net = dg_fp_registry_net(&reg, model, be, batch))) goto done;
-    } else if (!(net = dg_session_net(net_name, &ds, be, batch, model))) {
+    int train = strcmp(split, "train") == 0;
+    if ((registry ? dg_fp_registry_data("predict", &reg, registry, net_name, data, train, &norm, normalize != NULL, &ds)
+                  : dg_session_data(data, train, &norm, &ds)) != 0)
         goto done;
-    }
+    batch = dg_session_batch(batch, limit, &ds);
+    net = registry ? dg_fp_registry_net(&reg, model, be, batch) : dg_session_net(net_name, &ds, be, batch, model);
+    if (!net) goto done;
     if (fingerprint) { /* the control layer: does the fingerprint authenticate a listed user? */
         if (!(pixels = dg_fp_read_png(fingerprint, &reg))) goto done;
         input = malloc(sizeof(float) * (size_t)reg.c * reg.h * reg.w);

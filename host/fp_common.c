@@ -102,6 +102,23 @@ dg_net *dg_fp_registry_net(const dg_fp_registry *r, const char *model, const dg_
     return dg_session_net(r->net, &shape, be, batch, model);
 }
 
+int dg_fp_registry_data(const char *command, const dg_fp_registry *r, const char *registry, const char *net,
+                        const char *spec, int train, const dg_norm *norm, int given, dg_dataset *ds) {
+    if (dg_session_data(spec, train, norm, ds) != 0) return -1;
+    int other_shape = ds->c != r->c || ds->h != r->h || ds->w != r->w || ds->classes != r->classes;
+    if (net && (strcmp(r->net, net) != 0 || other_shape))
+        dg_cli_error("%s: issued for %s on %dx%dx%d images with %d classes, not for this --net and --data", registry,
+                     r->net, r->c, r->h, r->w, r->classes);
+    else if (other_shape)
+        dg_cli_error("%s: its images are not the registry's %dx%dx%d with %d classes", spec, r->c, r->h, r->w,
+                     r->classes);
+    /* the model's answers are checked on inputs normalised as its fingerprints were issued with */
+    else if (dg_session_norm_recorded(command, given, registry, ds, r->mean, r->std) == 0)
+        return 0;
+    dg_data_free(ds); /* left empty, as dg_session_data leaves it */
+    return -1;
+}
+
 int dg_fp_decide_images(dg_net *net, const dg_fp_registry *r, const uint8_t *pixels, int n, dg_fp_decision *d) {
     size_t per = (size_t)r->c * r->h * r->w;
     int chunk = net->batch;

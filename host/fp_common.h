@@ -1,6 +1,6 @@
 /* host/fp_common.h — what the fingerprint commands (fp issue | auth | eval, predict, attack forge)
- * share: the net a registry describes, 8-bit images to the net's input exactly as the data loader
- * makes it, and probabilities of a batch of inputs. */
+ * share: the net a registry describes and the data checked against it, 8-bit images to the net's
+ * input exactly as the data loader makes it, and probabilities of a batch of inputs. */
 #ifndef DG_FP_COMMON_H
 #define DG_FP_COMMON_H
 
@@ -61,5 +61,13 @@ uint8_t *dg_fp_read_png(const char *path, const dg_fp_registry *r);
 /* Build and load the registry's net from model on backend be (batch capacity `batch`), after
  * checking that model is the one the registry was issued for. NULL with the message printed. */
 dg_net *dg_fp_registry_net(const dg_fp_registry *r, const char *model, const dg_backend *be, int batch);
+
+/* Load split `train` (1 train, 0 test) of spec into ds, normalised by norm, for registry r read from
+ * the file `registry`: its images must have r's shape and classes, and r must be issued for `net`
+ * when not NULL (the registry is then named in the message, else spec); then the normalisation is
+ * checked and taken as dg_session_norm_recorded does (given: --normalize was given). 0, or -1 with
+ * the message printed and ds empty. */
+int dg_fp_registry_data(const char *command, const dg_fp_registry *r, const char *registry, const char *net,
+                        const char *spec, int train, const dg_norm *norm, int given, dg_dataset *ds);
 
 #endif
