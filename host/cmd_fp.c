@@ -193,7 +193,7 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     if (!root) (void)mkdir(out, 0700); /* there already on a shared file system */
 
     rc = DG_EXIT_BAD_INPUT;
-    int agreed = 0; /* whether this rank reached the agreement point before the generation */
+    int settled = 0; /* whether the set-up is over (host/dist.h): a rank that fails before takes part in its end */
     const int c = ds.c, hw = ds.h * ds.w;
     const size_t per = (size_t)c * hw;
     dg_net *net = dg_session_net(net_name, &ds, be, batch > 256 ? batch : 256, model);
@@ -251,9 +251,8 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         u[i].source = -1;
         snprintf(u[i].file, sizeof u[i].file, users > 100 ? "user-%04d.png" : "user-%02d.png", i);
     }
-    agreed = 1; /* the model loads and works on every rank */
-    if (dg_dist_agree(dist, 0) != 0) goto done;
-    dg_dist_release_errors(dist);
+    settled = 1; /* the model loads and works on every rank */
+    if (dg_dist_end_setup(dist, 0) != 0) goto done;
     issue_ctx ictx = {&ds, pred, seed, 0, used};
     double t0 = dg_now_s();
     int attempts = 0, n_issued = 0;
@@ -357,7 +356,7 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("fp issue: %d of %d users got no fingerprint that authenticates after %d retries "
                      "(more --retries, --iters or --search-steps may help)", users - n_issued, users, retries);
 done:
-    if (!agreed) dg_dist_fail(dist); /* it failed in the set-up */
+    if (!settled) dg_dist_fail(dist);
     dg_net_free(net);
     dg_net_free(check);
     dg_data_free(&ds);

@@ -179,9 +179,8 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         made_folders |= (stat(path, &st) != 0) << i;
         unmade = make_folder(path) != 0;
     }
-    if (dg_dist_agree(dist, unmade) != 0) goto done; /* rank 0 made them, or every rank stops */
     settled = 1;
-    dg_dist_release_errors(dist);
+    if (dg_dist_end_setup(dist, unmade) != 0) goto done; /* rank 0 made them, or every rank stops */
     if (!idx || !pred || !idx32 || !pred32 || !rel || !logits || !x || !fp || !interleaved || !m.keys ||
         dg_data_subset_indices(ds.n, n, seed, idx) != 0) {
         dg_cli_error("infip extract: out of memory (%.1f MiB of relevance)",
@@ -425,9 +424,8 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         unmade = make_folder(out) != 0;
     }
     if (unmade) made_out = 0;
-    if (dg_dist_agree(dist, unmade) != 0) goto done; /* rank 0 made it, or every rank stops */
     settled = 1;
-    dg_dist_release_errors(dist);
+    if (dg_dist_end_setup(dist, unmade) != 0) goto done; /* rank 0 made it, or every rank stops */
     if (dg_infip_score_model(&ref, model, net_name, be, batch, dist, out, &sc) != 0) goto done;
     rc = DG_EXIT_OK;
     if (!dg_dist_is_root(dist)) goto done; /* rank 0 reports */
@@ -655,7 +653,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         if (bad) goto done;
     }
     settled = 1;
-    dg_dist_release_errors(dist);
+    if (dg_dist_end_setup(dist, 0) != 0) goto done;
     double t0 = dg_now_s();
     for (int i = 0; i < n; i++) {
         dg_infip_null *z = &cal.nulls[i];

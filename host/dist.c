@@ -197,7 +197,7 @@ int dg_dist_finish(dg_dist *d, int rc) {
         dg_watchdog_disarm(d->watch);
     }
     d->comm = NULL;
-    dg_dist_release_errors(d);
+    dg_cli_error_release(1, NULL); /* whatever is still held */
     collective = collective || (rc == DG_EXIT_BAD_INPUT && d->failed_together);
 #ifdef DNNGUARD_HAVE_MPI
     if (collective || d->size == 1) {
@@ -320,9 +320,10 @@ int dg_dist_fail(dg_dist *d) {
 
 int dg_dist_agree_same(dg_dist *d, unsigned long long value) { return settle(d, 0, value); }
 
-void dg_dist_release_errors(dg_dist *d) {
-    (void)d;
-    dg_cli_error_release(1, NULL);
+int dg_dist_end_setup(dg_dist *d, int failed) {
+    if (dg_dist_agree(d, failed) != 0) return -1;
+    dg_cli_error_release(1, NULL); /* what the set-up held without failing; later errors are said at once */
+    return 0;
 }
 
 int dg_dist_same_args(dg_dist *d, const char *command, int argc, char **argv) {

@@ -46,15 +46,15 @@ int dg_dist_start(dg_dist *d, const char *name, const char *command);
  * held lines ("rank 1 of 2: " before them when it is not rank 0); the others' are dropped. A rank
  * that fails between two agreement points returns dg_dist_fail(d): its part in the next one,
  * then DG_EXIT_BAD_INPUT (once the ranks have agreed to fail, both return at once: done
- * already). dg_dist_release_errors(d) ends holding when the set-up is over;
- * dg_dist_finish ends it too, saying what is held, so no line is ever lost. */
+ * already). dg_dist_end_setup(d, failed) is the last agreement point: on success it ends holding,
+ * saying what is held; dg_dist_finish ends it too, so no line is ever lost. */
 int dg_dist_agree(dg_dist *d, int failed);
 int dg_dist_fail(dg_dist *d);
 /* An agreement point that also checks that every rank passed the same value (that all ranks run
  * one configuration, read one file): 0 when so, 1 when the values differ (the caller's rank 0
  * says how; every rank ends with exit 2), -1 when a rank failed (said, as above). */
 int dg_dist_agree_same(dg_dist *d, unsigned long long value);
-void dg_dist_release_errors(dg_dist *d);
+int dg_dist_end_setup(dg_dist *d, int failed);
 
 /* A one-rank context without any check (callers that never run distributed). */
 void dg_dist_single(dg_dist *d);

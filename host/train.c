@@ -616,7 +616,7 @@ int dg_train(const dg_train_opts *o) {
     dg_dist_grads grads = {0};
     char wm_sig[256];
     dg_eval_result result = {0}; /* here, before the first goto done: done frees it */
-    int agreed = 0; /* whether this rank took part in the set-up's last agreement point, before share_start */
+    int settled = 0; /* whether the set-up is over (host/dist.h): a rank that fails before takes part in its end */
     if (!net || !ckpt_path) goto done;
 
     /* initial weights: --init FILE, else PyTorch-style init from the seed */
@@ -681,9 +681,8 @@ int dg_train(const dg_train_opts *o) {
             fprintf(stderr, "dnnguard: no checkpoint at %s yet, starting from the beginning\n", ckpt_path);
         }
     }
-    agreed = 1;
-    if (dg_dist_agree(dist, 0) != 0) goto done;
-    dg_dist_release_errors(dist);
+    settled = 1;
+    if (dg_dist_end_setup(dist, 0) != 0) goto done;
     share_start(dist, net, &s);
     if (o->log && root) { /* rank 0 writes the log, the checkpoints and the weights */
         log = fopen(o->log, start_epoch || start_step ? "a" : "w");
@@ -848,7 +847,7 @@ int dg_train(const dg_train_opts *o) {
     }
     rc = DG_EXIT_OK;
 done:
-    if (!agreed) dg_dist_fail(dist); /* it failed in the set-up */
+    if (!settled) dg_dist_fail(dist);
     dg_eval_result_free(&result);
     dg_dist_grads_free(&grads);
     if (key) dg_wm_embed_free(&wm, be);
