@@ -64,6 +64,24 @@ void dg_cli_error(const char *fmt, ...) {
     if (line != small) free(line);
 }
 
+static int warnings_said = 1;
+
+void dg_cli_warnings_from_this_rank(int say) { warnings_said = say; }
+
+void dg_cli_warning(const char *fmt, ...) {
+    if (!warnings_said) return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    char *one = NULL;
+    size_t one_len = 0;
+    append_line(&one, &one_len, line);
+    fprintf(stderr, "dnnguard: warning: %s", one ? one : "(out of memory writing a message)\n");
+    free(one);
+}
+
 void dg_cli_error_hold(void) { held.on = 1; }
 
 void dg_cli_error_release(int say, const char *prefix) {

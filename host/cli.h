@@ -78,5 +78,9 @@ void dg_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * Several ranks that fail alike hold their lines so that one rank says them (host/dist.h). */
 void dg_cli_error_hold(void);
 void dg_cli_error_release(int say, const char *prefix);
+/* A warning line, "dnnguard: warning: <message>", on stderr; a rank other than the first of a job
+ * (dg_cli_warnings_from_this_rank(0), host/dist.c) says none: every rank would say the same. */
+void dg_cli_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void dg_cli_warnings_from_this_rank(int say);
 
 #endif

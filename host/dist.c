@@ -78,6 +78,7 @@ int dg_dist_start(dg_dist *d, const char *name, const char *command) {
     int other_task = launcher_rank() > 0;
     if (other_task) dg_cli_error_hold();
     int rc = start_ranks(d, name, command);
+    dg_cli_warnings_from_this_rank(d->size < 2 || d->rank == 0);
     if (d->size < 2) dg_cli_error_release(rc == 0 || !other_task, NULL);
     return rc; /* on several ranks, held until the command's set-up is settled */
 }

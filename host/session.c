@@ -72,7 +72,7 @@ static void warn_other_norm(const char *model, const char *trained_with, const d
         dg_norm_apply(&norm, &as_trained, err, sizeof err) != 0 || dg_norm_equal(&as_trained, ds->mean, ds->std))
         return;
     dg_norm_format(ds->mean, ds->std, ds->c, in_use, sizeof in_use);
-    fprintf(stderr, "dnnguard: warning: %s was trained with --normalize %s, its inputs here are normalised with %s\n",
+    dg_cli_warning("%s was trained with --normalize %s, its inputs here are normalised with %s",
             dg_err_safe_path(model).s, dg_err_safe(trained_with).s, in_use);
 }
 

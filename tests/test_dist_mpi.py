@@ -312,5 +312,14 @@ if check(r.returncode == 0 and one.returncode == 0 and two.returncode == 0 and j
               f"2 ranks, an output rank 0 cannot write: exit 2 before any scoring, said once "
               f"({bad.returncode}, {said})")
 
+# A set-up warning is said once, by rank 0, not once per rank
+r = run1("train", "--net", "lenet5", "--data", MNIST, "--subset", "500", "--epochs", "1", "--eval-every", "0",
+         "--normalize", "0.5/0.5", "--out", P("half.st"))
+w = mpirun(2, "fp", "issue", "--model", P("half.st"), "--net", "lenet5", "--data", MNIST, "--conf", "0.4",
+           "--classes", "2", "--retries", "0", "--out", P("half-fps"), "--dist", "mpi")
+said = [l for l in w.stderr.splitlines() if "trained with --normalize 0.5/0.5" in l]
+check(r.returncode == 0 and len(said) == 1 and said[0].startswith("dnnguard: warning: "),
+      f"2 ranks, a model trained with another --normalize: the warning said once ({said})")
+
 shutil.rmtree(tmp, ignore_errors=True)
 done()
