@@ -42,25 +42,36 @@ static void append_line(char **out, size_t *len, const char *line) {
     *len = (size_t)(w - grown);
 }
 
-void dg_cli_error(const char *fmt, ...) {
-    char small[1024], *line = small;
-    va_list ap, again;
-    va_start(ap, fmt);
+/* The message of fmt: in small (1024 bytes) when it fits, else in a buffer of its own; cut to small
+ * when memory runs out. The caller frees what is not small. */
+static char *format_message(char *small, const char *fmt, va_list ap) {
+    va_list again;
     va_copy(again, ap);
-    int n = vsnprintf(small, sizeof small, fmt, ap);
-    if (n >= (int)sizeof small && (line = malloc((size_t)n + 1)) != NULL) vsnprintf(line, (size_t)n + 1, fmt, again);
-    if (!line) line = small; /* out of memory: the message cut */
+    char *line = small;
+    int n = vsnprintf(small, 1024, fmt, ap);
+    if (n >= 1024 && (line = malloc((size_t)n + 1)) != NULL) vsnprintf(line, (size_t)n + 1, fmt, again);
     va_end(again);
+    return line ? line : small;
+}
+
+/* "dnnguard: <label><message>" on stderr, the message made one line. */
+static void say_line(const char *label, const char *line) {
+    char *one = NULL;
+    size_t one_len = 0;
+    append_line(&one, &one_len, line);
+    fprintf(stderr, "dnnguard: %s%s", label, one ? one : "(out of memory writing a message)\n");
+    free(one);
+}
+
+void dg_cli_error(const char *fmt, ...) {
+    char small[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    char *line = format_message(small, fmt, ap);
     va_end(ap);
     size_t len_before = held.len;
     if (held.on) append_line(&held.text, &held.len, line);
-    if (!held.on || held.len == len_before) { /* not held, or no memory to hold it: said now */
-        char *one = NULL;
-        size_t one_len = 0;
-        append_line(&one, &one_len, line);
-        fprintf(stderr, "dnnguard: %s", one ? one : "(out of memory writing a message)\n");
-        free(one);
-    }
+    if (!held.on || held.len == len_before) say_line("", line); /* not held, or no memory to hold it */
     if (line != small) free(line);
 }
 
@@ -70,16 +81,13 @@ void dg_cli_warnings_from_this_rank(int say) { warnings_said = say; }
 
 void dg_cli_warning(const char *fmt, ...) {
     if (!warnings_said) return;
-    char line[1024];
+    char small[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    char *line = format_message(small, fmt, ap);
     va_end(ap);
-    char *one = NULL;
-    size_t one_len = 0;
-    append_line(&one, &one_len, line);
-    fprintf(stderr, "dnnguard: warning: %s", one ? one : "(out of memory writing a message)\n");
-    free(one);
+    say_line("warning: ", line);
+    if (line != small) free(line);
 }
 
 void dg_cli_error_hold(void) { held.on = 1; }

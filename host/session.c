@@ -73,7 +73,7 @@ static void warn_other_norm(const char *model, const char *trained_with, const d
         return;
     dg_norm_format(ds->mean, ds->std, ds->c, in_use, sizeof in_use);
     dg_cli_warning("%s was trained with --normalize %s, its inputs here are normalised with %s",
-            dg_err_safe_path(model).s, dg_err_safe(trained_with).s, in_use);
+                   dg_err_safe_path(model).s, dg_err_safe(trained_with).s, in_use);
 }
 
 dg_net *dg_session_net(const char *name, const dg_dataset *ds, const dg_backend *be, int batch, const char *model) {
