@@ -277,12 +277,13 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
             attempts += m;
             int lo, hi; /* this rank's share of the batch */
             dg_dist_share(m, dist->rank, dist->size, &lo, &hi);
+            int failed = 0; /* on this rank: every rank hears of it before the gather */
             if (hi > lo && dg_cw_run(net, ds.mean, ds.std, items + lo, hi - lo, &cw, &stats) != 0) {
                 dg_cli_error("fp issue: out of memory in the generator");
-                goto done;
+                failed = 1;
             }
             memset(outcome, 0, sizeof *outcome * (size_t)m);
-            for (int b = lo; b < hi; b++) {
+            for (int b = lo; b < hi && !failed; b++) {
                 dg_fp_user *user = &u[who[b]];
                 if (!items[b].success) continue;
                 snprintf(path, strlen(out) + 96, "%s/%s", out, user->file);
@@ -290,7 +291,8 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
                 dg_fp_planar_to_image(items[b].pixels, c, ds.h, ds.w, &img);
                 if (dg_png_write(path, &img, err, sizeof err) != 0) {
                     dg_cli_error("%s", err);
-                    goto done;
+                    failed = 1;
+                    break;
                 }
                 /* accepted only when it authenticates as written, on this backend and on the CPU */
                 float p_here, p_cpu;
@@ -302,12 +304,14 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
                 }
                 if (dg_sha256_file(path, outcome[b].sha256, err, sizeof err) != 0) {
                     dg_cli_error("%s", err);
-                    goto done;
+                    failed = 1;
+                    break;
                 }
                 outcome[b].l2 = items[b].l2;
                 outcome[b].p_issue = p_here;
                 outcome[b].issued = 1;
             }
+            if (dg_dist_agree(dist, failed) != 0) goto done;
             dg_dist_gather_shares(dist, outcome, sizeof *outcome, m);
             for (int b = 0; b < m; b++) {
                 if (!outcome[b].issued) continue;
@@ -329,14 +333,13 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     double work[2] = {(double)stats.iterations, (double)stats.judge_forwards}; /* all ranks' C&W work */
     dg_dist_sum_f64(dist, work, 2);
     stats.iterations = (long)work[0], stats.judge_forwards = (long)work[1];
-    rc = n_issued == users ? DG_EXIT_OK : DG_EXIT_NO;
-    if (!root) goto done; /* rank 0 writes the registry and reports */
+    /* rank 0 writes the registry and reports; every rank ends as its write did */
     snprintf(path, strlen(out) + 96, "%s/registry.json", out);
-    if (dg_fp_registry_write(&reg, path, err, sizeof err) != 0) {
-        rc = DG_EXIT_BAD_INPUT;
-        dg_cli_error("%s", err);
-        goto done;
-    }
+    int unwritten = root && dg_fp_registry_write(&reg, path, err, sizeof err) != 0;
+    if (unwritten) dg_cli_error("%s", err);
+    if (dg_dist_agree(dist, unwritten) != 0) goto done;
+    rc = n_issued == users ? DG_EXIT_OK : DG_EXIT_NO;
+    if (!root) goto done;
     double l2_sum = 0.0;
     for (int i = 0; i < listed; i++) l2_sum += u[i].l2;
     printf("{\"registry\": ");

@@ -171,6 +171,12 @@ static int extract(int argc, char **argv, dg_dist *dist) {
     uint8_t *fp = malloc(plane), *interleaved = malloc(per);
     m.keys = calloc((size_t)n, sizeof *m.keys);
     if (!rel_plan) goto done;
+    if (!idx || !pred || !idx32 || !pred32 || !rel || !logits || !x || !fp || !interleaved || !m.keys ||
+        dg_data_subset_indices(ds.n, n, seed, idx) != 0) {
+        dg_cli_error("infip extract: out of memory (%.1f MiB of relevance)",
+                     (double)sizeof(float) * per * n / (1 << 20));
+        goto done;
+    }
     /* rank 0 writes the reference: its folders are made now, not found unmakeable after the relevance,
      * and those this run made are removed again (when still empty) if it fails */
     int unmade = 0;
@@ -181,35 +187,33 @@ static int extract(int argc, char **argv, dg_dist *dist) {
     }
     settled = 1;
     if (dg_dist_end_setup(dist, unmade) != 0) goto done; /* rank 0 made them, or every rank stops */
-    if (!idx || !pred || !idx32 || !pred32 || !rel || !logits || !x || !fp || !interleaved || !m.keys ||
-        dg_data_subset_indices(ds.n, n, seed, idx) != 0) {
-        dg_cli_error("infip extract: out of memory (%.1f MiB of relevance)",
-                     (double)sizeof(float) * per * n / (1 << 20));
-        goto done;
-    }
 
     double t0 = dg_now_s();
     const void *input_ctx[2] = {&ds, idx};
     if (dg_infip_relevance_on_ranks(dist, rel_plan, net, n, data_input, input_ctx, x, rel, pred, logits) != 0) goto done;
     double seconds = dg_now_s() - t0;
     /* finite weights can still overflow float32 on the way (3e38 × a pixel): every rank holds all
-     * the keys' results, so every rank refuses alike */
+     * the keys' results, so every rank refuses alike, and rank 0 says why */
     for (int i = 0; i < n; i++) {
         int bad_out = !dg_infip_all_finite(logits + (size_t)i * ds.classes, (size_t)ds.classes);
         if (bad_out || !dg_infip_all_finite(rel + (size_t)i * per, per)) {
-            dg_cli_error("infip extract: %s: the %s of key %d (image %d) is not finite, though the weights are (the "
-                         "activations overflow float32): an InFIP reference needs a working model",
-                         model, bad_out ? "output" : "relevance", i, idx[i]);
+            if (dg_dist_is_root(dist))
+                dg_cli_error("infip extract: %s: the %s of key %d (image %d) is not finite, though the weights are "
+                             "(the activations overflow float32): an InFIP reference needs a working model",
+                             model, bad_out ? "output" : "relevance", i, idx[i]);
+            dg_dist_fail(dist);
             goto done;
         }
     }
-    if (!dg_dist_is_root(dist)) { /* rank 0 writes the reference */
-        rc = DG_EXIT_OK;
-        goto done;
-    }
 
+    /* rank 0 writes the reference; every rank ends as its writes did */
+    int unwritten = 1;
     long saturated = 0, zeros = 0, correct = 0;
     double sum_min = INFINITY, sum_max = -INFINITY, sum_mean = 0.0;
+    if (!dg_dist_is_root(dist)) {
+        unwritten = 0;
+        goto written;
+    }
     for (int i = 0; i < n; i++) {
         dg_infip_key *k = &m.keys[i];
         k->index = idx[i];
@@ -228,7 +232,7 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         snprintf(k->fp_file, sizeof k->fp_file, "fingerprints/fp-%05d.png", i);
         if (dg_infip_write_png(out, k->key_file, ds.images + (size_t)idx[i] * per, c, h, w, interleaved, k->key_sha256) != 0 ||
             dg_infip_write_png(out, k->fp_file, fp, 1, h, w, interleaved, k->fp_sha256) != 0)
-            goto done;
+            goto written;
         idx32[i] = idx[i];
         pred32[i] = pred[i];
     }
@@ -239,7 +243,7 @@ static int extract(int argc, char **argv, dg_dist *dist) {
     snprintf(m.seed, sizeof m.seed, "%llu", (unsigned long long)seed);
     if (dg_sha256_file(model, m.model_sha256, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
-        goto done;
+        goto written;
     }
     m.c = c, m.h = h, m.w = w, m.classes = ds.classes;
     memcpy(m.mean, ds.mean, sizeof m.mean);
@@ -260,14 +264,21 @@ static int extract(int argc, char **argv, dg_dist *dist) {
     snprintf(path, sizeof path, "%s/" DG_INFIP_RELEVANCE, out);
     if (dg_st_write(path, entries, 4, meta_keys, meta_values, 5, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
-        goto done;
+        goto written;
     }
     snprintf(path, sizeof path, "%s/" DG_INFIP_MANIFEST, out);
     if (dg_infip_manifest_write(&m, path, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
-        goto done;
+        goto written;
     }
     drop_stale_calibration(out, path);
+    unwritten = 0;
+written:
+    if (dg_dist_agree(dist, unwritten) != 0) goto done;
+    if (!dg_dist_is_root(dist)) {
+        rc = DG_EXIT_OK;
+        goto done;
+    }
     printf("{\"reference\": ");
     dg_json_string(stdout, out);
     printf(", \"net\": ");
@@ -660,13 +671,9 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
         dg_infip_score sc;
         if (dg_infip_score_model(&ref, models[i], z->net, be, batch, dist, NULL, &sc) != 0) goto done;
         char again[65]; /* the file scored must be the one recorded: replaced since the check, it is refused */
-        if (dg_sha256_file(models[i], again, err, sizeof err) != 0 || strcmp(again, z->sha256) != 0) {
-            dg_cli_error("infip calibrate: %s changed while it was scored", models[i]);
-            dg_infip_score_free(&sc);
-            goto done;
-        }
-        int bad = 0;
-        if (dg_dist_is_root(dist)) {
+        int bad = dg_sha256_file(models[i], again, err, sizeof err) != 0 || strcmp(again, z->sha256) != 0;
+        if (bad) dg_cli_error("infip calibrate: %s changed while it was scored", models[i]);
+        if (!bad && dg_dist_is_root(dist)) {
             dg_infip_stats s;
             for (int f = 0; f < 2; f++) {
                 z->assim[f] = NAN;
@@ -684,8 +691,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
             }
         }
         dg_infip_score_free(&sc);
-        dg_dist_broadcast(dist, &bad, sizeof bad);
-        if (bad) goto done;
+        if (dg_dist_agree(dist, bad) != 0) goto done; /* a rank's check, or rank 0's, heard by every rank */
     }
     int unreachable = 0; /* a threshold above 1: decided on rank 0, heard by every rank */
     if (dg_dist_is_root(dist)) {
@@ -699,14 +705,12 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
                 unreachable = 1;
             }
     }
-    dg_dist_broadcast(dist, &unreachable, sizeof unreachable);
-    if (unreachable) goto done;
-    if (!dg_dist_is_root(dist)) { /* rank 0 writes and reports */
+    /* rank 0 writes and reports; every rank ends as its write did */
+    int unwritten = !unreachable && dg_dist_is_root(dist) && dg_infip_calibration_write(&cal, path, err, sizeof err) != 0;
+    if (unwritten) dg_cli_error("%s", err);
+    if (dg_dist_agree(dist, unreachable || unwritten) != 0) goto done;
+    if (!dg_dist_is_root(dist)) {
         rc = DG_EXIT_OK;
-        goto done;
-    }
-    if (dg_infip_calibration_write(&cal, path, err, sizeof err) != 0) {
-        dg_cli_error("%s", err);
         goto done;
     }
     int owner_correct = 0; /* a calibration model should do the task: one far below the owner's is said */

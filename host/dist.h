@@ -46,8 +46,15 @@ int dg_dist_start(dg_dist *d, const char *name, const char *command);
  * held lines ("rank 1 of 2: " before them when it is not rank 0); the others' are dropped. A rank
  * that fails between two agreement points returns dg_dist_fail(d): its part in the next one,
  * then DG_EXIT_BAD_INPUT (once the ranks have agreed to fail, both return at once: done
- * already). dg_dist_end_setup(d, failed) is the last agreement point: on success it ends holding,
- * saying what is held; dg_dist_finish ends it too, so no line is ever lost. */
+ * already). dg_dist_end_setup(d, failed) is the last agreement point of the set-up: on success it
+ * ends holding, saying what is held; dg_dist_finish ends it too, so no line is ever lost.
+ * After the set-up the commands still meet at dg_dist_agree wherever a rank can fail apart from
+ * the others (a file rank 0 writes, a model each rank loads again, memory a rank allocates), and
+ * a check that every rank makes alike on the same figures (a loss summed over the ranks) is said
+ * by rank 0 and ended through dg_dist_fail on every rank: either way every rank exits 2 through
+ * MPI_Finalize. The failing rank has said its line at once (nothing is held by then). Only a
+ * failure inside a collective, or in the NCCL communicator's set-up, ends the job through
+ * MPI_Abort (dg_dist_finish). */
 int dg_dist_agree(dg_dist *d, int failed);
 int dg_dist_fail(dg_dist *d);
 /* An agreement point that also checks that every rank passed the same value (that all ranks run

@@ -55,17 +55,18 @@ dg_relevance *dg_infip_plan(dg_net *net, const float *mean, const float *std, fl
 int dg_infip_relevance_on_ranks(dg_dist *dist, dg_relevance *plan, dg_net *net, int n, dg_infip_input_fn make,
                                 const void *ctx, float *x, float *rel, int *pred, float *logits) {
     const size_t per = (size_t)net->in_c * net->in_h * net->in_w;
-    int lo, hi;
+    int lo, hi, failed = 0;
     dg_dist_share(n, dist->rank, dist->size, &lo, &hi);
-    for (int first = lo; first < hi; first += net->batch) {
+    for (int first = lo; first < hi && !failed; first += net->batch) {
         int b = hi - first < net->batch ? hi - first : net->batch;
         for (int i = 0; i < b; i++) make(ctx, first + i, x + (size_t)i * per);
         if (dg_relevance_run(plan, x, b, NULL, pred + first, logits ? logits + (size_t)first * net->classes : NULL,
                              rel + (size_t)first * per) != 0) {
             dg_cli_error("infip: out of memory");
-            return -1;
+            failed = 1;
         }
     }
+    if (dg_dist_agree(dist, failed) != 0) return -1; /* before the gathers, which a failed rank would not reach */
     dg_dist_gather_shares(dist, rel, sizeof(float) * per, n);
     dg_dist_gather_shares(dist, pred, sizeof(int), n);
     if (logits) dg_dist_gather_shares(dist, logits, sizeof(float) * (size_t)net->classes, n);
@@ -192,30 +193,33 @@ int dg_infip_score_model(const dg_infip_reference *ref, const char *model, const
     s->pred = malloc(sizeof(int) * (size_t)n);
     s->ssim[DG_SSIM_GLOBAL] = malloc(sizeof(double) * (size_t)n);
     if (gaussian_fits) s->ssim[DG_SSIM_GAUSSIAN] = malloc(sizeof(double) * (size_t)n);
+    /* every rank loads the model and makes its plan; the ranks agree on that before working together */
     dg_net *net = dg_infip_net(net_name, c, h, w, m->classes, be, batch, n, model);
     dg_relevance *plan = net ? dg_infip_plan(net, m->mean, m->std, m->eps, m->inject_logit) : NULL;
-    if (!plan) goto done;
-    x = malloc(sizeof(float) * per * (size_t)net->batch);
-    if (!x || !rel || !mine || !interleaved || !s->pred || !s->ssim[DG_SSIM_GLOBAL] ||
-        (gaussian_fits && !s->ssim[DG_SSIM_GAUSSIAN])) {
+    x = plan ? malloc(sizeof(float) * per * (size_t)net->batch) : NULL;
+    int failed = !plan;
+    if (plan && (!x || !rel || !mine || !interleaved || !s->pred || !s->ssim[DG_SSIM_GLOBAL] ||
+                 (gaussian_fits && !s->ssim[DG_SSIM_GAUSSIAN]))) {
         dg_cli_error("infip: out of memory (%.1f MiB of relevance)", (double)sizeof(float) * per * n / (1 << 20));
-        goto done;
+        failed = 1;
     }
+    if (dg_dist_agree(dist, failed) != 0) goto done;
     s->batch = net->batch;
     double t0 = dg_now_s();
     if (dg_infip_relevance_on_ranks(dist, plan, net, n, pixels_input, ref, x, rel, s->pred, NULL) != 0) goto done;
-    if (dg_dist_is_root(dist)) /* rank 0 compares */
-        for (int k = 0; k < n; k++) {
-            const uint8_t *owner = ref->owner + (size_t)k * plane;
-            dg_infip_image(rel + (size_t)k * per, c, h, w, m->lambda, mine);
-            s->ssim[DG_SSIM_GLOBAL][k] = dg_ssim(mine, owner, h, w, DG_SSIM_GLOBAL);
-            if (gaussian_fits) s->ssim[DG_SSIM_GAUSSIAN][k] = dg_ssim(mine, owner, h, w, DG_SSIM_GAUSSIAN);
-            s->agree += s->pred[k] == m->keys[k].predicted;
-            s->nonfinite += !dg_infip_all_finite(rel + (size_t)k * per, per); /* drawn black: said, not hidden */
-            char name[64], sha[65];
-            snprintf(name, sizeof name, "fp-%05d.png", k);
-            if (out_dir && dg_infip_write_png(out_dir, name, mine, 1, h, w, interleaved, sha) != 0) goto done;
-        }
+    failed = 0; /* rank 0 compares, and writes the suspect's fingerprints where asked */
+    for (int k = 0; k < n && dg_dist_is_root(dist) && !failed; k++) {
+        const uint8_t *owner = ref->owner + (size_t)k * plane;
+        dg_infip_image(rel + (size_t)k * per, c, h, w, m->lambda, mine);
+        s->ssim[DG_SSIM_GLOBAL][k] = dg_ssim(mine, owner, h, w, DG_SSIM_GLOBAL);
+        if (gaussian_fits) s->ssim[DG_SSIM_GAUSSIAN][k] = dg_ssim(mine, owner, h, w, DG_SSIM_GAUSSIAN);
+        s->agree += s->pred[k] == m->keys[k].predicted;
+        s->nonfinite += !dg_infip_all_finite(rel + (size_t)k * per, per); /* drawn black: said, not hidden */
+        char name[64], sha[65];
+        snprintf(name, sizeof name, "fp-%05d.png", k);
+        failed = out_dir && dg_infip_write_png(out_dir, name, mine, 1, h, w, interleaved, sha) != 0;
+    }
+    if (dg_dist_agree(dist, failed) != 0) goto done; /* every rank ends as rank 0's writes did */
     s->seconds = dg_now_s() - t0;
     rc = 0;
 done:

@@ -681,9 +681,6 @@ int dg_train(const dg_train_opts *o) {
             fprintf(stderr, "dnnguard: no checkpoint at %s yet, starting from the beginning\n", ckpt_path);
         }
     }
-    settled = 1;
-    if (dg_dist_end_setup(dist, 0) != 0) goto done;
-    share_start(dist, net, &s);
     if (o->log && root) { /* rank 0 writes the log, the checkpoints and the weights */
         log = fopen(o->log, start_epoch || start_step ? "a" : "w");
         if (!log) {
@@ -691,6 +688,9 @@ int dg_train(const dg_train_opts *o) {
             goto done;
         }
     }
+    settled = 1;
+    if (dg_dist_end_setup(dist, 0) != 0) goto done;
+    share_start(dist, net, &s);
     int tty = root && isatty(STDERR_FILENO);
     size_t per = (size_t)train.c * train.h * train.w;
     int steps = dg_loader_steps(loader);
@@ -750,9 +750,11 @@ int dg_train(const dg_train_opts *o) {
             images_timed += n_global;
             step++;
             double step_loss = step_sums[2] > 0 ? step_sums[0] / step_sums[2] : 0.0;
-            if (!isfinite(step_loss)) {
-                dg_cli_error("%s: the loss is %g at epoch %d step %d; lower --lr", o->command, step_loss, epoch + 1,
-                             step);
+            if (!isfinite(step_loss)) { /* a sum over the ranks: every rank stops here alike, rank 0 says why */
+                if (root)
+                    dg_cli_error("%s: the loss is %g at epoch %d step %d; lower --lr", o->command, step_loss,
+                                 epoch + 1, step);
+                dg_dist_fail(dist);
                 goto done;
             }
             double t = dg_now_s();
@@ -764,7 +766,9 @@ int dg_train(const dg_train_opts *o) {
             }
             int want_ckpt = o->ckpt_every > 0 && s.global_step % o->ckpt_every == 0 && step < steps;
             if (stop || want_ckpt) {
-                if (root && save_checkpoint(net, o, &s, ckpt_path, epoch, step, &sums, &texts) != 0) goto done;
+                /* the ranks agree on rank 0's write: none goes on, or leaves, before it is complete */
+                int unsaved = root && save_checkpoint(net, o, &s, ckpt_path, epoch, step, &sums, &texts) != 0;
+                if (dg_dist_agree(dist, unsaved) != 0) goto done;
                 if (stop) {
                     if (tty) fputc('\n', stderr);
                     if (root) {
@@ -774,7 +778,6 @@ int dg_train(const dg_train_opts *o) {
                         fprintf(stderr, "dnnguard: %s: checkpoint written to %s (epoch %d, step %d); "
                                 "continue with --resume\n", what, ckpt_path, epoch + 1, step);
                     }
-                    dg_dist_barrier(dist); /* no rank leaves before rank 0's checkpoint is complete */
                     rc = DG_EXIT_STOPPED;
                     goto done;
                 }
@@ -810,26 +813,25 @@ int dg_train(const dg_train_opts *o) {
             fflush(log);
         }
         epoch_sums cleared = {0};
-        if (root && save_checkpoint(net, o, &s, ckpt_path, epoch + 1, 0, &cleared, &texts) != 0) goto done;
-        if (root && save_after(o, epoch + 1)) { /* a snapshot of the weights, as OUT.epochN.safetensors (or .pt) */
+        int unsaved = root && save_checkpoint(net, o, &s, ckpt_path, epoch + 1, 0, &cleared, &texts) != 0;
+        if (!unsaved && root && save_after(o, epoch + 1)) { /* a snapshot, as OUT.epochN.safetensors (or .pt) */
             char *snap = snapshot_path(o, epoch + 1);
             if (!snap || dg_model_save(net, snap, NULL, 0, meta_keys, meta_values, 1, err, sizeof err) != 0) {
                 if (snap) dg_cli_error("%s", err);
                 else dg_cli_error("%s: out of memory", o->command);
-                free(snap);
-                goto done;
+                unsaved = 1;
             }
             free(snap);
         }
+        if (dg_dist_agree(dist, unsaved) != 0) goto done; /* rank 0's writes, heard by every rank */
     }
     /* a run resumed after its last epoch evaluated nothing: its result line has the test figures all the same */
     if (have_test && start_epoch == o->epochs && dg_dist_evaluate(dist, net, &test, &result) != 0) goto done;
+    int unsaved = root && dg_model_save(net, o->out, NULL, 0, meta_keys, meta_values, 1, err, sizeof err) != 0;
+    if (unsaved) dg_cli_error("%s", err);
+    if (dg_dist_agree(dist, unsaved) != 0) goto done; /* every rank ends as rank 0's write did */
     if (!root) {
         rc = DG_EXIT_OK;
-        goto done;
-    }
-    if (dg_model_save(net, o->out, NULL, 0, meta_keys, meta_values, 1, err, sizeof err) != 0) {
-        dg_cli_error("%s", err);
         goto done;
     }
     if (!o->quiet) {

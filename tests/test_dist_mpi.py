@@ -6,7 +6,9 @@ a real signal sent to rank 1 only, resume to the uninterrupted run's weights bit
 that stops (SIGSTOP) is caught by the other's watchdog (DNNGUARD_DIST_TIMEOUT), which ends the job
 with exit 4 and one line; ranks
 started with different options, an unknown --dist and a launcher without --dist are refused with
-one line; `infip extract` and `infip verify` split their keys across 2 ranks and agree with 1. In a build without MPI it checks the one-line refusal of --dist mpi instead."""
+one line; a loss that turns non-finite mid-run and an infip model whose relevance overflows end
+every rank with exit 2 and one line, never through MPI_Abort; `infip extract`, `verify` and `calibrate`
+split their keys across 2 ranks and agree with 1. In a build without MPI it checks the one-line refusal of --dist mpi instead."""
 import filecmp
 import json
 import os
@@ -311,6 +313,33 @@ if check(r.returncode == 0 and one.returncode == 0 and two.returncode == 0 and j
         check(bad.returncode == 2 and len(said) == 1 and "is a folder" in said[0],
               f"2 ranks, an output rank 0 cannot write: exit 2 before any scoring, said once "
               f"({bad.returncode}, {said})")
+
+# 5. Failures after the set-up: the ranks meet wherever one can fail apart from the others, and a
+# check every rank makes alike is said by rank 0 alone, so every rank exits 2 through MPI_Finalize
+# with one line, not through MPI_Abort (its banner and a line per rank).
+def one_line_exit2(r, needle):
+    said = [l for l in r.stderr.splitlines() if l.startswith("dnnguard: ")]
+    return r.returncode == 2 and len(said) == 1 and needle in said[0] and "MPI_ABORT" not in r.stderr, said
+
+
+r = mpirun(2, *base, "--opt", "sgd", "--lr", "1e8", "--out", P("nan.st"), "--dist", "mpi")
+ok, said = one_line_exit2(r, "lower --lr")
+check(ok and not os.path.exists(P("nan.st")),
+      f"2 ranks, a loss that turns non-finite mid-run: exit 2, one line from rank 0, no MPI_Abort ({r.returncode}, {said})")
+if os.path.exists(P("infip.st")):
+    w = st_io.read(P("infip.st"))
+    w["fc1.weight"][...] = 3e38  # finite weights whose logits overflow: found only once relevance is computed
+    st_io.write(P("huge.st"), w)
+    r = mpirun(2, *ext, "--model", P("huge.st"), "--out", P("ref-huge"), "--dist", "mpi")
+    ok, said = one_line_exit2(r, "not finite")
+    check(ok and not os.path.exists(P("ref-huge/manifest.json")),
+          f"2 ranks, infip extract of a model whose relevance overflows: exit 2, one line, nothing written "
+          f"({r.returncode}, {said})")
+    r = mpirun(2, "infip", "calibrate", "--independent", P("huge.st"), "--batch", "4", "--reference", P("ref2"),
+               "--dist", "mpi")
+    ok, said = one_line_exit2(r, "not finite")
+    check(ok and not os.path.exists(P("ref2/calibration.json")),
+          f"2 ranks, infip calibrate against such a model: exit 2, one line, nothing written ({r.returncode}, {said})")
 
 # A set-up warning is said once, by rank 0, not once per rank
 r = run1("train", "--net", "lenet5", "--data", MNIST, "--subset", "500", "--epochs", "1", "--eval-every", "0",
