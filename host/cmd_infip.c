@@ -4,6 +4,9 @@
  * decision as JSON and as the exit code) and `dnnguard infip calibrate` (the threshold set by
  * independently trained models, stored beside the manifest for verify). The steps they share are
  * host/infip_run.c. */
+#define _XOPEN_SOURCE 700 /* realpath */
+#include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +35,40 @@ static int make_folder(const char *path) {
         return -1;
     }
     return 0;
+}
+
+/* Whether two paths name the same existing folder (a missing one names none). */
+static int same_folder(const char *a, const char *b) {
+    char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
+    int same = ra && rb && strcmp(ra, rb) == 0;
+    free(ra);
+    free(rb);
+    return same;
+}
+
+/* verify --out writes fp-NNNNN.png: never into the reference (its fingerprints/ would be the
+ * suspect's from then on, and every later verify would compare the suspect with itself), and not
+ * over another run's fingerprints unless --force says so. Said, and -1, when refused. */
+static int check_verify_out(const char *out, const char *reference, int force) {
+    char fingerprints[PATH_MAX];
+    snprintf(fingerprints, sizeof fingerprints, "%s/fingerprints", reference);
+    if (same_folder(out, reference) || same_folder(out, fingerprints)) {
+        dg_cli_error("infip verify: --out %s is the reference's own folder: the suspect's fingerprints would "
+                     "replace the owner's; give a folder of its own", out);
+        return -1;
+    }
+    DIR *dir = opendir(out);
+    if (!dir) return 0; /* new (made next), or not a folder: make_folder says which */
+    const char *held = NULL;
+    for (struct dirent *e; !held && (e = readdir(dir));) {
+        size_t len = strlen(e->d_name);
+        if (len > 7 && strncmp(e->d_name, "fp-", 3) == 0 && strcmp(e->d_name + len - 4, ".png") == 0)
+            held = e->d_name;
+    }
+    if (held && !force) dg_cli_error("infip verify: --out %s already holds fingerprints (%s): --force replaces "
+                                     "them, or give a new folder", out, held);
+    closedir(dir);
+    return held && !force ? -1 : 0;
 }
 
 static int parse_inject(const char *text, int *logit) {
@@ -358,7 +395,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     const char *model = NULL, *net_name = NULL, *reference = NULL, *mode_text = "global", *backend = "auto";
     const char *out = NULL, *dist_name = "none", *normalize = NULL;
     double threshold_opt = 0.85;
-    int batch = 0, per_key = 0;
+    int batch = 0, per_key = 0, force = 0;
     const dg_opt opts[] = {
         {"model", DG_OPT_STR, &model, "the suspect model (safetensors or torch.save .pt)"},
         {"net", DG_OPT_STR, &net_name, "its net (default: the owner's, from the reference)"},
@@ -369,6 +406,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
         DG_NORMALIZE_RECORDED_OPT(normalize),
         BATCH_OPT(batch),
         {"out", DG_OPT_STR, &out, "also write the suspect's fingerprints (PNG) into this folder"},
+        {"force", DG_OPT_FLAG, &force, "replace fingerprints already in --out"},
         {"per-key", DG_OPT_FLAG, &per_key, "list every key's SSIM and predictions in the JSON"},
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
         DIST_OPT(dist_name),
@@ -432,7 +470,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     if (dg_dist_is_root(dist) && out) {
         struct stat st;
         made_out = stat(out, &st) != 0;
-        unmade = make_folder(out) != 0;
+        unmade = check_verify_out(out, reference, force) != 0 || make_folder(out) != 0;
     }
     if (unmade) made_out = 0;
     settled = 1;

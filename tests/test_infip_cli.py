@@ -301,6 +301,25 @@ def main():
                                   np.array(Image.open(os.path.join(REF, keys[i]["fingerprint"]))))
                    for i in range(N_KEYS))
     check(same_png == N_KEYS, f"--out writes the suspect's fingerprints: equal to the owner's here ({same_png})")
+    # --out never writes into the reference, nor over earlier fingerprints without --force
+    owner_fps = {f: open(os.path.join(REF, "fingerprints", f), "rb").read()
+                 for f in os.listdir(os.path.join(REF, "fingerprints"))}
+    indep_path = P("verify-out-other.safetensors")
+    w = {k: (v + np.float32(0.05)).astype(np.float32) for k, v in tensors.items()}  # other weights, other PNGs
+    st_io.write(indep_path, w, meta)
+    for where in (REF, os.path.join(REF, "fingerprints"), os.path.join(REF, "fingerprints", ".")):
+        rc, v, err = verify(indep_path, "--out", where, "--force")
+        check(rc == 2 and not v and err.count("\n") == 0 and "reference's own folder" in err,
+              f"verify --out {os.path.relpath(where, REF)!r} inside the reference is refused, --force or not ({rc}, {err})")
+    rc, v, err = verify(indep_path, "--out", P("suspect-fps"))
+    check(rc == 2 and "already holds fingerprints" in err and "--force" in err,
+          f"verify --out over earlier fingerprints is refused without --force ({rc}, {err})")
+    rc, v, err = verify(indep_path, "--out", P("suspect-fps"), "--force")
+    replaced = not np.array_equal(np.array(Image.open(os.path.join(P("suspect-fps"), "fp-00000.png"))),
+                                  np.array(Image.open(os.path.join(REF, keys[0]["fingerprint"]))))
+    check(rc in (0, 1) and v and replaced, f"... and with --force it replaces them ({rc}, {err[-200:]})")
+    check(all(open(os.path.join(REF, "fingerprints", f), "rb").read() == b for f, b in owner_fps.items()),
+          "the owner's fingerprints are untouched after all of it")
 
     # pirated copies and an independent model
     r = run("attack", "finetune", "--model", owner, "--net", "lenet5", "--data", MNIST, "--split", "test",
