@@ -203,7 +203,12 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         dg_net_free(net);
         net = NULL;
     }
-    dg_net *check = be == dg_backend_cpu() ? NULL : dg_session_net(net_name, &ds, dg_backend_cpu(), 1, model);
+    /* (the CPU copy that judges the fingerprints loads the model again, unwarned: warned above) */
+    dg_net *check = be == dg_backend_cpu() ? NULL : dg_session_net(net_name, &ds, dg_backend_cpu(), 1, NULL);
+    if (check && dg_session_load(check, model, NULL, NULL) != 0) {
+        dg_net_free(check);
+        check = NULL;
+    }
     int *pred = malloc(sizeof(int) * (size_t)ds.n);
     unsigned char *used = calloc((size_t)ds.n, 1);
     dg_fp_user *u = calloc((size_t)users, sizeof *u);

@@ -192,7 +192,7 @@ static int extract(int argc, char **argv, dg_dist *dist) {
     const int c = ds.c, h = ds.h, w = ds.w;
     const size_t per = (size_t)c * h * w, plane = (size_t)h * w;
     dg_infip_manifest m = {0};
-    dg_net *net = dg_infip_net(net_name, c, h, w, ds.classes, be, batch, n, model);
+    dg_net *net = dg_infip_net(net_name, c, h, w, ds.classes, be, batch, n, model, ds.mean, ds.std);
     char why[512];
     if (net && dg_model_require_finite(net, model, "an InFIP reference", why, sizeof why) != 0) {
         dg_cli_error("infip extract: %s", why);
@@ -683,7 +683,8 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
             dg_cli_error("infip calibrate: %s is the owner's model, not an independent one", models[i]);
             goto done;
         }
-        dg_net *net = dg_infip_net(z->net, m->c, m->h, m->w, m->classes, be, 1, 1, models[i]);
+        /* (no warning here: scoring loads it again and warns then) */
+        dg_net *net = dg_infip_net(z->net, m->c, m->h, m->w, m->classes, be, 1, 1, models[i], NULL, NULL);
         char why[600];
         int bad = !net || dg_model_require_finite(net, models[i], "an InFIP calibration", why, sizeof why) != 0;
         if (net && bad) dg_cli_error("infip calibrate: %s", why);

@@ -23,8 +23,8 @@ static double normal(uint64_t stream, uint64_t i) {
 
 /* n noisy copies of images of class `source` drawn from ds (seed), labelled `target`, into keys
  * (its buffers malloc'd). 0, or −1 with the message printed. */
-static int make_keys(const dg_dataset *ds, int n, int source, int target, float noise_std, uint64_t seed,
-                     dg_dataset *keys) {
+static int make_keys(const dg_dataset *ds, const char *split, int n, int source, int target, float noise_std,
+                     uint64_t seed, dg_dataset *keys) {
     int *pool = malloc(sizeof(int) * (size_t)ds->n), m = 0;
     if (!pool) {
         dg_cli_error("attack overwrite: out of memory");
@@ -34,7 +34,9 @@ static int make_keys(const dg_dataset *ds, int n, int source, int target, float 
         if (ds->labels[i] == source) pool[m++] = i;
     int *pick = m >= n ? malloc(sizeof(int) * (size_t)n) : NULL;
     if (m < n || !pick || dg_data_subset_indices(m, n, seed, pick) != 0) {
-        if (m < n) dg_cli_error("attack overwrite: --keys %d, but the split has %d images of class %d", n, m, source);
+        if (m < n)
+            dg_cli_error("attack overwrite: --keys %d, but the %s split has %d images of class %d (--source-class)", n,
+                         split, m, source);
         else dg_cli_error("attack overwrite: out of memory");
         free(pool), free(pick);
         return -1;
@@ -63,15 +65,23 @@ static int make_keys(const dg_dataset *ds, int n, int source, int target, float 
     return 0;
 }
 
-/* accuracy of model on the first `limit` images of ds (all when ≤ 0), or −1 with the message printed */
-static double accuracy(const char *net_name, const char *model, const dg_dataset *ds, const char *backend, int limit) {
+/* The accuracy of model on the keys, the fresh keys and the first `limit` test images (all when
+ * ≤ 0), from one load: 0, or −1 with the message printed. A model trained with another
+ * normalisation is not warned of here: the fine-tuning's --init says so, once. */
+static int accuracies(const char *net_name, const char *model, const dg_dataset *keys, const dg_dataset *fresh,
+                      const dg_dataset *test, int limit, const char *backend, double acc[3]) {
     const dg_backend *be = dg_cli_backend(backend);
-    dg_net *net = be ? dg_session_net(net_name, ds, be, 256, model) : NULL;
-    dg_eval_result r = {0};
-    double acc = net && dg_evaluate(net, ds, limit, &r) == 0 ? r.accuracy : -1.0;
-    dg_eval_result_free(&r);
+    dg_net *net = be ? dg_session_net(net_name, test, be, 256, NULL) : NULL;
+    int rc = net && dg_session_load(net, model, NULL, NULL) == 0 ? 0 : -1;
+    const dg_dataset *sets[3] = {keys, fresh, test};
+    for (int i = 0; i < 3 && rc == 0; i++) {
+        dg_eval_result r = {0};
+        rc = dg_evaluate(net, sets[i], i == 2 ? limit : 0, &r);
+        acc[i] = r.accuracy;
+        dg_eval_result_free(&r);
+    }
     dg_net_free(net);
-    return acc;
+    return rc;
 }
 
 int dg_cmd_attack_overwrite(int argc, char **argv) {
@@ -113,13 +123,11 @@ int dg_cmd_attack_overwrite(int argc, char **argv) {
         goto done;
     }
     /* the keys trained on come from the split fine-tuned on; fresh ones from the test split */
-    if (make_keys(&train, n_keys, source, target, noise_std, key_seed, &keys) != 0 ||
-        make_keys(&test, n_keys, source, target, noise_std, dg_rng_stream(key_seed, 1), &fresh) != 0)
+    if (make_keys(&train, o.split, n_keys, source, target, noise_std, key_seed, &keys) != 0 ||
+        make_keys(&test, "test", n_keys, source, target, noise_std, dg_rng_stream(key_seed, 1), &fresh) != 0)
         goto done;
-    double wm_before = accuracy(o.net, model, &keys, o.backend, 0);
-    double fresh_before = accuracy(o.net, model, &fresh, o.backend, 0);
-    double test_before = accuracy(o.net, model, &test, o.backend, limit);
-    if (wm_before < 0 || fresh_before < 0 || test_before < 0) goto done;
+    double before[3], after[3]; /* the keys', the fresh keys', the test split's */
+    if (accuracies(o.net, model, &keys, &fresh, &test, limit, o.backend, before) != 0) goto done;
     o.extra = &keys;
     o.quiet = 1;
     int trained = dg_train(&o);
@@ -127,10 +135,7 @@ int dg_cmd_attack_overwrite(int argc, char **argv) {
         rc = trained;
         goto done;
     }
-    double wm_after = accuracy(o.net, o.out, &keys, o.backend, 0);
-    double fresh_after = accuracy(o.net, o.out, &fresh, o.backend, 0);
-    double test_after = accuracy(o.net, o.out, &test, o.backend, limit);
-    if (wm_after < 0 || fresh_after < 0 || test_after < 0) goto done;
+    if (accuracies(o.net, o.out, &keys, &fresh, &test, limit, o.backend, after) != 0) goto done;
     printf("{\"out\": ");
     dg_json_string(stdout, o.out);
     printf(", \"attack\": \"overwrite\", \"model\": ");
@@ -139,8 +144,8 @@ int dg_cmd_attack_overwrite(int argc, char **argv) {
            "\"epochs\": %d, \"wm_accuracy_before\": %.6f, \"wm_accuracy\": %.6f, \"wm_accuracy_fresh_before\": %.6f, "
            "\"wm_accuracy_fresh\": %.6f, \"test_acc_before\": %.6f, \"test_acc\": %.6f, \"test_images\": %d}\n",
            n_keys, source, target, (double)noise_std, o.subset > 0 ? o.subset : train.n,
-           (o.subset > 0 ? o.subset : train.n) + n_keys, o.epochs, wm_before, wm_after,
-           fresh_before, fresh_after, test_before, test_after, limit > 0 && limit < test.n ? limit : test.n);
+           (o.subset > 0 ? o.subset : train.n) + n_keys, o.epochs, before[0], after[0],
+           before[1], after[1], before[2], after[2], limit > 0 && limit < test.n ? limit : test.n);
     rc = DG_EXIT_OK;
 done:
     dg_data_free(&train);

@@ -10,6 +10,7 @@
 #include "fp_common.h"
 #include "model_io.h"
 #include "png.h"
+#include "session.h"
 #include "sha256.h"
 #include "ssim.h"
 #include "../nets/registry.h"
@@ -17,7 +18,7 @@
 #define DEFAULT_ACT_BUDGET ((size_t)1 << 30) /* activation bytes a default batch may take */
 
 dg_net *dg_infip_net(const char *name, int c, int h, int w, int classes, const dg_backend *be, int batch, int n,
-                     const char *model) {
+                     const char *model, const float *mean, const float *std) {
     char err[512];
     dg_net *net = dg_net_create(name, classes, c, h, w, err, sizeof err);
     if (!net) {
@@ -35,8 +36,7 @@ dg_net *dg_infip_net(const char *name, int c, int h, int w, int classes, const d
         dg_net_free(net);
         return NULL;
     }
-    if (dg_model_load(net, model, err, sizeof err) != 0) {
-        dg_cli_error("%s", err);
+    if (dg_session_load(net, model, mean, std) != 0) {
         dg_net_free(net);
         return NULL;
     }
@@ -194,7 +194,7 @@ int dg_infip_score_model(const dg_infip_reference *ref, const char *model, const
     s->ssim[DG_SSIM_GLOBAL] = malloc(sizeof(double) * (size_t)n);
     if (gaussian_fits) s->ssim[DG_SSIM_GAUSSIAN] = malloc(sizeof(double) * (size_t)n);
     /* every rank loads the model and makes its plan; the ranks agree on that before working together */
-    dg_net *net = dg_infip_net(net_name, c, h, w, m->classes, be, batch, n, model);
+    dg_net *net = dg_infip_net(net_name, c, h, w, m->classes, be, batch, n, model, m->mean, m->std);
     dg_relevance *plan = net ? dg_infip_plan(net, m->mean, m->std, m->eps, m->inject_logit) : NULL;
     x = plan ? malloc(sizeof(float) * per * (size_t)net->batch) : NULL;
     int failed = !plan;

@@ -15,9 +15,10 @@
 #include "relevance.h"
 
 /* Net `name` for a c×h×w input and `classes` outputs, set up for `batch` keys per pass (≤ 0: the
- * largest whose activations fit 1 GiB, at most 256), never more than n, with `model` loaded. */
+ * largest whose activations fit 1 GiB, at most 256), never more than n, with `model` loaded; with
+ * the keys' mean and std (or NULL) it warns of a model trained with another normalisation. */
 dg_net *dg_infip_net(const char *name, int c, int h, int w, int classes, const dg_backend *be, int batch, int n,
-                     const char *model);
+                     const char *model, const float *mean, const float *std);
 dg_relevance *dg_infip_plan(dg_net *net, const float *mean, const float *std, float eps, int inject_logit);
 
 /* The relevance of this rank's share of n inputs, in batches of the net's: make(ctx, k, x) writes

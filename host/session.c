@@ -62,18 +62,29 @@ int dg_session_data(const char *spec, int train, const dg_norm *norm, dg_dataset
     return 0;
 }
 
-/* A model whose file says it was trained with another normalisation than ds's gets a warning: its
- * figures on ds would be silently lower. A record that does not parse is passed over (not ours). */
-static void warn_other_norm(const char *model, const char *trained_with, const dg_dataset *ds) {
+/* A model whose file says it was trained with another normalisation than the inputs' gets a
+ * warning: its figures on them would be silently lower. A record that does not parse is passed
+ * over (not ours). */
+static void warn_other_norm(const char *model, const char *trained_with, int c, const float *mean, const float *std) {
     dg_norm norm;
-    dg_dataset as_trained = {.c = ds->c};
+    dg_dataset as_trained = {.c = c};
     char err[512], in_use[256];
     if (!trained_with[0] || dg_norm_parse(trained_with, &norm, err, sizeof err) != 0 ||
-        dg_norm_apply(&norm, &as_trained, err, sizeof err) != 0 || dg_norm_equal(&as_trained, ds->mean, ds->std))
+        dg_norm_apply(&norm, &as_trained, err, sizeof err) != 0 || dg_norm_equal(&as_trained, mean, std))
         return;
-    dg_norm_format(ds->mean, ds->std, ds->c, in_use, sizeof in_use);
+    dg_norm_format(mean, std, c, in_use, sizeof in_use);
     dg_cli_warning("%s was trained with --normalize %s, its inputs here are normalised with %s",
                    dg_err_safe_path(model).s, dg_err_safe(trained_with).s, in_use);
+}
+
+int dg_session_load(dg_net *net, const char *model, const float *mean, const float *std) {
+    char err[512], trained_with[256];
+    if (dg_model_load_meta(net, model, DG_META_NORMALIZE, trained_with, sizeof trained_with, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        return -1;
+    }
+    if (mean && std && std[0] > 0.0f) warn_other_norm(model, trained_with, net->in_c, mean, std);
+    return 0;
 }
 
 dg_net *dg_session_net(const char *name, const dg_dataset *ds, const dg_backend *be, int batch, const char *model) {
@@ -102,14 +113,10 @@ dg_net *dg_session_net(const char *name, const dg_dataset *ds, const dg_backend 
         dg_net_free(net);
         return NULL;
     }
-    char trained_with[256];
-    if (model && dg_model_load_meta(net, model, DG_META_NORMALIZE, trained_with, sizeof trained_with, err,
-                                    sizeof err) != 0) {
-        dg_cli_error("%s", err);
+    if (model && dg_session_load(net, model, ds ? ds->mean : NULL, ds ? ds->std : NULL) != 0) {
         dg_net_free(net);
         return NULL;
     }
-    if (model && ds && ds->std[0] > 0.0f) warn_other_norm(model, trained_with, ds);
     return net;
 }
 

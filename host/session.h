@@ -11,6 +11,10 @@
  * shape), set up on be for batches of `batch`, and load `model` when not NULL. */
 dg_net *dg_session_net(const char *name, const dg_dataset *ds, const dg_backend *be, int batch, const char *model);
 
+/* Load `model` into net (set up); when mean and std are given (the inputs' normalisation), warn
+ * if the file records that it was trained with another --normalize. 0 or -1 (said). */
+int dg_session_load(dg_net *net, const char *model, const float *mean, const float *std);
+
 /* The batch that activations are set up for when a command runs the first `limit` (0: all) of ds's n
  * images: batch, or fewer when there are fewer images (no memory for images that are not there). */
 int dg_session_batch(int batch, int limit, const dg_dataset *ds);

@@ -621,8 +621,8 @@ int dg_train(const dg_train_opts *o) {
 
     /* initial weights: --init FILE, else PyTorch-style init from the seed */
     if (o->init) {
-        if (dg_model_load(net, o->init, err, sizeof err) != 0 ||
-            dg_model_require_finite(net, o->init, "training from it", err, sizeof err) != 0) {
+        if (dg_session_load(net, o->init, train.mean, train.std) != 0) goto done; /* (warns of another --normalize) */
+        if (dg_model_require_finite(net, o->init, "training from it", err, sizeof err) != 0) {
             dg_cli_error("%s", err); /* NaN weights would be reported as a NaN loss, blaming --lr */
             goto done;
         }

@@ -335,6 +335,9 @@ expect_bad(["attack", "finetune", "--model", P("m.safetensors"), "--net", "lenet
             "--out", P("no.safetensors")], "attack finetune: --epochs", "attack finetune's errors name attack finetune")
 expect_bad(["attack", "overwrite", "--model", P("m.safetensors"), "--net", "lenet5", "--data", MNIST, "--opt", "rms",
             "--out", P("no.safetensors")], "attack overwrite: --opt", "attack overwrite's errors name attack overwrite")
+expect_bad(["attack", "overwrite", "--model", P("m.safetensors"), "--net", "lenet5", "--data", MNIST, "--keys",
+            "20000", "--out", P("no.safetensors")], "the train split has 6742 images of class 1",
+           "attack overwrite: more --keys than the split has of --source-class (the split named)")
 
 # Refusals and bad input: one line, exit 2, no output file.
 random_weights("resnet18-cifar", 3, P("resnet.safetensors"))

@@ -2,7 +2,8 @@
 transforms.Normalize((0.5,), (0.5,)) gets from `dnnguard eval --normalize 0.5/0.5` exactly the
 accuracy PyTorch computes on the same images (and a lower one with the data set's own constants,
 the silent loss this option exists for); train records the normalisation in its output's metadata
-and uses it for its test split; a later command on another one warns; fp eval and infip verify
+and uses it for its test split; a later command on another one warns, once (eval, infip extract,
+verify and calibrate, train --init, attack finetune and overwrite); fp eval and infip verify
 refuse a normalisation other than their reference's; bad values give one line and exit 2."""
 import gzip
 import json
@@ -145,6 +146,34 @@ check(r.returncode == 0 and parse(r.stdout).get("assim") == 1.0,
       f"infip verify without --normalize uses the manifest's: ASSIM {parse(r.stdout).get('assim')} for the same model")
 r = run(*VERIFY, "--normalize", "0.5/0.5")
 check(r.returncode == 0, f"infip verify --normalize equal to the manifest's runs (exit {r.returncode})")
+
+# every command that loads a model recorded with another normalisation than its inputs' warns, once
+def warned_once(r, recorded):
+    lines = [l for l in r.stderr.splitlines() if "was trained with --normalize" in l]
+    return len(lines) == 1 and f"trained with --normalize {recorded}" in lines[0] and lines[0].startswith(
+        "dnnguard: warning: "), lines
+
+
+for what, args, recorded in [
+        ("infip extract (keys normalised with the data set's own)",
+         ["infip", "extract", "--model", P("half.safetensors"), "--net", "lenet5", "--keys", FASHION, "--n", "4",
+          "--seed", "2", "--batch", "4", "--out", P("ref-own")], "0.5/0.5"),
+        ("infip verify (the reference's 0.5/0.5)", [*VERIFY[:3], P("own.safetensors"), *VERIFY[4:]], "0.286/0.353"),
+        ("infip calibrate (the reference's 0.5/0.5)",
+         ["infip", "calibrate", "--reference", P("ref"), "--independent", P("own.safetensors")], "0.286/0.353"),
+        ("train --init", ["train", "--net", "lenet5", "--data", FASHION, "--subset", "200", "--epochs", "1",
+                          "--eval-every", "0", "--init", P("half.safetensors"), "--out", P("init.safetensors")],
+         "0.5/0.5"),
+        ("attack finetune", ["attack", "finetune", "--model", P("half.safetensors"), "--net", "lenet5", "--data",
+                             FASHION, "--subset", "200", "--epochs", "1", "--eval-every", "0",
+                             "--out", P("ft.safetensors")], "0.5/0.5"),
+        ("attack overwrite (it measures before and after, and fine-tunes)",
+         ["attack", "overwrite", "--model", P("half.safetensors"), "--net", "lenet5", "--data", FASHION, "--subset",
+          "200", "--epochs", "1", "--keys", "10", "--limit", "200", "--out", P("ow.safetensors")], "0.5/0.5")]:
+    r = run(*args)
+    ok, lines = warned_once(r, recorded)
+    check(r.returncode in (0, 1) and ok, f"{what} of a model trained with another --normalize warns once "
+                                         f"(exit {r.returncode}: {lines or r.stderr.strip()[-200:]})")
 
 # 4. Bad values: one line, exit 2, before any work.
 for value, mention, what in [("0.5/0", "std 0", "a zero std"), ("0.5/-1", "std -1", "a negative std"),
