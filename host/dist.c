@@ -89,8 +89,11 @@ static int start_ranks(dg_dist *d, const char *name, const char *command) {
         const char *source = NULL;
         int tasks = launcher_tasks(&source);
         if (tasks > 1) {
-            dg_cli_error("%s: started as one of %d tasks (%s) without --dist: each would train alone and write "
-                         "the same files; add --dist mpi (or --dist nccl with --backend cuda)", command, tasks, source);
+            /* only training reduces on the device (infip and fp issue refuse --dist nccl) */
+            int trains = strcmp(command, "train") == 0 || strcmp(command, "attack finetune") == 0;
+            dg_cli_error("%s: started as one of %d tasks (%s) without --dist: each would %s alone and write "
+                         "the same files; add --dist mpi%s", command, tasks, source, trains ? "train" : "run",
+                         trains ? " (or --dist nccl with --backend cuda)" : "");
             return -1;
         }
         return 0;

@@ -72,6 +72,10 @@ r = subprocess.run([DNNGUARD, "train", "--net", "lenet5", "--data", MNIST, "--ou
 lines = r.stderr.strip().splitlines()
 check(r.returncode == 2 and len(lines) == 1 and "--dist" in lines[0],
       f"one of 2 launched tasks without --dist is refused with one line (exit {r.returncode}: {r.stderr.strip()!r})")
+r = subprocess.run([DNNGUARD, "infip", "extract", "--model", P("x.st"), "--net", "lenet5", "--keys", MNIST, "--out",
+                    P("x-ref")], capture_output=True, text=True, env=dict(ENV, OMPI_COMM_WORLD_SIZE="2"))
+check(r.returncode == 2 and r.stderr.count("\n") == 1 and "add --dist mpi" in r.stderr and "nccl" not in r.stderr
+      and "train" not in r.stderr, f"... and for infip, which has no --dist nccl, says so ({r.stderr.strip()!r})")
 base = ["train", "--net", "lenet5", "--data", MNIST, "--subset", "1990", "--epochs", "1", "--eval-every", "0"]
 t0 = time.time()
 r = subprocess.run([MPIRUN, "-np", "1", DNNGUARD, *base, "--out", P("x.st"), "--seed", "1", "--dist", "mpi", ":",

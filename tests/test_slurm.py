@@ -25,6 +25,24 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SLURM = os.path.join(HERE, "..", "scripts", "slurm")
 CLUSTER = os.path.join(HERE, "slurm_cluster.sh")
 
+# run-step.sh's choice of --dist, outside a job (it runs the command once, here /bin/echo): every
+# command that splits its work across ranks gets --dist on several tasks, the others none
+env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+for command, tasks, backend, want in [("train", 2, "cpu", ["--dist", "mpi", "--resume"]),
+                                      ("train", 2, "cuda", ["--dist", "nccl", "--resume"]),
+                                      ("train", 1, "cpu", ["--dist", "none", "--resume"]),
+                                      ("attack finetune", 2, "cpu", ["--dist", "mpi", "--resume"]),
+                                      ("fp issue", 2, "cuda", ["--dist", "mpi"]),
+                                      ("infip extract", 2, "cpu", ["--dist", "mpi"]),
+                                      ("infip verify", 2, "cuda", ["--dist", "mpi"]),
+                                      ("infip calibrate", 2, "cpu", ["--dist", "mpi"]),
+                                      ("wm verify", 2, "cpu", [])]:
+    args = [*command.split(), "--backend", backend]
+    r = subprocess.run([os.path.join(SLURM, "run-step.sh"), *args], capture_output=True, text=True,
+                       env=dict(env, DNNGUARD="/bin/echo", SLURM_NTASKS=str(tasks)))
+    check(r.returncode == 0 and r.stdout.split() == args + want,
+          f"run-step.sh {command} --backend {backend} on {tasks} tasks adds {want or 'nothing'} ({r.stdout.strip()})")
+
 missing = [t for t in ("munged", "slurmctld", "slurmd", "sbatch", "mpirun") if not shutil.which(t)]
 check(not missing, f"slurm-wlm, munge and openmpi-bin are installed (scripts/setup.sh --test); missing: {missing}")
 check(os.geteuid() == 0, "running as root (slurmd starts the jobs)")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # scripts/slurm/run-step.sh — one dnnguard command inside a Slurm batch job, as every script here
 # runs it: as a job step over the job's tasks (srun --mpi=pmix), with --dist chosen for the commands
-# that take it when there are several tasks, and, for training (train, attack finetune), --resume
+# that take it (train, attack finetune, fp issue, infip extract|verify|calibrate) when there are
+# several tasks, and, for training (train, attack finetune), --resume
 # and self-requeue: when the step stops with exit 3 (it wrote a checkpoint on SIGUSR1, the
 # --signal=USR1@120 warning before the time limit, or on SIGTERM, a preemption), the job is put
 # back in the queue and its next run continues from the checkpoint.
@@ -24,7 +25,7 @@ resumable=0
 takes_dist=0
 case "$1 ${2:-}" in
   "train "*|"attack finetune") resumable=1 takes_dist=1 ;;
-  "fp issue") takes_dist=1 ;;
+  "fp issue"|"infip extract"|"infip verify"|"infip calibrate") takes_dist=1 ;;
 esac
 if [ $takes_dist = 1 ] && ! has --dist; then
   dist=${DG_DIST:-auto}
@@ -45,7 +46,7 @@ if [ -z "${SLURM_JOB_ID:-}" ]; then
   exec "$dnnguard" "${args[@]}"
 fi
 # --kill-on-bad-exit: a rank that fails alone takes the step down instead of leaving the others
-# waiting in a collective (dnnguard also aborts the job through MPI in that case)
+# waiting in a collective (dnnguard's ranks otherwise end together; docs/distributed.md)
 srun --mpi="${DG_SRUN_MPI:-pmix}" --kill-on-bad-exit=1 --ntasks="$tasks" "$dnnguard" "${args[@]}" &
 step=$!
 # SIGTERM to this batch shell (preemption, scancel) must not kill it before the ranks, which get
