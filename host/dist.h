@@ -85,7 +85,7 @@ static inline int dg_dist_is_root(const dg_dist *d) { return d->rank == 0; }
 static inline int dg_dist_reduces(const dg_dist *d) { return d->size > 1 || d->kind == DG_DIST_NCCL; }
 
 /* The contiguous share [*lo, *hi) of n items that rank `rank` of `size` takes: sizes differ by at
- * most one, earlier ranks take the larger ones, and the shares tile [0, n) in rank order. */
+ * most one, later ranks take the larger ones (37 over 2 is 18|19), and the shares tile [0, n) in rank order. */
 static inline void dg_dist_share(int n, int rank, int size, int *lo, int *hi) {
     *lo = (int)((long long)n * rank / size);
     *hi = (int)((long long)n * (rank + 1) / size);
