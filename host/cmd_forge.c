@@ -188,7 +188,7 @@ int dg_cmd_attack_forge(int argc, char **argv) {
     double seconds = dg_now_s() - t0;
     printf("{\"method\": \"%s\", \"tried\": %d, \"fakes\": %ld", method, n, made);
     if (kind == 1) printf(", \"fgsm_eps\": %.6g, \"misclassified\": %ld", (double)fgsm_eps, changed_class);
-    if (kind == 2) printf(", \"cw_mean_l2\": %s", dg_json_fixed(made ? l2_sum / made : 0.0, 4).s);
+    if (kind == 2) printf(", \"cw_mean_l2\": %s", dg_json_fixed(made ? l2_sum / made : NAN, 4).s);
     if (kind == 0) printf(", \"misclassified\": %ld", changed_class);
     printf(", \"authenticated\": %ld, \"rate\": %.6f, \"strict_authenticated\": %ld, \"strict_rate\": %.6f, "
            "\"by_identity\": [",

@@ -173,6 +173,17 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         dg_data_free(&ds);
         return dg_dist_fail(dist);
     }
+    /* the predicted class has probability at least 1/K: a fingerprint must land within margin of c, so c
+     * with c + margin ≤ 1/K is never issued (C&W would spend every retry on it) */
+    for (int j = 0; j < n_conf; j++) {
+        if ((double)reg.confs[j] + margin <= 1.0 / ds.classes) {
+            dg_cli_error("fp issue: --conf %g: with %d classes the predicted class has probability at least 1/%d = "
+                         "%.4g, never within --margin %g of %g", (double)reg.confs[j], ds.classes, ds.classes,
+                         1.0 / ds.classes, (double)margin, (double)reg.confs[j]);
+            dg_data_free(&ds);
+            return dg_dist_fail(dist);
+        }
+    }
     int capacity_ids = n_cls * n_conf;
     if (users == 0) users = capacity_ids;
     if (users < 1 || users > capacity_ids || users > DG_FP_MAX_USERS) {
@@ -350,12 +361,12 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     printf("{\"registry\": ");
     dg_json_string(stdout, path);
     printf(", \"users\": %d, \"issued\": %d, \"listed\": %d, \"attempts\": %d, \"classes\": %d, \"confidences\": %d, "
-           "\"eps\": %g, \"margin\": %g, \"capacity\": %.1f, \"mean_l2\": %.4f, \"seconds\": %.2f, "
+           "\"eps\": %g, \"margin\": %g, \"capacity\": %.1f, \"mean_l2\": %s, \"seconds\": %.2f, "
            "\"fingerprints_per_s\": %.3f, \"cw_iterations\": %ld, \"cw_judge_forwards\": %ld, \"backend\": \"%s\", "
            "\"not_issued\": [",
            users, n_issued, listed, attempts, n_cls, n_conf, (double)eps, (double)margin,
            dg_fp_capacity(n_cls, (double)reg.confs[0] - eps, (double)reg.confs[n_conf - 1] + eps, eps),
-           listed ? l2_sum / listed : 0.0, seconds, n_issued / (seconds > 0 ? seconds : 1), stats.iterations,
+           dg_json_fixed(listed ? l2_sum / listed : NAN, 4).s, seconds, n_issued / (seconds > 0 ? seconds : 1), stats.iterations,
            stats.judge_forwards, be->name);
     for (int i = 0, k = 0; i < users; i++)
         if (!issued[i]) printf(k++ ? ", %d" : "%d", i);
@@ -423,12 +434,15 @@ static int auth(int argc, char **argv) {
     int authorized = listed && (!strict || same_file);
     printf("{\"input\": ");
     dg_json_string(stdout, input_png);
-    printf(", \"sha256\": \"%s\", \"predicted\": %d, \"p_max\": %s, \"rule_met\": %s, \"user\": %d, "
-           "\"user_listed\": %s, \"class\": %d, \"confidence\": %.9g, \"strict\": %s, \"issued_file\": %s, "
-           "\"authorized\": %s}\n",
-           sha, d.predicted, dg_json_fixed(d.p_max, 6).s, d.authorized ? "true" : "false", authorized ? d.user : -1,
-           listed ? "true" : "false", authorized ? d.predicted : -1, authorized ? (double)d.conf : 0.0,
-           strict ? "true" : "false", same_file ? "true" : "false", authorized ? "true" : "false");
+    /* rule_user is the identity the rule names (-1: none), user_listed and issued_file are about it;
+     * user, class and confidence are the authorised user's (-1, -1, null when refused) */
+    printf(", \"sha256\": \"%s\", \"predicted\": %d, \"p_max\": %s, \"rule_met\": %s, \"rule_user\": %d, "
+           "\"user_listed\": %s, \"user\": %d, \"class\": %d, \"confidence\": %s, \"strict\": %s, "
+           "\"issued_file\": %s, \"authorized\": %s}\n",
+           sha, d.predicted, dg_json_fixed(d.p_max, 6).s, d.authorized ? "true" : "false", d.authorized ? d.user : -1,
+           listed ? "true" : "false", authorized ? d.user : -1, authorized ? d.predicted : -1,
+           dg_json_sig(authorized ? (double)d.conf : NAN, 9).s, strict ? "true" : "false",
+           same_file ? "true" : "false", authorized ? "true" : "false");
     rc = authorized ? DG_EXIT_OK : DG_EXIT_NO;
 done:
     dg_net_free(net);

@@ -2,6 +2,7 @@
  * generate --per-user fresh fingerprints for that user's (class, confidence) from new source
  * images, one attempt each, and count how many authenticate as that user (on the 8-bit image,
  * by the same rule as `fp auth`). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -155,13 +156,18 @@ int dg_cmd_fp_eval(int argc, char **argv) {
         const dg_fp_user *u = &reg.users[i];
         double rate = gen_count[i] ? (double)auth_count[i] / gen_count[i] : 0.0;
         if (rate < min_rate) min_rate = rate;
+        /* the mean over the fingerprints that authenticated: none (null, —) when none did */
+        double mean_l2 = auth_count[i] ? l2_sum[i] / auth_count[i] : NAN;
         printf("%s{\"id\": %d, \"class\": %d, \"confidence\": %g, \"fingerprints\": %d, \"authenticated\": %d, "
-               "\"rate\": %.4f, \"mean_l2\": %.4f}",
+               "\"rate\": %.4f, \"mean_l2\": %s}",
                i ? ", " : "", u->id, u->cls, (double)u->conf, gen_count[i], auth_count[i], rate,
-               auth_count[i] ? l2_sum[i] / auth_count[i] : 0.0);
-        if (md)
-            fprintf(md, "| %d | %d | %g | %d | %d | %.1f%% | %.3f |\n", u->id, u->cls, (double)u->conf, gen_count[i],
-                    auth_count[i], 100.0 * rate, auth_count[i] ? l2_sum[i] / auth_count[i] : 0.0);
+               dg_json_fixed(mean_l2, 4).s);
+        if (md) {
+            fprintf(md, "| %d | %d | %g | %d | %d | %.1f%% | ", u->id, u->cls, (double)u->conf, gen_count[i],
+                    auth_count[i], 100.0 * rate);
+            if (auth_count[i]) fprintf(md, "%.3f |\n", mean_l2);
+            else fputs("— |\n", md);
+        }
     }
     printf("], \"fingerprints\": %ld, \"authenticated\": %ld, \"rate\": %.6f, \"min_user_rate\": %.4f, "
            "\"seconds\": %.2f, \"fingerprints_per_s\": %.3f, \"backend\": \"%s\"}\n",

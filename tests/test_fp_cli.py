@@ -166,8 +166,11 @@ if 1 in pngs:
     a[y, x] = a[y, x] + 1 if a[y, x] < 255 else a[y, x] - 1
     Image.fromarray(a, "L").save(P("edit.png"))
     rc, o, _ = auth(P("edit.png"), "--strict")
-    check(rc == 1 and o.get("issued_file") is False and o.get("authorized") is False and o.get("user") == -1,
-          f"--strict refuses a copy with one pixel changed by 1 (exit {rc}, issued_file {o.get('issued_file')})")
+    check(rc == 1 and o.get("issued_file") is False and o.get("authorized") is False and o.get("user") == -1
+          and o.get("class") == -1 and "confidence" in o and o["confidence"] is None
+          and (o.get("rule_user"), o.get("user_listed")) in ((1, True), (-1, False)),
+          f"--strict refuses a copy with one pixel changed by 1 (exit {rc}, issued_file {o.get('issued_file')}, "
+          f"rule_user {o.get('rule_user')} listed {o.get('user_listed')})")
     rc, o, _ = auth(P("edit.png"))
     nonstrict_edit = rc
     p_edit = float(torch_probs(a[None])[0].max())
@@ -181,7 +184,9 @@ if 1 in pngs:
     check(rc == 0 and o.get("user") == 1, f"the same pixels encoded by PIL authenticate (exit {rc})")
     if sha256(P("reencoded.png")) != users[1]["sha256"]:
         rc, o, _ = auth(P("reencoded.png"), "--strict")
-        check(rc == 1 and o.get("issued_file") is False, f"...but not under --strict: other bytes (exit {rc})")
+        check(rc == 1 and o.get("issued_file") is False and o.get("rule_user") == 1 and o.get("user_listed") is True
+              and o.get("user") == -1, f"...but not under --strict: other bytes; the rule names user 1, who is listed, "
+              f"but nobody is authorised (exit {rc}, {o})")
 
 # 7. an identity the rule names but the registry does not list (its fingerprint "failed")
 if 0 in pngs:
@@ -189,7 +194,8 @@ if 0 in pngs:
     with open(P("partial.json"), "w") as fh:
         json.dump(partial, fh)
     rc, o, _ = auth(pngs[0], registry=P("partial.json"))
-    check(rc == 1 and o.get("rule_met") is True and o.get("user_listed") is False and o.get("authorized") is False,
+    check(rc == 1 and o.get("rule_met") is True and o.get("rule_user") == 0 and o.get("user_listed") is False
+          and o.get("authorized") is False,
           f"user 0's fingerprint against a registry without user 0: exit {rc}, rule_met {o.get('rule_met')}")
     rc, o, _ = auth(pngs[1], registry=P("partial.json"))
     check(rc == 0 and o.get("user") == 1, f"...while user 1 still authenticates there (exit {rc})")
@@ -286,6 +292,21 @@ rows = [line for line in open(P("table2.md")).read().splitlines() if line.starts
     if os.path.exists(P("table2.md")) else []
 check(len(rows) == 6 and all(int(r.split("|")[5]) == u.get("authenticated") for r, u in zip(rows, ev_users)),
       f"--table writes one Markdown row per user with its count ({len(rows)} rows)")
+
+check(all((u.get("mean_l2") is None) == (u.get("authenticated") == 0) and (u.get("mean_l2") is None
+                                                                           or u["mean_l2"] > 0) for u in ev_users),
+      f"a user's mean_l2 is over its authenticated fingerprints, null when none: {[u.get('mean_l2') for u in ev_users]}")
+# one C&W iteration from the clean image authenticates nobody: no mean distortion to report, not 0
+rc_n = run("fp", "eval", "--model", MODEL, "--registry", REG, "--per-user", "1", "--iters", "1", "--search-steps", "1",
+           "--table", P("table2-none.md"))
+ev_n = parse(rc_n.stdout)
+rows_n = [line for line in open(P("table2-none.md")).read().splitlines() if line.startswith("| ") and line[2].isdigit()] \
+    if os.path.exists(P("table2-none.md")) else []
+check(ev_n.get("authenticated") == 0 and len(ev_n.get("users", [])) == 6
+      and all(u.get("mean_l2", 0) is None for u in ev_n["users"]) and len(rows_n) == 6
+      and all(r.rstrip().endswith("| — |") for r in rows_n),
+      f"fp eval where no fingerprint authenticates: mean_l2 null and — in the table (exit {rc_n.returncode}, "
+      f"{rc_n.stdout.strip()[:300]})")
 
 # 11. attack forge (Table IV): clean images, FGSM examples and untargeted C&W examples as fake fingerprints;
 #     PyTorch applies the same rule to the same images (clean) and builds the same FGSM examples
@@ -388,6 +409,8 @@ expect_bad([*ISSUE_BAD, "--classes", "0-10", "--conf", "0.3", "--out", P("never"
 expect_bad([*ISSUE_BAD, "--classes", "0-2", "--conf", "0.3", "--margin", "0.02", "--out", P("never")], "margin",
            "a margin wider than eps")
 expect_bad([*ISSUE_BAD, "--classes", "0-2", "--out", P("never")], "--conf", "fp issue without --conf")
+expect_bad([*ISSUE_BAD, "--classes", "0-2", "--conf", "0.05,0.3", "--out", P("never")], "at least 1/10",
+           "a confidence the predicted class never has (c + margin ≤ 1/K)")
 expect_bad([*FORGE, "--method", "pgd"], "--method", "attack forge with an unknown method")
 expect_bad(["fp", "eval", "--model", MODEL, "--registry", P("truncated.json")], "truncated.json",
            "fp eval with a truncated registry")
