@@ -122,6 +122,35 @@ static void drop_stale_calibration(const char *out, const char *manifest_path) {
         fprintf(stderr, "infip extract: removed %s: it calibrated the reference this one replaced\n", path);
 }
 
+/* The PNGs of keys past n that a larger reference --force replaced left behind (keys/key-NNNNN.png,
+ * fingerprints/fp-NNNNN.png): the manifest no longer lists them, so they are removed, and said. */
+static void drop_stale_pngs(const char *out, int n) {
+    static const char *const folder[] = {"keys", "fingerprints"}, *const prefix[] = {"key-", "fp-"};
+    long removed = 0;
+    for (int f = 0; f < 2; f++) {
+        char dir[4200], path[4600];
+        snprintf(dir, sizeof dir, "%s/%s", out, folder[f]);
+        DIR *d = opendir(dir);
+        if (!d) continue;
+        size_t plen = strlen(prefix[f]);
+        for (struct dirent *e; (e = readdir(d));) {
+            const char *name = e->d_name;
+            if (strncmp(name, prefix[f], plen) != 0) continue;
+            char *end;
+            long index = strtol(name + plen, &end, 10);
+            if (end == name + plen || strspn(name + plen, "0123456789") != (size_t)(end - name - plen) ||
+                strcmp(end, ".png") != 0 || index < n)
+                continue;
+            snprintf(path, sizeof path, "%s/%s", dir, name);
+            removed += unlink(path) == 0;
+        }
+        closedir(d);
+    }
+    if (removed)
+        fprintf(stderr, "infip extract: removed %ld PNGs of keys past %d: the reference this one replaced had them\n",
+                removed, n - 1);
+}
+
 static void data_input(const void *ctx, int k, float *x) {
     const void *const *c = ctx; /* {dataset, indices} */
     dg_data_image_f32(c[0], ((const int *)c[1])[k], x);
@@ -309,6 +338,7 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         goto written;
     }
     drop_stale_calibration(out, path);
+    drop_stale_pngs(out, n);
     unwritten = 0;
 written:
     if (dg_dist_agree(dist, unwritten) != 0) goto done;

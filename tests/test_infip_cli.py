@@ -212,6 +212,11 @@ def calibrate_checks(owner, indep, runs):
     check(r.returncode == 0 and not os.path.exists(cal_path) and "removed" in r.stderr,
           f"extract --force of another reference removes the calibration it no longer has, and says so "
           f"({r.stderr.strip()[-200:]})")
+    left = {d: sorted(os.listdir(os.path.join(cal_ref, d))) for d in ("keys", "fingerprints")}
+    check(left == {"keys": [f"key-{i:05d}.png" for i in range(5)], "fingerprints": [f"fp-{i:05d}.png" for i in range(5)]}
+          and "PNGs of keys past 4" in r.stderr,
+          f"...and the PNGs of the keys past its 5 that the larger one left ({[len(v) for v in left.values()]} left; "
+          f"{r.stderr.strip()[-200:]})")
 
 
 def main():
