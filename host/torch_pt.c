@@ -1346,9 +1346,39 @@ static int same_view(const tensor_view *a, const tensor_view *b) {
     return 1;
 }
 
+static int tensor_fits(const dg_st_file *f, const char *name, const tensor_view *t, size_t *numel, char *err,
+                       size_t err_len);
+static void gather(const tensor_view *t, size_t numel, const uint8_t *storage_data, uint8_t *out);
+
+/* Whether two tensors on different storages hold the same elements, bit for bit (a state dict
+ * copied with clone() or deepcopy beside its module). -1, said, when one does not fit its storage. */
+static int same_values(vm *m, const char *name, const tensor_view *a, const tensor_view *b) {
+    if (a->storage->dtype != b->storage->dtype || a->ndim != b->ndim) return 0;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->size[d] != b->size[d]) return 0;
+    size_t n_a, n_b;
+    if (tensor_fits(m->f, name, a, &n_a, m->err, m->err_len) != 0 ||
+        tensor_fits(m->f, name, b, &n_b, m->err, m->err_len) != 0)
+        return -1;
+    size_t bytes = n_a * dg_st_dtype_size(a->storage->dtype);
+    if (bytes == 0) return 1;
+    uint8_t *va = malloc(bytes), *vb = malloc(bytes);
+    int same = -1;
+    if (va && vb) {
+        gather(a, n_a, m->f->bytes + a->storage->file_offset, va);
+        gather(b, n_b, m->f->bytes + b->storage->file_offset, vb);
+        same = memcmp(va, vb, bytes) == 0;
+    } else {
+        dg_err_set(m->err, m->err_len, m->f->path, "out of memory");
+    }
+    free(va), free(vb);
+    return same;
+}
+
 /* Whether the state dict sd holds the tensors of a module's state dict flat (flatten_module), each
- * under its name on the same storage, as torch.save({"model": m, "state_dict": m.state_dict()})
- * writes them; a model's EMA copy beside it holds others. -1 when the vm failed. */
+ * under its name: on the same storage, as torch.save({"model": m, "state_dict": m.state_dict()})
+ * writes them, or as copies with the same values; a model's EMA copy beside it holds others. -1
+ * when the vm failed or a tensor does not fit its storage (said). */
 static int same_tensors(vm *m, value *sd, value *flat) {
     if (tensor_entries(sd) != tensor_entries(flat)) return 0;
     if (sort_keys(m, flat) != 0) return -1;
@@ -1357,7 +1387,10 @@ static int same_tensors(vm *m, value *sd, value *flat) {
         if (t->kind != V_TENSOR) continue;
         const sorted_key *at = k->kind == V_STR ? find_key(flat, k->s) : NULL;
         const value *u = at ? flat->items[at->at] : NULL;
-        if (!u || u->kind != V_TENSOR || !same_view(t->view, u->view)) return 0;
+        if (!u || u->kind != V_TENSOR) return 0;
+        if (same_view(t->view, u->view)) continue;
+        int same = same_values(m, k->s, t->view, u->view);
+        if (same != 1) return same;
     }
     return 1;
 }

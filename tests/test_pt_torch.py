@@ -255,6 +255,18 @@ torch.save({"model": odd, "weights": odd.state_dict()}, P("model-own-sd.pt"))
 got, meta, err = dump(P("model-own-sd.pt"))
 check(same(got, expect(odd.state_dict())) and meta.get("torch_entry") == "weights",
       f"a whole module beside its own state dict (the same tensors, under any key): the state dict {meta} {err}")
+# a copy of the module's state dict (clone, deepcopy: other storages, the same values) is the same weights
+# (2-d ones stored transposed: the same values through other strides)
+cloned = {k: v.t().contiguous().t() if v.dim() == 2 else v.clone() for k, v in odd.state_dict().items()}
+assert any(v.dim() == 2 for v in cloned.values())
+torch.save({"model": odd, "weights": cloned}, P("model-copy-sd.pt"))
+got, meta, err = dump(P("model-copy-sd.pt"))
+check(same(got, expect(odd.state_dict())) and meta.get("torch_entry") == "weights",
+      f"a whole module beside a copy of its state dict (other storages, equal values): read, not refused {meta} {err}")
+copy = {k: v.clone() for k, v in odd.state_dict().items()}
+first = next(k for k, v in copy.items() if v.is_floating_point() and v.numel())
+copy[first].view(-1)[-1] = torch.nextafter(copy[first].view(-1)[-1], torch.tensor(float("inf")))
+torch.save({"model": odd, "ema": copy}, P("model-near-sd.pt"))  # one element one ulp off: other weights
 # a checkpoint's dict of 0-d metrics beside the weights is passed over, as its other values are
 for name, ckpt, key in (("metrics.pt", {"state_dict": odd.state_dict(), "metrics": {"acc": torch.tensor(0.9)}}, "state_dict"),
                         ("stats.pt", {"stats": {"loss": torch.tensor(1.0)}, "model": odd.state_dict()}, "model"),
@@ -348,6 +360,8 @@ refusals = [
     ("model-ema.pt", "several entries that hold whole modules ('model', 'ema')", "a checkpoint with a model and its EMA copy"),
     ("model-ema-sd.pt", "entries 'model' (a whole module) and 'ema' (a state dict) hold different weights",
      "a checkpoint with a model and its EMA copy's state dict"),
+    ("model-near-sd.pt", "entries 'model' (a whole module) and 'ema' (a state dict) hold different weights",
+     "a module beside a copy of its state dict with one element one ulp off"),
     ("metrics-only.pt", "its entry 'metrics' holds 0-d tensors only", "a checkpoint whose only tensors are metrics"),
     ("proto1.pt", "pickle protocol 0 or 1 is not read (save with torch.save's default protocol 2", "pickle protocol 1"),
     ("proto0.pt", "pickle protocol 0 or 1 is not read", "pickle protocol 0"),
