@@ -135,11 +135,8 @@ static void drop_stale_pngs(const char *out, int n) {
         size_t plen = strlen(prefix[f]);
         for (struct dirent *e; (e = readdir(d));) {
             const char *name = e->d_name;
-            if (strncmp(name, prefix[f], plen) != 0) continue;
-            char *end;
-            long index = strtol(name + plen, &end, 10);
-            if (end == name + plen || strspn(name + plen, "0123456789") != (size_t)(end - name - plen) ||
-                strcmp(end, ".png") != 0 || index < n)
+            size_t digits = strncmp(name, prefix[f], plen) == 0 ? strspn(name + plen, "0123456789") : 0;
+            if (digits == 0 || strcmp(name + plen + digits, ".png") != 0 || strtol(name + plen, NULL, 10) < n)
                 continue;
             snprintf(path, sizeof path, "%s/%s", dir, name);
             removed += unlink(path) == 0;
