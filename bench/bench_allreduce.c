@@ -13,7 +13,7 @@ int main(int argc, char **argv) {
     size_t floats = argc > 1 ? strtoull(argv[1], NULL, 10) : 61706; /* LeNet-5's parameters */
     int reps = argc > 2 ? atoi(argv[2]) : 200;
     dg_dist d;
-    if (floats < 1 || reps < 1 || dg_dist_start(&d, "mpi", "dg_bench_allreduce") != 0) return 2;
+    if (floats < 1 || reps < 1 || dg_dist_start(&d, "mpi", "dg_bench_allreduce", 1) != 0) return 2;
     const dg_backend *be = dg_backend_cpu();
     float *buf = be->alloc(sizeof(float) * floats);
     if (!buf) return dg_dist_finish(&d, 2);

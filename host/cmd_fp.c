@@ -76,7 +76,7 @@ static int issue(int argc, char **argv) {
     for (int i = 0; i + 1 < argc; i++)
         if (strcmp(argv[i], "--dist") == 0) dist_name = argv[i + 1];
     dg_dist dist;
-    if (dg_dist_start(&dist, dist_name, "fp issue") != 0 || dg_dist_same_args(&dist, "fp issue", argc, argv) != 0)
+    if (dg_dist_start(&dist, dist_name, "fp issue", 0) != 0 || dg_dist_same_args(&dist, "fp issue", argc, argv) != 0)
         return dg_dist_finish(&dist, DG_EXIT_BAD_INPUT);
     return dg_dist_finish(&dist, issue_on_ranks(argc, argv, &dist));
 }
@@ -142,10 +142,6 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     if (dg_session_norm("fp issue", normalize, &norm) != 0) return dg_dist_fail(dist);
     const dg_backend *be = dg_cli_backend(backend);
     if (!be) return dg_dist_fail(dist);
-    if (dist->kind == DG_DIST_NCCL) {
-        dg_cli_error("fp issue: --dist nccl has nothing to reduce on the device; use --dist mpi (with any backend)");
-        return dg_dist_fail(dist);
-    }
     const int root = dg_dist_is_root(dist);
     char err[512];
     dg_dataset ds;

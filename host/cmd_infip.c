@@ -87,12 +87,8 @@ static int on_ranks(const char *command, int argc, char **argv, int (*run)(int, 
     for (int i = 0; i + 1 < argc; i++)
         if (strcmp(argv[i], "--dist") == 0) dist_name = argv[i + 1];
     dg_dist dist;
-    if (dg_dist_start(&dist, dist_name, command) != 0 || dg_dist_same_args(&dist, command, argc, argv) != 0)
+    if (dg_dist_start(&dist, dist_name, command, 0) != 0 || dg_dist_same_args(&dist, command, argc, argv) != 0)
         return dg_dist_finish(&dist, DG_EXIT_BAD_INPUT);
-    if (dist.kind == DG_DIST_NCCL) {
-        dg_cli_error("%s: --dist nccl has nothing to reduce on the device; use --dist mpi (with any backend)", command);
-        return dg_dist_finish(&dist, dg_dist_fail(&dist));
-    }
     return dg_dist_finish(&dist, run(argc, argv, &dist));
 }
 

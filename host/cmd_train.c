@@ -106,7 +106,7 @@ int dg_train_parse(const char *command, int argc, char **argv, dg_train_opts *o,
 /* dg_train on the ranks that --dist names (host/dist.h); the exit code is every rank's. */
 static int train_on_ranks(const char *command, dg_train_opts *o, const char *dist_name, int argc, char **argv) {
     dg_dist dist;
-    if (dg_dist_start(&dist, dist_name, command) != 0 || dg_dist_same_args(&dist, command, argc, argv) != 0)
+    if (dg_dist_start(&dist, dist_name, command, 1) != 0 || dg_dist_same_args(&dist, command, argc, argv) != 0)
         return dg_dist_finish(&dist, DG_EXIT_BAD_INPUT);
     o->dist = &dist;
     int rc = dg_train(o);

@@ -70,30 +70,28 @@ static int start_mpi(dg_dist *d, const char *command) {
 }
 #endif
 
-static int start_ranks(dg_dist *d, const char *name, const char *command);
+static int start_ranks(dg_dist *d, const char *name, const char *command, int takes_nccl);
 
-int dg_dist_start(dg_dist *d, const char *name, const char *command) {
+int dg_dist_start(dg_dist *d, const char *name, const char *command, int takes_nccl) {
     /* what is refused before the ranks know each other (an unknown --dist, a build without MPI) is
      * refused alike by every task the launcher started: the first task says it, the others are silent */
     int other_task = launcher_rank() > 0;
     if (other_task) dg_cli_error_hold();
-    int rc = start_ranks(d, name, command);
+    int rc = start_ranks(d, name, command, takes_nccl);
     dg_cli_warnings_from_this_rank(d->size < 2 || d->rank == 0);
     if (d->size < 2) dg_cli_error_release(rc == 0 || !other_task, NULL);
     return rc; /* on several ranks, held until the command's set-up is settled */
 }
 
-static int start_ranks(dg_dist *d, const char *name, const char *command) {
+static int start_ranks(dg_dist *d, const char *name, const char *command, int takes_nccl) {
     dg_dist_single(d);
     if (!name || strcmp(name, "none") == 0) {
         const char *source = NULL;
         int tasks = launcher_tasks(&source);
         if (tasks > 1) {
-            /* only training reduces on the device (infip and fp issue refuse --dist nccl) */
-            int trains = strcmp(command, "train") == 0 || strcmp(command, "attack finetune") == 0;
             dg_cli_error("%s: started as one of %d tasks (%s) without --dist: each would %s alone and write "
-                         "the same files; add --dist mpi%s", command, tasks, source, trains ? "train" : "run",
-                         trains ? " (or --dist nccl with --backend cuda)" : "");
+                         "the same files; add --dist mpi%s", command, tasks, source, takes_nccl ? "train" : "run",
+                         takes_nccl ? " (or --dist nccl with --backend cuda)" : "");
             return -1;
         }
         return 0;
@@ -101,6 +99,10 @@ static int start_ranks(dg_dist *d, const char *name, const char *command) {
     int nccl = strcmp(name, "nccl") == 0;
     if (!nccl && strcmp(name, "mpi") != 0) {
         dg_cli_error("%s: --dist must be none, mpi or nccl, not '%s'", command, name);
+        return -1;
+    }
+    if (nccl && !takes_nccl) {
+        dg_cli_error("%s: --dist nccl has nothing to reduce on the device; use --dist mpi (with any backend)", command);
         return -1;
     }
     double limit_s = dg_watchdog_limit_from_env(command);

@@ -33,9 +33,10 @@ typedef struct dg_dist {
  * process that a launcher started as one of several tasks is refused: each task would train the
  * same model and write the same files. With more than one rank a watchdog (host/watchdog.h) ends
  * this rank with exit 4 when a collective, or NCCL's work behind one, has waited longer than
- * DNNGUARD_DIST_TIMEOUT seconds (default 1800; 0 waits forever) or NCCL reports an error. 0, or -1
- * after one line on stderr (the caller exits 2). */
-int dg_dist_start(dg_dist *d, const char *name, const char *command);
+ * DNNGUARD_DIST_TIMEOUT seconds (default 1800; 0 waits forever) or NCCL reports an error.
+ * takes_nccl: whether the command reduces on the device (training); the others refuse "nccl" before
+ * MPI starts. 0, or -1 after one line on stderr (the caller exits 2). */
+int dg_dist_start(dg_dist *d, const char *name, const char *command, int takes_nccl);
 
 /* Set-up that fails on some ranks and not on others (a data set that one node cannot read, a
  * GPU out of memory) must still end every rank the same way, with one line and exit 2, through

@@ -76,6 +76,13 @@ r = subprocess.run([DNNGUARD, "infip", "extract", "--model", P("x.st"), "--net",
                     P("x-ref")], capture_output=True, text=True, env=dict(ENV, OMPI_COMM_WORLD_SIZE="2"))
 check(r.returncode == 2 and r.stderr.count("\n") == 1 and "add --dist mpi" in r.stderr and "nccl" not in r.stderr
       and "train" not in r.stderr, f"... and for infip, which has no --dist nccl, says so ({r.stderr.strip()!r})")
+# --dist nccl where nothing reduces on the device: refused before MPI starts, in any build
+for args in (["infip", "extract", "--model", P("x.st"), "--net", "lenet5", "--keys", MNIST, "--out", P("x-ref")],
+             ["fp", "issue", "--model", P("x.st"), "--net", "lenet5", "--data", MNIST, "--conf", "0.3", "--out",
+              P("x-fps")]):
+    r = subprocess.run([DNNGUARD, *args, "--dist", "nccl"], capture_output=True, text=True, env=ENV)
+    check(r.returncode == 2 and r.stderr.count("\n") == 1 and "nothing to reduce on the device" in r.stderr,
+          f"{' '.join(args[:2])} --dist nccl is refused with one line ({r.stderr.strip()!r})")
 base = ["train", "--net", "lenet5", "--data", MNIST, "--subset", "1990", "--epochs", "1", "--eval-every", "0"]
 t0 = time.time()
 r = subprocess.run([MPIRUN, "-np", "1", DNNGUARD, *base, "--out", P("x.st"), "--seed", "1", "--dist", "mpi", ":",
