@@ -46,6 +46,30 @@ static int same_folder(const char *a, const char *b) {
     return same;
 }
 
+/* The key number of a name PREFIX<digits>.png (key-00012.png, fp-00012.png), or −1 for any other name. */
+static long numbered_png(const char *name, const char *prefix) {
+    size_t plen = strlen(prefix);
+    size_t digits = strncmp(name, prefix, plen) == 0 ? strspn(name + plen, "0123456789") : 0;
+    if (digits == 0 || strcmp(name + plen + digits, ".png") != 0) return -1;
+    return strtol(name + plen, NULL, 10); /* LONG_MAX past its range: still a number, and past any n */
+}
+
+/* Remove dir's PREFIX<digits>.png of keys n and later: left by a larger run that --force replaced, they
+ * are no key of the new one. How many went. */
+static long drop_pngs_past(const char *dir, const char *prefix, int n) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    long removed = 0;
+    char path[4600];
+    for (struct dirent *e; (e = readdir(d));) {
+        if (numbered_png(e->d_name, prefix) < n) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        removed += unlink(path) == 0;
+    }
+    closedir(d);
+    return removed;
+}
+
 /* verify --out writes fp-NNNNN.png: never into the reference (its fingerprints/ would be the
  * suspect's from then on, and every later verify would compare the suspect with itself), and not
  * over another run's fingerprints unless --force says so. Said, and -1, when refused. */
@@ -60,11 +84,8 @@ static int check_verify_out(const char *out, const char *reference, int force) {
     DIR *dir = opendir(out);
     if (!dir) return 0; /* new (made next), or not a folder: make_folder says which */
     const char *held = NULL;
-    for (struct dirent *e; !held && (e = readdir(dir));) {
-        size_t len = strlen(e->d_name);
-        if (len > 7 && strncmp(e->d_name, "fp-", 3) == 0 && strcmp(e->d_name + len - 4, ".png") == 0)
-            held = e->d_name;
-    }
+    for (struct dirent *e; !held && (e = readdir(dir));)
+        if (numbered_png(e->d_name, "fp-") >= 0) held = e->d_name;
     if (held && !force) dg_cli_error("infip verify: --out %s already holds fingerprints (%s): --force replaces "
                                      "them, or give a new folder", out, held);
     closedir(dir);
@@ -124,20 +145,9 @@ static void drop_stale_pngs(const char *out, int n) {
     static const char *const folder[] = {"keys", "fingerprints"}, *const prefix[] = {"key-", "fp-"};
     long removed = 0;
     for (int f = 0; f < 2; f++) {
-        char dir[4200], path[4600];
+        char dir[4200];
         snprintf(dir, sizeof dir, "%s/%s", out, folder[f]);
-        DIR *d = opendir(dir);
-        if (!d) continue;
-        size_t plen = strlen(prefix[f]);
-        for (struct dirent *e; (e = readdir(d));) {
-            const char *name = e->d_name;
-            size_t digits = strncmp(name, prefix[f], plen) == 0 ? strspn(name + plen, "0123456789") : 0;
-            if (digits == 0 || strcmp(name + plen + digits, ".png") != 0 || strtol(name + plen, NULL, 10) < n)
-                continue;
-            snprintf(path, sizeof path, "%s/%s", dir, name);
-            removed += unlink(path) == 0;
-        }
-        closedir(d);
+        removed += drop_pngs_past(dir, prefix[f], n);
     }
     if (removed)
         fprintf(stderr, "infip extract: removed %ld PNGs of keys past %d: the reference this one replaced had them\n",
@@ -502,6 +512,10 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     rc = DG_EXIT_OK;
     if (!dg_dist_is_root(dist)) goto done; /* rank 0 reports */
     const int n = m->n_keys;
+    long stale = out ? drop_pngs_past(out, "fp-", n) : 0; /* only after --force: otherwise refused above */
+    if (stale)
+        fprintf(stderr, "infip verify: removed %ld fingerprint%s of keys past %d from %s: the run --force replaced "
+                "left them\n", stale, stale == 1 ? "" : "s", n - 1, out);
     /* both forms are reported (the verdict is the chosen one's): one relevance pass gives both */
     const dg_ssim_mode other = mode == DG_SSIM_GLOBAL ? DG_SSIM_GAUSSIAN : DG_SSIM_GLOBAL;
     const int other_fits = sc.ssim[other] != NULL;

@@ -319,7 +319,14 @@ def main():
     rc, v, err = verify(indep_path, "--out", P("suspect-fps"))
     check(rc == 2 and "already holds fingerprints" in err and "--force" in err,
           f"verify --out over earlier fingerprints is refused without --force ({rc}, {err})")
+    # a larger earlier run's fingerprints past this reference's keys go; other files stay
+    past = os.path.join(P("suspect-fps"), f"fp-{N_KEYS + 3:05d}.png")
+    shutil.copy(os.path.join(P("suspect-fps"), "fp-00000.png"), past)
+    open(os.path.join(P("suspect-fps"), "fp-notes.png"), "wb").close()
     rc, v, err = verify(indep_path, "--out", P("suspect-fps"), "--force")
+    check(not os.path.exists(past) and os.path.exists(os.path.join(P("suspect-fps"), "fp-notes.png")) and
+          f"removed 1 fingerprint of keys past {N_KEYS - 1}" in err,
+          f"verify --force removes the fingerprints past its keys an earlier run left, and says so ({err[-300:]})")
     replaced = not np.array_equal(np.array(Image.open(os.path.join(P("suspect-fps"), "fp-00000.png"))),
                                   np.array(Image.open(os.path.join(REF, keys[0]["fingerprint"]))))
     check(rc in (0, 1) and v and replaced, f"... and with --force it replaces them ({rc}, {err[-200:]})")
