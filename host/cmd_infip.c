@@ -115,6 +115,9 @@ static int on_ranks(const char *command, int argc, char **argv, int (*run)(int, 
 
 #define BATCH_OPT(v) \
     {"batch", DG_OPT_INT, &(v), "keys per pass (default: what fits 1 GiB of activations, at most 256)"}
+#define SCORE_BATCH_OPT(v)                                                                                      \
+    {"batch", DG_OPT_INT, &(v), "keys per pass (default: the reference's for a model of the owner's net, which " \
+                                "rounds as the owner's did; else what fits 1 GiB of activations, at most 256)"}
 #define DIST_OPT(v) \
     {"dist", DG_OPT_STR, &(v), "none | mpi: the keys split across the ranks mpirun or srun started (default none)"}
 
@@ -317,7 +320,7 @@ static int extract(int argc, char **argv, dg_dist *dist) {
     m.c = c, m.h = h, m.w = w, m.classes = ds.classes;
     memcpy(m.mean, ds.mean, sizeof m.mean);
     memcpy(m.std, ds.std, sizeof m.std);
-    m.lambda = lambda, m.eps = eps, m.inject_logit = inject_logit, m.n_keys = n;
+    m.lambda = lambda, m.eps = eps, m.inject_logit = inject_logit, m.n_keys = n, m.batch = net->batch;
 
     /* the raw relevance beside the images: what the fingerprints were made from */
     dg_st_entry entries[] = {
@@ -437,7 +440,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
          "ASSIM at or above it says pirated (default: the reference's calibration, else the paper's 0.85)"},
         {"mode", DG_OPT_STR, &mode_text, "SSIM form: global (the paper's, default) | gaussian (11x11, sigma 1.5)"},
         DG_NORMALIZE_RECORDED_OPT(normalize),
-        BATCH_OPT(batch),
+        SCORE_BATCH_OPT(batch),
         {"out", DG_OPT_STR, &out, "also write the suspect's fingerprints (PNG) into this folder"},
         {"force", DG_OPT_FLAG, &force, "replace fingerprints already in --out"},
         {"per-key", DG_OPT_FLAG, &per_key, "list every key's SSIM and predictions in the JSON"},
@@ -624,7 +627,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
          "added to the highest independent ASSIM, in [0, 1) (default 1e-4: covers the rounding of other batch sizes "
          "and ranks)"},
         DG_NORMALIZE_RECORDED_OPT(normalize),
-        BATCH_OPT(batch),
+        SCORE_BATCH_OPT(batch),
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
         {"force", DG_OPT_FLAG, &force, "replace the reference's calibration"},
         DIST_OPT(dist_name),

@@ -40,6 +40,7 @@ typedef struct dg_infip_manifest {
     float eps;               /* the relevance stabilizer */
     int inject_logit;        /* 0: relevance 1 at the class; 1: the logit */
     char seed[24];           /* the key draw's seed, as decimal text */
+    int batch;               /* keys per pass at extraction; 0: not recorded (references before it) */
     int n_keys;
     dg_infip_key *keys;      /* [n_keys] */
     char file_sha256[65];    /* the SHA-256 of the manifest's bytes, set by dg_infip_manifest_read */

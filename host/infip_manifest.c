@@ -26,6 +26,7 @@ int dg_infip_manifest_write(const dg_infip_manifest *m, const char *path, char *
     dg_json_add_float(root, "stabilizer", m->eps);
     cJSON_AddStringToObject(root, "inject", m->inject_logit ? "logit" : "one");
     cJSON_AddStringToObject(root, "seed", m->seed);
+    if (m->batch > 0) cJSON_AddNumberToObject(root, "batch", m->batch);
     cJSON_AddStringToObject(root, "relevance", DG_INFIP_RELEVANCE);
     cJSON *keys = cJSON_AddArrayToObject(root, "keys");
     for (int i = 0; i < m->n_keys; i++) {
@@ -98,6 +99,12 @@ int dg_infip_manifest_parse(const char *json, size_t len, const char *name, dg_i
     m->inject_logit = strcmp(inject, "logit") == 0;
     if (dg_json_get_string(root, "seed", m->seed, sizeof m->seed) != 0 || !is_seed(m->seed)) {
         why = "\"seed\" must be a decimal string of a 64-bit number";
+        goto done;
+    }
+    m->batch = 0; /* optional: references written before it have none */
+    if (cJSON_GetObjectItemCaseSensitive(root, "batch") &&
+        dg_json_get_int(root, "batch", 1, DG_INFIP_MAX_KEYS, &m->batch) != 0) {
+        why = "\"batch\" must be a whole number of keys";
         goto done;
     }
     if (dg_json_get_string(root, "relevance", relevance, sizeof relevance) != 0 ||

@@ -193,6 +193,9 @@ int dg_infip_score_model(const dg_infip_reference *ref, const char *model, const
     s->pred = malloc(sizeof(int) * (size_t)n);
     s->ssim[DG_SSIM_GLOBAL] = malloc(sizeof(double) * (size_t)n);
     if (gaussian_fits) s->ssim[DG_SSIM_GAUSSIAN] = malloc(sizeof(double) * (size_t)n);
+    /* the reference's batch by default for a suspect of the owner's net: another batch rounds the
+     * relevance otherwise, and the owner's own model would not recompute its fingerprints bit for bit */
+    if (batch <= 0 && strcmp(net_name, m->net) == 0) batch = m->batch;
     /* every rank loads the model and makes its plan; the ranks agree on that before working together */
     dg_net *net = dg_infip_net(net_name, c, h, w, m->classes, be, batch, n, model, m->mean, m->std);
     dg_relevance *plan = net ? dg_infip_plan(net, m->mean, m->std, m->eps, m->inject_logit) : NULL;

@@ -235,8 +235,9 @@ def main():
     check(stat.S_IMODE(os.stat(REF).st_mode) == 0o700, "the reference folder is mode 0700")
     man = json.load(open(man_path))
     check(man["format"] == "dnnguard-infip-1" and man["net"] == "lenet5" and man["shape"] == [1, 28, 28] and
-          man["inject"] == "one" and man["lambda"] == 5000 and man["model_sha256"] == sha256(owner),
-          "manifest header: format, net, shape, injection, lambda, the owner's SHA-256")
+          man["inject"] == "one" and man["lambda"] == 5000 and man["model_sha256"] == sha256(owner) and
+          man.get("batch") == 16,
+          "manifest header: format, net, shape, injection, lambda, the owner's SHA-256, the batch (verify's default)")
     keys = man["keys"]
     idx = [k["index"] for k in keys]
     check(len(keys) == N_KEYS and len(set(idx)) == N_KEYS and all(0 <= i < 10000 for i in idx),
