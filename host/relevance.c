@@ -1,6 +1,6 @@
 /* host/relevance.c — the Deep Taylor relevance walk (see relevance.h, docs/infip.md). The plan
  * gives every node one rule; conv and linear layers run as "units" (a conv alone, or a conv and
- * the batch norm folded into it) whose weight parts W⁺ (and W, W⁻ at the first layer) sit in one
+ * the batch norm folded into it) whose weight parts W⁺ (and W⁻ at the first layer) sit in one
  * device allocation. Relevance lives in the net's activation-gradient buffers (dy), so fan-out
  * sums come free from the ops' += contract. Host code: device memory only through the backend. */
 #include "relevance.h"
@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/math/pixel.h"
 #include "model_io.h"
 
 typedef enum rule_kind {
@@ -27,7 +28,7 @@ typedef struct node_rule {
     rule_kind kind;
     int layer;               /* conv/linear units: the node with the weights and the geometry */
     int first;               /* z^B: the unit reads the net's input */
-    float *wpos, *wall, *wneg; /* device: W⁺ (all units); W and W⁻ (first-layer units) */
+    float *wpos, *wneg;      /* device: W⁺ (all units); W⁻ (first-layer units) */
 } node_rule;
 
 struct dg_relevance {
@@ -36,16 +37,20 @@ struct dg_relevance {
     node_rule *rules;        /* [n_nodes] */
     float *parts;            /* device: every unit's weight parts */
     float *z, *tmp, *c;      /* device scratch: an output's z (then s), a second output-sized term, a back-projection */
-    float *lo, *hi;          /* device: the bounds as input-shaped tensors [batch, c, h, w] */
+    float *x_lo, *x_hi;      /* device, per run: the input's distances to its bounds, x − l and x − h [batch, c, h, w] */
+    float *h_dist;           /* host: one of them on its way [batch, c, h, w] */
     size_t device_bytes;
     float *h_onehot;         /* host [batch · classes] */
 };
 
+/* the bounds are the inputs of pixels 0 and 255, computed as the data loader computes an input:
+ * a black or white pixel is then at its bound exactly, and x − l or h − x exactly 0 there */
 void dg_relevance_bounds(dg_relevance_opts *o, int c, const float *mean, const float *std) {
     for (int ch = 0; ch < 3; ch++) {
         int k = ch < c ? ch : 0;
-        o->lo[ch] = (0.0f - mean[k]) / std[k];
-        o->hi[ch] = (1.0f - mean[k]) / std[k];
+        float scale = dg_pixel_scale(std[k]), shift = dg_pixel_shift(mean[k], std[k]);
+        o->lo[ch] = dg_pixel_normalize(0.0f, scale, shift);
+        o->hi[ch] = dg_pixel_normalize(255.0f, scale, shift);
     }
 }
 
@@ -129,7 +134,7 @@ static int plan_rules(dg_relevance *r, char *err, size_t err_len) {
 /* Floats of weight parts a unit needs: W⁺, plus W and W⁻ at the first layer. */
 static size_t unit_floats(const dg_net *net, const node_rule *ru) {
     size_t w = net->params[net->nodes[ru->layer].pw].numel;
-    return ru->first ? 3 * w : w;
+    return ru->first ? 2 * w : w;
 }
 
 /* The unit's weights on the host (folded with the batch norm at `bn_node` when it is not −1)
@@ -140,7 +145,7 @@ static void upload_parts(dg_relevance *r, node_rule *ru, int bn_node, const floa
     const dg_param *wp = &net->params[layer->pw];
     const float *w = host_params + wp->offset;
     size_t numel = wp->numel, per_out = numel / (size_t)layer->out;
-    float *wpos = scratch, *wall = ru->first ? scratch + numel : NULL, *wneg = ru->first ? scratch + 2 * numel : NULL;
+    float *wpos = scratch, *wneg = ru->first ? scratch + numel : NULL;
     for (int o = 0; o < layer->out; o++) {
         double scale = 1.0;
         if (bn_node >= 0) {
@@ -153,15 +158,12 @@ static void upload_parts(dg_relevance *r, node_rule *ru, int bn_node, const floa
             size_t k = (size_t)o * per_out + j;
             float v = (float)((double)w[k] * scale);
             wpos[k] = v > 0.0f ? v : 0.0f;
-            if (wall) wall[k] = v, wneg[k] = v < 0.0f ? v : 0.0f;
+            if (wneg) wneg[k] = v < 0.0f ? v : 0.0f;
         }
     }
     const dg_backend *be = net->be;
     be->upload(ru->wpos, wpos, sizeof(float) * numel);
-    if (ru->first) {
-        be->upload(ru->wall, wall, sizeof(float) * numel);
-        be->upload(ru->wneg, wneg, sizeof(float) * numel);
-    }
+    if (ru->first) be->upload(ru->wneg, wneg, sizeof(float) * numel);
 }
 
 dg_relevance *dg_relevance_new(dg_net *net, const dg_relevance_opts *o, char *err, size_t err_len) {
@@ -200,12 +202,13 @@ dg_relevance *dg_relevance_new(dg_net *net, const dg_relevance_opts *o, char *er
     r->z = out_max ? be->alloc(sizeof(float) * out_max) : NULL;
     r->tmp = first_out_max ? be->alloc(sizeof(float) * first_out_max) : NULL;
     r->c = in_max ? be->alloc(sizeof(float) * in_max) : NULL;
-    r->lo = be->alloc(sizeof(float) * in_floats);
-    r->hi = be->alloc(sizeof(float) * in_floats);
+    r->x_lo = be->alloc(sizeof(float) * in_floats);
+    r->x_hi = be->alloc(sizeof(float) * in_floats);
+    r->h_dist = malloc(sizeof(float) * in_floats);
     r->h_onehot = malloc(sizeof(float) * (size_t)batch * (size_t)net->classes);
     r->device_bytes = sizeof(float) * (parts + out_max + first_out_max + in_max + 2 * in_floats);
-    if ((parts && !r->parts) || (out_max && !r->z) || (first_out_max && !r->tmp) || (in_max && !r->c) || !r->lo ||
-        !r->hi || !r->h_onehot) {
+    if ((parts && !r->parts) || (out_max && !r->z) || (first_out_max && !r->tmp) || (in_max && !r->c) || !r->x_lo ||
+        !r->x_hi || !r->h_dist || !r->h_onehot) {
         snprintf(err, err_len, "relevance: out of memory (%.1f MiB of weight parts and scratch)",
                  (double)r->device_bytes / (1 << 20));
         goto fail;
@@ -228,23 +231,9 @@ dg_relevance *dg_relevance_new(dg_net *net, const dg_relevance_opts *o, char *er
         if (ru->kind != RULE_CONV && ru->kind != RULE_LINEAR) continue;
         size_t numel = net->params[net->nodes[ru->layer].pw].numel;
         ru->wpos = next, next += numel;
-        if (ru->first) ru->wall = next, next += numel, ru->wneg = next, next += numel;
+        if (ru->first) ru->wneg = next, next += numel;
         upload_parts(r, ru, ru->layer != i ? i : -1, host_params, scratch);
     }
-
-    /* the bounds, one value per channel over the whole input-shaped tensor */
-    float *h = malloc(sizeof(float) * in_floats);
-    if (!h) {
-        snprintf(err, err_len, "relevance: out of host memory");
-        goto fail;
-    }
-    size_t plane = (size_t)net->in_h * net->in_w;
-    for (int k = 0; k < 2; k++) {
-        const float *v = k ? r->o.hi : r->o.lo;
-        for (size_t e = 0; e < in_floats; e++) h[e] = v[(e / plane) % (size_t)net->in_c];
-        be->upload(k ? r->hi : r->lo, h, sizeof(float) * in_floats);
-    }
-    free(h);
     free(host_params);
     free(scratch);
     return r;
@@ -259,11 +248,12 @@ void dg_relevance_free(dg_relevance *r) {
     if (!r) return;
     const dg_backend *be = r->net ? r->net->be : NULL;
     if (be) {
-        float *dev[] = {r->parts, r->z, r->tmp, r->c, r->lo, r->hi};
+        float *dev[] = {r->parts, r->z, r->tmp, r->c, r->x_lo, r->x_hi};
         for (size_t i = 0; i < sizeof dev / sizeof *dev; i++)
             if (dev[i]) be->free(dev[i]);
     }
     free(r->rules);
+    free(r->h_dist);
     free(r->h_onehot);
     free(r);
 }
@@ -310,19 +300,28 @@ static void unit_rule(dg_relevance *r, const node_rule *ru, int n, const dg_node
         be->lrp_share(n_in, 1.0f, in->y, r->c, in->dy);
         return;
     }
-    /* z^B: z = x·W − l·W⁺ − h·W⁻; R_in += x·Wᵀs − l·W⁺ᵀs − h·W⁻ᵀs with s = R / z */
-    unit_fwd(r, ru, n, in->y, ru->wall, r->z);
-    unit_fwd(r, ru, n, r->lo, ru->wpos, r->tmp);
-    be->axpy(n_out, -1.0f, r->tmp, r->z);
-    unit_fwd(r, ru, n, r->hi, ru->wneg, r->tmp);
-    be->axpy(n_out, -1.0f, r->tmp, r->z);
+    /* z^B as z = (x − l)·W⁺ + (x − h)·W⁻, R_in += (x − l)·W⁺ᵀs + (x − h)·W⁻ᵀs with s = R / z: the
+     * docs' x·W − l·W⁺ − h·W⁻ in exact arithmetic, but every term is ≥ 0 in float too, so a window
+     * whose terms are all 0 has z exactly 0 (the three-term form left a rounding residue there, and
+     * R over it swamped the other outputs' shares of those pixels) */
+    unit_fwd(r, ru, n, r->x_lo, ru->wpos, r->z);
+    unit_fwd(r, ru, n, r->x_hi, ru->wneg, r->tmp);
+    be->axpy(n_out, 1.0f, r->tmp, r->z);
     be->lrp_ratio(n_out, out->dy, r->z, r->o.eps, r->z);
-    const float *parts[3] = {ru->wall, ru->wpos, ru->wneg};
-    const float *inputs[3] = {in->y, r->lo, r->hi};
-    const float signs[3] = {1.0f, -1.0f, -1.0f};
-    for (int k = 0; k < 3; k++) {
-        unit_back(r, ru, n, r->z, parts[k], r->c);
-        be->lrp_share(n_in, signs[k], inputs[k], r->c, in->dy);
+    unit_back(r, ru, n, r->z, ru->wpos, r->c);
+    be->lrp_share(n_in, 1.0f, r->x_lo, r->c, in->dy);
+    unit_back(r, ru, n, r->z, ru->wneg, r->c);
+    be->lrp_share(n_in, 1.0f, r->x_hi, r->c, in->dy);
+}
+
+/* x_lo = x − l and x_hi = x − h for n host inputs, per channel, on the device */
+static void upload_distances(dg_relevance *r, const float *x, int n) {
+    const dg_net *net = r->net;
+    size_t plane = (size_t)net->in_h * net->in_w, count = dg_node_numel(&net->nodes[0], n);
+    for (int k = 0; k < 2; k++) {
+        const float *bound = k ? r->o.hi : r->o.lo;
+        for (size_t e = 0; e < count; e++) r->h_dist[e] = x[e] - bound[(e / plane) % (size_t)net->in_c];
+        net->be->upload(k ? r->x_hi : r->x_lo, r->h_dist, sizeof(float) * count);
     }
 }
 
@@ -337,6 +336,7 @@ int dg_relevance_run(dg_relevance *r, const float *x, int n, const int *classes,
     if (!h_logits) return -1;
 
     be->upload(nodes[0].y, x, sizeof(float) * dg_node_numel(&nodes[0], n));
+    upload_distances(r, x, n);
     dg_net_forward(net, nodes[0].y, n, DG_MODE_EVAL);
     be->download(h_logits, nodes[out].y, sizeof(float) * (size_t)n * (size_t)k);
 

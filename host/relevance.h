@@ -18,7 +18,8 @@ typedef struct dg_relevance_opts {
     float eps;          /* the stabilizer (DG_RELEVANCE_EPS) */
     int inject_logit;   /* 0: relevance 1 at the class's logit; 1: the logit's own value */
     float lo[3], hi[3]; /* the input's bounds after normalisation per channel, (0 − mean)/std and
-                           (1 − mean)/std, for the z^B rule; channels ≥ 3 use channel 0's */
+                           (1 − mean)/std as the loader computes pixels 0 and 255, for the z^B
+                           rule; channels ≥ 3 use channel 0's */
 } dg_relevance_opts;
 
 /* Bounds of [0, 1] pixels normalised with mean/std, into o->lo/hi (c channels, c ≤ 3). */

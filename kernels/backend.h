@@ -150,7 +150,7 @@ typedef struct dg_backend {
                       float *dlogits);
 
     /* Deep Taylor relevance steps (kernels/math/relevance.h; the rules in docs/infip.md), over n
-     * values: lrp_ratio writes s = r / stab(z), stab(z) = z ± eps with the sign of z (+ at 0; s may be z);
+     * values: lrp_ratio writes s = r / stab(z), stab(z) = z ± eps with the sign of z, and 0 where z = 0 (s may be z);
      * lrp_share accumulates rin += alpha·x·c (rin distinct from x and c). A rule is conv_fwd/linear_fwd with a weight part,
      * lrp_ratio, conv_bwd_data/linear_bwd with the same part, then lrp_share. */
     void (*lrp_ratio)(size_t n, const float *r, const float *z, float eps, float *s);

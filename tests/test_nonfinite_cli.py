@@ -102,8 +102,17 @@ for name, path in spoiled.items():
     if name == "conv1-inf":
         check(not pirated, "conv1-inf: a model whose first layer is infinite is not called pirated")
     if name in ("conv1-inf", "fc1-huge"):
-        check(out and out[0].get("keys_nonfinite") == out[0].get("keys") == 20,
-              f"{name}: infip verify counts the keys whose relevance is not finite ({out and out[0].get('keys_nonfinite')})")
+        # fc1-huge: a key whose fc1 sums stay finite has finite logits and a finite map (PyTorch's
+        # oracle agrees: all its relevance is lost, 0), so not every key need count
+        nonfinite = out and out[0].get("keys_nonfinite")
+        check(out and out[0].get("keys") == 20 and (nonfinite == 20 if name == "conv1-inf" else 10 <= nonfinite <= 20),
+              f"{name}: infip verify counts the keys whose relevance is not finite ({nonfinite})")
+        fps = P(f"fps-{name}")
+        r = run("infip", "verify", "--model", path, "--net", "lenet5", "--reference", P("ref"), "--out", fps)
+        from PIL import Image
+        lit = [f for f in sorted(os.listdir(fps)) if np.array(Image.open(os.path.join(fps, f))).any()]
+        check(r.returncode in (0, 1) and len(os.listdir(fps)) == 20 and not lit,
+              f"{name}: a map that is not finite is drawn black, the whole of it ({len(lit)} of 20 have lit pixels)")
     if name == "fc3-nan":
         check(out and out[0].get("keys_nonfinite") == 0, "fc3-nan: one NaN in fc3 leaves the relevance finite")
     # an independent model for a calibration must work: weights that are not finite, or activations

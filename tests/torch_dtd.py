@@ -40,6 +40,13 @@ def stab(z, eps):
     return torch.where(z >= 0, z + eps, z - eps)
 
 
+def ratio(R, z, eps):
+    """s = R/stab(z), and 0 where z is exactly 0: there every term of z is 0 (an add: a = -b), so R
+    reaches no input whatever s is (docs/infip.md); R/eps would only carry its rounding into the
+    other outputs' shares."""
+    return torch.where(z == 0, torch.zeros_like(R), R / stab(z, eps))
+
+
 def _leaf(t):
     return t.detach().clone().requires_grad_(True)
 
@@ -53,32 +60,34 @@ def _lost(R, z):
 
 
 def zrule(f, x, R, eps, track=None):
-    """The proportional rule for a map f that is linear in x (no offset): z = f(x), s = R/stab(z),
+    """The proportional rule for a map f that is linear in x (no offset): z = f(x), s = ratio(R, z),
     c = (df/dx)^T s, R_in = x * c. With f = conv/linear on W+ this is the z+ rule; with f an
     average pool, the proportional pool rule."""
     with torch.enable_grad():
         xl = _leaf(x)
         z = f(xl)
-        s = (R / stab(z, eps)).detach()
+        s = ratio(R, z, eps).detach()
         (c,) = torch.autograd.grad((z * s).sum(), xl)
     if track is not None:
         track(_lost(R, z))
     return xl.detach() * c
 
 
-def zbrule(f_w, f_plus, f_minus, x, low, high, R, eps, track=None):
-    """The z^B rule: z = f_w(x) - f_plus(low) - f_minus(high), s = R/stab(z),
-    R_in = x * c_x - low * c_low - high * c_high with c_x = W s, c_low = W+ s, c_high = W- s.
-    The gradient of (z * s).sum() w.r.t. the low and high leaves is -c_low and -c_high (the minus
-    signs of z are inside it), so the three gradient terms are added."""
+def zbrule(f_plus, f_minus, x, low, high, R, eps, track=None):
+    """The z^B rule, z = x W - l W+ - h W-, as z = f_plus(x - low) + f_minus(x - high), s = ratio(R, z),
+    R_in = (x - low) * c_plus + (x - high) * c_minus with c_plus = W+ s, c_minus = W- s (the gradients
+    of (z * s).sum() w.r.t. the two leaves). Equal in exact arithmetic; both terms are >= 0 when
+    low <= x <= high, so a z that is 0 in exact arithmetic is 0 in floating point too (the three-term
+    form leaves a residue there, and R over it is amplified). _dense_zb checks it against the
+    three-term form."""
     with torch.enable_grad():
-        xl, ll, hl = _leaf(x), _leaf(low), _leaf(high)
-        z = f_w(xl) - f_plus(ll) - f_minus(hl)
-        s = (R / stab(z, eps)).detach()
-        gx, gl, gh = torch.autograd.grad((z * s).sum(), (xl, ll, hl))  # gx = c_x, gl = -c_low, gh = -c_high
+        dl, dh = _leaf(x - low), _leaf(x - high)
+        z = f_plus(dl) + f_minus(dh)
+        s = ratio(R, z, eps).detach()
+        gl, gh = torch.autograd.grad((z * s).sum(), (dl, dh))
     if track is not None:
         track(_lost(R, z))
-    return xl.detach() * gx + ll.detach() * gl + hl.detach() * gh
+    return dl.detach() * gl + dh.detach() * gh
 
 
 def _conv_fn(conv, weight):
@@ -93,8 +102,8 @@ def zplus_conv(conv, weight, x, R, eps, track=None):
 
 
 def zb_conv(conv, weight, x, low, high, R, eps, track=None):
-    return zbrule(_conv_fn(conv, weight), _conv_fn(conv, weight.clamp(min=0)), _conv_fn(conv, weight.clamp(max=0)),
-                  x, low, high, R, eps, track)
+    return zbrule(_conv_fn(conv, weight.clamp(min=0)), _conv_fn(conv, weight.clamp(max=0)), x, low, high, R, eps,
+                  track)
 
 
 def zplus_linear(weight, x, R, eps, track=None):
@@ -105,8 +114,7 @@ def zplus_linear(weight, x, R, eps, track=None):
 def zb_linear(weight, x, low, high, R, eps, track=None):
     w = weight.detach()
     wp, wm = w.clamp(min=0), w.clamp(max=0)
-    return zbrule(lambda t: F.linear(t, w), lambda t: F.linear(t, wp), lambda t: F.linear(t, wm), x, low, high, R, eps,
-                  track)
+    return zbrule(lambda t: F.linear(t, wp), lambda t: F.linear(t, wm), x, low, high, R, eps, track)
 
 
 TIE = 1e-5  # max-pool inputs within TIE * |max| of their window's maximum share its relevance
@@ -140,9 +148,9 @@ CANCEL = 1e-5  # an add output within CANCEL * (|a| + |b|) of 0 is a near-cancel
 
 
 def add_rule(a, b, R, eps, track=None, cancel=None):
-    """y = a + b: R_a = a R / stab(y), R_b = b R / stab(y)."""
+    """y = a + b: R_a = a R / stab(y), R_b = b R / stab(y) (0 where y is exactly 0)."""
     y = a + b
-    q = R / stab(y, eps)
+    q = ratio(R, y, eps)
     ra, rb = a * q, b * q
     if track is not None:
         track(_lost(R, y))
@@ -157,17 +165,26 @@ def fold_bn(weight, bn):
     return weight.detach() * a.view(-1, *([1] * (weight.dim() - 1)))
 
 
+def pixel_affine(mean, std):
+    """dnnguard's input of a byte b per channel, b * scale + shift, both float32 as
+    kernels/math/pixel.h computes them (scale = 1/(255 std), shift = -mean/std)"""
+    mean = np.asarray(mean, np.float32).reshape(-1)
+    std = np.asarray(std, np.float32).reshape(-1)
+    return np.float32(1) / (np.float32(255) * std), -mean / std
+
+
 class _Ctx:
-    """What a walker needs besides the module: eps and the input bounds l, h (input-shaped)."""
+    """What a walker needs besides the module: eps and the input bounds l, h (input-shaped): the
+    inputs of pixels 0 and 255, in float32 as dnnguard computes them, so that a black or white key
+    pixel (reference_keys) sits on its bound exactly."""
 
     def __init__(self, x, mean, std, eps):
         c = x.shape[1]
-        mean = torch.as_tensor(mean, dtype=torch.float64).reshape(-1)
-        std = torch.as_tensor(std, dtype=torch.float64).reshape(-1)
-        if mean.numel() != c or std.numel() != c:
-            raise ValueError(f"mean/std need {c} entries, got {mean.numel()}/{std.numel()}")
-        lo = ((0.0 - mean) / std).to(x.dtype).to(x.device).view(1, c, 1, 1)
-        hi = ((1.0 - mean) / std).to(x.dtype).to(x.device).view(1, c, 1, 1)
+        scale, shift = pixel_affine(mean, std)
+        if scale.size != c:
+            raise ValueError(f"mean/std need {c} entries, got {np.size(mean)}/{np.size(std)}")
+        lo = torch.from_numpy(np.float32(0) * scale + shift).to(x.dtype).to(x.device).view(1, c, 1, 1)
+        hi = torch.from_numpy(np.float32(255) * scale + shift).to(x.dtype).to(x.device).view(1, c, 1, 1)
         self.low = lo.expand_as(x).contiguous()
         self.high = hi.expand_as(x).contiguous()
         self.eps = eps
@@ -482,13 +499,13 @@ def reference_keys(ref):
     import json
     from PIL import Image
     man = json.load(open(os.path.join(ref, "manifest.json")))
-    mean = np.array(man["mean"], np.float32).reshape(-1, 1, 1)
-    std = np.array(man["std"], np.float32).reshape(-1, 1, 1)
+    scale, shift = pixel_affine(man["mean"], man["std"])
+    scale, shift = scale.reshape(-1, 1, 1), shift.reshape(-1, 1, 1)
     xs = []
     for k in man["keys"]:
         img = np.array(Image.open(os.path.join(ref, k["key"])), np.float32)
         img = img[None] if img.ndim == 2 else img.transpose(2, 0, 1)
-        xs.append((img / 255.0 - mean) / std)
+        xs.append(img * scale + shift)  # float32 throughout: dnnguard's inputs to the last bit
     return torch.from_numpy(np.stack(xs)), man
 
 

@@ -6,12 +6,14 @@
 
 #include "common.h"
 
-/* z moved away from 0 by eps, keeping its sign (0 counts as positive): the z⁺ and z^B
- * denominators are sums of non-negative terms, so this only turns 0/0 into 0. */
+/* z moved away from 0 by eps, keeping its sign (0 counts as positive) */
 DG_HD float dg_lrp_stab(float z, float eps) { return z >= 0.0f ? z + eps : z - eps; }
 
-/* s = r / stab(z): the relevance per unit of contribution at an output */
-DG_HD float dg_lrp_ratio(float r, float z, float eps) { return r / dg_lrp_stab(z, eps); }
+/* s = r / stab(z): the relevance per unit of contribution at an output; 0 where z is exactly 0.
+ * There every term of z is 0 (the z⁺ and z^B terms are ≥ 0; at an add a = −b), so r reaches no
+ * input whatever s is, and an s of r/eps would only carry its rounding into the back-projection
+ * of the neighbouring outputs' shares (and ±a·r/eps down the two branches of an add). */
+DG_HD float dg_lrp_ratio(float r, float z, float eps) { return z == 0.0f ? 0.0f : r / dg_lrp_stab(z, eps); }
 
 /* an input's share: alpha · x · c, with c = Σ_j w_ij s_j the back-projected ratio */
 DG_HD float dg_lrp_share(float alpha, float x, float c) { return alpha * x * c; }
