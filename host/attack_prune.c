@@ -3,6 +3,7 @@
  * the lower flat index. Knows nothing of files, nets or devices. */
 #include "attack.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +85,14 @@ static void prune_group(dg_prune_layer *layers, int n, size_t total, size_t k, f
     }
 }
 
+/* floor(rate·n) as the decimal rate means it: 0.29 is held as 0.28999999999999998 and 0.29·100 is
+ * 28.999999999999996 in doubles, one weight short. A product a few ulps below an integer is that integer. */
+static size_t prune_count(double rate, size_t n) {
+    double x = rate * (double)n, k = floor(x);
+    if (k + 1.0 <= (double)n && (k + 1.0) - x <= 8.0 * DBL_EPSILON * (k + 1.0)) k += 1.0;
+    return (size_t)k;
+}
+
 int dg_prune_layers(dg_prune_layer *layers, int n, double rate, int global, char *err, size_t err_len) {
     if (!(rate >= 0.0 && rate <= 1.0)) {
         snprintf(err, err_len, "prune rate %g is not in [0, 1]", rate);
@@ -101,10 +110,10 @@ int dg_prune_layers(dg_prune_layer *layers, int n, double rate, int global, char
         return -1;
     }
     if (global) {
-        prune_group(layers, n, total, (size_t)floor(rate * (double)total), scratch);
+        prune_group(layers, n, total, prune_count(rate, total), scratch);
     } else {
         for (int l = 0; l < n; l++)
-            prune_group(&layers[l], 1, layers[l].numel, (size_t)floor(rate * (double)layers[l].numel), scratch);
+            prune_group(&layers[l], 1, layers[l].numel, prune_count(rate, layers[l].numel), scratch);
     }
     free(scratch);
     return 0;

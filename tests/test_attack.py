@@ -4,6 +4,7 @@ index, per layer or globally) and leaves everything else byte for byte; permutin
 changes the weights but not the function (PyTorch logits on real images, dnnguard eval accuracy);
 finetune makes PyTorch's SGD step on the split and subset it is given, with no regularizer;
 refusals (residual add, logits) and bad input give one line and exit 2."""
+from fractions import Fraction
 import gzip
 import json
 import math
@@ -68,7 +69,7 @@ def expected_prune(weights, names, rate, scope):
 def check_prune(src, rate, scope, label, meta_in=None):
     """Prune src at rate (scope layer|global) with dnnguard and compare with the numpy oracle."""
     weights, meta_src = st_io.read(src, with_metadata=True)
-    text, rate = rate, float(rate)
+    text, rate = rate, Fraction(rate)  # the decimal exactly: floor(0.29·100) is 29
     out = P(f"pruned-{label}.safetensors")
     args = ["attack", "prune", "--model", src, "--rate", text, "--out", out] + (["--global"] if scope == "global" else [])
     report = run_json(*args)
@@ -116,6 +117,9 @@ def check_prune(src, rate, scope, label, meta_in=None):
 
 res = check_prune(P("m.safetensors"), "0.5", "layer", "lenet5 per layer 0.5")
 res = check_prune(P("m.safetensors"), "0.7", "global", "lenet5 global 0.7")
+# rates whose product with a layer's size is an integer that doubles round below (0.41·2400, 0.29·120)
+check_prune(P("m.safetensors"), "0.41", "layer", "lenet5 per layer 0.41")
+check_prune(P("m.safetensors"), "0.29", "layer", "lenet5 per layer 0.29")
 if res:
     report, got = res
     fractions = {l["name"]: l["zeroed"] / l["numel"] for l in report["layers"]}
