@@ -34,7 +34,8 @@ typedef struct cw_state {
     size_t per, total;
     float *delta, *delta_prev, *best, *x0, *m, *v, *ddelta, *du, *dist, *mean, *std, *conf, *alpha, *loss;
     int32_t *targets;
-    float *h_start, *h_probs, *h_dist, *h_loss, *h_alpha, *h_lo, *h_hi, *h_best_sq;
+    float *h_start, *h_probs, *h_dist, *h_loss, *h_alpha, *h_lo, *h_hi;
+    float *h_best_sq, *h_step_sq; /* the squared L2 of the best 8-bit image: over the run, in this search step */
     int *h_pred, *h_candidate, *h_was, *h_met;
     int32_t *h_targets;
     int untargeted;
@@ -46,7 +47,7 @@ static void release(cw_state *s) {
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) s->be->free(dev[i]);
     s->be->free(s->targets);
     free(s->h_start), free(s->h_probs), free(s->h_dist), free(s->h_loss), free(s->h_alpha);
-    free(s->h_lo), free(s->h_hi), free(s->h_best_sq), free(s->h_pred), free(s->h_candidate), free(s->h_was);
+    free(s->h_lo), free(s->h_hi), free(s->h_best_sq), free(s->h_step_sq), free(s->h_pred), free(s->h_candidate), free(s->h_was);
     free(s->h_met), free(s->h_targets);
 }
 
@@ -64,14 +65,14 @@ static int acquire(cw_state *s) {
     s->h_start = malloc(img);
     s->h_probs = malloc(row * (size_t)s->k);
     s->h_dist = malloc(row), s->h_loss = malloc(row), s->h_alpha = malloc(row);
-    s->h_lo = malloc(row), s->h_hi = malloc(row), s->h_best_sq = malloc(row);
+    s->h_lo = malloc(row), s->h_hi = malloc(row), s->h_best_sq = malloc(row), s->h_step_sq = malloc(row);
     s->h_pred = malloc(sizeof(int) * (size_t)s->n);
     s->h_candidate = malloc(sizeof(int) * (size_t)s->n);
     s->h_was = malloc(sizeof(int) * (size_t)s->n);
     s->h_met = malloc(sizeof(int) * (size_t)s->n);
     s->h_targets = malloc(sizeof(int32_t) * (size_t)s->n);
     return ok && s->h_start && s->h_probs && s->h_dist && s->h_loss && s->h_alpha && s->h_lo && s->h_hi &&
-                   s->h_best_sq && s->h_pred && s->h_candidate && s->h_was && s->h_met && s->h_targets
+                   s->h_best_sq && s->h_step_sq && s->h_pred && s->h_candidate && s->h_was && s->h_met && s->h_targets
                ? 0
                : -1;
 }
@@ -137,7 +138,8 @@ int dg_cw_run(dg_net *net, const float *mean, const float *std, dg_cw_item *item
         be->upload(s.alpha, s.h_alpha, sizeof(float) * (size_t)n);
         be->zero(s.m, sizeof(float) * s.total);
         be->zero(s.v, sizeof(float) * s.total);
-        memset(s.h_met, 0, sizeof(int) * (size_t)n);
+        memset(s.h_met, 0, sizeof(int) * (size_t)n); /* an 8-bit image met the target at this α */
+        for (int i = 0; i < n; i++) s.h_step_sq[i] = INFINITY;
         double previous = INFINITY;
         for (int it = 0; it < o->max_iter; it++) {
             forward(&s, net, s.delta, 0, o->conf_weight);
@@ -145,7 +147,7 @@ int dg_cw_run(dg_net *net, const float *mean, const float *std, dg_cw_item *item
             int candidates = 0, met_all = 1;
             double objective = 0.0;
             for (int i = 0; i < n; i++) {
-                s.h_candidate[i] = meets(&s, &items[i], i, o->margin) && s.h_dist[i] < s.h_best_sq[i];
+                s.h_candidate[i] = meets(&s, &items[i], i, o->margin) && s.h_dist[i] < s.h_step_sq[i];
                 candidates += s.h_candidate[i];
                 objective += (double)s.h_dist[i] + s.h_loss[i];
             }
@@ -158,10 +160,14 @@ int dg_cw_run(dg_net *net, const float *mean, const float *std, dg_cw_item *item
                 memcpy(s.h_was, s.h_candidate, sizeof(int) * (size_t)n);
                 forward(&s, net, s.delta_prev, 1, o->conf_weight);
                 if (stats) stats->judge_forwards++;
+                /* success at this α is any 8-bit image that meets the target (C&W's per-step best
+                 * score), whether or not it beats an earlier α's distortion; the run keeps the smallest */
                 for (int i = 0; i < n; i++) {
-                    if (!s.h_was[i] || !meets(&s, &items[i], i, o->margin) || !(s.h_dist[i] < s.h_best_sq[i])) continue;
-                    s.h_best_sq[i] = s.h_dist[i];
+                    if (!s.h_was[i] || !meets(&s, &items[i], i, o->margin) || !(s.h_dist[i] < s.h_step_sq[i])) continue;
+                    s.h_step_sq[i] = s.h_dist[i];
                     s.h_met[i] = 1;
+                    if (!(s.h_dist[i] < s.h_best_sq[i])) continue;
+                    s.h_best_sq[i] = s.h_dist[i];
                     items[i].success = 1;
                     items[i].p_target = s.h_probs[(size_t)i * s.k + items[i].target];
                     be->copy(s.best + (size_t)i * s.per, s.delta_prev + (size_t)i * s.per, sizeof(float) * s.per);
