@@ -697,7 +697,8 @@ int dg_train(const dg_train_opts *o) {
     uint64_t dropout_stream = dg_rng_stream(o->seed, 0xd50ull);
     for (int epoch = start_epoch; epoch < o->epochs; epoch++) {
         const float lr = (float)dg_train_lr(o, epoch);
-        float step_lr = lr; /* the last step's rate, which the log reports */
+        /* the last step's rate, which the log reports (a run resumed after the epoch's last step runs none) */
+        float step_lr = warmed_up_lr(o, lr, s.global_step, steps);
         int first = epoch == start_epoch ? start_step : 0;
         if (first == 0) memset(&sums, 0, sizeof sums);
         dg_loader_begin(loader, epoch, first);

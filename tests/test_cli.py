@@ -214,6 +214,11 @@ for _ in range(4):
     opt.step()
     sched.step()
 check(r.returncode == 0 and lrs == want, f"--warmup-epochs 4: the epochs' rates {lrs} are torch's LambdaLR's {want}")
+# stopped after an epoch's last step and resumed: the resumed run logs that epoch with the rate it ran at
+r = run(*warm, "--stop-after", "1", "--log", P("warm-r.jsonl"), "--out", P("warm-r.safetensors"))
+r = run(*warm, "--resume", "--log", P("warm-r.jsonl"), "--out", P("warm-r.safetensors"))
+lrs = [json.loads(l)["lr"] for l in open(P("warm-r.jsonl"))] if r.returncode == 0 else []
+check(lrs == want, f"--warmup-epochs 4 stopped at an epoch's end and resumed: the rates {lrs} are {want}")
 expect_bad([*warm[:-1], "5", "--out", P("x.safetensors")], "--warmup-epochs", "--warmup-epochs past --epochs")
 
 # A real SIGTERM in the middle of a run, then --resume.
