@@ -4,6 +4,7 @@
 #include "train.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -339,11 +340,27 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
     return rc;
 }
 
+/* A count in checkpoint metadata: decimal digits only (atol read "1x" as 1), at most max; −1 otherwise. */
+static long parse_count(const char *text, long max) {
+    if (!text || text[0] < '0' || text[0] > '9') return -1;
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    return *end || errno || v > max ? -1 : v;
+}
+
+/* A sum in checkpoint metadata: a whole finite number; NAN otherwise. */
+static double parse_sum(const char *text) {
+    char *end;
+    double v = text ? strtod(text, &end) : NAN;
+    return text && end != text && !*end && isfinite(v) ? v : NAN;
+}
+
 /* Restore parameters, optimizer buffers and position from a checkpoint written by this run's
  * configuration; a checkpoint of another net, data set, split, subset, optimizer, watermark key, seed, batch,
  * label smoothing or normalisation is refused (the subset changes the data order). */
-static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, const char *path, int *epoch,
-                           int *step_in_epoch, epoch_sums *sums, const run_texts *t) {
+static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, const char *path, int steps,
+                           int *epoch, int *step_in_epoch, epoch_sums *sums, const run_texts *t) {
     char err[512];
     dg_st_file f;
     if (dg_st_open(path, &f, err, sizeof err) != 0) {
@@ -370,15 +387,23 @@ static int load_checkpoint(dg_net *net, const dg_train_opts *o, optim_state *s, 
         dg_cli_error("%s: checkpoint metadata is incomplete", path);
         goto done;
     }
-    *epoch = atoi(e);
-    *step_in_epoch = atoi(st);
-    s->global_step = atol(g);
-    sums->loss_sum = strtod(ls, NULL);
-    sums->wm_sum = strtod(wms, NULL);
-    sums->correct = atol(ec);
-    sums->seen = atol(es);
-    if (*epoch < 0 || *step_in_epoch < 0 || s->global_step < 0) {
-        dg_cli_error("%s: checkpoint position is negative", path);
+    /* the position must be one this run's data order reaches: global_step = epoch · steps + step, the
+     * step within the epoch, and the step count within Adam's int */
+    long ep = parse_count(e, INT_MAX), sp = parse_count(st, INT_MAX), gs = parse_count(g, INT_MAX);
+    if (ep < 0 || sp < 0 || gs < 0 || sp > steps || gs != ep * (long)steps + sp) {
+        dg_cli_error("%s: checkpoint position epoch '%.20s', step_in_epoch '%.20s', global_step '%.20s' is not one of "
+                     "this run's (%d step%s per epoch)", path, e, st, g, steps, steps == 1 ? "" : "s");
+        goto done;
+    }
+    *epoch = (int)ep, *step_in_epoch = (int)sp, s->global_step = gs;
+    sums->loss_sum = parse_sum(ls);
+    sums->wm_sum = parse_sum(wms);
+    sums->correct = parse_count(ec, LONG_MAX);
+    sums->seen = parse_count(es, LONG_MAX);
+    if (isnan(sums->loss_sum) || isnan(sums->wm_sum) || sums->seen < 0 || sums->correct < 0 ||
+        sums->correct > sums->seen) {
+        dg_cli_error("%s: checkpoint's epoch sums (loss '%.20s', correct '%.20s' of seen '%.20s') are not counts and "
+                     "finite sums", path, ls, ec, es);
         goto done;
     }
     if (dg_model_load_file(net, &f, NULL, err, sizeof err) != 0) {
@@ -664,7 +689,9 @@ int dg_train(const dg_train_opts *o) {
     if (o->resume) {
         struct stat st;
         if (stat(ckpt_path, &st) == 0) {
-            if (load_checkpoint(net, o, &s, ckpt_path, &start_epoch, &start_step, &sums, &texts) != 0) goto done;
+            if (load_checkpoint(net, o, &s, ckpt_path, dg_loader_steps(loader), &start_epoch, &start_step, &sums,
+                                &texts) != 0)
+                goto done;
             if (start_epoch > o->epochs || (start_epoch == o->epochs && start_step > 0)) {
                 /* its weights are not those of a shorter run: they have seen the later epochs */
                 dg_cli_error("%s: the checkpoint is past --epochs %d (%d epochs and %d steps done)", ckpt_path,

@@ -214,6 +214,17 @@ for _ in range(4):
     opt.step()
     sched.step()
 check(r.returncode == 0 and lrs == want, f"--warmup-epochs 4: the epochs' rates {lrs} are torch's LambdaLR's {want}")
+# a checkpoint whose position or sums this run's data order cannot reach is refused in one line
+ck, ck_meta = st_io.read(P("warm1.ckpt.safetensors"), with_metadata=True)
+for key, value, what in (("step_in_epoch", "40", "a step past the epoch's"), ("epoch", "1x", "a count with junk"),
+                         ("global_step", "3000000000", "a global step that is not epoch · steps + step"),
+                         ("epoch_seen", "-5", "a negative count of images"), ("epoch_loss_sum", "nan", "a NaN sum")):
+    st_io.write(P("tamper.ckpt.safetensors"), ck, {**ck_meta, key: value})
+    r = run(*warm, "--resume", "--out", P("tamper.safetensors"))  # (the --init file's normalisation is warned of first)
+    last = r.stderr.strip().splitlines()[-1:] or [""]
+    check(r.returncode == 2 and not r.stdout.strip() and "tamper.ckpt.safetensors: checkpoint" in last[0] and
+          f"'{value}'" in last[0] and not os.path.exists(P("tamper.safetensors")),
+          f"--resume from a checkpoint with {what} ({key} {value}) is refused: {last[0]}")
 # stopped after an epoch's last step and resumed: the resumed run logs that epoch with the rate it ran at
 r = run(*warm, "--stop-after", "1", "--log", P("warm-r.jsonl"), "--out", P("warm-r.safetensors"))
 r = run(*warm, "--resume", "--log", P("warm-r.jsonl"), "--out", P("warm-r.safetensors"))
