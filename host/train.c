@@ -340,6 +340,42 @@ static int save_checkpoint(const dg_net *net, const dg_train_opts *o, const opti
     return rc;
 }
 
+/* A resumed run redoes the epochs after its checkpoint's done_epochs, and logs them again: lines of
+ * those epochs that end the log were written by a run that then failed to checkpoint the epoch (a
+ * full disk, a failed snapshot) or was killed between the two, and are cut, as is a last line left
+ * half-written. Regular files only (a FIFO or /dev/stdout is not rewritten). Said when it cuts. */
+static void trim_log(const char *path, int done_epochs) {
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0) return;
+    FILE *f = fopen(path, "rb");
+    char *text = f ? malloc((size_t)st.st_size + 1) : NULL;
+    size_t len = text ? fread(text, 1, (size_t)st.st_size, f) : 0;
+    if (f) fclose(f);
+    if (!text || len != (size_t)st.st_size) {
+        free(text);
+        return;
+    }
+    text[len] = 0;
+    size_t keep = len;
+    int lines = 0;
+    if (text[keep - 1] != '\n') { /* a half-written line */
+        while (keep > 0 && text[keep - 1] != '\n') keep--;
+        lines++;
+    }
+    while (keep > 0) { /* the last whole line is text[start, keep) */
+        size_t start = keep - 1;
+        while (start > 0 && text[start - 1] != '\n') start--;
+        int epoch;
+        if (sscanf(text + start, "{\"epoch\": %d,", &epoch) != 1 || epoch <= done_epochs) break;
+        keep = start;
+        lines++;
+    }
+    free(text);
+    if (lines && truncate(path, (off_t)keep) == 0)
+        fprintf(stderr, "dnnguard: %s: cut %d line%s of epochs after the checkpoint's %d (the run that wrote them "
+                "did not checkpoint them); they are logged again\n", path, lines, lines == 1 ? "" : "s", done_epochs);
+}
+
 /* A count in checkpoint metadata: decimal digits only (atol read "1x" as 1), at most max; −1 otherwise. */
 static long parse_count(const char *text, long max) {
     if (!text || text[0] < '0' || text[0] > '9') return -1;
@@ -709,6 +745,7 @@ int dg_train(const dg_train_opts *o) {
         }
     }
     if (o->log && root) { /* rank 0 writes the log, the checkpoints and the weights */
+        if (start_epoch || start_step) trim_log(o->log, start_epoch);
         log = fopen(o->log, start_epoch || start_step ? "a" : "w");
         if (!log) {
             dg_cli_error("%s: cannot open the log for writing", o->log);
@@ -840,9 +877,10 @@ int dg_train(const dg_train_opts *o) {
             fprintf(log, "%s\n", line);
             fflush(log);
         }
-        epoch_sums cleared = {0};
-        int unsaved = root && save_checkpoint(net, o, &s, ckpt_path, epoch + 1, 0, &cleared, &texts) != 0;
-        if (!unsaved && root && save_after(o, epoch + 1)) { /* a snapshot, as OUT.epochN.safetensors (or .pt) */
+        /* the snapshot (OUT.epochN.safetensors, or .pt) before the checkpoint: one that fails leaves the
+         * checkpoint before this epoch, so --resume redoes the epoch and writes it (after, it was lost) */
+        int unsaved = 0;
+        if (root && save_after(o, epoch + 1)) {
             char *snap = snapshot_path(o, epoch + 1);
             if (!snap || dg_model_save(net, snap, NULL, 0, meta_keys, meta_values, 1, err, sizeof err) != 0) {
                 if (snap) dg_cli_error("%s", err);
@@ -851,6 +889,8 @@ int dg_train(const dg_train_opts *o) {
             }
             free(snap);
         }
+        epoch_sums cleared = {0};
+        unsaved = unsaved || (root && save_checkpoint(net, o, &s, ckpt_path, epoch + 1, 0, &cleared, &texts) != 0);
         if (dg_dist_agree(dist, unsaved) != 0) goto done; /* rank 0's writes, heard by every rank */
     }
     /* a run resumed after its last epoch evaluated nothing: its result line has the test figures all the same */

@@ -100,6 +100,33 @@ check(r.returncode == 3 and os.path.exists(P("r.ckpt.safetensors")) and not os.p
 r = run(*common, "--seed", "5", "--out", P("r.safetensors"), "--resume")
 check(r.returncode == 0 and filecmp.cmp(P("a.safetensors"), P("r.safetensors"), shallow=False)
       and "recipe" not in r.stderr, "stopped + resumed run equals the uninterrupted run bit for bit (and says no change)")
+# an epoch's checkpoint that fails to write (a file-size limit: the log line fits, the checkpoint does
+# not) exits 2; the resume redoes the epoch, cuts the log line the failed run wrote, logs each epoch once
+r = run(*common, "--seed", "5", "--out", P("dl.safetensors"), "--log", P("dl.log"), "--stop-after", "30")
+
+
+def small_files():
+    import resource
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
+
+
+r2 = subprocess.run([DNNGUARD, *common, "--seed", "5", "--out", P("dl.safetensors"), "--log", P("dl.log"), "--resume"],
+                    capture_output=True, text=True, preexec_fn=small_files)
+r3 = run(*common, "--seed", "5", "--out", P("dl.safetensors"), "--log", P("dl.log"), "--resume")
+epochs = [json.loads(l)["epoch"] for l in open(P("dl.log"))] if os.path.exists(P("dl.log")) else []
+check(r.returncode == 3 and r2.returncode == 2 and r3.returncode == 0 and epochs == [1, 2] and
+      "cut 1 line" in r3.stderr and filecmp.cmp(P("a.safetensors"), P("dl.safetensors"), shallow=False),
+      f"a failed epoch checkpoint, resumed: each epoch logged once {epochs}, the weights the uninterrupted run's "
+      f"(exits {r.returncode}, {r2.returncode}, {r3.returncode})")
+# a --save-epochs snapshot that fails to write exits 2 before the epoch's checkpoint: the resume writes it
+os.mkdir(P("ds.epoch1.safetensors"))
+r = run(*common, "--seed", "5", "--out", P("ds.safetensors"), "--save-epochs", "1")
+os.rmdir(P("ds.epoch1.safetensors"))
+r2 = run(*common, "--seed", "5", "--out", P("ds.safetensors"), "--save-epochs", "1", "--resume")
+check(r.returncode == 2 and r2.returncode == 0 and os.path.isfile(P("ds.epoch1.safetensors")) and
+      filecmp.cmp(P("a.safetensors"), P("ds.safetensors"), shallow=False),
+      f"a failed --save-epochs snapshot is written by the resume (exits {r.returncode}, {r2.returncode})")
 # a resume may change the recipe (a lower rate, more epochs) but says so, in one line naming each change
 r = run(*common, "--seed", "5", "--out", P("rl.safetensors"), "--stop-after", "10")
 r = run(*[{"0.05": "0.01", "0.9": "0.8"}.get(x, x) for x in common], "--seed", "5", "--out", P("rl.safetensors"),
