@@ -155,7 +155,7 @@ int dg_cw_run(dg_net *net, const float *mean, const float *std, dg_cw_item *item
             dg_net_backward(net, n, s.du);
             be->cw_box_bwd(n, s.c, s.hw, s.delta, s.x0, s.std, s.du, s.ddelta);
             if (candidates) be->copy(s.delta_prev, s.delta, sizeof(float) * s.total);
-            be->adam_step(s.total, s.delta, s.ddelta, s.m, s.v, o->lr, 0.9f, 0.999f, 1e-8f, 0.0f, 0, it + 1);
+            be->adam_step(s.total, s.delta, s.ddelta, s.m, s.v, o->lr, 0.9, 0.999, 1e-8f, 0.0, 0, it + 1);
             if (candidates) { /* judge the candidates on their 8-bit images */
                 memcpy(s.h_was, s.h_candidate, sizeof(int) * (size_t)n);
                 forward(&s, net, s.delta_prev, 1, o->conf_weight);

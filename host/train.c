@@ -38,12 +38,12 @@ void dg_train_defaults(dg_train_opts *o) {
     o->precision = "fp32";
     o->epochs = 10;
     o->batch = 128;
-    o->lr = 0.1f;
-    o->momentum = 0.9f;
-    o->gamma = 0.1f;
-    o->beta1 = 0.9f;
-    o->beta2 = 0.999f;
-    o->adam_eps = 1e-8f;
+    o->lr = 0.1;
+    o->momentum = 0.9;
+    o->gamma = 0.1;
+    o->beta1 = 0.9;
+    o->beta2 = 0.999;
+    o->adam_eps = 1e-8;
     o->step_size = 30;
     o->eval_every = 1;
     o->augment = -1;
@@ -81,9 +81,9 @@ double dg_train_lr(const dg_train_opts *o, int epoch) {
 /* Linear warm-up (Goyal et al., "Accurate, large minibatch SGD"): the scheduled rate times t / (W·S) at
  * global step t = 1 .. W·S, S steps per epoch; torch's LambdaLR(lambda t: min(1, (t + 1) / (W·S)))
  * stepped after every optimizer step. */
-static float warmed_up_lr(const dg_train_opts *o, float lr, long step_number, int steps_per_epoch) {
+static double warmed_up_lr(const dg_train_opts *o, double lr, long step_number, int steps_per_epoch) {
     long span = (long)o->warmup_epochs * steps_per_epoch;
-    return step_number < span ? (float)((double)lr * (double)step_number / (double)span) : lr;
+    return step_number < span ? lr * (double)step_number / (double)span : lr;
 }
 
 static volatile sig_atomic_t stop_signal = 0;
@@ -113,7 +113,7 @@ static void clip_gradients(dg_net *net, float max_norm) {
     be->scale(net->n_param_floats, coef, net->grad_arena);
 }
 
-static void optim_step(dg_net *net, const dg_train_opts *o, optim_state *s, float lr) {
+static void optim_step(dg_net *net, const dg_train_opts *o, optim_state *s, double lr) {
     const dg_backend *be = net->be;
     s->global_step++;
     if (o->clip_grad_norm > 0.0f) clip_gradients(net, o->clip_grad_norm);
@@ -122,10 +122,10 @@ static void optim_step(dg_net *net, const dg_train_opts *o, optim_state *s, floa
         if (p->role == DG_PARAM_RUNNING) continue;
         float *w = net->param_arena + p->offset, *g = net->grad_arena + p->offset;
         if (s->adam)
-            be->adam_step(p->numel, w, g, s->a + p->offset, s->b + p->offset, lr, o->beta1, o->beta2, o->adam_eps,
+            be->adam_step(p->numel, w, g, s->a + p->offset, s->b + p->offset, lr, o->beta1, o->beta2, (float)o->adam_eps,
                           o->weight_decay, s->decoupled, (int)s->global_step);
         else
-            be->sgd_step(p->numel, w, g, s->a + p->offset, lr, o->momentum, o->weight_decay, o->nesterov,
+            be->sgd_step(p->numel, w, g, s->a + p->offset, (float)lr, (float)o->momentum, (float)o->weight_decay, o->nesterov,
                          s->global_step == 1);
     }
 }
@@ -242,9 +242,9 @@ static void recipe_of(const dg_train_opts *o, int augment, recipe *r) {
     int sgd = strcmp(o->opt, "sgd") == 0, step = strcmp(o->schedule, "step") == 0,
         multistep = strcmp(o->schedule, "multistep") == 0;
     char(*v)[64] = r->value;
-    dg_json_float_text(o->lr, v[0], sizeof v[0]);
+    dg_json_double_text(o->lr, v[0], sizeof v[0]);
     snprintf(v[1], sizeof v[1], "%s", o->schedule);
-    if (step || multistep) dg_json_float_text(o->gamma, v[2], sizeof v[2]);
+    if (step || multistep) dg_json_double_text(o->gamma, v[2], sizeof v[2]);
     if (step) snprintf(v[3], sizeof v[3], "%d", o->step_size);
     if (multistep) { /* as numbers: "060,120" is "60,120" */
         int m[32], n = parse_milestones(o->milestones, m, 32);
@@ -255,14 +255,14 @@ static void recipe_of(const dg_train_opts *o, int augment, recipe *r) {
     if (strcmp(o->schedule, "cosine") == 0) snprintf(v[5], sizeof v[5], "%d", o->epochs);
     snprintf(v[6], sizeof v[6], "%d", o->warmup_epochs);
     if (sgd) {
-        dg_json_float_text(o->momentum, v[7], sizeof v[7]);
+        dg_json_double_text(o->momentum, v[7], sizeof v[7]);
         snprintf(v[8], sizeof v[8], "%d", o->nesterov ? 1 : 0);
     } else {
-        dg_json_float_text(o->beta1, v[10], sizeof v[10]);
-        dg_json_float_text(o->beta2, v[11], sizeof v[11]);
-        dg_json_float_text(o->adam_eps, v[12], sizeof v[12]);
+        dg_json_double_text(o->beta1, v[10], sizeof v[10]);
+        dg_json_double_text(o->beta2, v[11], sizeof v[11]);
+        dg_json_double_text(o->adam_eps, v[12], sizeof v[12]);
     }
-    dg_json_float_text(o->weight_decay, v[9], sizeof v[9]);
+    dg_json_double_text(o->weight_decay, v[9], sizeof v[9]);
     dg_json_float_text(o->clip_grad_norm, v[13], sizeof v[13]);
     snprintf(v[14], sizeof v[14], "%d", augment);
     snprintf(v[15], sizeof v[15], "%.60s", o->precision);
@@ -498,7 +498,19 @@ static int check_opts(const dg_train_opts *o) {
         dg_cli_error("%s: --out FILE is required", o->command);
         return -1;
     }
-    /* the parser has refused NaN and infinities; what is left is each option's own range */
+    /* the parser has refused NaN and infinities; the optimizers' doubles must also survive the float
+     * their kernels compute in (1e-46 is 0 there, 1e39 infinite); then each option's own range */
+    const struct { const char *name; double v; } as_typed[] = {
+        {"lr", o->lr}, {"momentum", o->momentum}, {"wd", o->weight_decay}, {"gamma", o->gamma},
+        {"beta1", o->beta1}, {"beta2", o->beta2}};
+    for (size_t i = 0; i < sizeof as_typed / sizeof *as_typed; i++) {
+        float f = (float)as_typed[i].v;
+        if (as_typed[i].v != 0.0 && (f == 0.0f || !isfinite(f))) {
+            dg_cli_error("%s: --%s: '%g' is out of range of float, in which the optimizer computes", o->command,
+                         as_typed[i].name, as_typed[i].v);
+            return -1;
+        }
+    }
     if (o->epochs < 1 || o->batch < 1 || !(o->lr > 0.0f) || o->weight_decay < 0.0f) {
         dg_cli_error("%s: --epochs and --batch must be ≥ 1, --lr > 0, --wd ≥ 0", o->command);
         return -1;
@@ -760,9 +772,9 @@ int dg_train(const dg_train_opts *o) {
     int steps = dg_loader_steps(loader);
     uint64_t dropout_stream = dg_rng_stream(o->seed, 0xd50ull);
     for (int epoch = start_epoch; epoch < o->epochs; epoch++) {
-        const float lr = (float)dg_train_lr(o, epoch);
+        const double lr = dg_train_lr(o, epoch);
         /* the last step's rate, which the log reports (a run resumed after the epoch's last step runs none) */
-        float step_lr = warmed_up_lr(o, lr, s.global_step, steps);
+        double step_lr = warmed_up_lr(o, lr, s.global_step, steps);
         int first = epoch == start_epoch ? start_step : 0;
         if (first == 0) memset(&sums, 0, sizeof sums);
         dg_loader_begin(loader, epoch, first);

@@ -24,7 +24,8 @@ typedef struct dg_train_opts {
     int epochs, batch, ckpt_every, nesterov, resume, eval_every, subset;
     int stop_after;         /* act as if signalled after this many optimizer steps (tests, preemption drills) */
     int augment;            /* -1: on for CIFAR-10, off otherwise */
-    float lr, momentum, weight_decay, gamma, beta1, beta2, adam_eps;
+    double lr, momentum, weight_decay, gamma, beta1, beta2, adam_eps; /* as typed: torch computes its step's
+                                                                         scalars from the Python doubles */
     float label_smoothing; /* ε of the training loss's targets, in [0, 1); evaluation losses use 0 */
     float clip_grad_norm;  /* > 0: gradients scaled to at most this total L2 norm before each step */
     int step_size;

@@ -118,11 +118,13 @@ typedef struct dg_backend {
      * SGD: g' = g + wd·w; buf = momentum·buf + g' (buf = g' when first); step = nesterov ? g' + momentum·buf : buf; w −= lr·step
      * Adam (step t ≥ 1): g' = g + wd·w; m = β1 m + (1−β1) g'; v = β2 v + (1−β2) g'²;
      *                    w −= lr · (m / (1−β1ᵗ)) / (sqrt(v / (1−β2ᵗ)) + eps)
-     * AdamW (decoupled = 1): w ·= 1 − lr·wd first, then Adam's update with g' = g */
+     * AdamW (decoupled = 1): w ·= 1 − lr·wd first, then Adam's update with g' = g. lr, the betas and
+     * wd come as the user typed them (doubles): torch computes 1 − β, lr/(1 − β1ᵗ) and 1 − lr·wd from
+     * its Python floats, and rounds them to float only then */
     void (*sgd_step)(size_t n, float *w, const float *g, float *buf, float lr, float momentum,
                      float weight_decay, int nesterov, int first);
-    void (*adam_step)(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1,
-                      float beta2, float eps, float weight_decay, int decoupled, int t);
+    void (*adam_step)(size_t n, float *w, const float *g, float *m, float *v, double lr, double beta1,
+                      double beta2, float eps, double weight_decay, int decoupled, int t);
 
     /* ActiveGuard watermark regularizer L = λ·(1/n)·Σ_k (digits[k] − (a·w[idx[k]] + b))²:
      * mapped[k] = a·w[idx[k]] + b (written); dw[idx[k]] += ∂L/∂w (dw may be NULL: extraction only).

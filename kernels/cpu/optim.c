@@ -11,10 +11,10 @@ void dg_cpu_sgd_step(size_t n, float *w, const float *g, float *buf, float lr, f
                              weight_decay, nesterov, first);
 }
 
-void dg_cpu_adam_step(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1,
-                      float beta2, float eps, float weight_decay, int decoupled, int t) {
+void dg_cpu_adam_step(size_t n, float *w, const float *g, float *m, float *v, double lr, double beta1,
+                      double beta2, float eps, double weight_decay, int decoupled, int t) {
     const dg_adam_scalars s = dg_adam_prepare(lr, beta1, beta2, weight_decay, decoupled, t);
 #pragma omp parallel for schedule(static) if (n >= DG_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++)
-        w[i] = dg_adam_update(w[i], g[i], &m[i], &v[i], beta1, beta2, eps, s);
+        w[i] = dg_adam_update(w[i], g[i], &m[i], &v[i], (float)beta1, (float)beta2, eps, s);
 }

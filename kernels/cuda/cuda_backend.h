@@ -95,8 +95,8 @@ void dg_cuda_softmax_xent(int n, int k, const float *logits, const int32_t *labe
 /* optim.cu */
 void dg_cuda_sgd_step(size_t n, float *w, const float *g, float *buf, float lr, float momentum,
                       float weight_decay, int nesterov, int first);
-void dg_cuda_adam_step(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1, float beta2,
-                       float eps, float weight_decay, int decoupled, int t);
+void dg_cuda_adam_step(size_t n, float *w, const float *g, float *m, float *v, double lr, double beta1, double beta2,
+                       float eps, double weight_decay, int decoupled, int t);
 
 /* watermark.cu */
 void dg_cuda_wm_reg(int n, const float *w, const int32_t *idx, const float *digits, float a, float b, float lambda,

@@ -31,12 +31,12 @@ void dg_cuda_sgd_step(size_t n, float *w, const float *g, float *buf, float lr, 
     DG_CUDA_CHECK_LAUNCH();
 }
 
-void dg_cuda_adam_step(size_t n, float *w, const float *g, float *m, float *v, float lr, float beta1, float beta2,
-                       float eps, float weight_decay, int decoupled, int t) {
+void dg_cuda_adam_step(size_t n, float *w, const float *g, float *m, float *v, double lr, double beta1, double beta2,
+                       float eps, double weight_decay, int decoupled, int t) {
     dg_launch l = dg_launch_1d(n, dg_cuda_sm_count());
     if (!l.blocks) return;
     /* on the host, in double */
     const dg_adam_scalars s = dg_adam_prepare(lr, beta1, beta2, weight_decay, decoupled, t);
-    adam_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(n, w, g, m, v, beta1, beta2, eps, s);
+    adam_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(n, w, g, m, v, (float)beta1, (float)beta2, eps, s);
     DG_CUDA_CHECK_LAUNCH();
 }

@@ -45,11 +45,12 @@ typedef struct dg_adam_scalars {
 } dg_adam_scalars;
 
 /* decoupled: 0 torch.optim.Adam (weight decay as L2 on the gradient), 1 torch.optim.AdamW */
-DG_HD dg_adam_scalars dg_adam_prepare(float lr, float beta1, float beta2, float weight_decay, int decoupled, int t) {
+DG_HD dg_adam_scalars dg_adam_prepare(double lr, double beta1, double beta2, double weight_decay, int decoupled,
+                                      int t) {
     dg_adam_scalars s;
     double b1 = beta1, b2 = beta2;
-    s.decay = decoupled ? (float)(1.0 - (double)lr * (double)weight_decay) : 1.0f; /* a Python double to mul_ */
-    s.l2 = decoupled ? 0.0f : weight_decay;
+    s.decay = decoupled ? (float)(1.0 - lr * weight_decay) : 1.0f; /* a Python double to mul_ */
+    s.l2 = decoupled ? 0.0f : (float)weight_decay;
     s.one_minus_beta1 = (float)(1.0 - b1);
     s.one_minus_beta2 = (float)(1.0 - b2);
     s.neg_step_size = (float)(-((double)lr / (1.0 - pow(b1, (double)t))));
