@@ -81,7 +81,7 @@ int dg_cmd_fp_eval(int argc, char **argv) {
     dg_cw_item *items = calloc((size_t)batch, sizeof *items);
     dg_fp_decision *dec = calloc((size_t)batch, sizeof *dec);
     float *x0 = NULL;
-    uint8_t *pixels = NULL;
+    uint8_t *pixels = NULL, *taken = NULL;
     /* the sources are picked by the model's answers on them, normalised as its fingerprints are */
     if (dg_fp_registry_data("fp eval", &reg, registry, NULL, data ? data : reg.data, strcmp(reg.split, "train") == 0,
                             &norm, normalize != NULL, &ds) != 0)
@@ -89,13 +89,14 @@ int dg_cmd_fp_eval(int argc, char **argv) {
     if (!(net = dg_fp_registry_net(&reg, model, be, batch))) goto done;
     size_t per = (size_t)reg.c * reg.h * reg.w;
     pred = malloc(sizeof(int) * (size_t)ds.n);
+    taken = malloc((size_t)ds.n); /* the sources the current user has had, and its issued fingerprint's */
     owner = malloc(sizeof(int) * (size_t)batch);
     auth_count = calloc((size_t)reg.n_users, sizeof(int));
     gen_count = calloc((size_t)reg.n_users, sizeof(int));
     l2_sum = calloc((size_t)reg.n_users, sizeof(double));
     x0 = malloc(sizeof(float) * per * (size_t)batch);
     pixels = malloc(per * (size_t)batch);
-    if (!items || !dec || !pred || !owner || !auth_count || !gen_count || !l2_sum || !x0 || !pixels) {
+    if (!items || !dec || !pred || !taken || !owner || !auth_count || !gen_count || !l2_sum || !x0 || !pixels) {
         dg_cli_error("fp eval: out of memory");
         goto done;
     }
@@ -106,18 +107,26 @@ int dg_cmd_fp_eval(int argc, char **argv) {
     cw.margin = reg.margin;
     uint64_t stream = dg_rng_stream(seed, 0xe7a1ull);
     long cursor = 0, attempted = 0, authenticated = 0;
+    int taken_for = -1; /* whose sources `taken` marks */
+    const int registry_data = !data || strcmp(data, reg.data) == 0; /* its sources index this split */
     double t0 = dg_now_s();
     for (long first = 0; first < total; first += batch) {
         int m = 0;
         for (long q = first; q < total && m < batch; q++) {
             const dg_fp_user *u = &reg.users[q / per_user];
+            if (taken_for != (int)(q / per_user)) { /* fresh: no source twice for a user, nor its own */
+                taken_for = (int)(q / per_user);
+                memset(taken, 0, ds.n > 0 ? (size_t)ds.n : 0);
+                if (registry_data && u->source >= 0 && u->source < ds.n) taken[u->source] = 1;
+            }
             int src = -1; /* a source the model gets right, of another class than the target */
             for (long tries = 0; tries < 4L * ds.n && src < 0; tries++, cursor++) {
                 int i = (int)(dg_rng_u64(stream, (uint64_t)cursor) % (uint64_t)ds.n);
-                if (ds.labels[i] != u->cls && pred[i] == ds.labels[i]) src = i;
+                if (!taken[i] && ds.labels[i] != u->cls && pred[i] == ds.labels[i]) src = i;
             }
             cursor++;
-            if (src < 0) continue;
+            if (src < 0) continue; /* none left (or none found): fewer attempts, and said by its count */
+            taken[src] = 1;
             for (size_t j = 0; j < per; j++) x0[(size_t)m * per + j] = ds.images[(size_t)src * per + j] / 255.0f;
             items[m] = (dg_cw_item){.target = u->cls, .conf = u->conf, .x0 = x0 + (size_t)m * per,
                                     .pixels = pixels + (size_t)m * per};
@@ -184,5 +193,6 @@ done:
     dg_fp_registry_free(&reg);
     free(items), free(dec), free(pred), free(owner), free(auth_count), free(gen_count), free(l2_sum), free(x0);
     free(pixels);
+    free(taken);
     return rc;
 }
