@@ -14,6 +14,7 @@
 #include "host/watermark.h"
 #include "kernels/backend.h"
 #include "kernels/math/rng.h"
+#include "kernels/math/watermark.h"
 
 static const char *DIGITS = "1234567890210";
 
@@ -385,6 +386,13 @@ int main(void) {
         perror("mkdtemp");
         return 2;
     }
+    /* round half up exactly: a mapped weight just below x.5 reads x (adding 0.5 in float rounded it up) */
+    const float below_half = nextafterf(0.5f, 0.0f), below_2_5 = nextafterf(2.5f, 0.0f);
+    CHECK(dg_wm_digit(below_half) == 0 && dg_wm_digit(0.5f) == 1 && dg_wm_digit(below_2_5) == 2 &&
+              dg_wm_digit(2.5f) == 3 && dg_wm_digit(-0.5f) == 0 && dg_wm_digit(nextafterf(-0.5f, -1.0f)) == -1 &&
+              dg_wm_digit(8.9999999f) == 9 && dg_wm_digit(-1e-30f) == 0,
+          "digits round half up exactly: %d %d %d %d %d %d", dg_wm_digit(below_half), dg_wm_digit(0.5f),
+          dg_wm_digit(below_2_5), dg_wm_digit(2.5f), dg_wm_digit(-0.5f), dg_wm_digit(nextafterf(-0.5f, -1.0f)));
     test_regularizer();
     test_keygen();
     test_key_file();
