@@ -138,8 +138,8 @@ static void p_bn_bwd_eval(int n, int c, int hw, const float *x, const float *g, 
                           float eps, const float *dy, float *dx, float *dg, float *db) {
     TIMED(P_BN_BWD_EVAL, real->bn_bwd_eval(n, c, hw, x, g, rm, rv, eps, dy, dx, dg, db));
 }
-static void p_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float *y, float *m) {
-    TIMED(P_DROPOUT_FWD, real->dropout_fwd(n, p, seed, x, y, m));
+static void p_dropout_fwd(size_t n, float p, uint64_t seed, uint64_t first, const float *x, float *y, float *m) {
+    TIMED(P_DROPOUT_FWD, real->dropout_fwd(n, p, seed, first, x, y, m));
 }
 static void p_dropout_bwd(size_t n, const float *m, const float *dy, float *dx) {
     TIMED(P_DROPOUT_BWD, real->dropout_bwd(n, m, dy, dx));

@@ -81,6 +81,8 @@ typedef struct dg_net {
     int32_t *labels;        /* [batch] device labels for the loss */
     float *probs, *loss;    /* [batch, classes], [batch] */
     uint64_t dropout_seed;  /* stream for dropout masks; set per step by the trainer */
+    long dropout_first;     /* the batch's first image's place in the global batch (its rank's share's start):
+                               masks are keyed by global position, so N ranks draw the one-process masks */
     int last_mode;          /* the mode of the last forward, which backward follows */
     int frozen;             /* backward computes activation and input gradients only, no parameter
                                gradients (C&W fingerprints, attacks on a fixed model); eval mode only */

@@ -586,7 +586,7 @@ static void linear_cases(ctx *x) {
 
 RUN_FN(run_relu_fwd, be->relu_fwd(c->count, p[0], p[1]))
 RUN_FN(run_relu_bwd, be->relu_bwd(c->count, p[0], p[1], p[2]))
-RUN_FN(run_dropout_fwd, be->dropout_fwd(c->count, c->f[0], c->seed, p[0], p[1], p[2]))
+RUN_FN(run_dropout_fwd, be->dropout_fwd(c->count, c->f[0], c->seed, (uint64_t)c->iv[0], p[0], p[1], p[2]))
 RUN_FN(run_dropout_bwd, be->dropout_bwd(c->count, p[0], p[1], p[2]))
 RUN_FN(run_add, be->add(c->count, p[0], p[1], p[2]))
 RUN_FN(run_axpy, be->axpy(c->count, c->f[0], p[0], p[1]))
@@ -680,6 +680,7 @@ static void elementwise_cases(ctx *x) {
             c.count = n;
             c.f[0] = p;
             c.seed = mask_seed;
+            c.iv[0] = 100003 * t; /* an offset into the global batch (a rank's share) */
             rnd_in(x, &c, "x", n, seed, -1, 1);
             add_out(&c, "y", n);
             add_out(&c, "mask", n);

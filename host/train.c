@@ -621,10 +621,7 @@ static int outputs_unwritable(const dg_train_opts *o) {
 
 /* The dropout stream of one step on one rank: rank 0's is the one-process run's, the others' are
  * derived from it (each rank drops its own images' units). */
-static uint64_t dropout_seed(uint64_t stream, long global_step, int rank) {
-    uint64_t step = dg_rng_stream(stream, (uint64_t)global_step);
-    return rank == 0 ? step : dg_rng_stream(step, 0xd1570000ull + (uint64_t)rank);
-}
+static uint64_t dropout_seed(uint64_t stream, long global_step) { return dg_rng_stream(stream, (uint64_t)global_step); }
 
 /* Every rank starts from rank 0's parameters and optimizer buffers (the same file or seed gives
  * the same values anyway; this makes it so whatever each rank read). */
@@ -789,7 +786,12 @@ int dg_train(const dg_train_opts *o) {
                 be->upload(net->nodes[0].y, x, sizeof(float) * per * (size_t)n);
                 be->upload(net->labels, labels, sizeof(int32_t) * (size_t)n);
             }
-            net->dropout_seed = dropout_seed(dropout_stream, s.global_step, dist->rank);
+            /* one seed for every rank, the masks keyed by global position (net.h): N ranks draw the
+             * one-process masks */
+            int share_lo, share_hi;
+            dg_dist_share(n_global, dist->rank, dist->size, &share_lo, &share_hi);
+            net->dropout_seed = dropout_seed(dropout_stream, s.global_step);
+            net->dropout_first = share_lo;
             dg_net_zero_grad(net, n);
             double loss = 0.0; /* the mean over this rank's images */
             if (n > 0) {

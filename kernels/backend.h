@@ -95,8 +95,9 @@ typedef struct dg_backend {
                         const float *running_var, float eps, const float *dy, float *dx, float *dgamma,
                         float *dbeta);
 
-    /* inverted dropout: mask[i] = keep ? 1/(1−p) : 0 from dg_rng (seed, i); y = x·mask */
-    void (*dropout_fwd)(size_t n, float p, uint64_t seed, const float *x, float *y, float *mask);
+    /* inverted dropout: mask[i] = keep ? 1/(1−p) : 0 from dg_rng (seed, first + i); y = x·mask. first
+     * is the element's place in the whole batch, so a rank's share draws the one-process masks */
+    void (*dropout_fwd)(size_t n, float p, uint64_t seed, uint64_t first, const float *x, float *y, float *mask);
     void (*dropout_bwd)(size_t n, const float *mask, const float *dy, float *dx);
 
     /* elementwise */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "host/net.h"
 #include "kernels/cpu/cpu.h"
 #include "kernels/math/rng.h"
 
@@ -351,6 +352,39 @@ static void test_bn_eval_backward(void) {
 
 /* ---------------------------------------------------------------- dropout */
 
+/* A net's dropout on a rank's share of the batch (net->dropout_first: its first image's place) draws
+ * the masks the whole batch's images get: 2 ranks × 2 images have the masks of 1 × 4 images. */
+static void test_dropout_shares(void) {
+    dg_net *net[2];
+    int drop = -1;
+    for (int k = 0; k < 2; k++) {
+        net[k] = dg_net_new("drop", 1, 4, 4, 3);
+        drop = dg_net_dropout(net[k], dg_net_relu(net[k], dg_net_linear(net[k], "fc1", dg_net_flatten(net[k], 0), 32, 1)),
+                              0.5f);
+        dg_net_linear(net[k], "fc2", drop, 3, 1);
+        CHECK(dg_net_setup(net[k], dg_backend_cpu(), k ? 2 : 4) == 0, "dropout shares: setup");
+    }
+    float *params = malloc(sizeof(float) * net[0]->n_param_floats), x[4 * 16], whole[4 * 32], share[4 * 32];
+    dg_net_init_host(net[0], 7, params);
+    for (int k = 0; k < 2; k++) net[k]->be->upload(net[k]->param_arena, params, sizeof(float) * net[k]->n_param_floats);
+    for (int i = 0; i < 4 * 16; i++) x[i] = (float)((i * 37) % 11) / 5.0f;
+    net[0]->dropout_seed = 99, net[0]->dropout_first = 0;
+    dg_net_forward(net[0], x, 4, DG_MODE_TRAIN);
+    memcpy(whole, net[0]->nodes[drop].mask, sizeof whole);
+    for (int r = 0; r < 2; r++) {
+        net[1]->dropout_seed = 99, net[1]->dropout_first = 2 * r;
+        dg_net_forward(net[1], x + 2 * r * 16, 2, DG_MODE_TRAIN);
+        memcpy(share + 2 * r * 32, net[1]->nodes[drop].mask, sizeof(float) * 2 * 32);
+    }
+    CHECK(!memcmp(whole, share, sizeof whole), "dropout: two shares of a batch draw other masks than the whole batch");
+    net[1]->dropout_first = 0; /* the second share keyed as a first draws the first's masks */
+    dg_net_forward(net[1], x + 2 * 16, 2, DG_MODE_TRAIN);
+    CHECK(memcmp(whole + 2 * 32, net[1]->nodes[drop].mask, sizeof(float) * 2 * 32) != 0,
+          "dropout: the masks do not depend on the share's place (the check above cannot fail)");
+    free(params);
+    for (int k = 0; k < 2; k++) dg_net_free(net[k]);
+}
+
 static void test_dropout(void) {
     const size_t n = 1000000;
     float *x = falloc(n), *y = falloc(n), *mask = falloc(n), *mask2 = falloc(n);
@@ -359,7 +393,7 @@ static void test_dropout(void) {
     const float ps[3] = {0.3f, 0.5f, 0.9f};
     for (int t = 0; t < 3; t++) {
         const float p = ps[t], scale = 1.0f / (1.0f - p);
-        dg_cpu_dropout_fwd(n, p, 1234, x, y, mask);
+        dg_cpu_dropout_fwd(n, p, 1234, 0, x, y, mask);
         size_t kept = 0;
         int values_ok = 1, y_ok = 1;
         for (size_t i = 0; i < n; i++) {
@@ -378,15 +412,18 @@ static void test_dropout(void) {
     }
 
     /* same seed → same mask, on any thread count and for any prefix; another seed → another mask */
-    dg_cpu_dropout_fwd(n, 0.3f, 1234, x, y, mask);
+    dg_cpu_dropout_fwd(n, 0.3f, 1234, 0, x, y, mask);
     int saved = omp_get_max_threads();
     omp_set_num_threads(1);
-    dg_cpu_dropout_fwd(n, 0.3f, 1234, x, y, mask2);
+    dg_cpu_dropout_fwd(n, 0.3f, 1234, 0, x, y, mask2);
     omp_set_num_threads(saved);
     CHECK(!memcmp(mask, mask2, n * sizeof(float)), "dropout mask depends on the thread count");
-    dg_cpu_dropout_fwd(1000, 0.3f, 1234, x, y, mask2);
+    dg_cpu_dropout_fwd(1000, 0.3f, 1234, 0, x, y, mask2);
     CHECK(!memcmp(mask, mask2, 1000 * sizeof(float)), "dropout mask depends on n");
-    dg_cpu_dropout_fwd(n, 0.3f, 1235, x, y, mask2);
+    /* a rank's share from element k of the whole batch draws the whole batch's masks there */
+    dg_cpu_dropout_fwd(n - 777, 0.3f, 1234, 777, x + 777, y, mask2);
+    CHECK(!memcmp(mask + 777, mask2, (n - 777) * sizeof(float)), "dropout from element 777 is not the whole's tail");
+    dg_cpu_dropout_fwd(n, 0.3f, 1235, 0, x, y, mask2);
     size_t differ = 0;
     for (size_t i = 0; i < n; i++) differ += mask[i] != mask2[i];
     double fd = (double)differ / n; /* independent masks differ with probability 2·0.3·0.7 */
@@ -406,11 +443,11 @@ static void test_dropout(void) {
     CHECK(accumulates(acc, base, dx, m), "dropout backward does not accumulate");
 
     /* p = 0 keeps everything unscaled; p = 1 drops everything without inf/NaN */
-    dg_cpu_dropout_fwd(m, 0.0f, 9, x, y, mask);
+    dg_cpu_dropout_fwd(m, 0.0f, 9, 0, x, y, mask);
     ok = 1;
     for (size_t i = 0; i < m; i++) ok &= mask[i] == 1.0f && y[i] == x[i];
     CHECK(ok, "dropout p=0 is not the identity");
-    dg_cpu_dropout_fwd(m, 1.0f, 9, x, y, mask);
+    dg_cpu_dropout_fwd(m, 1.0f, 9, 0, x, y, mask);
     ok = 1;
     for (size_t i = 0; i < m; i++) ok &= mask[i] == 0.0f && y[i] == 0.0f;
     CHECK(ok, "dropout p=1 does not zero everything");
@@ -651,6 +688,7 @@ int main(void) {
     test_bn();
     test_bn_eval_backward();
     test_dropout();
+    test_dropout_shares();
     test_add_axpy();
     test_softmax_xent();
     test_sgd();

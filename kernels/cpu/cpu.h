@@ -54,7 +54,7 @@ void dg_cpu_lrp_maxpool(const dg_pool_desc *d, const float *x, const float *y, c
 /* elementwise.c */
 void dg_cpu_relu_fwd(size_t n, const float *x, float *y);
 void dg_cpu_relu_bwd(size_t n, const float *y, const float *dy, float *dx);
-void dg_cpu_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float *y, float *mask);
+void dg_cpu_dropout_fwd(size_t n, float p, uint64_t seed, uint64_t first, const float *x, float *y, float *mask);
 void dg_cpu_dropout_bwd(size_t n, const float *mask, const float *dy, float *dx);
 void dg_cpu_add(size_t n, const float *a, const float *b, float *y);
 void dg_cpu_axpy(size_t n, float alpha, const float *x, float *y);

@@ -21,11 +21,11 @@ void dg_cpu_relu_bwd(size_t n, const float *y, const float *dy, float *dx) {
 }
 
 /* The mask is stored (not re-drawn in backward) so that backward needs no seed bookkeeping. */
-void dg_cpu_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float *y, float *mask) {
+void dg_cpu_dropout_fwd(size_t n, float p, uint64_t seed, uint64_t first, const float *x, float *y, float *mask) {
     const float scale = dg_dropout_scale(p);
 #pragma omp parallel for schedule(static) if (n >= DG_CPU_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
-        float m = dg_dropout_mask(seed, (uint64_t)i, p, scale);
+        float m = dg_dropout_mask(seed, first + (uint64_t)i, p, scale);
         mask[i] = m;
         y[i] = x[i] * m;
     }

@@ -61,7 +61,7 @@ void dg_cuda_bias_fwd(int n, int c, int hw, const float *b, float *y);
 void dg_cuda_bias_bwd(int n, int c, int hw, const float *dy, float *db);
 void dg_cuda_relu_fwd(size_t n, const float *x, float *y);
 void dg_cuda_relu_bwd(size_t n, const float *y, const float *dy, float *dx);
-void dg_cuda_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float *y, float *mask);
+void dg_cuda_dropout_fwd(size_t n, float p, uint64_t seed, uint64_t first, const float *x, float *y, float *mask);
 void dg_cuda_dropout_bwd(size_t n, const float *mask, const float *dy, float *dx);
 void dg_cuda_add(size_t n, const float *a, const float *b, float *y);
 void dg_cuda_axpy(size_t n, float alpha, const float *x, float *y);

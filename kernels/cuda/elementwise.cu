@@ -24,10 +24,10 @@ __global__ void relu_bwd_kernel(size_t n, const float *__restrict__ y, const flo
     DG_GRID_STRIDE(i, n) dx[i] += dg_relu_grad(y[i], dy[i]);
 }
 
-__global__ void dropout_fwd_kernel(size_t n, float p, float scale, uint64_t seed, const float *__restrict__ x,
-                                   float *__restrict__ y, float *__restrict__ mask) {
+__global__ void dropout_fwd_kernel(size_t n, float p, float scale, uint64_t seed, uint64_t first,
+                                   const float *__restrict__ x, float *__restrict__ y, float *__restrict__ mask) {
     DG_GRID_STRIDE(i, n) {
-        float m = dg_dropout_mask(seed, (uint64_t)i, p, scale);
+        float m = dg_dropout_mask(seed, first + (uint64_t)i, p, scale);
         mask[i] = m;
         y[i] = x[i] * m;
     }
@@ -102,10 +102,11 @@ void dg_cuda_relu_bwd(size_t n, const float *y, const float *dy, float *dx) {
     DG_CUDA_CHECK_LAUNCH();
 }
 
-void dg_cuda_dropout_fwd(size_t n, float p, uint64_t seed, const float *x, float *y, float *mask) {
+void dg_cuda_dropout_fwd(size_t n, float p, uint64_t seed, uint64_t first, const float *x, float *y, float *mask) {
     dg_launch l = ew(n);
     if (!l.blocks) return;
-    dropout_fwd_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(n, p, dg_dropout_scale(p), seed, x, y, mask);
+    dropout_fwd_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(n, p, dg_dropout_scale(p), seed, first, x, y,
+                                                                     mask);
     DG_CUDA_CHECK_LAUNCH();
 }
 
