@@ -169,7 +169,7 @@ int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int 
     if (r->verified) r->matched_by = DG_WM_SEARCH_KEY, r->p_chance = p_stage[DG_WM_SEARCH_KEY];
     if (search == DG_WM_SEARCH_KEY || r->verified) goto done;
 
-    /* every output filter; the best match is reported (ties: the lowest index) */
+    /* every output filter; the best match is reported (ties: the key's filter, then the lowest index) */
     int best = key->filter, best_matches = r->matches;
     for (int o = 0; o < key->shape[0]; o++)
         if (read_filter(key, w, o, NULL, trial) > best_matches) best = o, best_matches = trial->matches;
