@@ -55,8 +55,15 @@ rm -rf "$out/fps"
     --backend "$backend" >"$out/issue.json"
 auth_ok=0
 for png in "$out"/fps/user-*.png; do
-    if "$DNNGUARD" fp auth --model "$model" --registry "$out/fps/registry.json" --input "$png" --strict \
-        --backend "$backend" >/dev/null; then auth_ok=$((auth_ok + 1)); fi
+    # exit 0 authenticates and 1 refuses; anything else (2: bad input) is a failure of the run, not a refusal
+    rc=0
+    "$DNNGUARD" fp auth --model "$model" --registry "$out/fps/registry.json" --input "$png" --strict \
+        --backend "$backend" >/dev/null || rc=$?
+    case $rc in
+        0) auth_ok=$((auth_ok + 1)) ;;
+        1) ;;
+        *) echo "activeguard-fingerprints.sh: fp auth of $png failed (exit $rc)" >&2; exit "$rc" ;;
+    esac
 done
 echo "{\"issued_pngs\": $(ls "$out"/fps/user-*.png | wc -l), \"authenticated_strict\": $auth_ok}" >"$out/auth.json"
 

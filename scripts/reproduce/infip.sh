@@ -95,8 +95,11 @@ EOF
 # a model's test accuracy, once
 evaluate() { # name net file
   local name=$1 net=$2 file=$3
-  [ -f "$out/logs/eval-$name.json" ] || dg eval --net "$net" --model "$file" --data "$data" \
-      $( [ "$eval_limit" -gt 0 ] && echo "--limit $eval_limit" ) >"$out/logs/eval-$name.json"
+  if [ ! -f "$out/logs/eval-$name.json" ]; then # written whole or not at all: a rerun redoes a failed one
+    dg eval --net "$net" --model "$file" --data "$data" \
+        $( [ "$eval_limit" -gt 0 ] && echo "--limit $eval_limit" ) >"$out/logs/eval-$name.json.part"
+    mv "$out/logs/eval-$name.json.part" "$out/logs/eval-$name.json"
+  fi
   record "{\"kind\": \"eval\", \"model\": \"$name\", \"net\": \"$net\", \"eval\": $(cat "$out/logs/eval-$name.json")}"
 }
 # ASSIM of a suspect against an owner's reference: one relevance pass, both SSIM forms (its "forms")
@@ -127,7 +130,14 @@ done
 
 for owner_net in $owners; do
   owner="$owner_net-1" ofile="$out/models/$owner_net-1.safetensors"
-  # 2. the owner's reference
+  # 2. the owner's reference (one a rerun finds must have this run's keys and λ: its results would
+  #    otherwise stand beside settings.json's λ without being made with it)
+  if [ -f "$out/refs/$owner/manifest.json" ] && ! "$PY" -c 'import json, sys
+m = json.load(open(sys.argv[1])); sys.exit(len(m["keys"]) != int(sys.argv[2]) or m["lambda"] != float(sys.argv[3]))' \
+      "$out/refs/$owner/manifest.json" "$keys" "$lambda"; then
+    echo "infip.sh: $out/refs/$owner was extracted with other --keys or --lambda: remove it, or use another --out" >&2
+    exit 2
+  fi
   if [ ! -f "$out/refs/$owner/manifest.json" ]; then
     log "$owner: infip extract ($keys keys, lambda $lambda)"
     dg infip extract --model "$ofile" --net "$owner_net" --keys "$data" --n "$keys" --seed 3 --lambda "$lambda" \
