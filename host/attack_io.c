@@ -1,11 +1,14 @@
 /* host/attack_io.c — writing an attacked weight file: every tensor of the input, some replaced by
  * host F32 data, the rest copied (F32 and integer tensors byte for byte), optimizer state dropped,
- * the input's metadata kept with the attack's keys added. Host memory and files only. */
+ * the input's metadata kept (less what the .pt reader said of a torch.save input) with the attack's
+ * keys added. Host memory and files only. */
 #include "attack.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "torch_pt.h"
 
 static int is_float(dg_st_dtype t) { return t == DG_ST_F32 || t == DG_ST_F16 || t == DG_ST_BF16 || t == DG_ST_F64; }
 
@@ -23,8 +26,9 @@ static int merge_meta(const dg_st_file *in, const char *const *keys, const char 
         return -1;
     }
     int m = 0;
+    const int from_pt = dg_pt_claims(in->bytes, in->size); /* its reader described it in keys of its own */
     for (int i = 0; i < in->n_meta; i++) {
-        int replaced = 0;
+        int replaced = from_pt && dg_pt_reader_key(in->meta_keys[i]); /* said of the input file, not of this one */
         for (int j = 0; j < n && !replaced; j++) replaced = strcmp(in->meta_keys[i], keys[j]) == 0;
         if (replaced) continue;
         k[m] = in->meta_keys[i];

@@ -1568,16 +1568,19 @@ static void gather(const tensor_view *t, size_t numel, const uint8_t *storage_da
     }
 }
 
+int dg_pt_reader_key(const char *key) {
+    static const char *const reserved[] = {"source", "torch_entry", "torch_stripped_prefix", "torch_module"};
+    for (size_t r = 0; r < sizeof reserved / sizeof *reserved; r++)
+        if (strcmp(key, reserved[r]) == 0) return 1;
+    return 0;
+}
+
 /* The keys the reader itself sets, from what is said about the file ("source") and what it found
  * in it: whatever an archive's metadata entry says of them is dropped, so they tell the truth. */
 static void drop_reserved_meta(dg_st_file *f) {
-    static const char *const reserved[] = {"source", "torch_entry", "torch_stripped_prefix", "torch_module"};
     int kept = 0;
     for (int i = 0; i < f->n_meta; i++) {
-        int drop = 0;
-        for (size_t r = 0; r < sizeof reserved / sizeof *reserved; r++)
-            drop |= strcmp(f->meta_keys[i], reserved[r]) == 0;
-        if (drop) {
+        if (dg_pt_reader_key(f->meta_keys[i])) {
             free(f->meta_keys[i]);
             free(f->meta_values[i]);
         } else {

@@ -60,6 +60,10 @@ int dg_pt_fill(dg_st_file *f, char *err, size_t err_len);
  * dg_st_write writes PyTorch's format instead of safetensors. */
 int dg_pt_path(const char *path);
 
+/* Whether a metadata key is one the reader sets to describe the file it read (source, torch_entry,
+ * torch_module, torch_stripped_prefix): said of that file only, so a writer does not copy it on. */
+int dg_pt_reader_key(const char *key);
+
 /* Write entries, which dg_st_write has checked (nbytes[i]: entry i's data size), as
  * torch.save(OrderedDict of contiguous CPU tensors, path) writes them (host/torch_pt_write.c), with
  * the metadata pairs in the archive's extra/dnnguard_metadata.json, which dg_pt_fill reads back;

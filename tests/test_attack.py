@@ -117,6 +117,15 @@ def check_prune(src, rate, scope, label, meta_in=None):
 
 res = check_prune(P("m.safetensors"), "0.5", "layer", "lenet5 per layer 0.5")
 res = check_prune(P("m.safetensors"), "0.7", "global", "lenet5 global 0.7")
+# a torch.save checkpoint of a DataParallel model, pruned into safetensors: the output's metadata does not
+# carry what the .pt reader said of its input (source, torch_entry, torch_stripped_prefix)
+torch.save({"state_dict": {"module." + k: torch.from_numpy(np.array(v)) for k, v in W.items()}, "epoch": 3},
+           P("dp.pt"))
+r = run("attack", "prune", "--model", P("dp.pt"), "--rate", "0.1", "--out", P("dp-pruned.safetensors"))
+_, dp_meta = st_io.read(P("dp-pruned.safetensors"), with_metadata=True) if r.returncode == 0 else (None, {})
+check(r.returncode == 0 and dp_meta.get("attack") == "prune" and
+      not {"source", "torch_entry", "torch_stripped_prefix", "torch_module"} & set(dp_meta),
+      f"a pruned .pt checkpoint's safetensors output keeps no reader-made metadata ({sorted(dp_meta)})")
 # rates whose product with a layer's size is an integer that doubles round below (0.41·2400, 0.29·120)
 check_prune(P("m.safetensors"), "0.41", "layer", "lenet5 per layer 0.41")
 check_prune(P("m.safetensors"), "0.29", "layer", "lenet5 per layer 0.29")
