@@ -25,6 +25,19 @@ static const char *dtype_name(dg_st_dtype t) {
  * num_batches_tracked, not optimizer state. */
 static int is_parameter(const char *name) { return !dg_model_running_stat(name) && !dg_model_ignored_tensor(name); }
 
+/* A name or metadata text from the file, on stdout: printable ASCII as it is, every other byte as
+ * \xNN (and a backslash as \\), so that a hostile file cannot forge lines or send terminal escapes.
+ * The characters printed. */
+static int print_visible(const char *text) {
+    int width = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p == '\\') width += printf("\\\\");
+        else if (*p >= 0x20 && *p < 0x7f) width += printf("%c", *p);
+        else width += printf("\\x%02x", *p);
+    }
+    return width;
+}
+
 static int info_model(const char *path, int json) {
     char err[512];
     dg_st_file f;
@@ -61,11 +74,19 @@ static int info_model(const char *path, int json) {
         printf("%s: %d tensors\n", path, f.n_tensors);
         for (int i = 0; i < f.n_tensors; i++) {
             const dg_st_tensor *t = &f.tensors[i];
-            printf("  %-48s %-4s [", t->name, dtype_name(t->dtype));
+            printf("  ");
+            int width = print_visible(t->name);
+            printf("%*s %-4s [", width < 48 ? 48 - width : 0, "", dtype_name(t->dtype));
             for (int d = 0; d < t->ndim; d++) printf(d ? ", %lld" : "%lld", (long long)t->shape[d]);
             printf("]\n");
         }
-        for (int i = 0; i < f.n_meta; i++) printf("  metadata %s = %s\n", f.meta_keys[i], f.meta_values[i]);
+        for (int i = 0; i < f.n_meta; i++) {
+            printf("  metadata ");
+            print_visible(f.meta_keys[i]);
+            printf(" = ");
+            print_visible(f.meta_values[i]);
+            printf("\n");
+        }
         printf("parameters: %zu (all elements: %zu)\n", params, total);
     }
     dg_st_close(&f);

@@ -307,6 +307,14 @@ expect_bad(["eval", "--net", "lenet5", "--model", P("truncated.safetensors"), "-
 expect_bad(["eval", "--net", "lenet5", "--model", P("badheader.safetensors"), "--data", MNIST], "badheader.safetensors",
            "header length beyond the file")
 expect_bad(["info", "--model", P("tiny.safetensors")], "tiny.safetensors", "2-byte file")
+# a hostile file's names and metadata cannot forge info's lines or send terminal escapes
+st_io.write(P("evil.safetensors"), {"a\nparameters: 999\n  fake": np.zeros(1, np.float32)},
+            {"k\x1b[31m": "v\nline", "back\\slash": "x"})
+r = run("info", "--model", P("evil.safetensors"))
+check(r.returncode == 0 and len(r.stdout.splitlines()) == 5 and "\x1b" not in r.stdout and
+      "a\\x0aparameters: 999\\x0a  fake" in r.stdout and "k\\x1b[31m = v\\x0aline" in r.stdout and
+      "back\\\\slash = x" in r.stdout and r.stdout.splitlines()[-1].startswith("parameters: 1 "),
+      f"info prints a file's control characters escaped, one line per tensor and key: {r.stdout!r}")
 expect_bad(["eval", "--net", "lenet5", "--model", P("nonexistent.safetensors"), "--data", MNIST],
            "nonexistent.safetensors", "missing weights file")
 expect_bad(["eval", "--net", "resnet18-cifar", "--model", P("a.safetensors"), "--data", MNIST], "a.safetensors",
