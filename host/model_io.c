@@ -65,6 +65,17 @@ static int names_match(const dg_net *net, const dg_st_file *f, const char *prefi
     return 1;
 }
 
+/* How many of the net's parameters f holds under prefix: which prefix a file that matches under
+ * none meant, so that its missing or extra tensor is named rather than the first of its fine ones. */
+static int hits(const dg_net *net, const dg_st_file *f, const char *prefix, size_t strip) {
+    char full[DG_NAME_MAX * 4];
+    int n = 0;
+    for (int i = 0; i < net->n_params; i++)
+        n += snprintf(full, sizeof full, "%.*s%s", (int)strip, prefix, net->params[i].name) < (int)sizeof full &&
+             dg_st_find(f, full) >= 0;
+    return n;
+}
+
 /* A batch norm's running_var below zero (-inf included) is no variance that training leaves (it
  * averages squares), and its square root would fail later under another name: 0, or -1 with err
  * naming the tensor. NaN and +inf are left to dg_model_require_finite, like other weights'. */
@@ -85,16 +96,27 @@ static int check_running_vars(const dg_net *net, const float *host, const char *
 int dg_model_load_file(dg_net *net, const dg_st_file *f, size_t *stripped, char *err, size_t err_len) {
     size_t strip = 0;
     const char *prefix = ""; /* the text of the prefix taken off: the start of the first name */
-    if (!names_match(net, f, "", 0))
-        for (int k = 0; (strip = dg_model_name_prefix(f, k, &prefix)) != 0; k++)
-            if (names_match(net, f, prefix, strip)) break;
+    if (!names_match(net, f, "", 0)) {
+        int matched = 0, best = hits(net, f, "", 0);
+        size_t best_strip = 0;
+        const char *best_prefix = "";
+        for (int k = 0; !matched && (strip = dg_model_name_prefix(f, k, &prefix)) != 0; k++) {
+            matched = names_match(net, f, prefix, strip);
+            int h = matched ? 0 : hits(net, f, prefix, strip);
+            if (h > best) best = h, best_strip = strip, best_prefix = prefix;
+        }
+        /* none matches: the errors below speak of the prefix under which most of the net is there */
+        if (!matched) strip = best_strip, prefix = best_prefix;
+    }
     if (!strip) prefix = "";
+    char without[DG_NAME_MAX + 64] = ""; /* said with each error when a prefix was taken off */
+    if (strip) snprintf(without, sizeof without, " (names read without the prefix '%.*s')", (int)strip, prefix);
     if (stripped) *stripped = strip;
     for (int t = 0; t < f->n_tensors; t++) {
         const char *name = f->tensors[t].name;
         if (dg_model_ignored_tensor(name)) continue;
         if (dg_net_find_param(net, name + strip) < 0) {
-            snprintf(err, err_len, "%s: unexpected tensor '%s' for net %s", f->path, name, net->name);
+            snprintf(err, err_len, "%s: unexpected tensor '%s' for net %s%s", f->path, name, net->name, without);
             return -1;
         }
     }
@@ -109,7 +131,7 @@ int dg_model_load_file(dg_net *net, const dg_st_file *f, size_t *stripped, char 
         snprintf(full, sizeof full, "%.*s%s", (int)strip, prefix, p->name); /* fits: names_match said so */
         int t = dg_st_find(f, full);
         if (t < 0) {
-            snprintf(err, err_len, "%s: missing tensor '%s' for net %s", f->path, p->name, net->name);
+            snprintf(err, err_len, "%s: missing tensor '%s' for net %s%s", f->path, p->name, net->name, without);
             free(host);
             return -1;
         }

@@ -307,6 +307,16 @@ expect_bad(["eval", "--net", "lenet5", "--model", P("truncated.safetensors"), "-
 expect_bad(["eval", "--net", "lenet5", "--model", P("badheader.safetensors"), "--data", MNIST], "badheader.safetensors",
            "header length beyond the file")
 expect_bad(["info", "--model", P("tiny.safetensors")], "tiny.safetensors", "2-byte file")
+# every name under one prefix, one tensor missing or one extra: the error names that tensor, not a fine one
+plain = st_io.read(P("a.safetensors"))
+st_io.write(P("pre-missing.safetensors"), {"model." + k: v for k, v in plain.items() if k != "fc3.bias"})
+st_io.write(P("pre-extra.safetensors"), {**{"model." + k: v for k, v in plain.items()},
+                                         "model.extra.weight": np.zeros(3, np.float32)})
+expect_bad(["eval", "--net", "lenet5", "--model", P("pre-missing.safetensors"), "--data", MNIST],
+           "missing tensor 'fc3.bias' for net lenet5 (names read without the prefix 'model.')",
+           "a prefixed file without fc3.bias")
+expect_bad(["eval", "--net", "lenet5", "--model", P("pre-extra.safetensors"), "--data", MNIST],
+           "unexpected tensor 'model.extra.weight'", "a prefixed file with a tensor too many")
 # a hostile file's names and metadata cannot forge info's lines or send terminal escapes
 st_io.write(P("evil.safetensors"), {"a\nparameters: 999\n  fake": np.zeros(1, np.float32)},
             {"k\x1b[31m": "v\nline", "back\\slash": "x"})
