@@ -47,8 +47,8 @@ static void release(cw_state *s) {
     for (size_t i = 0; i < sizeof dev / sizeof *dev; i++) s->be->free(dev[i]);
     s->be->free(s->targets);
     free(s->h_start), free(s->h_probs), free(s->h_dist), free(s->h_loss), free(s->h_alpha);
-    free(s->h_lo), free(s->h_hi), free(s->h_best_sq), free(s->h_step_sq), free(s->h_pred), free(s->h_candidate), free(s->h_was);
-    free(s->h_met), free(s->h_targets);
+    free(s->h_lo), free(s->h_hi), free(s->h_best_sq), free(s->h_step_sq), free(s->h_pred), free(s->h_candidate);
+    free(s->h_was), free(s->h_met), free(s->h_targets);
 }
 
 static int acquire(cw_state *s) {

@@ -76,6 +76,20 @@ static int hits(const dg_net *net, const dg_st_file *f, const char *prefix, size
     return n;
 }
 
+/* For a file whose names fit the net under no prefix: the length of the prefix (0: none) under which
+ * f holds most of the net's parameters, the shortest on a tie; *text as dg_model_name_prefix's. */
+static size_t most_of_net(const dg_net *net, const dg_st_file *f, const char **text) {
+    size_t best_len = 0;
+    int best = hits(net, f, "", 0);
+    const char *candidate;
+    for (int k = 0;; k++) {
+        size_t len = dg_model_name_prefix(f, k, &candidate);
+        if (!len) return best_len;
+        int h = hits(net, f, candidate, len);
+        if (h > best) best = h, best_len = len, *text = candidate;
+    }
+}
+
 /* A batch norm's running_var below zero (-inf included) is no variance that training leaves (it
  * averages squares), and its square root would fail later under another name: 0, or -1 with err
  * naming the tensor. NaN and +inf are left to dg_model_require_finite, like other weights'. */
@@ -97,16 +111,10 @@ int dg_model_load_file(dg_net *net, const dg_st_file *f, size_t *stripped, char 
     size_t strip = 0;
     const char *prefix = ""; /* the text of the prefix taken off: the start of the first name */
     if (!names_match(net, f, "", 0)) {
-        int matched = 0, best = hits(net, f, "", 0);
-        size_t best_strip = 0;
-        const char *best_prefix = "";
-        for (int k = 0; !matched && (strip = dg_model_name_prefix(f, k, &prefix)) != 0; k++) {
+        int matched = 0;
+        for (int k = 0; !matched && (strip = dg_model_name_prefix(f, k, &prefix)) != 0; k++)
             matched = names_match(net, f, prefix, strip);
-            int h = matched ? 0 : hits(net, f, prefix, strip);
-            if (h > best) best = h, best_strip = strip, best_prefix = prefix;
-        }
-        /* none matches: the errors below speak of the prefix under which most of the net is there */
-        if (!matched) strip = best_strip, prefix = best_prefix;
+        if (!matched) strip = most_of_net(net, f, &prefix); /* the errors below then speak of it */
     }
     if (!strip) prefix = "";
     char without[DG_NAME_MAX + 64] = ""; /* said with each error when a prefix was taken off */

@@ -420,7 +420,8 @@ void dg_net_forward(dg_net *net, const float *x, int n, int mode) {
         case DG_NODE_DROPOUT:
             if ((mode & DG_MODE_DROPOUT) && node->p > 0.0f)
                 be->dropout_fwd(count, node->p, dg_rng_stream(net->dropout_seed, (uint64_t)i),
-                                (uint64_t)net->dropout_first * (count / (size_t)(n > 0 ? n : 1)), in->y, node->y, node->mask);
+                                (uint64_t)net->dropout_first * (count / (size_t)(n > 0 ? n : 1)), in->y, node->y,
+                                node->mask);
             else
                 be->copy(node->y, in->y, sizeof(float) * count);
             break;

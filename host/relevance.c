@@ -37,7 +37,8 @@ struct dg_relevance {
     node_rule *rules;        /* [n_nodes] */
     float *parts;            /* device: every unit's weight parts */
     float *z, *tmp, *c;      /* device scratch: an output's z (then s), a second output-sized term, a back-projection */
-    float *x_lo, *x_hi;      /* device, per run: the input's distances to its bounds, x − l and x − h [batch, c, h, w] */
+    float *x_lo, *x_hi;      /* device, per run: the input's distances to its bounds, x − l and x − h
+                                [batch, c, h, w] */
     float *h_dist;           /* host: one of them on its way [batch, c, h, w] */
     size_t device_bytes;
     float *h_onehot;         /* host [batch · classes] */
@@ -131,7 +132,7 @@ static int plan_rules(dg_relevance *r, char *err, size_t err_len) {
     return rc;
 }
 
-/* Floats of weight parts a unit needs: W⁺, plus W and W⁻ at the first layer. */
+/* Floats of weight parts a unit needs: W⁺, plus W⁻ at the first layer. */
 static size_t unit_floats(const dg_net *net, const node_rule *ru) {
     size_t w = net->params[net->nodes[ru->layer].pw].numel;
     return ru->first ? 2 * w : w;

@@ -125,8 +125,8 @@ static void optim_step(dg_net *net, const dg_train_opts *o, optim_state *s, doub
             be->adam_step(p->numel, w, g, s->a + p->offset, s->b + p->offset, lr, o->beta1, o->beta2, (float)o->adam_eps,
                           o->weight_decay, s->decoupled, (int)s->global_step);
         else
-            be->sgd_step(p->numel, w, g, s->a + p->offset, (float)lr, (float)o->momentum, (float)o->weight_decay, o->nesterov,
-                         s->global_step == 1);
+            be->sgd_step(p->numel, w, g, s->a + p->offset, (float)lr, (float)o->momentum, (float)o->weight_decay,
+                         o->nesterov, s->global_step == 1);
     }
 }
 
@@ -621,7 +621,6 @@ static int outputs_unwritable(const dg_train_opts *o) {
 
 /* The dropout stream of one step on one rank: rank 0's is the one-process run's, the others' are
  * derived from it (each rank drops its own images' units). */
-static uint64_t dropout_seed(uint64_t stream, long global_step) { return dg_rng_stream(stream, (uint64_t)global_step); }
 
 /* Every rank starts from rank 0's parameters and optimizer buffers (the same file or seed gives
  * the same values anyway; this makes it so whatever each rank read). */
@@ -790,7 +789,7 @@ int dg_train(const dg_train_opts *o) {
              * one-process masks */
             int share_lo, share_hi;
             dg_dist_share(n_global, dist->rank, dist->size, &share_lo, &share_hi);
-            net->dropout_seed = dropout_seed(dropout_stream, s.global_step);
+            net->dropout_seed = dg_rng_stream(dropout_stream, (uint64_t)s.global_step);
             net->dropout_first = share_lo;
             dg_net_zero_grad(net, n);
             double loss = 0.0; /* the mean over this rank's images */

@@ -409,6 +409,13 @@ def main():
         fh.write(json.dumps(man)[:-40])
     expect_bad(["infip", "verify", "--model", owner, "--reference", P("corrupt")], "manifest.json",
                "a truncated manifest")
+    for bad_batch in (0, "16", 16.5):  # the optional batch: a whole number of keys, at least 1
+        where = P(f"badbatch-{bad_batch}")
+        shutil.copytree(REF, where)
+        with open(os.path.join(where, "manifest.json"), "w") as fh:
+            json.dump(dict(man, batch=bad_batch), fh)
+        expect_bad(["infip", "verify", "--model", owner, "--reference", where], "\"batch\"",
+                   f"a manifest whose batch is {bad_batch!r}")
     shutil.copytree(REF, P("resized"))
     man_r = dict(man, shape=[1, 32, 32])
     with open(os.path.join(P("resized"), "manifest.json"), "w") as fh:
