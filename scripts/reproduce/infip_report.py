@@ -246,7 +246,10 @@ def main(out):
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--from-results"]:
-        rerender(sys.argv[2])
-    else:
-        main(sys.argv[1])
+    args = sys.argv[1:]
+    if not (len(args) == 1 and args[0] != "--from-results" or len(args) == 2 and args[0] == "--from-results"):
+        sys.exit("usage: infip_report.py OUT | infip_report.py --from-results OUT")
+    try:
+        rerender(args[1]) if len(args) == 2 else main(args[0])
+    except (OSError, ValueError, KeyError) as err:  # a missing or partial OUT: one line, not a traceback
+        sys.exit(f"infip_report.py: {args[-1]}: {type(err).__name__}: {err}")
