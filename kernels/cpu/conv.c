@@ -20,7 +20,9 @@
 static size_t round16(size_t floats) { return (floats + 15) & ~(size_t)15; }
 
 /* The team size the workspace is sized for and the ops run with: both sides must agree, so a
- * caller that changes the OpenMP thread count must size (and allocate) the workspace again. */
+ * caller that changes the OpenMP thread count must size (and allocate) the workspace again.
+ * Read outside any parallel region only (geom_of): inside one it is the next nesting level's
+ * count (1 under OMP_NUM_THREADS=2,1), and slices laid out with it would overlap. */
 static int conv_threads(void) { return omp_get_max_threads(); }
 
 typedef struct conv_geom {
@@ -28,11 +30,13 @@ typedef struct conv_geom {
     int p;             /* OH·OW: columns per sample */
     int direct;        /* 1×1, stride 1, pad 0: the input already is the column matrix */
     int gmax;          /* samples per GEMM for one thread */
+    int threads;       /* the team the workspace is sliced for (conv_threads() at set-up) */
     size_t col, tmp, dw; /* floats per thread in each region of the workspace */
 } conv_geom;
 
 static conv_geom geom_of(const dg_conv_desc *d) {
     conv_geom g;
+    g.threads = conv_threads();
     g.crs = d->c * d->r * d->s;
     g.p = d->oh * d->ow;
     g.direct = d->r == 1 && d->s == 1 && d->stride == 1 && d->pad == 0;
@@ -53,7 +57,7 @@ typedef struct conv_bufs { float *col, *tmp, *dwt; } conv_bufs;
 
 static conv_bufs bufs_of(const conv_geom *g, void *ws, int t) {
     float *b = ws;
-    size_t T = (size_t)conv_threads();
+    size_t T = (size_t)g->threads;
     conv_bufs s = {b + t * g->col, b + T * g->col + t * g->tmp,
                    b + T * (g->col + g->tmp) + t * g->dw};
     return s;
@@ -66,7 +70,7 @@ static conv_bufs bufs_of(const conv_geom *g, void *ws, int t) {
  * small batches and small planes (VGG's 2×2 convs, where per-thread filter partials would also
  * be large). */
 static int split(const dg_conv_desc *d, const conv_geom *cg, int *g) {
-    int T = conv_threads();
+    int T = cg->threads;
     double macs = (double)d->n * d->k * cg->crs * cg->p;
     if (T > 1 && d->n >= T && d->n / T >= cg->gmax && macs >= DG_CONV_PAR_MIN_MACS) {
         *g = cg->gmax;
@@ -81,7 +85,7 @@ static int split(const dg_conv_desc *d, const conv_geom *cg, int *g) {
 size_t dg_cpu_conv_workspace_bytes(const dg_conv_desc *d) {
     conv_geom cg = geom_of(d);
     int g;
-    size_t T = (size_t)conv_threads(), parts = split(d, &cg, &g) ? T : 1;
+    size_t T = (size_t)cg.threads, parts = split(d, &cg, &g) ? T : 1;
     return (T * (cg.col + cg.tmp) + parts * cg.dw) * sizeof(float);
 }
 
@@ -280,7 +284,7 @@ void dg_cpu_im2col_conv_fwd(const dg_conv_desc *d, const float *x, const float *
         fwd_range(d, &cg, x, w, y, bufs_of(&cg, ws, 0), 0, d->n, g, 1);
         return;
     }
-#pragma omp parallel num_threads(conv_threads())
+#pragma omp parallel num_threads(cg.threads)
     {
         int t = omp_get_thread_num(), n0, n1;
         share(d->n, t, omp_get_num_threads(), &n0, &n1);
@@ -295,7 +299,7 @@ void dg_cpu_im2col_conv_bwd_data(const dg_conv_desc *d, const float *dy, const f
         bwd_data_range(d, &cg, dy, w, dx, bufs_of(&cg, ws, 0), 0, d->n, g, 1);
         return;
     }
-#pragma omp parallel num_threads(conv_threads())
+#pragma omp parallel num_threads(cg.threads)
     {
         int t = omp_get_thread_num(), n0, n1;
         share(d->n, t, omp_get_num_threads(), &n0, &n1);
@@ -309,7 +313,7 @@ void dg_cpu_im2col_conv_bwd_filter(const dg_conv_desc *d, const float *x, const 
     if (!split(d, &cg, &g)) {
         bwd_filter_range(d, &cg, x, dy, bufs_of(&cg, ws, 0), 0, d->n, g, 1);
     } else {
-#pragma omp parallel num_threads(conv_threads())
+#pragma omp parallel num_threads(cg.threads)
         {
             int t = omp_get_thread_num(), nt = omp_get_num_threads(), n0, n1;
             share(d->n, t, nt, &n0, &n1);
