@@ -10,6 +10,8 @@
 #include "check.h"
 #include "host/net.h"
 #include "kernels/cpu/cpu.h"
+#include "kernels/math/optim.h"
+#include "kernels/math/relevance.h"
 #include "kernels/math/rng.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -109,6 +111,11 @@ static void test_relu(void) {
     dg_cpu_relu_fwd(3, sx, sy);
     CHECK(isnan(sy[0]), "relu(NaN) = %g, want NaN", sy[0]);
     CHECK(sy[1] == 0.0f && !signbit(sy[1]) && sy[2] == 0.0f, "relu(±0) = %g, %g", sy[1], sy[2]);
+    /* backward as torch's threshold_backward: dy where y is NaN (torch: relu([nan]).backward → 1) */
+    float sdy[3] = {1.5f, 2.0f, 3.0f}, sdx[3] = {0, 0, 0};
+    dg_cpu_relu_bwd(3, sy, sdy, sdx);
+    CHECK(sdx[0] == 1.5f && sdx[1] == 0.0f && sdx[2] == 0.0f, "relu backward at y = NaN, -0, 0: %g %g %g, want 1.5 0 0",
+          sdx[0], sdx[1], sdx[2]);
 
     free(x); free(y); free(r); free(g); free(base); free(acc);
 }
@@ -251,6 +258,14 @@ static void test_bn(void) {
         dg_cpu_bn_fwd_train(1, 2, 1, x, g, b, rm, rv, 0.1f, 1e-5f, y, sm, si);
         CHECK(y[0] == b[0] && y[1] == b[1] && isfinite(rv[0]) && isfinite(rv[1]),
               "bn with one value per channel: y = %g %g, running_var = %g %g", y[0], y[1], rv[0], rv[1]);
+    }
+
+    /* an empty batch (a rank with no share of it): running statistics untouched, as torch and CUDA */
+    {
+        float rm[2] = {-0.125f, 0.5f}, rv[2] = {0.75f, 2.0f}, g[2] = {1, 1}, b[2] = {0, 0}, sm[2], si[2];
+        dg_cpu_bn_fwd_train(0, 2, 4, NULL, g, b, rm, rv, 0.1f, 1e-5f, NULL, sm, si);
+        CHECK(rm[0] == -0.125f && rm[1] == 0.5f && rv[0] == 0.75f && rv[1] == 2.0f,
+              "bn on an empty batch changed the running statistics: %g %g / %g %g", rm[0], rm[1], rv[0], rv[1]);
     }
 
     /* eval mode against the direct formula */
@@ -683,7 +698,25 @@ static void test_adam(void) {
     free(w); free(g); free(m); free(v); free(w0); free(dw); free(wd); free(md); free(vd); free(d0);
 }
 
+/* ---------------------------------------------------------------- non-finite edges of the math */
+
+static void test_nonfinite_math(void) {
+    /* clip_grad_norm_: a NaN norm gives a NaN coefficient (torch.clamp(max=1) keeps NaN), an infinite
+     * one 0, a small one 1 (no change), a large one max_norm / (total + 1e-6) */
+    CHECK(isnan(dg_clip_coef(NAN, 1.0f)), "clip coef at a NaN norm: %g, want NaN", dg_clip_coef(NAN, 1.0f));
+    CHECK(dg_clip_coef(INFINITY, 1.0f) == 0.0f, "clip coef at an infinite norm: %g", dg_clip_coef(INFINITY, 1.0f));
+    CHECK(dg_clip_coef(0.25, 1.0f) == 1.0f, "clip coef at norm 0.5, max 1: %g", dg_clip_coef(0.25, 1.0f));
+    CHECK(dg_clip_coef(16.0, 1.0f) == 1.0f / (4.0f + 1e-6f), "clip coef at norm 4: %g", dg_clip_coef(16.0, 1.0f));
+    /* max-pool ties: a +inf maximum ties itself (m − tol·|m| is NaN there), with and without a tolerance */
+    CHECK(dg_lrp_ties(INFINITY, INFINITY, 1e-6f) && dg_lrp_ties(INFINITY, INFINITY, 0.0f),
+          "an input of +inf does not tie its window's maximum +inf: its relevance would be dropped");
+    CHECK(!dg_lrp_ties(1.0f, INFINITY, 1e-6f) && dg_lrp_ties(-INFINITY, -INFINITY, 1e-6f) &&
+              !dg_lrp_ties(NAN, 1.0f, 1e-6f),
+          "max-pool ties at ±inf / NaN");
+}
+
 int main(void) {
+    test_nonfinite_math();
     test_relu();
     test_bn();
     test_bn_eval_backward();

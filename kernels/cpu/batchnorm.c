@@ -12,6 +12,7 @@ void dg_cpu_bn_fwd_train(int n, int c, int hw, const float *x, const float *gamm
                          float *running_mean, float *running_var, float momentum, float eps,
                          float *y, float *save_mean, float *save_invstd) {
     const double count = (double)n * (double)hw;
+    if (n == 0 || hw == 0) return; /* no statistics: the running ones stay as they are (as CUDA, torch) */
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
         /* two passes (mean, then Σ(x − mean)²) in double: no cancellation for large means */

@@ -9,7 +9,8 @@
  * instead of being silently clamped: x <= 0 is false for NaN. */
 DG_HD float dg_relu(float x) { return x <= 0.0f ? 0.0f : x; }
 
-/* dL/dx given the forward OUTPUT y: the unit was active iff y > 0 (PyTorch's threshold_backward). */
-DG_HD float dg_relu_grad(float y, float dy) { return y > 0.0f ? dy : 0.0f; }
+/* dL/dx given the forward OUTPUT y: 0 where y <= 0, else dy, as PyTorch's threshold_backward
+ * (so a NaN output passes its gradient on, as in torch, instead of stopping it). */
+DG_HD float dg_relu_grad(float y, float dy) { return y <= 0.0f ? 0.0f : dy; }
 
 #endif

@@ -76,11 +76,12 @@ DG_HD float dg_adam_update(float w, float g, float *m, float *v, float beta1, fl
 
 /* torch.nn.utils.clip_grad_norm_ (norm 2): total = ‖all gradients‖ (here sqrt of their Σ g² in
  * double, rounded to float), coef = max_norm / (total + 1e-6) in float, at most 1; every gradient
- * is then multiplied by coef. */
+ * is then multiplied by coef. A NaN total gives a NaN coef, as torch.clamp(max=1) does: the
+ * gradients turn NaN instead of passing unclipped. */
 DG_HD float dg_clip_coef(double sum_squares, float max_norm) {
     float total = (float)sqrt(sum_squares);
     float coef = max_norm / (total + 1e-6f);
-    return coef < 1.0f ? coef : 1.0f;
+    return coef > 1.0f ? 1.0f : coef;
 }
 
 #endif

@@ -21,6 +21,8 @@ DG_HD float dg_lrp_share(float alpha, float x, float c) { return alpha * x * c; 
 /* Whether max-pool input x ties its window's maximum m: within rel_tol·|m| below it. Winner-take-
  * all shares an output's relevance equally among the tied inputs: flat image regions make exact
  * ties common, and which of two equal values rounding makes the larger differs between backends. */
-DG_HD int dg_lrp_ties(float x, float m, float rel_tol) { return x >= m - rel_tol * (m < 0.0f ? -m : m); }
+DG_HD int dg_lrp_ties(float x, float m, float rel_tol) {
+    return x == m || x >= m - rel_tol * (m < 0.0f ? -m : m); /* == first: at m = +inf the bound is NaN */
+}
 
 #endif
