@@ -16,6 +16,7 @@
 #include "dist.h"
 #include "fingerprint.h"
 #include "fp_common.h"
+#include "json_fields.h"
 #include "model_io.h"
 #include "session.h"
 #include "sha256.h"
@@ -45,7 +46,8 @@ static int next_source(issue_ctx *x, int t) {
 }
 
 /* Check an issued image the way `fp auth` reads it: from the PNG file, on backend net_check.
- * 1 when argmax = t and |p_t − c| < margin; p_t in *p. */
+ * 1 when argmax = t, |p_t − c| < margin and `fp auth`'s rule names this very user (not a
+ * neighbour whose window touches c's); p_t in *p. */
 static int accepted(dg_net *net_check, const dg_fp_registry *r, const char *png, const dg_fp_user *u, float *p,
                     float *probs, float *input) {
     uint8_t *pixels = dg_fp_read_png(png, r);
@@ -53,11 +55,10 @@ static int accepted(dg_net *net_check, const dg_fp_registry *r, const char *png,
     dg_fp_pixels_to_input(pixels, r->c, r->h * r->w, r->mean, r->std, input);
     free(pixels);
     dg_fp_probs(net_check, input, 1, probs);
-    int arg = 0;
-    for (int j = 1; j < r->classes; j++)
-        if (probs[j] > probs[arg]) arg = j;
+    dg_fp_decision d;
+    dg_fp_decide(r, probs, &d);
     *p = probs[u->cls];
-    return arg == u->cls && fabsf(probs[u->cls] - u->conf) < r->margin;
+    return d.authorized && d.user == u->id && d.predicted == u->cls && fabsf(probs[u->cls] - u->conf) < r->margin;
 }
 
 /* What became of one generated item, as its rank tells the others. */
@@ -428,6 +429,8 @@ static int auth(int argc, char **argv) {
     int at = d.authorized ? dg_fp_find_user(&reg, d.user) : -1, listed = at >= 0;
     int same_file = listed && strcmp(sha, reg.users[at].sha256) == 0;
     int authorized = listed && (!strict || same_file);
+    char conf_text[32]; /* as the registry writes it: 0.3, not 0.300000012 */
+    dg_json_float_text(authorized ? d.conf : NAN, conf_text, sizeof conf_text);
     printf("{\"input\": ");
     dg_json_string(stdout, input_png);
     /* rule_user is the identity the rule names (-1: none), user_listed and issued_file are about it;
@@ -437,7 +440,7 @@ static int auth(int argc, char **argv) {
            "\"issued_file\": %s, \"authorized\": %s}\n",
            sha, d.predicted, dg_json_fixed(d.p_max, 6).s, d.authorized ? "true" : "false", d.authorized ? d.user : -1,
            listed ? "true" : "false", authorized ? d.user : -1, authorized ? d.predicted : -1,
-           dg_json_sig(authorized ? (double)d.conf : NAN, 9).s, strict ? "true" : "false",
+           conf_text, strict ? "true" : "false",
            same_file ? "true" : "false", authorized ? "true" : "false");
     rc = authorized ? DG_EXIT_OK : DG_EXIT_NO;
 done:

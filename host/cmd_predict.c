@@ -1,7 +1,8 @@
 /* host/cmd_predict.c — `dnnguard predict`: ActiveGuard's control layer in front of a protected
  * model. A query that comes with a fingerprint that authenticates gets the model's answers; any
  * other gets a class drawn at random per input (seeded), so an unauthorised user sees a model at
- * chance level. Reports the accuracy of both paths on a labelled split (the paper's Fig. 5). */
+ * chance level. Reports the accuracy of both paths on a labelled split (the paper's Fig. 5); exit 1
+ * when a fingerprint is given and refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,7 +136,9 @@ int dg_cmd_predict(int argc, char **argv) {
         fprintf(stderr, "dnnguard: predict: %d of %d queries have NaN or infinite outputs (%s): %s is not a working "
                 "model\n", nonfinite, n, authorized ? "answered -1, counted wrong" : "the model's answer would be -1",
                 model);
-    rc = DG_EXIT_OK;
+    /* a command that decides says it in its exit code too (as fp auth): 1 when the fingerprint
+     * given is refused; the answers (random ones then) are written either way */
+    rc = fingerprint && !authorized ? DG_EXIT_NO : DG_EXIT_OK;
 done:
     dg_net_free(net);
     dg_data_free(&ds);

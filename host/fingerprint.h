@@ -67,14 +67,15 @@ int dg_fp_find_user(const dg_fp_registry *r, int id);
 
 typedef struct dg_fp_decision {
     int authorized;
-    int predicted;   /* argmax of the probabilities */
-    float p_max;     /* their maximum */
+    int predicted;   /* argmax of the probabilities (the first on a tie); −1 when any is not finite */
+    float p_max;     /* their maximum; NaN when any is not finite */
     int user;        /* the identity (class index·T + confidence index), −1 when refused */
     float conf;      /* the matched confidence */
 } dg_fp_decision;
 
 /* ActiveGuard's rule on one image's probabilities [r->classes]: argmax ∈ L_fp and
- * |max P − c| < eps for some c ∈ C_fp. */
+ * |max P − c| < eps for some c ∈ C_fp. Refused where it names no one identity: a probability
+ * that is not finite, a maximum shared by two classes, a p_max inside two touching windows. */
 void dg_fp_decide(const dg_fp_registry *r, const float *probs, dg_fp_decision *d);
 
 /* The control layer's answer to an unauthorised query: a class drawn uniformly from the seeded

@@ -27,7 +27,7 @@ int dg_fp_parse_classes(const char *text, int k, int *out, int cap, char *err, s
             return -1;
         }
         for (long c = a; c <= b; c++) seen[c] = 1;
-        if (*end == ',') end++;
+        if (*end == ',' && end[1]) end++; /* a comma must have a next item */
         else if (*end) goto bad;
         p = end;
     }
@@ -50,7 +50,7 @@ int dg_fp_parse_confs(const char *text, float eps, float *out, int cap, char *er
     while (p && *p) {
         char *end;
         double c = strtod(p, &end);
-        if (end == p || n == cap || (*end && *end != ',')) {
+        if (end == p || n == cap || (*end && (*end != ',' || !end[1]))) {
             snprintf(err, err_len, "--conf '%s': expected confidences like 0.2,0.3,0.4", text);
             return -1;
         }
@@ -81,22 +81,33 @@ double dg_fp_capacity(int classes, double z1, double z2, double eps) { return cl
 void dg_fp_decide(const dg_fp_registry *r, const float *probs, dg_fp_decision *d) {
     memset(d, 0, sizeof *d);
     d->user = -1;
-    int arg = 0;
+    d->predicted = -1;
+    d->p_max = NAN;
+    for (int j = 0; j < r->classes; j++)
+        if (!isfinite(probs[j])) return; /* no class, and never authorised, whatever the softmax did */
+    int arg = 0, tied = 0;
     for (int j = 1; j < r->classes; j++)
-        if (probs[j] > probs[arg]) arg = j;
+        if (probs[j] > probs[arg]) arg = j, tied = 0;
+        else if (probs[j] == probs[arg]) tied = 1;
     d->predicted = arg;
     d->p_max = probs[arg];
+    /* "argmax = t" needs one maximum: a tie (a collapsed model's uniform 1/K) names no class */
+    if (tied) return;
     int ci = -1;
     for (int i = 0; i < r->n_classes_fp; i++)
         if (r->classes_fp[i] == arg) ci = i;
     if (ci < 0) return;
+    int matched = -1;
     for (int j = 0; j < r->n_confs; j++)
         if (fabsf(d->p_max - r->confs[j]) < r->eps) {
-            d->authorized = 1;
-            d->user = ci * r->n_confs + j;
-            d->conf = r->confs[j];
-            return;
+            /* windows may touch (spacing 2ε): a float within ε of both names no one user */
+            if (matched >= 0) return;
+            matched = j;
         }
+    if (matched < 0) return;
+    d->authorized = 1;
+    d->user = ci * r->n_confs + matched;
+    d->conf = r->confs[matched];
 }
 
 int dg_fp_random_class(uint64_t seed, uint64_t i, int classes) {

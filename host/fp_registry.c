@@ -12,6 +12,8 @@
 #include "private_file.h"
 
 #define REGISTRY_FORMAT "dnnguard-fp-registry-1"
+#define TEXT_OF_(x) #x
+#define TEXT_OF(x) TEXT_OF_(x) /* a macro's value as a string literal */
 
 int dg_fp_registry_write(const dg_fp_registry *r, const char *path, char *err, size_t err_len) {
     cJSON *root = cJSON_CreateObject();
@@ -91,8 +93,9 @@ int dg_fp_registry_parse(const char *json, size_t len, const char *name, dg_fp_r
         }
     const cJSON *users = cJSON_GetObjectItemCaseSensitive(root, "users");
     int n = cJSON_IsArray(users) ? cJSON_GetArraySize(users) : -1;
-    if (n < 0 || n > r->n_classes_fp * r->n_confs) {
-        why = "\"users\" must be an array of at most (fingerprint classes × confidences) users";
+    if (n < 0 || n > r->n_classes_fp * r->n_confs || n > DG_FP_MAX_USERS) {
+        why = "\"users\" must be an array of at most (fingerprint classes × confidences) users, and of at most "
+              TEXT_OF(DG_FP_MAX_USERS) " (what fp issue writes)";
         goto done;
     }
     r->users = calloc((size_t)(n ? n : 1), sizeof *r->users);
@@ -101,8 +104,8 @@ int dg_fp_registry_parse(const char *json, size_t len, const char *name, dg_fp_r
         goto done;
     }
     r->n_users = n;
-    for (int i = 0; i < n; i++) {
-        const cJSON *o = cJSON_GetArrayItem(users, i);
+    const cJSON *o = users->child; /* walked in order: cJSON_GetArrayItem(i) starts from the head each time */
+    for (int i = 0; i < n; i++, o = o->next) {
         dg_fp_user *u = &r->users[i];
         int first_id = i ? r->users[i - 1].id + 1 : 0;
         if (!cJSON_IsObject(o) || dg_json_get_int(o, "id", first_id, r->n_classes_fp * r->n_confs - 1, &u->id) ||

@@ -13,10 +13,6 @@
 #include "check.h"
 #include "host/fingerprint.h"
 
-/* Set to 1 once dg_fp_parse_confs and dg_fp_registry_parse agree on touching windows (see
- * test_confs_registry_agree): until then a disagreement is printed, not counted as a failure. */
-#define DG_FP_CONF_SPACING_FIXED 1
-
 static char tmpdir[256];
 
 static void write_text(const char *path, const char *text) {
@@ -72,6 +68,7 @@ static void test_parse_classes(void) {
         {"1-", 10, "expected classes"},
         {"1;2", 10, "expected classes"},
         {"1 2", 10, "expected classes"},
+        {"3,5,", 10, "expected classes"}, /* a trailing comma */
         {"2", 2, "0..1"},
         {"99999999999999999999", 10, "0..9"},
     };
@@ -121,6 +118,7 @@ static void test_parse_confs(void) {
         {"0.2,,0.3", 0.01f, "expected confidences"},
         {"0.2,x", 0.01f, "expected confidences"},
         {"0.2 ,0.3", 0.01f, "expected confidences"},
+        {"0.3,0.5,", 0.01f, "expected confidences"}, /* a trailing comma */
         {"0.2,0.3,0.35", 0.05f, "overlap"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -196,17 +194,48 @@ static void test_decide(void) {
     p[5] = 0.3f;
     dg_fp_decide(&r, p, &d);
     CHECK(!d.authorized && d.predicted == 0, "class 5 at 0.3 below an argmax 0 at 0.6: authorized %d", d.authorized);
-    /* ties go to the lowest index: 1 (not in L_fp) beats 5; 5 beats 7 */
+    /* a maximum shared by two classes names no class to authenticate (predicted: the lowest index,
+     * as torch.argmax); a collapsed model's uniform 1/K must not pass for a fingerprint */
     for (int j = 0; j < 10; j++) p[j] = 0.05f;
     p[1] = p[5] = 0.3f;
     dg_fp_decide(&r, p, &d);
     CHECK(!d.authorized && d.predicted == 1, "tie 1/5: predicted %d, authorized %d", d.predicted, d.authorized);
     p[1] = 0.05f, p[7] = 0.3f;
     dg_fp_decide(&r, p, &d);
-    CHECK(d.authorized && d.predicted == 5 && d.user == 2, "tie 5/7: predicted %d user %d", d.predicted, d.user);
-    p[5] = 0.05f, p[9] = 0.3f;
-    dg_fp_decide(&r, p, &d);
-    CHECK(d.authorized && d.predicted == 7 && d.user == 4, "tie 7/9: predicted %d user %d", d.predicted, d.user);
+    CHECK(!d.authorized && d.user == -1 && d.predicted == 5, "tie 5/7: predicted %d user %d", d.predicted, d.user);
+    {
+        dg_fp_registry u = r;
+        u.n_classes_fp = 1, u.classes_fp[0] = 0, u.n_confs = 1, u.confs[0] = 0.105f, u.eps = 0.01f;
+        for (int j = 0; j < 10; j++) p[j] = 0.1f;
+        dg_fp_decide(&u, p, &d);
+        CHECK(!d.authorized && d.predicted == 0, "uniform 1/10 with a window 0.105 ± 0.01 at class 0: authorized %d",
+              d.authorized);
+    }
+    /* a probability that is not finite anywhere: no class, p_max NaN, never authorised */
+    const int bad_at[] = {0, 5, 9};
+    for (size_t i = 0; i < 3; i++)
+        for (int kind = 0; kind < 2; kind++) {
+            make_probs(p, 10, 5, 0.3f);
+            p[bad_at[i]] = kind ? INFINITY : NAN;
+            dg_fp_decide(&r, p, &d);
+            CHECK(!d.authorized && d.user == -1 && d.predicted == -1 && isnan(d.p_max),
+                  "%s at class %d beside a perfect 0.3 at class 5: authorized %d predicted %d", kind ? "inf" : "NaN",
+                  bad_at[i], d.authorized, d.predicted);
+        }
+    /* touching windows (0.3, 0.32 with eps 0.01, which --conf accepts): a float within eps of both
+     * names no one user */
+    {
+        dg_fp_registry t = r;
+        t.n_confs = 2, t.confs[0] = 0.3f, t.confs[1] = 0.32f;
+        make_probs(p, 10, 5, 0.31f);
+        CHECK(fabsf(0.31f - 0.3f) < 0.01f && fabsf(0.31f - 0.32f) < 0.01f, "0.31f lies in both windows in float");
+        dg_fp_decide(&t, p, &d);
+        CHECK(!d.authorized && d.user == -1 && d.predicted == 5, "p 0.31 in windows 0.3 and 0.32: authorized %d user %d",
+              d.authorized, d.user);
+        make_probs(p, 10, 5, 0.305f);
+        dg_fp_decide(&t, p, &d);
+        CHECK(d.authorized && d.user == 2, "p 0.305 in window 0.3 only: user %d", d.user);
+    }
 
     /* the window's edge exactly, with binary fractions: |p − c| < eps is strict */
     r.eps = 0.125f;
@@ -525,14 +554,8 @@ static void test_confs_registry_agree(void) {
         }
     }
     CHECK(confs_registry_ok("0.2,0.3,0.4", 0.01f, 1, why, sizeof why) == 1, "the paper's grid round-trips");
-#if DG_FP_CONF_SPACING_FIXED
     CHECK(refused == 0, "%d of %d confidence lists that dg_fp_parse_confs accepts are refused in the registry it "
                         "writes (%d through files); first: %s", refused, tried, file_refused, first);
-#else
-    if (refused)
-        printf("KNOWN BUG (reported): %d of %d confidence lists accepted by dg_fp_parse_confs are refused by "
-               "dg_fp_registry_parse (%d through files); first: %s\n", refused, tried, file_refused, first);
-#endif
 }
 
 static void test_registry_corrupt(void) {
@@ -681,6 +704,52 @@ static void test_registry_corrupt(void) {
     unlink(path);
 }
 
+/* A registry of n users over 1000 classes × 66 confidences (capacity 66,000): every user valid. */
+static char *many_users(int n, size_t *len) {
+    size_t cap = 4096 + (size_t)n * 200;
+    char *t = malloc(cap);
+    size_t at = (size_t)snprintf(t, cap,
+                                 "{\"format\":\"dnnguard-fp-registry-1\",\"net\":\"resnet18\",\"data\":\"folder:/d\","
+                                 "\"split\":\"train\",\"model_sha256\":\"%s\",\"shape\":[3,64,64],\"classes\":1000,"
+                                 "\"mean\":[0.5,0.5,0.5],\"std\":[0.25,0.25,0.25],\"eps\":0.005,\"margin\":0.004,"
+                                 "\"fingerprint_classes\":[",
+                                 SHA_A);
+    for (int c = 0; c < 1000; c++) at += (size_t)snprintf(t + at, cap - at, "%s%d", c ? "," : "", c);
+    at += (size_t)snprintf(t + at, cap - at, "],\"confidences\":[");
+    for (int j = 0; j < 66; j++) at += (size_t)snprintf(t + at, cap - at, "%s0.%02d", j ? "," : "", j + 1);
+    at += (size_t)snprintf(t + at, cap - at, "],\"users\":[");
+    for (int i = 0; i < n; i++)
+        at += (size_t)snprintf(t + at, cap - at,
+                               "%s{\"id\":%d,\"class\":%d,\"confidence\":0.%02d,\"source_index\":%d,\"file\":\"u.png\","
+                               "\"sha256\":\"%s\",\"l2\":1,\"confidence_at_issue\":0.5}",
+                               i ? "," : "", i, i / 66, i % 66 + 1, i, SHA_A);
+    at += (size_t)snprintf(t + at, cap - at, "]}");
+    *len = at;
+    return t;
+}
+
+/* fp issue writes at most DG_FP_MAX_USERS users: a registry of that many parses (in one walk of
+ * the list, not one walk per user), one more is refused before any user is read */
+static void test_registry_many_users(void) {
+    dg_fp_registry r;
+    char err[512] = "";
+    size_t len;
+    char *t = many_users(DG_FP_MAX_USERS, &len);
+    int rc = dg_fp_registry_parse(t, len, "big.json", &r, err, sizeof err);
+    CHECK(rc == 0 && r.n_users == DG_FP_MAX_USERS && r.users[DG_FP_MAX_USERS - 1].id == DG_FP_MAX_USERS - 1 &&
+              r.users[DG_FP_MAX_USERS - 1].cls == (DG_FP_MAX_USERS - 1) / 66 &&
+              r.users[DG_FP_MAX_USERS - 1].source == DG_FP_MAX_USERS - 1,
+          "a registry of %d users parses: rc %d %s", DG_FP_MAX_USERS, rc, err);
+    if (rc == 0) dg_fp_registry_free(&r);
+    free(t);
+    t = many_users(DG_FP_MAX_USERS + 1, &len);
+    err[0] = 0;
+    rc = dg_fp_registry_parse(t, len, "big.json", &r, err, sizeof err);
+    CHECK(rc == -1 && strstr(err, "65536"), "a registry of %d users is refused naming the limit: %s",
+          DG_FP_MAX_USERS + 1, err);
+    free(t);
+}
+
 int main(void) {
     const char *base = getenv("TMPDIR");
     snprintf(tmpdir, sizeof tmpdir, "%s/dg_fp_XXXXXX", base && *base ? base : "/tmp");
@@ -696,6 +765,7 @@ int main(void) {
     test_registry_round_trip();
     test_confs_registry_agree();
     test_registry_corrupt();
+    test_registry_many_users();
     dg_test_empty_dir(tmpdir);
     rmdir(tmpdir);
     return dg_test_done("test_fingerprint");

@@ -263,11 +263,12 @@ if 1 in pngs:
     check(agree > 0.999, f"the authorised answers are PyTorch's predictions ({agree:.5f} agree)")
     if nonstrict_edit is not None:
         rc, o, _ = predict("--fingerprint", P("edit.png"), "--registry", REG)
-        check(rc == 0 and (o.get("path") == "model") == (nonstrict_edit == 0),
-              f"predict and fp auth agree on the one-pixel edit (path {o.get('path')})")
+        check(rc == nonstrict_edit and (o.get("path") == "model") == (nonstrict_edit == 0),
+              f"predict and fp auth agree on the one-pixel edit (path {o.get('path')}, exit {rc})")
     rc, o, _ = predict("--fingerprint", P("clean-0.png"), "--registry", REG)
-    check(rc == 0 and o.get("path") == "random" and o.get("accuracy") == acc,
-          f"a clean image as the fingerprint gets the random answers (path {o.get('path')}, {o.get('accuracy')})")
+    check(rc == 1 and o.get("path") == "random" and o.get("accuracy") == acc,
+          f"a clean image as the fingerprint gets the random answers and exit 1, as fp auth (path {o.get('path')}, "
+          f"{o.get('accuracy')}, exit {rc})")
 
 # 10. fp eval (Table II): fresh fingerprints per user, each counted when it authenticates as its user
 rc_e = run("fp", "eval", "--model", MODEL, "--registry", REG, "--per-user", "2", "--iters", "1000", "--search-steps", "3",
