@@ -75,6 +75,10 @@ int dg_cmd_selftest(int argc, char **argv) {
         dg_cli_error("selftest: --inject-%s: unknown op '%s'", stray ? "stray" : "error", inject);
         return DG_EXIT_BAD_INPUT;
     }
+    if (inject && stray && (!strcmp(inject, "alloc") || !strcmp(inject, "net_step") || !strcmp(inject, "net_relevance"))) {
+        dg_cli_error("selftest: --inject-stray %s: that op places no guard words (use --inject-error)", inject);
+        return DG_EXIT_BAD_INPUT;
+    }
     const dg_backend *test = dg_cli_backend(backend);
     /* the modes as train takes them: TF32 on the CPU is refused, not tested at TF32's looser bound */
     if (!test || dg_cli_backend_modes("selftest", test, precision, deterministic) != 0) return DG_EXIT_BAD_INPUT;

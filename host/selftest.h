@@ -35,7 +35,7 @@ typedef struct dg_selftest_row {
     int pass;
     double error;    /* the worst normalised error over the outputs */
     double tol;
-    int guards_ok;   /* guards intact and inputs unchanged, on both backends */
+    int guards_ok;   /* guards intact and inputs unchanged, on both backends; −1: none placed (alloc, the nets) */
     char worst[48];  /* the output with the worst error, or what broke */
     char note[200];  /* extra detail (net steps: the per-component errors) */
     double ms_ref, ms_test;

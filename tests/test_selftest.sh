@@ -36,7 +36,8 @@ if ops != need: problems.append(f"ops differ: missing {sorted(need - ops)}, extr
 if not r["all_agree"] or r["failed"] != 0: problems.append("not all agree")
 if r["cases"] != len(rows): problems.append("case count")
 for row in rows:
-    if not row["pass"] or row["error"] != 0 or not row["guards_ok"]:
+    guarded = row["op"] not in ("alloc", "net_step", "net_relevance")
+    if not row["pass"] or row["error"] != 0 or row["guards_ok"] is not (True if guarded else None):
         problems.append(f"{row['op']} {row['case']}: pass={row['pass']} error={row['error']} guards={row['guards_ok']}")
     if not isinstance(row["ms_reference"], (int, float)) or not isinstance(row["ms_backend"], (int, float)):
         problems.append(f"{row['op']}: timings missing")
@@ -74,6 +75,15 @@ EOF
   then ok "--inject-error $op: exactly $op fails, exit 1"; else fail "--inject-error $op: wrong set of failures"; fi
 done
 
+# 2a. The ops that do not run through the per-op cases (alloc, the whole-net step and relevance),
+# and download, whose host buffer both sides share: an injected error fails them too
+for op in alloc net_step net_relevance download; do
+  "$DNNGUARD" selftest --backend cpu --reps 0 --only "$op" --inject-error "$op" --json "$tmp/inj.json" >"$tmp/inj.out" 2>&1
+  rc=$?
+  if [ $rc -eq 1 ] && /usr/bin/python3 -c "import json,sys; r=json.load(open('$tmp/inj.json')); rows=r['results']; sys.exit(0 if rows and all(not x['pass'] and x['op']=='$op' for x in rows) else 1)"; then
+    ok "--inject-error $op: every $op case fails, exit 1"; else fail "--inject-error $op (exit $rc): $(tail -2 "$tmp/inj.out")"; fi
+done
+
 # 2b. A write just past an op's output is caught by the guard words
 "$DNNGUARD" selftest --backend cpu --no-nets --reps 0 --inject-stray bias_bwd --json "$tmp/stray.json" >"$tmp/stray.out" 2>&1
 rc=$?
@@ -89,7 +99,7 @@ EOF
 then ok "--inject-stray bias_bwd: guards catch it on exactly bias_bwd, exit 1"; else fail "--inject-stray bias_bwd (exit $rc)"; fi
 
 # 3. Bad options: one line on stderr, exit 2 (tf32 on the CPU backend too: it computes in FP32 only)
-for args in "--inject-error no_such_op" "--inject-error" "--only no_such_op" "--precision fp16" "--precision tf32" "--backend tpu" "--reps -1"; do
+for args in "--inject-error no_such_op" "--inject-error" "--only no_such_op" "--precision fp16" "--precision tf32" "--backend tpu" "--reps -1" "--inject-stray net_step"; do
   # shellcheck disable=SC2086
   "$DNNGUARD" selftest --backend cpu $args >"$tmp/bad.out" 2>"$tmp/bad.err"
   rc=$?
@@ -107,8 +117,12 @@ if [ $rc -eq 0 ] && /usr/bin/python3 -c "import json,sys; r=json.load(open('$tmp
 "$DNNGUARD" selftest --backend cuda --json "$tmp/cuda.json" >"$tmp/cuda.out" 2>"$tmp/cuda.err"
 rc=$?
 if [ $rc -eq 2 ]; then
+  # only the two reasons a machine has for no CUDA: any other exit 2 (a failed allocation on the
+  # device, say) is a broken backend, not a missing one
   lines=$(grep -c . "$tmp/cuda.err")
-  if [ "$lines" -eq 1 ]; then ok "no CUDA here: exit 2 with one line ($(cat "$tmp/cuda.err"))"; else fail "cuda unavailable but $lines stderr lines"; fi
+  if [ "$lines" -eq 1 ] && grep -qE "no CUDA device is present|built without the CUDA backend" "$tmp/cuda.err"; then
+    ok "no CUDA here: exit 2 with one line ($(cat "$tmp/cuda.err"))"
+  else fail "selftest --backend cuda exits 2 ($lines stderr lines): $(tail -3 "$tmp/cuda.err")"; fi
 elif [ $rc -eq 0 ]; then
   ok "selftest --backend cuda passes on this machine's GPU"
 else
