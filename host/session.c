@@ -189,7 +189,8 @@ int dg_evaluate_predictions(dg_net *net, const dg_dataset *ds, int limit, dg_eva
         dg_net_forward(net, net->nodes[0].y, n, DG_MODE_EVAL);
         loss_sum += dg_net_loss(net, n) * n;
         /* ranks from the logits, as torch's argmax and topk take them: a confident model's softmax
-         * underflows to 0 for many classes, which would then tie with the label */
+         * underflows to 0 for many classes, which would then tie with the label. Equal logits rank
+         * by class index, as the argmax breaks them (all-equal outputs: top-5 is classes 0-4) */
         be->download(logits, net->nodes[dg_net_output(net)].y, sizeof(float) * (size_t)n * net->classes);
         dg_argmax_rows(logits, n, net->classes, pred);
         for (int i = 0; i < n; i++) {
@@ -197,7 +198,8 @@ int dg_evaluate_predictions(dg_net *net, const dg_dataset *ds, int limit, dg_eva
             int finite = 1, above = 0; /* classes ranked above the label */
             for (int k = 0; k < net->classes && finite; k++) finite = isfinite(row[k]);
             if (!finite) pred[i] = -1, r->nonfinite++;
-            for (int k = 0; k < net->classes && finite; k++) above += row[k] > row[labels[i]];
+            for (int k = 0; k < net->classes && finite; k++)
+                above += row[k] > row[labels[i]] || (row[k] == row[labels[i]] && k < labels[i]);
             top5 += finite && above < 5;
         }
         if (predictions) memcpy(predictions + r->images, pred, sizeof(int) * (size_t)n);
