@@ -43,6 +43,7 @@ int dg_cmd_grad(int argc, char **argv) {
     dg_dataset ds;
     if (dg_session_data(data, 1, &norm, &ds) != 0) return DG_EXIT_BAD_INPUT;
     rc = DG_EXIT_BAD_INPUT;
+    batch = dg_session_batch(batch, 0, &ds); /* one batch of at most the whole set: sized for what it uses */
     dg_net *net = dg_session_net(net_name, &ds, be, batch, model);
     dg_loader *loader = net ? dg_loader_new(&ds, batch, seed, 1, 0) : NULL;
     float *dx = NULL, *host_grads = NULL, *host_input = NULL, *host_dx = NULL, *logits = NULL;

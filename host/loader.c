@@ -137,7 +137,7 @@ dg_loader *dg_loader_new(const dg_dataset *ds, int batch, uint64_t seed, int shu
     if (!l) return NULL;
     l->ds = ds;
     l->batch = batch;
-    l->steps = (ds->n + batch - 1) / batch;
+    l->steps = (int)(((long long)ds->n + batch - 1) / batch);
     l->seed = seed;
     l->shuffle = shuffle;
     l->augment = augment;
@@ -145,11 +145,12 @@ dg_loader *dg_loader_new(const dg_dataset *ds, int batch, uint64_t seed, int shu
     l->order_epoch = -1;
     l->job_slot = -1;
     l->order = malloc(sizeof(int) * (size_t)ds->n);
-    size_t per = (size_t)ds->c * ds->h * ds->w;
+    /* a slot holds at most one step's images: a --batch above the set is one step of all of them */
+    size_t per = (size_t)ds->c * ds->h * ds->w, slot_images = (size_t)(batch < ds->n ? batch : ds->n);
     int ok = l->order != NULL;
     for (int s = 0; s < SLOTS; s++) {
-        l->x[s] = malloc(sizeof(float) * per * (size_t)batch);
-        l->labels[s] = malloc(sizeof(int32_t) * (size_t)batch);
+        l->x[s] = malloc(sizeof(float) * per * slot_images);
+        l->labels[s] = malloc(sizeof(int32_t) * slot_images);
         l->slot_step[s] = -1;
         ok = ok && l->x[s] && l->labels[s];
     }
