@@ -74,10 +74,14 @@ if check(r.returncode == 0, f"train a 1500-way lenet5 (exit {r.returncode}) {r.s
 # three classes: a top-5 answer is always right, so there is no top-5 accuracy (null); a --batch
 # above the data set's 64 images is one step of all of them (activations for 64, not 100000)
 few = "synthetic:1,28,28,3,64"
-r = run("train", "--net", "lenet5", "--data", few, "--epochs", "1", "--batch", "100000", "--out", P("few.safetensors"))
+r = run("train", "--net", "lenet5", "--data", few, "--epochs", "1", "--batch", "100000000", "--out", P("few.safetensors"))
 s1 = parse(r.stdout)
-check(r.returncode == 0 and s1.get("steps") == 1, f"train --batch 100000 on 64 images: one step (exit {r.returncode}) "
-      f"{r.stdout.strip()} {r.stderr.strip()[-200:]}")
+check(r.returncode == 0 and s1.get("steps") == 1, f"train --batch 1e8 on 64 images: one step, memory for 64 (exit "
+      f"{r.returncode}) {r.stdout.strip()} {r.stderr.strip()[-200:]}")
+r = run("grad", "--net", "lenet5", "--model", P("few.safetensors"), "--data", few, "--batch", "100000000",
+        "--out", P("few-grad.safetensors"))
+check(r.returncode == 0 and parse(r.stdout).get("batch") == 64,
+      f"grad --batch 1e8 on 64 images: one batch of 64 (exit {r.returncode}) {r.stdout.strip()} {r.stderr.strip()[-200:]}")
 r = run("eval", "--net", "lenet5", "--model", P("few.safetensors"), "--data", few, "--batch", "100000000")
 ev = parse(r.stdout)
 check(r.returncode == 0 and "top5_accuracy" in ev and ev["top5_accuracy"] is None and ev.get("images") == 64,
