@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/math/pixel.h"
 #include "../kernels/math/rng.h"
 #include "dist.h"
 
@@ -61,19 +62,23 @@ static void build_image(const dg_loader *l, int index, uint64_t aug_key, float *
         dg_data_image_f32(ds, index, out);
         return;
     }
+    /* the two offsets and the flip from disjoint bits, so they are independent as torchvision's
+     * draws are: oy from bits 0-31, ox from 32-62, the flip from bit 63 (when ox took bits 8-63
+     * and oy 0-63, each ox made four oy values 29/256 likely and five 28/256) */
     uint64_t bits = dg_rng_u64(dg_rng_stream(l->seed, 0xa0600000ull + (uint64_t)l->epoch), aug_key);
-    int oy = (int)(bits % (2 * PAD + 1)) - PAD;
-    int ox = (int)((bits >> 8) % (2 * PAD + 1)) - PAD;
-    int flip = (int)((bits >> 16) & 1);
+    int oy = (int)((uint32_t)bits % (2 * PAD + 1)) - PAD;
+    int ox = (int)(((bits >> 32) & 0x7fffffffu) % (2 * PAD + 1)) - PAD;
+    int flip = (int)(bits >> 63);
     const uint8_t *img = ds->images + (size_t)index * c * h * w;
     for (int ch = 0; ch < c; ch++) {
-        float scale = 1.0f / (255.0f * ds->std[ch]), shift = -ds->mean[ch] / ds->std[ch];
+        int cc = ch < 3 ? ch : 0; /* as dg_data_image_f32 */
+        float scale = dg_pixel_scale(ds->std[cc]), shift = dg_pixel_shift(ds->mean[cc], ds->std[cc]);
         for (int y = 0; y < h; y++)
             for (int x = 0; x < w; x++) {
                 int sx = flip ? w - 1 - x : x;
                 int iy = y + oy, ix = sx + ox;
                 float pixel = (iy >= 0 && iy < h && ix >= 0 && ix < w) ? img[((size_t)ch * h + iy) * w + ix] : 0;
-                out[((size_t)ch * h + y) * w + x] = pixel * scale + shift;
+                out[((size_t)ch * h + y) * w + x] = dg_pixel_normalize(pixel, scale, shift);
             }
     }
 }

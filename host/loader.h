@@ -29,7 +29,8 @@ int dg_loader_next(dg_loader *l, const float **x, const int32_t **labels);
 void dg_loader_shard(dg_loader *l, int rank, int ranks);
 /* Images of global batch `step` of an epoch, all ranks together (0 past the end). */
 int dg_loader_batch_images(const dg_loader *l, int step);
-/* The data-set index of position `pos` of epoch `epoch`'s order (for tests and reports). */
+/* The data-set index of position `pos` of epoch `epoch`'s order (for tests and reports). It
+ * rebuilds the order for `epoch`: call it between epochs, or for the epoch being read only. */
 int dg_loader_index(dg_loader *l, int epoch, int pos);
 
 #endif
