@@ -27,8 +27,10 @@
 /* One CIFAR batch file may hold at most this many bytes (a real one holds 30730000): a bound
  * on the memory a hostile or corrupt gzip stream can make us allocate. */
 #define CIFAR_MAX_FILE_BYTES ((size_t)1 << 30)
-/* The synthetic set's pixel bytes are bounded too. */
+/* The synthetic set's pixel bytes are bounded too, and so are an IDX file's (8 GiB, 130 times
+ * MNIST's training set): a header may announce what a small gzip stream then inflates to. */
 #define SYNTH_MAX_BYTES ((size_t)1 << 33)
+#define IDX_MAX_BYTES ((size_t)1 << 33)
 
 
 /* ------------------------------------------------------------------------------------------ */
@@ -306,8 +308,9 @@ static int load_idx(const char *dir, int train, dg_dataset *d, char *err, size_t
         dg_err_set(err, err_len, si.path, "image size %ux%u out of range (1..%d per side)", h, w, IDX_MAX_SIDE);
         goto fail_img;
     }
-    if ((size_t)n > SIZE_MAX / ((size_t)h * w)) {
-        dg_err_set(err, err_len, si.path, "%u images of %ux%u do not fit in memory", n, h, w);
+    if ((size_t)n > IDX_MAX_BYTES / ((size_t)h * w)) {
+        dg_err_set(err, err_len, si.path, "%u images of %ux%u: more than the %zu pixel bytes an IDX set may hold", n, h,
+                   w, IDX_MAX_BYTES);
         goto fail_img;
     }
     size_t pixels = (size_t)n * h * w;

@@ -199,11 +199,15 @@ static void test_bad_idx(void) {
     expect_fail("absurd count", "mnist", 0, "t10k-images-idx3-ubyte", "out of range");
     dg_test_empty_dir(tmpdir);
     p = good;
-    put_be32(p.img + 4, 0x7fffffffu); /* announces ~2 GB, holds 360 bytes: no giant allocation */
+    put_be32(p.img + 4, 256); /* announces 4 GiB, holds 360 bytes: no giant allocation */
     put_be32(p.img + 8, 4096);
     put_be32(p.img + 12, 4096);
     write_idx(&p, 0, 1);
     expect_fail("lying count (gz)", "mnist", 0, "t10k-images-idx3-ubyte.gz", "truncated");
+    dg_test_empty_dir(tmpdir);
+    put_be32(p.img + 4, 0x7fffffffu); /* 3.6e16 bytes: past the bound, refused before any reading */
+    write_idx(&p, 0, 1);
+    expect_fail("count past the byte bound", "mnist", 0, "t10k-images-idx3-ubyte.gz", "pixel bytes an IDX set may hold");
 
     /* a test split of another image size than the training split's is refused where it is loaded for
      * that training split (its images would not fit the net's input) */
