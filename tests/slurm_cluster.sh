@@ -3,7 +3,9 @@
 # systemd: munged --force, slurmctld -D and slurmd -D in the background, with a munge key, a
 # generated slurm.conf, state, spool, logs and sockets all under one folder.
 #   tests/slurm_cluster.sh start DIR   start the daemons; prints "export SLURM_CONF=DIR/slurm.conf"
-#   tests/slurm_cluster.sh stop DIR    stop every daemon that start began (by the pids it wrote)
+#   tests/slurm_cluster.sh stop DIR    cancel every job still there, stop every daemon that start
+#                                      began (by the pids it wrote), and end what of the jobs is left
+#                                      (slurmstepd and job processes outlive slurmd by design)
 # Needs root (slurmd starts jobs as their users) and Debian's slurm-wlm and munge. Test helper only.
 set -euo pipefail
 cmd=${1:?start|stop}
@@ -19,8 +21,32 @@ wait_for() { # seconds, command...: poll until the command succeeds
   done
 }
 
+# The processes this cluster's jobs left: slurmstepd and the jobs' own, known by the SLURM_CONF in
+# their environment (slurmd passes its own on, sbatch the submitter's) and, for job processes, a
+# SLURM_JOB_ID. Never this script or its callers, which have no SLURM_JOB_ID.
+leftovers() {
+  local env_file pid
+  for env_file in /proc/[0-9]*/environ; do
+    pid=${env_file#/proc/} pid=${pid%/environ}
+    [ "$pid" != $$ ] || continue
+    { tr '\0' '\n' <"$env_file"; } 2>/dev/null | grep -qx "SLURM_CONF=$dir/slurm.conf" || continue
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = slurmstepd ] ||
+      { tr '\0' '\n' <"$env_file"; } 2>/dev/null | grep -q '^SLURM_JOB_ID=' || continue
+    echo "$pid"
+  done
+}
+
 stop() {
-  local name pid
+  local name pid ids left
+  if [ -f "$dir/slurmctld.pid" ] && kill -0 "$(cat "$dir/slurmctld.pid")" 2>/dev/null; then
+    ids=$(SLURM_CONF="$dir/slurm.conf" squeue -h -o %i 2>/dev/null || true)
+    if [ -n "$ids" ]; then
+      # shellcheck disable=SC2086 # one id per word
+      SLURM_CONF="$dir/slurm.conf" scancel $ids 2>/dev/null || true
+      wait_for 45 sh -c "[ -z \"\$(SLURM_CONF='$dir/slurm.conf' squeue -h -o %i)\" ]" ||
+        echo "slurm_cluster.sh: jobs still in the queue 45 s after scancel" >&2
+    fi
+  fi
   for name in slurmd slurmctld munged; do
     [ -f "$dir/$name.pid" ] || continue
     pid=$(cat "$dir/$name.pid")
@@ -31,6 +57,12 @@ stop() {
     fi
     rm -f "$dir/$name.pid"
   done
+  left=$(leftovers)
+  if [ -n "$left" ]; then
+    echo "slurm_cluster.sh: ending what the jobs left: ${left//$'\n'/ }" >&2
+    # shellcheck disable=SC2086
+    kill -KILL $left 2>/dev/null || true
+  fi
 }
 
 start() {

@@ -5,9 +5,12 @@ slurm.conf in a temporary folder): the ActiveGuard pipeline (train â†’ keygen â†
 setting with 2-rank MPI training jobs under srun --mpi=pmix, whose weights equal mpirun's 2-rank
 run bit for bit; two training jobs preempted mid-run, one by the time-limit warning (SIGUSR1: the
 job requeues itself) and one by a requeue (SIGTERM: Slurm requeues it), whose requeued runs end
-with the weights of an uninterrupted run; tasks that MPI cannot join (srun --mpi=none) and a sweep
-task without a value are refused. Every daemon it started is stopped at the end, also on failure.
-Needs root (CI runs as root)."""
+with the weights of an uninterrupted run; a training job cancelled with scancel after its checkpoint
+stays cancelled (it does not requeue itself); train.sbatch submitted from a folder whose name has a
+space, with --ntasks-per-node=2 (no #SBATCH --ntasks=1 to outrank it), runs 2 ranks; tasks that MPI
+cannot join (srun --mpi=none) and a sweep task without a value are refused. Every daemon it started
+is stopped at the end, also on failure, and so is a job left running (slurmstepd and the job's
+processes outlive slurmd). Needs root (CI runs as root)."""
 import filecmp
 import json
 import os
@@ -43,6 +46,25 @@ for command, tasks, backend, want in [("train", 2, "cpu", ["--dist", "mpi", "--r
     check(r.returncode == 0 and r.stdout.split() == args + want,
           f"run-step.sh {command} --backend {backend} on {tasks} tasks adds {want or 'nothing'} ({r.stdout.strip()})")
 
+# pipeline.sh with an sbatch that fails at its 4th submission (a stand-in on PATH, no cluster): one
+# line, exit 2, and the 3 stages already submitted are cancelled
+fake = tempfile.mkdtemp(prefix="dg-fake-sbatch-")
+with open(os.path.join(fake, "sbatch"), "w") as fh:
+    fh.write('#!/bin/sh\nn=$(($(cat "$0.n" 2>/dev/null || echo 0) + 1)); echo $n >"$0.n"\n'
+             '[ $n -lt 4 ] || { echo "sbatch: error: stand-in failure" >&2; exit 1; }\necho $((100 + n))\n')
+with open(os.path.join(fake, "scancel"), "w") as fh:
+    fh.write('#!/bin/sh\necho "$@" >>"$0.log"\n')
+for name in ("sbatch", "scancel"):
+    os.chmod(os.path.join(fake, name), 0o755)
+r = subprocess.run(["bash", os.path.join(SLURM, "pipeline.sh"), "--data", MNIST, "--out", os.path.join(fake, "out")],
+                   capture_output=True, text=True, env=dict(env, PATH=fake + ":" + env["PATH"]))
+cancelled = open(os.path.join(fake, "scancel.log")).read().split() if os.path.exists(os.path.join(fake, "scancel.log")) else []
+lines = [line for line in r.stderr.splitlines() if line.startswith("pipeline.sh:")]
+check(r.returncode == 2 and cancelled == ["101", "102", "103"] and len(lines) == 1 and "verify-embedded" in lines[0],
+      f"pipeline.sh: a failed 4th submission exits 2 in one line and cancels the 3 before it "
+      f"(exit {r.returncode}, cancelled {cancelled}, {r.stderr.strip()[-200:]!r})")
+shutil.rmtree(fake, ignore_errors=True)
+
 missing = [t for t in ("munged", "slurmctld", "slurmd", "sbatch", "mpirun") if not shutil.which(t)]
 check(not missing, f"slurm-wlm, munge and openmpi-bin are installed (scripts/setup.sh --test); missing: {missing}")
 check(os.geteuid() == 0, "running as root (slurmd starts the jobs)")
@@ -74,10 +96,24 @@ def wait_idle(seconds):
     return False
 
 
+def job_processes():
+    """pids of processes left by this cluster's jobs: SLURM_CONF ours and a SLURM_JOB_ID"""
+    conf, found = ("SLURM_CONF=" + P("cluster", "slurm.conf")).encode(), []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            env = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if conf in env and any(e.startswith(b"SLURM_JOB_ID=") for e in env) and state != "Z":
+            found.append(pid)
+    return found
+
+
 t_start = time.time()
-up = sh("bash", CLUSTER, "start", P("cluster"), timeout=180)
-check(up.returncode == 0, f"a one-node cluster starts (munged, slurmctld, slurmd) {up.stderr.strip()[-400:]}")
 try:
+    up = sh("bash", CLUSTER, "start", P("cluster"), timeout=180)
+    check(up.returncode == 0, f"a one-node cluster starts (munged, slurmctld, slurmd) {up.stderr.strip()[-400:]}")
     if up.returncode == 0:
         ENV["SLURM_CONF"] = P("cluster", "slurm.conf")
         r = sh("srun", "--mpi=list")
@@ -105,7 +141,7 @@ try:
         check(isinstance((report.get("verify_finetuned") or {}).get("1"), dict), "the fine-tuning array's model was verified")
         fps = report.get("fingerprints") or {}
         auth = report.get("auth") or []
-        check(fps.get("issued", 0) >= 1 and len(auth) == fps.get("issued") and all(a.get("authorized") for a in auth),
+        check(fps.get("issued", 0) >= 1 and len(auth) == fps.get("issued") and all(a and a.get("authorized") for a in auth),
               f"fingerprints issued over 2 ranks ({fps.get('issued')}) all authenticate on the model ({len(auth)})")
         log = open(P("pipe", "logs", "train.err")).read() if os.path.exists(P("pipe", "logs", "train.err")) else ""
         check('"ranks": 2' in log, "the training job ran as 2 MPI ranks under srun --mpi=pmix")
@@ -145,6 +181,36 @@ try:
                   and filecmp.cmp(P("ref.st"), P(f"{kind}.st"), shallow=False),
                   f"{kind}: the requeued job ends with the uninterrupted run's weights bit for bit")
 
+        # 3b. scancel after the checkpoint: the job stays cancelled (run-step.sh does not requeue after
+        # a SIGTERM; it requeued itself, so a user's scancel brought it back)
+        r = sh("sbatch", "--parsable", "-o", P("cancel.out"), os.path.join(SLURM, "train.sbatch"), *train,
+               "--out", P("cancel.st"))
+        job = r.stdout.strip().split(";")[0]
+        deadline = time.time() + 120
+        while time.time() < deadline and not os.path.exists(P("cancel.st.ckpt.safetensors")):
+            time.sleep(0.05)
+        sh("scancel", job)
+        gone = wait_idle(60)
+        time.sleep(5)  # two scheduler passes: a requeued job would be back by now
+        state = sh("scontrol", "show", "job", "-o", job).stdout
+        text = open(P("cancel.out")).read() if os.path.exists(P("cancel.out")) else ""
+        fields = re.findall(r"JobState=\S+|Restarts=\S+", state)
+        check(gone and "JobState=CANCELLED" in state and "Restarts=0" in state and "not requeueing" in text
+              and not sh("squeue", "-h", "-j", job).stdout.strip(),
+              f"scancel of a training job after its checkpoint: cancelled, not requeued "
+              f"({fields})")
+
+        # 3c. train.sbatch from a folder with a space in its name, 2 tasks by --ntasks-per-node
+        spaced = P("scripts here")
+        shutil.copytree(SLURM, spaced)
+        r = sh("sbatch", "--wait", "-N", "1", "--ntasks-per-node=2", "-o", P("spaced.out"),
+               os.path.join(spaced, "train.sbatch"), "--net", "lenet5", "--data", MNIST, "--subset", "256", "--epochs",
+               "1", "--batch", "32", "--eval-every", "0", "--backend", "cpu", "--out", P("spaced.st"), timeout=300)
+        text = open(P("spaced.out")).read() if os.path.exists(P("spaced.out")) else ""
+        check(r.returncode == 0 and '"ranks": 2' in text and os.path.exists(P("spaced.st")),
+              f"train.sbatch from '{spaced}' with --ntasks-per-node=2 trains on 2 ranks (exit {r.returncode}) "
+              f"{text.strip()[-200:]}")
+
         # 4. tasks that MPI cannot join into one world (srun --mpi=none) stop instead of training alone:
         # OpenMPI refuses a direct launch without PMI in MPI_Init (exit 1, its own message); an MPI
         # that starts singletons instead meets dnnguard's own check (exit 2, "MPI sees one")
@@ -158,6 +224,13 @@ try:
         text = open(P("sweep-5.out")).read() if os.path.exists(P("sweep-5.out")) else ""
         check(r.returncode != 0 and "no value" in text and not os.path.exists(P("never-.st")),
               f"sweep.sbatch refuses task 5 of 2 values ({text.strip()[:120]!r})")
+
+        # 6. a job still running when the cluster is stopped (below) must not outlive it
+        r = sh("sbatch", "--parsable", "-o", "/dev/null", "--wrap", "sleep 600")
+        deadline = time.time() + 30
+        while time.time() < deadline and not job_processes():
+            time.sleep(0.2)
+        check(bool(job_processes()), "a sleeping job runs before the cluster is stopped")
 finally:
     pids = [open(P("cluster", f"{name}.pid")).read().strip() for name in ("munged", "slurmctld", "slurmd")
             if os.path.exists(P("cluster", f"{name}.pid"))]
@@ -165,6 +238,8 @@ finally:
     left = [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
     check(down.returncode == 0 and len(pids) == 3 and not left,
           f"every daemon the test started ({len(pids)}) is stopped (left: {left})")
+    jobs_left = job_processes()
+    check(not jobs_left, f"no process of the cluster's jobs is left (left: {jobs_left})")
     print(f"({time.time() - t_start:.0f} s)")
     shutil.rmtree(tmp, ignore_errors=True)
 done()

@@ -13,7 +13,9 @@
 #       [--seed 1] [--sbatch "options for every job"] [--wait]
 #   scripts/slurm/pipeline.sh --report OUT      (what the report job runs)
 # Prints {"jobs": {stage: id}, "out": OUT} on stdout. Exit: 0 submitted (with --wait: 0 when the
-# report found every stage's result, 1 when not), 2 bad usage or a failed submission.
+# report found every stage's result, 1 when not), 2 bad usage or a failed submission (the stages
+# submitted before it are cancelled). A run into an OUT used before starts with its results/ and
+# report cleared, so the report never counts an earlier run's JSON.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
@@ -47,10 +49,15 @@ report() {
   for ((i = 0; i < $(tr ',' '\n' <<<"$ft" | wc -l); i++)); do
     grep -q '^{' "$out/results/verify-finetune-$i.json" 2>/dev/null || missing=$((missing + 1))
   done
+  # one auth result per issued user, each a JSON object (a crashed fp auth leaves an empty file)
+  local issued n_auth=0
+  issued=$(grep -ho '"issued": *[0-9]*' "$out/results/fingerprints.json" 2>/dev/null | tail -1 | tr -dc 0-9 || true)
   for f in "$out"/results/auth-*.json; do
-    [ -e "$f" ] || { missing=$((missing + 1)); continue; }
+    [ -e "$f" ] || continue
+    grep -q '^{' "$f" && n_auth=$((n_auth + 1)) || missing=$((missing + 1))
     auth+="${auth:+, }$(json_of "$f")"
   done
+  [ -z "$issued" ] || [ "$n_auth" -ge "$issued" ] || missing=$((missing + issued - n_auth))
   {
     printf '{"train": %s,\n' "$(json_of "$out/results/train.json")"
     printf ' "embed": %s,\n' "$(json_of "$out/results/embed.json")"
@@ -98,6 +105,7 @@ done
 command -v sbatch >/dev/null || die "sbatch is not on PATH (run this on a Slurm login node)"
 mkdir -p "$out"/{results,logs,models}
 out=$(cd "$out" && pwd)
+rm -f "$out"/results/*.json "$out/report.json" # an earlier run's results must not stand in for this one's
 echo "$rates" >"$out/prune-rates"
 echo "$ft_epochs" >"$out/finetune-epochs"
 n_rates=$(tr ',' '\n' <<<"$rates" | wc -l)
@@ -124,35 +132,51 @@ submit() {
   DG_SLURM_DIR=$here sbatch --parsable --job-name="dg-$name" --output="$o" --error="$e" --export=ALL \
     "${opts[@]}" "${extra[@]}" "$@" | cut -d';' -f1
 }
+# stage VAR NAME DEPENDENCY ...: submit (as above) and set VAR to the id; a failed submission
+# cancels the stages already submitted and stops the script (exit 2)
+submitted=()
+train="" keygen="" embed="" verify_wm="" fps="" auth="" prune="" finetune="" vprune="" vft=""
+stage() {
+  local var=$1 name=$2 id
+  shift
+  if ! id=$(submit "$@") || ! [[ "$id" =~ ^[0-9]+$ ]]; then
+    [ ${#submitted[@]} = 0 ] || scancel "${submitted[@]}" 2>/dev/null || true
+    die "submitting stage '$name' failed${submitted[*]:+; cancelled the stages submitted before it (${submitted[*]})}"
+  fi
+  submitted+=("$id")
+  printf -v "$var" %s "$id"
+}
 step=$here/run-step.sh
 wrap() { printf '%q ' bash "$step" "$@"; } # a run-step.sh command line for --wrap
 
-train=$(submit train "" -n "$ranks" -- "$here/train.sbatch" "${common[@]}" --epochs "$epochs" \
-  --out "$m/clean.safetensors")
-keygen=$(submit keygen "afterok:$train" -n 1 -- --wrap "$(wrap wm keygen --model "$m/clean.safetensors" \
-  --net "$net" --layer "$layer" --digits "$digits" --seed "$seed" --out "$m/owner.wmkey.json")")
-embed=$(submit embed "afterok:$keygen" -n "$ranks" -- "$here/train.sbatch" "${common[@]}" --epochs "$wm_epochs" \
-  --init "$m/clean.safetensors" --wm "$m/owner.wmkey.json" --wm-lambda "$wm_lambda" --out "$m/wm.safetensors")
-verify_wm=$(submit verify-embedded "afterok:$embed" -n 1 -- --wrap "$(wrap wm verify --model "$m/wm.safetensors" \
-  --key "$m/owner.wmkey.json")")
-fps=$(submit fingerprints "afterok:$embed" -n "$ranks" -- --wrap "$(wrap fp issue --model "$m/wm.safetensors" \
+stage train train "" -n "$ranks" -- "$here/train.sbatch" "${common[@]}" --epochs "$epochs" \
+  --out "$m/clean.safetensors"
+stage keygen keygen "afterok:$train" -n 1 -- --wrap "$(wrap wm keygen --model "$m/clean.safetensors" \
+  --net "$net" --layer "$layer" --digits "$digits" --seed "$seed" --out "$m/owner.wmkey.json")"
+stage embed embed "afterok:$keygen" -n "$ranks" -- "$here/train.sbatch" "${common[@]}" --epochs "$wm_epochs" \
+  --init "$m/clean.safetensors" --wm "$m/owner.wmkey.json" --wm-lambda "$wm_lambda" --out "$m/wm.safetensors"
+stage verify_wm verify-embedded "afterok:$embed" -n 1 -- --wrap "$(wrap wm verify --model "$m/wm.safetensors" \
+  --key "$m/owner.wmkey.json")"
+stage fps fingerprints "afterok:$embed" -n "$ranks" -- --wrap "$(wrap fp issue --model "$m/wm.safetensors" \
   --net "$net" --data "$data" --conf "$conf" --users "$users" --backend "$backend" --out "$m/fps" \
-  "${fp_more[@]}")")
+  "${fp_more[@]}")"
 # auth: every issued user's PNG against the watermarked model, one JSON file per user
-auth_cmd="for f in $(printf %q "$m/fps")/user-*.png; do u=\$(basename \"\$f\" .png); $(wrap fp auth --model \
+auth_cmd="for f in $(printf %q "$m/fps")/user-*.png; do [ -e \"\$f\" ] || continue; u=\$(basename \"\$f\" .png); $(wrap fp auth --model \
   "$m/wm.safetensors" --registry "$m/fps/registry.json" --backend "$backend") --input \"\$f\" \
   >$(printf %q "$out/results")/auth-\$u.json || true; done"
-auth=$(submit auth "afterany:$fps" -n 1 -- --wrap "$auth_cmd")
-prune=$(submit prune "afterok:$embed" -n 1 --array="0-$((n_rates - 1))" -- "$here/sweep.sbatch" "$rates" \
-  attack prune --model "$m/wm.safetensors" --rate {} --out "$m/pruned-{}.safetensors")
-finetune=$(submit finetune "afterok:$embed" -n 1 --array="0-$((n_ft - 1))" -- "$here/sweep.sbatch" "$ft_epochs" \
-  attack finetune --model "$m/wm.safetensors" "${common[@]}" --epochs {} --out "$m/finetuned-{}.safetensors")
+stage auth auth "afterany:$fps" -n 1 -- --wrap "$auth_cmd"
+stage prune prune "afterok:$embed" -n 1 --array="0-$((n_rates - 1))" -- "$here/sweep.sbatch" "$rates" \
+  attack prune --model "$m/wm.safetensors" --rate {} --out "$m/pruned-{}.safetensors"
+stage finetune finetune "afterok:$embed" -n 1 --array="0-$((n_ft - 1))" -- "$here/sweep.sbatch" "$ft_epochs" \
+  attack finetune --model "$m/wm.safetensors" "${common[@]}" --epochs {} --out "$m/finetuned-{}.safetensors"
 # a verify task exits 1 when the watermark is not found: that is a result, not a failure, so the
-# arrays after them and the report wait with afterany
-vprune=$(submit verify-prune "aftercorr:$prune" -n 1 --array="0-$((n_rates - 1))" -- "$here/sweep.sbatch" "$rates" \
-  wm verify --model "$m/pruned-{}.safetensors" --key "$m/owner.wmkey.json")
-vft=$(submit verify-finetune "aftercorr:$finetune" -n 1 --array="0-$((n_ft - 1))" -- "$here/sweep.sbatch" \
-  "$ft_epochs" wm verify --model "$m/finetuned-{}.safetensors" --key "$m/owner.wmkey.json")
+# report waits on them with afterany (and aftercorr runs verify task i once prune or finetune task i
+# succeeded). auth waits with afterany too: it runs on whatever fp issue issued, which may be fewer
+# users than asked (fp issue exits 1 then), and the report counts one result per issued user
+stage vprune verify-prune "aftercorr:$prune" -n 1 --array="0-$((n_rates - 1))" -- "$here/sweep.sbatch" "$rates" \
+  wm verify --model "$m/pruned-{}.safetensors" --key "$m/owner.wmkey.json"
+stage vft verify-finetune "aftercorr:$finetune" -n 1 --array="0-$((n_ft - 1))" -- "$here/sweep.sbatch" \
+  "$ft_epochs" wm verify --model "$m/finetuned-{}.safetensors" --key "$m/owner.wmkey.json"
 all="afterany:$train:$keygen:$embed:$verify_wm:$fps:$auth:$prune:$finetune:$vprune:$vft"
 wait_opt=()
 [ $wait = 0 ] || wait_opt=(--wait)
@@ -164,7 +188,9 @@ report_rc=0
 DG_SLURM_DIR=$here sbatch --parsable --job-name=dg-report --output="$out/logs/report.out" --error="$out/logs/report.err" \
   --dependency="$all" -n 1 "${extra[@]}" "${wait_opt[@]}" --wrap "$(printf '%q ' bash "$here/pipeline.sh" --report "$out")" \
   >"$out/logs/report.id" || report_rc=$?
-printf '"report": %s}, "out": "%s"}\n' "$(cut -d';' -f1 <"$out/logs/report.id" | head -1)" "$out"
+report_id=$(cut -d';' -f1 <"$out/logs/report.id" | head -1)
+[[ "$report_id" =~ ^[0-9]+$ ]] || report_id=null
+printf '"report": %s}, "out": "%s"}\n' "$report_id" "$out"
 if [ $wait = 1 ]; then
   [ $report_rc = 0 ] && exit 0 || exit 1
 fi

@@ -3,9 +3,11 @@
 # runs it: as a job step over the job's tasks (srun --mpi=pmix), with --dist chosen for the commands
 # that take it (train, attack finetune, fp issue, infip extract|verify|calibrate) when there are
 # several tasks, and, for training (train, attack finetune), --resume
-# and self-requeue: when the step stops with exit 3 (it wrote a checkpoint on SIGUSR1, the
-# --signal=USR1@120 warning before the time limit, or on SIGTERM, a preemption), the job is put
-# back in the queue and its next run continues from the checkpoint.
+# and self-requeue: when the step stops with exit 3 after SIGUSR1 (the --signal=USR1@120 warning
+# before the time limit; a B:USR1 to this shell is passed on to the step), the job is put back in
+# the queue and its next run continues from the checkpoint. After SIGTERM (scancel, or a preemption,
+# which Slurm requeues itself when PreemptMode=REQUEUE) the checkpoint is written but the job is
+# not requeued here: a cancelled job must stay cancelled.
 #   run-step.sh COMMAND [ARGS...]          e.g. run-step.sh train --net lenet5 ... --out m.safetensors
 # Environment: DNNGUARD      the binary (default: dnnguard on PATH, else build/dnnguard of this repo)
 #              DG_DIST       auto (default) | none | mpi | nccl: auto is none for one task, nccl with
@@ -47,11 +49,15 @@ if [ -z "${SLURM_JOB_ID:-}" ]; then
 fi
 # --kill-on-bad-exit: a rank that fails alone takes the step down instead of leaving the others
 # waiting in a collective (dnnguard's ranks otherwise end together; docs/distributed.md)
-srun --mpi="${DG_SRUN_MPI:-pmix}" --kill-on-bad-exit=1 --ntasks="$tasks" "$dnnguard" "${args[@]}" &
+# (srun no longer inherits sbatch's --cpus-per-task since Slurm 22.05: pass it on)
+srun --mpi="${DG_SRUN_MPI:-pmix}" --kill-on-bad-exit=1 --ntasks="$tasks" \
+  ${SLURM_CPUS_PER_TASK:+--cpus-per-task="$SLURM_CPUS_PER_TASK"} "$dnnguard" "${args[@]}" &
 step=$!
 # SIGTERM to this batch shell (preemption, scancel) must not kill it before the ranks, which get
 # the signal too, have written their checkpoint: note it and keep waiting for the step
-trap 'echo "run-step: SIGTERM: waiting for dnnguard to checkpoint" >&2' TERM
+terminated=0
+trap 'terminated=1; echo "run-step: SIGTERM: waiting for dnnguard to checkpoint" >&2' TERM
+trap 'echo "run-step: SIGUSR1 to the batch shell: passing it to the step" >&2; kill -USR1 "$step" 2>/dev/null' USR1
 rc=0
 wait "$step" || rc=$?
 while kill -0 "$step" 2>/dev/null; do
@@ -60,10 +66,15 @@ while kill -0 "$step" 2>/dev/null; do
 done
 if [ "$rc" = 3 ] && [ $resumable = 1 ]; then
   restarts=${SLURM_RESTART_COUNT:-0}
-  if [ "$restarts" -lt "${DG_MAX_REQUEUES:-20}" ]; then
-    echo "run-step: checkpoint written; requeueing job $SLURM_JOB_ID (restart $((restarts + 1)))" >&2
-    # a preempted job may already be requeued by Slurm itself: then this one fails harmlessly
-    scontrol requeue "$SLURM_JOB_ID" 2>/dev/null || true
+  if [ $terminated = 1 ]; then
+    echo "run-step: checkpoint written after SIGTERM (scancel or preemption): not requeueing job $SLURM_JOB_ID;" \
+      "a new job (or Slurm's own requeue) resumes from it" >&2
+  elif [ "$restarts" -lt "${DG_MAX_REQUEUES:-20}" ]; then
+    if scontrol requeue "$SLURM_JOB_ID"; then
+      echo "run-step: checkpoint written; requeued job $SLURM_JOB_ID (restart $((restarts + 1)))" >&2
+    else
+      echo "run-step: checkpoint written, but scontrol requeue $SLURM_JOB_ID failed: resubmit to resume" >&2
+    fi
   else
     echo "run-step: stopped with a checkpoint, but job $SLURM_JOB_ID already restarted $restarts times" >&2
   fi
