@@ -23,7 +23,7 @@ static const char *take_hidden(int *argc, char **argv, int *stray, int *bad) {
     for (int i = 0; i < *argc; i++) {
         int is_error = strcmp(argv[i], "--inject-error") == 0, is_stray = strcmp(argv[i], "--inject-stray") == 0;
         if (is_error || is_stray) {
-            if (i + 1 >= *argc || inject) {
+            if (i + 1 >= *argc || inject || strncmp(argv[i + 1], "--", 2) == 0) { /* not "--only" as the op */
                 dg_cli_error("selftest: %s needs an op name (and only one injection per run)", argv[i]);
                 *bad = 1;
                 return NULL;
@@ -91,6 +91,22 @@ int dg_cmd_selftest(int argc, char **argv) {
 
     dg_selftest_opts o = {.ref = ref, .test = test, .tf32 = tf32, .reps = reps, .nets = !no_nets, .only = only,
                           .inject = inject, .inject_stray = stray, .seed = seed};
+    /* --json goes to a temporary name, renamed at the end so a reader never sees half a file; opened
+     * first, so an unwritable path is said before the run rather than after it */
+    char *tmp = NULL;
+    FILE *f = NULL;
+    if (json) {
+        size_t len = strlen(json) + 8;
+        if ((tmp = malloc(len))) {
+            snprintf(tmp, len, "%s.tmp", json);
+            f = fopen(tmp, "w");
+        }
+        if (!f) {
+            dg_cli_error("selftest: %s: cannot write", json);
+            free(tmp);
+            return DG_EXIT_BAD_INPUT;
+        }
+    }
     printf("dnnguard selftest: %s (%s) against the %s reference, %s%s, seed %llu\n", test->name, device, ref->name,
            tf32 ? "tf32" : "fp32", deterministic ? ", deterministic" : "", (unsigned long long)seed);
     printf("error = ||a-b||^2/||b||^2 over each output (b: reference); pass: error <= tolerance, guards intact, "
@@ -99,33 +115,22 @@ int dg_cmd_selftest(int argc, char **argv) {
     dg_selftest_report report;
     if (dg_selftest_run(&o, &report) != 0) {
         dg_selftest_report_free(&report);
+        if (f) fclose(f), remove(tmp);
+        free(tmp);
         return DG_EXIT_BAD_INPUT;
     }
     dg_selftest_print(stdout, &o, &report);
     rc = report.failed ? DG_EXIT_NO : DG_EXIT_OK;
-    if (json) {
-        /* written to a temporary name and renamed, so a reader never sees half a file */
-        size_t len = strlen(json) + 8;
-        char *tmp = malloc(len);
-        FILE *f = NULL;
-        if (tmp) {
-            snprintf(tmp, len, "%s.tmp", json);
-            f = fopen(tmp, "w");
-        }
-        if (!f) {
-            dg_cli_error("selftest: %s: cannot write", json);
+    if (f) {
+        dg_selftest_write_json(f, &o, device, &report);
+        int werr = ferror(f);
+        if (fclose(f) != 0 || werr || rename(tmp, json) != 0) {
+            dg_cli_error("selftest: %s: write failed", json);
+            remove(tmp);
             rc = DG_EXIT_BAD_INPUT;
-        } else {
-            dg_selftest_write_json(f, &o, device, &report);
-            int werr = ferror(f);
-            if (fclose(f) != 0 || werr || rename(tmp, json) != 0) {
-                dg_cli_error("selftest: %s: write failed", json);
-                remove(tmp);
-                rc = DG_EXIT_BAD_INPUT;
-            }
         }
-        free(tmp);
     }
+    free(tmp);
     dg_selftest_report_free(&report);
     return rc;
 }

@@ -99,7 +99,7 @@ EOF
 then ok "--inject-stray bias_bwd: guards catch it on exactly bias_bwd, exit 1"; else fail "--inject-stray bias_bwd (exit $rc)"; fi
 
 # 3. Bad options: one line on stderr, exit 2 (tf32 on the CPU backend too: it computes in FP32 only)
-for args in "--inject-error no_such_op" "--inject-error" "--only no_such_op" "--precision fp16" "--precision tf32" "--backend tpu" "--reps -1" "--inject-stray net_step"; do
+for args in "--inject-error no_such_op" "--inject-error" "--only no_such_op" "--precision fp16" "--precision tf32" "--backend tpu" "--reps -1" "--inject-stray net_step" "--inject-error --only zero" "--json /nonexistent/dir/x.json"; do
   # shellcheck disable=SC2086
   "$DNNGUARD" selftest --backend cpu $args >"$tmp/bad.out" 2>"$tmp/bad.err"
   rc=$?
