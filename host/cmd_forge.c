@@ -124,7 +124,7 @@ int dg_cmd_attack_forge(int argc, char **argv) {
     labels = malloc(sizeof(int32_t) * (size_t)batch);
     dec = malloc(sizeof *dec * (size_t)batch);
     items = calloc((size_t)batch, sizeof *items);
-    per_user = calloc((size_t)reg.n_classes_fp * reg.n_confs, sizeof(long));
+    per_user = calloc((size_t)dg_fp_identity_count(&reg), sizeof(long));
     if (!fakes || !x || !grad || !x01 || !labels || !dec || !items || !per_user) {
         dg_cli_error("attack forge: out of memory");
         goto done;
@@ -193,7 +193,7 @@ int dg_cmd_attack_forge(int argc, char **argv) {
     printf(", \"authenticated\": %ld, \"rate\": %.6f, \"strict_authenticated\": %ld, \"strict_rate\": %.6f, "
            "\"by_identity\": [",
            rule, made ? (double)rule / made : 0.0, strict, made ? (double)strict / made : 0.0);
-    for (int u = 0, shown = 0; u < reg.n_classes_fp * reg.n_confs; u++)
+    for (int u = 0, shown = 0; u < dg_fp_identity_count(&reg); u++)
         if (per_user[u]) printf("%s{\"user\": %d, \"fakes\": %ld}", shown++ ? ", " : "", u, per_user[u]);
     printf("], \"seconds\": %.2f}\n", seconds);
     rc = DG_EXIT_OK;

@@ -100,8 +100,8 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         {"conf", DG_OPT_STR, &confs_text, "fingerprint confidences C_fp, e.g. 0.2,0.3,0.4"},
         {"eps", DG_OPT_FLOAT, &eps, "authentication window |P − c| < eps (default 0.01)"},
         {"margin", DG_OPT_FLOAT, &margin, "an issued fingerprint must be within margin of c (default eps/2)"},
-        {"users", DG_OPT_INT, &users, "how many users (default: classes × confidences); user i·T + j gets class i, "
-                                      "confidence j"},
+        {"users", DG_OPT_INT, &users, "how many users (default: classes × confidences); the i·T + j-th gets class i "
+                                      "of L_fp, confidence j, identity class·T + j"},
         {"out", DG_OPT_STR, &out, "folder for the PNGs and registry.json"},
         {"force", DG_OPT_FLAG, &force, "replace a registry already in --out"},
         {"seed", DG_OPT_U64, &seed, "picks the source images (default 1)"},
@@ -257,12 +257,14 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     reg.eps = eps, reg.margin = margin;
     reg.n_classes_fp = n_cls, reg.n_confs = n_conf;
     reg.n_users = users, reg.users = u;
-    for (int i = 0; i < users; i++) {
-        u[i].id = i;
+    const int last_id = dg_fp_identity(&reg, reg.classes_fp[(users - 1) / n_conf], (users - 1) % n_conf);
+    for (int i = 0; i < users; i++) { /* the i-th user: the (i / T)-th class of L_fp, confidence i mod T */
         u[i].cls = reg.classes_fp[i / n_conf];
+        u[i].id = dg_fp_identity(&reg, u[i].cls, i % n_conf);
         u[i].conf = reg.confs[i % n_conf];
         u[i].source = -1;
-        snprintf(u[i].file, sizeof u[i].file, users > 100 ? "user-%04d.png" : "user-%02d.png", i);
+        snprintf(u[i].file, sizeof u[i].file, last_id >= 10000 ? "user-%06d.png" : last_id >= 100 ? "user-%04d.png"
+                 : "user-%02d.png", u[i].id);
     }
     settled = 1; /* the model loads and works on every rank */
     if (dg_dist_end_setup(dist, 0) != 0) goto done;

@@ -60,6 +60,10 @@ int dg_fp_registry_read(const char *path, dg_fp_registry *r, char *err, size_t e
 int dg_fp_registry_parse(const char *json, size_t len, const char *name, dg_fp_registry *r, char *err,
                          size_t err_len);
 void dg_fp_registry_free(dg_fp_registry *r);
+/* ActiveGuard's identity of class t and confidence j (DESIGN: t·T + j, T = |C_fp|), whether or not
+ * every class is in L_fp; ids lie in 0 .. classes·T − 1. */
+int dg_fp_identity(const dg_fp_registry *r, int cls, int j);
+int dg_fp_identity_count(const dg_fp_registry *r);
 /* Index in r->users of the user with this id, or −1 when none was issued. */
 int dg_fp_find_user(const dg_fp_registry *r, int id);
 
@@ -69,7 +73,7 @@ typedef struct dg_fp_decision {
     int authorized;
     int predicted;   /* argmax of the probabilities (the first on a tie); −1 when any is not finite */
     float p_max;     /* their maximum; NaN when any is not finite */
-    int user;        /* the identity (class index·T + confidence index), −1 when refused */
+    int user;        /* the identity (class·T + confidence index), −1 when refused */
     float conf;      /* the matched confidence */
 } dg_fp_decision;
 

@@ -76,6 +76,9 @@ int dg_fp_parse_confs(const char *text, float eps, float *out, int cap, char *er
 
 int dg_fp_windows_apart(float a, float b, float eps) { return (double)b - (double)a >= 2.0 * (double)eps - 1e-6; }
 
+int dg_fp_identity(const dg_fp_registry *r, int cls, int j) { return cls * r->n_confs + j; }
+int dg_fp_identity_count(const dg_fp_registry *r) { return r->classes * r->n_confs; }
+
 double dg_fp_capacity(int classes, double z1, double z2, double eps) { return classes * (z2 - z1) / (2.0 * eps); }
 
 void dg_fp_decide(const dg_fp_registry *r, const float *probs, dg_fp_decision *d) {
@@ -93,10 +96,9 @@ void dg_fp_decide(const dg_fp_registry *r, const float *probs, dg_fp_decision *d
     d->p_max = probs[arg];
     /* "argmax = t" needs one maximum: a tie (a collapsed model's uniform 1/K) names no class */
     if (tied) return;
-    int ci = -1;
-    for (int i = 0; i < r->n_classes_fp; i++)
-        if (r->classes_fp[i] == arg) ci = i;
-    if (ci < 0) return;
+    int in_fp = 0;
+    for (int i = 0; i < r->n_classes_fp; i++) in_fp |= r->classes_fp[i] == arg;
+    if (!in_fp) return;
     int matched = -1;
     for (int j = 0; j < r->n_confs; j++)
         if (fabsf(d->p_max - r->confs[j]) < r->eps) {
@@ -106,7 +108,7 @@ void dg_fp_decide(const dg_fp_registry *r, const float *probs, dg_fp_decision *d
         }
     if (matched < 0) return;
     d->authorized = 1;
-    d->user = ci * r->n_confs + matched;
+    d->user = dg_fp_identity(r, arg, matched);
     d->conf = r->confs[matched];
 }
 

@@ -108,7 +108,7 @@ int dg_fp_registry_parse(const char *json, size_t len, const char *name, dg_fp_r
     for (int i = 0; i < n; i++, o = o->next) {
         dg_fp_user *u = &r->users[i];
         int first_id = i ? r->users[i - 1].id + 1 : 0;
-        if (!cJSON_IsObject(o) || dg_json_get_int(o, "id", first_id, r->n_classes_fp * r->n_confs - 1, &u->id) ||
+        if (!cJSON_IsObject(o) || dg_json_get_int(o, "id", first_id, dg_fp_identity_count(r) - 1, &u->id) ||
             dg_json_get_int(o, "class", 0, r->classes - 1, &u->cls) ||
             dg_json_get_float(cJSON_GetObjectItemCaseSensitive(o, "confidence"), 0.0, 1.0, &u->conf) ||
             dg_json_get_int(o, "source_index", 0, 1 << 30, &u->source) ||
@@ -120,10 +120,13 @@ int dg_fp_registry_parse(const char *json, size_t len, const char *name, dg_fp_r
                   "file without a path, sha256, l2, confidence_at_issue)";
             goto done;
         }
-        /* the identity must be the one the allocation gives: class index · T + confidence index */
-        int ci = u->id / r->n_confs, cj = u->id % r->n_confs;
-        if (r->classes_fp[ci] != u->cls || r->confs[cj] != u->conf) {
-            why = "a user's class and confidence are not the ones its id allocates";
+        /* the identity must be the one the allocation gives: class · T + confidence index, the class
+         * one of L_fp */
+        int t = u->id / r->n_confs, cj = u->id % r->n_confs, in_fp = 0;
+        for (int c = 0; c < r->n_classes_fp; c++) in_fp |= r->classes_fp[c] == t;
+        if (!in_fp || t != u->cls || r->confs[cj] != u->conf) {
+            why = "a user's class and confidence are not the ones its id allocates (id = class · T + j, the "
+                  "class one of fingerprint_classes)";
             goto done;
         }
     }

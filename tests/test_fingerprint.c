@@ -163,17 +163,17 @@ static void test_decide(void) {
     float p[10];
     dg_fp_decision d;
 
-    /* every identity: class index · T + confidence index */
+    /* every identity: class · T + confidence index (DESIGN's t·T + j, also with only some classes in L_fp) */
     for (int ci = 0; ci < 3; ci++)
         for (int j = 0; j < 2; j++)
             for (int s = -1; s <= 1; s++) {
                 float v = r.confs[j] + 0.009f * (float)s;
                 make_probs(p, 10, r.classes_fp[ci], v);
                 dg_fp_decide(&r, p, &d);
-                CHECK(d.authorized && d.user == ci * 2 + j && d.conf == r.confs[j] && d.predicted == r.classes_fp[ci] &&
+                CHECK(d.authorized && d.user == r.classes_fp[ci] * 2 + j && d.conf == r.confs[j] && d.predicted == r.classes_fp[ci] &&
                           d.p_max == v,
                       "class %d at %g: authorized %d user %d (want %d) conf %g predicted %d", r.classes_fp[ci],
-                      (double)v, d.authorized, d.user, ci * 2 + j, (double)d.conf, d.predicted);
+                      (double)v, d.authorized, d.user, r.classes_fp[ci] * 2 + j, (double)d.conf, d.predicted);
             }
     /* just outside the window on either side, and between the two windows */
     const float outside[] = {0.3f + 0.0101f, 0.3f - 0.0101f, 0.5f + 0.0101f, 0.5f - 0.0101f, 0.4f, 0.25f, 0.9f, 0.15f};
@@ -234,7 +234,7 @@ static void test_decide(void) {
               d.authorized, d.user);
         make_probs(p, 10, 5, 0.305f);
         dg_fp_decide(&t, p, &d);
-        CHECK(d.authorized && d.user == 2, "p 0.305 in window 0.3 only: user %d", d.user);
+        CHECK(d.authorized && d.user == 10, "p 0.305 in window 0.3 only: user %d, want 5·2 + 0", d.user);
     }
 
     /* the window's edge exactly, with binary fractions: |p − c| < eps is strict */
@@ -244,10 +244,10 @@ static void test_decide(void) {
         {0.125f, -1},                         /* c0 − eps */
         {0.375f, -1},                         /* c0 + eps = c1 − eps: the shared edge is nobody's */
         {0.625f, -1},                         /* c1 + eps */
-        {0x1.000002p-3f, 2},                  /* just inside c0's window (class 5 → index 1 · 2 + 0) */
-        {0x1.7ffffep-2f, 2},                  /* just below 0.375 */
-        {0x1.800002p-2f, 3},                  /* just above 0.375: c1's window */
-        {0x1.3ffffep-1f, 3},                  /* just below 0.625 */
+        {0x1.000002p-3f, 10},                 /* just inside c0's window (class 5 → 5 · 2 + 0) */
+        {0x1.7ffffep-2f, 10},                 /* just below 0.375 */
+        {0x1.800002p-2f, 11},                 /* just above 0.375: c1's window */
+        {0x1.3ffffep-1f, 11},                 /* just below 0.625 */
     };
     for (size_t i = 0; i < sizeof edge / sizeof *edge; i++) {
         for (int j = 0; j < 10; j++) p[j] = 0.01f;
@@ -266,7 +266,7 @@ static void test_decide(void) {
     for (int j = 0; j < 1000; j++) big[j] = 0.0008f;
     big[999] = 0.2f;
     dg_fp_decide(&r2, big, &d);
-    CHECK(d.authorized && d.user == 1 && d.predicted == 999, "class 999 of 1000: user %d", d.user);
+    CHECK(d.authorized && d.user == 999 && d.predicted == 999, "class 999 of 1000 (T = 1): user %d", d.user);
 }
 
 /* ---- the control layer's random answers ---- */
@@ -348,15 +348,15 @@ static void make_registry(dg_fp_registry *r, dg_fp_user *users) {
     r->eps = 0.01f, r->margin = nextafterf(0.005f, 1.0f);
     r->n_classes_fp = 3, r->classes_fp[0] = 1, r->classes_fp[1] = 4, r->classes_fp[2] = 9;
     r->n_confs = 3, r->confs[0] = 0.2f, r->confs[1] = 0.35f, r->confs[2] = 1.0f / 3.0f + 0.4f;
-    /* ids 0, 2, 3, 7: users 1, 4, 5, 6 and 8 failed and are absent */
-    const int ids[4] = {0, 2, 3, 7};
+    /* ids class · 3 + j over L_fp = {1, 4, 9}: 3, 5, 12, 29 were issued, 4, 13, 14, 27 and 28 failed */
+    const int ids[4] = {3, 5, 12, 29};
     for (int i = 0; i < 4; i++) {
         dg_fp_user *u = &users[i];
         memset(u, 0, sizeof *u);
         u->id = ids[i];
-        u->cls = r->classes_fp[ids[i] / 3];
+        u->cls = ids[i] / 3;
         u->conf = r->confs[ids[i] % 3];
-        u->source = ids[i] == 7 ? 1 << 30 : 1000 * i + 17;
+        u->source = ids[i] == 29 ? 1 << 30 : 1000 * i + 17;
         snprintf(u->file, sizeof u->file, "user-%02d.png", ids[i]);
         snprintf(u->sha256, sizeof u->sha256, "%s", i % 2 ? HEX_A : HEX_B);
         u->l2 = i == 3 ? 0.0f : 1.0f / (3.0f + (float)i);
@@ -415,9 +415,9 @@ static void test_registry_round_trip(void) {
               "user %d survives: id %d cls %d conf %.9g source %d file %s l2 %.9g p %.9g", i, a->id, a->cls,
               (double)a->conf, a->source, a->file, (double)a->l2, (double)a->p_issue);
     }
-    /* find_user over ids 0, 2, 3, 7 */
-    const struct { int id, at; } find[] = {{0, 0}, {2, 1}, {3, 2}, {7, 3}, {1, -1}, {4, -1}, {6, -1}, {8, -1}, {-1, -1},
-                                           {1000000, -1}};
+    /* find_user over ids 3, 5, 12, 29 */
+    const struct { int id, at; } find[] = {{3, 0}, {5, 1}, {12, 2}, {29, 3}, {0, -1}, {4, -1}, {13, -1}, {28, -1},
+                                           {-1, -1}, {1000000, -1}};
     for (size_t i = 0; i < sizeof find / sizeof *find; i++)
         CHECK(dg_fp_find_user(&back, find[i].id) == find[i].at, "find_user(%d) = %d, want %d", find[i].id,
               dg_fp_find_user(&back, find[i].id), find[i].at);
@@ -425,12 +425,12 @@ static void test_registry_round_trip(void) {
     float p[10];
     dg_fp_decision d;
     for (int j = 0; j < 10; j++) p[j] = 0.05f;
-    p[4] = 0.2f; /* class index 1, confidence index 0: id 3, listed */
+    p[4] = 0.2f; /* class 4, confidence index 0: id 12, listed */
     dg_fp_decide(&back, p, &d);
-    CHECK(d.authorized && d.user == 3 && dg_fp_find_user(&back, d.user) == 2, "id 3 is listed");
-    p[4] = 0.35f; /* id 4: the rule is met, but nobody holds it */
+    CHECK(d.authorized && d.user == 12 && dg_fp_find_user(&back, d.user) == 2, "id 12 is listed: user %d", d.user);
+    p[4] = 0.35f; /* id 13: the rule is met, but nobody holds it */
     dg_fp_decide(&back, p, &d);
-    CHECK(d.authorized && d.user == 4 && dg_fp_find_user(&back, d.user) == -1, "id 4 meets the rule but is not listed");
+    CHECK(d.authorized && d.user == 13 && dg_fp_find_user(&back, d.user) == -1, "id 13 meets the rule but is not listed");
     dg_fp_registry_free(&back);
     CHECK(back.users == NULL && back.n_users == 0, "free clears the users");
     dg_fp_registry_free(&back); /* twice is harmless */
@@ -630,7 +630,9 @@ static void test_registry_corrupt(void) {
         {"\"id\":3,\"class\":1,\"confidence\":0.5", "\"id\":3,\"class\":1,\"confidence\":0.3", "its id allocates"},
         {"{\"id\":3,\"class\":1,\"confidence\":0.5", "{\"id\":0,\"class\":0,\"confidence\":0.3", "ids increasing"}, /* repeat */
         {"{\"id\":0,\"class\":0", "{\"id\":4,\"class\":2", "ids increasing"},  /* ids decrease: 4, 3 */
-        {"{\"id\":3,\"class\":1", "{\"id\":6,\"class\":1", "lacks a field"}, /* id past classes × confidences */
+        {"{\"id\":3,\"class\":1", "{\"id\":20,\"class\":1", "lacks a field"}, /* id past classes × confidences */
+        {"{\"id\":3,\"class\":1,\"confidence\":0.5", "{\"id\":6,\"class\":3,\"confidence\":0.3", "its id allocates"},
+        /* (id 6 is class 3, confidence 0: class 3 is not in fingerprint_classes) */
         {"{\"id\":0,", "{\"id\":-1,", "lacks a field"},
         {"{\"id\":0,", "{\"id\":0.5,", "lacks a field"},
         {"{\"id\":0,", "{", "lacks a field"},                            /* no id */

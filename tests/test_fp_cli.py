@@ -91,7 +91,7 @@ check(np.allclose(reg.get("mean", [0]), [0.1307], atol=1e-3) and np.allclose(reg
       f"MNIST's normalisation: mean {reg.get('mean')} std {reg.get('std')}")
 check([u["id"] for u in users] == list(range(6))
       and [(u["class"], u["confidence"]) for u in users] == [(c, p) for c in CLASSES for p in CONFS],
-      "user i·T + j holds class i and confidence j")
+      "user t·T + j holds class t and confidence j")
 check(len({u["source_index"] for u in users}) == len(users), "every user got a different source image")
 listing = sorted(os.listdir(FPS)) if os.path.isdir(FPS) else []
 check(listing == sorted(["registry.json"] + [u["file"] for u in users]),
@@ -142,6 +142,20 @@ r = run(*ISSUE, "--out", P("fps-again"))
 again = P("fps-again/registry.json")
 check(r.returncode == 0 and os.path.exists(again) and open(again).read() == open(REG).read(),
       f"the same seed issues the same registry, file for file (exit {r.returncode})")
+
+# 4b. only some classes in L_fp: the identity is still class·T + j (DESIGN's t·T + j), so class 7 at
+# the second of two confidences is user 15, its file user-15.png, and fp auth names that user
+r = run("fp", "issue", "--model", MODEL, "--net", "lenet5", "--data", MNIST, "--classes", "3,7", "--conf", "0.3,0.5",
+        "--users", "4", "--iters", "1000", "--search-steps", "3", "--seed", "1", "--out", P("fps-some"))
+some = json.load(open(P("fps-some/registry.json"))) if os.path.exists(P("fps-some/registry.json")) else {"users": []}
+check(r.returncode == 0 and [(u["id"], u["class"], u["confidence"], u["file"]) for u in some["users"]]
+      == [(6, 3, 0.3, "user-06.png"), (7, 3, 0.5, "user-07.png"), (14, 7, 0.3, "user-14.png"), (15, 7, 0.5, "user-15.png")],
+      f"--classes 3,7 --conf 0.3,0.5: users 6, 7, 14, 15 (exit {r.returncode}) "
+      f"{[(u['id'], u['class'], u['confidence']) for u in some['users']]}")
+if os.path.exists(P("fps-some/user-15.png")):
+    rc, o, err = auth(P("fps-some/user-15.png"), registry=P("fps-some/registry.json"))
+    check(rc == 0 and o.get("user") == 15 and o.get("rule_user") == 15 and o.get("class") == 7,
+          f"fp auth of user-15.png names user 15, class 7 (exit {rc}, user {o.get('user')}) {err}")
 
 # 5. fp auth on every fingerprint, plain and strict
 for u in users:
