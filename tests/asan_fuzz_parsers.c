@@ -753,11 +753,12 @@ static void run_registry(const buf *b) {
         return;
     }
     reg_ok++;
-    int ids = r.n_classes_fp * r.n_confs;
+    int ids = dg_fp_identity_count(&r); /* class · T + j */
     int sane = r.c >= 1 && r.c <= 3 && r.h >= 1 && r.h <= 4096 && r.w >= 1 && r.w <= 4096 && r.classes >= 2 &&
                r.classes <= DG_FP_MAX_CLASSES && r.eps > 0.0f && r.eps <= 0.5f && r.margin >= 0.0f &&
                r.margin <= r.eps && r.n_classes_fp >= 1 && r.n_classes_fp <= r.classes && r.n_confs >= 1 &&
-               r.n_confs <= DG_FP_MAX_CONFS && r.n_users >= 0 && r.n_users <= ids && (r.users || !r.n_users);
+               r.n_confs <= DG_FP_MAX_CONFS && r.n_users >= 0 && r.n_users <= r.n_classes_fp * r.n_confs &&
+               (r.users || !r.n_users);
     for (int ch = 0; ch < r.c && sane; ch++) sane = r.std[ch] > 0.0f && isfinite(r.mean[ch]);
     for (int i = 0; i < r.n_classes_fp && sane; i++)
         sane = r.classes_fp[i] >= 0 && r.classes_fp[i] < r.classes && (i == 0 || r.classes_fp[i] > r.classes_fp[i - 1]);
@@ -767,8 +768,10 @@ static void run_registry(const buf *b) {
     for (int i = 0; i < r.n_users && sane; i++) {
         const dg_fp_user *u = &r.users[i];
         size_t len = strnlen(u->file, sizeof u->file);
-        sane = u->id >= 0 && u->id < ids && (i == 0 || u->id > r.users[i - 1].id) &&
-               u->cls == r.classes_fp[u->id / r.n_confs] && u->conf == r.confs[u->id % r.n_confs] && u->source >= 0 &&
+        int in_fp = 0;
+        for (int c = 0; c < r.n_classes_fp; c++) in_fp |= r.classes_fp[c] == u->cls;
+        sane = u->id >= 0 && u->id < ids && (i == 0 || u->id > r.users[i - 1].id) && in_fp &&
+               u->cls == u->id / r.n_confs && u->conf == r.confs[u->id % r.n_confs] && u->source >= 0 &&
                len > 0 && len < sizeof u->file && u->file[0] != '.' && !memchr(u->file, '/', len) &&
                !memchr(u->file, '\\', len) && strnlen(u->sha256, sizeof u->sha256) == 64 && u->l2 >= 0.0f &&
                u->p_issue >= 0.0f && u->p_issue <= 1.0f;
@@ -941,10 +944,10 @@ static void fuzz_registry(int iterations, double deadline, int *done) {
     reg.mean[0] = 0.1307f, reg.std[0] = 0.3081f, reg.eps = 0.01f, reg.margin = 0.005f;
     reg.n_classes_fp = 3, reg.classes_fp[0] = 0, reg.classes_fp[1] = 4, reg.classes_fp[2] = 9;
     reg.n_confs = 3, reg.confs[0] = 0.2f, reg.confs[1] = 0.35f, reg.confs[2] = 0.5f;
-    const int ids[4] = {0, 1, 4, 8}; /* ids 2, 3, 5, 6 and 7 failed: absent */
+    const int ids[4] = {0, 1, 13, 29}; /* class · 3 + j; ids 2, 12, 14, 27 and 28 failed: absent */
     for (int i = 0; i < 4; i++) {
         users[i].id = ids[i];
-        users[i].cls = reg.classes_fp[ids[i] / 3];
+        users[i].cls = ids[i] / 3;
         users[i].conf = reg.confs[ids[i] % 3];
         users[i].source = 100 * i + 7;
         snprintf(users[i].file, sizeof users[i].file, "user-%02d.png", ids[i]);
@@ -954,7 +957,7 @@ static void fuzz_registry(int iterations, double deadline, int *done) {
     }
     reg.n_users = 4, reg.users = users;
     /* seeds: 4 users with ids skipped; the same with no users (so that mutated classes and
-     * confidences are not refused for the users' sake); colour, 100 classes, users 1 and 5 */
+     * confidences are not refused for the users' sake); colour, 100 classes, users 1 and 199 */
     buf seeds[3] = {{0}, {0}, {0}};
     registry_seed(&reg, &seeds[0]);
     reg.n_users = 0;
@@ -963,7 +966,7 @@ static void fuzz_registry(int iterations, double deadline, int *done) {
     reg.mean[1] = 0.48f, reg.mean[2] = 0.45f, reg.std[1] = 0.25f, reg.std[2] = 0.26f, reg.eps = 0.05f, reg.margin = 0.05f;
     reg.classes_fp[1] = 50, reg.classes_fp[2] = 99, reg.n_confs = 2, reg.confs[0] = 0.1f, reg.confs[1] = 0.9f;
     users[0].id = 1, users[0].cls = 0, users[0].conf = 0.9f;
-    users[1].id = 5, users[1].cls = 99, users[1].conf = 0.9f;
+    users[1].id = 199, users[1].cls = 99, users[1].conf = 0.9f; /* 99 · 2 + 1 */
     reg.n_users = 2;
     registry_seed(&reg, &seeds[2]);
     for (int s = 0; s < 3; s++) run_registry(&seeds[s]);
