@@ -58,7 +58,7 @@ static int accepted(dg_net *net_check, const dg_fp_registry *r, const char *png,
     dg_fp_decision d;
     dg_fp_decide(r, probs, &d);
     *p = probs[u->cls];
-    return d.authorized && d.user == u->id && d.predicted == u->cls && fabsf(probs[u->cls] - u->conf) < r->margin;
+    return d.authorized && d.user == u->id && fabsf(probs[u->cls] - u->conf) < r->margin; /* the id holds the class */
 }
 
 /* What became of one generated item, as its rank tells the others. */

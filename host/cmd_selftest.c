@@ -75,7 +75,7 @@ int dg_cmd_selftest(int argc, char **argv) {
         dg_cli_error("selftest: --inject-%s: unknown op '%s'", stray ? "stray" : "error", inject);
         return DG_EXIT_BAD_INPUT;
     }
-    if (inject && stray && (!strcmp(inject, "alloc") || !strcmp(inject, "net_step") || !strcmp(inject, "net_relevance"))) {
+    if (inject && stray && !dg_selftest_op_guarded(inject)) {
         dg_cli_error("selftest: --inject-stray %s: that op places no guard words (use --inject-error)", inject);
         return DG_EXIT_BAD_INPUT;
     }

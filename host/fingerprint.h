@@ -64,6 +64,8 @@ void dg_fp_registry_free(dg_fp_registry *r);
  * every class is in L_fp; ids lie in 0 .. classes·T − 1. */
 int dg_fp_identity(const dg_fp_registry *r, int cls, int j);
 int dg_fp_identity_count(const dg_fp_registry *r);
+/* Whether class cls is one of L_fp (r->classes_fp). */
+int dg_fp_is_fp_class(const dg_fp_registry *r, int cls);
 /* Index in r->users of the user with this id, or −1 when none was issued. */
 int dg_fp_find_user(const dg_fp_registry *r, int id);
 

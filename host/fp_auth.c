@@ -78,6 +78,11 @@ int dg_fp_windows_apart(float a, float b, float eps) { return (double)b - (doubl
 
 int dg_fp_identity(const dg_fp_registry *r, int cls, int j) { return cls * r->n_confs + j; }
 int dg_fp_identity_count(const dg_fp_registry *r) { return r->classes * r->n_confs; }
+int dg_fp_is_fp_class(const dg_fp_registry *r, int cls) {
+    for (int i = 0; i < r->n_classes_fp; i++)
+        if (r->classes_fp[i] == cls) return 1;
+    return 0;
+}
 
 double dg_fp_capacity(int classes, double z1, double z2, double eps) { return classes * (z2 - z1) / (2.0 * eps); }
 
@@ -96,9 +101,7 @@ void dg_fp_decide(const dg_fp_registry *r, const float *probs, dg_fp_decision *d
     d->p_max = probs[arg];
     /* "argmax = t" needs one maximum: a tie (a collapsed model's uniform 1/K) names no class */
     if (tied) return;
-    int in_fp = 0;
-    for (int i = 0; i < r->n_classes_fp; i++) in_fp |= r->classes_fp[i] == arg;
-    if (!in_fp) return;
+    if (!dg_fp_is_fp_class(r, arg)) return;
     int matched = -1;
     for (int j = 0; j < r->n_confs; j++)
         if (fabsf(d->p_max - r->confs[j]) < r->eps) {

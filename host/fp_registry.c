@@ -122,9 +122,8 @@ int dg_fp_registry_parse(const char *json, size_t len, const char *name, dg_fp_r
         }
         /* the identity must be the one the allocation gives: class · T + confidence index, the class
          * one of L_fp */
-        int t = u->id / r->n_confs, cj = u->id % r->n_confs, in_fp = 0;
-        for (int c = 0; c < r->n_classes_fp; c++) in_fp |= r->classes_fp[c] == t;
-        if (!in_fp || t != u->cls || r->confs[cj] != u->conf) {
+        int t = u->id / r->n_confs, cj = u->id % r->n_confs;
+        if (!dg_fp_is_fp_class(r, t) || t != u->cls || r->confs[cj] != u->conf) {
             why = "a user's class and confidence are not the ones its id allocates (id = class · T + j, the "
                   "class one of fingerprint_classes)";
             goto done;

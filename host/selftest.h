@@ -54,6 +54,8 @@ void dg_selftest_report_free(dg_selftest_report *report);
 
 /* The op names the selftest has cases for (a NULL-terminated list), for --only / --inject-error. */
 const char *const *dg_selftest_op_names(void);
+/* Whether op's cases place guard words around their buffers (alloc and the whole nets do not). */
+int dg_selftest_op_guarded(const char *op);
 
 /* The report as a table (one row per case) and as JSON (the same rows plus the run's settings). */
 void dg_selftest_print(FILE *out, const dg_selftest_opts *opts, const dg_selftest_report *report);
