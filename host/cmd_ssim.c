@@ -34,9 +34,13 @@ int dg_cmd_ssim(int argc, char **argv) {
         if (dg_png_read(paths[k], &img[k], 0, err, sizeof err) != 0) {
             dg_cli_error("%s", err);
             goto done;
+        } else if (img[k].stored_bits == 16) { /* skimage would compare the 16-bit values themselves */
+            dg_cli_error("ssim: %s has 16 bits per sample; ssim compares 8-bit images, and rounding them to 8 bits "
+                         "would change the answer: save it with 8", paths[k]);
+            goto done;
         }
     if (img[0].w != img[1].w || img[0].h != img[1].h || img[0].channels != img[1].channels) {
-        dg_cli_error("ssim: %s is %dx%d with %d channel(s)%s but %s is %dx%d with %d%s", paths[0], img[0].w,
+        dg_cli_error("ssim: %s is %dx%d with %d channel(s)%s but %s is %dx%d with %d channel(s)%s", paths[0], img[0].w,
                      img[0].h, img[0].channels, dg_png_stored_note(&img[0]), paths[1], img[1].w, img[1].h,
                      img[1].channels, dg_png_stored_note(&img[1]));
         goto done;

@@ -88,6 +88,27 @@ static void convert_pixels(const uint8_t *src, int sc, uint8_t *dst, int dc, siz
     }
 }
 
+/* Looks up the indices in d->raw through the PLTE chunk, into outc channels. An index past the
+ * PLTE entries is refused: libpng would expand it to black with a warning and PIL reads index i
+ * as grey (i, i, i); neither is a colour the file's writer gave. */
+static void expand_palette(decoder *d, int w, size_t npix, int outc) {
+    png_colorp plte = NULL;
+    int entries = 0;
+    if (!png_get_PLTE(d->png, d->info, &plte, &entries) || entries < 1 || entries > 256) fail(d, "no usable PLTE chunk");
+    uint8_t rgb[256 * 3], lookup[256 * 3];
+    for (int i = 0; i < entries; i++) rgb[3 * i] = plte[i].red, rgb[3 * i + 1] = plte[i].green, rgb[3 * i + 2] = plte[i].blue;
+    convert_pixels(rgb, 3, lookup, outc, (size_t)entries);
+    for (size_t p = 0; p < npix; p++) {
+        const int index = d->raw[p];
+        if (index >= entries) {
+            snprintf(d->m.msg, sizeof d->m.msg, "pixel (%zu, %zu) has palette index %d, but the PLTE chunk has %d entries",
+                     p % (size_t)w, p / (size_t)w, index, entries);
+            fail(d, d->m.msg);
+        }
+        memcpy(d->img.pixels + p * (size_t)outc, lookup + index * outc, (size_t)outc);
+    }
+}
+
 static int run_decoder(decoder *d) {
     if (setjmp(png_jmpbuf(d->png))) return -1;
     png_set_user_limits(d->png, DG_PNG_MAX_SIDE, DG_PNG_MAX_SIDE);
@@ -109,7 +130,9 @@ static int run_decoder(decoder *d) {
                                                                  : "grey";
     int stored_bits = png_get_bit_depth(d->png, d->info);
     int outc = d->want ? d->want : stored;
-    png_set_expand(d->png);   /* palette → RGB, grey of 1/2/4 bits → 8, tRNS → alpha (then ignored) */
+    const int palette = color_type == PNG_COLOR_TYPE_PALETTE;
+    if (palette) png_set_packing(d->png); /* one index per byte, looked up below (expand_palette) */
+    else png_set_expand(d->png);          /* grey of 1/2/4 bits → 8, tRNS → alpha (then ignored) */
     png_set_scale_16(d->png); /* 16 → 8 bits, round(v·255/65535) */
     (void)png_set_interlace_handling(d->png);
     png_read_update_info(d->png, d->info);
@@ -128,14 +151,16 @@ static int run_decoder(decoder *d) {
     }
     size_t npix = (size_t)w * h;
     d->img.pixels = malloc(npix * (size_t)outc);
-    d->raw = ch == outc ? NULL : malloc(npix * (size_t)ch);
+    const int direct = ch == outc && !palette; /* libpng's output is already the image */
+    d->raw = direct ? NULL : malloc(npix * (size_t)ch);
     d->rows = malloc(sizeof(png_bytep) * h);
-    if (!d->img.pixels || (ch != outc && !d->raw) || !d->rows) fail(d, "out of memory");
-    uint8_t *base = ch == outc ? d->img.pixels : d->raw;
+    if (!d->img.pixels || (!direct && !d->raw) || !d->rows) fail(d, "out of memory");
+    uint8_t *base = direct ? d->img.pixels : d->raw;
     for (png_uint_32 y = 0; y < h; y++) d->rows[y] = base + (size_t)y * rowbytes;
     png_read_image(d->png, d->rows);
     png_read_end(d->png, NULL); /* the chunks after the image, their CRCs, and IEND */
-    if (ch != outc) convert_pixels(d->raw, ch, d->img.pixels, outc, npix);
+    if (palette) expand_palette(d, (int)w, npix, outc);
+    else if (!direct) convert_pixels(d->raw, ch, d->img.pixels, outc, npix);
     d->img.w = (int)w;
     d->img.h = (int)h;
     d->img.channels = outc;

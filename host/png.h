@@ -49,8 +49,9 @@ int dg_png_read(const char *path, dg_image *img, int want_channels, char *err, s
  * convert("L") computes it: L = (19595·R + 38470·G + 7471·B + 32768) >> 16.
  * Refused, with one line naming name: a bad signature, an empty or truncated file, any CRC
  * mismatch (critical or ancillary chunk), a side over DG_PNG_MAX_SIDE, a decoded size over
- * DG_PNG_MAX_DECODED_BYTES, an ancillary chunk over DG_PNG_MAX_CHUNK_BYTES, missing IEND, and
- * whatever else libpng reports as an error. 0, or -1 with err "<name>: <problem>", img zeroed. */
+ * DG_PNG_MAX_DECODED_BYTES, a palette index past the PLTE entries, missing IEND, and whatever
+ * else libpng reports as an error. An ancillary chunk over DG_PNG_MAX_CHUNK_BYTES is skipped
+ * unread (no ancillary chunk changes the pixels returned). 0, or -1 with err "<name>: <problem>", img zeroed. */
 int dg_png_decode(const uint8_t *bytes, size_t n, const char *name, dg_image *img, int want_channels, char *err,
                   size_t err_len);
 

@@ -1379,11 +1379,12 @@ static void make_png_seeds(buf *seeds, int *n_seeds) {
     make_png_seed(&seeds[n++], 11, 7, 16, 4, 1); /* 16-bit grey+alpha, Adam7 */
     make_png_seed(&seeds[n++], 5, 9, 8, 6, 1);   /* RGBA, Adam7 */
     make_png_seed(&seeds[n++], 17, 2, 1, 0, 0);  /* 1-bit grey */
+    make_png_seed(&seeds[n++], 9, 5, 4, 3, 1);   /* 4-bit palette, Adam7 (PLTE cuts make indices past it) */
     *n_seeds = n;
 }
 
 static void fuzz_png(int iterations, double deadline, int *done) {
-    buf seeds[6] = {{0}};
+    buf seeds[7] = {{0}};
     int n_seeds;
     make_png_seeds(seeds, &n_seeds);
     for (int s = 0; s < n_seeds; s++) run_png(&seeds[s], 0, 0);

@@ -93,6 +93,7 @@ static membuf libpng_encode(int w, int h, int depth, int ctype, int interlace, c
         exit(2);
     }
     png_set_write_fn(png, &m, mem_write, mem_flush);
+    png_set_check_for_invalid_index(png, 0); /* lets a test write indices past the PLTE entries */
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, ctype, interlace, PNG_COMPRESSION_TYPE_DEFAULT,
                  PNG_FILTER_TYPE_DEFAULT);
     if (pal) png_set_PLTE(png, info, pal, npal);
@@ -336,6 +337,29 @@ static void test_formats(void) {
     dg_image_free(&a);
     dg_image_free(&b);
     free(m.p);
+
+    /* an index past the PLTE entries is refused (libpng made it black, PIL grey i), 4- and 8-bit,
+     * interlaced too: the same 4 entries, indices up to 15 (4-bit) or 200 (8-bit) */
+    for (int depth = 4; depth <= 8; depth += 4)
+        for (int interlace = 0; interlace < 2; interlace++) {
+            uint8_t past[10 * 3];
+            const size_t rb = depth == 4 ? 5 : 10;
+            memset(past, 0, sizeof past);
+            past[rb + 1] = depth == 4 ? 0x2f : 200; /* row 1, pixel 3 (4-bit) or 1 (8-bit) */
+            m = libpng_encode(10, 3, depth, PNG_COLOR_TYPE_PALETTE, interlace ? PNG_INTERLACE_ADAM7 : PNG_INTERLACE_NONE,
+                              past, rb, pal, 4, NULL, 0, NULL, 0);
+            for (int want = 0; want <= 3; want += (want == 0 ? 1 : 2)) {
+                dg_image im = {7, 7, 7, (uint8_t *)1, 0, NULL};
+                int rc = dg_png_decode(m.p, m.n, "past.png", &im, want, errbuf, sizeof errbuf);
+                CHECK(rc == -1 && im.pixels == NULL && strstr(errbuf, depth == 4 ? "(3, 1) has palette index 15" :
+                                                                  "(1, 1) has palette index 200") &&
+                          strstr(errbuf, "4 entries"),
+                      "%d-bit palette index past PLTE (interlace %d, want %d): rc %d, '%s'", depth, interlace, want, rc,
+                      errbuf);
+                if (rc == 0) dg_image_free(&im);
+            }
+            free(m.p);
+        }
 
     /* grey+alpha → grey (alpha ignored); grey with a tRNS colour key */
     uint8_t ga[2 * 7 * 2];
