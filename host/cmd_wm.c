@@ -1,6 +1,7 @@
 /* host/cmd_wm.c — `dnnguard wm keygen` (a key from a clean model's conv layer) and `dnnguard wm
  * verify` (Algorithm 1 on any safetensors file, JSON on stdout, the verdict as the exit code). */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,38 @@ static float *read_layer(const char *path, const char *layer, const int *want, i
     return w;
 }
 
+/* A key is made from a clean model: every floating-point tensor of the file (the net's or not,
+ * since keygen may run without --net) must be finite, as dg_model_require_finite asks of fp issue
+ * and infip extract. 0, or -1 with the first NaN or infinite element named. */
+static int require_finite_file(const char *path) {
+    char err[512];
+    dg_st_file f;
+    if (dg_st_open(path, &f, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        return -1;
+    }
+    int rc = 0;
+    for (int t = 0; t < f.n_tensors && rc == 0; t++) {
+        const dg_st_tensor *x = &f.tensors[t];
+        int floating = x->dtype == DG_ST_F32 || x->dtype == DG_ST_F16 || x->dtype == DG_ST_BF16 || x->dtype == DG_ST_F64;
+        if (!floating || x->numel == 0 || dg_model_ignored_tensor(x->name)) continue;
+        float *v = malloc(sizeof(float) * x->numel);
+        if (!v || dg_st_read_f32(&f, t, v, x->numel, err, sizeof err) != 0) {
+            dg_cli_error("%s", v ? err : "wm keygen: out of memory");
+            rc = -1;
+        }
+        for (size_t j = 0; rc == 0 && j < x->numel; j++)
+            if (!isfinite(v[j])) {
+                dg_cli_error("%s: %s[%zu] is %s: a watermark key needs a working model", path, x->name, j,
+                             isnan(v[j]) ? "NaN" : "infinite");
+                rc = -1;
+            }
+        free(v);
+    }
+    dg_st_close(&f);
+    return rc;
+}
+
 static int keygen(int argc, char **argv) {
     const char *model = NULL, *net_name = NULL, *layer = NULL, *digits = NULL, *out = NULL;
     uint64_t seed = 1;
@@ -113,6 +146,7 @@ static int keygen(int argc, char **argv) {
             return DG_EXIT_BAD_INPUT;
         }
     }
+    if (require_finite_file(model) != 0) return DG_EXIT_BAD_INPUT;
     int shape[4];
     float *w = read_layer(model, layer, NULL, shape);
     if (!w) return DG_EXIT_BAD_INPUT;
