@@ -119,16 +119,22 @@ class Setup:
         self.confs = [confs[i % len(confs)] for i in range(n_users)]
         sources = pick_sources(self.targets, labels, pred, a.seed)
         listed = 0
+        per_class = len(confs)
         for u_ in reg["users"]:
-            i = u_["id"]
+            # fp issue's identity is t·T + j (t the class, j the confidence's index); i is its
+            # position here, class by class in fingerprint_classes' order
+            t_, j_ = divmod(u_["id"], per_class)
+            if t_ not in classes_fp:
+                raise SystemExit(f"fp_torch.py: registry user {u_['id']}: class {t_} is not a fingerprint class")
+            i = classes_fp.index(t_) * per_class + j_
             if i >= n_users:
                 continue
             listed += 1
             if u_["class"] != self.targets[i] or abs(u_["confidence"] - self.confs[i]) > 1e-6:
-                raise SystemExit(f"fp_torch.py: registry user {i}: class/confidence differ from the numbering")
+                raise SystemExit(f"fp_torch.py: registry user {u_['id']}: class/confidence differ from the numbering")
             if u_["source_index"] != sources[i]:
                 # a source the registry lists wins; a difference means a retry round or another seed
-                print(f"fp_torch.py: warning: user {i}: registry source {u_['source_index']}, recomputed {sources[i]}",
+                print(f"fp_torch.py: warning: user {u_['id']}: registry source {u_['source_index']}, recomputed {sources[i]}",
                       file=sys.stderr)
                 sources[i] = u_["source_index"]
         if min(sources) < 0:

@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
     --precision) PRECISIONS=${2:?}; shift ;;
     --steps) STEPS=${2:?}; shift ;;
     --warmup) WARMUP=${2:?}; shift ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
   shift
@@ -78,6 +78,9 @@ OUT=$(mktemp -d "${TMPDIR:-/tmp}/dg-gpu-bench.XXXXXX")
 echo "gpu.sh: raw JSON lines in $OUT" >&2
 {
   echo "{\"python\":\"$PY\"}"
+  # which dnnguard the figures are of: the commit, and whether the tree had changes not committed
+  commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
+  echo "{\"commit\":\"$commit\"}"
   [ "$DEVICE" = cuda ] && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null |
     head -1 | sed 's/"//g; s/^/{"nvidia_smi":"/; s/$/"}/'
 } >"$OUT/machine.jsonl"
@@ -135,8 +138,8 @@ for l in open(os.path.join(out, "machine.jsonl")):
 import torch
 where = next((r["device"] for r in rows if r.get("device")), machine.get("nvidia_smi", device))
 cudnn = torch.backends.cudnn.version() if device == "cuda" else None
-print(f"Device: {where}; nvidia-smi: {machine.get('nvidia_smi', '—')}; PyTorch {torch.__version__}"
-      f"{f', cuDNN {cudnn}' if cudnn else ''} ({machine.get('python')}).\n")
+print(f"Device: {where}; nvidia-smi: {machine.get('nvidia_smi', '—')}; dnnguard {machine.get('commit', 'unknown')}; "
+      f"PyTorch {torch.__version__}{f', cuDNN {cudnn}' if cudnn else ''} ({machine.get('python')}).\n")
 print(f"Training, batch {batch}, SGD momentum 0.9 on one fixed batch (median step; best of {rounds} round(s)). "
       "Ratios above 1: dnnguard faster. PyTorch eager is its default (cudnn.benchmark off); 'benchmark' lets cuDNN "
       "time its algorithms first. Memory: each side's allocator peak (dnnguard's backend allocations; "

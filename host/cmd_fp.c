@@ -367,8 +367,8 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
            dg_fp_capacity(n_cls, (double)reg.confs[0] - eps, (double)reg.confs[n_conf - 1] + eps, eps),
            dg_json_fixed(listed ? l2_sum / listed : NAN, 4).s, seconds, n_issued / (seconds > 0 ? seconds : 1), stats.iterations,
            stats.judge_forwards, be->name);
-    for (int i = 0, k = 0; i < users; i++)
-        if (!issued[i]) printf(k++ ? ", %d" : "%d", i);
+    for (int i = 0, k = 0; i < users; i++) /* by identity, as the registry names users (u is compacted) */
+        if (!issued[i]) printf(k++ ? ", %d" : "%d", dg_fp_identity(&reg, reg.classes_fp[i / n_conf], i % n_conf));
     printf("]}\n");
     if (rc != DG_EXIT_OK)
         dg_cli_error("fp issue: %d of %d users got no fingerprint that authenticates after %d retries "

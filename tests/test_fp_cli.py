@@ -152,6 +152,13 @@ check(r.returncode == 0 and [(u["id"], u["class"], u["confidence"], u["file"]) f
       == [(6, 3, 0.3, "user-06.png"), (7, 3, 0.5, "user-07.png"), (14, 7, 0.3, "user-14.png"), (15, 7, 0.5, "user-15.png")],
       f"--classes 3,7 --conf 0.3,0.5: users 6, 7, 14, 15 (exit {r.returncode}) "
       f"{[(u['id'], u['class'], u['confidence']) for u in some['users']]}")
+# a user left without a fingerprint is named by identity too: one C&W step authenticates nobody
+r = run("fp", "issue", "--model", MODEL, "--net", "lenet5", "--data", MNIST, "--classes", "3,7", "--conf", "0.3,0.5",
+        "--users", "4", "--iters", "1", "--search-steps", "1", "--retries", "0", "--seed", "1", "--out", P("fps-none"))
+left = parse(r.stdout)
+check(r.returncode == 1 and left.get("issued") == 0 and left.get("not_issued") == [6, 7, 14, 15],
+      f"fp issue names the users left without a fingerprint by identity (exit {r.returncode}, "
+      f"not_issued {left.get('not_issued')})")
 if os.path.exists(P("fps-some/user-15.png")):
     rc, o, err = auth(P("fps-some/user-15.png"), registry=P("fps-some/registry.json"))
     check(rc == 0 and o.get("user") == 15 and o.get("rule_user") == 15 and o.get("class") == 7,
