@@ -48,33 +48,40 @@ static double global_ssim(const uint8_t *a, const uint8_t *b, int h, int w, int 
     return ssim_of(ma, mb, va / n, vb / n, vab / n);
 }
 
-/* The five filtered moments (x, y, x², y², xy) of every interior pixel: a horizontal pass over all
- * rows, then a vertical pass over the interior rows; the mean of the SSIM map over the interior. */
+/* The five filtered moments (x, y, x², y², xy) of every interior pixel: a horizontal pass row by
+ * row into a ring of the last DG_SSIM_WINDOW rows (memory for 11 rows, not the image), and, once
+ * a window's rows are all there, the vertical pass of the interior row they centre; the mean of
+ * the SSIM map over the interior. The sums run in the same order as over a whole-image buffer. */
 static double gaussian_ssim(const uint8_t *a, const uint8_t *b, int h, int w, int step) {
     double g[DG_SSIM_WINDOW], total = 0.0;
     for (int k = -RADIUS; k <= RADIUS; k++) total += g[k + RADIUS] = exp(-0.5 / (SIGMA * SIGMA) * k * k);
     for (int k = 0; k < DG_SSIM_WINDOW; k++) g[k] /= total;
     const int iw = w - 2 * RADIUS, ih = h - 2 * RADIUS;
-    double *rows = malloc(sizeof(double) * 5 * (size_t)h * (size_t)iw);
-    if (!rows) return NAN;
-    for (int i = 0; i < h; i++)
+    /* ring[((q · WINDOW) + slot) · iw + j]: moment q of image row r, horizontally filtered, slot r % WINDOW */
+    double *ring = malloc(sizeof(double) * 5 * DG_SSIM_WINDOW * (size_t)iw);
+    if (!ring) return NAN;
+#define RING(q, r, j) ring[((size_t)(q) * DG_SSIM_WINDOW + (size_t)((r) % DG_SSIM_WINDOW)) * (size_t)iw + (size_t)(j)]
+    double sum = 0.0;
+    for (int i = 0; i < h; i++) {
         for (int j = 0; j < iw; j++) {
             double m[5] = {0, 0, 0, 0, 0};
             for (int k = 0; k < DG_SSIM_WINDOW; k++) {
                 double x = PX(a, i, j + k), y = PX(b, i, j + k);
                 m[0] += g[k] * x, m[1] += g[k] * y, m[2] += g[k] * x * x, m[3] += g[k] * y * y, m[4] += g[k] * x * y;
             }
-            for (int q = 0; q < 5; q++) rows[((size_t)q * h + (size_t)i) * iw + (size_t)j] = m[q];
+            for (int q = 0; q < 5; q++) RING(q, i, j) = m[q];
         }
-    double sum = 0.0;
-    for (int i = 0; i < ih; i++)
+        const int top = i - (DG_SSIM_WINDOW - 1); /* the interior row whose window ends at row i */
+        if (top < 0) continue;
         for (int j = 0; j < iw; j++) {
             double m[5] = {0, 0, 0, 0, 0};
             for (int k = 0; k < DG_SSIM_WINDOW; k++)
-                for (int q = 0; q < 5; q++) m[q] += g[k] * rows[((size_t)q * h + (size_t)(i + k)) * iw + (size_t)j];
+                for (int q = 0; q < 5; q++) m[q] += g[k] * RING(q, top + k, j);
             sum += ssim_of(m[0], m[1], m[2] - m[0] * m[0], m[3] - m[1] * m[1], m[4] - m[0] * m[1]);
         }
-    free(rows);
+    }
+#undef RING
+    free(ring);
     return sum / ((double)ih * iw);
 }
 
