@@ -22,21 +22,23 @@ static double normal(uint64_t stream, uint64_t i) {
 }
 
 /* n noisy copies of images of class `source` drawn from ds (seed), labelled `target`, into keys
- * (its buffers malloc'd). 0, or −1 with the message printed. */
+ * (its buffers malloc'd). taken (NULL, or one flag per image of ds): images flagged are not drawn,
+ * and the ones drawn are flagged, so fresh keys from the split trained on share no image with its
+ * keys. 0, or −1 with the message printed. */
 static int make_keys(const dg_dataset *ds, const char *split, int n, int source, int target, float noise_std,
-                     uint64_t seed, dg_dataset *keys) {
+                     uint64_t seed, unsigned char *taken, dg_dataset *keys) {
     int *pool = malloc(sizeof(int) * (size_t)ds->n), m = 0;
     if (!pool) {
         dg_cli_error("attack overwrite: out of memory");
         return -1;
     }
     for (int i = 0; i < ds->n; i++)
-        if (ds->labels[i] == source) pool[m++] = i;
+        if (ds->labels[i] == source && !(taken && taken[i])) pool[m++] = i;
     int *pick = m >= n ? malloc(sizeof(int) * (size_t)n) : NULL;
     if (m < n || !pick || dg_data_subset_indices(m, n, seed, pick) != 0) {
         if (m < n)
-            dg_cli_error("attack overwrite: --keys %d, but the %s split has %d images of class %d (--source-class)", n,
-                         split, m, source);
+            dg_cli_error("attack overwrite: --keys %d, but the %s split has %d images of class %d (--source-class)%s",
+                         n, split, m, source, taken ? " that are not already the keys trained on" : "");
         else dg_cli_error("attack overwrite: out of memory");
         free(pool), free(pick);
         return -1;
@@ -60,6 +62,7 @@ static int make_keys(const dg_dataset *ds, const char *split, int n, int source,
             keys->images[(size_t)i * per + j] = (uint8_t)(v <= 0.0 ? 0 : v >= 255.0 ? 255 : (int)floor(v + 0.5));
         }
         keys->labels[i] = target;
+        if (taken) taken[pool[pick[i]]] = 1;
     }
     free(pool), free(pick);
     return 0;
@@ -97,7 +100,7 @@ int dg_cmd_attack_overwrite(int argc, char **argv) {
         {"target-class", DG_OPT_INT, &target, "class the keys are labelled with (default 0)"},
         {"noise-std", DG_OPT_FLOAT, &noise_std, "Gaussian noise added to the keys, on [0, 1] pixels (default 0.2)"},
         {"key-seed", DG_OPT_U64, &key_seed, "draws the key images and their noise (default 7)"},
-        {"limit", DG_OPT_INT, &limit, "test accuracy on the first N test images (default: all)"},
+        {"limit", DG_OPT_INT, &limit, "test accuracy (before, after and each epoch's) on the first N test images (default: all)"},
     };
     int rc = dg_train_parse("attack overwrite", argc, argv, &o, 1, &model, extra, (int)(sizeof extra / sizeof *extra));
     if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
@@ -106,6 +109,7 @@ int dg_cmd_attack_overwrite(int argc, char **argv) {
         return DG_EXIT_BAD_INPUT;
     }
     dg_dataset train = {0}, test = {0}, keys = {0}, fresh = {0};
+    unsigned char *taken = NULL; /* with --split test: the test images drawn as keys */
     dg_norm norm; /* the test split and the keys made from the splits take it too */
     if (dg_session_norm("attack overwrite", o.normalize, &norm) != 0 ||
         dg_session_data(o.data, strcmp(o.split, "test") != 0, &norm, &train) != 0)
@@ -122,14 +126,23 @@ int dg_cmd_attack_overwrite(int argc, char **argv) {
                      "below %d, --noise-std in [0, 10], --limit ≥ 0", train.classes);
         goto done;
     }
-    /* the keys trained on come from the split fine-tuned on; fresh ones from the test split */
-    if (make_keys(&train, o.split, n_keys, source, target, noise_std, key_seed, &keys) != 0 ||
-        make_keys(&test, "test", n_keys, source, target, noise_std, dg_rng_stream(key_seed, 1), &fresh) != 0)
+    /* the keys trained on come from the split fine-tuned on; fresh ones from the test split, and
+     * from other images than the keys' when that is the split fine-tuned on (--split test) */
+    const int same_split = strcmp(o.split, "test") == 0;
+    /* (both are the test split, in one order: the one flag array serves both draws) */
+    taken = same_split ? calloc((size_t)(train.n > test.n ? train.n : test.n), 1) : NULL;
+    if (same_split && !taken) {
+        dg_cli_error("attack overwrite: out of memory");
+        goto done;
+    }
+    if (make_keys(&train, o.split, n_keys, source, target, noise_std, key_seed, taken, &keys) != 0 ||
+        make_keys(&test, "test", n_keys, source, target, noise_std, dg_rng_stream(key_seed, 1), taken, &fresh) != 0)
         goto done;
     double before[3], after[3]; /* the keys', the fresh keys', the test split's */
     if (accuracies(o.net, model, &keys, &fresh, &test, limit, o.backend, before) != 0) goto done;
     o.extra = &keys;
     o.quiet = 1;
+    o.eval_limit = limit; /* the epochs' test accuracy too: --limit is there to make the run short */
     int trained = dg_train(&o);
     if (trained != DG_EXIT_OK) {
         rc = trained;
@@ -148,6 +161,7 @@ int dg_cmd_attack_overwrite(int argc, char **argv) {
            before[1], after[1], before[2], after[2], limit > 0 && limit < test.n ? limit : test.n);
     rc = DG_EXIT_OK;
 done:
+    free(taken);
     dg_data_free(&train);
     dg_data_free(&test);
     dg_data_free(&keys);

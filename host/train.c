@@ -669,6 +669,7 @@ int dg_train(const dg_train_opts *o) {
     int have_test = o->eval_every > 0 && dg_data_load_test(o->data, &train, &test, err, sizeof err) == 0;
     if (o->eval_every > 0 && !have_test && root) /* training goes on; the missing figures are said */
         fprintf(stderr, "dnnguard: train: no test accuracy (the test split does not load: %s)\n", err);
+    if (have_test && o->eval_limit > 0 && o->eval_limit < test.n) test.n = o->eval_limit; /* the first N */
     int rc = DG_EXIT_BAD_INPUT;
     /* activations for this rank's share of a global batch, at most ⌈batch / ranks⌉ images and at
      * most the training set's (a --batch above it is one step of all of them) */
@@ -874,6 +875,8 @@ int dg_train(const dg_train_opts *o) {
         if (evaluate)
             len += snprintf(line + len, sizeof line - (size_t)len, ", \"test_loss\": %s, \"test_acc\": %.6f",
                             dg_json_fixed(result.loss, 6).s, result.accuracy);
+        if (evaluate && o->eval_limit > 0)
+            len += snprintf(line + len, sizeof line - (size_t)len, ", \"test_images\": %d", test.n);
         if (key) { /* the regularizer's mean over the epoch's steps; digits extracting right at its end */
             int matches;
             dg_wm_embed_step(&wm, be, 0, &matches);

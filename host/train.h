@@ -33,6 +33,7 @@ typedef struct dg_train_opts {
                               the first W epochs of S steps, step by step */
     uint64_t seed;
     int quiet;               /* print no result line on stdout (a caller prints its own) */
+    int eval_limit;          /* > 0: the per-epoch evaluation takes the first N test images only */
     const dg_dataset *extra; /* examples appended to the training set after --subset (attack
                                 overwrite's key images), or NULL; not recorded in checkpoints */
     dg_dist *dist;           /* data parallelism (host/dist.h): --batch is the global batch, each rank

@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402
 import torch_nets  # noqa: E402
-from cli_check import CIFAR, MNIST, SHARED, check, done, expect_bad, run  # noqa: E402
+from cli_check import CIFAR, MNIST, SHARED, check, done, expect_bad, parse, run  # noqa: E402
 
 
 def run_json(*args):
@@ -355,6 +355,20 @@ expect_bad(["attack", "overwrite", "--model", P("m.safetensors"), "--net", "lene
 expect_bad(["attack", "overwrite", "--model", P("m.safetensors"), "--net", "lenet5", "--data", MNIST, "--keys",
             "20000", "--out", P("no.safetensors")], "the train split has 6742 images of class 1",
            "attack overwrite: more --keys than the split has of --source-class (the split named)")
+# --split test: the fresh keys are other test images than the keys trained on. MNIST's test split has
+# 1135 images of class 1: 600 keys leave 535 for 600 fresh ones (drawn from all 1135, they overlapped)
+expect_bad(["attack", "overwrite", "--model", P("m.safetensors"), "--net", "lenet5", "--data", MNIST, "--split",
+            "test", "--keys", "600", "--out", P("no.safetensors")],
+           "the test split has 535 images of class 1 (--source-class) that are not already the keys trained on",
+           "attack overwrite --split test: fresh keys share no image with the keys")
+# --limit caps the per-epoch evaluation too (it is there to make the run short)
+r = run("attack", "overwrite", "--model", P("m.safetensors"), "--net", "lenet5", "--data", MNIST, "--split", "test",
+        "--subset", "300", "--keys", "50", "--epochs", "2", "--limit", "250", "--log", P("ow.jsonl"),
+        "--out", P("ow.safetensors"))
+ow, log = parse(r.stdout), [json.loads(line) for line in open(P("ow.jsonl"))] if r.returncode == 0 else []
+check(r.returncode == 0 and ow.get("test_images") == 250 and [e.get("test_images") for e in log] == [250, 250],
+      f"attack overwrite --limit 250: the epochs evaluate 250 test images too ({[e.get('test_images') for e in log]}) "
+      f"{r.stderr.strip()[-200:]}")
 
 # Refusals and bad input: one line, exit 2, no output file.
 random_weights("resnet18-cifar", 3, P("resnet.safetensors"))
