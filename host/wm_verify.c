@@ -188,6 +188,12 @@ int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int 
             break;
         }
 done:
+    if (rc == 0 && r->verified && r->matches > need) {
+        /* the chance of as many right digits as were read (the p-value of the count seen): the
+         * tail at `need` alone made a 13-of-13 match under --min-match 3 look like chance */
+        const double one_seen = at_least(key, q, r->matches, work);
+        r->p_chance = chance_of(&s, (dg_wm_search)r->matched_by, q, r->matches, one_seen);
+    }
     free(s.group_channel);
     free(s.fits);
     free(s.owner);

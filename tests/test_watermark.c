@@ -283,6 +283,12 @@ static void test_verify(void) {
     dg_wm_verify(&k, w, DG_WM_SEARCH_FILTERS, k.n, &r);
     CHECK(r.matched_by == DG_WM_SEARCH_KEY && r.p_chance == p_key,
           "found at the key's filter, a wider search is judged by the key's chance: %g vs %g", r.p_chance, p_key);
+    /* a lower bar judges the count read, not the bar: 13 of 13 under need 3 is as unlikely as under 13 */
+    for (int need = 1; need <= 13; need += 4) {
+        dg_wm_verify(&k, w, DG_WM_SEARCH_FILTERS, need, &r);
+        CHECK(r.verified && r.matches == 13 && r.p_chance == p_key,
+              "13 of 13 digits with need %d: p_chance %g, want the chance of 13 right, %g", need, r.p_chance, p_key);
+    }
     /* one digit off: 12 of 13 fails Algorithm 1, passes with --min-match 12 */
     int rs = 25;
     float *spot = &w[(size_t)k.filter * 150 + (k.positions[4] / rs) * rs + k.positions[4] % rs];
@@ -293,6 +299,11 @@ static void test_verify(void) {
           r.matches, r.filter);
     dg_wm_verify(&k, w, DG_WM_SEARCH_FILTERS, 12, &r);
     CHECK(r.verified, "12 of 13 digits with need 12: verified");
+    double p_12 = r.p_chance;
+    dg_wm_verify(&k, w, DG_WM_SEARCH_FILTERS, 3, &r);
+    CHECK(r.verified && r.matches == 12 && r.p_chance == p_12 && p_12 > p_key,
+          "12 of 13 under need 3: p_chance %g, want the chance of 12 or more as under need 12 (%g, above 13's %g)",
+          r.p_chance, p_12, p_key);
     *spot = saved;
 
     /* output channels permuted: the key's filter now holds something else */
