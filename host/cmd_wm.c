@@ -178,8 +178,51 @@ static int keygen(int argc, char **argv) {
     return rc;
 }
 
+/* --clean: the key must be what keygen makes of the clean model (its SHA-256, then the filter,
+ * range and map keygen derives from the layer with the key's seed and digits), and the clean model
+ * must not already read the digits: digits read off a model, not embedded, prove nothing. 0 with
+ * *clean_matches set (the key's filter of the clean model), or -1 with the message printed. */
+static int check_against_clean(const char *clean, const dg_wm_key *key, int need, int *clean_matches) {
+    char err[512], sha[65], digits[DG_WM_MAX_DIGITS + 1];
+    if (dg_sha256_file(clean, sha, err, sizeof err) != 0) {
+        dg_cli_error("%s", err);
+        return -1;
+    }
+    if (strcmp(sha, key->model_sha256) != 0) {
+        dg_cli_error("wm verify: %s is not the model the key was made from (its SHA-256 is not the key's model_sha256)",
+                     clean);
+        return -1;
+    }
+    int shape[4], rc = -1;
+    float *w = read_layer(clean, key->layer, key->shape, shape);
+    dg_wm_key *again = malloc(sizeof *again);
+    dg_wm_result *r = malloc(sizeof *r);
+    for (int k = 0; k < key->n; k++) digits[k] = (char)('0' + key->digits[k]);
+    digits[key->n] = 0;
+    if (!w) { /* read_layer said why */
+    } else if (!again || !r) {
+        dg_cli_error("wm verify: out of memory");
+    } else if (dg_wm_keygen(w, shape, key->layer, digits, key->seed, again, err, sizeof err) != 0) {
+        dg_cli_error("wm verify: %s: %s", clean, err);
+    } else if (again->filter != key->filter || again->w_min != key->w_min || again->w_max != key->w_max ||
+               again->a != key->a || again->b != key->b) {
+        dg_cli_error("wm verify: the key's filter or range is not what wm keygen makes of %s (filter %d, [%.9g, %.9g]; "
+                     "the key says %d, [%.9g, %.9g]): the key was edited", clean, again->filter, (double)again->w_min,
+                     (double)again->w_max, key->filter, (double)key->w_min, (double)key->w_max);
+    } else if (dg_wm_verify(key, w, DG_WM_SEARCH_KEY, need, r) != 0) {
+        dg_cli_error("wm verify: out of memory");
+    } else {
+        *clean_matches = r->matches;
+        rc = 0;
+    }
+    free(w);
+    free(again);
+    free(r);
+    return rc;
+}
+
 static int verify(int argc, char **argv) {
-    const char *model = NULL, *key_path = NULL, *search_name = "filters";
+    const char *model = NULL, *key_path = NULL, *search_name = "filters", *clean = NULL;
     int need = -1; /* not given: all digits */
     double max_p = 1e-6;
     const dg_opt opts[] = {
@@ -191,6 +234,8 @@ static int verify(int argc, char **argv) {
         {"min-match", DG_OPT_INT, &need, "digits that must match (default: all, as Algorithm 1)"},
         {"max-p-chance", DG_OPT_DOUBLE, &max_p,
          "verified only when a layer without the watermark would pass with at most this chance (default 1e-6)"},
+        {"clean", DG_OPT_STR, &clean,
+         "the clean model the key was made from: the key must be keygen's of it, and it must not read the digits"},
     };
     int rc = dg_cli_parse("wm verify", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
     if (rc != 0) return rc > 0 ? DG_EXIT_OK : DG_EXIT_BAD_INPUT;
@@ -228,6 +273,8 @@ static int verify(int argc, char **argv) {
         dg_cli_error("wm verify: --min-match must be from 1 to the key's %d digits", key->n);
         goto done;
     }
+    int clean_matches = -1;
+    if (clean && check_against_clean(clean, key, need, &clean_matches) != 0) goto done;
     int shape[4];
     char sha[65];
     if (!(w = read_layer(model, key->layer, key->shape, shape))) goto done;
@@ -256,19 +303,35 @@ static int verify(int argc, char **argv) {
     /* matching digits prove something only when a layer without the watermark would rarely match:
      * a short key, a map that reads most weights as one digit, or a search that tries enough places
      * makes the match near certain for any model */
-    const int significant = r->p_chance <= max_p, verified = r->verified && significant;
+    const int significant = r->p_chance <= max_p;
+    /* digits that the key's own clean model reads were read off it, not embedded: a key made (or
+     * edited) to fit; the suspect may be that model itself */
+    const int suspect_is_clean = strcmp(sha, key->model_sha256) == 0;
+    const int read_off = (clean_matches >= need) || (suspect_is_clean && r->verified);
+    const int verified = r->verified && significant && !read_off;
     static const char *const stage[] = {"key", "filters", "channels"}; /* by dg_wm_search */
     printf("], \"matches\": %d, \"n\": %d, \"need\": %d, \"digits_match\": %s, \"matched_by\": ", r->matches, key->n,
            need, r->verified ? "true" : "false");
     if (r->matched_by >= 0) printf("\"%s\"", stage[r->matched_by]);
     else printf("null");
-    printf(", \"p_chance\": %s, \"max_p_chance\": %s, \"verified\": %s}\n", dg_json_exact(r->p_chance).s,
-           dg_json_exact(max_p).s,
-           verified ? "true" : "false");
+    printf(", \"p_chance\": %s, \"max_p_chance\": %s, \"suspect_is_keys_model\": %s, \"clean\": ",
+           dg_json_exact(r->p_chance).s, dg_json_exact(max_p).s, suspect_is_clean ? "true" : "false");
+    if (clean) dg_json_string(stdout, clean);
+    else printf("null");
+    printf(", \"clean_matches\": ");
+    if (clean) printf("%d", clean_matches);
+    else printf("null");
+    printf(", \"verified\": %s}\n", verified ? "true" : "false");
     if (r->verified && !significant)
         fprintf(stderr, "dnnguard: wm verify: the digits match (stage %s), but a layer without the watermark would "
                 "match there with chance %.3g (above --max-p-chance %g): not a proof, not verified\n",
                 stage[r->matched_by], r->p_chance, max_p);
+    else if (r->verified && suspect_is_clean)
+        fprintf(stderr, "dnnguard: wm verify: the digits match, but the suspect is the model the key was made from "
+                "(its SHA-256 is the key's model_sha256): digits it reads were not embedded; not verified\n");
+    else if (r->verified && read_off)
+        fprintf(stderr, "dnnguard: wm verify: the digits match, but --clean, the model the key was made from, reads "
+                "%d of them too: they were read off a model, not embedded; not verified\n", clean_matches);
     rc = verified ? DG_EXIT_OK : DG_EXIT_NO;
 done:
     free(key);

@@ -22,6 +22,30 @@ static void digit_map(float lo, float hi, float *a, float *b) {
     *b = -*a * lo;
 }
 
+/* The n distinct positions seed draws among per_filter weights: the first n steps of a Fisher–Yates
+ * shuffle. Only the entries the n swaps touch are kept (moved[] holds index → value for at most 2n
+ * of them), so a hostile key's huge filter costs no memory; keygen and the reader share it. */
+static void draw_positions(uint64_t seed, long per_filter, int n, int32_t *out) {
+    long moved_at[2 * DG_WM_MAX_DIGITS]; /* 96 KiB of stack at most */
+    int32_t moved_to[2 * DG_WM_MAX_DIGITS];
+    int n_moved = 0;
+    uint64_t stream = dg_rng_stream(seed, 0x77a7e2ull);
+    for (int k = 0; k < n; k++) {
+        long j = (long)k + (long)(dg_rng_u64(stream, (uint64_t)k) % (uint64_t)(per_filter - k));
+        int32_t at_k = (int32_t)k, at_j = (int32_t)j; /* an entry no swap has touched holds its index */
+        int slot_k = -1, slot_j = -1;
+        for (int m = 0; m < n_moved; m++) {
+            if (moved_at[m] == k) slot_k = m, at_k = moved_to[m];
+            if (moved_at[m] == j) slot_j = m, at_j = moved_to[m];
+        }
+        if (slot_k < 0) slot_k = n_moved, moved_at[n_moved++] = k;
+        if (slot_j < 0 && j != k) slot_j = n_moved, moved_at[n_moved++] = j;
+        moved_to[slot_k] = at_j; /* swap entries k and j */
+        if (j != k) moved_to[slot_j] = at_k;
+        out[k] = at_j;
+    }
+}
+
 int dg_wm_keygen(const float *w, const int shape[4], const char *layer, const char *digits, uint64_t seed,
                  dg_wm_key *key, char *err, size_t err_len) {
     memset(key, 0, sizeof *key);
@@ -68,23 +92,8 @@ int dg_wm_keygen(const float *w, const int shape[4], const char *layer, const ch
                  key->filter, layer, (double)lo, (double)hi);
         return -1;
     }
-    /* n distinct positions: the first n steps of a Fisher–Yates shuffle driven by the seed */
-    int32_t *order = malloc(sizeof(int32_t) * (size_t)per_filter);
-    if (!order) {
-        snprintf(err, err_len, "out of memory");
-        return -1;
-    }
-    for (long j = 0; j < per_filter; j++) order[j] = (int32_t)j;
-    uint64_t stream = dg_rng_stream(seed, 0x77a7e2ull);
-    for (size_t k = 0; k < n; k++) {
-        long j = (long)k + (long)(dg_rng_u64(stream, k) % (uint64_t)(per_filter - (long)k));
-        int32_t t = order[k];
-        order[k] = order[j];
-        order[j] = t;
-        key->positions[k] = order[k];
-        key->digits[k] = (uint8_t)(digits[k] - '0');
-    }
-    free(order);
+    draw_positions(seed, per_filter, (int)n, key->positions);
+    for (size_t k = 0; k < n; k++) key->digits[k] = (uint8_t)(digits[k] - '0');
     snprintf(key->layer, sizeof key->layer, "%s", layer);
     memcpy(key->shape, shape, sizeof key->shape);
     key->n = (int)n;
@@ -229,17 +238,27 @@ int dg_wm_key_parse(const char *json, size_t len, const char *name, dg_wm_key *k
             goto done;
         }
     }
-    if (cJSON_IsString(seed)) {
-        char *end;
-        errno = 0;
-        key->seed = strtoull(seed->valuestring, &end, 10);
-        if (errno || end == seed->valuestring || *end) {
-            why = "\"seed\" must be a decimal string";
+    char *end = NULL;
+    errno = 0;
+    if (cJSON_IsString(seed)) key->seed = strtoull(seed->valuestring, &end, 10);
+    if (!cJSON_IsString(seed) || errno || end == seed->valuestring || *end || seed->valuestring[0] == '-') {
+        why = "\"seed\" must be a decimal string (the positions are drawn from it)";
+        goto done;
+    }
+    { /* the positions are the seed's draw: chosen by hand, they could sit on any weights that
+       * happen to read the digits, and any model would "carry" the watermark */
+        int32_t drawn[DG_WM_MAX_DIGITS];
+        draw_positions(key->seed, per_filter, key->n, drawn);
+        if (memcmp(drawn, key->positions, sizeof(int32_t) * (size_t)key->n) != 0) {
+            why = "\"positions\" are not the ones \"seed\" draws (the key was edited)";
             goto done;
         }
     }
-    if (cJSON_IsString(sha) && strlen(sha->valuestring) < sizeof key->model_sha256)
-        snprintf(key->model_sha256, sizeof key->model_sha256, "%s", sha->valuestring);
+    if (!cJSON_IsString(sha) || !dg_json_is_hex64(sha->valuestring)) {
+        why = "\"model_sha256\" must be the clean model's SHA-256, 64 lowercase hex digits";
+        goto done;
+    }
+    snprintf(key->model_sha256, sizeof key->model_sha256, "%s", sha->valuestring);
     rc = 0;
 done:
     if (why) snprintf(err, err_len, "%s: %s", name, why);

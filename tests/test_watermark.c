@@ -226,10 +226,76 @@ static void test_key_file(void) {
     }
     snprintf(path, sizeof path, "%s/missing.json", tmpdir);
     CHECK(dg_wm_key_read(path, &back, err, sizeof err) == -1 && strstr(err, "missing.json"), "a missing key: %s", err);
-    /* a valid minimal key parses (the refusals above are not a parser that refuses everything) */
-    const char *ok = "{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,"
-                     "\"digits\":\"12\",\"positions\":[0,1],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1}";
+    /* a valid minimal key parses (the refusals above are not a parser that refuses everything): its
+     * positions are the ones seed 3 draws, which keygen finds */
+    static dg_wm_key drawn;
+    CHECK(dg_wm_keygen(w, shape, "c", "12", 3, &drawn, err, sizeof err) == 0, "keygen: %s", err);
+    const char *sha = "\"model_sha256\":\"" "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef" "\"";
+    char ok[600], edited[600];
+    snprintf(ok, sizeof ok,
+             "{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"12\","
+             "\"positions\":[%d,%d],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1,\"seed\":\"3\",%s}",
+             drawn.positions[0], drawn.positions[1], sha);
     CHECK(dg_wm_key_parse(ok, strlen(ok), "ok", &back, err, sizeof err) == 0, "a minimal key parses: %s", err);
+    /* edited keys: positions chosen by hand (any layer has weights that read the digits somewhere),
+     * no seed, no or a malformed model_sha256 */
+    struct { const char *json_fmt, *mention; int p0, p1; } edits[] = {
+        {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"12\","
+         "\"positions\":[%d,%d],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1,\"seed\":\"3\",%s}",
+         "not the ones \"seed\" draws", drawn.positions[1], drawn.positions[0]},
+        {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"12\","
+         "\"positions\":[%d,%d],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1,\"seed\":\"3\",%s}",
+         "not the ones \"seed\" draws", drawn.positions[0], (drawn.positions[1] + 1) % 150},
+        {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"12\","
+         "\"positions\":[%d,%d],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1,%s}", "\"seed\"", drawn.positions[0],
+         drawn.positions[1]},
+        {"{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"12\","
+         "\"positions\":[%d,%d],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1,\"seed\":\"-3\",%s}", "\"seed\"",
+         drawn.positions[0], drawn.positions[1]},
+    };
+    for (size_t i = 0; i < sizeof edits / sizeof *edits; i++) {
+        snprintf(edited, sizeof edited, edits[i].json_fmt, edits[i].p0, edits[i].p1, sha);
+        CHECK(dg_wm_key_parse(edited, strlen(edited), "k", &back, err, sizeof err) == -1 && strstr(err, edits[i].mention),
+              "edited key %zu refused naming '%s': '%s'", i, edits[i].mention, err);
+    }
+    static const char *const shas[] = {"", "\"model_sha256\":\"zz\"",
+                                       "\"model_sha256\":\"0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef\""};
+    for (int i = 0; i < 3; i++) {
+        snprintf(edited, sizeof edited,
+                 "{\"format\":\"dnnguard-wmkey-1\",\"layer\":\"c\",\"shape\":[16,6,5,5],\"filter\":0,\"digits\":\"12\","
+                 "\"positions\":[%d,%d],\"a\":9,\"b\":0,\"w_min\":0,\"w_max\":1,\"seed\":\"3\"%s%s}",
+                 drawn.positions[0], drawn.positions[1], shas[i][0] ? "," : "", shas[i]);
+        CHECK(dg_wm_key_parse(edited, strlen(edited), "k", &back, err, sizeof err) == -1 && strstr(err, "model_sha256"),
+              "a key without a well-formed model_sha256 (%d) refused: '%s'", i, err);
+    }
+}
+
+/* The positions a seed draws are the Fisher–Yates shuffle's first steps over the whole filter, as
+ * the full-array form computes them (keys written before the sparse draw still parse). */
+static void test_positions_draw(void) {
+    const int shape[4] = {4, 3, 3, 3}; /* 27 weights a filter: 27 digits take all of them */
+    static float w[4 * 27];
+    make_layer(w, shape, 9);
+    static dg_wm_key k;
+    char err[256];
+    for (int n = 1; n <= 27; n += 13)
+        for (uint64_t seed = 0; seed < 50; seed++) {
+            char digits[28];
+            for (int i = 0; i < n; i++) digits[i] = (char)('0' + i % 10);
+            digits[n] = 0;
+            dg_wm_keygen(w, shape, "l", digits, seed, &k, err, sizeof err);
+            int32_t order[27];
+            for (int j = 0; j < 27; j++) order[j] = j;
+            uint64_t stream = dg_rng_stream(seed, 0x77a7e2ull);
+            int same = 1;
+            for (int i = 0; i < n; i++) {
+                long j = i + (long)(dg_rng_u64(stream, (uint64_t)i) % (uint64_t)(27 - i));
+                int32_t t = order[i];
+                order[i] = order[j], order[j] = t;
+                same &= k.positions[i] == order[i];
+            }
+            CHECK(same, "seed %llu, %d digits: the sparse draw is the full shuffle's", (unsigned long long)seed, n);
+        }
 }
 
 /* ---- verification ---- */
@@ -407,6 +473,7 @@ int main(void) {
     test_regularizer();
     test_keygen();
     test_key_file();
+    test_positions_draw();
     test_verify();
     test_sha256();
     dg_test_empty_dir(tmpdir);

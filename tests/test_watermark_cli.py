@@ -113,6 +113,43 @@ rc, out, _ = verify(P("wmft.safetensors"), P("k2.json"))
 check(rc == 1, f"another key (wm2) does not verify on the wm1 model (exit {rc}, {out.get('matches')} matches)")
 rc, out, _ = verify(P("wmft.safetensors"), P("k1-seed8.json"))
 check(rc == 1, f"the same digits at other positions do not verify (exit {rc}, {out.get('matches')} matches)")
+rc, out, _ = verify(P("wmft.safetensors"), P("k1.json"))
+check(out.get("suspect_is_keys_model") is False and out.get("clean") is None and out.get("clean_matches") is None,
+      "without --clean the JSON says the key was not checked against a clean model")
+rc, out, err = verify(P("wmft.safetensors"), P("k1.json"), "--clean", P("clean.safetensors"))
+check(rc == 0 and out.get("verified") is True and out.get("clean") == P("clean.safetensors")
+      and 0 <= out.get("clean_matches", 99) < 13,
+      f"--clean: the key is keygen's of the clean model, which does not read the digits ({out.get('clean_matches')}) {err}")
+expect_bad(["wm", "verify", "--model", P("wmft.safetensors"), "--key", P("k1.json"), "--clean", P("wmft.safetensors")],
+           "is not the model the key was made from", "--clean names another model than the key's")
+# forgeries: hand-picked positions; a key made afterwards from the suspect with the digits its
+# weights read (a valid key: seed-drawn positions, keygen's map); its range edited to fit
+w_clean = st_io.read(P("clean.safetensors"))["conv2.weight"].reshape(16, -1)
+forged = dict(key, positions=sorted(key["positions"]))
+json.dump(forged, open(P("picked.json"), "w"))
+expect_bad(["wm", "verify", "--model", P("wmft.safetensors"), "--key", P("picked.json")], "seed",
+           "a key whose positions were picked by hand")
+a32, b32 = np.float32(key["a"]), np.float32(key["b"])
+reads = [int(np.floor(a32 * w_clean[key["filter"], p] + b32 + np.float32(0.5))) for p in key["positions"]]
+forged = dict(key, digits="".join(str(min(9, max(0, d))) for d in reads))
+json.dump(forged, open(P("readoff.json"), "w"))
+rc, out, err = verify(P("clean.safetensors"), P("readoff.json"))
+check(rc == 1 and out.get("digits_match") is True and out.get("suspect_is_keys_model") is True
+      and out.get("verified") is False and "made from" in err,
+      f"a key read off the suspect itself is not verified (exit {rc}, {out.get('matches')} matches) {err.strip()}")
+copy = st_io.read(P("clean.safetensors"))
+copy["fc3.bias"] = copy["fc3.bias"] + np.float32(1e-3)  # another file, the same conv2
+st_io.write(P("clean-copy.safetensors"), copy)
+rc, out, err = verify(P("clean-copy.safetensors"), P("readoff.json"), "--clean", P("clean.safetensors"))
+check(rc == 1 and out.get("digits_match") is True and out.get("clean_matches") == 13 and out.get("verified") is False
+      and "read off" in err,
+      f"--clean catches digits the clean model reads itself (exit {rc}, clean_matches {out.get('clean_matches')}) {err}")
+lo, hi = np.float32(key["w_min"]) - np.float32(0.01), np.float32(key["w_max"])
+a = np.float32(9.0) / (hi - lo)
+moved = dict(key, w_min=float(lo), a=float(a), b=float(-a * lo))
+json.dump(moved, open(P("moved.json"), "w"))
+expect_bad(["wm", "verify", "--model", P("wmft.safetensors"), "--key", P("moved.json"), "--clean",
+            P("clean.safetensors")], "is not what wm keygen makes of", "--clean: a key whose range was edited")
 
 r = run("train", *TRAIN, "--wm", P("k2.json"), "--epochs", EMBED_EPOCHS, "--seed", "5", "--log", P("wm2.jsonl"),
         "--out", P("wm2.safetensors"))
