@@ -236,6 +236,11 @@ int dg_cli_parse(const char *command, int argc, char **argv, const dg_opt *opts,
             dg_cli_error("%s: --%s needs a value", command, o->name);
             return -1;
         }
+        if (strncmp(argv[i + 1], "--", 2) == 0) { /* `--out --global`: the option would become a file name */
+            dg_cli_error("%s: --%s needs a value, not the option '%s' (a path that starts with -- can be given as "
+                         "./%s)", command, o->name, argv[i + 1], argv[i + 1]);
+            return -1;
+        }
         if (parse_value(command, o, argv[++i]) != 0) return -1;
     }
     return 0;

@@ -387,6 +387,13 @@ expect_bad(["train", "--net", "lenet5", "--data", MNIST, "--out", P("x.safetenso
            "malformed number")
 expect_bad(["train", "--net", "lenet5", "--data", MNIST, "--out", P("x.safetensors"), "--frobnicate"], "--frobnicate",
            "unknown option")
+# an option's value that is the next option: `--out --global` wrote a file named --global and pruned
+# per layer, `--out --force` a key named --force
+for args in (["attack", "prune", "--model", P("a.safetensors"), "--rate", "0.3", "--out", "--global"],
+             ["train", "--net", "lenet5", "--data", MNIST, "--out", "--resume"],
+             ["eval", "--net", "lenet5", "--model", "--data", MNIST]):
+    expect_bad(args, "needs a value, not the option", f"{args[0]}: {' '.join(args[-2:])}")
+check(not os.path.exists("--global") and not os.path.exists("--resume"), "no file named after an option")
 # the failures train meets before its first step leave through the same clean-up as the others
 expect_bad(["train", "--net", "lenet5", "--data", MNIST, "--out", P("x.safetensors"), "--init", P("no-such-init")],
            "no-such-init", "a missing --init file")
