@@ -213,7 +213,8 @@ int dg_infip_score_model(const dg_infip_reference *ref, const char *model, const
     failed = 0; /* rank 0 compares, and writes the suspect's fingerprints where asked */
     for (int k = 0; k < n && dg_dist_is_root(dist) && !failed; k++) {
         const uint8_t *owner = ref->owner + (size_t)k * plane;
-        int finite = dg_infip_all_finite(rel + (size_t)k * per, per);
+        /* a key whose outputs are not finite (predicted −1) counts too, even where its map is */
+        int finite = s->pred[k] >= 0 && dg_infip_all_finite(rel + (size_t)k * per, per);
         dg_infip_image(rel + (size_t)k * per, c, h, w, m->lambda, mine);
         if (!finite) memset(mine, 0, plane); /* drawn black, the whole map: its finite part is no fingerprint */
         s->ssim[DG_SSIM_GLOBAL][k] = dg_ssim(mine, owner, h, w, DG_SSIM_GLOBAL);

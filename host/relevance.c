@@ -345,10 +345,14 @@ int dg_relevance_run(dg_relevance *r, const float *x, int n, const int *classes,
     memset(r->h_onehot, 0, sizeof(float) * (size_t)n * (size_t)k);
     for (int i = 0; i < n; i++) {
         const float *row = h_logits + (size_t)i * k;
-        int best = 0;
-        for (int j = 1; j < k; j++)
+        int best = 0, finite = isfinite(row[0]);
+        for (int j = 1; j < k; j++) {
             if (row[j] > row[best]) best = j;
-        if (predicted) predicted[i] = best;
+            finite &= isfinite(row[j]) != 0;
+        }
+        /* outputs that are not all finite predict no class (as eval and fp auth say): NaN weights
+         * can leave a finite map (max(W, 0) of NaN is 0), so the output is where it shows */
+        if (predicted) predicted[i] = finite ? best : -1;
         int t = classes && classes[i] >= 0 && classes[i] < k ? classes[i] : best;
         r->h_onehot[(size_t)i * k + t] = r->o.inject_logit ? row[t] : 1.0f;
     }

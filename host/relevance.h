@@ -38,7 +38,8 @@ size_t dg_relevance_device_bytes(const dg_relevance *r);
 
 /* The relevance of n ≤ net->batch host inputs x [n, c, h, w] (normalised) to their input:
  * classes[i] ≥ 0 injects at that class, −1 (or classes NULL) at the prediction. Writes
- * predicted[n] (the argmax, lowest index on a tie; may be NULL), logits [n, K] (may be NULL) and
+ * predicted[n] (the argmax, lowest index on a tie, −1 when the outputs are not all finite; may
+ * be NULL), logits [n, K] (may be NULL) and
  * rel [n, c, h, w] (host). 0, or −1 when host memory runs out. */
 int dg_relevance_run(dg_relevance *r, const float *x, int n, const int *classes, int *predicted, float *logits,
                      float *rel);

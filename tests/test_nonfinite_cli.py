@@ -113,8 +113,16 @@ for name, path in spoiled.items():
         lit = [f for f in sorted(os.listdir(fps)) if np.array(Image.open(os.path.join(fps, f))).any()]
         check(r.returncode in (0, 1) and len(os.listdir(fps)) == 20 and not lit,
               f"{name}: a map that is not finite is drawn black, the whole of it ({len(lit)} of 20 have lit pixels)")
-    if name == "fc3-nan":
-        check(out and out[0].get("keys_nonfinite") == 0, "fc3-nan: one NaN in fc3 leaves the relevance finite")
+    if name in ("fc3-nan", "conv2-nan"):
+        # a NaN weight can leave the map finite (max(W, 0) of NaN is 0), but every output is NaN:
+        # no key is a fingerprint of a working model, each predicts no class, and the verdict says so
+        r = run("infip", "verify", "--model", path, "--net", "lenet5", "--reference", P("ref"), "--per-key")
+        per = strict(r.stdout)
+        keys = per and per[0].get("per_key") or []
+        check(per and per[0].get("keys_nonfinite") == 20 and len(keys) == 20
+              and all(k.get("predicted") == -1 for k in keys) and per[0].get("pirated") is False,
+              f"{name}: infip verify counts the 20 keys whose outputs are NaN, predicted -1, not pirated "
+              f"({per and per[0].get('keys_nonfinite')})")
     # an independent model for a calibration must work: weights that are not finite, or activations
     # that overflow, are refused (a NaN ASSIM would poison the threshold, a black map deflate it)
     expect_bad(["infip", "calibrate", "--reference", P("ref"), "--independent", path],
