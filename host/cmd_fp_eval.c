@@ -110,9 +110,13 @@ int dg_cmd_fp_eval(int argc, char **argv) {
     int taken_for = -1; /* whose sources `taken` marks */
     const int registry_data = !data || strcmp(data, reg.data) == 0; /* its sources index this split */
     double t0 = dg_now_s();
-    for (long first = 0; first < total; first += batch) {
+    /* q walks the attempts (user q / per_user) once, across batches: a batch that skipped a slot
+     * (no source left) must not start the next one before where it stopped, or a user's slots would
+     * be walked again with `taken` cleared, reusing sources and counting attempts twice */
+    long q = 0;
+    while (q < total) {
         int m = 0;
-        for (long q = first; q < total && m < batch; q++) {
+        for (; q < total && m < batch; q++) {
             const dg_fp_user *u = &reg.users[q / per_user];
             if (taken_for != (int)(q / per_user)) { /* fresh: no source twice for a user, nor its own */
                 taken_for = (int)(q / per_user);

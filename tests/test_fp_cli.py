@@ -323,11 +323,15 @@ check(all((u.get("mean_l2") is None) == (u.get("authenticated") == 0) and (u.get
 for digit in range(10):
     os.makedirs(P(f"fold/test/{digit}"), exist_ok=True)
     Image.fromarray(test_images[np.flatnonzero(test_labels == digit)[0]]).save(P(f"fold/test/{digit}/a.png"))
-rc_f = run("fp", "eval", "--model", MODEL, "--registry", REG, "--data", f"folder:{P('fold')}", "--per-user", "12",
-           "--iters", "1", "--search-steps", "1")
-made = [u.get("fingerprints") for u in parse(rc_f.stdout).get("users", [])]
-check(rc_f.returncode == 0 and len(made) == 6 and all(1 <= m <= 9 for m in made),
-      f"fp eval draws no source twice for a user: at most 9 attempts of 12 from 10 sources ({made}) {rc_f.stderr[-200:]}")
+# (--batch 5: a batch that skips slots must not make the next one walk them again, with the user's
+# sources forgotten: that gave users more attempts than sources)
+for fp_batch in ("300", "5"):
+    rc_f = run("fp", "eval", "--model", MODEL, "--registry", REG, "--data", f"folder:{P('fold')}", "--per-user", "12",
+               "--iters", "1", "--search-steps", "1", "--batch", fp_batch)
+    made = [u.get("fingerprints") for u in parse(rc_f.stdout).get("users", [])]
+    check(rc_f.returncode == 0 and len(made) == 6 and all(1 <= m <= 9 for m in made),
+          f"fp eval --batch {fp_batch} draws no source twice for a user: at most 9 attempts of 12 from 10 sources "
+          f"({made}) {rc_f.stderr[-200:]}")
 # one C&W iteration from the clean image authenticates nobody: no mean distortion to report, not 0
 rc_n = run("fp", "eval", "--model", MODEL, "--registry", REG, "--per-user", "1", "--iters", "1", "--search-steps", "1",
            "--table", P("table2-none.md"))
