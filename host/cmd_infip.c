@@ -37,15 +37,6 @@ static int make_folder(const char *path) {
     return 0;
 }
 
-/* Whether two paths name the same existing folder (a missing one names none). */
-static int same_folder(const char *a, const char *b) {
-    char *ra = realpath(a, NULL), *rb = realpath(b, NULL);
-    int same = ra && rb && strcmp(ra, rb) == 0;
-    free(ra);
-    free(rb);
-    return same;
-}
-
 /* The key number of a name PREFIX<digits>.png (key-00012.png, fp-00012.png), or −1 for any other name. */
 static long numbered_png(const char *name, const char *prefix) {
     size_t plen = strlen(prefix);
@@ -70,15 +61,36 @@ static long drop_pngs_past(const char *dir, const char *prefix, int n) {
     return removed;
 }
 
-/* verify --out writes fp-NNNNN.png: never into the reference (its fingerprints/ would be the
- * suspect's from then on, and every later verify would compare the suspect with itself), and not
- * over another run's fingerprints unless --force says so. Said, and -1, when refused. */
+/* Whether path (which need not exist yet: then its parent must) is folder or lies inside it. */
+static int inside_folder(const char *path, const char *folder) {
+    char *rf = realpath(folder, NULL), *rp = realpath(path, NULL);
+    if (!rp) { /* a folder to be made: its parent's real path and its own name */
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof parent, "%s", path);
+        size_t len = strlen(parent);
+        while (len > 1 && parent[len - 1] == '/') parent[--len] = 0;
+        char *slash = strrchr(parent, '/');
+        const char *name = slash ? slash + 1 : parent;
+        if (slash) *slash = 0;
+        char *rparent = realpath(slash ? (parent[0] ? parent : "/") : ".", NULL);
+        if (rparent && (rp = malloc(strlen(rparent) + strlen(name) + 2))) sprintf(rp, "%s/%s", rparent, name);
+        free(rparent);
+    }
+    size_t n = rf ? strlen(rf) : 0;
+    int inside = rf && rp && strncmp(rp, rf, n) == 0 && (rp[n] == 0 || rp[n] == '/' || n == 1);
+    free(rf);
+    free(rp);
+    return inside;
+}
+
+/* verify --out writes fp-NNNNN.png: never into the reference, any folder of it included (its
+ * fingerprints/ would be the suspect's from then on, and every later verify would compare the
+ * suspect with itself), and not over another run's fingerprints unless --force says so. Said, and
+ * -1, when refused. */
 static int check_verify_out(const char *out, const char *reference, int force) {
-    char fingerprints[PATH_MAX];
-    snprintf(fingerprints, sizeof fingerprints, "%s/fingerprints", reference);
-    if (same_folder(out, reference) || same_folder(out, fingerprints)) {
-        dg_cli_error("infip verify: --out %s is the reference's own folder: the suspect's fingerprints would "
-                     "replace the owner's; give a folder of its own", out);
+    if (inside_folder(out, reference)) {
+        dg_cli_error("infip verify: --out %s is the reference's own folder or inside it: the suspect's fingerprints "
+                     "would mix with the owner's; give a folder of its own", out);
         return -1;
     }
     DIR *dir = opendir(out);
@@ -133,13 +145,13 @@ static void drop_stale_calibration(const char *out, const char *manifest_path) {
     struct stat st;
     if (lstat(path, &st) != 0 || dg_sha256_file(manifest_path, sha, err, sizeof err) != 0) return;
     if (dg_infip_calibration_read(path, NULL, &cal, err, sizeof err) != 0) {
-        fprintf(stderr, "infip extract: warning: left %s, which cannot be read (%s); verify refuses it\n", path, err);
+        fprintf(stderr, "dnnguard: infip extract: warning: left %s, which cannot be read (%s); verify refuses it\n", path, err);
         return;
     }
     int stale = strcmp(cal.manifest_sha256, sha) != 0;
     dg_infip_calibration_free(&cal);
     if (stale && unlink(path) == 0)
-        fprintf(stderr, "infip extract: removed %s: it calibrated the reference this one replaced\n", path);
+        fprintf(stderr, "dnnguard: infip extract: removed %s: it calibrated the reference this one replaced\n", path);
 }
 
 /* The PNGs of keys past n that a larger reference --force replaced left behind (keys/key-NNNNN.png,
@@ -153,7 +165,7 @@ static void drop_stale_pngs(const char *out, int n) {
         removed += drop_pngs_past(dir, prefix[f], n);
     }
     if (removed)
-        fprintf(stderr, "infip extract: removed %ld PNGs of keys past %d: the reference this one replaced had them\n",
+        fprintf(stderr, "dnnguard: infip extract: removed %ld PNGs of keys past %d: the reference this one replaced had them\n",
                 removed, n - 1);
 }
 
@@ -366,7 +378,7 @@ written:
            dist->size, (double)dg_relevance_device_bytes(rel_plan) / (1 << 20), seconds,
            n / (seconds > 0 ? seconds : 1e-9));
     if (saturated + zeros >= DG_INFIP_FLAT_SHARE * (double)plane * n) /* λ far off: (almost) no grey level */
-        fprintf(stderr, "infip extract: warning: %.1f%% of the fingerprint pixels are black and %.1f%% white: at "
+        fprintf(stderr, "dnnguard: infip extract: warning: %.1f%% of the fingerprint pixels are black and %.1f%% white: at "
                 "--lambda %g the fingerprints keep almost no relevance, and SSIM will find unrelated models alike "
                 "(choose lambda by the grey range: docs/infip.md)\n", 100.0 * zeros / ((double)plane * n),
                 100.0 * saturated / ((double)plane * n), (double)lambda);
@@ -517,7 +529,7 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     const int n = m->n_keys;
     long stale = out ? drop_pngs_past(out, "fp-", n) : 0; /* only after --force: otherwise refused above */
     if (stale)
-        fprintf(stderr, "infip verify: removed %ld fingerprint%s of keys past %d from %s: the run --force replaced "
+        fprintf(stderr, "dnnguard: infip verify: removed %ld fingerprint%s of keys past %d from %s: the run --force replaced "
                 "left them\n", stale, stale == 1 ? "" : "s", n - 1, out);
     /* both forms are reported (the verdict is the chosen one's): one relevance pass gives both */
     const dg_ssim_mode other = mode == DG_SSIM_GLOBAL ? DG_SSIM_GAUSSIAN : DG_SSIM_GLOBAL;
@@ -573,14 +585,14 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     }
     printf("}\n");
     if (!calibrated && !dg_cli_given(argc, argv, "threshold"))
-        fprintf(stderr, "infip verify: warning: the paper's threshold 0.85 is not calibrated for this reference (on "
+        fprintf(stderr, "dnnguard: infip verify: warning: the paper's threshold 0.85 is not calibrated for this reference (on "
                 "MNIST it called 18 of 20 independent LeNet-5s copies); infip calibrate sets one from independent "
                 "models\n");
     if (calibrated && !net_calibrated)
-        fprintf(stderr, "infip verify: warning: no model of the calibration is a %s: its threshold and bound speak of "
+        fprintf(stderr, "dnnguard: infip verify: warning: no model of the calibration is a %s: its threshold and bound speak of "
                 "other architectures, not of this suspect's\n", net_name);
     if (calibrated && cal.false_positive_bound > 0.05)
-        fprintf(stderr, "infip verify: warning: the threshold was calibrated on %d independent model%s: on average "
+        fprintf(stderr, "dnnguard: infip verify: warning: the threshold was calibrated on %d independent model%s: on average "
                 "over calibrations, an independent model reaches it with chance up to %.3g\n", cal.n,
                 cal.n == 1 ? "" : "s", cal.false_positive_bound);
     rc = pirated ? DG_EXIT_OK : DG_EXIT_NO;
@@ -796,11 +808,11 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
     for (int k = 0; k < m->n_keys; k++) owner_correct += m->keys[k].predicted == m->keys[k].label;
     for (int i = 0; i < n; i++)
         if (2 * correct[i] < owner_correct)
-            fprintf(stderr, "infip calibrate: warning: %s classifies %d of the %d keys right, the owner's model %d: an "
+            fprintf(stderr, "dnnguard: infip calibrate: warning: %s classifies %d of the %d keys right, the owner's model %d: an "
                     "independent model that does not do the task lowers the threshold\n", models[i], correct[i],
                     m->n_keys, owner_correct);
     if (cal.false_positive_bound > 0.05)
-        fprintf(stderr, "infip calibrate: warning: with %d independent model%s, a new independent model scores above "
+        fprintf(stderr, "dnnguard: infip calibrate: warning: with %d independent model%s, a new independent model scores above "
                 "the threshold with chance up to 1/%d = %.3g, on average over calibrations; 19 or more models bound it "
                 "by 5%%\n", n, n == 1 ? "" : "s", n + 1, cal.false_positive_bound);
     printf("{\"reference\": ");

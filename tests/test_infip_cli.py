@@ -313,10 +313,14 @@ def main():
     indep_path = P("verify-out-other.safetensors")
     w = {k: (v + np.float32(0.05)).astype(np.float32) for k, v in tensors.items()}  # other weights, other PNGs
     st_io.write(indep_path, w, meta)
-    for where in (REF, os.path.join(REF, "fingerprints"), os.path.join(REF, "fingerprints", ".")):
+    for where in (REF, os.path.join(REF, "fingerprints"), os.path.join(REF, "fingerprints", "."),
+                  os.path.join(REF, "keys"), os.path.join(REF, "keys", "new"), REF + "/"):
         rc, v, err = verify(indep_path, "--out", where, "--force")
         check(rc == 2 and not v and err.count("\n") == 0 and "reference's own folder" in err,
               f"verify --out {os.path.relpath(where, REF)!r} inside the reference is refused, --force or not ({rc}, {err})")
+    rc, v, err = verify(indep_path, "--out", REF + "-beside")  # a name that starts like the reference's
+    check(rc in (0, 1) and v and len(os.listdir(REF + "-beside")) == v.get("keys"),
+          f"verify --out beside the reference (its name a prefix) is a folder of its own ({rc}, {err})")
     rc, v, err = verify(indep_path, "--out", P("suspect-fps"))
     check(rc == 2 and "already holds fingerprints" in err and "--force" in err,
           f"verify --out over earlier fingerprints is refused without --force ({rc}, {err})")
