@@ -2,11 +2,13 @@
  * confidence, written as 8-bit PNGs and checked the way `fp auth` will read them, with a 0600
  * registry) and `dnnguard fp auth` (ActiveGuard's authentication of one image, JSON, the verdict
  * as the exit code). */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../kernels/math/rng.h"
 #include "atomic_file.h"
@@ -68,6 +70,30 @@ typedef struct issue_outcome {
     char sha256[65];
 } issue_outcome;
 
+/* After --force replaced a registry: its users' PNGs that the new one does not list (user-<digits>.png
+ * of identities not issued now) would look like fingerprints of this registry, and are removed, as
+ * infip extract --force removes its own. How many went. */
+static long drop_stale_fingerprints(const char *out, const dg_fp_user *listed, int n_listed) {
+    DIR *d = opendir(out);
+    if (!d) return 0;
+    long removed = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *name = e->d_name;
+        size_t digits = strncmp(name, "user-", 5) == 0 ? strspn(name + 5, "0123456789") : 0;
+        if (digits == 0 || strcmp(name + 5 + digits, ".png") != 0) continue;
+        int kept = 0;
+        for (int i = 0; i < n_listed && !kept; i++) kept = strcmp(listed[i].file, name) == 0;
+        if (kept) continue;
+        size_t len = strlen(out) + strlen(name) + 2;
+        char *path = malloc(len);
+        if (path) snprintf(path, len, "%s/%s", out, name);
+        removed += path && unlink(path) == 0;
+        free(path);
+    }
+    closedir(d);
+    return removed;
+}
+
 static int issue_on_ranks(int argc, char **argv, dg_dist *dist);
 
 /* Users are split across the ranks that --dist names: every rank draws the same source images in
@@ -122,11 +148,12 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         dg_cli_error("fp issue: --split must be test or train");
         return dg_dist_fail(dist);
     }
+    int there = 0; /* a registry in --out already (replaced with --force) */
     {
         struct stat st;
         size_t len = strlen(out) + 32;
         char *existing = malloc(len);
-        int there = existing && (snprintf(existing, len, "%s/registry.json", out), stat(existing, &st) == 0);
+        there = existing && (snprintf(existing, len, "%s/registry.json", out), stat(existing, &st) == 0);
         free(existing);
         if (there && !force) { /* its users' fingerprints would stop authenticating */
             dg_cli_error("%s: a registry is already there (a registry is a secret, and its users' fingerprints "
@@ -355,6 +382,10 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
     if (dg_dist_agree(dist, unwritten) != 0) goto done;
     rc = n_issued == users ? DG_EXIT_OK : DG_EXIT_NO;
     if (!root) goto done;
+    long stale = there ? drop_stale_fingerprints(out, u, listed) : 0;
+    if (stale)
+        fprintf(stderr, "dnnguard: fp issue: removed %ld fingerprint%s of the registry this one replaced\n", stale,
+                stale == 1 ? "" : "s");
     double l2_sum = 0.0;
     for (int i = 0; i < listed; i++) l2_sum += u[i].l2;
     printf("{\"registry\": ");

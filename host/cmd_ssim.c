@@ -13,6 +13,11 @@ int dg_cmd_ssim(int argc, char **argv) {
     const char *paths[2] = {NULL, NULL}, *mode_text = "global";
     int n_paths = 0;
     while (n_paths < 2 && argc > 0 && strncmp(argv[0], "--", 2) != 0) paths[n_paths++] = argv[0], argc--, argv++;
+    if (n_paths < 2 && argc > 0 && strcmp(argv[0], "--help") != 0 && strcmp(argv[0], "-h") != 0) {
+        dg_cli_error("ssim: the two PNG files come first, then the options (dnnguard ssim A.png B.png [--mode "
+                     "global|gaussian])");
+        return DG_EXIT_BAD_INPUT;
+    }
     const dg_opt opts[] = {
         {"mode", DG_OPT_STR, &mode_text, "global (the paper's single window, default) | gaussian (11x11, sigma 1.5)"},
     };

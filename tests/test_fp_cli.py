@@ -163,6 +163,14 @@ if os.path.exists(P("fps-some/user-15.png")):
     rc, o, err = auth(P("fps-some/user-15.png"), registry=P("fps-some/registry.json"))
     check(rc == 0 and o.get("user") == 15 and o.get("rule_user") == 15 and o.get("class") == 7,
           f"fp auth of user-15.png names user 15, class 7 (exit {rc}, user {o.get('user')}) {err}")
+# --force over that registry with fewer users: the replaced registry's other PNGs go (they would look
+# like this registry's fingerprints), the ones it issues again stay
+r = run("fp", "issue", "--model", MODEL, "--net", "lenet5", "--data", MNIST, "--classes", "3", "--conf", "0.3,0.5",
+        "--iters", "1000", "--search-steps", "3", "--seed", "1", "--out", P("fps-some"), "--force")
+check(r.returncode == 0 and sorted(f for f in os.listdir(P("fps-some")) if f.endswith(".png"))
+      == ["user-06.png", "user-07.png"] and "removed 2 fingerprints" in r.stderr,
+      f"fp issue --force removes the replaced registry's PNGs it does not issue again "
+      f"({sorted(os.listdir(P('fps-some')))}) {r.stderr.strip()[-200:]}")
 
 # 5. fp auth on every fingerprint, plain and strict
 for u in users:

@@ -115,11 +115,12 @@ def main():
                           ([t("g32.png"), t("g32x16.png")], "16 bits per sample"),
                           ([t("g32.png"), t("missing.png")], "missing file"),
                           ([t("g32.png")], "one file"),
-                          ([t("g32.png"), t("g32.png"), "--mode", "box"], "unknown mode")]:
+                          ([t("g32.png"), t("g32.png"), "--mode", "box"], "unknown mode"),
+                          (["--mode", "gaussian", t("g32.png"), t("g32.png")], "come first")]:
             p = subprocess.run([DNNGUARD, "ssim"] + args, capture_output=True, text=True)
             lines = [line for line in p.stderr.splitlines() if line.strip()]
             check(p.returncode == 2 and len(lines) == 1 and not p.stdout and
-                  (why != "16 bits per sample" or why in p.stderr),
+                  (why not in ("16 bits per sample", "come first") or why in p.stderr),
                   f"ssim {why}: exit {p.returncode}, stderr {p.stderr!r}")
         p = subprocess.run([DNNGUARD, "ssim", t("g8.png"), t("g8.png")], capture_output=True, text=True)
         check(p.returncode == 0 and json.loads(p.stdout)["ssim"] == 1.0, "8x8 global SSIM works")
