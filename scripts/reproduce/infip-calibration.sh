@@ -3,8 +3,8 @@
 # LeNet-5 and its InFIP reference; --calibrate independently trained LeNet-5s (seeds 2, 3, ...) set
 # the threshold; as many again (--held-out, the next seeds), never seen by the calibration, measure
 # the false positives it lets through, beside the paper's 0.85; pirated copies (fine-tuned, pruned,
-# overwritten, the adaptive attack) measure what it still catches. Both SSIM forms. Writes
-# results.json and results.md to --out.
+# overwritten, the adaptive attack) measure what it still catches. Both SSIM forms. Writes settings.json,
+# results.json and results.md to --out (a rerun into an --out made with other settings is refused).
 #
 #   scripts/reproduce/infip-calibration.sh                   # 19 + 20 independent models, about 2 minutes on 2 cores
 #   scripts/reproduce/infip-calibration.sh --calibrate 4 --held-out 4 --epochs 1 --keys 50   # a smoke run
@@ -53,6 +53,24 @@ done
 dg() { "$DNNGUARD" "$@"; }
 log() { echo "[$(date +%H:%M:%S)] $*" >&2; }
 mkdir -p "$out/models" "$out/logs"
+# the settings the models and the reference are made with: a rerun into the same --out reuses what
+# exists, so it must be made the same way (else remove it, or use another --out)
+made_with=$("$PY" -c 'import json, sys
+print(json.dumps(dict(zip(["data", "net", "train_subset", "epochs", "train_opts", "keys", "lambda"],
+                          [sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5], int(sys.argv[6]),
+                           float(sys.argv[7])]))))' "$data" "$net" "$train_subset" "$epochs" "$train_opts" "$keys" "$lambda")
+if [ -f "$out/settings.json" ] && ! "$PY" -c 'import json, sys
+old = json.load(open(sys.argv[1])); new = json.loads(sys.argv[2])
+sys.exit(any(old.get(k) != v for k, v in new.items()))' "$out/settings.json" "$made_with"; then
+  echo "infip-calibration.sh: $out was made with other settings ($out/settings.json): remove it, or use another --out" >&2
+  exit 2
+fi
+"$PY" -c 'import json, sys
+s = json.loads(sys.argv[1]); s.update(calibrate=int(sys.argv[2]), held_out=int(sys.argv[3]), backend=sys.argv[4],
+                                      machine=sys.argv[5], commit=sys.argv[6])
+json.dump(s, open(sys.argv[7], "w"), indent=1)' "$made_with" "$n_cal" "$n_held" "$backend" \
+  "$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1), $(nproc) cores" \
+  "$(git -C "$here" describe --always --dirty 2>/dev/null || echo unknown)" "$out/settings.json"
 : >"$out/logs/train.log"
 : >"$out/logs/attacks.log"
 m="$out/models"
