@@ -179,10 +179,10 @@ static int keygen(int argc, char **argv) {
 }
 
 /* --clean: the key must be what keygen makes of the clean model (its SHA-256, then the filter,
- * range and map keygen derives from the layer with the key's seed and digits), and the clean model
- * must not already read the digits: digits read off a model, not embedded, prove nothing. 0 with
- * *clean_matches set (the key's filter of the clean model), or -1 with the message printed. */
-static int check_against_clean(const char *clean, const dg_wm_key *key, int need, int *clean_matches) {
+ * range and map keygen derives from the layer with the key's seed and digits); *clean_matches is
+ * how many digits the clean model reads at the key's filter (a suspect that reads no more was read
+ * off a model, not embedded). 0, or -1 with the message printed. */
+static int check_against_clean(const char *clean, const dg_wm_key *key, int *clean_matches) {
     char err[512], sha[65], digits[DG_WM_MAX_DIGITS + 1];
     if (dg_sha256_file(clean, sha, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
@@ -209,7 +209,7 @@ static int check_against_clean(const char *clean, const dg_wm_key *key, int need
         dg_cli_error("wm verify: the key's filter or range is not what wm keygen makes of %s (filter %d, [%.9g, %.9g]; "
                      "the key says %d, [%.9g, %.9g]): the key was edited", clean, again->filter, (double)again->w_min,
                      (double)again->w_max, key->filter, (double)key->w_min, (double)key->w_max);
-    } else if (dg_wm_verify(key, w, DG_WM_SEARCH_KEY, need, r) != 0) {
+    } else if (dg_wm_verify(key, w, DG_WM_SEARCH_KEY, key->n, r) != 0) { /* how many it reads, at the key's filter */
         dg_cli_error("wm verify: out of memory");
     } else {
         *clean_matches = r->matches;
@@ -274,7 +274,7 @@ static int verify(int argc, char **argv) {
         goto done;
     }
     int clean_matches = -1;
-    if (clean && check_against_clean(clean, key, need, &clean_matches) != 0) goto done;
+    if (clean && check_against_clean(clean, key, &clean_matches) != 0) goto done;
     int shape[4];
     char sha[65];
     if (!(w = read_layer(model, key->layer, key->shape, shape))) goto done;
@@ -307,7 +307,8 @@ static int verify(int argc, char **argv) {
     /* digits that the key's own clean model reads were read off it, not embedded: a key made (or
      * edited) to fit; the suspect may be that model itself */
     const int suspect_is_clean = strcmp(sha, key->model_sha256) == 0;
-    const int read_off = (clean_matches >= need) || (suspect_is_clean && r->verified);
+    /* (as many as the suspect reads: a clean model reads a few by chance, which --min-match may ask for) */
+    const int read_off = r->verified && (suspect_is_clean || (clean && clean_matches >= r->matches));
     const int verified = r->verified && significant && !read_off;
     static const char *const stage[] = {"key", "filters", "channels"}; /* by dg_wm_search */
     printf("], \"matches\": %d, \"n\": %d, \"need\": %d, \"digits_match\": %s, \"matched_by\": ", r->matches, key->n,

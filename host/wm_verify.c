@@ -134,6 +134,17 @@ static double chance_of(const channel_search *s, dg_wm_search search, const doub
     return fmin(1.0, per_filter * key->shape[0] + filters);
 }
 
+/* A stage's result that reads at least `need` digits: kept in *pass when its chance (of as many
+ * right digits as it read: the p-value of the count seen) is the smallest so far. */
+static void keep_pass(const channel_search *s, const double q[10], double *work, dg_wm_search stage,
+                      const dg_wm_result *got, dg_wm_result *pass, double *pass_p, int *have) {
+    const double p = chance_of(s, stage, q, got->matches, at_least(s->key, q, got->matches, work));
+    if (*have && p >= *pass_p) return;
+    *pass = *got;
+    pass->verified = 1, pass->matched_by = (int)stage, pass->p_chance = p;
+    *pass_p = p, *have = 1;
+}
+
 int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int need, dg_wm_result *r) {
     int rc = 0;
     memset(r, 0, sizeof *r);
@@ -144,9 +155,9 @@ int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int 
     s.seen = malloc((size_t)s.channels);
     s.place = malloc(sizeof(int) * (size_t)key->n);
     int32_t *channel_of = malloc(sizeof(int32_t) * (size_t)key->n);
-    dg_wm_result *trial = malloc(sizeof *trial);
+    dg_wm_result *trial = malloc(sizeof *trial), *pass = malloc(sizeof *pass); /* pass: the strongest passing stage */
     double *work = malloc(sizeof(double) * ((size_t)key->n + 1));
-    if (!s.group_channel || !s.fits || !s.owner || !s.seen || !s.place || !channel_of || !trial || !work) {
+    if (!s.group_channel || !s.fits || !s.owner || !s.seen || !s.place || !channel_of || !trial || !pass || !work) {
         r->p_chance = 1.0; /* out of memory: no verdict */
         rc = -1;
         goto done;
@@ -163,37 +174,38 @@ int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int 
     r->p_chance = p_stage[search];
     r->matched_by = -1;
 
-    /* Algorithm 1: the key's filter at the key's positions */
+    /* Algorithm 1: the key's filter at the key's positions. A full match ends the search; with
+     * --min-match below n a stage may pass on a few digits read by chance, so the later stages
+     * still run (the watermark may sit whole in the filter a permutation moved it to) and the
+     * verdict is the passing stage with the smallest chance, judged at the count it read */
+    int have = 0; /* whether `pass` holds a passing stage's result */
+    double pass_p = 2.0;
     read_filter(key, w, key->filter, NULL, r);
-    r->verified = r->matches >= need;
-    if (r->verified) r->matched_by = DG_WM_SEARCH_KEY, r->p_chance = p_stage[DG_WM_SEARCH_KEY];
-    if (search == DG_WM_SEARCH_KEY || r->verified) goto done;
+    r->matched_by = -1;
+    if (r->matches >= need) keep_pass(&s, q, work, DG_WM_SEARCH_KEY, r, pass, &pass_p, &have);
+    if (search == DG_WM_SEARCH_KEY || r->matches == key->n) goto decided;
 
     /* every output filter; the best match is reported (ties: the key's filter, then the lowest index) */
     int best = key->filter, best_matches = r->matches;
     for (int o = 0; o < key->shape[0]; o++)
         if (read_filter(key, w, o, NULL, trial) > best_matches) best = o, best_matches = trial->matches;
     read_filter(key, w, best, NULL, r);
-    r->verified = r->matches >= need;
-    if (r->verified) r->matched_by = DG_WM_SEARCH_FILTERS, r->p_chance = p_stage[DG_WM_SEARCH_FILTERS];
-    if (search == DG_WM_SEARCH_FILTERS || r->verified) goto done;
+    if (r->matches >= need) keep_pass(&s, q, work, DG_WM_SEARCH_FILTERS, r, pass, &pass_p, &have);
+    if (search == DG_WM_SEARCH_FILTERS || r->matches == key->n) goto decided;
 
     /* every filter under any injective input-channel assignment: all digits must read right */
     for (int o = 0; o < key->shape[0]; o++)
         if (search_channels(&s, w, o, channel_of)) {
-            read_filter(key, w, o, channel_of, r);
-            r->verified = r->matches >= need;
-            if (r->verified) r->matched_by = DG_WM_SEARCH_CHANNELS, r->p_chance = p_stage[DG_WM_SEARCH_CHANNELS];
-            for (int k = 0; k < key->n; k++) r->input_permuted |= channel_of[k] != key->positions[k] / s.rs;
+            read_filter(key, w, o, channel_of, trial);
+            trial->input_permuted = 0;
+            for (int k = 0; k < key->n; k++) trial->input_permuted |= channel_of[k] != key->positions[k] / s.rs;
+            keep_pass(&s, q, work, DG_WM_SEARCH_CHANNELS, trial, pass, &pass_p, &have); /* every digit reads */
             break;
         }
+decided:
+    if (have) *r = *pass; /* verified by the strongest passing stage */
+    else r->verified = 0, r->matched_by = -1, r->p_chance = p_stage[search];
 done:
-    if (rc == 0 && r->verified && r->matches > need) {
-        /* the chance of as many right digits as were read (the p-value of the count seen): the
-         * tail at `need` alone made a 13-of-13 match under --min-match 3 look like chance */
-        const double one_seen = at_least(key, q, r->matches, work);
-        r->p_chance = chance_of(&s, (dg_wm_search)r->matched_by, q, r->matches, one_seen);
-    }
     free(s.group_channel);
     free(s.fits);
     free(s.owner);
@@ -201,6 +213,7 @@ done:
     free(s.place);
     free(channel_of);
     free(trial);
+    free(pass);
     free(work);
     return rc;
 }

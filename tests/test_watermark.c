@@ -384,6 +384,16 @@ static void test_verify(void) {
           "the filter search finds the watermark in filter %d (found %d)", perm_out[k.filter], r.filter);
     CHECK(r.matched_by == DG_WM_SEARCH_FILTERS && r.p_chance >= p_key * 15.99 && r.p_chance <= fmin(1.0, p_key * 16.01),
           "found in another filter: searching 16 filters multiplies the chance by 16: %g vs %g", r.p_chance, p_key);
+    /* a low --min-match lets the key's filter (now another filter's weights) pass on a few digits read
+     * by chance; the search still goes on and the whole watermark where it moved is the verdict */
+    double p_moved = r.p_chance;
+    for (int need = 1; need <= 13; need += 3) {
+        dg_wm_verify(&k, moved, DG_WM_SEARCH_FILTERS, need, &r);
+        CHECK(r.verified && r.matches == 13 && r.filter == perm_out[k.filter] && r.matched_by == DG_WM_SEARCH_FILTERS &&
+                  r.p_chance == p_moved,
+              "need %d after a permutation: verified %d, %d matches in filter %d by stage %d, p %g (want 13 in %d, %g)",
+              need, r.verified, r.matches, r.filter, r.matched_by, r.p_chance, perm_out[k.filter], p_moved);
+    }
     /* input channels permuted as well: only the channel search finds it */
     permute_inputs(moved, twice, shape, perm_in);
     dg_wm_verify(&k, twice, DG_WM_SEARCH_FILTERS, k.n, &r);

@@ -120,6 +120,22 @@ rc, out, err = verify(P("wmft.safetensors"), P("k1.json"), "--clean", P("clean.s
 check(rc == 0 and out.get("verified") is True and out.get("clean") == P("clean.safetensors")
       and 0 <= out.get("clean_matches", 99) < 13,
       f"--clean: the key is keygen's of the clean model, which does not read the digits ({out.get('clean_matches')}) {err}")
+# a clean model that reads 4 of the digits (set there; the filter and range stay the clean one's,
+# so its key is k1 but for model_sha256): --min-match 3 asks for fewer than it reads, yet the
+# suspect's 13 are no read-off
+c4 = st_io.read(P("clean.safetensors"))
+flat4 = c4["conv2.weight"].reshape(16, -1)
+for d, p in list(zip(key["digits"], key["positions"]))[:4]:
+    flat4[key["filter"], p] = (np.float32(int(d)) - np.float32(key["b"])) / np.float32(key["a"])
+st_io.write(P("clean4.safetensors"), c4)
+r = run("wm", "keygen", "--model", P("clean4.safetensors"), "--layer", "conv2.weight", "--digits", WM1, "--seed", "7",
+        "--out", P("k4.json"))
+k4 = json.load(open(P("k4.json"))) if r.returncode == 0 else {}
+same = all(k4.get(f) == key[f] for f in ("filter", "positions", "a", "b", "w_min", "w_max"))
+rc, out, err = verify(P("wmft.safetensors"), P("k4.json"), "--clean", P("clean4.safetensors"), "--min-match", "3")
+check(same and rc == 0 and out.get("verified") is True and out.get("matches") == 13 and out.get("clean_matches", 0) >= 4,
+      f"--clean with --min-match 3: a clean model reading {out.get('clean_matches')} digits does not undo the suspect's "
+      f"13 (same key but its SHA: {same}; exit {rc}, {err.strip()})")
 expect_bad(["wm", "verify", "--model", P("wmft.safetensors"), "--key", P("k1.json"), "--clean", P("wmft.safetensors")],
            "is not the model the key was made from", "--clean names another model than the key's")
 # forgeries: hand-picked positions; a key made afterwards from the suspect with the digits its
