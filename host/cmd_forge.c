@@ -74,7 +74,12 @@ int dg_cmd_attack_forge(int argc, char **argv) {
         dg_cli_error("attack forge: --fgsm-eps must be in (0, 1] (a step on [0, 1] pixels)");
         return DG_EXIT_BAD_INPUT;
     }
-    const char *cw_only[] = {"lr", "alpha", "alpha-max", "search-steps", "iters", "conf-weight"};
+    if (dg_cli_given(argc, argv, "conf-weight")) { /* the forger's C&W leaves the source class: untargeted */
+        dg_cli_error("attack forge: --conf-weight means nothing here: the forger's C&W is untargeted and aims at no "
+                     "confidence");
+        return DG_EXIT_BAD_INPUT;
+    }
+    const char *cw_only[] = {"lr", "alpha", "alpha-max", "search-steps", "iters"};
     for (size_t i = 0; i < sizeof cw_only / sizeof *cw_only; i++)
         if (kind != 2 && dg_cli_given(argc, argv, cw_only[i])) {
             dg_cli_error("attack forge: --%s means something only with --method cw", cw_only[i]);

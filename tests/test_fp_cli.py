@@ -473,6 +473,8 @@ for args, mention, what in (([*ISSUE_BAD, "--classes", "0-2", "--conf", "0.3", "
                              ([*FORGE, "--method", "fgsm", "--fgsm-eps", "-0.5"], "--fgsm-eps", "forge --fgsm-eps -0.5"),
                              ([*FORGE, "--method", "clean", "--fgsm-eps", "0.3"], "--fgsm-eps", "--fgsm-eps with clean"),
                              ([*FORGE, "--method", "fgsm", "--iters", "5"], "--iters", "a C&W option with fgsm"),
+                             ([*FORGE, "--method", "cw", "--conf-weight", "5"], "--conf-weight",
+                              "forge --conf-weight (its untargeted C&W has no confidence term)"),
                              ([*FORGE, "--method", "cw", "--search-steps", "0"], "--search-steps", "forge --search-steps 0"),
                              ([*PRED, "--limit", "-3"], "--limit", "predict --limit -3"),
                              ([*PRED, "--out", P("no/such/dir/answers.txt")], "answers.txt",
