@@ -198,6 +198,11 @@ int dg_model_load_meta(dg_net *net, const char *path, const char *key, char *val
         fprintf(stderr, "dnnguard: note: %s: read without the prefix '%s' that all its tensor names carry\n",
                 dg_err_safe_path(path).s, dg_err_safe(prefix).s);
     }
+    const char *module = rc == 0 ? dg_st_meta(&f, "torch_module") : NULL;
+    if (module) /* torch.save(model) or TorchScript: its code and settings are not read, only its tensors */
+        fprintf(stderr, "dnnguard: note: %s: a whole module (%s): only its tensors are read; its layers' settings "
+                "(strides, padding, batch-norm eps, pooling) are taken to be the net's, not checked\n",
+                dg_err_safe_path(path).s, dg_err_safe(module).s);
     dg_st_close(&f);
     return rc;
 }

@@ -1454,6 +1454,13 @@ static const value *state_dict(vm *m, value *root, const value **entry, const ch
         }
     }
     char keys[400], more[400];
+    if ((dicts || modules) && holds_weights(root)) { /* {**model.state_dict(), "ema": ema.state_dict()} */
+        key_list(keys, sizeof keys, dicts ? weight_keys : module_keys, 1);
+        dg_err_set(err, err_len, f->path, "a dict that holds weights itself and in its entry %s (%s): which to check "
+                   "is not clear (a model and its EMA copy?); save that one alone with torch.save(model.state_dict(), "
+                   "path)", keys, dicts ? "a state dict" : "a whole module");
+        return NULL;
+    }
     if (dicts > 1 || modules > 1) {
         key_list(keys, sizeof keys, dicts > 1 ? weight_keys : module_keys, dicts > 1 ? dicts : modules);
         dg_err_set(err, err_len, f->path, "a dict with several entries that hold %s (%s): save the model's state dict "

@@ -347,6 +347,12 @@ torch.save(net.state_dict(), P("proto0.pt"), pickle_protocol=0)
 torch.save(big, P("tensor.pt"))
 torch.save({"epoch": 3, "name": "x"}, P("notensors.pt"))
 torch.save({"model": net.state_dict(), "ema": net.state_dict()}, P("two.pt"))
+top = dict(net.state_dict())
+top["ema"] = {k: v + 1 for k, v in net.state_dict().items()}  # the model's weights at the top, its EMA in an entry
+torch.save(top, P("top-and-ema.pt"))
+top_part = dict(net.state_dict())
+top_part["teacher"] = {"3.bias": net.state_dict()["3.bias"]}
+torch.save(top_part, P("top-and-part.pt"))
 with zipfile.ZipFile(P("all-2.pt")) as src, zipfile.ZipFile(P("deflated.pt"), "w", zipfile.ZIP_DEFLATED) as dst:
     for item in src.infolist():
         dst.writestr(item.filename, src.read(item.filename))
@@ -370,6 +376,9 @@ refusals = [
     ("tensor.pt", "single tensor", "a single tensor"),
     ("notensors.pt", "no tensors", "a dict without tensors"),
     ("two.pt", "several entries that hold tensors ('model', 'ema')", "a checkpoint with two state dicts"),
+    ("top-and-ema.pt", "holds weights itself and in its entry 'ema'",
+     "a state dict at the top level beside an EMA copy in an entry (the entry was taken, silently)"),
+    ("top-and-part.pt", "holds weights itself and in its entry 'teacher'", "a state dict beside a partial one"),
     ("deflated.pt", "compressed", "a compressed archive"),
     ("truncated.pt", P("truncated.pt"), "a truncated archive"),
     ("object-inside.pt", "argparse.Namespace", "an object among the weights"),
@@ -473,10 +482,17 @@ if check(r.returncode == 0, f"train LeNet-5 {r.stderr[-200:]}"):
     ev = ["eval", "--net", "lenet5", "--data", MNIST, "--split", "test", "--limit", "2000"]
     ref = parse(run(*ev, "--model", P("lenet.safetensors")).stdout)
     for name in ("lenet.pt", "lenet-ckpt.pth", "lenet-dp.pt", "lenet-whole.pt", "lenet-script.pt"):
-        e = parse(run(*ev, "--model", P(name)).stdout)
+        r = run(*ev, "--model", P(name))
+        e = parse(r.stdout)
         check(ref.get("accuracy") is not None and e.get("accuracy") == ref["accuracy"] and e.get("loss") == ref.get("loss"),
               f"eval of {name}: accuracy {e.get('accuracy')} and loss {e.get('loss')} as the safetensors file's "
               f"({ref.get('accuracy')}, {ref.get('loss')})")
+        # a whole module's code and settings are not read: said, since a changed stride or eps would
+        # still evaluate as the stock net
+        whole = name in ("lenet-whole.pt", "lenet-script.pt")
+        check(("a whole module" in r.stderr and "not checked" in r.stderr) == whole,
+              f"eval of {name}: {'a' if whole else 'no'} note that the module's structure is not checked "
+              f"{r.stderr.strip()!r}")
 
     # a prefix that every name carries (Lightning's "model.", a wrapper's "backbone.model."), in a
     # checkpoint or a safetensors file: read without it, said in a note; two sets of weights under
