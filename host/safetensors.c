@@ -432,14 +432,16 @@ static int check_names_and_layout(dg_st_file *f, int tile, char *err, size_t err
 
 static int parse_file(dg_st_file *f, char *err, size_t err_len) {
     if (f->size < 8) {
-        dg_err_set(err, err_len, f->path, "%zu bytes, shorter than the 8-byte header length", f->size);
+        dg_err_set(err, err_len, f->path, "%zu bytes, shorter than a safetensors file's 8-byte header length (and "
+                   "not a torch.save file: no zip archive, no pickle)", f->size);
         return -1;
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | f->bytes[i];
     if (hlen > DG_ST_MAX_HEADER_BYTES) {
-        dg_err_set(err, err_len, f->path, "header length %llu is absurd (limit %u bytes); not a safetensors file?",
-                (unsigned long long)hlen, (unsigned)DG_ST_MAX_HEADER_BYTES);
+        dg_err_set(err, err_len, f->path, "neither a safetensors file (its header length would be %llu, absurd: the "
+                   "limit is %u bytes) nor a torch.save file (no zip archive, no pickle)", (unsigned long long)hlen,
+                   (unsigned)DG_ST_MAX_HEADER_BYTES);
         return -1;
     }
     if (hlen > f->size - 8) {
