@@ -433,15 +433,18 @@ static int check_names_and_layout(dg_st_file *f, int tile, char *err, size_t err
 static int parse_file(dg_st_file *f, char *err, size_t err_len) {
     if (f->size < 8) {
         dg_err_set(err, err_len, f->path, "%zu bytes, shorter than a safetensors file's 8-byte header length (and "
-                   "not a torch.save file: no zip archive, no pickle)", f->size);
+                   "not a torch.save file: no zip archive, no legacy torch.save pickle)", f->size);
         return -1;
     }
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | f->bytes[i];
     if (hlen > DG_ST_MAX_HEADER_BYTES) {
         dg_err_set(err, err_len, f->path, "neither a safetensors file (its header length would be %llu, absurd: the "
-                   "limit is %u bytes) nor a torch.save file (no zip archive, no pickle)", (unsigned long long)hlen,
-                   (unsigned)DG_ST_MAX_HEADER_BYTES);
+                   "limit is %u bytes) nor a torch.save file (no zip archive, no legacy torch.save pickle)%s",
+                   (unsigned long long)hlen,
+                   (unsigned)DG_ST_MAX_HEADER_BYTES,
+                   f->bytes[0] == 0x80 ? "; it is a Python pickle that torch.save did not write (pickle.dump?): save "
+                                         "it with torch.save(model.state_dict(), path)" : "");
         return -1;
     }
     if (hlen > f->size - 8) {

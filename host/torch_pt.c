@@ -1409,6 +1409,30 @@ static void key_list(char *out, size_t len, const value *const *keys, size_t n) 
     if (n > 4 && used < len) snprintf(out + used, len - used, ", ...");
 }
 
+/* Whether dict a holds a weight (a tensor of one or more dimensions) under a name under which dict
+ * b holds a tensor: one model's weights at two levels of a checkpoint. 1, 0, or -1 with the vm failed. */
+static int shares_a_weight(vm *m, const value *a, value *b) {
+    if (!b || b->kind != V_DICT) return 0;
+    if (sort_keys(m, b) != 0) return -1;
+    for (size_t i = 0; i + 1 < a->n; i += 2) {
+        const value *k = a->items[i], *v = a->items[i + 1];
+        if (k->kind != V_STR || v->kind != V_TENSOR || v->view->ndim == 0) continue;
+        const sorted_key *hit = find_key(b, k->s);
+        if (hit && b->items[hit->at]->kind == V_TENSOR) return 1;
+    }
+    return 0;
+}
+
+/* Refuses a dict that holds weights itself and in its entry key (what: how the entry holds them). NULL. */
+static const value *refuse_twice(vm *m, const value *key, const char *what) {
+    char keys[400];
+    key_list(keys, sizeof keys, &key, 1);
+    dg_err_set(m->err, m->err_len, m->f->path, "a dict that holds weights itself and, under the same names, in its "
+               "entry %s%s: which to check is not clear (a model and its EMA copy?); save that one alone with "
+               "torch.save(model.state_dict(), path)", keys, what);
+    return NULL;
+}
+
 /* The dict whose tensors are the weights, from a checkpoint dict's entries: the one that is a
  * dict of weights ({"state_dict": ..., "optimizer": ..., "epoch": ..., "best_acc1": tensor(...),
  * "metrics": {"acc": tensor(0.9)}}: a dict of 0-d tensors only is not one), else its one entry
@@ -1454,13 +1478,11 @@ static const value *state_dict(vm *m, value *root, const value **entry, const ch
         }
     }
     char keys[400], more[400];
-    if ((dicts || modules) && holds_weights(root)) { /* {**model.state_dict(), "ema": ema.state_dict()} */
-        key_list(keys, sizeof keys, dicts ? weight_keys : module_keys, 1);
-        dg_err_set(err, err_len, f->path, "a dict that holds weights itself and in its entry %s (%s): which to check "
-                   "is not clear (a model and its EMA copy?); save that one alone with torch.save(model.state_dict(), "
-                   "path)", keys, dicts ? "a state dict" : "a whole module");
-        return NULL;
-    }
+    /* {**model.state_dict(), "ema": ema.state_dict()}: the top level holds weights under names its
+     * entry's state dict holds too (stray tensors beside a checkpoint's entries, an RNG state or a
+     * loss history, share none and are passed over as before) */
+    int twice = dicts == 1 && !modules ? shares_a_weight(m, root, found) : 0;
+    if (twice) return twice < 0 ? NULL : refuse_twice(m, weight_keys[0], "");
     if (dicts > 1 || modules > 1) {
         key_list(keys, sizeof keys, dicts > 1 ? weight_keys : module_keys, dicts > 1 ? dicts : modules);
         dg_err_set(err, err_len, f->path, "a dict with several entries that hold %s (%s): save the model's state dict "
@@ -1474,6 +1496,8 @@ static const value *state_dict(vm *m, value *root, const value **entry, const ch
     if (modules) { /* a state dict beside a module is taken before it when it holds the same tensors */
         value *flat = flatten_module(m, found_module, module);
         if (!flat) return NULL;
+        int twice = shares_a_weight(m, root, flat); /* the module's weights at the top level too */
+        if (twice) return twice < 0 ? NULL : refuse_twice(m, module_keys[0], " (a whole module)");
         if (found) {
             int same = same_tensors(m, found, flat);
             if (same < 0) return NULL;

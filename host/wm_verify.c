@@ -155,7 +155,7 @@ int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int 
     s.seen = malloc((size_t)s.channels);
     s.place = malloc(sizeof(int) * (size_t)key->n);
     int32_t *channel_of = malloc(sizeof(int32_t) * (size_t)key->n);
-    dg_wm_result *trial = malloc(sizeof *trial), *pass = malloc(sizeof *pass); /* pass: the strongest passing stage */
+    dg_wm_result *trial = calloc(1, sizeof *trial), *pass = calloc(1, sizeof *pass); /* pass: the strongest passing stage */
     double *work = malloc(sizeof(double) * ((size_t)key->n + 1));
     if (!s.group_channel || !s.fits || !s.owner || !s.seen || !s.place || !channel_of || !trial || !pass || !work) {
         r->p_chance = 1.0; /* out of memory: no verdict */

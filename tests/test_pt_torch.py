@@ -250,6 +250,7 @@ got, meta, err = dump(P("both.pt"))
 check(same(got, expect(odd.state_dict())) and meta.get("torch_entry") == "state_dict",
       f"a checkpoint with a whole module and a state dict: the state dict {meta} {err}")
 torch.save({"model": odd, "ema": Odd()}, P("model-ema.pt"))
+torch.save({**odd.state_dict(), "model": odd}, P("top-and-module.pt"))  # a module's weights at the top level too
 torch.save({"model": odd, "ema": Odd().state_dict()}, P("model-ema-sd.pt"))  # an EMA copy's state dict beside the model
 torch.save({"model": odd, "weights": odd.state_dict()}, P("model-own-sd.pt"))
 got, meta, err = dump(P("model-own-sd.pt"))
@@ -270,11 +271,18 @@ torch.save({"model": odd, "ema": copy}, P("model-near-sd.pt"))  # one element on
 # a checkpoint's dict of 0-d metrics beside the weights is passed over, as its other values are
 for name, ckpt, key in (("metrics.pt", {"state_dict": odd.state_dict(), "metrics": {"acc": torch.tensor(0.9)}}, "state_dict"),
                         ("stats.pt", {"stats": {"loss": torch.tensor(1.0)}, "model": odd.state_dict()}, "model"),
-                        ("module-metrics.pt", {"model": odd, "metrics": {"acc": torch.tensor(0.9)}}, "model")):
+                        ("module-metrics.pt", {"model": odd, "metrics": {"acc": torch.tensor(0.9)}}, "model"),
+                        # stray 1-d tensors at the top level (an RNG state, a normalisation, a loss history)
+                        # share no name with the weights: passed over, not taken for a second model
+                        ("rng.pt", {"state_dict": odd.state_dict(), "epoch": 3, "rng_state": torch.get_rng_state()},
+                         "state_dict"),
+                        ("norm.pt", {"model": odd.state_dict(), "mean": torch.tensor([0.1307]),
+                                     "losses": torch.tensor([2.3, 1.1])}, "model"),
+                        ("module-rng.pt", {"model": odd, "rng_state": torch.get_rng_state()}, "model")):
     torch.save(ckpt, P(name))
     got, meta, err = dump(P(name))
     check(same(got, expect(odd.state_dict())) and meta.get("torch_entry") == key,
-          f"{name}: the weights in '{key}', not the dict of 0-d tensors beside them {meta} {err}")
+          f"{name}: the weights in '{key}', not the tensors beside them {meta} {err}")
 torch.save({"epoch": 3, "metrics": {"acc": torch.tensor(0.9)}}, P("metrics-only.pt"))
 # torch.load copies BUILD's state into the object: changing that dict afterwards (through the memo)
 # does not change the module, so it must not change what dnnguard reads either
@@ -376,9 +384,11 @@ refusals = [
     ("tensor.pt", "single tensor", "a single tensor"),
     ("notensors.pt", "no tensors", "a dict without tensors"),
     ("two.pt", "several entries that hold tensors ('model', 'ema')", "a checkpoint with two state dicts"),
-    ("top-and-ema.pt", "holds weights itself and in its entry 'ema'",
+    ("top-and-ema.pt", "holds weights itself and, under the same names, in its entry 'ema'",
      "a state dict at the top level beside an EMA copy in an entry (the entry was taken, silently)"),
-    ("top-and-part.pt", "holds weights itself and in its entry 'teacher'", "a state dict beside a partial one"),
+    ("top-and-module.pt", "in its entry 'model' (a whole module)", "a state dict beside a whole module"),
+    ("top-and-part.pt", "holds weights itself and, under the same names, in its entry 'teacher'",
+     "a state dict beside a partial one"),
     ("deflated.pt", "compressed", "a compressed archive"),
     ("truncated.pt", P("truncated.pt"), "a truncated archive"),
     ("object-inside.pt", "argparse.Namespace", "an object among the weights"),
