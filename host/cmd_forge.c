@@ -56,7 +56,7 @@ int dg_cmd_attack_forge(int argc, char **argv) {
         {"n", DG_OPT_INT, &n, "fakes to try: the first N test images (default 10000)"},
         {"fgsm-eps", DG_OPT_FLOAT, &fgsm_eps, "FGSM step on [0, 1] pixels (default: 0.1 grey, 8/255 colour)"},
         {"batch", DG_OPT_INT, &batch, "images per batch (default 500)"},
-        DG_CW_CLI_OPTS(cw_cli),
+        DG_CW_SEARCH_OPTS(cw_cli), /* no --conf-weight: the forger's C&W is untargeted, aims at no confidence */
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
     };
     int rc = dg_cli_parse("attack forge", argc, argv, opts, (int)(sizeof opts / sizeof *opts));
@@ -72,11 +72,6 @@ int dg_cmd_attack_forge(int argc, char **argv) {
     }
     if (!isnan(fgsm_eps) && !(fgsm_eps > 0.0f && fgsm_eps <= 1.0f)) {
         dg_cli_error("attack forge: --fgsm-eps must be in (0, 1] (a step on [0, 1] pixels)");
-        return DG_EXIT_BAD_INPUT;
-    }
-    if (dg_cli_given(argc, argv, "conf-weight")) { /* the forger's C&W leaves the source class: untargeted */
-        dg_cli_error("attack forge: --conf-weight means nothing here: the forger's C&W is untargeted and aims at no "
-                     "confidence");
         return DG_EXIT_BAD_INPUT;
     }
     const char *cw_only[] = {"lr", "alpha", "alpha-max", "search-steps", "iters"};

@@ -23,12 +23,16 @@ typedef struct dg_cw_cli {
     int search_steps, iters;
 } dg_cw_cli;
 #define DG_CW_CLI_INIT {NAN, NAN, NAN, NAN, INT_MIN, INT_MIN}
-#define DG_CW_CLI_OPTS(v)                                                                                        \
+/* the search's options; DG_CW_CLI_OPTS adds the confidence term's weight (attack forge's untargeted
+ * C&W has no confidence term, so it takes only these) */
+#define DG_CW_SEARCH_OPTS(v)                                                                                     \
     {"lr", DG_OPT_FLOAT, &(v).lr, "Adam step on δ (default: 0.005 grey, 0.001 colour)"},                          \
     {"alpha", DG_OPT_FLOAT, &(v).alpha, "first α (default: 20 grey, 0.5 colour)"},                               \
     {"alpha-max", DG_OPT_FLOAT, &(v).alpha_max, "α is searched in (0, alpha-max) (default: 40 grey, 1 colour)"}, \
     {"search-steps", DG_OPT_INT, &(v).search_steps, "binary-search steps of α (default 6)"},                     \
-    {"iters", DG_OPT_INT, &(v).iters, "Adam steps per search step (default 1000)"},                               \
+    {"iters", DG_OPT_INT, &(v).iters, "Adam steps per search step (default 1000)"}
+#define DG_CW_CLI_OPTS(v)                                                                                        \
+    DG_CW_SEARCH_OPTS(v),                                                                                        \
     {"conf-weight", DG_OPT_FLOAT, &(v).conf_weight, "weight of the confidence term KL(q ‖ p) (default 3)"}
 /* o = the defaults for the kind (colour or grey), then every option set in v; −1 and a message
  * when a set value is out of range. */
