@@ -155,7 +155,8 @@ int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int 
     s.seen = malloc((size_t)s.channels);
     s.place = malloc(sizeof(int) * (size_t)key->n);
     int32_t *channel_of = malloc(sizeof(int32_t) * (size_t)key->n);
-    dg_wm_result *trial = calloc(1, sizeof *trial), *pass = calloc(1, sizeof *pass); /* pass: the strongest passing stage */
+    /* trial: a stage's read; pass: the strongest passing stage's (zeroed: only [0, n) is ever written) */
+    dg_wm_result *trial = calloc(1, sizeof *trial), *pass = calloc(1, sizeof *pass);
     double *work = malloc(sizeof(double) * ((size_t)key->n + 1));
     if (!s.group_channel || !s.fits || !s.owner || !s.seen || !s.place || !channel_of || !trial || !pass || !work) {
         r->p_chance = 1.0; /* out of memory: no verdict */
@@ -165,23 +166,16 @@ int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int 
     group_positions(&s);
     double q[10];
     digit_frequencies(key, w, q);
-    /* each stage's own chance: a match is judged by the stage that found it (a wide layer's channel
-     * search tries so many places that its chance is near 1, while the key's filter is still strong
-     * evidence); with nothing found, the chance of the whole search asked for is reported */
-    const double one = at_least(key, q, need, work);
-    double p_stage[3];
-    for (int st = 0; st <= (int)search; st++) p_stage[st] = chance_of(&s, (dg_wm_search)st, q, need, one);
-    r->p_chance = p_stage[search];
-    r->matched_by = -1;
-
-    /* Algorithm 1: the key's filter at the key's positions. A full match ends the search; with
+    /* A match is judged by the chance of the stage that found it (a wide layer's channel search
+     * tries so many places that its chance is near 1, while the key's filter is still strong
+     * evidence); with nothing found, the chance of the whole search asked for is reported.
+     * Algorithm 1: the key's filter at the key's positions. A full match ends the search; with
      * --min-match below n a stage may pass on a few digits read by chance, so the later stages
      * still run (the watermark may sit whole in the filter a permutation moved it to) and the
      * verdict is the passing stage with the smallest chance, judged at the count it read */
     int have = 0; /* whether `pass` holds a passing stage's result */
     double pass_p = 2.0;
     read_filter(key, w, key->filter, NULL, r);
-    r->matched_by = -1;
     if (r->matches >= need) keep_pass(&s, q, work, DG_WM_SEARCH_KEY, r, pass, &pass_p, &have);
     if (search == DG_WM_SEARCH_KEY || r->matches == key->n) goto decided;
 
@@ -204,7 +198,8 @@ int dg_wm_verify(const dg_wm_key *key, const float *w, dg_wm_search search, int 
         }
 decided:
     if (have) *r = *pass; /* verified by the strongest passing stage */
-    else r->verified = 0, r->matched_by = -1, r->p_chance = p_stage[search];
+    else /* nothing passed: the chance of the whole search asked for */
+        r->verified = 0, r->matched_by = -1, r->p_chance = chance_of(&s, search, q, need, at_least(key, q, need, work));
 done:
     free(s.group_channel);
     free(s.fits);
