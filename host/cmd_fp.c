@@ -20,6 +20,7 @@
 #include "fp_common.h"
 #include "json_fields.h"
 #include "model_io.h"
+#include "png.h"
 #include "session.h"
 #include "sha256.h"
 
@@ -79,8 +80,7 @@ static long drop_stale_fingerprints(const char *out, const dg_fp_user *listed, i
     long removed = 0;
     for (struct dirent *e; (e = readdir(d));) {
         const char *name = e->d_name;
-        size_t digits = strncmp(name, "user-", 5) == 0 ? strspn(name + 5, "0123456789") : 0;
-        if (digits == 0 || strcmp(name + 5 + digits, ".png") != 0) continue;
+        if (dg_png_numbered(name, "user-") < 0) continue;
         int kept = 0;
         for (int i = 0; i < n_listed && !kept; i++) kept = strcmp(listed[i].file, name) == 0;
         if (kept) continue;

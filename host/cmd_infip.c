@@ -22,6 +22,7 @@
 #include "infip_run.h"
 #include "json_fields.h"
 #include "model_io.h"
+#include "png.h"
 #include "relevance.h"
 #include "safetensors.h"
 #include "session.h"
@@ -37,14 +38,6 @@ static int make_folder(const char *path) {
     return 0;
 }
 
-/* The key number of a name PREFIX<digits>.png (key-00012.png, fp-00012.png), or −1 for any other name. */
-static long numbered_png(const char *name, const char *prefix) {
-    size_t plen = strlen(prefix);
-    size_t digits = strncmp(name, prefix, plen) == 0 ? strspn(name + plen, "0123456789") : 0;
-    if (digits == 0 || strcmp(name + plen + digits, ".png") != 0) return -1;
-    return strtol(name + plen, NULL, 10); /* LONG_MAX past its range: still a number, and past any n */
-}
-
 /* Remove dir's PREFIX<digits>.png of keys n and later: left by a larger run that --force replaced, they
  * are no key of the new one. How many went. */
 static long drop_pngs_past(const char *dir, const char *prefix, int n) {
@@ -53,7 +46,7 @@ static long drop_pngs_past(const char *dir, const char *prefix, int n) {
     long removed = 0;
     char path[4600];
     for (struct dirent *e; (e = readdir(d));) {
-        if (numbered_png(e->d_name, prefix) < n) continue;
+        if (dg_png_numbered(e->d_name, prefix) < n) continue;
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         removed += unlink(path) == 0;
     }
@@ -97,7 +90,7 @@ static int check_verify_out(const char *out, const char *reference, int force) {
     if (!dir) return 0; /* new (made next), or not a folder: make_folder says which */
     const char *held = NULL;
     for (struct dirent *e; !held && (e = readdir(dir));)
-        if (numbered_png(e->d_name, "fp-") >= 0) held = e->d_name;
+        if (dg_png_numbered(e->d_name, "fp-") >= 0) held = e->d_name;
     if (held && !force) dg_cli_error("infip verify: --out %s already holds fingerprints (%s): --force replaces "
                                      "them, or give a new folder", out, held);
     closedir(dir);

@@ -365,3 +365,10 @@ int dg_png_write(const char *path, const dg_image *img, char *err, size_t err_le
     free(e);
     return rc;
 }
+
+long dg_png_numbered(const char *name, const char *prefix) {
+    size_t plen = strlen(prefix);
+    size_t digits = strncmp(name, prefix, plen) == 0 ? strspn(name + plen, "0123456789") : 0;
+    if (digits == 0 || strcmp(name + plen + digits, ".png") != 0) return -1;
+    return strtol(name + plen, NULL, 10);
+}

@@ -58,4 +58,8 @@ int dg_png_decode(const uint8_t *bytes, size_t n, const char *name, dg_image *im
 /* Frees the pixels and zeroes img; harmless on a zeroed image. */
 void dg_image_free(dg_image *img);
 
+/* The number of a file name PREFIX<digits>.png (key-00012.png, fp-00012.png, user-07.png), or −1
+ * for any other name (LONG_MAX past its range: still a number, and past any count). */
+long dg_png_numbered(const char *name, const char *prefix);
+
 #endif
