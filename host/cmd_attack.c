@@ -177,8 +177,8 @@ static int attack_permute(int argc, char **argv) {
     const dg_backend *be = dg_cli_backend("cpu");
     if (!be || (data && dg_session_data(data, 0, NULL, &ds) != 0)) goto done;
     if (!(net = dg_session_net(net_name, data ? &ds : NULL, be, 1, NULL))) goto done;
-    size_t stripped = 0; /* a prefix all the file's names carry ("model."): the output keeps them */
-    if (dg_model_load_file(net, &f, &stripped, err, sizeof err) != 0) {
+    dg_name_map map; /* how the file names the net's tensors ("model." on each): the output keeps its names */
+    if (dg_model_load_file(net, &f, &map, err, sizeof err) != 0) {
         dg_cli_error("%s", err);
         goto done;
     }
@@ -199,9 +199,8 @@ static int attack_permute(int argc, char **argv) {
         goto done;
     }
     for (int i = 0; i < f.n_tensors; i++) {
-        const char *name = f.tensors[i].name;
-        int p = strlen(name) > stripped ? dg_net_find_param(net, name + stripped) : -1;
-        if (p >= 0 && !dg_model_ignored_tensor(name)) replace[i] = host + net->params[p].offset;
+        int p = dg_model_file_param(net, &map, f.tensors[i].name);
+        if (p >= 0) replace[i] = host + net->params[p].offset;
     }
     char seed_s[32];
     snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)seed);

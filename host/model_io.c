@@ -47,47 +47,94 @@ size_t dg_model_name_prefix(const dg_st_file *f, int k, const char **text) {
     return 0;
 }
 
-/* Whether f's tensors, each less the prefix prefix[0..strip), are the net's parameters exactly
- * (the ignored ones aside). */
-static int names_match(const dg_net *net, const dg_st_file *f, const char *prefix, size_t strip) {
-    for (int t = 0; t < f->n_tensors; t++) {
-        const char *name = f->tensors[t].name;
-        if (dg_model_ignored_tensor(name)) continue;
-        if (strlen(name) <= strip || strncmp(name, prefix, strip) != 0 || dg_net_find_param(net, name + strip) < 0)
-            return 0;
+/* name with each dotted word that is an alias pair's side `from` (0: the file's word, 1: the net's)
+ * replaced by its other side, into out[cap]. 0, or -1 when it does not fit. */
+static int rename_words(const char *name, const char *const *aliases, int from, char *out, size_t cap) {
+    size_t used = 0;
+    for (const char *p = name;; p++) {
+        size_t len = strcspn(p, ".");
+        const char *word = NULL;
+        for (int a = 0; aliases && aliases[a]; a += 2)
+            if (strlen(aliases[a + from]) == len && strncmp(p, aliases[a + from], len) == 0)
+                word = aliases[a + 1 - from];
+        int n = word ? snprintf(out + used, cap - used, "%s%s", word, p[len] ? "." : "")
+                     : snprintf(out + used, cap - used, "%.*s", (int)len + (p[len] ? 1 : 0), p);
+        if (n < 0 || (size_t)n >= cap - used) return -1;
+        used += (size_t)n;
+        p += len;
+        if (!*p) return 0;
     }
-    char full[DG_NAME_MAX * 4];
-    for (int i = 0; i < net->n_params; i++) {
-        if (snprintf(full, sizeof full, "%.*s%s", (int)strip, prefix, net->params[i].name) >= (int)sizeof full)
-            return 0;
-        if (dg_st_find(f, full) < 0) return 0;
-    }
-    return 1;
 }
 
-/* How many of the net's parameters f holds under prefix: which prefix a file that matches under
- * none meant, so that its missing or extra tensor is named rather than the first of its fine ones. */
-static int hits(const dg_net *net, const dg_st_file *f, const char *prefix, size_t strip) {
+static const char *const *map_aliases(const dg_net *net, const dg_name_map *map) {
+    return map->aliased ? net->file_aliases : NULL;
+}
+
+/* The net's name for the file's tensor file_name under map into out[cap]: 0, or -1 when the name
+ * does not carry the map's prefix or is too long. */
+static int net_name(const dg_net *net, const dg_name_map *map, const char *file_name, char *out, size_t cap) {
+    if (strlen(file_name) <= map->strip || strncmp(file_name, map->prefix, map->strip) != 0) return -1;
+    return rename_words(file_name + map->strip, map_aliases(net, map), 0, out, cap);
+}
+
+/* The file's name under map for the net's parameter param_name into out[cap]: 0, or -1. */
+static int file_name(const dg_net *net, const dg_name_map *map, const char *param_name, char *out, size_t cap) {
+    if (map->strip >= cap) return -1;
+    memcpy(out, map->prefix, map->strip);
+    return rename_words(param_name, map_aliases(net, map), 1, out + map->strip, cap - map->strip);
+}
+
+int dg_model_file_param(const dg_net *net, const dg_name_map *map, const char *name) {
+    char own[DG_NAME_MAX * 4];
+    if (dg_model_ignored_tensor(name) || net_name(net, map, name, own, sizeof own) != 0) return -1;
+    return dg_net_find_param(net, own);
+}
+
+/* How many of the net's parameters f holds under map. */
+static int hits(const dg_net *net, const dg_st_file *f, const dg_name_map *map) {
     char full[DG_NAME_MAX * 4];
     int n = 0;
     for (int i = 0; i < net->n_params; i++)
-        n += snprintf(full, sizeof full, "%.*s%s", (int)strip, prefix, net->params[i].name) < (int)sizeof full &&
-             dg_st_find(f, full) >= 0;
+        n += file_name(net, map, net->params[i].name, full, sizeof full) == 0 && dg_st_find(f, full) >= 0;
     return n;
 }
 
-/* For a file whose names fit the net under no prefix: the length of the prefix (0: none) under which
- * f holds most of the net's parameters, the shortest on a tie; *text as dg_model_name_prefix's. */
-static size_t most_of_net(const dg_net *net, const dg_st_file *f, const char **text) {
-    size_t best_len = 0;
-    int best = hits(net, f, "", 0);
-    const char *candidate;
-    for (int k = 0;; k++) {
-        size_t len = dg_model_name_prefix(f, k, &candidate);
-        if (!len) return best_len;
-        int h = hits(net, f, candidate, len);
-        if (h > best) best = h, best_len = len, *text = candidate;
-    }
+/* Whether f's tensors, read under map, are the net's parameters exactly (the ignored ones aside). */
+static int names_match(const dg_net *net, const dg_st_file *f, const dg_name_map *map) {
+    for (int t = 0; t < f->n_tensors; t++)
+        if (!dg_model_ignored_tensor(f->tensors[t].name) && dg_model_file_param(net, map, f->tensors[t].name) < 0)
+            return 0;
+    return hits(net, f, map) == net->n_params;
+}
+
+/* The map under which f's names are the net's: none, then each prefix that every name carries
+ * (dg_model_name_prefix), first in the net's own words, then in its aliases'. When none fits, the
+ * one under which f holds most of the net's parameters (the first on a tie), so that its missing or
+ * extra tensor is named rather than the first of its fine ones. */
+static void find_map(const dg_net *net, const dg_st_file *f, dg_name_map *map) {
+    dg_name_map best = {"", 0, 0};
+    int best_hits = -1;
+    for (int aliased = 0; aliased < (net->file_aliases ? 2 : 1); aliased++)
+        for (int k = -1;; k++) {
+            dg_name_map m = {"", 0, aliased};
+            if (k >= 0 && !(m.strip = dg_model_name_prefix(f, k, &m.prefix))) break;
+            if (names_match(net, f, &m)) {
+                *map = m;
+                return;
+            }
+            int h = hits(net, f, &m);
+            if (h > best_hits) best_hits = h, best = m;
+        }
+    *map = best;
+}
+
+void dg_model_map_text(const dg_net *net, const dg_name_map *map, char *out, size_t cap) {
+    char prefix[DG_NAME_MAX * 4];
+    snprintf(prefix, sizeof prefix, "%.*s", (int)map->strip, map->prefix);
+    int used = snprintf(out, cap, map->strip ? "without the prefix '%s'" : "", dg_err_safe(prefix).s);
+    for (int a = 0; map->aliased && net->file_aliases[a] && used >= 0 && (size_t)used < cap; a += 2)
+        used += snprintf(out + used, cap - (size_t)used, "%s'%s' for '%s'", a ? ", " : map->strip ? " and with " : "with ",
+                         net->file_aliases[a], net->file_aliases[a + 1]);
 }
 
 /* A batch norm's running_var below zero (-inf included) is no variance that training leaves (it
@@ -107,23 +154,16 @@ static int check_running_vars(const dg_net *net, const float *host, const char *
     return 0;
 }
 
-int dg_model_load_file(dg_net *net, const dg_st_file *f, size_t *stripped, char *err, size_t err_len) {
-    size_t strip = 0;
-    const char *prefix = ""; /* the text of the prefix taken off: the start of the first name */
-    if (!names_match(net, f, "", 0)) {
-        int matched = 0;
-        for (int k = 0; !matched && (strip = dg_model_name_prefix(f, k, &prefix)) != 0; k++)
-            matched = names_match(net, f, prefix, strip);
-        if (!matched) strip = most_of_net(net, f, &prefix); /* the errors below then speak of it */
-    }
-    if (!strip) prefix = "";
-    char without[DG_NAME_MAX + 64] = ""; /* said with each error when a prefix was taken off */
-    if (strip) snprintf(without, sizeof without, " (names read without the prefix '%.*s')", (int)strip, prefix);
-    if (stripped) *stripped = strip;
+int dg_model_load_file(dg_net *net, const dg_st_file *f, dg_name_map *map_out, char *err, size_t err_len) {
+    dg_name_map map;
+    find_map(net, f, &map); /* when none fits, the errors below speak of the likeliest */
+    if (map_out) *map_out = map;
+    char how[DG_NAME_MAX * 4 + 128] = "", without[sizeof how + 32] = ""; /* said with each error */
+    dg_model_map_text(net, &map, how, sizeof how);
+    if (how[0]) snprintf(without, sizeof without, " (names read %s)", how);
     for (int t = 0; t < f->n_tensors; t++) {
         const char *name = f->tensors[t].name;
-        if (dg_model_ignored_tensor(name)) continue;
-        if (dg_net_find_param(net, name + strip) < 0) {
+        if (!dg_model_ignored_tensor(name) && dg_model_file_param(net, &map, name) < 0) {
             snprintf(err, err_len, "%s: unexpected tensor '%s' for net %s%s", f->path, name, net->name, without);
             return -1;
         }
@@ -136,8 +176,7 @@ int dg_model_load_file(dg_net *net, const dg_st_file *f, size_t *stripped, char 
     char full[DG_NAME_MAX * 4];
     for (int i = 0; i < net->n_params; i++) {
         const dg_param *p = &net->params[i];
-        snprintf(full, sizeof full, "%.*s%s", (int)strip, prefix, p->name); /* fits: names_match said so */
-        int t = dg_st_find(f, full);
+        int t = file_name(net, &map, p->name, full, sizeof full) == 0 ? dg_st_find(f, full) : -1;
         if (t < 0) {
             snprintf(err, err_len, "%s: missing tensor '%s' for net %s%s", f->path, p->name, net->name, without);
             free(host);
@@ -188,15 +227,16 @@ int dg_model_load_meta(dg_net *net, const char *path, const char *key, char *val
     if (dg_st_open(path, &f, err, err_len) != 0) return -1;
     const char *meta = key ? dg_st_meta(&f, key) : NULL;
     if (meta && value && strlen(meta) < cap) memcpy(value, meta, strlen(meta) + 1);
-    size_t strip = 0;
-    int rc = dg_model_load_file(net, &f, &strip, err, err_len);
-    if (rc == 0 && strip) {
-        const char *name = NULL;
-        dg_model_name_prefix(&f, 0, &name);
-        char prefix[DG_NAME_MAX * 4];
-        snprintf(prefix, sizeof prefix, "%.*s", (int)strip, name);
-        fprintf(stderr, "dnnguard: note: %s: read without the prefix '%s' that all its tensor names carry\n",
-                dg_err_safe_path(path).s, dg_err_safe(prefix).s);
+    dg_name_map map;
+    int rc = dg_model_load_file(net, &f, &map, err, err_len);
+    if (rc == 0 && (map.strip || map.aliased)) {
+        /* torch_pt took DataParallel's "module." off already: say the whole prefix ("module.model.") */
+        const char *dp = dg_st_meta(&f, "torch_stripped_prefix");
+        char text[DG_NAME_MAX * 4 + 128], prefix[DG_NAME_MAX * 4 + 16];
+        dg_model_map_text(net, &map, text, sizeof text);
+        if (map.strip && dp && snprintf(prefix, sizeof prefix, "%s%.*s", dp, (int)map.strip, map.prefix) < (int)sizeof prefix)
+            dg_model_map_text(net, &(dg_name_map){prefix, strlen(prefix), map.aliased}, text, sizeof text);
+        fprintf(stderr, "dnnguard: note: %s: names read %s\n", dg_err_safe_path(path).s, text);
     }
     const char *module = rc == 0 ? dg_st_meta(&f, "torch_module") : NULL;
     if (module) /* torch.save(model) or TorchScript: its code and settings are not read, only its tensors */

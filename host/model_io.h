@@ -18,7 +18,8 @@ int dg_model_running_stat(const char *name);
  * "*.num_batches_tracked" and "optim.*" are ignored; any other tensor the net lacks, a missing
  * or misshapen one, and a batch norm's running_var that holds a value below zero, are errors. When the names do not match as they are but do once a prefix
  * that every one of them carries is taken off ("model." from Lightning, "backbone." from a
- * wrapper; dg_model_name_prefix), they are read so, and a note on stderr says which prefix.
+ * wrapper; dg_model_name_prefix), they are read so, and a note on stderr says which prefix; so too
+ * when they are the names of another code of the same net (the net's file_aliases).
  * Returns 0, or -1 with err "<path>: <problem>". */
 int dg_model_load(dg_net *net, const char *path, char *err, size_t err_len);
 
@@ -31,9 +32,25 @@ int dg_model_load(dg_net *net, const char *path, char *err, size_t err_len);
 int dg_model_load_meta(dg_net *net, const char *path, const char *key, char *value, size_t cap, char *err,
                        size_t err_len);
 
+/* How a file's tensor names are read as a net's: less a prefix that every one of them carries,
+ * and with the net's file_aliases words (kuangliu's "shortcut" for "downsample") or not. */
+typedef struct dg_name_map {
+    const char *prefix; /* the prefix's text: the start of one of the file's names ("" when none) */
+    size_t strip;       /* its length */
+    int aliased;
+} dg_name_map;
+
 /* The same from an open file (lets a caller read metadata and optimizer state from one parse),
- * silently; *stripped (may be NULL) gets the length of the prefix taken off the file's names. */
-int dg_model_load_file(dg_net *net, const dg_st_file *f, size_t *stripped, char *err, size_t err_len);
+ * silently; *map (may be NULL) gets how the file's names were read, for dg_model_file_param. */
+int dg_model_load_file(dg_net *net, const dg_st_file *f, dg_name_map *map, char *err, size_t err_len);
+
+/* The index of the net's parameter that the file's tensor name is under map, or -1 (an ignored
+ * tensor included). */
+int dg_model_file_param(const dg_net *net, const dg_name_map *map, const char *name);
+
+/* How map reads names, for messages ("without the prefix 'model.'", "with 'shortcut' for
+ * 'downsample', 'linear' for 'fc'"; "" when as they are), into out[cap]. */
+void dg_model_map_text(const dg_net *net, const dg_name_map *map, char *out, size_t cap);
 
 /* The length of the k-th shortest prefix ending in '.' that every tensor name of f carries (the
  * ignored ones aside: "a.", then "a.b.", ...), or 0 when there is no k-th; *text (may be NULL)

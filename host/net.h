@@ -68,6 +68,10 @@ typedef struct dg_net {
     int n_params, cap_params;
     size_t n_param_floats;
     char error[192];        /* why the last dg_net_* builder call returned -1 ("" when none did) */
+    /* NULL, or NULL-terminated pairs {word, word of this net's names}: another PyTorch code of the
+     * same function whose state dicts name a module so (kuangliu's CIFAR ResNet: "shortcut" for
+     * "downsample", "linear" for "fc"); dg_model_load reads such a file under these names */
+    const char *const *file_aliases;
 
     /* runtime, set by dg_net_setup */
     const dg_backend *be;

@@ -26,10 +26,16 @@ static int basic_block(dg_net *net, const char *prefix, int x, int in_planes, in
     return dg_net_relu(net, y);
 }
 
+/* kuangliu/pytorch-cifar's ResNet18, the common CIFAR one: the same function as the CIFAR stem's
+ * (3x3 stride-1 stem, bias-free convs, F.avg_pool2d(out, 4) over the 4x4 map, a biased linear),
+ * its modules named shortcut.0/1 and linear where torchvision says downsample.0/1 and fc */
+static const char *const kuangliu_names[] = {"shortcut", "downsample", "linear", "fc", NULL};
+
 dg_net *dg_build_resnet18(const char *spec, int cifar_stem, int classes, int c, int h, int w, char *err,
                           size_t err_len) {
     dg_net *net = dg_net_new(spec, c, h, w, classes);
     if (!net) return dg_nets_fail(NULL, err, err_len, "%s: out of memory", spec);
+    if (cifar_stem) net->file_aliases = kuangliu_names;
     int x = cifar_stem ? dg_net_conv(net, "conv1", 0, 64, 3, 1, 1, 0) : dg_net_conv(net, "conv1", 0, 64, 7, 2, 3, 0);
     if (x < 0 || (x = dg_net_bn(net, "bn1", x)) < 0 || (x = dg_net_relu(net, x)) < 0) goto too_small;
     if (!cifar_stem && (x = dg_net_maxpool(net, x, 3, 2, 1)) < 0) goto too_small;

@@ -10,6 +10,7 @@ one line and exit 2 by `dnnguard info`; and a LeNet-5 trained by dnnguard, saved
 exactly as its safetensors file does. Touches only a temp dir."""
 import argparse
 import collections
+import copy as copy_module
 import os
 import pickletools
 import shutil
@@ -22,7 +23,7 @@ import zlib
 from typing import Optional
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cli_check import DNNGUARD, MNIST, check, done, expect_bad, parse, run  # noqa: E402
+from cli_check import CIFAR, DNNGUARD, MNIST, check, done, expect_bad, parse, run  # noqa: E402
 import numpy as np  # noqa: E402
 import st_io  # noqa: E402
 import torch  # noqa: E402
@@ -510,7 +511,10 @@ if check(r.returncode == 0, f"train LeNet-5 {r.stderr[-200:]}"):
     torch.save({"state_dict": collections.OrderedDict(("model." + k, v) for k, v in weights.items()),
                 "epoch": 1}, P("lenet-lightning.ckpt"))
     st_io.write(P("lenet-wrapped.safetensors"), {"backbone.model." + k: v.numpy() for k, v in weights.items()})
-    for name, prefix in (("lenet-lightning.ckpt", "model."), ("lenet-wrapped.safetensors", "backbone.model.")):
+    # DataParallel around a Lightning module: torch_pt takes "module." off, the note names both
+    torch.save(collections.OrderedDict(("module.model." + k, v) for k, v in weights.items()), P("lenet-dp-model.pt"))
+    for name, prefix in (("lenet-lightning.ckpt", "model."), ("lenet-wrapped.safetensors", "backbone.model."),
+                         ("lenet-dp-model.pt", "module.model.")):
         r = run(*ev, "--model", P(name))
         e = parse(r.stdout)
         check(e.get("accuracy") == ref.get("accuracy") and e.get("loss") == ref.get("loss")
@@ -531,6 +535,46 @@ if check(r.returncode == 0, f"train LeNet-5 {r.stderr[-200:]}"):
           and all(np.array_equal(pw["backbone.model." + k], v) for k, v in pp.items())
           and not np.array_equal(pp["conv1.weight"], weights["conv1.weight"].numpy()),
           "attack permute of the wrapped file permutes it as the plain one and keeps its names")
+
+# kuangliu/pytorch-cifar's ResNet18 (shortcut, linear), saved as its training script does it
+# ({"net": DataParallel's state dict, "acc", "epoch"}), is resnet18-cifar under other names: it is
+# read so, with a note; its logits are PyTorch's own, its gradients those of the same weights under
+# torchvision's names; attacks keep its names, so their output loads back into the PyTorch model
+from test_nets_torch import nerr, randomize  # noqa: E402
+kl = torch_nets.KuangliuResNet18(10)
+randomize(kl, 5)
+torch.save({"net": collections.OrderedDict(("module." + k, v) for k, v in kl.state_dict().items()), "acc": 93.4,
+            "epoch": 199}, P("ckpt.pth"))
+tv_names = lambda k: k.replace("shortcut", "downsample").replace("linear", "fc")
+st_io.write(P("kl-torchvision.safetensors"), {tv_names(k): v.numpy() for k, v in kl.state_dict().items()})
+grad = ["grad", "--net", "resnet18-cifar", "--data", CIFAR, "--batch", "4", "--seed", "2"]
+r = run(*grad, "--model", P("ckpt.pth"), "--out", P("kl-grad.safetensors"))
+r2 = run(*grad, "--model", P("kl-torchvision.safetensors"), "--out", P("tv-grad.safetensors"))
+if check(r.returncode == 0 and r2.returncode == 0, f"grad on kuangliu's ResNet18 {r.stderr.strip()} {r2.stderr.strip()}"):
+    check("names read with 'shortcut' for 'downsample', 'linear' for 'fc'" in r.stderr and "note" not in r2.stderr,
+          f"a note says how kuangliu's names were read {r.stderr.strip()!r}")
+    g, g2 = st_io.read(P("kl-grad.safetensors")), st_io.read(P("tv-grad.safetensors"))
+    check(sorted(g) == sorted(g2) and all(np.array_equal(g[k], g2[k]) for k in g),
+          "kuangliu's file gives the logits and gradients of the same weights under torchvision's names, bit for bit")
+    trained = copy_module.deepcopy(kl).train()  # batch statistics, as grad uses; kl's running ones stay as saved
+    logits = trained(torch.from_numpy(g["input"].astype(np.float32))).detach().numpy()
+    check(nerr(g["logits"], logits) <= 1e-4, f"logits as PyTorch's kuangliu ResNet18's (error {nerr(g['logits'], logits):.2e})")
+half = {("fc" + k[6:] if k.startswith("linear") else k): v.numpy() for k, v in kl.state_dict().items()}
+st_io.write(P("kl-half.safetensors"), half)
+expect_bad([*grad, "--model", P("kl-half.safetensors"), "--out", P("half.safetensors")],
+           "missing tensor 'fc.weight' for net resnet18-cifar (names read with 'shortcut' for 'downsample'",
+           "kuangliu's names on some modules and torchvision's on others")
+r = run("attack", "permute", "--model", P("ckpt.pth"), "--net", "resnet18-cifar", "--layer", "layer2.0.conv1.weight",
+        "--seed", "4", "--out", P("kl-perm.pt"))
+if check(r.returncode == 0, f"attack permute of kuangliu's ResNet18 {r.stderr.strip()}"):
+    permuted = torch_nets.KuangliuResNet18(10)
+    permuted.load_state_dict(torch.load(P("kl-perm.pt")), strict=True)
+    kl.eval(), permuted.eval()
+    x = torch.from_numpy(np.random.default_rng(3).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    same = nerr(permuted(x).detach().numpy(), kl(x).detach().numpy())
+    moved = not torch.equal(permuted.layer2[0].conv1.weight, kl.layer2[0].conv1.weight)
+    check(same <= 1e-5 and moved, f"its permuted copy loads into the PyTorch model by its own names and computes the "
+          f"same function (error {same:.2e}, weights moved: {moved})")
 
 shutil.rmtree(tmp, ignore_errors=True)
 done()

@@ -173,6 +173,47 @@ class ResNet18(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
+class ShortcutBlock(nn.Module):
+    """kuangliu/pytorch-cifar's BasicBlock: torchvision's, its projection named shortcut (an empty
+    nn.Sequential when the block keeps its shape)."""
+
+    def __init__(self, inplanes, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or inplanes != planes:
+            self.shortcut = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class KuangliuResNet18(nn.Module):
+    """The CIFAR ResNet18 of kuangliu/pytorch-cifar, the most used one: resnet18-cifar's function
+    (3x3 stem, no max pool, a fixed 4x4 average pool) under other names (shortcut, linear)."""
+
+    def __init__(self, classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        inplanes = 64
+        for i, planes in enumerate([64, 128, 256, 512]):
+            blocks = nn.Sequential(ShortcutBlock(inplanes, planes, 1 if i == 0 else 2), ShortcutBlock(planes, planes))
+            setattr(self, f"layer{i + 1}", blocks)
+            inplanes = planes
+        self.linear = nn.Linear(512, classes)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return self.linear(F.avg_pool2d(out, 4).view(out.size(0), -1))
+
+
 def _resnet18(classes):
     return torchvision.models.resnet18(num_classes=classes) if torchvision else ResNet18(classes)
 
