@@ -162,7 +162,7 @@ void dg_json_string(FILE *out, const char *s) {
     fputc('"', out);
 }
 
-static int parse_value(const char *command, const dg_opt *o, const char *text) {
+static int parse_value(const char *command, const dg_opt *o, char *text) {
     char *end = NULL;
     errno = 0;
     /* an empty value is a mistake in a script (an unset variable); strto* would skip leading spaces */
@@ -172,6 +172,11 @@ static int parse_value(const char *command, const dg_opt *o, const char *text) {
     }
     switch (o->type) {
     case DG_OPT_STR: *(const char **)o->dst = text; return 0;
+    case DG_OPT_DIR: {
+        for (size_t n = strlen(text); n > 1 && text[n - 1] == '/'; n--) text[n - 1] = 0;
+        *(const char **)o->dst = text;
+        return 0;
+    }
     case DG_OPT_INT: {
         long v = strtol(text, &end, 10);
         if (errno || end == text || *end || v < -2147483647L || v > 2147483647L) break;

@@ -10,13 +10,15 @@
 
 enum { DG_EXIT_OK = 0, DG_EXIT_NO = 1, DG_EXIT_BAD_INPUT = 2, DG_EXIT_STOPPED = 3, DG_EXIT_FAILED = 4 };
 
-/* DG_OPT_DOUBLE for values compared with doubles (thresholds, chances): a float would round them */
-typedef enum { DG_OPT_STR, DG_OPT_INT, DG_OPT_FLOAT, DG_OPT_DOUBLE, DG_OPT_U64, DG_OPT_FLAG } dg_opt_type;
+/* DG_OPT_DOUBLE for values compared with doubles (thresholds, chances): a float would round them.
+ * DG_OPT_DIR: a folder, as DG_OPT_STR less its trailing slashes ("refs/" is "refs", so that the
+ * paths made in it read "refs/key-0.png"; "/" stays), cut in argv's own string. */
+typedef enum { DG_OPT_STR, DG_OPT_DIR, DG_OPT_INT, DG_OPT_FLOAT, DG_OPT_DOUBLE, DG_OPT_U64, DG_OPT_FLAG } dg_opt_type;
 
 typedef struct dg_opt {
     const char *name; /* without the leading "--" */
     dg_opt_type type;
-    void *dst;        /* const char **, int *, float *, uint64_t *, int * (flag: set to 1) */
+    void *dst;        /* const char ** (STR, DIR), int *, float *, uint64_t *, int * (flag: set to 1) */
     const char *help;
 } dg_opt;
 

@@ -128,7 +128,7 @@ static int issue_on_ranks(int argc, char **argv, dg_dist *dist) {
         {"margin", DG_OPT_FLOAT, &margin, "an issued fingerprint must be within margin of c (default eps/2)"},
         {"users", DG_OPT_INT, &users, "how many users (default: classes × confidences); the i·T + j-th gets class i "
                                       "of L_fp, confidence j, identity class·T + j"},
-        {"out", DG_OPT_STR, &out, "folder for the PNGs and registry.json"},
+        {"out", DG_OPT_DIR, &out, "folder for the PNGs and registry.json"},
         {"force", DG_OPT_FLAG, &force, "replace a registry already in --out"},
         {"seed", DG_OPT_U64, &seed, "picks the source images (default 1)"},
         {"retries", DG_OPT_INT, &retries, "new source images tried for a user whose fingerprint fails (default 5)"},

@@ -186,7 +186,7 @@ static int extract(int argc, char **argv, dg_dist *dist) {
         {"stabilizer", DG_OPT_FLOAT, &eps, "eps of the rules' denominators (default 1e-9)"},
         BATCH_OPT(batch),
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
-        {"out", DG_OPT_STR, &out, "the reference folder to write"},
+        {"out", DG_OPT_DIR, &out, "the reference folder to write"},
         {"force", DG_OPT_FLAG, &force, "replace a reference already in --out"},
         DIST_OPT(dist_name),
     };
@@ -440,13 +440,13 @@ static int verify(int argc, char **argv, dg_dist *dist) {
     const dg_opt opts[] = {
         {"model", DG_OPT_STR, &model, "the suspect model (safetensors or torch.save .pt)"},
         {"net", DG_OPT_STR, &net_name, "its net (default: the owner's, from the reference)"},
-        {"reference", DG_OPT_STR, &reference, "the owner's reference folder (infip extract --out)"},
+        {"reference", DG_OPT_DIR, &reference, "the owner's reference folder (infip extract --out)"},
         {"threshold", DG_OPT_DOUBLE, &threshold_opt,
          "ASSIM at or above it says pirated (default: the reference's calibration, else the paper's 0.85)"},
         {"mode", DG_OPT_STR, &mode_text, "SSIM form: global (the paper's, default) | gaussian (11x11, sigma 1.5)"},
         DG_NORMALIZE_RECORDED_OPT(normalize),
         SCORE_BATCH_OPT(batch),
-        {"out", DG_OPT_STR, &out, "also write the suspect's fingerprints (PNG) into this folder"},
+        {"out", DG_OPT_DIR, &out, "also write the suspect's fingerprints (PNG) into this folder"},
         {"force", DG_OPT_FLAG, &force, "replace fingerprints already in --out"},
         {"per-key", DG_OPT_FLAG, &per_key, "list every key's SSIM and predictions in the JSON"},
         {"backend", DG_OPT_STR, &backend, "cpu | cuda | auto"},
@@ -624,7 +624,7 @@ static int calibrate(int argc, char **argv, dg_dist *dist) {
     double margin = DEFAULT_MARGIN;
     int batch = 0, force = 0;
     const dg_opt opts[] = {
-        {"reference", DG_OPT_STR, &reference, "the owner's reference folder (infip extract --out)"},
+        {"reference", DG_OPT_DIR, &reference, "the owner's reference folder (infip extract --out)"},
         {"independent", DG_OPT_STR, &models_text,
          "independently trained models, comma-separated (safetensors or torch.save .pt; not the owner's)"},
         {"nets", DG_OPT_STR, &nets_text, "their nets: one for all, or one per model (default: the owner's)"},

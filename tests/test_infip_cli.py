@@ -276,10 +276,11 @@ def main():
           f"--batch 7 instead of 16: same keys, fingerprints within one level in ≤ 0.1% of the pixels "
           f"({sum((d > 0).sum() for d in diff)} pixels differ)")
     r3 = run("infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST, "--n", "5", "--seed", "4",
-             "--inject", "logit", "--out", P("ref3"))
+             "--inject", "logit", "--out", P("ref3") + "//")
     man3 = json.load(open(os.path.join(P("ref3"), "manifest.json"))) if r3.returncode == 0 else {"keys": []}
     check(r3.returncode == 0 and man3["inject"] == "logit" and [k["index"] for k in man3["keys"]] != idx[:5],
           "another seed draws other keys; --inject logit is recorded")
+    check(parse(r3.stdout).get("reference") == P("ref3"), f"--out DIR// is DIR ({r3.stdout[:80]})")
     r4 = run("infip", "extract", "--model", owner, "--net", "lenet5", "--keys", MNIST, "--n", "5", "--lambda", "1e-6",
              "--out", P("ref-black"))
     check(r4.returncode == 0 and "100.0% of the fingerprint pixels are black" in r4.stderr,
