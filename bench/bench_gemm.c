@@ -87,7 +87,7 @@ typedef struct conv_ctx {
 static void run_conv(void *p) {
     conv_ctx *c = p;
     if (c->op == 0) c->be->conv_fwd(&c->d, c->x, c->w, c->y, c->ws);
-    else if (c->op == 1) c->be->conv_bwd_data(&c->d, c->dy, c->w, c->dx, c->ws);
+    else if (c->op == 1) c->be->conv_bwd_data(&c->d, c->dy, c->w, c->dx, 1, c->ws);
     else c->be->conv_bwd_filter(&c->d, c->x, c->dy, c->dw, c->ws);
     c->be->sync();
 }

@@ -89,8 +89,8 @@ static void p_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, fl
     TIMED(P_CONV_FWD, real->conv_fwd(d, x, w, y, ws));
     conv_account(d, 0, last_ms);
 }
-static void p_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws) {
-    TIMED(P_CONV_BWD_DATA, real->conv_bwd_data(d, dy, w, dx, ws));
+static void p_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, int acc, void *ws) {
+    TIMED(P_CONV_BWD_DATA, real->conv_bwd_data(d, dy, w, dx, acc, ws));
     conv_account(d, 1, last_ms);
 }
 static void p_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw, void *ws) {
@@ -104,23 +104,23 @@ static void p_bias_bwd(int n, int c, int hw, const float *dy, float *db) {
 static void p_linear_fwd(int n, int in, int out, const float *x, const float *w, const float *b, float *y) {
     TIMED(P_LINEAR_FWD, real->linear_fwd(n, in, out, x, w, b, y));
 }
-static void p_linear_bwd(int n, int in, int out, const float *x, const float *w, const float *dy, float *dx,
+static void p_linear_bwd(int n, int in, int out, const float *x, const float *w, const float *dy, float *dx, int acc,
                          float *dw, float *db) {
-    TIMED(P_LINEAR_BWD, real->linear_bwd(n, in, out, x, w, dy, dx, dw, db));
+    TIMED(P_LINEAR_BWD, real->linear_bwd(n, in, out, x, w, dy, dx, acc, dw, db));
 }
 static void p_relu_fwd(size_t n, const float *x, float *y) { TIMED(P_RELU_FWD, real->relu_fwd(n, x, y)); }
-static void p_relu_bwd(size_t n, const float *y, const float *dy, float *dx) {
-    TIMED(P_RELU_BWD, real->relu_bwd(n, y, dy, dx));
+static void p_relu_bwd(size_t n, const float *y, const float *dy, float *dx, int acc) {
+    TIMED(P_RELU_BWD, real->relu_bwd(n, y, dy, dx, acc));
 }
 static void p_maxpool_fwd(const dg_pool_desc *d, const float *x, float *y, int32_t *a) {
     TIMED(P_MAXPOOL_FWD, real->maxpool_fwd(d, x, y, a));
 }
-static void p_maxpool_bwd(const dg_pool_desc *d, const int32_t *a, const float *dy, float *dx) {
-    TIMED(P_MAXPOOL_BWD, real->maxpool_bwd(d, a, dy, dx));
+static void p_maxpool_bwd(const dg_pool_desc *d, const int32_t *a, const float *dy, float *dx, int acc) {
+    TIMED(P_MAXPOOL_BWD, real->maxpool_bwd(d, a, dy, dx, acc));
 }
 static void p_avgpool_fwd(const dg_pool_desc *d, const float *x, float *y) { TIMED(P_AVGPOOL_FWD, real->avgpool_fwd(d, x, y)); }
-static void p_avgpool_bwd(const dg_pool_desc *d, const float *dy, float *dx) {
-    TIMED(P_AVGPOOL_BWD, real->avgpool_bwd(d, dy, dx));
+static void p_avgpool_bwd(const dg_pool_desc *d, const float *dy, float *dx, int acc) {
+    TIMED(P_AVGPOOL_BWD, real->avgpool_bwd(d, dy, dx, acc));
 }
 static void p_bn_fwd_train(int n, int c, int hw, const float *x, const float *g, const float *b, float *rm, float *rv,
                            float mom, float eps, float *y, float *sm, float *si) {
@@ -131,18 +131,18 @@ static void p_bn_fwd_eval(int n, int c, int hw, const float *x, const float *g, 
     TIMED(P_BN_FWD_EVAL, real->bn_fwd_eval(n, c, hw, x, g, b, rm, rv, eps, y));
 }
 static void p_bn_bwd(int n, int c, int hw, const float *x, const float *g, const float *sm, const float *si,
-                     const float *dy, float *dx, float *dg, float *db) {
-    TIMED(P_BN_BWD, real->bn_bwd(n, c, hw, x, g, sm, si, dy, dx, dg, db));
+                     const float *dy, float *dx, int acc, float *dg, float *db) {
+    TIMED(P_BN_BWD, real->bn_bwd(n, c, hw, x, g, sm, si, dy, dx, acc, dg, db));
 }
 static void p_bn_bwd_eval(int n, int c, int hw, const float *x, const float *g, const float *rm, const float *rv,
-                          float eps, const float *dy, float *dx, float *dg, float *db) {
-    TIMED(P_BN_BWD_EVAL, real->bn_bwd_eval(n, c, hw, x, g, rm, rv, eps, dy, dx, dg, db));
+                          float eps, const float *dy, float *dx, int acc, float *dg, float *db) {
+    TIMED(P_BN_BWD_EVAL, real->bn_bwd_eval(n, c, hw, x, g, rm, rv, eps, dy, dx, acc, dg, db));
 }
 static void p_dropout_fwd(size_t n, float p, uint64_t seed, uint64_t first, const float *x, float *y, float *m) {
     TIMED(P_DROPOUT_FWD, real->dropout_fwd(n, p, seed, first, x, y, m));
 }
-static void p_dropout_bwd(size_t n, const float *m, const float *dy, float *dx) {
-    TIMED(P_DROPOUT_BWD, real->dropout_bwd(n, m, dy, dx));
+static void p_dropout_bwd(size_t n, const float *m, const float *dy, float *dx, int acc) {
+    TIMED(P_DROPOUT_BWD, real->dropout_bwd(n, m, dy, dx, acc));
 }
 static void p_add(size_t n, const float *a, const float *b, float *y) { TIMED(P_ADD, real->add(n, a, b, y)); }
 static void p_axpy(size_t n, float al, const float *x, float *y) { TIMED(P_AXPY, real->axpy(n, al, x, y)); }
@@ -219,7 +219,7 @@ static phase_ms train_step(dg_net *net, float *momentum_buf, const bench_opts *o
     double loss = dg_net_loss(net, n);
     be->sync();
     double t1 = now_ms();
-    dg_net_zero_grad(net, n);
+    dg_net_zero_grad(net);
     dg_net_backward(net, n, NULL);
     be->sync();
     double t2 = now_ms();

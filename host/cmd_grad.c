@@ -70,7 +70,7 @@ int dg_cmd_grad(int argc, char **argv) {
     for (int i = 0; i < n; i++) labels64[i] = labels[i];
     be->upload(net->nodes[0].y, x, sizeof(float) * per * (size_t)n);
     be->upload(net->labels, labels, sizeof(int32_t) * (size_t)n);
-    dg_net_zero_grad(net, n);
+    dg_net_zero_grad(net);
     dg_net_forward(net, net->nodes[0].y, n, DG_MODE_BN_BATCH);
     float loss = (float)dg_net_loss(net, n);
     dg_net_backward(net, n, dx);

@@ -85,7 +85,7 @@ static void forward(cw_state *s, dg_net *net, const float *delta, int quantize, 
     dg_node *out = &net->nodes[dg_net_output(net)];
     be->cw_box_fwd(s->n, s->c, s->hw, delta, s->x0, s->mean, s->std, quantize, u, s->dist);
     dg_net_forward(net, u, s->n, DG_MODE_EVAL);
-    dg_net_zero_grad(net, s->n);
+    dg_net_zero_grad(net);
     be->cw_logits(s->n, s->k, out->y, s->targets, s->conf, s->alpha, conf_weight, s->untargeted, net->probs, s->loss,
                   out->dy);
     be->download(s->h_probs, net->probs, sizeof(float) * (size_t)s->n * s->k);

@@ -157,7 +157,7 @@ void dg_fp_pixel_grad_xent(dg_net *net, const float *x, const int32_t *labels, i
     be->upload(net->nodes[0].y, x, sizeof(float) * per * (size_t)n);
     be->upload(net->labels, labels, sizeof(int32_t) * (size_t)n);
     dg_net_forward(net, net->nodes[0].y, n, DG_MODE_EVAL);
-    dg_net_zero_grad(net, n);
+    dg_net_zero_grad(net);
     dg_net_loss(net, n); /* writes dlogits into the output's gradient */
     dg_net_backward(net, n, dx);
     be->download(grad, dx, sizeof(float) * per * (size_t)n);

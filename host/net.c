@@ -446,27 +446,48 @@ double dg_net_loss_sum(dg_net *net, int n, float grad_scale, float smoothing) {
 
 double dg_net_loss(dg_net *net, int n) { return dg_net_loss_sum(net, n, 1.0f / (float)n, 0.0f) / n; }
 
-void dg_net_zero_grad(dg_net *net, int n) {
-    if (n >= net->batch) { /* all activation gradients lie in one range */
-        net->be->zero((char *)net->act_arena + net->grad_begin, net->grad_end - net->grad_begin);
-    } else { /* a smaller batch uses the first n images of each node's gradient: clear only those
-              * (a 30-image C&W batch in a net set up for 256 would otherwise clear 8× too much) */
-        for (int i = 0; i < net->n_nodes; i++)
-            if (net->nodes[i].kind != DG_NODE_FLATTEN)
-                net->be->zero(net->nodes[i].dy, sizeof(float) * dg_node_numel(&net->nodes[i], n));
-    }
+void dg_net_zero_grad(dg_net *net) {
     if (!net->frozen) net->be->zero(net->grad_arena, sizeof(float) * net->n_param_floats);
+}
+
+/* The node whose buffer holds node i's gradient: a flatten shares its input's. */
+static dg_node *grad_owner(dg_net *net, int i) {
+    while (i != 0 && net->nodes[i].kind == DG_NODE_FLATTEN) i = net->nodes[i].in0;
+    return &net->nodes[i];
+}
+
+/* Where a node's backward puts the gradient of its input `in`, NULL when nobody wants it (the
+ * net's input without dx_input), and in *accumulate whether to add to it: the caller's dx_input is
+ * added to; a node's dy is written by the first contribution of the walk and added to by the rest
+ * (so no pass over the activation gradients zeroes them first). Call it only to write there. */
+static float *grad_target(dg_net *net, int in, float *dx_input, int *accumulate) {
+    if (in == 0) {
+        *accumulate = 1;
+        return dx_input;
+    }
+    dg_node *owner = grad_owner(net, in);
+    *accumulate = owner->grad_held;
+    owner->grad_held = 1;
+    return net->nodes[in].dy;
 }
 
 void dg_net_backward(dg_net *net, int n, float *dx_input) {
     const dg_backend *be = net->be;
     dg_node *nodes = net->nodes;
+    for (int i = 0; i < net->n_nodes; i++) nodes[i].grad_held = 0;
+    grad_owner(net, dg_net_output(net))->grad_held = 1; /* the loss (or the caller) wrote it */
     for (int i = net->n_nodes - 1; i >= 1; i--) {
         dg_node *node = &nodes[i];
         dg_node *in = &nodes[node->in0];
-        /* the input node's gradient is wanted only when the caller asks for it */
-        float *dx = node->in0 == 0 ? dx_input : in->dy;
         size_t count = dg_node_numel(node, n);
+        dg_node *own = grad_owner(net, i);
+        if (!own->grad_held) { /* no node read this one's output: its gradient is zero */
+            be->zero(node->dy, sizeof(float) * count);
+            own->grad_held = 1;
+        }
+        /* the input node's gradient is wanted only when the caller asks for it */
+        const int wanted = node->in0 != 0 || dx_input;
+        int acc = 1;
         switch (node->kind) {
         case DG_NODE_CONV: {
             dg_conv_desc d = dg_net_conv_desc(net, node, n);
@@ -474,64 +495,86 @@ void dg_net_backward(dg_net *net, int n, float *dx_input) {
                 if (node->has_bias) be->bias_bwd(n, node->c, node->h * node->w, node->dy, grad(net, node->pb));
                 be->conv_bwd_filter(&d, in->y, node->dy, grad(net, node->pw), net->ws);
             }
-            if (dx) be->conv_bwd_data(&d, node->dy, param(net, node->pw), dx, net->ws);
+            if (wanted) {
+                float *dx = grad_target(net, node->in0, dx_input, &acc);
+                be->conv_bwd_data(&d, node->dy, param(net, node->pw), dx, acc, net->ws);
+            }
             break;
         }
-        case DG_NODE_BN:
-            /* γ and β need the full backward even when nobody wants dx */
+        case DG_NODE_BN: {
+            /* γ and β need the full backward even when nobody wants dx: it then goes to the input
+             * node's own buffer, which nothing reads */
+            float *dx = in->dy;
+            acc = 0;
+            if (wanted) dx = grad_target(net, node->in0, dx_input, &acc);
             if (net->frozen) {
-                if (dx)
+                if (wanted)
                     be->bn_bwd_eval(n, node->c, node->h * node->w, in->y, param(net, node->pw), param(net, node->pm),
-                                    param(net, node->pv), node->eps, node->dy, dx, NULL, NULL);
+                                    param(net, node->pv), node->eps, node->dy, dx, acc, NULL, NULL);
             } else if (net->last_mode & DG_MODE_BN_BATCH)
                 be->bn_bwd(n, node->c, node->h * node->w, in->y, param(net, node->pw), node->save_mean,
-                           node->save_invstd, node->dy, dx ? dx : in->dy, grad(net, node->pw), grad(net, node->pb));
+                           node->save_invstd, node->dy, dx, acc, grad(net, node->pw), grad(net, node->pb));
             else
                 be->bn_bwd_eval(n, node->c, node->h * node->w, in->y, param(net, node->pw), param(net, node->pm),
-                                param(net, node->pv), node->eps, node->dy, dx ? dx : in->dy, grad(net, node->pw),
+                                param(net, node->pv), node->eps, node->dy, dx, acc, grad(net, node->pw),
                                 grad(net, node->pb));
             break;
+        }
         case DG_NODE_RELU:
-            if (dx) be->relu_bwd(count, node->y, node->dy, dx);
+            if (wanted) {
+                float *dx = grad_target(net, node->in0, dx_input, &acc);
+                be->relu_bwd(count, node->y, node->dy, dx, acc);
+            }
             break;
         case DG_NODE_MAXPOOL:
-            if (dx) {
+            if (wanted) {
                 dg_pool_desc d = dg_net_pool_desc(net, node, n);
-                be->maxpool_bwd(&d, node->argmax, node->dy, dx);
+                float *dx = grad_target(net, node->in0, dx_input, &acc);
+                be->maxpool_bwd(&d, node->argmax, node->dy, dx, acc);
             }
             break;
         case DG_NODE_AVGPOOL:
-            if (dx) {
+            if (wanted) {
                 dg_pool_desc d = dg_net_pool_desc(net, node, n);
-                be->avgpool_bwd(&d, node->dy, dx);
+                float *dx = grad_target(net, node->in0, dx_input, &acc);
+                be->avgpool_bwd(&d, node->dy, dx, acc);
             }
             break;
-        case DG_NODE_LINEAR:
+        case DG_NODE_LINEAR: {
+            float *dx = wanted ? grad_target(net, node->in0, dx_input, &acc) : NULL;
             if (net->frozen) {
                 if (dx) be->linear_bwd(n, in->c * in->h * in->w, node->out, in->y, param(net, node->pw), node->dy, dx,
-                                       NULL, NULL);
+                                       acc, NULL, NULL);
             } else {
-                be->linear_bwd(n, in->c * in->h * in->w, node->out, in->y, param(net, node->pw), node->dy, dx,
+                be->linear_bwd(n, in->c * in->h * in->w, node->out, in->y, param(net, node->pw), node->dy, dx, acc,
                                grad(net, node->pw), grad(net, node->pb));
             }
             break;
-        case DG_NODE_ADD: {
-            float *dx1 = node->in1 == 0 ? dx_input : nodes[node->in1].dy;
-            if (dx) be->axpy(count, 1.0f, node->dy, dx);
-            if (dx1) be->axpy(count, 1.0f, node->dy, dx1);
-            break;
         }
+        case DG_NODE_ADD: /* the gradient passes to both inputs (to one twice for x + x) */
+            for (int k = 0; k < 2; k++) {
+                int from = k ? node->in1 : node->in0;
+                if (from == 0 && !dx_input) continue;
+                float *dx = grad_target(net, from, dx_input, &acc);
+                if (acc) be->axpy(count, 1.0f, node->dy, dx);
+                else be->copy(dx, node->dy, sizeof(float) * count);
+            }
+            break;
         case DG_NODE_FLATTEN:
             /* aliases its input's gradient; only a flatten straight after the input needs a copy */
             if (node->in0 == 0 && dx_input) be->axpy(count, 1.0f, node->dy, dx_input);
             break;
-        case DG_NODE_DROPOUT:
-            if (!dx) break;
+        case DG_NODE_DROPOUT: {
+            if (!wanted) break;
+            float *dx = grad_target(net, node->in0, dx_input, &acc);
             if ((net->last_mode & DG_MODE_DROPOUT) && node->p > 0.0f)
-                be->dropout_bwd(count, node->mask, node->dy, dx);
-            else
+                be->dropout_bwd(count, node->mask, node->dy, dx, acc);
+            else if (acc)
                 be->axpy(count, 1.0f, node->dy, dx);
+            else
+                be->copy(dx, node->dy, sizeof(float) * count);
             break;
+        }
         case DG_NODE_INPUT: break;
         }
         if (net->after_backward_node) net->after_backward_node(net->after_backward_ctx, i);

@@ -57,6 +57,7 @@ typedef struct dg_node {
     int32_t *argmax;            /* max pool */
     float *mask;                /* dropout */
     float *save_mean, *save_invstd; /* batch norm */
+    int grad_held;              /* during dg_net_backward: whether dy holds a contribution yet */
 } dg_node;
 
 typedef struct dg_net {
@@ -151,11 +152,11 @@ double dg_net_loss(dg_net *net, int n);
  * (label smoothing ε: (1 − ε)·onehot + ε/k; 0 for plain cross-entropy); returns the SUM of the n
  * per-sample losses (double, on the host). */
 double dg_net_loss_sum(dg_net *net, int n, float grad_scale, float smoothing);
-/* Zero the first n images of every activation gradient (what a batch of n uses) and every
- * parameter gradient (not those of a frozen net). */
-void dg_net_zero_grad(dg_net *net, int n);
-/* Backward walk from the output node's dy. dx_input: where the input gradient goes (device,
- * accumulated), or NULL to skip it. */
+/* Zero every parameter gradient (not those of a frozen net), which backward adds to. */
+void dg_net_zero_grad(dg_net *net);
+/* Backward walk from the output node's dy (written by the loss or the caller). The activation
+ * gradients need no zeroing: each is written by its first contribution. dx_input: where the
+ * input gradient goes (device, added to), or NULL to skip it. */
 void dg_net_backward(dg_net *net, int n, float *dx_input);
 
 #endif

@@ -273,17 +273,15 @@ static void unit_fwd(const dg_relevance *r, const node_rule *ru, int n, const fl
     }
 }
 
-/* c = (the transpose of the unit with weight part w) applied to s, written (c zeroed first) */
+/* c = (the transpose of the unit with weight part w) applied to s, written */
 static void unit_back(const dg_relevance *r, const node_rule *ru, int n, const float *s, const float *w, float *c) {
     const dg_net *net = r->net;
     const dg_node *layer = &net->nodes[ru->layer], *in = &net->nodes[layer->in0];
-    size_t count = dg_node_numel(in, n);
-    net->be->zero(c, sizeof(float) * count);
     if (ru->kind == RULE_CONV) {
         dg_conv_desc d = dg_net_conv_desc(net, layer, n);
-        net->be->conv_bwd_data(&d, s, w, c, net->ws);
+        net->be->conv_bwd_data(&d, s, w, c, 0, net->ws);
     } else {
-        net->be->linear_bwd(n, in->c * in->h * in->w, layer->out, NULL, w, s, c, NULL, NULL);
+        net->be->linear_bwd(n, in->c * in->h * in->w, layer->out, NULL, w, s, c, 0, NULL, NULL);
     }
 }
 
@@ -378,8 +376,7 @@ int dg_relevance_run(dg_relevance *r, const float *x, int n, const int *classes,
             dg_pool_desc d = dg_net_pool_desc(net, nd, n);
             size_t n_in = dg_node_numel(in, n);
             be->lrp_ratio(count, nd->dy, nd->y, r->o.eps, r->z);
-            be->zero(r->c, sizeof(float) * n_in);
-            be->avgpool_bwd(&d, r->z, r->c);
+            be->avgpool_bwd(&d, r->z, r->c, 0);
             be->lrp_share(n_in, 1.0f, in->y, r->c, in->dy);
             break;
         }

@@ -71,6 +71,7 @@ struct tcase {
     size_t count, offset;
     float f[6];
     int iv[4];
+    int accumulate; /* backward ops: add to dx (1) or write it (0) */
     uint64_t seed;
     void *host;  /* upload/download: a host buffer the op reads or writes */
     run_fn run;
@@ -178,6 +179,18 @@ static void rnd_in(ctx *x, tcase *c, const char *name, size_t n, uint64_t seed, 
 static void rnd_inout(ctx *x, tcase *c, const char *name, size_t n, uint64_t seed, float lo, float hi) {
     add_inout(c, name, rnd(x, n, seed, lo, hi), n);
 }
+
+/* A backward op's input gradient dx: random values it adds to (c->accumulate), or NaN everywhere,
+ * which an op that writes dx must not let through. */
+static void grad_out(ctx *x, tcase *c, const char *name, size_t n, uint64_t seed) {
+    float *v = rnd(x, n, seed, -1, 1);
+    for (size_t i = 0; v && !c->accumulate && i < n; i++) v[i] = NAN;
+    add_inout(c, name, v, n);
+}
+
+/* The two ways a backward op may treat dx, for case names: "" (adds) or " dx written" */
+#define ACC_MODES(acc) for (int acc = 1; acc >= 0; acc--)
+#define ACC_TEXT(acc) ((acc) ? "" : " dx written")
 
 static void set_ms(dg_selftest_row *row, int k, double ms) {
     if (k == 0) row->ms_ref = ms;
@@ -489,7 +502,7 @@ static void memory_cases(ctx *x) {
 /* ---- convolution and bias ---- */
 
 RUN_FN(run_conv_fwd, be->conv_fwd(&c->conv, p[0], p[1], p[2], ws))
-RUN_FN(run_conv_bwd_data, be->conv_bwd_data(&c->conv, p[0], p[1], p[2], ws))
+RUN_FN(run_conv_bwd_data, be->conv_bwd_data(&c->conv, p[0], p[1], p[2], c->accumulate, ws))
 RUN_FN(run_conv_bwd_filter, be->conv_bwd_filter(&c->conv, p[0], p[1], p[2], ws))
 RUN_FN(run_bias_fwd, be->bias_fwd(c->n, c->c, c->hw, p[0], p[1]))
 RUN_FN(run_bias_bwd, be->bias_bwd(c->n, c->c, c->hw, p[0], p[1]))
@@ -517,26 +530,29 @@ static void conv_cases(ctx *x) {
         uint64_t seed = 2000 + 10 * t;
         tcase c;
         for (int k = 0; k < 3; k++) {
-            if (!begin_case(x, &c, ops[k].op, ops[k].run, "n%d c%d %dx%d k%d %dx%d s%d p%d", d.n, d.c, d.h, d.w,
-                            d.k, d.r, d.s, d.stride, d.pad))
-                continue;
-            c.conv = d;
-            c.conv_ws = 1;
-            c.tf32_sensitive = 1;
-            if (k == 0) {
-                rnd_in(x, &c, "x", nx, seed, -1, 1);
-                rnd_in(x, &c, "w", nw, seed + 1, -0.5f, 0.5f);
-                add_out(&c, "y", ny);
-            } else if (k == 1) {
-                rnd_in(x, &c, "dy", ny, seed + 2, -1, 1);
-                rnd_in(x, &c, "w", nw, seed + 1, -0.5f, 0.5f);
-                rnd_inout(x, &c, "dx", nx, seed + 3, -1, 1); /* += onto existing values */
-            } else {
-                rnd_in(x, &c, "x", nx, seed, -1, 1);
-                rnd_in(x, &c, "dy", ny, seed + 2, -1, 1);
-                rnd_inout(x, &c, "dw", nw, seed + 4, -1, 1);
+            for (int acc = 1; acc >= (k == 1 ? 0 : 1); acc--) { /* the input gradient both ways */
+                if (!begin_case(x, &c, ops[k].op, ops[k].run, "n%d c%d %dx%d k%d %dx%d s%d p%d%s", d.n, d.c, d.h, d.w,
+                                d.k, d.r, d.s, d.stride, d.pad, ACC_TEXT(acc)))
+                    continue;
+                c.accumulate = acc;
+                c.conv = d;
+                c.conv_ws = 1;
+                c.tf32_sensitive = 1;
+                if (k == 0) {
+                    rnd_in(x, &c, "x", nx, seed, -1, 1);
+                    rnd_in(x, &c, "w", nw, seed + 1, -0.5f, 0.5f);
+                    add_out(&c, "y", ny);
+                } else if (k == 1) {
+                    rnd_in(x, &c, "dy", ny, seed + 2, -1, 1);
+                    rnd_in(x, &c, "w", nw, seed + 1, -0.5f, 0.5f);
+                    grad_out(x, &c, "dx", nx, seed + 3);
+                } else {
+                    rnd_in(x, &c, "x", nx, seed, -1, 1);
+                    rnd_in(x, &c, "dy", ny, seed + 2, -1, 1);
+                    rnd_inout(x, &c, "dw", nw, seed + 4, -1, 1);
+                }
+                check_case(x, &c);
             }
-            check_case(x, &c);
         }
     }
     static const int bias_shapes[][3] = {{1, 3, 1}, {8, 5, 49}, {2, 64, 100}, {3, 7, 13}};
@@ -563,7 +579,7 @@ static void conv_cases(ctx *x) {
 /* ---- linear ---- */
 
 RUN_FN(run_linear_fwd, be->linear_fwd(c->n, c->in, c->out, p[0], p[1], p[2], p[3]))
-RUN_FN(run_linear_bwd, be->linear_bwd(c->n, c->in, c->out, p[0], p[1], p[2], p[3], p[4], p[5]))
+RUN_FN(run_linear_bwd, be->linear_bwd(c->n, c->in, c->out, p[0], p[1], p[2], p[3], c->accumulate, p[4], p[5]))
 
 static void linear_cases(ctx *x) {
     static const int shapes[][5] = {/* n in out bias dx */
@@ -586,13 +602,16 @@ static void linear_cases(ctx *x) {
             add_out(&c, "y", ny);
             check_case(x, &c);
         }
-        if (begin_case(x, &c, "linear_bwd", run_linear_bwd, "%s", shape)) {
+        ACC_MODES(acc) {
+            if (!begin_case(x, &c, "linear_bwd", run_linear_bwd, "%s%s", shape, ACC_TEXT(acc))) break;
+            if (!acc && !want_dx) break;
+            c.accumulate = acc;
             c.n = n, c.in = in, c.out = out;
             c.tf32_sensitive = 1;
             rnd_in(x, &c, "x", nx, seed, -1, 1);
             rnd_in(x, &c, "w", nw, seed + 1, -0.2f, 0.2f);
             rnd_in(x, &c, "dy", ny, seed + 3, -1, 1);
-            if (want_dx) rnd_inout(x, &c, "dx", nx, seed + 4, -1, 1);
+            if (want_dx) grad_out(x, &c, "dx", nx, seed + 4);
             else add_null(&c, "dx");
             rnd_inout(x, &c, "dw", nw, seed + 5, -1, 1);
             if (want_dx && bias) rnd_inout(x, &c, "db", (size_t)out, seed + 6, -1, 1);
@@ -605,9 +624,9 @@ static void linear_cases(ctx *x) {
 /* ---- element-wise ---- */
 
 RUN_FN(run_relu_fwd, be->relu_fwd(c->count, p[0], p[1]))
-RUN_FN(run_relu_bwd, be->relu_bwd(c->count, p[0], p[1], p[2]))
+RUN_FN(run_relu_bwd, be->relu_bwd(c->count, p[0], p[1], p[2], c->accumulate))
 RUN_FN(run_dropout_fwd, be->dropout_fwd(c->count, c->f[0], c->seed, (uint64_t)c->iv[0], p[0], p[1], p[2]))
-RUN_FN(run_dropout_bwd, be->dropout_bwd(c->count, p[0], p[1], p[2]))
+RUN_FN(run_dropout_bwd, be->dropout_bwd(c->count, p[0], p[1], p[2], c->accumulate))
 RUN_FN(run_add, be->add(c->count, p[0], p[1], p[2]))
 RUN_FN(run_axpy, be->axpy(c->count, c->f[0], p[0], p[1]))
 RUN_FN(run_scale, be->scale(c->count, c->f[0], p[0]))
@@ -630,14 +649,16 @@ static void elementwise_cases(ctx *x) {
             add_out(&c, "y", n);
             check_case(x, &c);
         }
-        if (begin_case(x, &c, "relu_bwd", run_relu_bwd, "%zu elements", n)) {
+        ACC_MODES(acc) {
+            if (!begin_case(x, &c, "relu_bwd", run_relu_bwd, "%zu elements%s", n, ACC_TEXT(acc))) break;
+            c.accumulate = acc;
             c.count = n;
             float *y = rnd(x, n, seed, -1, 1);
             if (y)
                 for (size_t i = 0; i < n; i++) y[i] = y[i] < 0.0f ? 0.0f : y[i];
             add_in(&c, "y", y, n);
             rnd_in(x, &c, "dy", n, seed + 1, -1, 1);
-            rnd_inout(x, &c, "dx", n, seed + 2, -1, 1);
+            grad_out(x, &c, "dx", n, seed + 2);
             check_case(x, &c);
         }
         if (begin_case(x, &c, "add", run_add, "%zu elements", n)) {
@@ -706,7 +727,11 @@ static void elementwise_cases(ctx *x) {
             add_out(&c, "mask", n);
             check_case(x, &c);
         }
-        if (begin_case(x, &c, "dropout_bwd", run_dropout_bwd, "%zu elements p=%.2f", n, (double)p)) {
+        ACC_MODES(acc) {
+            if (!begin_case(x, &c, "dropout_bwd", run_dropout_bwd, "%zu elements p=%.2f%s", n, (double)p,
+                            ACC_TEXT(acc)))
+                break;
+            c.accumulate = acc;
             c.count = n;
             float *mask = malloc(n * sizeof *mask);
             if (mask) {
@@ -717,7 +742,7 @@ static void elementwise_cases(ctx *x) {
             }
             add_in(&c, "mask", mask, n);
             rnd_in(x, &c, "dy", n, seed + 1, -1, 1);
-            rnd_inout(x, &c, "dx", n, seed + 2, -1, 1);
+            grad_out(x, &c, "dx", n, seed + 2);
             check_case(x, &c);
         }
     }
@@ -726,10 +751,10 @@ static void elementwise_cases(ctx *x) {
 /* ---- pooling ---- */
 
 RUN_FN(run_maxpool_fwd, be->maxpool_fwd(&c->pool, p[0], p[1], p[2]))
-RUN_FN(run_maxpool_bwd, be->maxpool_bwd(&c->pool, p[0], p[1], p[2]))
+RUN_FN(run_maxpool_bwd, be->maxpool_bwd(&c->pool, p[0], p[1], p[2], c->accumulate))
 RUN_FN(run_lrp_maxpool, be->lrp_maxpool(&c->pool, p[0], p[1], p[2], c->f[0], p[3]))
 RUN_FN(run_avgpool_fwd, be->avgpool_fwd(&c->pool, p[0], p[1]))
-RUN_FN(run_avgpool_bwd, be->avgpool_bwd(&c->pool, p[0], p[1]))
+RUN_FN(run_avgpool_bwd, be->avgpool_bwd(&c->pool, p[0], p[1], c->accumulate))
 
 /* The reference's argmax for input x (the max-pool backward's input). */
 static int32_t *ref_argmax(ctx *x, const dg_pool_desc *d, const float *xin, size_t nx, size_t ny) {
@@ -779,14 +804,16 @@ static void pool_cases(ctx *x) {
             add_buf(&c, "argmax", ST_OUT, 1, ny, NULL);
             check_case(x, &c);
         }
-        if (begin_case(x, &c, "maxpool_bwd", run_maxpool_bwd, "%s", shape)) {
+        ACC_MODES(acc) {
+            if (!begin_case(x, &c, "maxpool_bwd", run_maxpool_bwd, "%s%s", shape, ACC_TEXT(acc))) break;
+            c.accumulate = acc;
             c.pool = d;
             float *v = rnd(x, nx, seed, lo, hi);
             int32_t *am = v ? ref_argmax(x, &d, v, nx, ny) : NULL;
             free(v);
             add_buf(&c, "argmax", ST_IN, 1, ny, am);
             rnd_in(x, &c, "dy", ny, seed + 1, -1, 1);
-            rnd_inout(x, &c, "dx", nx, seed + 2, -1, 1);
+            grad_out(x, &c, "dx", nx, seed + 2);
             check_case(x, &c);
         }
         if (begin_case(x, &c, "lrp_maxpool", run_lrp_maxpool, "%s tie 1e-5", shape)) {
@@ -812,10 +839,12 @@ static void pool_cases(ctx *x) {
             add_out(&c, "y", ny);
             check_case(x, &c);
         }
-        if (begin_case(x, &c, "avgpool_bwd", run_avgpool_bwd, "%s", shape)) {
+        ACC_MODES(acc) {
+            if (!begin_case(x, &c, "avgpool_bwd", run_avgpool_bwd, "%s%s", shape, ACC_TEXT(acc))) break;
+            c.accumulate = acc;
             c.pool = d;
             rnd_in(x, &c, "dy", ny, seed + 4, -1, 1);
-            rnd_inout(x, &c, "dx", nx, seed + 5, -1, 1);
+            grad_out(x, &c, "dx", nx, seed + 5);
             check_case(x, &c);
         }
     }
@@ -826,8 +855,9 @@ static void pool_cases(ctx *x) {
 RUN_FN(run_bn_fwd_train,
        be->bn_fwd_train(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], p[4], c->f[0], c->f[1], p[5], p[6], p[7]))
 RUN_FN(run_bn_fwd_eval, be->bn_fwd_eval(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], p[4], c->f[1], p[5]))
-RUN_FN(run_bn_bwd, be->bn_bwd(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]))
-RUN_FN(run_bn_bwd_eval, be->bn_bwd_eval(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], c->f[1], p[4], p[5], p[6], p[7]))
+RUN_FN(run_bn_bwd, be->bn_bwd(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], p[4], p[5], c->accumulate, p[6], p[7]))
+RUN_FN(run_bn_bwd_eval,
+       be->bn_bwd_eval(c->n, c->c, c->hw, p[0], p[1], p[2], p[3], c->f[1], p[4], p[5], c->accumulate, p[6], p[7]))
 
 /* The reference's saved mean and 1/std for x (the training backward's inputs). */
 static void ref_bn_stats(ctx *x, int n, int ch, int hw, const float *xin, float **mean, float **invstd) {
@@ -899,7 +929,9 @@ static void bn_cases(ctx *x) {
             add_out(&c, "y", total);
             check_case(x, &c);
         }
-        if (begin_case(x, &c, "bn_bwd", run_bn_bwd, "%s", shape)) {
+        ACC_MODES(acc) {
+            if (!begin_case(x, &c, "bn_bwd", run_bn_bwd, "%s%s", shape, ACC_TEXT(acc))) break;
+            c.accumulate = acc;
             c.n = n, c.c = ch, c.hw = hw;
             float *xv = rnd(x, total, seed, off - 1.0f, off + 2.0f), *mean = NULL, *invstd = NULL;
             if (xv) ref_bn_stats(x, n, ch, hw, xv, &mean, &invstd);
@@ -908,15 +940,16 @@ static void bn_cases(ctx *x) {
             add_in(&c, "save_mean", mean, cn);
             add_in(&c, "save_invstd", invstd, cn);
             rnd_in(x, &c, "dy", total, seed + 5, -1, 1);
-            rnd_inout(x, &c, "dx", total, seed + 6, -1, 1);
+            grad_out(x, &c, "dx", total, seed + 6);
             rnd_inout(x, &c, "dgamma", cn, seed + 7, -1, 1);
             rnd_inout(x, &c, "dbeta", cn, seed + 8, -1, 1);
             check_case(x, &c);
         }
-        for (int with_params = 1; with_params >= 0; with_params--) {
-            if (!begin_case(x, &c, "bn_bwd_eval", run_bn_bwd_eval, "%.60s%s", shape,
-                            with_params ? "" : " no dgamma/dbeta"))
+        for (int with_params = 1; with_params >= 0; with_params--) ACC_MODES(acc) {
+            if (!begin_case(x, &c, "bn_bwd_eval", run_bn_bwd_eval, "%.60s%s%s", shape,
+                            with_params ? "" : " no dgamma/dbeta", ACC_TEXT(acc)))
                 break;
+            c.accumulate = acc;
             c.n = n, c.c = ch, c.hw = hw;
             c.f[1] = 1e-5f;
             rnd_in(x, &c, "x", total, seed, off - 1.0f, off + 2.0f);
@@ -924,7 +957,7 @@ static void bn_cases(ctx *x) {
             rnd_in(x, &c, "running_mean", cn, seed + 3, off - 0.2f, off + 0.2f);
             rnd_in(x, &c, "running_var", cn, seed + 4, 0.5f, 2.0f);
             rnd_in(x, &c, "dy", total, seed + 5, -1, 1);
-            rnd_inout(x, &c, "dx", total, seed + 6, -1, 1);
+            grad_out(x, &c, "dx", total, seed + 6);
             if (with_params) {
                 rnd_inout(x, &c, "dgamma", cn, seed + 7, -1, 1);
                 rnd_inout(x, &c, "dbeta", cn, seed + 8, -1, 1);
@@ -1253,7 +1286,7 @@ static void net_step(ctx *x, const char *name, int batch) {
         /* independent forward, loss and backward on each backend */
         be[k]->sync();
         double t0 = now_ms();
-        dg_net_zero_grad(net, batch);
+        dg_net_zero_grad(net);
         dg_net_forward(net, net->nodes[0].y, batch, DG_MODE_BN_BATCH);
         q->loss = dg_net_loss(net, batch);
         dg_net_backward(net, batch, q->dx);
@@ -1273,7 +1306,7 @@ static void net_step(ctx *x, const char *name, int batch) {
         be[0]->upload((char *)r->act_arena + state_begin, (char *)s[1].acts + state_begin,
                       s[1].acts_bytes - state_begin);
         be[0]->zero(s[0].dx, nin * sizeof(float));
-        dg_net_zero_grad(r, batch);
+        dg_net_zero_grad(r);
         (void)dg_net_loss(r, batch);
         dg_net_backward(r, batch, s[0].dx);
     }

@@ -792,7 +792,7 @@ int dg_train(const dg_train_opts *o) {
             dg_dist_share(n_global, dist->rank, dist->size, &share_lo, &share_hi);
             net->dropout_seed = dg_rng_stream(dropout_stream, (uint64_t)s.global_step);
             net->dropout_first = share_lo;
-            dg_net_zero_grad(net, n);
+            dg_net_zero_grad(net);
             double loss = 0.0; /* the mean over this rank's images */
             if (n > 0) {
                 dg_net_forward(net, net->nodes[0].y, n, DG_MODE_TRAIN);

@@ -2,8 +2,11 @@
  * device. Every pointer handed to an op is a device pointer from alloc(); host code never
  * dereferences one and moves bytes only through upload/download.
  * Conventions: float32, NCHW activations, OIHW conv weights, [out,in] linear weights (PyTorch's).
- * Every backward op ACCUMULATES (+=) into its gradient outputs, so a tensor read by several nodes
- * gets the sum of their gradients; the caller zeroes gradients before a backward walk. */
+ * Every backward op ACCUMULATES (+=) into its parameter-gradient outputs (dw, db, dgamma, dbeta),
+ * which the caller zeroes before a backward walk. Its input gradient dx is added to when
+ * `accumulate` is 1 (a tensor read by several nodes gets the sum of their gradients) and written
+ * when it is 0, whatever dx held (NaN included): the first contribution to a tensor's gradient
+ * needs no zeroed buffer, as cuDNN's beta = 0. "(+)=" below marks such an output. */
 #ifndef DG_BACKEND_H
 #define DG_BACKEND_H
 
@@ -55,7 +58,8 @@ typedef struct dg_backend {
      * allocation up to its end, and takes a private scratch only beyond that. */
     size_t (*conv_workspace_bytes)(const dg_conv_desc *d);
     void (*conv_fwd)(const dg_conv_desc *d, const float *x, const float *w, float *y, void *ws);
-    void (*conv_bwd_data)(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws);
+    void (*conv_bwd_data)(const dg_conv_desc *d, const float *dy, const float *w, float *dx, int accumulate,
+                          void *ws);
     void (*conv_bwd_filter)(const dg_conv_desc *d, const float *x, const float *dy, float *dw, void *ws);
 
     /* per-channel bias on [n, c, hw]: y += b;  db += Σ_{n,hw} dy */
@@ -63,21 +67,21 @@ typedef struct dg_backend {
     void (*bias_bwd)(int n, int c, int hw, const float *dy, float *db);
 
     /* linear: y[n,out] = x[n,in]·w[out,in]ᵀ + b (b may be NULL);
-     * backward: dx += dy·w, dw += dyᵀ·x, db += Σ_n dy (dx, dw, db may be NULL) */
+     * backward: dx (+)= dy·w, dw += dyᵀ·x, db += Σ_n dy (dx, dw, db may be NULL) */
     void (*linear_fwd)(int n, int in, int out, const float *x, const float *w, const float *b, float *y);
     void (*linear_bwd)(int n, int in, int out, const float *x, const float *w, const float *dy,
-                       float *dx, float *dw, float *db);
+                       float *dx, int accumulate, float *dw, float *db);
 
-    /* relu: y = max(x, 0); dx += dy·[y > 0] */
+    /* relu: y = max(x, 0); dx (+)= dy·[y > 0] */
     void (*relu_fwd)(size_t n, const float *x, float *y);
-    void (*relu_bwd)(size_t n, const float *y, const float *dy, float *dx);
+    void (*relu_bwd)(size_t n, const float *y, const float *dy, float *dx, int accumulate);
 
     /* max pool keeps the winner's flat input index (within its n,c plane) for backward;
      * padding never wins. avg pool counts padding (PyTorch's count_include_pad=True). */
     void (*maxpool_fwd)(const dg_pool_desc *d, const float *x, float *y, int32_t *argmax);
-    void (*maxpool_bwd)(const dg_pool_desc *d, const int32_t *argmax, const float *dy, float *dx);
+    void (*maxpool_bwd)(const dg_pool_desc *d, const int32_t *argmax, const float *dy, float *dx, int accumulate);
     void (*avgpool_fwd)(const dg_pool_desc *d, const float *x, float *y);
-    void (*avgpool_bwd)(const dg_pool_desc *d, const float *dy, float *dx);
+    void (*avgpool_bwd)(const dg_pool_desc *d, const float *dy, float *dx, int accumulate);
 
     /* batch norm over [n, c, hw]. Training: batch statistics (biased variance normalises,
      * unbiased variance updates running_var, as PyTorch), running += momentum·(batch − running);
@@ -88,17 +92,18 @@ typedef struct dg_backend {
     void (*bn_fwd_eval)(int n, int c, int hw, const float *x, const float *gamma, const float *beta,
                         const float *running_mean, const float *running_var, float eps, float *y);
     void (*bn_bwd)(int n, int c, int hw, const float *x, const float *gamma, const float *save_mean,
-                   const float *save_invstd, const float *dy, float *dx, float *dgamma, float *dbeta);
-    /* eval-mode backward, running statistics held constant: dx += γ·dy/sqrt(running_var + eps);
+                   const float *save_invstd, const float *dy, float *dx, int accumulate, float *dgamma,
+                   float *dbeta);
+    /* eval-mode backward, running statistics held constant: dx (+)= γ·dy/sqrt(running_var + eps);
      * dgamma += Σ dy·x̂ and dbeta += Σ dy unless NULL */
     void (*bn_bwd_eval)(int n, int c, int hw, const float *x, const float *gamma, const float *running_mean,
-                        const float *running_var, float eps, const float *dy, float *dx, float *dgamma,
-                        float *dbeta);
+                        const float *running_var, float eps, const float *dy, float *dx, int accumulate,
+                        float *dgamma, float *dbeta);
 
     /* inverted dropout: mask[i] = keep ? 1/(1−p) : 0 from dg_rng (seed, first + i); y = x·mask. first
      * is the element's place in the whole batch, so a rank's share draws the one-process masks */
     void (*dropout_fwd)(size_t n, float p, uint64_t seed, uint64_t first, const float *x, float *y, float *mask);
-    void (*dropout_bwd)(size_t n, const float *mask, const float *dy, float *dx);
+    void (*dropout_bwd)(size_t n, const float *mask, const float *dy, float *dx, int accumulate);
 
     /* elementwise */
     void (*add)(size_t n, const float *a, const float *b, float *y); /* y = a + b */

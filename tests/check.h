@@ -57,6 +57,11 @@ static inline void dg_test_fill(float *x, size_t n, uint64_t seed, float lo, flo
     }
 }
 
+/* NaN everywhere: what a backward op that writes its input gradient (accumulate 0) must not read. */
+static inline void dg_test_fill_nan(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = __builtin_nanf("");
+}
+
 /* Finite-difference check of an analytic gradient.
  * loss(ctx) must return a scalar computed from the current contents of var (accumulate it in
  * double, e.g. L = Σ r_i·y_i with fixed random r). For up to max_points coordinates of var

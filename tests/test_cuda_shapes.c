@@ -314,7 +314,8 @@ static void test_covering(void) {
 }
 
 /* Host replays of pool.cu's gather kernels (same loops, same order of additions). */
-static void maxpool_bwd_gather(const dg_pool_desc *d, const int32_t *argmax, const float *dy, float *dx) {
+static void maxpool_bwd_gather(const dg_pool_desc *d, const int32_t *argmax, const float *dy, float *dx,
+                               int accumulate) {
     const size_t out = (size_t)d->oh * d->ow, in = (size_t)d->h * d->w, total = (size_t)d->n * d->c * in;
     for (size_t e = 0; e < total; e++) {
         size_t pl = e / in;
@@ -322,7 +323,7 @@ static void maxpool_bwd_gather(const dg_pool_desc *d, const int32_t *argmax, con
         int oy0, oy1, ox0, ox1;
         dg_pool_covering(iy, d->k, d->stride, d->pad, d->oh, &oy0, &oy1);
         dg_pool_covering(ix, d->k, d->stride, d->pad, d->ow, &ox0, &ox1);
-        float acc = dx[e];
+        float acc = accumulate ? dx[e] : 0.0f;
         for (int oy = oy0; oy < oy1; oy++)
             for (int ox = ox0; ox < ox1; ox++)
                 if (argmax[pl * out + oy * d->ow + ox] == idx) acc += dy[pl * out + oy * d->ow + ox];
@@ -330,7 +331,7 @@ static void maxpool_bwd_gather(const dg_pool_desc *d, const int32_t *argmax, con
     }
 }
 
-static void avgpool_bwd_gather(const dg_pool_desc *d, const float *dy, float *dx) {
+static void avgpool_bwd_gather(const dg_pool_desc *d, const float *dy, float *dx, int accumulate) {
     const size_t out = (size_t)d->oh * d->ow, in = (size_t)d->h * d->w, total = (size_t)d->n * d->c * in;
     const float div = (float)(d->k * d->k);
     for (size_t e = 0; e < total; e++) {
@@ -339,7 +340,7 @@ static void avgpool_bwd_gather(const dg_pool_desc *d, const float *dy, float *dx
         int oy0, oy1, ox0, ox1;
         dg_pool_covering(iy, d->k, d->stride, d->pad, d->oh, &oy0, &oy1);
         dg_pool_covering(ix, d->k, d->stride, d->pad, d->ow, &ox0, &ox1);
-        float acc = dx[e];
+        float acc = accumulate ? dx[e] : 0.0f;
         for (int oy = oy0; oy < oy1; oy++)
             for (int ox = ox0; ox < ox1; ox++) acc += dy[pl * out + oy * d->ow + ox] / div;
         dx[e] = acc;
@@ -367,16 +368,20 @@ static void test_pool_gather_matches_cpu(void) {
         dg_test_fill(dx_cpu, in, 300 + t, -1.0f, 1.0f);
         memcpy(dx_gather, dx_cpu, in * sizeof *dx_cpu);
         cpu->maxpool_fwd(&d, x, y, am);
-        cpu->maxpool_bwd(&d, am, dy, dx_cpu);
-        maxpool_bwd_gather(&d, am, dy, dx_gather);
-        CHECK(memcmp(dx_cpu, dx_gather, in * sizeof *dx_cpu) == 0, "max pool shape %zu: gather == CPU scatter, bit for bit",
-              t);
-        dg_test_fill(dx_cpu, in, 400 + t, -1.0f, 1.0f);
-        memcpy(dx_gather, dx_cpu, in * sizeof *dx_cpu);
-        cpu->avgpool_bwd(&d, dy, dx_cpu);
-        avgpool_bwd_gather(&d, dy, dx_gather);
-        CHECK(memcmp(dx_cpu, dx_gather, in * sizeof *dx_cpu) == 0, "avg pool shape %zu: gather == CPU scatter, bit for bit",
-              t);
+        for (int acc = 1; acc >= 0; acc--) { /* onto dx, then over a NaN-filled one */
+            if (!acc) dg_test_fill_nan(dx_cpu, in), dg_test_fill_nan(dx_gather, in);
+            cpu->maxpool_bwd(&d, am, dy, dx_cpu, acc);
+            maxpool_bwd_gather(&d, am, dy, dx_gather, acc);
+            CHECK(memcmp(dx_cpu, dx_gather, in * sizeof *dx_cpu) == 0,
+                  "max pool shape %zu, accumulate %d: gather == CPU scatter, bit for bit", t, acc);
+            dg_test_fill(dx_cpu, in, 400 + t, -1.0f, 1.0f);
+            memcpy(dx_gather, dx_cpu, in * sizeof *dx_cpu);
+            if (!acc) dg_test_fill_nan(dx_cpu, in), dg_test_fill_nan(dx_gather, in);
+            cpu->avgpool_bwd(&d, dy, dx_cpu, acc);
+            avgpool_bwd_gather(&d, dy, dx_gather, acc);
+            CHECK(memcmp(dx_cpu, dx_gather, in * sizeof *dx_cpu) == 0,
+                  "avg pool shape %zu, accumulate %d: gather == CPU scatter, bit for bit", t, acc);
+        }
         free(x);
         free(y);
         free(dy);

@@ -156,7 +156,7 @@ static void test_overlap(const char *name, int c, int h, int w, size_t cap, int 
     free(g.launched);
     g.launched = calloc((size_t)g.n_buckets + 1, 1);
 
-    dg_net_zero_grad(net, batch);
+    dg_net_zero_grad(net);
     dg_net_forward(net, net->nodes[0].y, batch, DG_MODE_TRAIN);
     dg_net_loss_sum(net, batch, 1.0f / 6.0f, 0.0f);
     float *running_before = malloc(sizeof(float) * net->n_param_floats);

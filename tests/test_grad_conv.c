@@ -138,7 +138,8 @@ static void conv_case(dg_conv_desc d, int gradcheck) {
     dg_cpu_conv_fwd(&d, x, w, y, ws);
     double e = nerr(y, yref, ny);
     CHECK(e < TOL_FWD, "%s: conv_fwd error %.3g", tag, e);
-    dg_cpu_conv_bwd_data(&d, r, w, dx, ws);
+    dg_test_fill_nan(dx, nx); /* written (accumulate 0): what dx held is not read */
+    dg_cpu_conv_bwd_data(&d, r, w, dx, 0, ws);
     e = nerr(dx, dxref, nx);
     CHECK(e < TOL_FWD, "%s: conv_bwd_data error %.3g", tag, e);
     dg_cpu_conv_bwd_filter(&d, x, r, dw, ws);
@@ -151,8 +152,8 @@ static void conv_case(dg_conv_desc d, int gradcheck) {
     double *ex = dalloc(nx), *ew = dalloc(nw);
     for (size_t i = 0; i < nx; i++) ex[i] = dx2[i] + 2.0 * dxref[i];
     for (size_t i = 0; i < nw; i++) ew[i] = dw2[i] + 2.0 * dwref[i];
-    dg_cpu_conv_bwd_data(&d, r, w, dx2, ws);
-    dg_cpu_conv_bwd_data(&d, r, w, dx2, ws);
+    dg_cpu_conv_bwd_data(&d, r, w, dx2, 1, ws);
+    dg_cpu_conv_bwd_data(&d, r, w, dx2, 1, ws);
     dg_cpu_conv_bwd_filter(&d, x, r, dw2, ws);
     dg_cpu_conv_bwd_filter(&d, x, r, dw2, ws);
     e = nerr(dx2, ex, nx);
@@ -166,8 +167,8 @@ static void conv_case(dg_conv_desc d, int gradcheck) {
     memset(dw2, 0, nw * sizeof(float));
     dg_cpu_conv_bwd_filter(&d, x, r, dw2, ws);
     CHECK(memcmp(dw, dw2, nw * sizeof(float)) == 0, "%s: conv_bwd_filter not repeatable", tag);
-    memset(dx2, 0, nx * sizeof(float));
-    dg_cpu_conv_bwd_data(&d, r, w, dx2, ws);
+    dg_test_fill(dx2, nx, 6, -2.0f, 2.0f);
+    dg_cpu_conv_bwd_data(&d, r, w, dx2, 0, ws);
     CHECK(memcmp(dx, dx2, nx * sizeof(float)) == 0, "%s: conv_bwd_data not repeatable", tag);
 
     if (gradcheck) { /* conv is linear in each argument, so a large step is exact up to rounding;
@@ -315,7 +316,8 @@ static void test_linear(void) {
         lin_loss(&ctx);
         double e = nerr(y, yref, ny);
         CHECK(e < TOL_FWD, "linear %d×%d→%d: fwd error %.3g", n, in, out, e);
-        dg_cpu_linear_bwd(n, in, out, x, w, r, dx, dw, hasb ? db : NULL);
+        dg_test_fill_nan(dx, nx); /* written (accumulate 0): what dx held is not read */
+        dg_cpu_linear_bwd(n, in, out, x, w, r, dx, 0, dw, hasb ? db : NULL);
         e = nerr(dx, dxref, nx);
         CHECK(e < TOL_FWD, "linear %d×%d→%d: dx error %.3g", n, in, out, e);
         e = nerr(dw, dwref, nw);
@@ -340,9 +342,9 @@ static void test_linear(void) {
         for (size_t j = 0; j < nx; j++) ex[j] = dx[j] + 2.0 * dxref[j];
         for (size_t j = 0; j < nw; j++) ew[j] = dw[j] + 3.0 * dwref[j];
         for (int j = 0; j < out; j++) eb[j] = db[j] + 2.0 * dbref[j];
-        dg_cpu_linear_bwd(n, in, out, x, w, r, dx, dw, db);
-        dg_cpu_linear_bwd(n, in, out, x, w, r, dx, dw, db);
-        dg_cpu_linear_bwd(n, in, out, x, w, r, NULL, dw, NULL);
+        dg_cpu_linear_bwd(n, in, out, x, w, r, dx, 1, dw, db);
+        dg_cpu_linear_bwd(n, in, out, x, w, r, dx, 1, dw, db);
+        dg_cpu_linear_bwd(n, in, out, x, w, r, NULL, 1, dw, NULL);
         e = nerr(dx, ex, nx);
         CHECK(e < TOL_FWD, "linear %d×%d→%d: dx does not accumulate (%.3g)", n, in, out, e);
         e = nerr(dw, ew, nw);
@@ -447,9 +449,9 @@ static void pool_case(dg_pool_desc d) {
                             dxref[((size_t)pl * d.h + iy) * d.w + ix] += r[o] / (double)(d.k * d.k);
                         }
                 }
-        memset(dx, 0, nx * sizeof(float));
-        if (avg) dg_cpu_avgpool_bwd(&d, r, dx);
-        else dg_cpu_maxpool_bwd(&d, am, r, dx);
+        dg_test_fill_nan(dx, nx); /* written (accumulate 0): what dx held is not read */
+        if (avg) dg_cpu_avgpool_bwd(&d, r, dx, 0);
+        else dg_cpu_maxpool_bwd(&d, am, r, dx, 0);
         e = nerr(dx, dxref, nx);
         CHECK(e < TOL_FWD, "%s %s: bwd error %.3g", tag, op, e);
         /* average pooling is linear: a large step; max pooling: below half the value spacing */
@@ -458,8 +460,8 @@ static void pool_case(dg_pool_desc d) {
         dg_test_fill(dx, nx, 110, -1.0f, 1.0f);
         for (size_t j = 0; j < nx; j++) ex[j] = dx[j] + 2.0 * dxref[j];
         for (int rep = 0; rep < 2; rep++) {
-            if (avg) dg_cpu_avgpool_bwd(&d, r, dx);
-            else dg_cpu_maxpool_bwd(&d, am, r, dx);
+            if (avg) dg_cpu_avgpool_bwd(&d, r, dx, 1);
+            else dg_cpu_maxpool_bwd(&d, am, r, dx, 1);
         }
         e = nerr(dx, ex, nx);
         CHECK(e < TOL_FWD, "%s %s: bwd does not accumulate (%.3g)", tag, op, e);

@@ -95,8 +95,9 @@ static void test_relu(void) {
     float *g = falloc(n), *base = falloc(n), *acc;
     dg_test_fill(base, n, 3, -2.0f, 2.0f);
     acc = fdup(base, n);
-    dg_cpu_relu_bwd(n, y, r, g);
-    dg_cpu_relu_bwd(n, y, r, acc);
+    dg_test_fill_nan(g, n); /* written (accumulate 0): what dx held is not read */
+    dg_cpu_relu_bwd(n, y, r, g, 0);
+    dg_cpu_relu_bwd(n, y, r, acc, 1);
     CHECK(accumulates(acc, base, g, n), "relu backward does not accumulate");
     ok = 1;
     for (size_t i = 0; i < n; i++) ok &= g[i] == (y[i] > 0.0f ? r[i] : 0.0f);
@@ -113,7 +114,7 @@ static void test_relu(void) {
     CHECK(sy[1] == 0.0f && !signbit(sy[1]) && sy[2] == 0.0f, "relu(±0) = %g, %g", sy[1], sy[2]);
     /* backward as torch's threshold_backward: dy where y is NaN (torch: relu([nan]).backward → 1) */
     float sdy[3] = {1.5f, 2.0f, 3.0f}, sdx[3] = {0, 0, 0};
-    dg_cpu_relu_bwd(3, sy, sdy, sdx);
+    dg_cpu_relu_bwd(3, sy, sdy, sdx, 1);
     CHECK(sdx[0] == 1.5f && sdx[1] == 0.0f && sdx[2] == 0.0f, "relu backward at y = NaN, -0, 0: %g %g %g, want 1.5 0 0",
           sdx[0], sdx[1], sdx[2]);
 
@@ -210,13 +211,14 @@ static void test_bn_train_case(int n, int c, int hw, uint64_t seed) {
 
     /* backward: += contract */
     float *dx = falloc(total), *dg = falloc(c), *db = falloc(c);
-    dg_cpu_bn_bwd(n, c, hw, x, gamma, sm, si, r, dx, dg, db);
+    dg_test_fill_nan(dx, total); /* written (accumulate 0): what dx held is not read */
+    dg_cpu_bn_bwd(n, c, hw, x, gamma, sm, si, r, dx, 0, dg, db);
     float *bx = falloc(total), *bg = falloc(c), *bb = falloc(c);
     dg_test_fill(bx, total, seed + 6, -1.0f, 1.0f);
     dg_test_fill(bg, c, seed + 7, -1.0f, 1.0f);
     dg_test_fill(bb, c, seed + 8, -1.0f, 1.0f);
     float *ax = fdup(bx, total), *ag = fdup(bg, c), *ab = fdup(bb, c);
-    dg_cpu_bn_bwd(n, c, hw, x, gamma, sm, si, r, ax, ag, ab);
+    dg_cpu_bn_bwd(n, c, hw, x, gamma, sm, si, r, ax, 1, ag, ab);
     CHECK(accumulates(ax, bx, dx, total) && accumulates(ag, bg, dg, c) && accumulates(ab, bb, db, c),
           "bn backward does not accumulate");
 
@@ -303,7 +305,7 @@ static void test_bn(void) {
             dx[t] = falloc(total);
             for (int ch = 0; ch < c; ch++) rm[t][ch] = 0, rv[t][ch] = 1, dg[t][ch] = 0, db[t][ch] = 0;
             dg_cpu_bn_fwd_train(n, c, hw, x, g, b, rm[t], rv[t], 0.1f, 1e-5f, y[t], sm[t], si[t]);
-            dg_cpu_bn_bwd(n, c, hw, x, g, sm[t], si[t], dy, dx[t], dg[t], db[t]);
+            dg_cpu_bn_bwd(n, c, hw, x, g, sm[t], si[t], dy, dx[t], 0, dg[t], db[t]);
         }
         omp_set_num_threads(saved);
         CHECK(!memcmp(y[0], y[1], total * 4) && !memcmp(dx[0], dx[1], total * 4) &&
@@ -343,7 +345,8 @@ static void test_bn_eval_backward(void) {
     snap(x, total);
     snap(g, c);
     snap(b, c);
-    dg_cpu_bn_bwd_eval(n, c, hw, x, g, rm, rv, 1e-5f, r, dx, dg, db);
+    dg_test_fill_nan(dx, total); /* written (accumulate 0): what dx held is not read */
+    dg_cpu_bn_bwd_eval(n, c, hw, x, g, rm, rv, 1e-5f, r, dx, 0, dg, db);
     bn_eval_ctx k = {n, c, hw, x, g, b, rm, rv, y, r};
     double ex = dg_gradcheck(x, dx, total, bn_eval_loss, &k, 1.0f / 64, 64, 1e-3);
     double eg = dg_gradcheck(g, dg, (size_t)c, bn_eval_loss, &k, 1.0f / 64, 64, 1e-3);
@@ -352,15 +355,15 @@ static void test_bn_eval_backward(void) {
     /* += contract, and NULL dgamma/dbeta leave dx unchanged */
     for (size_t i = 0; i < total; i++) dx2[i] = 1.0f;
     for (int i = 0; i < c; i++) dg2[i] = db2[i] = 1.0f;
-    dg_cpu_bn_bwd_eval(n, c, hw, x, g, rm, rv, 1e-5f, r, dx2, dg2, db2);
+    dg_cpu_bn_bwd_eval(n, c, hw, x, g, rm, rv, 1e-5f, r, dx2, 1, dg2, db2);
     float ones[64];
     for (int i = 0; i < 64; i++) ones[i] = 1.0f;
     int acc = 1;
     for (size_t i = 0; i < total; i += 64) acc &= accumulates(dx2 + i, ones, dx + i, total - i < 64 ? total - i : 64);
     CHECK(acc && accumulates(dg2, ones, dg, (size_t)c) && accumulates(db2, ones, db, (size_t)c),
           "bn eval backward does not accumulate");
-    memset(dx2, 0, total * sizeof(float));
-    dg_cpu_bn_bwd_eval(n, c, hw, x, g, rm, rv, 1e-5f, r, dx2, NULL, NULL);
+    dg_test_fill_nan(dx2, total);
+    dg_cpu_bn_bwd_eval(n, c, hw, x, g, rm, rv, 1e-5f, r, dx2, 0, NULL, NULL);
     CHECK(!memcmp(dx, dx2, total * sizeof(float)), "bn eval backward dx depends on dgamma/dbeta being asked");
     free(x); free(y); free(r); free(dx); free(dx2);
 }
@@ -450,8 +453,9 @@ static void test_dropout(void) {
     dg_test_fill(dy, m, 71, -1.0f, 1.0f);
     dg_test_fill(base, m, 72, -1.0f, 1.0f);
     acc = fdup(base, m);
-    dg_cpu_dropout_bwd(m, mask, dy, dx);
-    dg_cpu_dropout_bwd(m, mask, dy, acc);
+    dg_test_fill_nan(dx, m); /* written (accumulate 0): what dx held is not read */
+    dg_cpu_dropout_bwd(m, mask, dy, dx, 0);
+    dg_cpu_dropout_bwd(m, mask, dy, acc, 1);
     int ok = 1;
     for (size_t i = 0; i < m; i++) ok &= dx[i] == dy[i] * mask[i];
     CHECK(ok, "dropout backward != mask·dy");

@@ -51,7 +51,7 @@ int main(int argc, char **argv) {
     memcpy(net->param_arena, params, sizeof(float) * net->n_param_floats);
     memcpy(net->labels, labels, sizeof labels);
     net->dropout_seed = 1234;
-    dg_net_zero_grad(net, N);
+    dg_net_zero_grad(net);
     dg_net_forward(net, input, N, mode);
     float loss = (float)dg_net_loss(net, N);
     dg_net_backward(net, N, dx);

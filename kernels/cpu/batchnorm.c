@@ -1,7 +1,7 @@
 /* kernels/cpu/batchnorm.c — CPU batch norm over [n, c, hw]: training forward (batch statistics,
- * running-statistics update), eval forward, backward (+=). One channel per OpenMP iteration, each
- * channel's sums taken in double in a fixed order (lanes_add), so results do not depend on the thread
- * count. */
+ * running-statistics update), eval forward, backward (dx added to or written, backend.h). One
+ * channel per OpenMP iteration, each channel's sums taken in double in a fixed order (lanes_add),
+ * so results do not depend on the thread count. */
 #include <math.h>
 #include "cpu.h"
 #include "../math/batchnorm.h"
@@ -109,7 +109,8 @@ void dg_cpu_bn_fwd_eval(int n, int c, int hw, const float *x, const float *gamma
 
 /* Uses the statistics saved by the training forward; x̂ is recomputed rather than stored. */
 void dg_cpu_bn_bwd(int n, int c, int hw, const float *x, const float *gamma, const float *save_mean,
-                   const float *save_invstd, const float *dy, float *dx, float *dgamma, float *dbeta) {
+                   const float *save_invstd, const float *dy, float *dx, int accumulate, float *dgamma,
+                   float *dbeta) {
     const double count = (double)n * (double)hw;
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
@@ -128,7 +129,8 @@ void dg_cpu_bn_bwd(int n, int c, int hw, const float *x, const float *gamma, con
             const float *dyp = DG_BN_PLANE(dy, i, ch);
             float *dxp = DG_BN_PLANE(dx, i, ch);
             for (int j = 0; j < hw; j++)
-                dxp[j] += dg_bn_bwd_dx(dyp[j], dg_bn_xhat(xp[j], mean, invstd), gi, mdy, mdyx);
+                dxp[j] = dg_grad_out(accumulate, dxp[j],
+                                     dg_bn_bwd_dx(dyp[j], dg_bn_xhat(xp[j], mean, invstd), gi, mdy, mdyx));
         }
     }
 }
@@ -137,8 +139,8 @@ void dg_cpu_bn_bwd(int n, int c, int hw, const float *x, const float *gamma, con
  * dβ += Σ dy when asked (NULL skips them). Gradients to the input of a frozen net — C&W
  * fingerprints, relevance checks — flow through here. */
 void dg_cpu_bn_bwd_eval(int n, int c, int hw, const float *x, const float *gamma, const float *running_mean,
-                        const float *running_var, float eps, const float *dy, float *dx, float *dgamma,
-                        float *dbeta) {
+                        const float *running_var, float eps, const float *dy, float *dx, int accumulate,
+                        float *dgamma, float *dbeta) {
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
         const float mean = running_mean[ch];
@@ -148,7 +150,7 @@ void dg_cpu_bn_bwd_eval(int n, int c, int hw, const float *x, const float *gamma
         for (int i = 0; i < n; i++) {
             const float *dyp = DG_BN_PLANE(dy, i, ch);
             float *dxp = DG_BN_PLANE(dx, i, ch);
-            for (int j = 0; j < hw; j++) dxp[j] += gi * dyp[j];
+            for (int j = 0; j < hw; j++) dxp[j] = dg_grad_out(accumulate, dxp[j], gi * dyp[j]);
             if (dgamma || dbeta) lanes_add_dy(dy_acc, dyx_acc, dyp, DG_BN_PLANE(x, i, ch), hw, mean, invstd);
         }
         const double sum_dy = lanes_total(dy_acc), sum_dy_xhat = lanes_total(dyx_acc);

@@ -207,15 +207,15 @@ static void fwd_range(const dg_conv_desc *d, const conv_geom *cg, const float *x
 }
 
 static void bwd_data_range(const dg_conv_desc *d, const conv_geom *cg, const float *dy,
-                           const float *w, float *dx, conv_bufs b, int n0, int n1, int gmax,
-                           int par) {
+                           const float *w, float *dx, int accumulate, conv_bufs b, int n0, int n1,
+                           int gmax, int par) {
     size_t xs = (size_t)d->c * d->h * d->w, ys = (size_t)d->k * cg->p;
     for (int i = n0; i < n1; i += gmax) {
         int g = n1 - i < gmax ? n1 - i : gmax;
         int cols = g * cg->p;
-        if (cg->direct && g == 1) { /* dx_n += Wᵀ·dy_n straight into the input gradient */
+        if (cg->direct && g == 1) { /* dx_n (+)= Wᵀ·dy_n straight into the input gradient */
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cg->crs, cols, d->k, 1.0f, w,
-                        cg->crs, dy + i * ys, cols, 1.0f, dx + i * xs, cols);
+                        cg->crs, dy + i * ys, cols, accumulate ? 1.0f : 0.0f, dx + i * xs, cols);
             continue;
         }
         const float *dym = dy + i * ys;
@@ -225,8 +225,10 @@ static void bwd_data_range(const dg_conv_desc *d, const conv_geom *cg, const flo
         }
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cg->crs, cols, d->k, 1.0f, w, cg->crs,
                     dym, cols, 0.0f, b.col, cols);
-        for (int j = 0; j < g; j++)
+        for (int j = 0; j < g; j++) { /* overlapping windows add up in col2im: from zero when writing */
+            if (!accumulate) memset(dx + (i + j) * xs, 0, xs * sizeof(float));
             col2im_add(d, b.col + (size_t)j * cg->p, (size_t)cols, dx + (i + j) * xs, par);
+        }
     }
 }
 
@@ -292,18 +294,19 @@ void dg_cpu_im2col_conv_fwd(const dg_conv_desc *d, const float *x, const float *
     }
 }
 
-void dg_cpu_im2col_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws) {
+void dg_cpu_im2col_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, int accumulate,
+                                 void *ws) {
     conv_geom cg = geom_of(d);
     int g;
     if (!split(d, &cg, &g)) {
-        bwd_data_range(d, &cg, dy, w, dx, bufs_of(&cg, ws, 0), 0, d->n, g, 1);
+        bwd_data_range(d, &cg, dy, w, dx, accumulate, bufs_of(&cg, ws, 0), 0, d->n, g, 1);
         return;
     }
 #pragma omp parallel num_threads(cg.threads)
     {
         int t = omp_get_thread_num(), n0, n1;
         share(d->n, t, omp_get_num_threads(), &n0, &n1);
-        bwd_data_range(d, &cg, dy, w, dx, bufs_of(&cg, ws, t), n0, n1, g, 0);
+        bwd_data_range(d, &cg, dy, w, dx, accumulate, bufs_of(&cg, ws, t), n0, n1, g, 0);
     }
 }
 
@@ -328,8 +331,10 @@ void dg_cpu_im2col_conv_bwd_filter(const dg_conv_desc *d, const float *x, const 
 void dg_cpu_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, float *y, void *ws) {
     if (dg_cpu_dnnl_conv_fwd(d, x, w, y) != 0) dg_cpu_im2col_conv_fwd(d, x, w, y, ws);
 }
-void dg_cpu_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws) {
-    if (dg_cpu_dnnl_conv_bwd_data(d, dy, w, dx) != 0) dg_cpu_im2col_conv_bwd_data(d, dy, w, dx, ws);
+void dg_cpu_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, int accumulate,
+                          void *ws) {
+    if (dg_cpu_dnnl_conv_bwd_data(d, dy, w, dx, accumulate) != 0)
+        dg_cpu_im2col_conv_bwd_data(d, dy, w, dx, accumulate, ws);
 }
 void dg_cpu_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw, void *ws) {
     if (dg_cpu_dnnl_conv_bwd_filter(d, x, dy, dw) != 0) dg_cpu_im2col_conv_bwd_filter(d, x, dy, dw, ws);

@@ -1,7 +1,8 @@
 /* kernels/cpu/conv_dnnl.c — the CPU convolutions through oneDNN's JIT kernels (AVX2/AVX-512),
  * where they beat im2col + OpenBLAS (bench/README.md): the user's NCHW/OIHW tensors are reordered
  * into the layouts oneDNN's primitive picks, the primitive runs, and the result is reordered back;
- * the backward passes accumulate (+=) in that last reorder (a sum post-op), as backend.h asks.
+ * the filter gradient accumulates (+=) in that last reorder (a sum post-op), and the input
+ * gradient does when asked to (accumulate, backend.h), else the reorder writes it.
  *
  * Unlike conv.c this file keeps state: one oneDNN engine and stream, a cache of primitives per
  * shape and pass, and one growing buffer for the reordered tensors (the backend is driven by one
@@ -27,6 +28,7 @@ typedef struct dnnl_pass {
     dnnl_primitive_t prim;
     dnnl_primitive_t to_inner[2];        /* user → primitive layout; NULL when they are the same */
     dnnl_primitive_t to_user;            /* primitive layout → user (+= for the backward passes) */
+    dnnl_primitive_t to_user_set;        /* the same without the +=: bwd data that writes dx */
     dnnl_memory_t user[3], inner[3];     /* handles set at each call */
     size_t bytes[3];
     int args[3];                         /* DNNL_ARG_* of the three tensors */
@@ -78,6 +80,7 @@ static void pass_free(dnnl_pass *p) {
     dnnl_primitive_destroy(p->prim);
     for (int i = 0; i < 2; i++) dnnl_primitive_destroy(p->to_inner[i]);
     dnnl_primitive_destroy(p->to_user);
+    dnnl_primitive_destroy(p->to_user_set);
     for (int i = 0; i < 3; i++) {
         dnnl_memory_destroy(p->user[i]);
         dnnl_memory_destroy(p->inner[i]);
@@ -183,6 +186,7 @@ static int build(const dg_conv_desc *d, int which, dnnl_pass *p) {
         /* the output always goes through the inner buffer: the forward overwrites, the backward
          * passes add onto the user's gradient */
         if (ok && i == 2) ok = (p->to_user = reorder(inner, &user_md[i], which != PASS_FWD)) != NULL;
+        if (ok && i == 2 && which == PASS_BWD_DATA) ok = (p->to_user_set = reorder(inner, &user_md[i], 0)) != NULL;
     }
     if (pd) dnnl_primitive_desc_destroy(pd);
     if (fwd_pd) dnnl_primitive_desc_destroy(fwd_pd);
@@ -202,8 +206,9 @@ static void exec2(dnnl_primitive_t prim, dnnl_memory_t from, dnnl_memory_t to) {
     must(dnnl_primitive_execute(prim, g_stream, 2, a), "reorder");
 }
 
-/* Runs pass `which` on user tensors a, b (inputs) and out; 0, or -1 to fall back to im2col. */
-static int run(const dg_conv_desc *d, int which, const float *a, const float *b, float *out) {
+/* Runs pass `which` on user tensors a, b (inputs) and out (the backward data pass adds to it, or
+ * writes it when !accumulate); 0, or -1 to fall back to im2col. */
+static int run(const dg_conv_desc *d, int which, const float *a, const float *b, float *out, int accumulate) {
     if (!ready()) return -1;
     dnnl_entry *e = entry_for(d);
     dnnl_pass *p = &e->pass[which];
@@ -233,7 +238,7 @@ static int run(const dg_conv_desc *d, int which, const float *a, const float *b,
         if (p->to_inner[i]) exec2(p->to_inner[i], p->user[i], p->inner[i]);
     dnnl_exec_arg_t args[3] = {{p->args[0], use[0]}, {p->args[1], use[1]}, {p->args[2], use[2]}};
     must(dnnl_primitive_execute(p->prim, g_stream, 3, args), "convolution");
-    exec2(p->to_user, p->inner[2], p->user[2]);
+    exec2(which == PASS_BWD_DATA && !accumulate ? p->to_user_set : p->to_user, p->inner[2], p->user[2]);
     must(dnnl_stream_wait(g_stream), "stream wait");
     return 0;
 }
@@ -254,13 +259,13 @@ static int wants(const dg_conv_desc *d, int which) {
 }
 
 int dg_cpu_dnnl_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, float *y) {
-    return wants(d, PASS_FWD) ? run(d, PASS_FWD, x, w, y) : -1;
+    return wants(d, PASS_FWD) ? run(d, PASS_FWD, x, w, y, 0) : -1;
 }
-int dg_cpu_dnnl_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx) {
-    return wants(d, PASS_BWD_DATA) ? run(d, PASS_BWD_DATA, dy, w, dx) : -1;
+int dg_cpu_dnnl_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, int accumulate) {
+    return wants(d, PASS_BWD_DATA) ? run(d, PASS_BWD_DATA, dy, w, dx, accumulate) : -1;
 }
 int dg_cpu_dnnl_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw) {
-    return wants(d, PASS_BWD_FILTER) ? run(d, PASS_BWD_FILTER, x, dy, dw) : -1;
+    return wants(d, PASS_BWD_FILTER) ? run(d, PASS_BWD_FILTER, x, dy, dw, 1) : -1;
 }
 
 void dg_cpu_dnnl_describe(char *buf, size_t n) {
@@ -279,8 +284,8 @@ int dg_cpu_dnnl_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, 
     (void)d, (void)x, (void)w, (void)y;
     return -1;
 }
-int dg_cpu_dnnl_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx) {
-    (void)d, (void)dy, (void)w, (void)dx;
+int dg_cpu_dnnl_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, int accumulate) {
+    (void)d, (void)dy, (void)w, (void)dx, (void)accumulate;
     return -1;
 }
 int dg_cpu_dnnl_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw) {

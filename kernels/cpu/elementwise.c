@@ -1,6 +1,7 @@
 /* kernels/cpu/elementwise.c — CPU ReLU, dropout, add, axpy, scale and the sum of squares (gradient
  * clipping's norm): per-element loops over the formulas
- * in kernels/math/. Backward ops accumulate (+=). Nothing here allocates or knows about nets. */
+ * in kernels/math/. Backward ops add to dx or write it (accumulate, backend.h). Nothing here
+ * allocates or knows about nets. */
 #include <stdlib.h>
 
 #include "cpu.h"
@@ -15,9 +16,9 @@ void dg_cpu_relu_fwd(size_t n, const float *x, float *y) {
     for (size_t i = 0; i < n; i++) y[i] = dg_relu(x[i]);
 }
 
-void dg_cpu_relu_bwd(size_t n, const float *y, const float *dy, float *dx) {
+void dg_cpu_relu_bwd(size_t n, const float *y, const float *dy, float *dx, int accumulate) {
 #pragma omp parallel for schedule(static) if (n >= DG_CPU_PAR_MIN)
-    for (size_t i = 0; i < n; i++) dx[i] += dg_relu_grad(y[i], dy[i]);
+    for (size_t i = 0; i < n; i++) dx[i] = dg_grad_out(accumulate, dx[i], dg_relu_grad(y[i], dy[i]));
 }
 
 /* The mask is stored (not re-drawn in backward) so that backward needs no seed bookkeeping. */
@@ -31,9 +32,9 @@ void dg_cpu_dropout_fwd(size_t n, float p, uint64_t seed, uint64_t first, const 
     }
 }
 
-void dg_cpu_dropout_bwd(size_t n, const float *mask, const float *dy, float *dx) {
+void dg_cpu_dropout_bwd(size_t n, const float *mask, const float *dy, float *dx, int accumulate) {
 #pragma omp parallel for schedule(static) if (n >= DG_CPU_PAR_MIN)
-    for (size_t i = 0; i < n; i++) dx[i] += dy[i] * mask[i];
+    for (size_t i = 0; i < n; i++) dx[i] = dg_grad_out(accumulate, dx[i], dy[i] * mask[i]);
 }
 
 void dg_cpu_add(size_t n, const float *a, const float *b, float *y) {

@@ -17,10 +17,10 @@ void dg_cpu_linear_fwd(int n, int in, int out, const float *x, const float *w, c
 }
 
 void dg_cpu_linear_bwd(int n, int in, int out, const float *x, const float *w, const float *dy,
-                       float *dx, float *dw, float *db) {
-    if (dx) /* dx[n,in] += dy[n,out]·w[out,in] */
+                       float *dx, int accumulate, float *dw, float *db) {
+    if (dx) /* dx[n,in] (+)= dy[n,out]·w[out,in]; BLAS reads no C under beta 0, NaN or not */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in,
-                    1.0f, dx, in);
+                    accumulate ? 1.0f : 0.0f, dx, in);
     if (dw) /* dw[out,in] += dyᵀ·x */
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in, 1.0f,
                     dw, in);

@@ -2,6 +2,7 @@
  * over the n·c planes; each plane is owned by one thread, so backward's overlapping windows need
  * no atomics. Touches only the buffers it is handed. */
 #include <math.h>
+#include <string.h>
 #include "cpu.h"
 #include "../math/relevance.h"
 
@@ -85,13 +86,14 @@ void dg_cpu_maxpool_fwd(const dg_pool_desc *d, const float *x, float *y, int32_t
     }
 }
 
-void dg_cpu_maxpool_bwd(const dg_pool_desc *d, const int32_t *argmax, const float *dy, float *dx) {
+void dg_cpu_maxpool_bwd(const dg_pool_desc *d, const int32_t *argmax, const float *dy, float *dx, int accumulate) {
     const size_t in = (size_t)d->h * d->w, out = (size_t)d->oh * d->ow;
 #pragma omp parallel for schedule(static) if (pool_team(d))
     for (long pl = 0; pl < (long)d->n * d->c; pl++) {
         const int32_t *ap = argmax + (size_t)pl * out;
         const float *dyp = dy + (size_t)pl * out;
         float *dxp = dx + (size_t)pl * in;
+        if (!accumulate) memset(dxp, 0, in * sizeof(float)); /* the winners' gradients add up from zero */
         for (size_t o = 0; o < out; o++) dxp[ap[o]] += dyp[o];
     }
 }
@@ -143,13 +145,14 @@ void dg_cpu_avgpool_fwd(const dg_pool_desc *d, const float *x, float *y) {
     }
 }
 
-void dg_cpu_avgpool_bwd(const dg_pool_desc *d, const float *dy, float *dx) {
+void dg_cpu_avgpool_bwd(const dg_pool_desc *d, const float *dy, float *dx, int accumulate) {
     const size_t in = (size_t)d->h * d->w, out = (size_t)d->oh * d->ow;
     const float div = (float)(d->k * d->k);
 #pragma omp parallel for schedule(static) if (pool_team(d))
     for (long pl = 0; pl < (long)d->n * d->c; pl++) {
         const float *dyp = dy + (size_t)pl * out;
         float *dxp = dx + (size_t)pl * in;
+        if (!accumulate) memset(dxp, 0, in * sizeof(float)); /* overlapping windows add up from zero */
         for (int oy = 0; oy < d->oh; oy++) {
             for (int ox = 0; ox < d->ow; ox++) {
                 int y0, y1, x0, x1;

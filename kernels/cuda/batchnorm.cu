@@ -66,8 +66,8 @@ __global__ void bn_fwd_eval_kernel(int n, int c, int hw, const float *__restrict
 
 __global__ void bn_bwd_kernel(int n, int c, int hw, const float *__restrict__ x, const float *__restrict__ gamma,
                               const float *__restrict__ save_mean, const float *__restrict__ save_invstd,
-                              const float *__restrict__ dy, float *__restrict__ dx, float *__restrict__ dgamma,
-                              float *__restrict__ dbeta) {
+                              const float *__restrict__ dy, float *__restrict__ dx, int accumulate,
+                              float *__restrict__ dgamma, float *__restrict__ dbeta) {
     const int ch = blockIdx.x;
     const unsigned count = (unsigned)n * (unsigned)hw, uhw = (unsigned)hw;
     const double dcount = (double)count;
@@ -88,7 +88,8 @@ __global__ void bn_bwd_kernel(int n, int c, int hw, const float *__restrict__ x,
     const float mdy = (float)(sum_dy / dcount), mdyx = (float)(sum_dy_xhat / dcount);
     for (unsigned e = threadIdx.x; e < count; e += blockDim.x) {
         size_t k = at(e, uhw, c, ch);
-        dx[k] += dg_bn_bwd_dx(dy[k], dg_bn_xhat(x[k], mean, invstd), gi, mdy, mdyx);
+        dx[k] = dg_grad_out(accumulate, dx[k],
+                            dg_bn_bwd_dx(dy[k], dg_bn_xhat(x[k], mean, invstd), gi, mdy, mdyx));
     }
 }
 
@@ -96,7 +97,8 @@ __global__ void bn_bwd_kernel(int n, int c, int hw, const float *__restrict__ x,
 __global__ void bn_bwd_eval_kernel(int n, int c, int hw, const float *__restrict__ x,
                                    const float *__restrict__ gamma, const float *__restrict__ running_mean,
                                    const float *__restrict__ running_var, float eps, const float *__restrict__ dy,
-                                   float *__restrict__ dx, float *__restrict__ dgamma, float *__restrict__ dbeta) {
+                                   float *__restrict__ dx, int accumulate, float *__restrict__ dgamma,
+                                   float *__restrict__ dbeta) {
     const int ch = blockIdx.x;
     const unsigned count = (unsigned)n * (unsigned)hw, uhw = (unsigned)hw;
     const float mean = running_mean[ch];
@@ -106,7 +108,7 @@ __global__ void bn_bwd_eval_kernel(int n, int c, int hw, const float *__restrict
     double sum_dy = 0.0, sum_dy_xhat = 0.0;
     for (unsigned e = threadIdx.x; e < count; e += blockDim.x) {
         size_t k = at(e, uhw, c, ch);
-        if (dx) dx[k] += gi * dy[k];
+        if (dx) dx[k] = dg_grad_out(accumulate, dx[k], gi * dy[k]);
         if (sums) {
             sum_dy += dy[k];
             sum_dy_xhat += (double)dy[k] * (double)dg_bn_xhat(x[k], mean, invstd);
@@ -154,20 +156,21 @@ void dg_cuda_bn_fwd_eval(int n, int c, int hw, const float *x, const float *gamm
 }
 
 void dg_cuda_bn_bwd(int n, int c, int hw, const float *x, const float *gamma, const float *save_mean,
-                    const float *save_invstd, const float *dy, float *dx, float *dgamma, float *dbeta) {
+                    const float *save_invstd, const float *dy, float *dx, int accumulate, float *dgamma,
+                    float *dbeta) {
     if (!nonempty("bn_bwd", n, c, hw)) return;
     dg_launch l = per_channel(n, c, hw);
     bn_bwd_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(n, c, hw, x, gamma, save_mean, save_invstd, dy, dx,
-                                                                dgamma, dbeta);
+                                                                accumulate, dgamma, dbeta);
     DG_CUDA_CHECK_LAUNCH();
 }
 
 void dg_cuda_bn_bwd_eval(int n, int c, int hw, const float *x, const float *gamma, const float *running_mean,
-                         const float *running_var, float eps, const float *dy, float *dx, float *dgamma,
-                         float *dbeta) {
+                         const float *running_var, float eps, const float *dy, float *dx, int accumulate,
+                         float *dgamma, float *dbeta) {
     if (!nonempty("bn_bwd_eval", n, c, hw)) return;
     dg_launch l = per_channel(n, c, hw);
     bn_bwd_eval_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(n, c, hw, x, gamma, running_mean, running_var,
-                                                                     eps, dy, dx, dgamma, dbeta);
+                                                                     eps, dy, dx, accumulate, dgamma, dbeta);
     DG_CUDA_CHECK_LAUNCH();
 }

@@ -268,10 +268,11 @@ void dg_cuda_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, flo
     if (dg_cuda_sync_each_launch()) DG_CUDA_CHECK(cudaStreamSynchronize(dg_cuda_stream()));
 }
 
-void dg_cuda_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws) {
+void dg_cuda_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, int accumulate,
+                           void *ws) {
     int slot = slot_for(d, "conv_bwd_data");
     if (slot < 0) return;
-    const float alpha = 1.0f, beta = 1.0f; /* dx += */
+    const float alpha = 1.0f, beta = accumulate ? 1.0f : 0.0f; /* dx += or dx = (cuDNN reads no dx under 0) */
     auto backward_data = [&](const conv_descs *e, int algo, void *work, size_t need) {
         return cudnnConvolutionBackwardData(dg_cuda_cudnn(), &alpha, e->w, w, e->y, dy, e->conv[DG_CONV_BWD_DATA],
                                             (cudnnConvolutionBwdDataAlgo_t)algo, work, need, &beta, e->x, dx);

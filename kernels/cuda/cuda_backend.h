@@ -43,14 +43,15 @@ void dg_cuda_memory_release(void); /* frees the staging buffers and the scratch 
 /* conv_cudnn.cu */
 size_t dg_cuda_conv_workspace_bytes(const dg_conv_desc *d);
 void dg_cuda_conv_fwd(const dg_conv_desc *d, const float *x, const float *w, float *y, void *ws);
-void dg_cuda_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, void *ws);
+void dg_cuda_conv_bwd_data(const dg_conv_desc *d, const float *dy, const float *w, float *dx, int accumulate,
+                           void *ws);
 void dg_cuda_conv_bwd_filter(const dg_conv_desc *d, const float *x, const float *dy, float *dw, void *ws);
 void dg_cuda_conv_release(void);
 
 /* linear_cublas.cu */
 void dg_cuda_linear_fwd(int n, int in, int out, const float *x, const float *w, const float *b, float *y);
 void dg_cuda_linear_bwd(int n, int in, int out, const float *x, const float *w, const float *dy, float *dx,
-                        float *dw, float *db);
+                        int accumulate, float *dw, float *db);
 
 /* relevance.cu */
 void dg_cuda_lrp_ratio(size_t n, const float *r, const float *z, float eps, float *s);
@@ -60,9 +61,9 @@ void dg_cuda_lrp_share(size_t n, float alpha, const float *x, const float *c, fl
 void dg_cuda_bias_fwd(int n, int c, int hw, const float *b, float *y);
 void dg_cuda_bias_bwd(int n, int c, int hw, const float *dy, float *db);
 void dg_cuda_relu_fwd(size_t n, const float *x, float *y);
-void dg_cuda_relu_bwd(size_t n, const float *y, const float *dy, float *dx);
+void dg_cuda_relu_bwd(size_t n, const float *y, const float *dy, float *dx, int accumulate);
 void dg_cuda_dropout_fwd(size_t n, float p, uint64_t seed, uint64_t first, const float *x, float *y, float *mask);
-void dg_cuda_dropout_bwd(size_t n, const float *mask, const float *dy, float *dx);
+void dg_cuda_dropout_bwd(size_t n, const float *mask, const float *dy, float *dx, int accumulate);
 void dg_cuda_add(size_t n, const float *a, const float *b, float *y);
 void dg_cuda_axpy(size_t n, float alpha, const float *x, float *y);
 void dg_cuda_scale(size_t n, float alpha, float *x);
@@ -70,9 +71,9 @@ double dg_cuda_sum_squares(size_t n, const float *x);
 
 /* pool.cu */
 void dg_cuda_maxpool_fwd(const dg_pool_desc *d, const float *x, float *y, int32_t *argmax);
-void dg_cuda_maxpool_bwd(const dg_pool_desc *d, const int32_t *argmax, const float *dy, float *dx);
+void dg_cuda_maxpool_bwd(const dg_pool_desc *d, const int32_t *argmax, const float *dy, float *dx, int accumulate);
 void dg_cuda_avgpool_fwd(const dg_pool_desc *d, const float *x, float *y);
-void dg_cuda_avgpool_bwd(const dg_pool_desc *d, const float *dy, float *dx);
+void dg_cuda_avgpool_bwd(const dg_pool_desc *d, const float *dy, float *dx, int accumulate);
 void dg_cuda_lrp_maxpool(const dg_pool_desc *d, const float *x, const float *y, const float *r, float rel_tol,
                          float *rin);
 
@@ -83,10 +84,11 @@ void dg_cuda_bn_fwd_train(int n, int c, int hw, const float *x, const float *gam
 void dg_cuda_bn_fwd_eval(int n, int c, int hw, const float *x, const float *gamma, const float *beta,
                          const float *running_mean, const float *running_var, float eps, float *y);
 void dg_cuda_bn_bwd(int n, int c, int hw, const float *x, const float *gamma, const float *save_mean,
-                    const float *save_invstd, const float *dy, float *dx, float *dgamma, float *dbeta);
+                    const float *save_invstd, const float *dy, float *dx, int accumulate, float *dgamma,
+                    float *dbeta);
 void dg_cuda_bn_bwd_eval(int n, int c, int hw, const float *x, const float *gamma, const float *running_mean,
-                         const float *running_var, float eps, const float *dy, float *dx, float *dgamma,
-                         float *dbeta);
+                         const float *running_var, float eps, const float *dy, float *dx, int accumulate,
+                         float *dgamma, float *dbeta);
 
 /* loss.cu */
 void dg_cuda_softmax_xent(int n, int k, const float *logits, const int32_t *labels, float *probs, float *loss,

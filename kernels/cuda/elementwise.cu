@@ -20,8 +20,8 @@ __global__ void relu_fwd_kernel(size_t n, const float *__restrict__ x, float *__
 }
 
 __global__ void relu_bwd_kernel(size_t n, const float *__restrict__ y, const float *__restrict__ dy,
-                                float *__restrict__ dx) {
-    DG_GRID_STRIDE(i, n) dx[i] += dg_relu_grad(y[i], dy[i]);
+                                float *__restrict__ dx, int accumulate) {
+    DG_GRID_STRIDE(i, n) dx[i] = dg_grad_out(accumulate, dx[i], dg_relu_grad(y[i], dy[i]));
 }
 
 __global__ void dropout_fwd_kernel(size_t n, float p, float scale, uint64_t seed, uint64_t first,
@@ -34,8 +34,8 @@ __global__ void dropout_fwd_kernel(size_t n, float p, float scale, uint64_t seed
 }
 
 __global__ void dropout_bwd_kernel(size_t n, const float *__restrict__ mask, const float *__restrict__ dy,
-                                   float *__restrict__ dx) {
-    DG_GRID_STRIDE(i, n) dx[i] += dy[i] * mask[i];
+                                   float *__restrict__ dx, int accumulate) {
+    DG_GRID_STRIDE(i, n) dx[i] = dg_grad_out(accumulate, dx[i], dy[i] * mask[i]);
 }
 
 /* y may alias a or b (y = a + b in place is legal), so no __restrict__ here */
@@ -95,10 +95,10 @@ void dg_cuda_relu_fwd(size_t n, const float *x, float *y) {
     DG_CUDA_CHECK_LAUNCH();
 }
 
-void dg_cuda_relu_bwd(size_t n, const float *y, const float *dy, float *dx) {
+void dg_cuda_relu_bwd(size_t n, const float *y, const float *dy, float *dx, int accumulate) {
     dg_launch l = ew(n);
     if (!l.blocks) return;
-    relu_bwd_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(n, y, dy, dx);
+    relu_bwd_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(n, y, dy, dx, accumulate);
     DG_CUDA_CHECK_LAUNCH();
 }
 
@@ -110,10 +110,10 @@ void dg_cuda_dropout_fwd(size_t n, float p, uint64_t seed, uint64_t first, const
     DG_CUDA_CHECK_LAUNCH();
 }
 
-void dg_cuda_dropout_bwd(size_t n, const float *mask, const float *dy, float *dx) {
+void dg_cuda_dropout_bwd(size_t n, const float *mask, const float *dy, float *dx, int accumulate) {
     dg_launch l = ew(n);
     if (!l.blocks) return;
-    dropout_bwd_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(n, mask, dy, dx);
+    dropout_bwd_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(n, mask, dy, dx, accumulate);
     DG_CUDA_CHECK_LAUNCH();
 }
 

@@ -63,12 +63,13 @@ void dg_cuda_linear_fwd(int n, int in, int out, const float *x, const float *w, 
 }
 
 void dg_cuda_linear_bwd(int n, int in, int out, const float *x, const float *w, const float *dy, float *dx,
-                        float *dw, float *db) {
+                        int accumulate, float *dw, float *db) {
     if (!nonempty("linear_bwd", n, in, out)) return;
     cublasHandle_t h = dg_cuda_cublas();
     set_math(h);
-    const float one = 1.0f;
-    if (dx) DG_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, &one, w, in, dy, out, &one, dx, in));
+    const float one = 1.0f, dx_beta = accumulate ? 1.0f : 0.0f; /* cuBLAS reads no C under beta 0 */
+    if (dx)
+        DG_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, &one, w, in, dy, out, &dx_beta, dx, in));
     if (dw) DG_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &one, x, in, dy, out, &one, dw, in));
     if (db) {
         dg_launch l = dg_launch_1d((size_t)out, dg_cuda_sm_count());

@@ -64,7 +64,7 @@ __global__ void maxpool_fwd_kernel(size_t total, pool_geom g, const float *__res
 }
 
 __global__ void maxpool_bwd_kernel(size_t total, pool_geom g, const int32_t *__restrict__ argmax,
-                                   const float *__restrict__ dy, float *__restrict__ dx) {
+                                   const float *__restrict__ dy, float *__restrict__ dx, int accumulate) {
     const size_t out = (size_t)g.oh * g.ow, in = (size_t)g.h * g.w;
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x) {
         size_t pl = e / in;
@@ -74,7 +74,7 @@ __global__ void maxpool_bwd_kernel(size_t total, pool_geom g, const int32_t *__r
         covering(ix, g.k, g.stride, g.pad, g.ow, ox0, ox1);
         const int32_t *ap = argmax + pl * out;
         const float *dyp = dy + pl * out;
-        float acc = dx[e];
+        float acc = accumulate ? dx[e] : 0.0f;
         for (int oy = oy0; oy < oy1; oy++)
             for (int ox = ox0; ox < ox1; ox++)
                 if (ap[oy * g.ow + ox] == idx) acc += dyp[oy * g.ow + ox];
@@ -126,7 +126,8 @@ __global__ void avgpool_fwd_kernel(size_t total, pool_geom g, const float *__res
     }
 }
 
-__global__ void avgpool_bwd_kernel(size_t total, pool_geom g, const float *__restrict__ dy, float *__restrict__ dx) {
+__global__ void avgpool_bwd_kernel(size_t total, pool_geom g, const float *__restrict__ dy, float *__restrict__ dx,
+                                   int accumulate) {
     const size_t out = (size_t)g.oh * g.ow, in = (size_t)g.h * g.w;
     const float div = (float)(g.k * g.k);
     for (size_t e = blockIdx.x * (size_t)blockDim.x + threadIdx.x; e < total; e += (size_t)gridDim.x * blockDim.x) {
@@ -136,7 +137,7 @@ __global__ void avgpool_bwd_kernel(size_t total, pool_geom g, const float *__res
         covering(iy, g.k, g.stride, g.pad, g.oh, oy0, oy1);
         covering(ix, g.k, g.stride, g.pad, g.ow, ox0, ox1);
         const float *dyp = dy + pl * out;
-        float acc = dx[e];
+        float acc = accumulate ? dx[e] : 0.0f;
         for (int oy = oy0; oy < oy1; oy++)
             for (int ox = ox0; ox < ox1; ox++) acc += dyp[oy * g.ow + ox] / div;
         dx[e] = acc;
@@ -163,10 +164,11 @@ void dg_cuda_maxpool_fwd(const dg_pool_desc *d, const float *x, float *y, int32_
     DG_CUDA_CHECK_LAUNCH();
 }
 
-void dg_cuda_maxpool_bwd(const dg_pool_desc *d, const int32_t *argmax, const float *dy, float *dx) {
+void dg_cuda_maxpool_bwd(const dg_pool_desc *d, const int32_t *argmax, const float *dy, float *dx, int accumulate) {
     if (!nonempty("maxpool_bwd", d)) return;
     dg_launch l = dg_launch_1d(inputs(d), dg_cuda_sm_count());
-    maxpool_bwd_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(inputs(d), geom_of(d), argmax, dy, dx);
+    maxpool_bwd_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(inputs(d), geom_of(d), argmax, dy, dx,
+                                                                     accumulate);
     DG_CUDA_CHECK_LAUNCH();
 }
 
@@ -185,9 +187,9 @@ void dg_cuda_avgpool_fwd(const dg_pool_desc *d, const float *x, float *y) {
     DG_CUDA_CHECK_LAUNCH();
 }
 
-void dg_cuda_avgpool_bwd(const dg_pool_desc *d, const float *dy, float *dx) {
+void dg_cuda_avgpool_bwd(const dg_pool_desc *d, const float *dy, float *dx, int accumulate) {
     if (!nonempty("avgpool_bwd", d)) return;
     dg_launch l = dg_launch_1d(inputs(d), dg_cuda_sm_count());
-    avgpool_bwd_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(inputs(d), geom_of(d), dy, dx);
+    avgpool_bwd_kernel<<<l.blocks, l.threads, 0, dg_cuda_stream()>>>(inputs(d), geom_of(d), dy, dx, accumulate);
     DG_CUDA_CHECK_LAUNCH();
 }

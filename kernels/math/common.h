@@ -9,4 +9,8 @@
 #define DG_HD static inline
 #endif
 
+/* One element of a backward op's input gradient g: added to what dx held (accumulate), or written
+ * over it, which is then never read (backend.h). */
+DG_HD float dg_grad_out(int accumulate, float held, float g) { return accumulate ? held + g : g; }
+
 #endif
