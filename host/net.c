@@ -560,10 +560,7 @@ void dg_net_backward(dg_net *net, int n, float *dx_input) {
                 else be->copy(dx, node->dy, sizeof(float) * count);
             }
             break;
-        case DG_NODE_FLATTEN:
-            /* aliases its input's gradient; only a flatten straight after the input needs a copy */
-            if (node->in0 == 0 && dx_input) be->axpy(count, 1.0f, node->dy, dx_input);
-            break;
+        case DG_NODE_FLATTEN: break; /* aliases its input's gradient */
         case DG_NODE_DROPOUT: {
             if (!wanted) break;
             float *dx = grad_target(net, node->in0, dx_input, &acc);
@@ -579,4 +576,8 @@ void dg_net_backward(dg_net *net, int n, float *dx_input) {
         }
         if (net->after_backward_node) net->after_backward_node(net->after_backward_ctx, i);
     }
+    /* flattens of the input gathered their consumers' gradients in the input node's own buffer:
+     * once, however many flattens read it */
+    if (dx_input && nodes[0].grad_held)
+        be->axpy(dg_node_numel(&nodes[0], n), 1.0f, nodes[0].dy, dx_input);
 }

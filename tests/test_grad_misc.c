@@ -719,7 +719,46 @@ static void test_nonfinite_math(void) {
           "max-pool ties at ±inf / NaN");
 }
 
+/* ---------------------------------------------------------------- the backward walk */
+
+/* The input read through two flattens, each into its own linear layer, summed: the input gradient
+ * is Waᵀ·dy + Wbᵀ·dy, once (both flattens share the input's gradient buffer, which is added into
+ * dx_input once), and the same again from a second walk over gradients left from the first. */
+static void test_walk_two_flattens(void) {
+    dg_net *net = dg_net_new("two-flattens", 1, 2, 2, 3);
+    int fa = dg_net_flatten(net, 0), a = dg_net_linear(net, "a", fa, 3, 0);
+    int fb = dg_net_flatten(net, 0), b = dg_net_linear(net, "b", fb, 3, 0);
+    CHECK(dg_net_add(net, a, b) > 0 && dg_net_setup(net, dg_backend_cpu(), 2) == 0, "two flattens: setup");
+    const dg_backend *be = net->be;
+    float w[24], x[8], dy[6], dx[8];
+    dg_test_fill(w, 24, 81, -1.0f, 1.0f);
+    dg_test_fill(x, 8, 82, -1.0f, 1.0f);
+    dg_test_fill(dy, 6, 83, -1.0f, 1.0f);
+    be->upload(net->param_arena + net->params[0].offset, w, sizeof(float) * 12); /* a.weight [3, 4] */
+    be->upload(net->param_arena + net->params[1].offset, w + 12, sizeof(float) * 12); /* b.weight */
+    for (int rep = 0; rep < 2; rep++) {
+        be->upload(net->nodes[0].y, x, sizeof x);
+        dg_net_zero_grad(net);
+        dg_net_forward(net, net->nodes[0].y, 2, DG_MODE_TRAIN);
+        be->upload(net->nodes[dg_net_output(net)].dy, dy, sizeof dy);
+        float *dx_dev = be->alloc(sizeof dx);
+        dg_net_backward(net, 2, dx_dev);
+        be->download(dx, dx_dev, sizeof dx);
+        be->free(dx_dev);
+        double worst = 0.0;
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 4; j++) {
+                double g = 0.0;
+                for (int o = 0; o < 3; o++) g += (double)dy[i * 3 + o] * (w[o * 4 + j] + w[12 + o * 4 + j]);
+                worst = fmax(worst, fabs(dx[i * 4 + j] - g));
+            }
+        CHECK(worst < 1e-5, "two flattens of the input, walk %d: input gradient off by %g (counted twice?)", rep, worst);
+    }
+    dg_net_free(net);
+}
+
 int main(void) {
+    test_walk_two_flattens();
     test_nonfinite_math();
     test_relu();
     test_bn();
