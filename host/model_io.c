@@ -85,9 +85,12 @@ static int file_name(const dg_net *net, const dg_name_map *map, const char *para
 }
 
 int dg_model_file_param(const dg_net *net, const dg_name_map *map, const char *name) {
-    char own[DG_NAME_MAX * 4];
+    char own[DG_NAME_MAX * 4], back[DG_NAME_MAX * 4];
     if (dg_model_ignored_tensor(name) || net_name(net, map, name, own, sizeof own) != 0) return -1;
-    return dg_net_find_param(net, own);
+    int p = dg_net_find_param(net, own);
+    /* only the map's own spelling: under the aliases, "fc.weight" beside "linear.weight" is extra */
+    if (p < 0 || file_name(net, map, net->params[p].name, back, sizeof back) != 0 || strcmp(back, name) != 0) return -1;
+    return p;
 }
 
 /* How many of the net's parameters f holds under map. */
@@ -178,7 +181,11 @@ int dg_model_load_file(dg_net *net, const dg_st_file *f, dg_name_map *map_out, c
         const dg_param *p = &net->params[i];
         int t = file_name(net, &map, p->name, full, sizeof full) == 0 ? dg_st_find(f, full) : -1;
         if (t < 0) {
-            snprintf(err, err_len, "%s: missing tensor '%s' for net %s%s", f->path, p->name, net->name, without);
+            char spelled[sizeof full + 48] = ""; /* under the aliases the file's name differs */
+            if (map.aliased && strcmp(full + map.strip, p->name) != 0)
+                snprintf(spelled, sizeof spelled, " ('%s' in this file's names)", dg_err_safe(full + map.strip).s);
+            snprintf(err, err_len, "%s: missing tensor '%s'%s for net %s%s", f->path, p->name, spelled, net->name,
+                     without);
             free(host);
             return -1;
         }
@@ -234,7 +241,7 @@ int dg_model_load_meta(dg_net *net, const char *path, const char *key, char *val
         const char *dp = dg_st_meta(&f, "torch_stripped_prefix");
         char text[DG_NAME_MAX * 4 + 128], prefix[DG_NAME_MAX * 4 + 16];
         dg_model_map_text(net, &map, text, sizeof text);
-        if (map.strip && dp && snprintf(prefix, sizeof prefix, "%s%.*s", dp, (int)map.strip, map.prefix) < (int)sizeof prefix)
+        if (dp && snprintf(prefix, sizeof prefix, "%s%.*s", dp, (int)map.strip, map.prefix) < (int)sizeof prefix)
             dg_model_map_text(net, &(dg_name_map){prefix, strlen(prefix), map.aliased}, text, sizeof text);
         fprintf(stderr, "dnnguard: note: %s: names read %s\n", dg_err_safe_path(path).s, text);
     }

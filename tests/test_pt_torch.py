@@ -551,8 +551,8 @@ grad = ["grad", "--net", "resnet18-cifar", "--data", CIFAR, "--batch", "4", "--s
 r = run(*grad, "--model", P("ckpt.pth"), "--out", P("kl-grad.safetensors"))
 r2 = run(*grad, "--model", P("kl-torchvision.safetensors"), "--out", P("tv-grad.safetensors"))
 if check(r.returncode == 0 and r2.returncode == 0, f"grad on kuangliu's ResNet18 {r.stderr.strip()} {r2.stderr.strip()}"):
-    check("names read with 'shortcut' for 'downsample', 'linear' for 'fc'" in r.stderr and "note" not in r2.stderr,
-          f"a note says how kuangliu's names were read {r.stderr.strip()!r}")
+    check("names read without the prefix 'module.' and with 'shortcut' for 'downsample', 'linear' for 'fc'"
+          in r.stderr and "note" not in r2.stderr, f"a note says how kuangliu's names were read {r.stderr.strip()!r}")
     g, g2 = st_io.read(P("kl-grad.safetensors")), st_io.read(P("tv-grad.safetensors"))
     check(sorted(g) == sorted(g2) and all(np.array_equal(g[k], g2[k]) for k in g),
           "kuangliu's file gives the logits and gradients of the same weights under torchvision's names, bit for bit")
@@ -562,8 +562,18 @@ if check(r.returncode == 0 and r2.returncode == 0, f"grad on kuangliu's ResNet18
 half = {("fc" + k[6:] if k.startswith("linear") else k): v.numpy() for k, v in kl.state_dict().items()}
 st_io.write(P("kl-half.safetensors"), half)
 expect_bad([*grad, "--model", P("kl-half.safetensors"), "--out", P("half.safetensors")],
-           "missing tensor 'fc.weight' for net resnet18-cifar (names read with 'shortcut' for 'downsample'",
+           "unexpected tensor 'fc.bias' for net resnet18-cifar (names read with 'shortcut' for 'downsample'",
            "kuangliu's names on some modules and torchvision's on others")
+lacking = {k: v.numpy() for k, v in kl.state_dict().items() if k != "linear.weight"}
+st_io.write(P("kl-lacking.safetensors"), lacking)
+expect_bad([*grad, "--model", P("kl-lacking.safetensors"), "--out", P("lacking.safetensors")],
+           "missing tensor 'fc.weight' ('linear.weight' in this file's names) for net resnet18-cifar",
+           "kuangliu's file without linear.weight: named as the file would name it")
+both = {**{k: v.numpy() for k, v in kl.state_dict().items()}, "fc.weight": np.full((10, 512), 7, np.float32),
+        "fc.bias": np.full(10, 7, np.float32)}
+st_io.write(P("kl-both.safetensors"), both)
+expect_bad([*grad, "--model", P("kl-both.safetensors"), "--out", P("both.safetensors")],
+           "unexpected tensor 'fc.bias' for net resnet18-cifar", "kuangliu's linear.* and torchvision's fc.* in one file")
 r = run("attack", "permute", "--model", P("ckpt.pth"), "--net", "resnet18-cifar", "--layer", "layer2.0.conv1.weight",
         "--seed", "4", "--out", P("kl-perm.pt"))
 if check(r.returncode == 0, f"attack permute of kuangliu's ResNet18 {r.stderr.strip()}"):
