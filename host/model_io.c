@@ -89,7 +89,8 @@ int dg_model_file_param(const dg_net *net, const dg_name_map *map, const char *n
     if (dg_model_ignored_tensor(name) || net_name(net, map, name, own, sizeof own) != 0) return -1;
     int p = dg_net_find_param(net, own);
     /* only the map's own spelling: under the aliases, "fc.weight" beside "linear.weight" is extra */
-    if (p < 0 || file_name(net, map, net->params[p].name, back, sizeof back) != 0 || strcmp(back, name) != 0) return -1;
+    if (p < 0 || file_name(net, map, net->params[p].name, back, sizeof back) != 0 || strcmp(back, name) != 0)
+        return -1;
     return p;
 }
 
@@ -134,10 +135,14 @@ static void find_map(const dg_net *net, const dg_st_file *f, dg_name_map *map) {
 void dg_model_map_text(const dg_net *net, const dg_name_map *map, char *out, size_t cap) {
     char prefix[DG_NAME_MAX * 4];
     snprintf(prefix, sizeof prefix, "%.*s", (int)map->strip, map->prefix);
-    int used = snprintf(out, cap, map->strip ? "without the prefix '%s'" : "", dg_err_safe(prefix).s);
-    for (int a = 0; map->aliased && net->file_aliases[a] && used >= 0 && (size_t)used < cap; a += 2)
-        used += snprintf(out + used, cap - (size_t)used, "%s'%s' for '%s'", a ? ", " : map->strip ? " and with " : "with ",
-                         net->file_aliases[a], net->file_aliases[a + 1]);
+    int used = 0;
+    out[0] = 0;
+    if (map->strip) used = snprintf(out, cap, "without the prefix '%s'", dg_err_safe(prefix).s);
+    for (int a = 0; map->aliased && net->file_aliases[a] && used >= 0 && (size_t)used < cap; a += 2) {
+        const char *sep = a ? ", " : map->strip ? " and with " : "with ";
+        used += snprintf(out + used, cap - (size_t)used, "%s'%s' for '%s'", sep, net->file_aliases[a],
+                         net->file_aliases[a + 1]);
+    }
 }
 
 /* A batch norm's running_var below zero (-inf included) is no variance that training leaves (it
