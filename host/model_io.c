@@ -103,12 +103,12 @@ static int hits(const dg_net *net, const dg_st_file *f, const dg_name_map *map) 
     return n;
 }
 
-/* Whether f's tensors, read under map, are the net's parameters exactly (the ignored ones aside). */
-static int names_match(const dg_net *net, const dg_st_file *f, const dg_name_map *map) {
+/* Whether every tensor of f (the ignored ones aside), read under map, is one of the net's. */
+static int all_known(const dg_net *net, const dg_st_file *f, const dg_name_map *map) {
     for (int t = 0; t < f->n_tensors; t++)
         if (!dg_model_ignored_tensor(f->tensors[t].name) && dg_model_file_param(net, map, f->tensors[t].name) < 0)
             return 0;
-    return hits(net, f, map) == net->n_params;
+    return 1;
 }
 
 /* The map under which f's names are the net's: none, then each prefix that every name carries
@@ -122,11 +122,11 @@ static void find_map(const dg_net *net, const dg_st_file *f, dg_name_map *map) {
         for (int k = -1;; k++) {
             dg_name_map m = {"", 0, aliased};
             if (k >= 0 && !(m.strip = dg_model_name_prefix(f, k, &m.prefix))) break;
-            if (names_match(net, f, &m)) {
+            int h = hits(net, f, &m);
+            if (h == net->n_params && all_known(net, f, &m)) { /* the net's parameters exactly */
                 *map = m;
                 return;
             }
-            int h = hits(net, f, &m);
             if (h > best_hits) best_hits = h, best = m;
         }
     *map = best;
@@ -245,9 +245,10 @@ int dg_model_load_meta(dg_net *net, const char *path, const char *key, char *val
         /* torch_pt took DataParallel's "module." off already: say the whole prefix ("module.model.") */
         const char *dp = dg_st_meta(&f, "torch_stripped_prefix");
         char text[DG_NAME_MAX * 4 + 128], prefix[DG_NAME_MAX * 4 + 16];
-        dg_model_map_text(net, &map, text, sizeof text);
+        dg_name_map shown = map;
         if (dp && snprintf(prefix, sizeof prefix, "%s%.*s", dp, (int)map.strip, map.prefix) < (int)sizeof prefix)
-            dg_model_map_text(net, &(dg_name_map){prefix, strlen(prefix), map.aliased}, text, sizeof text);
+            shown = (dg_name_map){prefix, strlen(prefix), map.aliased};
+        dg_model_map_text(net, &shown, text, sizeof text);
         fprintf(stderr, "dnnguard: note: %s: names read %s\n", dg_err_safe_path(path).s, text);
     }
     const char *module = rc == 0 ? dg_st_meta(&f, "torch_module") : NULL;

@@ -471,6 +471,12 @@ static float *grad_target(dg_net *net, int in, float *dx_input, int *accumulate)
     return net->nodes[in].dy;
 }
 
+/* dx (+)= dy: a gradient that passes through unchanged (an add, dropout at p = 0 or in eval) */
+static void pass_through(const dg_backend *be, size_t count, const float *dy, float *dx, int accumulate) {
+    if (accumulate) be->axpy(count, 1.0f, dy, dx);
+    else be->copy(dx, dy, sizeof(float) * count);
+}
+
 void dg_net_backward(dg_net *net, int n, float *dx_input) {
     const dg_backend *be = net->be;
     dg_node *nodes = net->nodes;
@@ -556,8 +562,7 @@ void dg_net_backward(dg_net *net, int n, float *dx_input) {
                 int from = k ? node->in1 : node->in0;
                 if (from == 0 && !dx_input) continue;
                 float *dx = grad_target(net, from, dx_input, &acc);
-                if (acc) be->axpy(count, 1.0f, node->dy, dx);
-                else be->copy(dx, node->dy, sizeof(float) * count);
+                pass_through(be, count, node->dy, dx, acc);
             }
             break;
         case DG_NODE_FLATTEN: break; /* aliases its input's gradient */
@@ -566,10 +571,8 @@ void dg_net_backward(dg_net *net, int n, float *dx_input) {
             float *dx = grad_target(net, node->in0, dx_input, &acc);
             if ((net->last_mode & DG_MODE_DROPOUT) && node->p > 0.0f)
                 be->dropout_bwd(count, node->mask, node->dy, dx, acc);
-            else if (acc)
-                be->axpy(count, 1.0f, node->dy, dx);
             else
-                be->copy(dx, node->dy, sizeof(float) * count);
+                pass_through(be, count, node->dy, dx, acc);
             break;
         }
         case DG_NODE_INPUT: break;
