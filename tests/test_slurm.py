@@ -153,8 +153,10 @@ try:
         check(r.returncode == 0 and filecmp.cmp(P("mpirun.st"), P("pipe", "models", "clean.safetensors"), shallow=False),
               f"srun --mpi=pmix -n 2 and mpirun -np 2 train the same weights bit for bit {r.stderr[-200:]}")
 
-        # 3. preemption: two jobs stopped after their first epoch's checkpoint, then requeued
-        train = ["--net", "lenet5", "--data", MNIST, "--subset", "6000", "--epochs", "4", "--batch", "32", "--opt",
+        # 3. preemption: two jobs stopped after their first epoch's checkpoint, then requeued. Enough
+        # epochs that a job is still training when its signal arrives (4 epochs of LeNet-5 take about a
+        # second, and a job that had already finished wrote no checkpoint on the signal)
+        train = ["--net", "lenet5", "--data", MNIST, "--subset", "6000", "--epochs", "12", "--batch", "32", "--opt",
                  "sgd", "--lr", "0.05", "--seed", "9", "--eval-every", "0", "--backend", "cpu"]
         ref = sh(DNNGUARD, "train", *train, "--out", P("ref.st"))
         jobs = {}
@@ -176,7 +178,8 @@ try:
             m = re.search(r"Restarts=(\d+)", restarts)
             check(f"dnnguard: {sig}: checkpoint written" in out[kind] and "resuming from" in out[kind]
                   and m is not None and int(m.group(1)) >= 1,
-                  f"{kind}: the job checkpointed on {sig}, was requeued and resumed (restarts {m.group(1) if m else '?'})")
+                  f"{kind}: the job checkpointed on {sig}, was requeued and resumed (restarts {m.group(1) if m else '?'})"
+                  f" {out[kind].strip()[-300:]!r}")
             check(finished and ref.returncode == 0 and os.path.exists(P(f"{kind}.st"))
                   and filecmp.cmp(P("ref.st"), P(f"{kind}.st"), shallow=False),
                   f"{kind}: the requeued job ends with the uninterrupted run's weights bit for bit")
